@@ -1,0 +1,36 @@
+"""Backends: solver-neutral model -> raw solution.
+
+Installed as ``netopt.solvers`` (setuptools ``package-dir``). One module per
+backend (``highs_backend.py``, ``torch_backend.py``, ...): the suffix keeps
+``netopt.solvers.torch`` from shadowing the real torch. Backends declare the
+model types and features they accept and import their packages lazily.
+"""
+
+from __future__ import annotations
+
+if __name__ != "netopt.solvers":  # guard 2 of the layout: one import name only
+    raise ImportError(
+        f"the solvers package must be imported as 'netopt.solvers', not '{__name__}' "
+        "(install netopt with `pip install -e .`)"
+    )
+
+from netopt.registry import Registry
+
+#: name -> backend class
+BACKENDS: Registry = Registry("backend")
+register = BACKENDS.register
+
+
+def available() -> list[str]:
+    """Names of the registered backends."""
+    BACKENDS.discover(__name__, __path__)
+    return BACKENDS.names()
+
+
+def get(name: str):
+    """The backend class registered as ``name``."""
+    BACKENDS.discover(__name__, __path__)
+    return BACKENDS.get(name)
+
+
+__all__ = ["BACKENDS", "register", "available", "get"]

@@ -29,7 +29,7 @@ def supported_ops() -> list[dict]:
                 "op_type": op,
                 "since": [e.since for e in entries],
                 "ir_ops": sorted({o for e in entries for o in e.ir_ops}),
-                "doc": (entries[0].fn.__doc__ or "").strip().splitlines()[0] if entries[0].fn.__doc__ else "",
+                "doc": " ".join((entries[0].fn.__doc__ or "").strip().split("\n\n")[0].split()),
             }
         )
     return rows

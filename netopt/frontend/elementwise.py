@@ -150,8 +150,10 @@ def clip(ctx: NodeContext) -> Var:
 
 @converter("BatchNormalization", since=(7, 9, 14, 15), ir_ops=("scale",))
 def batchnorm(ctx: NodeContext) -> Var:
-    r"""Inference BatchNorm per channel (ONNX axis 1):
-    :math:`y = \gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta`."""
+    r"""Inference BatchNorm per channel (axis 1): ``gamma (x - mean) / sqrt(var + eps) + beta``.
+
+    .. math:: y = \gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta
+    """
     x = ctx.var(0)
     if int(ctx.attr("training_mode", 0)):
         raise Unsupported("training_mode=1 (batch statistics); export the model in eval mode")

@@ -125,7 +125,11 @@ def _dims(vi: onnx.ValueInfoProto) -> list[int | str | None] | None:
 
 
 def _input_var(
-    vi: onnx.ValueInfoProto, name: str, override: Sequence[int] | None, taken: set[str]
+    vi: onnx.ValueInfoProto,
+    name: str,
+    override: Sequence[int] | None,
+    taken: set[str],
+    several: bool = False,
 ) -> tuple[Var, Value]:
     dims = _dims(vi)
     vid = sanitize(vi.name, taken, "x")
@@ -146,6 +150,12 @@ def _input_var(
                 f"{name}: graph input '{vi.name}' has a fixed batch dimension {d0} (shape "
                 f"{dims}); netopt works per sample: re-export with batch size 1 or a symbolic "
                 f"batch, or pass input_shapes={{'{vi.name}': {tuple(dims)}}} if axis 0 is no batch"
+                + (
+                    f"; if '{vi.name}' holds weights, store them as an initializer (netopt "
+                    "needs constant weights)"
+                    if several
+                    else ""
+                )
             )
         rest = dims[1:]
     else:
@@ -242,10 +252,9 @@ def convert_model(
     taken_values: set[str] = set()
     ir_inputs: list[str] = []
     overrides = dict(input_shapes or {})
-    for vi in g.input:
-        if vi.name in env:
-            continue  # a weight listed as an input (tf2onnx, MATLAB): a constant
-        var, val = _input_var(vi, name, overrides.pop(vi.name, None), taken_values)
+    free = [vi for vi in g.input if vi.name not in env]
+    for vi in free:  # inputs with initializers are weights (tf2onnx, MATLAB): constants
+        var, val = _input_var(vi, name, overrides.pop(vi.name, None), taken_values, len(free) > 1)
         env[vi.name] = var
         values[val.id] = val
         ir_inputs.append(val.id)

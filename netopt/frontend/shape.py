@@ -101,6 +101,7 @@ def transpose_(ctx: NodeContext) -> Var:
 
 
 def _identity(ctx: NodeContext) -> Var:
+    """The identity (removed by the passes)."""
     return ctx.emit("identity", [ctx.var(0)])
 
 

@@ -1,0 +1,208 @@
+"""Import a ``torch.nn.Module`` into netopt through ONNX export.
+
+:func:`from_torch` exports the module with ``torch.onnx.export`` into memory and
+reads the result with :func:`netopt.load`, so a torch module goes through exactly
+the same frontend, passes and checks as an ONNX file: there is one import path,
+and the ONNX bytes kept on the :class:`~netopt.Network` let results be re-checked
+in onnxruntime.
+
+Two exporters exist in torch 2.x:
+
+* ``"dynamo"`` (the default of torch >= 2.9, ``dynamo=True``): traces with
+  ``torch.export`` and translates with onnxscript; it folds BatchNorm into the
+  preceding layer and emits recent opsets.
+* ``"torchscript"`` (``dynamo=False``): the legacy tracer; faster to run, and the
+  fallback when ``torch.export`` cannot trace a module.
+
+Both are run quietly: the exporters' progress messages, warnings and log records
+are silenced for the duration of the call only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from netopt.errors import OnnxImportError, SolverUnavailableError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from netopt.network import Network
+
+log = logging.getLogger("netopt")
+
+__all__ = ["from_torch", "EXPORTERS"]
+
+#: exporter name -> the ``dynamo`` flag of ``torch.onnx.export``
+EXPORTERS: dict[str, bool] = {"default": True, "dynamo": True, "torchscript": False}
+
+# loggers the exporters write progress and "torchvision is not installed" notes to
+_CHATTY_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript", "onnx_ir")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence warnings, exporter log records and stray stdout for one export call."""
+    saved = []
+    for name in _CHATTY_LOGGERS:
+        lg = logging.getLogger(name)
+        saved.append((lg, lg.level))
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in saved:
+            lg.setLevel(level)
+
+
+def _first_sample(x: Any) -> Any:
+    """Cut a batched example tensor to one sample: netopt works per sample (batch 1)."""
+    import torch
+
+    if isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[0] > 1:
+        return x[:1]
+    return x
+
+
+def _export(
+    module: torch.nn.Module,
+    args: tuple[Any, ...],
+    dynamo: bool,
+    opset: int | None,
+    input_names: Sequence[str] | None,
+) -> bytes:
+    """Run ``torch.onnx.export`` and return the serialized model."""
+    import torch
+
+    names = list(input_names) if input_names is not None else None
+    with _quiet(), torch.no_grad():
+        if dynamo:
+            # f=None returns an ONNXProgram held in memory; report/verify/dump stay off,
+            # so nothing is written to disk and nothing is fetched
+            prog = torch.onnx.export(
+                module,
+                args,
+                None,
+                dynamo=True,
+                verbose=False,
+                opset_version=opset,
+                input_names=names,
+                external_data=False,
+                report=False,
+                verify=False,
+                dump_exported_program=False,
+            )
+            if prog is None:  # pragma: no cover - the documented return value
+                raise RuntimeError("torch.onnx.export(dynamo=True) returned no ONNXProgram")
+            return prog.model_proto.SerializeToString()
+        buf = io.BytesIO()
+        torch.onnx.export(
+            module,
+            args,
+            buf,
+            dynamo=False,
+            verbose=False,
+            opset_version=opset,
+            input_names=names,
+        )
+        return buf.getvalue()
+
+
+def from_torch(
+    module: torch.nn.Module,
+    example_input: Any,
+    *,
+    exporter: str = "default",
+    opset: int | None = None,
+    input_names: Sequence[str] | None = None,
+    **load_kwargs: Any,
+) -> Network:
+    """Import a torch module by exporting it to ONNX in memory.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network. It is exported in eval mode (BatchNorm with running
+        statistics, Dropout off); its training mode is restored afterwards.
+    example_input : torch.Tensor or tuple of torch.Tensor
+        An example input (one tensor per ``forward`` argument). A batched tensor
+        ``(B, ...)`` with ``B > 1`` is cut to its first sample: netopt works on one
+        sample, and the ONNX model gets a batch dimension of 1.
+    exporter : {"default", "dynamo", "torchscript"}
+        ``"default"`` and ``"dynamo"`` use ``torch.onnx.export(dynamo=True)`` (torch's
+        default, needs onnxscript); ``"torchscript"`` the legacy ``dynamo=False``.
+    opset : int, optional
+        ONNX opset to export to (default: the exporter's choice).
+    input_names : sequence of str, optional
+        Names of the ONNX graph inputs.
+    **load_kwargs
+        Passed to :func:`netopt.load` (``input_shapes``, ``passes``).
+
+    Returns
+    -------
+    Network
+        The imported network; ``net.onnx_bytes`` holds the exported model.
+
+    Raises
+    ------
+    SolverUnavailableError
+        If torch (or onnxscript, for the dynamo exporter) is not installed.
+    OnnxImportError
+        If the export fails (naming the module class and the other exporter), or
+        the exported model cannot be read.
+    UnsupportedOpError
+        If the exported model holds ONNX ops netopt cannot import.
+    ValueError
+        On an unknown ``exporter``.
+    """
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter={exporter!r}; choose one of {sorted(EXPORTERS)}")
+    try:
+        import torch
+    except ImportError as e:
+        raise SolverUnavailableError(
+            "netopt.from_torch needs torch; install its CPU wheel with "
+            "`pip install torch==2.13.0` (a bare `pip install torch` may pull GBs of CUDA "
+            "packages), or export the module to ONNX elsewhere and use netopt.load"
+        ) from e
+    dynamo = EXPORTERS[exporter]
+    if dynamo:
+        try:
+            import onnxscript  # noqa: F401
+        except ImportError as e:
+            raise SolverUnavailableError(
+                "the dynamo ONNX exporter of torch needs onnxscript: `pip install onnxscript`, "
+                "or call from_torch(..., exporter='torchscript')"
+            ) from e
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"from_torch takes a torch.nn.Module, got {type(module).__name__}")
+
+    args = tuple(example_input) if isinstance(example_input, list | tuple) else (example_input,)
+    args = tuple(_first_sample(a) for a in args)
+    cls = type(module).__name__
+    other = "torchscript" if dynamo else "dynamo"
+    was_training = module.training
+    module.eval()
+    try:
+        data = _export(module, args, dynamo, opset, input_names)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise OnnxImportError(
+            f"torch module {cls}: the {'dynamo' if dynamo else 'torchscript'} ONNX exporter "
+            f"failed ({type(e).__name__}: {msg}); try from_torch(..., exporter='{other}'), or "
+            "export the module to ONNX yourself and use netopt.load"
+        ) from e
+    finally:
+        module.train(was_training)
+    log.debug("exported %s with the %s exporter: %d bytes", cls, exporter, len(data))
+
+    from netopt.network import load
+
+    return load(data, **load_kwargs)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -41,25 +42,58 @@ __all__ = ["from_torch", "EXPORTERS"]
 #: exporter name -> the ``dynamo`` flag of ``torch.onnx.export``
 EXPORTERS: dict[str, bool] = {"default": True, "dynamo": True, "torchscript": False}
 
-# loggers the exporters write progress and "torchvision is not installed" notes to
-_CHATTY_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript", "onnx_ir")
+# logger trees the exporters write to: progress, "torchvision is not installed" notes, and
+# on a failed trace whole tracebacks (the exception itself is chained to our error instead)
+_CHATTY_LOGGERS = ("torch", "onnxscript", "onnx_ir")
 
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence warnings, exporter log records and stray stdout for one export call."""
-    saved = []
-    for name in _CHATTY_LOGGERS:
-        lg = logging.getLogger(name)
-        saved.append((lg, lg.level))
-        lg.setLevel(logging.ERROR)
+    """Silence the exporters' warnings and log records for one export call.
+
+    Torch gives many of its loggers their own handler with ``propagate=False``,
+    so raising the level of the tree roots (and of descendants that set a level
+    of their own) is what mutes them; everything is restored on exit. With
+    netopt's logger at DEBUG nothing is muted, to help debugging an export.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    subtree = tuple(f"{r}." for r in _CHATTY_LOGGERS)
+    loggers = [logging.getLogger(r) for r in _CHATTY_LOGGERS] + [
+        lg
+        for name, lg in list(logging.root.manager.loggerDict.items())
+        if isinstance(lg, logging.Logger)
+        and name.startswith(subtree)
+        and lg.level != logging.NOTSET
+    ]
+    saved = [(lg, lg.level) for lg in loggers]
+    for lg, _ in saved:
+        lg.setLevel(logging.CRITICAL + 1)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         for lg, level in saved:
             lg.setLevel(level)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _describe(e: BaseException) -> str:
+    """First line of an exception, plus that of its root cause (the exporters wrap theirs)."""
+
+    def line(x: BaseException) -> str:
+        text = _ANSI.sub("", str(x)).strip()
+        return f"{type(x).__name__}: {text.splitlines()[0]}" if text else type(x).__name__
+
+    root, seen = e, {id(e)}
+    while root.__cause__ is not None and id(root.__cause__) not in seen:
+        root = root.__cause__
+        seen.add(id(root))
+    return line(e) if root is e else f"{line(e)}; caused by {line(root)}"
 
 
 def _first_sample(x: Any) -> Any:
@@ -101,7 +135,18 @@ def _export(
             )
             if prog is None:  # pragma: no cover - the documented return value
                 raise RuntimeError("torch.onnx.export(dynamo=True) returned no ONNXProgram")
-            return prog.model_proto.SerializeToString()
+            proto = prog.model_proto
+            got = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+            if opset is not None and got != opset:
+                # the dynamo exporter writes opset >= 18 and says so only in a warning,
+                # which _quiet has muted
+                log.warning(
+                    "the dynamo ONNX exporter wrote opset %s instead of the requested %d; "
+                    "use exporter='torchscript' for older opsets",
+                    got,
+                    opset,
+                )
+            return proto.SerializeToString()
         buf = io.BytesIO()
         torch.onnx.export(
             module,
@@ -188,19 +233,21 @@ def from_torch(
     args = tuple(_first_sample(a) for a in args)
     cls = type(module).__name__
     other = "torchscript" if dynamo else "dynamo"
-    was_training = module.training
+    # eval mode for the export (BatchNorm running statistics, no Dropout); every
+    # submodule's own flag is restored afterwards, so a mixed train/eval state survives
+    modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
         data = _export(module, args, dynamo, opset, input_names)
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise OnnxImportError(
             f"torch module {cls}: the {'dynamo' if dynamo else 'torchscript'} ONNX exporter "
-            f"failed ({type(e).__name__}: {msg}); try from_torch(..., exporter='{other}'), or "
-            "export the module to ONNX yourself and use netopt.load"
+            f"failed ({_describe(e)}); try from_torch(..., exporter='{other}'), or export the "
+            "module to ONNX yourself and use netopt.load"
         ) from e
     finally:
-        module.train(was_training)
+        for m, training in modes:
+            m.training = training
     log.debug("exported %s with the %s exporter: %d bytes", cls, exporter, len(data))
 
     from netopt.network import load

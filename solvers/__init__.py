@@ -33,4 +33,18 @@ def get(name: str):
     return BACKENDS.get(name)
 
 
-__all__ = ["BACKENDS", "register", "available", "get"]
+def backends_with(model_type: str, features: set[str]) -> list[str]:
+    """Registered backends that accept ``model_type`` with ``features``."""
+    BACKENDS.discover(__name__, __path__)
+    return [
+        n for n in BACKENDS.names()
+        if model_type in BACKENDS.get(n).model_types and set(features) <= BACKENDS.get(n).features
+    ]
+
+
+def available_for(model_type: str) -> list[str]:
+    """Registered backends for ``model_type`` whose packages are installed."""
+    return [n for n in backends_with(model_type, set()) if BACKENDS.get(n).available()[0]]
+
+
+__all__ = ["BACKENDS", "register", "available", "get", "backends_with", "available_for"]

@@ -1,0 +1,406 @@
+"""What the user asks: an objective or constraint on the network's output over an input domain.
+
+Problems are solver-independent. Each knows how to evaluate itself in float64 from a forward pass
+(:meth:`Problem.evaluate`), which is how every result is re-checked, and describes its objective to
+formulations through :meth:`Problem.spec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from netopt.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netopt.network import Network
+    from netopt.result import Result
+
+__all__ = ["Domain", "Problem", "Inversion", "OutputObjective", "Feasibility", "parse_norm"]
+
+
+def _arr(v: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{what} is not numeric ({e})") from e
+    if a.size == int(np.prod(shape, dtype=np.int64)) and a.ndim > 0:
+        a = a.reshape(shape)
+    try:
+        a = np.broadcast_to(a, shape).copy()
+    except ValueError:
+        raise InputError(f"{what} has shape {a.shape}; expected {shape} (or a scalar)") from None
+    if np.isnan(a).any():
+        raise InputError(f"{what} contains NaN at {np.argwhere(np.isnan(a))[0].tolist()}")
+    return a
+
+
+@dataclass
+class Domain:
+    """The input domain: a box, optionally with ``A x <= b`` and integer coordinates.
+
+    Attributes
+    ----------
+    lo, hi : ndarray
+        Box bounds with the input's shape (``-inf``/``inf`` where unbounded).
+    A, b : ndarray or None
+        Extra linear constraints on the flattened input, ``A x <= b``.
+    integer : ndarray of bool
+        Coordinates restricted to integers (binary when their box is [0, 1]).
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    A: np.ndarray | None = None
+    b: np.ndarray | None = None
+    integer: np.ndarray | None = None
+
+    @classmethod
+    def make(
+        cls,
+        shape: tuple[int, ...],
+        box: tuple[Any, Any] | None = None,
+        *,
+        center: Any = None,
+        eps: float | None = None,
+        A: Any = None,
+        b: Any = None,
+        integer: Any = None,
+        binary: Any = None,
+    ) -> Domain:
+        """Build and validate a domain.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The network's input shape.
+        box : (lo, hi), optional
+            Scalars or arrays of the input's shape.
+        center, eps : optional
+            An l_inf ball ``|x - center| <= eps``, intersected with ``box``.
+        A, b : optional
+            Linear constraints ``A @ x.ravel() <= b``.
+        integer, binary : optional
+            Boolean masks (input shape) of integer / binary coordinates.
+        """
+        lo = np.full(shape, -np.inf)
+        hi = np.full(shape, np.inf)
+        if box is not None:
+            if len(box) != 2:
+                raise InputError(f"box must be (lo, hi), got {box!r}")
+            lo = _arr(box[0], shape, "box lo")
+            hi = _arr(box[1], shape, "box hi")
+        if center is not None or eps is not None:
+            if center is None or eps is None:
+                raise InputError("an l_inf ball needs both center and eps")
+            if not np.isfinite(eps) or eps < 0:
+                raise InputError(f"eps must be a finite non-negative number, got {eps}")
+            c = _arr(center, shape, "center")
+            lo, hi = np.maximum(lo, c - eps), np.minimum(hi, c + eps)
+        if np.any(lo > hi):
+            k = np.argwhere(lo > hi)[0].tolist()
+            raise InputError(
+                f"the input box is empty: lo > hi at index {k} ({lo[tuple(k)]} > {hi[tuple(k)]})"
+            )
+        intmask = np.zeros(shape, dtype=bool)
+        if integer is not None:
+            intmask |= np.broadcast_to(np.asarray(integer, dtype=bool), shape)
+        if binary is not None:
+            bm = np.broadcast_to(np.asarray(binary, dtype=bool), shape)
+            intmask |= bm
+            lo, hi = np.where(bm, np.maximum(lo, 0), lo), np.where(bm, np.minimum(hi, 1), hi)
+        if intmask.any():
+            lo, hi = np.where(intmask, np.ceil(lo), lo), np.where(intmask, np.floor(hi), hi)
+            if np.any(lo > hi):
+                raise InputError("an integer coordinate has no integer in its box")
+        Am = bm_ = None
+        if A is not None or b is not None:
+            if A is None or b is None:
+                raise InputError("linear input constraints need both A and b")
+            n = int(np.prod(shape))
+            Am = np.atleast_2d(np.asarray(A, dtype=np.float64))
+            bm_ = np.asarray(b, dtype=np.float64).reshape(-1)
+            if Am.shape != (len(bm_), n):
+                raise InputError(f"A must have shape ({len(bm_)}, {n}) for b of length {len(bm_)}; got {Am.shape}")
+            if not (np.all(np.isfinite(Am)) and np.all(np.isfinite(bm_))):
+                raise InputError("A and b must be finite")
+        return cls(lo, hi, Am, bm_, intmask if intmask.any() else None)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.lo.shape
+
+    @property
+    def bounded(self) -> bool:
+        return bool(np.all(np.isfinite(self.lo)) and np.all(np.isfinite(self.hi)))
+
+    def contains(self, x: np.ndarray, tol: float = 1e-9) -> bool:
+        """Whether ``x`` lies in the domain (within ``tol``)."""
+        x = np.asarray(x, dtype=np.float64).reshape(self.shape)
+        ok = bool(np.all(x >= self.lo - tol) and np.all(x <= self.hi + tol))
+        if self.A is not None:
+            ok &= bool(np.all(self.A @ x.reshape(-1) <= self.b + tol))
+        if self.integer is not None:
+            ok &= bool(np.all(np.abs(x[self.integer] - np.round(x[self.integer])) <= tol))
+        return ok
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """Clip to the box and round integer coordinates (repairs solver round-off)."""
+        x = np.clip(np.asarray(x, dtype=np.float64).reshape(self.shape), self.lo, self.hi)
+        if self.integer is not None:
+            x = np.where(self.integer, np.round(x), x)
+        return x
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` points of the domain (uniform in the box; rows violating ``A x <= b`` dropped)."""
+        if not self.bounded:
+            lo = np.where(np.isfinite(self.lo), self.lo, np.where(np.isfinite(self.hi), self.hi - 1, -1))
+            hi = np.where(np.isfinite(self.hi), self.hi, lo + 2)
+        else:
+            lo, hi = self.lo, self.hi
+        x = rng.uniform(lo, hi, (n, *self.shape))
+        if self.integer is not None:
+            x = np.where(self.integer, np.round(x), x)
+            x = np.clip(x, self.lo, self.hi)
+        if self.A is not None:
+            x = x[np.all(x.reshape(n, -1) @ self.A.T <= self.b, axis=1)]
+        return x
+
+
+def parse_norm(norm: Any) -> float:
+    """1, 2 or inf (also "1", "2", "inf", "l1", "linf")."""
+    key = str(norm).lower().lstrip("l")
+    table = {"1": 1.0, "1.0": 1.0, "2": 2.0, "2.0": 2.0, "inf": np.inf, "infinity": np.inf}
+    if key not in table:
+        raise InputError(f"norm must be 1, 2 or inf, got {norm!r}")
+    return table[key]
+
+
+class Problem:
+    """Base class: a network, an input domain, and an objective (always minimized internally).
+
+    Subclasses define :meth:`evaluate` (float64 objective of outputs) and :meth:`spec`.
+    """
+
+    sense = "min"
+
+    def __init__(self, net: Network, domain: Domain | None = None, *, box=None, **domain_kw: Any) -> None:
+        self.net = net
+        if domain is None:
+            domain = Domain.make(net.input_shape, box, **domain_kw)
+        elif box is not None or domain_kw:
+            raise InputError("pass either a Domain or box/center/eps/A/b/integer, not both")
+        if domain.shape != tuple(net.input_shape):
+            raise InputError(f"the domain has shape {domain.shape}; the network input is {net.input_shape}")
+        self.domain = domain
+
+    # -- to be provided by subclasses
+    def evaluate(self, y: np.ndarray) -> np.ndarray:
+        """Objective of outputs ``y`` (batched ``(B, *out)`` -> ``(B,)``), in the problem's sense."""
+        raise NotImplementedError
+
+    def spec(self) -> dict[str, Any]:
+        """Solver-neutral description of the objective for formulations."""
+        raise NotImplementedError
+
+    # -- shared
+    def objective_of_input(self, x: np.ndarray) -> float:
+        """The objective at input ``x``, recomputed by the float64 reference interpreter."""
+        y = self.net.forward(np.asarray(x, dtype=np.float64).reshape(1, *self.net.input_shape))
+        return float(self.evaluate(y)[0])
+
+    def solve(self, formulation: str = "milp", solver: str = "highs", **options: Any) -> Result:
+        """Solve with a formulation and a backend; see :func:`netopt.solve.solve`."""
+        from netopt.solve import solve
+
+        return solve(self, formulation=formulation, solver=solver, **options)
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+def _target(net: Network, target: Any, what: str = "target") -> np.ndarray:
+    t = np.asarray(target, dtype=np.float64) if target is not None else None
+    if t is None:
+        raise InputError(f"{what} is required")
+    shape = tuple(net.output_shape)
+    if t.size != int(np.prod(shape)):
+        raise InputError(f"{what} has {t.size} entries (shape {t.shape}); the network output is {shape}")
+    t = t.reshape(shape)
+    if not np.all(np.isfinite(t)):
+        raise InputError(f"{what} contains NaN or inf at {np.argwhere(~np.isfinite(t))[0].tolist()}")
+    return t
+
+
+class Inversion(Problem):
+    r"""Minimize :math:`\| w \odot (f(x) - y) \|_p` over the input domain, :math:`p \in \{1, 2, \infty\}`.
+
+    Parameters
+    ----------
+    net : Network
+    target : array
+        The output ``y`` to reach (the network's output shape).
+    norm : 1, 2 or inf
+        ``p``; ``p = 2`` needs a backend with mixed-integer quadratic support (Gurobi) for the
+        exact MILP.
+    weights : array, optional
+        Non-negative per-output weights ``w`` (default 1).
+    box, domain, center, eps, A, b, integer, binary :
+        The input domain (see :class:`Domain`).
+    """
+
+    def __init__(self, net: Network, target: Any, norm: Any = 1, weights: Any = None, **kw: Any) -> None:
+        super().__init__(net, **kw)
+        self.target = _target(net, target)
+        self.norm = parse_norm(norm)
+        w = np.ones(net.output_shape) if weights is None else _arr(weights, tuple(net.output_shape), "weights")
+        if np.any(w < 0) or not np.all(np.isfinite(w)):
+            raise InputError("weights must be finite and non-negative")
+        self.weights = w
+
+    def evaluate(self, y: np.ndarray) -> np.ndarray:
+        r = (self.weights * (np.asarray(y) - self.target)).reshape(len(y), -1)
+        if self.norm == 1:
+            return np.abs(r).sum(axis=1)
+        if self.norm == 2:
+            return np.sqrt((r**2).sum(axis=1))
+        return np.abs(r).max(axis=1)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "norm", "p": self.norm, "target": self.target.reshape(-1), "weights": self.weights.reshape(-1)}
+
+    def describe(self) -> str:
+        p = {1.0: "1", 2.0: "2", np.inf: "inf"}[self.norm]
+        return f"minimize ||w*(f(x) - y)||_{p}"
+
+
+class OutputObjective(Problem):
+    r"""Optimize :math:`c^\top f(x) + c_0` (``sense`` "min" or "max") over the input domain.
+
+    Margins (``c = e_i - e_j``) and output ranges (``c = \pm e_i``) are special cases.
+    """
+
+    def __init__(self, net: Network, c: Any, sense: str = "min", constant: float = 0.0, **kw: Any) -> None:
+        super().__init__(net, **kw)
+        self.c = _arr(c, tuple(net.output_shape), "c")
+        if not np.all(np.isfinite(self.c)):
+            raise InputError("c must be finite")
+        if sense not in ("min", "max"):
+            raise InputError(f"sense must be 'min' or 'max', got {sense!r}")
+        self.sense = sense
+        self.constant = float(constant)
+
+    def evaluate(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(y).reshape(len(y), -1) @ self.c.reshape(-1) + self.constant
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "linear", "c": self.c.reshape(-1), "c0": self.constant, "sense": self.sense}
+
+    def describe(self) -> str:
+        return f"{self.sense}imize c.f(x) + c0"
+
+
+class Feasibility(Problem):
+    r"""Does some ``x`` in the domain reach ``|f(x) - y| <= tol`` (or ``C f(x) <= d``)?
+
+    The objective is the largest constraint violation :math:`\max_i (C f(x) - d)_i`, so a witness
+    has objective :math:`\le 0`; "infeasible" is a proof that no input satisfies the constraints.
+
+    Parameters
+    ----------
+    target, tol : the point form, ``|f(x) - target|_inf <= tol``
+    C, d : the polyhedral form on the flattened output, ``C f(x) <= d``
+    """
+
+    def __init__(self, net: Network, target: Any = None, tol: float = 1e-6, *, C: Any = None, d: Any = None, **kw: Any) -> None:
+        super().__init__(net, **kw)
+        n = int(np.prod(net.output_shape))
+        if C is not None or d is not None:
+            if target is not None:
+                raise InputError("give either target/tol or C/d")
+            if C is None or d is None:
+                raise InputError("polyhedral output constraints need both C and d")
+            self.C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+            self.d = np.asarray(d, dtype=np.float64).reshape(-1)
+            if self.C.shape != (len(self.d), n):
+                raise InputError(f"C must have shape ({len(self.d)}, {n}); got {self.C.shape}")
+            self.target = None
+        else:
+            t = _target(net, target).reshape(-1)
+            if not np.isfinite(tol) or tol < 0:
+                raise InputError(f"tol must be finite and non-negative, got {tol}")
+            self.C = np.vstack([np.eye(n), -np.eye(n)])
+            self.d = np.concatenate([t + tol, -(t - tol)])
+            self.target = t.reshape(net.output_shape)
+        self.tol = float(tol)
+        if not (np.all(np.isfinite(self.C)) and np.all(np.isfinite(self.d))):
+            raise InputError("C and d must be finite")
+
+    def evaluate(self, y: np.ndarray) -> np.ndarray:
+        r = np.asarray(y).reshape(len(y), -1) @ self.C.T - self.d
+        return r.max(axis=1) if r.shape[1] else np.zeros(len(y))
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "feasibility", "C": self.C, "d": self.d}
+
+    def describe(self) -> str:
+        return "find x with C f(x) <= d"
+
+
+def as_problem_list(problems: Problem | Sequence[Problem]) -> list[Problem]:
+    return [problems] if isinstance(problems, Problem) else list(problems)
+
+
+def _inf_list(a: np.ndarray) -> list:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=np.float64).reshape(-1)]
+
+
+def _from_inf_list(v: list, sign: float) -> np.ndarray:
+    return np.array([sign * np.inf if t is None else t for t in v], dtype=np.float64)
+
+
+def problem_to_json(p: Problem) -> dict[str, Any]:
+    """A JSON-able description of a problem (for certificates); inverse of :func:`problem_from_json`."""
+    d: dict[str, Any] = {
+        "type": type(p).__name__,
+        "domain": {
+            "lo": _inf_list(p.domain.lo),
+            "hi": _inf_list(p.domain.hi),
+            "A": None if p.domain.A is None else p.domain.A.tolist(),
+            "b": None if p.domain.b is None else p.domain.b.tolist(),
+            "integer": None if p.domain.integer is None else p.domain.integer.reshape(-1).tolist(),
+        },
+    }
+    if isinstance(p, Inversion):
+        d.update(target=p.target.reshape(-1).tolist(), norm="inf" if np.isinf(p.norm) else int(p.norm), weights=p.weights.reshape(-1).tolist())
+    elif isinstance(p, OutputObjective):
+        d.update(c=p.c.reshape(-1).tolist(), sense=p.sense, constant=p.constant)
+    elif isinstance(p, Feasibility):
+        d.update(C=p.C.tolist(), d=p.d.tolist(), tol=p.tol)
+    return d
+
+
+def problem_from_json(net: Network, d: dict[str, Any]) -> Problem:
+    """Rebuild a problem on ``net`` from :func:`problem_to_json`'s output."""
+    shape = tuple(net.input_shape)
+    dom = d["domain"]
+    domain = Domain(
+        _from_inf_list(dom["lo"], -1).reshape(shape),
+        _from_inf_list(dom["hi"], 1).reshape(shape),
+        None if dom.get("A") is None else np.asarray(dom["A"], dtype=np.float64),
+        None if dom.get("b") is None else np.asarray(dom["b"], dtype=np.float64),
+        None if dom.get("integer") is None else np.asarray(dom["integer"], dtype=bool).reshape(shape),
+    )
+    t = d["type"]
+    if t == "Inversion":
+        return Inversion(net, d["target"], norm=d["norm"], weights=d["weights"], domain=domain)
+    if t == "OutputObjective":
+        return OutputObjective(net, d["c"], sense=d["sense"], constant=d["constant"], domain=domain)
+    if t == "Feasibility":
+        f = Feasibility(net, C=d["C"], d=d["d"], domain=domain)
+        f.tol = float(d.get("tol", 0.0))
+        return f
+    raise InputError(f"unknown problem type {t!r} in the certificate")

@@ -1,0 +1,191 @@
+"""Solving a problem: bounds -> formulation -> model -> backend -> re-checked result."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from netopt.bounds import compute_bounds
+from netopt.errors import FormulationError, InputError, MissingBoundsError
+from netopt.problems import Feasibility, Inversion, Problem
+from netopt.result import Result, Status
+
+log = logging.getLogger("netopt")
+
+__all__ = ["solve", "WITNESS_TOL"]
+
+#: a witness's recomputed constraint violation may exceed 0 by this much (solver round-off)
+WITNESS_TOL = 1e-6
+
+
+def _pick_start(problem: Problem, n_samples: int, seed: int, user: list[np.ndarray]) -> tuple[np.ndarray | None, float]:
+    """The best of the user's points and ``n_samples`` domain samples (by recomputed objective)."""
+    rng = np.random.default_rng(seed)
+    dom = problem.domain
+    pts = [dom.project(u) for u in user]
+    if dom.bounded:
+        pts.append((dom.lo + dom.hi) / 2 if dom.integer is None else dom.project((dom.lo + dom.hi) / 2))
+    if n_samples > 0:
+        pts.extend(list(dom.sample(n_samples, rng)))
+    pts = [p for p in pts if dom.contains(p)]
+    if not pts:
+        return None, np.inf
+    X = np.stack(pts)
+    vals = problem.evaluate(problem.net.forward(X))
+    if problem.sense == "max":
+        vals = -vals
+    k = int(np.argmin(vals))
+    return X[k], float(vals[k])
+
+
+def solve(
+    problem: Problem,
+    formulation: str = "milp",
+    solver: str = "highs",
+    *,
+    bounds: str = "crown",
+    relax: bool = False,
+    start: Any = None,
+    n_samples: int = 64,
+    seed: int = 0,
+    **options: Any,
+) -> Result:
+    """Solve ``problem`` exactly (or its relaxation) and return a re-checked :class:`Result`.
+
+    Parameters
+    ----------
+    problem : Problem
+    formulation : str
+        A registered formulation (``netopt.formulations.available()``).
+    solver : str
+        A registered backend (``netopt.solvers.available()``).
+    bounds : {"interval", "crown"}
+        How the big-M constants are computed.
+    relax : bool
+        Solve the continuous relaxation: its optimum is a sound bound on the exact optimum.
+    start : array or list of arrays, optional
+        Starting point(s) from a heuristic; the best of these and ``n_samples`` sampled inputs
+        is handed to the solver as its first incumbent.
+    **options
+        Backend options: time_limit, gap, abs_gap, threads, verbose, progress, options={...}.
+    """
+    from netopt import formulations, solvers
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    F = formulations.get(formulation)
+    B = solvers.get(solver)
+    graph = problem.net.graph
+    bad = F.check_support(graph)
+    if bad:
+        lines = "\n".join(f"  - {i} ({op}): {why}" for i, op, why in bad)
+        raise FormulationError(
+            f"formulation '{formulation}' cannot model {len(bad)} op(s) of {problem.net.source.name}:\n{lines}\n"
+            "Smooth activations (sigmoid, tanh, softmax) need a first-order method."
+        )
+    if isinstance(problem, Inversion) and problem.norm == 2 and "quadratic_integer" not in B.features:
+        raise FormulationError(
+            f"the 2-norm inversion is exact only on a backend with mixed-integer quadratic support "
+            f"(solver='gurobi'); backend '{solver}' has none. Use norm=1 or norm='inf' with '{solver}'."
+        )
+    B.require()
+    dom = problem.domain
+    if not dom.bounded:
+        raise MissingBoundsError(
+            f"{problem.net.source.name}: the input has no finite box; pass box=(lo, hi) (or an l_inf "
+            "ball) — exact formulations need finite bounds on every ReLU"
+        )
+    user = [] if start is None else ([start] if np.ndim(start) == len(dom.shape) else list(start))
+    x0, v0 = _pick_start(problem, n_samples, seed, [np.asarray(u, dtype=np.float64) for u in user])
+    timings["start"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    bnd = compute_bounds(graph, dom.lo, dom.hi, bounds)
+    timings["bounds"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    f = F()
+    model = f.build(problem, bnd)
+    if relax:
+        model = model.relaxed()
+    if x0 is not None and hasattr(f, "start_vector"):
+        model.start = f.start_vector(model, problem, x0)
+    timings["build"] = time.perf_counter() - t2
+    raw = B().solve(model, **options)
+    timings["solve"] = raw.seconds
+    t3 = time.perf_counter()
+    res = _assemble(problem, model, raw, x0, v0, relax)
+    res.formulation, res.solver, res.solver_version = formulation, solver, raw.solver_version
+    res.bound_method = bnd.method
+    res.model_size = model.size()
+    res.unstable = bnd.stats.get("unstable", {})
+    res.nodes = raw.nodes
+    timings["verify"] = time.perf_counter() - t3
+    res.timings = timings
+    return res
+
+
+def _assemble(problem: Problem, model, raw, x0, v0, relax: bool) -> Result:
+    """Re-check the solver's point in float64 and label what only the solver attests."""
+    sense = problem.sense
+    sign = 1.0 if sense == "min" else -1.0
+    inp = model.meta["input"]
+    cols = model.blocks[inp].reshape(-1)
+    squared = isinstance(problem, Inversion) and problem.norm == 2
+    res = Result(Status.UNKNOWN, problem=problem, sense=sense, message=raw.message)
+    res.solver_objective = raw.objective
+    feas = isinstance(problem, Feasibility)
+    x = None
+    if raw.x is not None:
+        x = problem.domain.project(raw.x[cols])
+    cand = []
+    if x is not None:
+        cand.append(x)
+    if x0 is not None and not feas:
+        cand.append(x0)  # every domain point is feasible for an optimization problem
+    if cand:
+        X = np.stack(cand)
+        vals = problem.evaluate(problem.net.forward(X))
+        k = int(np.argmin(sign * vals))
+        res.x, res.objective = X[k], float(vals[k])
+        res.y = problem.net.forward(res.x)
+    if raw.bound is not None:
+        b = raw.bound
+        if squared:
+            b = float(np.sqrt(max(b, 0.0)))
+        res.bound = sign * b if not squared else b
+    if feas:
+        if raw.status == "infeasible":
+            res.status = Status.INFEASIBLE
+            res.x = res.y = res.objective = None
+        elif res.x is not None and res.objective is not None and res.objective <= WITNESS_TOL:
+            res.status = Status.OPTIMAL
+            res.extra["witness"] = True
+            res.extra["tolerance"] = WITNESS_TOL
+        elif res.x is not None:
+            res.status = Status.UNKNOWN
+            res.message = (
+                f"the solver's point violates the output constraints by {res.objective:.3g} when "
+                f"recomputed in float64 (tolerance {WITNESS_TOL}); tighten the solver's feasibility tolerance"
+            )
+        else:
+            res.status = Status.TIME_LIMIT if raw.status == "time_limit" else Status.UNKNOWN
+        return res
+    if raw.status == "infeasible":
+        res.status = Status.INFEASIBLE
+        res.message = "the input domain is empty (its linear constraints are infeasible)"
+        res.x = res.y = res.objective = None
+        return res
+    if res.objective is not None and res.bound is not None:
+        res.gap = abs(res.objective - res.bound) / max(1.0, abs(res.objective))
+    if raw.status == "optimal":
+        res.status = Status.OPTIMAL
+        if relax:
+            res.status = Status.FEASIBLE  # x is feasible; the relaxation's value is only a bound
+            res.message = "continuous relaxation: bound is a sound bound on the exact optimum"
+    elif raw.status == "time_limit":
+        res.status = Status.TIME_LIMIT
+    else:
+        res.status = Status.UNKNOWN if res.x is None else Status.FEASIBLE
+    return res

@@ -1,0 +1,820 @@
+"""Property-based tests of the ONNX frontend: random models against onnxruntime, and mutants.
+
+Hypothesis builds small random ONNX models with ``onnx.helper`` from the ops the frontend
+supports, respecting each op's schema at the drawn opset (7..21). A generator keeps track of
+the current tensor's shape and picks a next op valid for it: an "image" part (Conv, pools,
+BatchNorm, Pad, NHWC<->NCHW Transpose pairs, residuals, Concat) and a "vector" part (Gemm,
+MatMul on either side, arithmetic with constants, activations, reshapes, residuals). The batch
+axis is symbolic (``'N'``: every op then acts per sample), fixed at 1 (ops may then act on the
+batch axis too, which exercises the frontend's unbatching), or absent (rank-1 inputs).
+
+Properties:
+
+* every generated model that onnxruntime accepts loads, and ``net.forward`` matches
+  ``net.run_onnxruntime`` (and so does the graph before the passes);
+* a mutant of a valid model (dropped node, corrupt bytes, wrong attribute types, dangling
+  inputs, cycles, duplicate outputs, empty graph, ...) either loads, and then agrees with
+  onnxruntime where onnxruntime accepts it too, or raises a :class:`netopt.NetoptError`:
+  never any other exception.
+
+The runs are derandomized (reproducible in CI). To explore other examples locally, set
+``NETOPT_PROPERTY_SEED`` (an integer) and ``NETOPT_PROPERTY_SCALE`` (a factor on the number of
+examples), e.g. ``NETOPT_PROPERTY_SEED=7 NETOPT_PROPERTY_SCALE=10 pytest tests/test_property.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import HealthCheck, assume, given, note, seed, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+import netopt
+
+ort = pytest.importorskip("onnxruntime")
+
+NETS = Path(__file__).resolve().parents[1].parent / "shared" / "nets"
+# the real files small enough to mutate quickly (the big ones only add weight bytes)
+REAL_FILES = (
+    sorted(p for p in NETS.glob("*/*.onnx") if p.stat().st_size < 100_000) if NETS.is_dir() else []
+)
+
+_SEED = os.environ.get("NETOPT_PROPERTY_SEED")
+_SCALE = float(os.environ.get("NETOPT_PROPERTY_SCALE", "1"))
+TOL = 1e-5
+
+
+def _settings(n: int) -> Callable:
+    """Reproducible settings (fixed seed, no example database) with ``n`` examples."""
+    s = settings(
+        max_examples=max(1, int(n * _SCALE)),
+        deadline=None,
+        derandomize=_SEED is None,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+        ],
+    )
+    if _SEED is None:
+        return s
+    return lambda f: seed(int(_SEED))(s(f))
+
+
+# ----------------------------------------------------------------------------- helpers
+# the lowest IR version of each opset (onnx.helper.VERSION_TABLE); IR < 4 lists
+# initializers among the graph inputs
+_MIN_IR = {7: 3, 8: 3, 9: 4, 10: 5, 11: 6, 12: 7, 13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8}
+
+
+def _min_ir(opset: int) -> int:
+    return _MIN_IR.get(opset, 9 if opset < 21 else 10)
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    """``max |a - b| / max(1, max |b|)``: relative for large outputs, absolute near 0."""
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+
+
+def _ort_session(data: bytes):
+    so = ort.SessionOptions()
+    so.log_severity_level = 4
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def _inputs(net: netopt.Network, k: int, seed_: int) -> np.ndarray:
+    """``k`` random samples, float32-representable so both sides see the same numbers."""
+    rng = np.random.default_rng(seed_)
+    x = rng.uniform(-2.0, 2.0, (k, *net.input_shape)).astype(np.float32)
+    return x.astype(np.float64)
+
+
+def check_against_onnxruntime(model: onnx.ModelProto | bytes, net: netopt.Network, seed_: int = 0) -> None:
+    """``net`` (after and before the passes) matches onnxruntime on a few random inputs."""
+    x = _inputs(net, 3, seed_)
+    ref = net.run_onnxruntime(x)
+    y = net.forward(x)
+    assert y.shape == ref.shape == (3, *net.output_shape)
+    err = rel_err(y, ref)
+    assert err <= TOL, f"netopt and onnxruntime differ by {err:.3g}"
+    raw = netopt.load(model, passes=())
+    err_raw = rel_err(raw.forward(x), y)
+    assert err_raw <= 1e-9, f"the passes change the function by {err_raw:.3g}"
+    # one sample without a batch axis gives the same as the batch
+    assert rel_err(net.forward(x[0]), y[0]) <= 1e-12
+
+
+# ------------------------------------------------------------------- model generator
+@dataclass
+class T:
+    """A tensor of the model being built: its name and ONNX shape (the batch axis as 1)."""
+
+    name: str
+    shape: tuple[int, ...]
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+@dataclass
+class Case:
+    """A generated model and how it was drawn (for the failure report)."""
+
+    model: onnx.ModelProto
+    opset: int
+    batch: str | int | None
+    ops: list[str]
+
+
+class Builder:
+    """Accumulates nodes and constants; every choice is drawn from hypothesis.
+
+    ``sym`` says the batch axis is symbolic: ops must then act per sample (never on axis 0),
+    as an exporter's model does. With a batch fixed at 1 (or none), any op valid for the
+    shape is fair game.
+    """
+
+    def __init__(self, draw, opset: int, sym: bool, rng: np.random.Generator) -> None:
+        self.draw, self.opset, self.sym, self.rng = draw, opset, sym, rng
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.n = 0
+        self.log: list[str] = []
+
+    # --------------------------------------------------------------- drawing
+    def pick(self, seq):
+        return self.draw(st.sampled_from(list(seq)))
+
+    def randint(self, lo: int, hi: int) -> int:
+        return self.draw(st.integers(lo, hi))
+
+    def coin(self, p: float = 0.5) -> bool:
+        # an integer draw shrinks towards "False"
+        return self.draw(st.integers(0, 999)) < int(1000 * p)
+
+    def axis(self, a: int, rank: int, since: int = 11) -> int:
+        """Axis ``a`` (non-negative), written negative sometimes where the opset allows it."""
+        return a - rank if self.opset >= since and self.coin(0.3) else a
+
+    # -------------------------------------------------------------- building
+    def fresh(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}_{self.n}"
+
+    def const(self, arr, prefix: str = "c") -> str:
+        """A constant as an initializer or (sometimes) a Constant node."""
+        arr = np.asarray(arr)
+        name = self.fresh(prefix)
+        if self.coin(0.2):
+            self.nodes.append(
+                helper.make_node(
+                    "Constant", [], [name], value=numpy_helper.from_array(arr, name + "_v")
+                )
+            )
+        else:
+            self.inits.append(numpy_helper.from_array(arr, name))
+        return name
+
+    def weight(self, shape, fan_in: int | None = None, lo: float = -1.0) -> np.ndarray:
+        w = self.rng.uniform(lo, 1.0, shape)
+        if fan_in:
+            w = w * (1.5 / np.sqrt(fan_in))
+        return w.astype(np.float32)
+
+    def ints(self, values) -> str:
+        return self.const(np.asarray(values, dtype=np.int64), "i")
+
+    def node(self, op: str, inputs, shape, n_out: int = 1, **attrs) -> T:
+        outs = [self.fresh(op.lower())] + [self.fresh(op.lower() + "_extra") for _ in range(n_out - 1)]
+        name = self.fresh(op) if self.coin(0.8) else ""
+        self.nodes.append(helper.make_node(op, list(inputs), outs, name=name, **attrs))
+        self.log.append(f"{op}{attrs if attrs else ''} -> {list(shape)}")
+        return T(outs[0], tuple(int(d) for d in shape))
+
+
+# each step: (name, applicable(b, x), build(b, x) -> T)
+STEPS: list[tuple[str, Callable[[Builder, T], bool], Callable[[Builder, T], T]]] = []
+
+
+def step(name: str, ok: Callable[[Builder, T], bool]):
+    def deco(fn):
+        STEPS.append((name, ok, fn))
+        return fn
+
+    return deco
+
+
+def _small(x: T, limit: int = 200) -> bool:
+    return x.size <= limit
+
+
+def _image(b: Builder, x: T) -> bool:
+    # the 2-D window ops: (N, C, H, W) with N the batch (netopt's only case)
+    return x.rank == 4 and x.shape[0] == 1
+
+
+def _lo(b: Builder) -> int:
+    """The first axis an op may touch."""
+    return 1 if b.sym else 0
+
+
+# ------------------------------------------------------------------ elementwise
+def _const_shape(b: Builder, x: T) -> tuple[int, ...]:
+    """A constant shape that broadcasts against ``x`` (without widening it, mostly)."""
+    r = x.rank
+    kind = b.pick(["scalar", "one", "trailing", "full", "wide"])
+    if kind == "scalar" or r == 0:
+        return ()
+    if kind == "one":
+        return (1,)
+    if kind == "wide" and not b.sym and x.size <= 60:
+        # the output gets a new, or a longer, leading axis: it is no batch any more
+        if x.shape[0] == 1 and b.coin():
+            return (b.randint(2, 3), *x.shape[1:])
+        return (b.randint(2, 3), *x.shape)
+    k = r if kind == "full" else b.randint(1, r)
+    shape = list(x.shape[r - k :])
+    for i in range(len(shape)):
+        if b.coin(0.3):
+            shape[i] = 1
+    if b.sym and k == r:
+        shape[0] = 1
+    return tuple(shape)
+
+
+@step("arith", lambda b, x: True)
+def arith(b: Builder, x: T) -> T:
+    op = b.pick(["Add", "Sub", "Mul", "Div"])
+    cs = _const_shape(b, x)
+    if op == "Div":
+        c = b.rng.uniform(0.5, 2.0, cs) * b.rng.choice([-1.0, 1.0], cs)
+    elif op == "Mul":
+        c = b.rng.uniform(-1.5, 1.5, cs)
+    else:
+        c = b.rng.uniform(-1.0, 1.0, cs)
+    cn = b.const(np.asarray(c, dtype=np.float32), "k")
+    ins = [x.name, cn] if op == "Div" or b.coin() else [cn, x.name]
+    return b.node(op, ins, np.broadcast_shapes(x.shape, cs))
+
+
+@step("activation", lambda b, x: True)
+def activation(b: Builder, x: T) -> T:
+    op = b.pick(["Relu", "LeakyRelu", "Sigmoid", "Tanh"])
+    attrs = {}
+    if op == "LeakyRelu" and b.coin(0.7):
+        attrs["alpha"] = float(b.pick([0.01, 0.1, 0.2, 0.5, 1.5]))
+    return b.node(op, [x.name], x.shape, **attrs)
+
+
+def _softmax_ok(b: Builder, x: T) -> bool:
+    return x.rank >= (2 if b.sym else 1)
+
+
+@step("softmax", _softmax_ok)
+def softmax(b: Builder, x: T) -> T:
+    op = b.pick(["Softmax", "LogSoftmax"])
+    a = b.randint(_lo(b), x.rank - 1)
+    attrs = {}
+    default = 1 if b.opset < 13 else x.rank - 1
+    if a != default or b.coin(0.3):
+        attrs["axis"] = b.axis(a, x.rank)
+    return b.node(op, [x.name], x.shape, **attrs)
+
+
+@step("clip", lambda b, x: True)
+def clip(b: Builder, x: T) -> T:
+    lo = float(np.float32(b.rng.uniform(-1.0, 0.5)))
+    hi = float(np.float32(lo + b.rng.uniform(0.1, 2.0)))
+    which = b.pick(["both", "min", "max"])
+    if b.coin(0.2):
+        lo = 0.0  # Relu6-style
+    if b.opset < 11:
+        attrs = {}
+        if which != "max":
+            attrs["min"] = lo
+        if which != "min":
+            attrs["max"] = hi
+        return b.node("Clip", [x.name], x.shape, **attrs)
+    ins = [x.name]
+    ins.append(b.const(np.array(lo, dtype=np.float32)) if which != "max" else "")
+    if which != "min":
+        ins.append(b.const(np.array(hi, dtype=np.float32)))
+    return b.node("Clip", ins, x.shape)
+
+
+@step("identity", lambda b, x: True)
+def identity(b: Builder, x: T) -> T:
+    op = b.pick(["Identity", "Dropout", "Cast"])
+    if op == "Identity":
+        return b.node("Identity", [x.name], x.shape)
+    if op == "Cast":
+        if b.coin(0.3):
+            # a float -> double -> float round trip (exporters' dtype fix-ups)
+            d = b.node("Cast", [x.name], x.shape, to=TensorProto.DOUBLE)
+            return b.node("Cast", [d.name], x.shape, to=TensorProto.FLOAT)
+        return b.node("Cast", [x.name], x.shape, to=TensorProto.FLOAT)
+    n_out = 2 if b.coin(0.3) else 1  # a declared, unused mask output
+    if b.opset < 12:
+        attrs = {"ratio": float(b.pick([0.1, 0.5]))} if b.coin() else {}
+        return b.node("Dropout", [x.name], x.shape, n_out=n_out, **attrs)
+    ins = [x.name]
+    if b.coin():
+        ins.append(b.const(np.array(0.3, dtype=np.float32)))
+        if b.coin():
+            ins.append(b.const(np.array(False)))
+    return b.node("Dropout", ins, x.shape, n_out=n_out)
+
+
+# ----------------------------------------------------------------------- linear
+@step("gemm", lambda b, x: x.rank == 2 and _small(x, 120))
+def gemm(b: Builder, x: T) -> T:
+    m, n = x.shape
+    k = b.randint(1, 6)
+    attrs: dict = {}
+    if b.coin(0.3):
+        attrs["alpha"] = float(b.pick([0.5, 2.0, -1.0]))
+    if b.coin(0.3):
+        attrs["beta"] = float(b.pick([0.5, 2.0, 0.0]))
+    if b.sym or b.coin(0.6):
+        # Y = x' W' + C, the exporters' form
+        ta = 0 if b.sym else int(b.coin(0.3))
+        rows, inner = (n, m) if ta else (m, n)
+        tb = int(b.coin())
+        w = b.weight((k, inner) if tb else (inner, k), inner)
+        ins = [x.name, b.const(w, "W")]
+        out = (rows, k)
+        attrs.update({"transA": ta} if ta or b.coin(0.2) else {})
+        attrs.update({"transB": tb} if tb or b.coin(0.2) else {})
+    else:
+        # Y = W' x' + C: the variable is the right operand
+        tb = int(b.coin(0.4))
+        inner, cols = (n, m) if tb else (m, n)
+        ta = int(b.coin())
+        w = b.weight((inner, k) if ta else (k, inner), inner)
+        ins = [b.const(w, "W"), x.name]
+        out = (k, cols)
+        attrs.update({"transA": ta} if ta else {})
+        attrs.update({"transB": tb} if tb else {})
+    cshape = b.pick(["none", "row", "row2", "scalar", "one", "col", "full"])
+    if cshape == "none" and b.opset < 11:
+        cshape = "row"  # C is required before opset 11
+    if b.sym and cshape in ("col", "full"):
+        cshape = "row2"
+    shapes = {
+        "row": (out[1],),
+        "row2": (1, out[1]),
+        "scalar": (),
+        "one": (1,),
+        "col": (out[0], 1),
+        "full": out,
+    }
+    if cshape != "none":
+        ins.append(b.const(b.weight(shapes[cshape]), "C"))
+    return b.node("Gemm", ins, out, **attrs)
+
+
+def _matmul_ok(b: Builder, x: T) -> bool:
+    if not _small(x, 120) or x.rank == 0:
+        return False
+    return not b.sym or x.rank >= 2
+
+
+@step("matmul", _matmul_ok)
+def matmul(b: Builder, x: T) -> T:
+    # the weight on the left contracts axis -2, which must not be the symbolic batch
+    left_ok = x.rank == 1 or (x.rank >= 2 and not (b.sym and x.rank == 2))
+    if left_ok and b.coin(0.35):
+        k = b.randint(1, 5)
+        inner = x.shape[0] if x.rank == 1 else x.shape[-2]
+        if b.coin(0.2):
+            w = b.weight((inner,), inner)  # a row vector: the contracted axis disappears
+            out = () if x.rank == 1 else (*x.shape[:-2], x.shape[-1])
+        else:
+            w = b.weight((k, inner), inner)
+            out = (k,) if x.rank == 1 else (*x.shape[:-2], k, x.shape[-1])
+        return b.node("MatMul", [b.const(w, "W"), x.name], out)
+    n = x.shape[-1]
+    if b.coin(0.15) and (x.rank >= 2 or not b.sym):
+        w = b.weight((n,), n)
+        out = x.shape[:-1]
+    else:
+        k = b.randint(1, 6)
+        w = b.weight((n, k), n)
+        out = (*x.shape[:-1], k)
+    return b.node("MatMul", [x.name, b.const(w, "W")], out)
+
+
+@step("batchnorm", lambda b, x: x.rank >= 2 and x.rank <= 4)
+def batchnorm(b: Builder, x: T) -> T:
+    c = x.shape[1]
+    ins = [x.name]
+    ins.append(b.const(b.rng.uniform(0.5, 1.5, c).astype(np.float32), "gamma"))
+    ins.append(b.const(b.rng.uniform(-0.5, 0.5, c).astype(np.float32), "beta"))
+    ins.append(b.const(b.rng.uniform(-0.5, 0.5, c).astype(np.float32), "mean"))
+    ins.append(b.const(b.rng.uniform(0.2, 2.0, c).astype(np.float32), "var"))
+    attrs = {}
+    if b.coin():
+        attrs["epsilon"] = float(b.pick([1e-5, 1e-3, 0.1]))
+    if b.coin(0.2):
+        attrs["momentum"] = 0.9
+    if b.opset < 9 and b.coin(0.3):
+        attrs["spatial"] = 1
+    if b.opset >= 14 and b.coin(0.2):
+        attrs["training_mode"] = 0
+    return b.node("BatchNormalization", ins, x.shape, **attrs)
+
+
+# ----------------------------------------------------------------- index remaps
+@step("flatten", lambda b, x: x.rank >= 2)
+def flatten(b: Builder, x: T) -> T:
+    a = b.randint(_lo(b), x.rank)
+    out = (int(np.prod(x.shape[:a])), int(np.prod(x.shape[a:])))
+    attrs = {"axis": b.axis(a, x.rank)} if a != 1 or b.coin(0.3) else {}
+    return b.node("Flatten", [x.name], out, **attrs)
+
+
+def _factor(b: Builder, n: int, parts: int) -> list[int]:
+    """``n`` as a product of ``parts`` positive factors."""
+    out = []
+    for _ in range(parts - 1):
+        divs = [d for d in range(1, n + 1) if n % d == 0]
+        d = b.pick(divs)
+        out.append(d)
+        n //= d
+    return [*out, n]
+
+
+@step("reshape", lambda b, x: x.rank >= (1 if not b.sym else 1))
+def reshape(b: Builder, x: T) -> T:
+    if b.sym:
+        dims = [1, *_factor(b, int(np.prod(x.shape[1:])), b.randint(0, 3))]
+    else:
+        dims = _factor(b, x.size, b.randint(1, 4))
+    spec = list(dims)
+    # 0 copies the input's dimension at that position (the batch axis: always fine)
+    for i in range(len(spec)):
+        if i < x.rank and x.shape[i] == dims[i] and b.coin(0.4):
+            spec[i] = 0
+    if b.sym and spec[0] != 0:
+        spec[0] = 0 if b.coin(0.6) else -1
+    if -1 not in spec and b.coin(0.5):
+        cand = [i for i in range(len(spec)) if spec[i] != 0]
+        if cand:
+            spec[b.pick(cand)] = -1
+    if b.sym and spec[0] == -1 and int(np.prod(dims[1:])) == 0:
+        spec[0] = 0
+    attrs = {}
+    if b.opset >= 14 and b.coin(0.2):
+        attrs["allowzero"] = 0
+    return b.node("Reshape", [x.name, b.ints(spec)], dims, **attrs)
+
+
+def _axes_input(b: Builder, ins: list[str], axes: list[int], attrs: dict) -> None:
+    if b.opset >= 13:
+        ins.append(b.ints(axes))
+    else:
+        attrs["axes"] = axes
+
+
+@step("unsqueeze", lambda b, x: x.rank <= 4)
+def unsqueeze(b: Builder, x: T) -> T:
+    k = b.randint(1, 2)
+    r = x.rank + k
+    pos = sorted(b.draw(st.sets(st.integers(_lo(b), r - 1), min_size=k, max_size=k)))
+    out, it = [], iter(x.shape)
+    for i in range(r):
+        out.append(1 if i in pos else next(it))
+    axes = [b.axis(p, r) for p in pos]
+    ins, attrs = [x.name], {}
+    _axes_input(b, ins, axes, attrs)
+    return b.node("Unsqueeze", ins, out, **attrs)
+
+
+def _squeezable(b: Builder, x: T) -> list[int]:
+    return [i for i in range(_lo(b), x.rank) if x.shape[i] == 1]
+
+
+@step("squeeze", lambda b, x: bool(_squeezable(b, x)))
+def squeeze(b: Builder, x: T) -> T:
+    cand = _squeezable(b, x)
+    ins, attrs = [x.name], {}
+    if not b.sym and b.coin(0.25):
+        axes = cand  # no axes: every size-1 axis goes
+    else:
+        axes = sorted(b.draw(st.sets(st.sampled_from(cand), min_size=1)))
+        _axes_input(b, ins, [b.axis(a, x.rank) for a in axes], attrs)
+    out = [d for i, d in enumerate(x.shape) if i not in axes]
+    return b.node("Squeeze", ins, out, **attrs)
+
+
+@step("transpose", lambda b, x: x.rank >= 2 + b.sym)
+def transpose(b: Builder, x: T) -> T:
+    lo = _lo(b)
+    if x.rank == 4 and b.coin(0.4):
+        perm = list(b.pick([(0, 2, 3, 1), (0, 3, 1, 2)]))
+    else:
+        perm = list(range(lo)) + list(b.draw(st.permutations(list(range(lo, x.rank)))))
+    out = [x.shape[p] for p in perm]
+    if not b.sym and perm == list(reversed(range(x.rank))) and b.coin():
+        return b.node("Transpose", [x.name], out)  # no perm: the axes reversed
+    return b.node("Transpose", [x.name], out, perm=perm)
+
+
+@step("transpose_pair", lambda b, x: x.rank == 4)
+def transpose_pair(b: Builder, x: T) -> T:
+    """NCHW -> NHWC, something elementwise, NHWC -> NCHW (tf2onnx's pattern around convs)."""
+    y = b.node("Transpose", [x.name], [x.shape[i] for i in (0, 2, 3, 1)], perm=[0, 2, 3, 1])
+    if b.coin(0.7):
+        if b.coin():
+            # a per-channel constant in NHWC is a (C,) vector on the last axis
+            c = b.const(b.rng.uniform(-1, 1, y.shape[3]).astype(np.float32), "k")
+            y = b.node(b.pick(["Add", "Mul"]), [y.name, c], y.shape)
+        else:
+            y = activation(b, y)
+    return b.node("Transpose", [y.name], x.shape, perm=[0, 3, 1, 2])
+
+
+@step("pad", lambda b, x: x.rank >= 1 and _small(x, 150))
+def pad(b: Builder, x: T) -> T:
+    r = x.rank
+    pads = [0 if (b.sym and i % r == 0) or (_image(b, x) and i % r == 0) else b.randint(0, 2) for i in range(2 * r)]
+    if not any(pads):
+        pads[r - 1] = 1
+    out = [x.shape[i] + pads[i] + pads[i + r] for i in range(r)]
+    value = float(b.pick([0.0, 0.0, 1.5, -0.5]))
+    mode = {"mode": "constant"} if b.coin(0.3) else {}
+    if b.opset < 11:
+        attrs = {"pads": pads, **mode}
+        if value or b.coin(0.3):
+            attrs["value"] = value
+        return b.node("Pad", [x.name], out, **attrs)
+    ins = [x.name]
+    if b.opset >= 18 and b.coin(0.3):
+        # pads for some axes only
+        axes = [i for i in range(r) if pads[i] or pads[i + r]]
+        pin = [pads[i] for i in axes] + [pads[i + r] for i in axes]
+        ins += [b.ints(pin), b.const(np.array(value, dtype=np.float32)), b.ints([b.axis(a, r, 18) for a in axes])]
+        return b.node("Pad", ins, out, **mode)
+    ins.append(b.ints(pads))
+    if value or b.coin(0.3):
+        ins.append(b.const(np.array(value, dtype=np.float32)))
+    return b.node("Pad", ins, out, **mode)
+
+
+# ------------------------------------------------------------------------ DAGs
+def _same_shape_branch(b: Builder, x: T) -> T:
+    """A short branch off ``x`` that keeps its shape."""
+    kind = b.pick(["act", "arith", "dense", "conv"] if _image(b, x) else ["act", "arith", "dense"])
+    if kind == "act":
+        return activation(b, x)
+    if kind == "arith":
+        c = b.const(b.rng.uniform(-1, 1, x.shape[-1:] if x.rank else ()).astype(np.float32), "k")
+        return b.node(b.pick(["Add", "Mul"]), [x.name, c], x.shape)
+    if kind == "conv":
+        c = x.shape[1]
+        k = b.pick([1, 3])
+        w = b.const(b.weight((c, c, k, k), c * k * k), "W")
+        y = b.node("Conv", [x.name, w], x.shape, pads=[k // 2] * 4)
+        return activation(b, y)
+    n = x.shape[-1] if x.rank else 1
+    if x.rank == 0:
+        return activation(b, x)
+    y = b.node("MatMul", [x.name, b.const(b.weight((n, n), n), "W")], x.shape)
+    return activation(b, y) if b.coin() else y
+
+
+@step("residual", lambda b, x: x.rank >= 1 and _small(x, 150))
+def residual(b: Builder, x: T) -> T:
+    if b.coin(0.25):
+        # a broadcasting residual: (.., n) + (.., 1)
+        n = x.shape[-1]
+        y = b.node("MatMul", [x.name, b.const(b.weight((n, 1), n), "W")], (*x.shape[:-1], 1))
+    else:
+        y = _same_shape_branch(b, x)
+    op = b.pick(["Add", "Add", "Sub"])
+    ins = [x.name, y.name] if b.coin() else [y.name, x.name]
+    return b.node(op, ins, np.broadcast_shapes(x.shape, y.shape))
+
+
+def _concat_axes(b: Builder, x: T) -> list[int]:
+    return list(range(_lo(b), x.rank))
+
+
+@step("concat", lambda b, x: bool(_concat_axes(b, x)) and _small(x, 80))
+def concat(b: Builder, x: T) -> T:
+    a = b.pick(_concat_axes(b, x))
+    if a == x.rank - 1 and b.coin():
+        n = x.shape[-1]
+        k = b.randint(1, 3)
+        y = b.node("MatMul", [x.name, b.const(b.weight((n, k), n), "W")], (*x.shape[:-1], k))
+    else:
+        y = _same_shape_branch(b, x)
+    parts = b.pick([[x, y], [y, x], [x, y, x]])
+    out = list(x.shape)
+    out[a] = sum(p.shape[a] for p in parts)
+    return b.node("Concat", [p.name for p in parts], out, axis=b.axis(a, x.rank))
+
+
+# ---------------------------------------------------------------- windows (2-D)
+def _window(b: Builder, n: int, k: int, s: int, d: int, p0: int, p1: int, ceil: bool) -> int | None:
+    ext = (k - 1) * d + 1
+    span = n + p0 + p1 - ext
+    if span < 0:
+        return None
+    return (-(-span // s) if ceil else span // s) + 1
+
+
+def _auto_pad(b: Builder, attrs: dict, hw, ks, ss, ds, pool: bool) -> tuple[int, int] | None:
+    """Draw pads or auto_pad into ``attrs``; the output size, or None if the window does not fit."""
+    mode = b.pick(["pads", "pads", "none", "SAME_UPPER", "SAME_LOWER", "VALID"])
+    ceil = bool(attrs.get("ceil_mode", 0))
+    if mode in ("SAME_UPPER", "SAME_LOWER"):
+        attrs["auto_pad"] = mode
+        return tuple(-(-n // s) for n, s in zip(hw, ss, strict=True))  # type: ignore[return-value]
+    if mode == "VALID":
+        attrs["auto_pad"] = mode
+        pads = [0, 0, 0, 0]
+    elif mode == "none":
+        pads = [0, 0, 0, 0]
+    else:
+        # pools need pads smaller than the kernel
+        pads = [b.randint(0, min(2, ks[i % 2] - 1) if pool else 2) for i in range(4)]
+        attrs["pads"] = pads
+    out = [_window(b, hw[i], ks[i], ss[i], ds[i], pads[i], pads[i + 2], ceil) for i in range(2)]
+    if None in out:
+        return None
+    return tuple(out)  # type: ignore[return-value]
+
+
+@step("conv", lambda b, x: _image(b, x) and _small(x, 300))
+def conv(b: Builder, x: T) -> T:
+    _, c, h, w = x.shape
+    g = b.pick([d for d in range(1, c + 1) if c % d == 0])
+    m = g * b.randint(1, 2 if g > 1 else 3)
+    ks = (b.randint(1, 3), b.randint(1, 3))
+    ss = (b.randint(1, 2), b.randint(1, 2)) if b.coin(0.4) else (1, 1)
+    ds = (b.randint(1, 2), b.randint(1, 2)) if b.coin(0.3) else (1, 1)
+    attrs: dict = {}
+    out = _auto_pad(b, attrs, (h, w), ks, ss, ds, pool=False)
+    if out is None:
+        ks, ds, out = (1, 1), (1, 1), ((h - 1) // ss[0] + 1, (w - 1) // ss[1] + 1)
+        attrs = {"pads": [0, 0, 0, 0]}
+    if ss != (1, 1) or b.coin(0.2):
+        attrs["strides"] = list(ss)
+    if ds != (1, 1) or b.coin(0.2):
+        attrs["dilations"] = list(ds)
+    if g != 1 or b.coin(0.2):
+        attrs["group"] = g
+    if b.coin(0.6):
+        attrs["kernel_shape"] = list(ks)
+    ins = [x.name, b.const(b.weight((m, c // g, *ks), c // g * ks[0] * ks[1]), "W")]
+    if b.coin(0.7):
+        ins.append(b.const(b.weight((m,)), "B"))
+    return b.node("Conv", ins, (1, m, *out), **attrs)
+
+
+@step("pool", lambda b, x: _image(b, x) and min(x.shape[2:]) >= 2)
+def pool(b: Builder, x: T) -> T:
+    _, c, h, w = x.shape
+    op = b.pick(["MaxPool", "AveragePool"])
+    ks = (b.randint(1, min(3, h)), b.randint(1, min(3, w)))
+    ss = (b.randint(1, 3), b.randint(1, 3)) if b.coin(0.7) else (1, 1)
+    ds = (1, 1)
+    attrs: dict = {"kernel_shape": list(ks)}
+    dil_ok = b.opset >= (10 if op == "MaxPool" else 19)
+    if dil_ok and b.coin(0.3):
+        ds = (b.randint(1, 2), b.randint(1, 2))
+        attrs["dilations"] = list(ds)
+    if b.opset >= 10 and b.coin(0.4):
+        attrs["ceil_mode"] = int(b.coin(0.8))
+    if op == "AveragePool" and b.coin(0.6):
+        attrs["count_include_pad"] = int(b.coin())
+    out = _auto_pad(b, attrs, (h, w), ks, ss, ds, pool=True)
+    if out is None:
+        return b.node("GlobalAveragePool", [x.name], (1, c, 1, 1))
+    if ss != (1, 1) or b.coin(0.3):
+        attrs["strides"] = list(ss)
+    n_out = 2 if op == "MaxPool" and b.opset >= 8 and b.coin(0.15) else 1  # unused Indices
+    return b.node(op, [x.name], (1, c, *out), n_out=n_out, **attrs)
+
+
+@step("global_pool", lambda b, x: _image(b, x))
+def global_pool(b: Builder, x: T) -> T:
+    return b.node("GlobalAveragePool", [x.name], (*x.shape[:2], 1, 1))
+
+
+IMAGE_STEPS = {"conv", "pool", "global_pool", "transpose_pair"}
+
+
+@st.composite
+def models(draw, max_steps: int = 6) -> Case:
+    """A random valid model of the supported ops, with its opset, batch kind and op log."""
+    opset = draw(st.integers(7, 21))
+    kind = draw(st.sampled_from(["vector", "vector", "rank1", "seq", "image", "image", "nhwc"]))
+    if kind == "rank1":
+        batch: str | int | None = None
+    else:
+        batch = draw(st.sampled_from(["N", "N", 1]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    b = Builder(draw, opset, batch == "N", rng)
+    if kind == "rank1":
+        shape: tuple[int, ...] = (draw(st.integers(1, 6)),)
+    elif kind == "vector":
+        shape = (1, draw(st.integers(1, 6)))
+    elif kind == "seq":
+        shape = (1, draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    else:
+        shape = (1, draw(st.integers(1, 3)), draw(st.integers(2, 6)), draw(st.integers(2, 6)))
+    sym_name = draw(st.sampled_from(["N", "batch_size", "unk__7", None]))
+    dims: list = list(shape)
+    if batch == "N":
+        dims[0] = sym_name  # None: a dimension with neither value nor name
+    x0 = T("input", shape)
+    x = x0
+    if kind == "nhwc":
+        # keras2onnx: the input is NHWC, a Transpose makes it NCHW
+        dims = [dims[0], *shape[2:], shape[1]]
+        x0 = T("input", (1, *shape[2:], shape[1]))
+        x = b.node("Transpose", [x0.name], shape, perm=[0, 3, 1, 2])
+    n_steps = draw(st.integers(1, max_steps))
+    extra_out: T | None = None
+    for _ in range(n_steps):
+        ok = [(nm, fn) for nm, pred, fn in STEPS if pred(b, x)]
+        # favour the window ops while there is an image
+        if _image(b, x) and draw(st.booleans()):
+            ok = [p for p in ok if p[0] in IMAGE_STEPS] or ok
+        _, fn = draw(st.sampled_from(ok))
+        x = fn(b, x)
+        if extra_out is None and draw(st.integers(0, 9)) == 0:
+            extra_out = x
+    # the declared outputs: symbolic batch, fixed shape, or no shape at all
+    outs = [x] if extra_out is None or extra_out.name == x.name else [x, extra_out]
+    ir = draw(st.integers(_min_ir(opset), 10))
+    out_infos = []
+    for t in outs:
+        how = draw(st.sampled_from(["shape", "shape", "unknown"]))
+        if how == "unknown":
+            # the checker wants a rank; the dimensions may all be unknown
+            out_infos.append(helper.make_tensor_value_info(t.name, TensorProto.FLOAT, [None] * t.rank))
+        elif b.sym:
+            out_infos.append(
+                helper.make_tensor_value_info(t.name, TensorProto.FLOAT, [sym_name, *t.shape[1:]])
+            )
+        else:
+            out_infos.append(helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(t.shape)))
+    inputs = [helper.make_tensor_value_info(x0.name, TensorProto.FLOAT, dims)]
+    if ir < 4 or draw(st.integers(0, 4)) == 0:
+        # tf2onnx/MATLAB style: the weights are graph inputs too (required before IR 4)
+        inputs += [
+            helper.make_tensor_value_info(i.name, i.data_type, list(i.dims)) for i in b.inits
+        ]
+    g = helper.make_graph(b.nodes, "g", inputs, out_infos, initializer=b.inits)
+    m = helper.make_model(
+        g, opset_imports=[helper.make_opsetid("", opset)], producer_name="hypothesis"
+    )
+    m.ir_version = ir
+    return Case(m, opset, batch, b.log)
+
+
+def _describe(case: Case) -> str:
+    return f"opset {case.opset}, batch {case.batch}:\n  " + "\n  ".join(case.ops)
+
+
+def _ort_accepts(data: bytes) -> bool:
+    try:
+        _ort_session(data)
+    except Exception:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------- tests
+@_settings(160)
+@given(case=models())
+def test_random_models_match_onnxruntime(case: Case) -> None:
+    note(_describe(case))
+    onnx.checker.check_model(case.model, full_check=True)
+    data = case.model.SerializeToString()
+    assume(_ort_accepts(data))
+    net = netopt.load(case.model)
+    check_against_onnxruntime(case.model, net)
+    # bytes load the same network
+    assert rel_err(netopt.load(data).forward(_inputs(net, 2, 5)), net.forward(_inputs(net, 2, 5))) == 0

@@ -217,6 +217,13 @@ def _transpose(ctx: _Ctx, op: Op) -> np.ndarray:
     return ctx.cols[op.inputs[0]].transpose(op.attrs["perm"])
 
 
+@MILP.rule("select")
+def _select(ctx: _Ctx, op: Op) -> np.ndarray:
+    """Index remap: ``y.flat[k]`` is the column of ``x.flat[index.flat[k]]``."""
+    idx = np.asarray(op.attrs["index"])
+    return ctx.flat(op.inputs[0])[idx.reshape(-1)].reshape(idx.shape)
+
+
 @MILP.rule("concat")
 def _concat(ctx: _Ctx, op: Op) -> np.ndarray:
     """Index remap: concatenation of the inputs' column blocks."""

@@ -116,6 +116,9 @@ def linear_map(op: Op, shapes: Sequence[Shape]) -> tuple[list[sp.csr_matrix], np
     if name == "transpose":
         src = np.arange(n_in[0]).reshape(shapes[0]).transpose(a["perm"]).reshape(-1)
         return [sp.csr_matrix((np.ones(n_out), (np.arange(n_out), src)), shape=(n_out, n_in[0]))], zero
+    if name == "select":
+        src = np.asarray(a["index"]).reshape(-1)
+        return [sp.csr_matrix((np.ones(n_out), (np.arange(n_out), src)), shape=(n_out, n_in[0]))], zero
     if name == "add":
         return [sp.identity(n_out, format="csr"), sp.identity(n_out, format="csr")], zero
     if name == "concat":

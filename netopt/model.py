@@ -144,9 +144,15 @@ class ModelBuilder:
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         n = int(np.prod(shape, dtype=np.int64))
         idx = np.arange(self._n, self._n + n).reshape(shape)
-        self._lb.append(np.broadcast_to(np.asarray(lb, dtype=np.float64), shape).reshape(-1))
-        self._ub.append(np.broadcast_to(np.asarray(ub, dtype=np.float64), shape).reshape(-1))
-        self._int.append(np.broadcast_to(np.asarray(integer, dtype=bool), shape).reshape(-1))
+
+        def fit(v: np.ndarray | float | bool, dtype: type) -> np.ndarray:
+            a = np.asarray(v, dtype=dtype)
+            # flattened per-entry arrays are accepted as well as broadcastable ones
+            return (a if a.size == n and a.ndim == 1 else np.broadcast_to(a, shape)).reshape(-1)
+
+        self._lb.append(fit(lb, np.float64))
+        self._ub.append(fit(ub, np.float64))
+        self._int.append(fit(integer, bool))
         self._n += n
         if name is not None:
             self.blocks[name] = idx

@@ -129,7 +129,14 @@ class Scale:
 
     @staticmethod
     def forward(xs, a):
-        return xs[0] * a["mul"] + a["add"]
+        x, m, c = xs[0], a["mul"], a["add"]
+        r = max(x.ndim - 1, m.ndim, c.ndim)
+        # align the constants with the sample axes, never with the batch axis: a constant of
+        # higher rank than the sample widens it (numpy would broadcast it against the batch)
+        x = x.reshape(x.shape[:1] + (1,) * (r - (x.ndim - 1)) + x.shape[1:])
+        return x * m.reshape((1,) * (1 + r - m.ndim) + m.shape) + c.reshape(
+            (1,) * (1 + r - c.ndim) + c.shape
+        )
 
 
 def _pair(v: Sequence[int]) -> tuple[int, int]:
@@ -297,6 +304,29 @@ class Transpose:
     @staticmethod
     def forward(xs, a):
         return xs[0].transpose((0, *(1 + int(i) for i in a["perm"])))
+
+
+@register_op("select", "linear", attrs=("index",))
+class Select:
+    """General index remap: ``y.flat[k] = x.flat[index.flat[k]]``; ``index`` has the output's shape.
+
+    Slice and Gather with constant indices lower to it (repetition is allowed).
+    """
+
+    @staticmethod
+    def infer(shapes, a):
+        _check_arity("select", shapes, 1, 1)
+        idx = np.asarray(a["index"])
+        n = int(np.prod(shapes[0], dtype=np.int64))
+        if idx.dtype.kind not in "iu" or (idx.size and (idx.min() < 0 or idx.max() >= n)):
+            raise ValueError(f"select index must hold integers in [0, {n})")
+        return tuple(idx.shape)
+
+    @staticmethod
+    def forward(xs, a):
+        x = xs[0]
+        idx = np.asarray(a["index"])
+        return x.reshape(x.shape[0], -1)[:, idx.reshape(-1)].reshape((x.shape[0], *idx.shape))
 
 
 @register_op("identity", "linear")

@@ -109,6 +109,11 @@ def merge_index_remaps(g: Graph) -> Graph:
             elif o.op == "transpose" and nxt.op == "transpose":
                 p1, p2 = o.attrs["perm"], nxt.attrs["perm"]
                 merged = nxt.replace(inputs=o.inputs, attrs={"perm": tuple(p1[i] for i in p2)})
+            elif {o.op, nxt.op} <= _REMAPS and "select" in (o.op, nxt.op):
+                # compose two index remaps into one select: y.flat = x.flat[i1.flat[i2]]
+                i1 = _remap_index(g, o)
+                i2 = _remap_index(g, nxt)
+                merged = nxt.replace(op="select", inputs=o.inputs, attrs={"index": i1.reshape(-1)[i2]})
             else:
                 continue
             ops = [merged if p.id == nxt.id else p for p in ops if p.id != o.id]
@@ -117,6 +122,20 @@ def merge_index_remaps(g: Graph) -> Graph:
         if not changed:
             return g
         g = drop_identities(g.rebuild(ops))
+
+
+_REMAPS = {"reshape", "transpose", "select"}
+
+
+def _remap_index(g: Graph, o: Op) -> np.ndarray:
+    """The flat input index of every output entry of an index-remap op (output's shape)."""
+    shape = g.value(o.inputs[0]).shape
+    src = np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)
+    if o.op == "reshape":
+        return src.reshape(g.value(o.outputs[0]).shape)
+    if o.op == "transpose":
+        return src.transpose(o.attrs["perm"])
+    return np.asarray(o.attrs["index"])
 
 
 # ----------------------------------------------------------------- fold_scales

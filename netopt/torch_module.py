@@ -258,6 +258,16 @@ def _transpose(op: Op, ins: Sequence[Shape], out: Shape) -> nn.Module:
     return _Fn(lambda x: x.permute(perm), f"perm={perm}")
 
 
+@torch_rule("select")
+def _select(op: Op, ins: Sequence[Shape], out: Shape) -> nn.Module:
+    """Gather flat sample entries: ``y.flat[k] = x.flat[index.flat[k]]``."""
+    idx = torch.tensor(np.asarray(op.attrs["index"]).reshape(-1), dtype=torch.long)
+    shape = tuple(int(d) for d in out)
+    mod = _Fn(lambda x: x.reshape(x.shape[0], -1).index_select(1, mod.index.to(x.device)).reshape(x.shape[0], *shape), f"n={idx.numel()}")
+    mod.register_buffer("index", idx)
+    return mod
+
+
 @torch_rule("identity")
 def _identity(op: Op, ins: Sequence[Shape], out: Shape) -> nn.Module:
     """The identity."""
@@ -431,9 +441,9 @@ class GraphModule(nn.Module):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         missing = [o for o in graph.ops if o.op not in TORCH_RULES]
         if missing:
-            listed = ", ".join(f"'{o.id}' ({o.op})" for o in missing)
+            listed = "; ".join(o.where for o in missing)
             raise UnsupportedOpError(
-                f"torch module: no torch rule for IR op(s) {listed}; add one with "
+                f"torch module: no torch rule for {listed}; add one with "
                 "@netopt.torch_module.torch_rule(<IR op>), or use a formulation that does not "
                 "need torch",
                 [(o.id, o.op, "no torch rule") for o in missing],

@@ -811,7 +811,15 @@ def load_vnnlib(
         path = os.fspath(path_or_text)
         source = path
         p = Path(path)
+        if not path.strip():
+            raise InputError("load_vnnlib got an empty string; pass a .vnnlib path or its text")
         if not p.is_file():
+            if "(" in path or "\n" in path:
+                raise InputError(
+                    f"load_vnnlib got text that declares no variables ({path[:60]!r}...); "
+                    "a VNN-LIB property declares its inputs and outputs with "
+                    "(declare-const X_0 Real), (declare-const Y_0 Real), ..."
+                )
             what = "is a folder, not a file" if p.is_dir() else "no such file"
             raise InputError(
                 f"{path}: {what}; pass the path of a .vnnlib file, or the property text itself"

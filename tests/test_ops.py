@@ -24,6 +24,7 @@ EXAMPLES = {
     "reshape": ([(2, 3)], {"shape": (3, 2)}, (3, 2), lambda x: x.reshape(-1, 3, 2)),
     "transpose": ([(2, 3)], {"perm": (1, 0)}, (3, 2), lambda x: x.transpose(0, 2, 1)),
     "identity": ([(3,)], {}, (3,), lambda x: x),
+    "select": ([(2, 3)], {"index": np.array([[5, 0], [2, 2]])}, (2, 2), lambda x: x.reshape(-1, 6)[:, [5, 0, 2, 2]].reshape(-1, 2, 2)),
     "pad": ([(2, 2)], {"pads": (1, 0, 0, 2), "value": 0.5}, (3, 4), lambda x: np.pad(x, ((0, 0), (1, 0), (0, 2)), constant_values=0.5)),
     "add": ([(3,), (3,)], {}, (3,), None),
     "concat": ([(2, 3), (2, 1)], {"axis": 1}, (2, 4), None),

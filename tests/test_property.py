@@ -171,8 +171,8 @@ class Builder:
         return self.draw(st.integers(0, 999)) < int(1000 * p)
 
     def axis(self, a: int, rank: int, since: int = 11) -> int:
-        """Axis ``a`` (non-negative), written negative sometimes where the opset allows it."""
-        return a - rank if self.opset >= since and self.coin(0.3) else a
+        """Axis ``a`` in ``[0, rank)``, written negative sometimes where the opset allows it."""
+        return a - rank if a < rank and self.opset >= since and self.coin(0.3) else a
 
     # -------------------------------------------------------------- building
     def fresh(self, prefix: str) -> str:
@@ -183,7 +183,8 @@ class Builder:
         """A constant as an initializer or (sometimes) a Constant node."""
         arr = np.asarray(arr)
         name = self.fresh(prefix)
-        if self.coin(0.2):
+        # Constant-1 (before opset 9) holds floating-point tensors only
+        if self.coin(0.2) and (self.opset >= 9 or arr.dtype.kind == "f"):
             self.nodes.append(
                 helper.make_node(
                     "Constant", [], [name], value=numpy_helper.from_array(arr, name + "_v")
@@ -301,11 +302,10 @@ def softmax(b: Builder, x: T) -> T:
 
 @step("clip", lambda b, x: True)
 def clip(b: Builder, x: T) -> T:
-    lo = float(np.float32(b.rng.uniform(-1.0, 0.5)))
+    # lo = 0 is the Relu6 style
+    lo = 0.0 if b.coin(0.2) else float(np.float32(b.rng.uniform(-1.0, 0.5)))
     hi = float(np.float32(lo + b.rng.uniform(0.1, 2.0)))
     which = b.pick(["both", "min", "max"])
-    if b.coin(0.2):
-        lo = 0.0  # Relu6-style
     if b.opset < 11:
         attrs = {}
         if which != "max":
@@ -639,13 +639,24 @@ def _window(b: Builder, n: int, k: int, s: int, d: int, p0: int, p1: int, ceil: 
     span = n + p0 + p1 - ext
     if span < 0:
         return None
-    return (-(-span // s) if ceil else span // s) + 1
+    out = (-(-span // s) if ceil else span // s) + 1
+    # onnxruntime (and torch) drop a ceil_mode window that would start in the end padding;
+    # onnx's shape inference does not, so the checker runs without full_check below
+    if ceil and (out - 1) * s >= n + p0:
+        out -= 1
+    return out
 
 
 def _auto_pad(b: Builder, attrs: dict, hw, ks, ss, ds, pool: bool) -> tuple[int, int] | None:
     """Draw pads or auto_pad into ``attrs``; the output size, or None if the window does not fit."""
     mode = b.pick(["pads", "pads", "none", "SAME_UPPER", "SAME_LOWER", "VALID"])
     ceil = bool(attrs.get("ceil_mode", 0))
+    if mode.startswith("SAME") and (
+        ds != (1, 1)  # onnxruntime: "Dilation not supported for AutoPadType::SAME_UPPER"
+        # onnxruntime refuses the negative pads SAME asks for when strides exceed the kernel
+        or any((-(-n // s) - 1) * s + k < n for n, k, s in zip(hw, ks, ss, strict=True))
+    ):
+        mode = "pads"
     if mode in ("SAME_UPPER", "SAME_LOWER"):
         attrs["auto_pad"] = mode
         return tuple(-(-n // s) for n, s in zip(hw, ss, strict=True))  # type: ignore[return-value]
@@ -811,7 +822,7 @@ def _ort_accepts(data: bytes) -> bool:
 @given(case=models())
 def test_random_models_match_onnxruntime(case: Case) -> None:
     note(_describe(case))
-    onnx.checker.check_model(case.model, full_check=True)
+    onnx.checker.check_model(case.model)
     data = case.model.SerializeToString()
     assume(_ort_accepts(data))
     net = netopt.load(case.model)

@@ -528,5 +528,9 @@ def test_declaration_errors() -> None:
         load_vnnlib(vnn(""), n_outputs=0)
     with pytest.raises(InputError, match="max_disjuncts must be at least 1"):
         load_vnnlib(vnn(""), max_disjuncts=0)
+    with pytest.raises(InputError, match="empty string"):
+        load_vnnlib("")
+    with pytest.raises(InputError, match="text that declares no variables"):
+        load_vnnlib("(assert (<= 1 2))\n")
     with pytest.raises(InputError, match="takes a path or the property text"):
         load_vnnlib(42)  # type: ignore[arg-type]

@@ -106,6 +106,9 @@ class NodeContext:
     _ops: list[Op] = field(default_factory=list)
     _taken_ops: set[str] = field(default_factory=set)
     _emitted: int = 0
+    #: the ONNX node itself and the model's opsets (for evaluating index remaps)
+    proto: Any = None
+    opsets: Mapping[str, int] | None = None
 
     # ------------------------------------------------------------ inputs
     def attr(self, key: str, default: Any = None) -> Any:

@@ -348,6 +348,8 @@ def convert_model(
                 _values=values,
                 _ops=ops,
                 _taken_ops=taken_ops,
+                proto=n,
+                opsets=opsets,
             )
             try:
                 r = entry.fn(ctx)

@@ -29,7 +29,7 @@ from netopt.errors import InputError
 from netopt.ir import Graph, Op
 from netopt.linear import is_linear, linear_map, window_index
 
-__all__ = ["Bounds", "compute_bounds", "interval_op", "relu_relaxation", "METHODS"]
+__all__ = ["Bounds", "compute_bounds", "linear_bounds", "interval_op", "relu_relaxation", "METHODS"]
 
 METHODS = ("interval", "crown")
 
@@ -172,12 +172,16 @@ def relu_relaxation(l: np.ndarray, u: np.ndarray, alpha: float = 0.0):
     return lo_s, lo_b, up_s, up_b
 
 
-def _crown_value(graph: Graph, vid: str, lo: dict, hi: dict, rows: np.ndarray, in_lo: dict, in_hi: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Back-substitute linear bounds of ``vid[rows]`` to the graph inputs and concretize."""
-    n = len(rows)
+def _crown_value(graph: Graph, vid: str, lo: dict, hi: dict, rows: np.ndarray | None, in_lo: dict, in_hi: dict, start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Back-substitute linear bounds of ``vid[rows]`` (or of ``start @ vid``) to the inputs."""
     size = graph.value(vid).size
-    eye = np.zeros((n, size))
-    eye[np.arange(n), rows] = 1.0
+    if start is None:
+        n = len(rows)
+        eye = np.zeros((n, size))
+        eye[np.arange(n), rows] = 1.0
+    else:
+        eye = np.asarray(start, dtype=np.float64).reshape(-1, size)
+        n = len(eye)
     coef_l: dict[str, np.ndarray] = {vid: eye}
     coef_u: dict[str, np.ndarray] = {vid: eye.copy()}
     cl = np.zeros(n)
@@ -185,7 +189,10 @@ def _crown_value(graph: Graph, vid: str, lo: dict, hi: dict, rows: np.ndarray, i
     # the ops that lie between the inputs and vid, in reverse topological order
     prod = graph.producer(vid)
     if prod is None:
-        return lo[vid][rows], hi[vid][rows]
+        if start is None:
+            return lo[vid][rows], hi[vid][rows]
+        sp_, sn = np.maximum(eye, 0), np.minimum(eye, 0)
+        return sp_ @ lo[vid] + sn @ hi[vid], sp_ @ hi[vid] + sn @ lo[vid]
     ancestors = {n_[1] for n_ in __import__("networkx").ancestors(graph.nx, ("o", prod.id)) if n_[0] == "o"} | {prod.id}
     for op in reversed(graph.ops):
         if op.id not in ancestors:
@@ -262,6 +269,24 @@ def _crown_value(graph: Graph, vid: str, lo: dict, hi: dict, rows: np.ndarray, i
             rl = rl + np.maximum(Ll, 0) @ al + np.minimum(Ll, 0) @ bl
             ru = ru + np.maximum(Lu, 0) @ bl + np.minimum(Lu, 0) @ al
     return np.nan_to_num(rl, nan=-np.inf), np.nan_to_num(ru, nan=np.inf)
+
+
+def linear_bounds(graph: Graph, bounds: Bounds, vid: str, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sound bounds of ``C @ value`` (rows of ``C`` over the flattened value ``vid``).
+
+    Back-substitutes ``C`` itself (much tighter than bounding ``C`` times the value's interval),
+    and takes the better of that and the interval product.
+    """
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    lo, hi = bounds[vid]
+    cp, cn = np.maximum(C, 0), np.minimum(C, 0)
+    with np.errstate(invalid="ignore"):
+        il, ih = cp @ lo + cn @ hi, cp @ hi + cn @ lo
+    ins = {i: bounds.lo[i] for i in graph.inputs}, {i: bounds.hi[i] for i in graph.inputs}
+    if not all(np.all(np.isfinite(ins[0][i])) and np.all(np.isfinite(ins[1][i])) for i in graph.inputs):
+        return il, ih
+    cl, cu = _crown_value(graph, vid, bounds.lo, bounds.hi, None, ins[0], ins[1], start=C)
+    return np.maximum(il, cl), np.minimum(ih, cu)
 
 
 def compute_bounds(

@@ -98,6 +98,130 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_vector(spec: str, what: str) -> "np.ndarray":
+    """Numbers from a .npy/.json/.txt file or a comma/space separated list."""
+    import json as _json
+    from pathlib import Path
+
+    import numpy as np
+
+    p = Path(spec)
+    try:
+        if p.suffix == ".npy" and p.exists():
+            return np.load(p).astype(np.float64)
+        if p.suffix == ".json" and p.exists():
+            v = _json.loads(p.read_text())
+            if isinstance(v, dict):
+                v = v.get(what) if what in v else next(iter(v.values()))
+            return np.asarray(v, dtype=np.float64)
+        if p.exists() and p.is_file():
+            return np.asarray(p.read_text().replace(",", " ").split(), dtype=np.float64)
+        return np.asarray(spec.replace(",", " ").split(), dtype=np.float64)
+    except (ValueError, OSError, _json.JSONDecodeError) as e:
+        raise NetoptError(f"--{what} '{spec}': not a list of numbers or a readable .npy/.json/.txt file ({e})") from e
+
+
+def _progress_printer():
+    """A live status line on stderr: incumbent, bound, gap, nodes, time."""
+    def show(d: dict) -> None:
+        print(
+            f"\r  incumbent {d['incumbent']:.6g}  bound {d['bound']:.6g}  gap {100 * d['gap']:.2f}%  "
+            f"nodes {d['nodes']}  {d['time']:.0f} s   ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+def _solve_options(args: argparse.Namespace) -> dict:
+    opts = {"time_limit": args.time_limit, "threads": args.threads, "gap": args.gap}
+    if getattr(args, "progress", False) or (sys.stderr.isatty() and not getattr(args, "quiet", False)):
+        opts["progress"] = _progress_printer()
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def cmd_invert(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import netopt
+    from netopt.problems import Inversion
+
+    net = netopt.load(args.model)
+    target = _read_vector(args.target, "target")
+    lo = _read_vector(args.box[0], "box") if args.box else None
+    hi = _read_vector(args.box[1], "box") if args.box else None
+    box = None if lo is None else (lo.reshape(-1)[0] if lo.size == 1 else lo, hi.reshape(-1)[0] if hi.size == 1 else hi)
+    start = None if args.start is None else _read_vector(args.start, "start").reshape(net.input_shape)
+    prob = Inversion(net, target, norm=args.norm, box=box)
+    opts = _solve_options(args)
+    res = prob.solve(args.formulation, args.solver, bounds=args.bounds, tighten=None if args.no_tighten else "lp", start=start, **opts)
+    if "progress" in opts:
+        print(file=sys.stderr)
+    cert = res.certificate
+    if args.out:
+        cert.save(args.out)
+    if args.json:
+        print(cert.to_json())
+        return 0
+    print(f"model      {net.source.name}")
+    print(f"problem    {prob.describe()} over the box, target {np.array2string(prob.target, precision=4)}")
+    print(f"status     {res.status}")
+    if res.objective is not None:
+        print(f"objective  {res.objective:.9g}   (recomputed in float64 from x)")
+    if res.bound is not None:
+        print(f"bound      {res.bound:.9g}   (proven by {res.solver} {res.solver_version})")
+    if res.gap is not None:
+        print(f"gap        {res.gap:.3g}")
+    print(f"model size {res.model_size['variables']} variables, {res.model_size['integers']} binaries, {res.model_size['rows']} rows")
+    print("time       " + ", ".join(f"{k} {v:.2f} s" for k, v in res.timings.items()))
+    print(f"claim      {cert.claim}")
+    if args.out:
+        print(f"certificate written to {args.out}  (check it: netopt verify {args.out} {args.model})")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import netopt
+    from netopt.check import check
+
+    net = netopt.load(args.model)
+    opts = {k: v for k, v in {"threads": args.threads}.items() if v is not None}
+    r = check(net, args.property, time_limit=args.time_limit, solver=args.solver, **opts)
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(r.to_json())
+    if args.json:
+        print(r.to_json())
+        return 0
+    print(f"{r.verdict}")
+    for d in r.details:
+        extra = f", {d['evidence']}" if "evidence" in d else ""
+        print(f"  disjunct {d['disjunct']}: {d.get('verdict', '?')} by {d['method']} in {d['seconds']:.2f} s{extra}")
+    if r.verdict == "sat":
+        print(f"  counterexample x = {r.x.reshape(-1).tolist()}")
+        print(f"  f(x) (onnxruntime) = {r.y_onnxruntime.reshape(-1).tolist()}; confirmed: {r.confirmed}")
+    print(f"  total {r.seconds:.2f} s")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from netopt.result import Certificate
+
+    cert = Certificate.load(args.certificate)
+    rep = cert.verify(args.model)
+    print(f"certificate {args.certificate}: {cert.kind}")
+    print(f"claim: {cert.claim}")
+    for c in rep["checks"]:
+        print(f"  [{'ok' if c['ok'] else 'FAILED'}] {c['check']}" + (f" ({c['detail']})" if c["detail"] else ""))
+    for t in rep["trusted"]:
+        print(f"  [trusted, not re-checkable without a solver] {t}")
+    print("verified" if rep["ok"] else "NOT verified")
+    return 0 if rep["ok"] else 1
+
+
 def ops_table_markdown() -> str:
     """The README's table of supported ONNX ops, generated from the converter registry."""
     from netopt.frontend import supported_ops
@@ -148,6 +272,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=cmd_info)
+
+    inv = sub.add_parser(
+        "invert",
+        help="find the input whose output is closest to a target (exact MILP), with a certificate",
+        description="Minimize ||f(x) - target||_p over a box with the exact MILP; print the "
+        "result (objective recomputed in float64, bound proven by the solver) and write a "
+        "certificate.",
+    )
+    inv.add_argument("model", help="path of an .onnx file")
+    inv.add_argument("--target", required=True, help="numbers 'a,b,...' or a .npy/.json/.txt file")
+    inv.add_argument("--norm", default="1", choices=["1", "2", "inf"], help="p of the norm (2 needs gurobi)")
+    inv.add_argument("--box", nargs=2, metavar=("LO", "HI"), help="input box: scalars or files")
+    inv.add_argument("--time-limit", type=float, help="seconds for the solver")
+    inv.add_argument("--gap", type=float, help="relative optimality gap (default 1e-6)")
+    inv.add_argument("--threads", type=int, help="solver threads")
+    inv.add_argument("--solver", default="highs", help="backend: highs, gurobi, pyomo")
+    inv.add_argument("--formulation", default="milp", help="formulation (default milp)")
+    inv.add_argument("--bounds", default="crown", choices=["interval", "crown"], help="first bounds")
+    inv.add_argument("--no-tighten", action="store_true", help="skip LP bound tightening")
+    inv.add_argument("--start", help="a starting input (numbers or file) for the solver")
+    inv.add_argument("--out", help="write the certificate (JSON) here")
+    inv.add_argument("--json", action="store_true", help="print the certificate as JSON")
+    inv.add_argument("--progress", action="store_true", help="live line even when not on a terminal")
+    inv.add_argument("--quiet", action="store_true", help="no live line")
+    inv.set_defaults(func=cmd_invert)
+
+    chk = sub.add_parser(
+        "check",
+        help="decide a VNN-LIB property: sat (with a counterexample) or unsat",
+        description="Decide a VNN-LIB property; a counterexample is re-checked in onnxruntime.",
+    )
+    chk.add_argument("model", help="path of an .onnx file")
+    chk.add_argument("property", help="path of a .vnnlib file")
+    chk.add_argument("--time-limit", type=float, help="seconds for the whole property")
+    chk.add_argument("--solver", default="highs", help="backend for the MILP stage")
+    chk.add_argument("--threads", type=int, help="solver threads")
+    chk.add_argument("--out", help="write the verdict and evidence (JSON) here")
+    chk.add_argument("--json", action="store_true", help="print JSON")
+    chk.set_defaults(func=cmd_check)
+
+    ver = sub.add_parser(
+        "verify",
+        help="re-check a certificate without the solver (the point through onnxruntime)",
+        description="Re-check everything in a certificate that can be checked without a solver.",
+    )
+    ver.add_argument("certificate", help="certificate JSON written by netopt invert --out")
+    ver.add_argument("model", help="the .onnx file it is about")
+    ver.set_defaults(func=cmd_verify)
 
     ops = sub.add_parser(
         "ops",

@@ -98,3 +98,70 @@ def interpret(
     if keep:
         return env
     return {o: env[o] for o in graph.outputs}
+
+
+def vjp(graph, env: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Vector-Jacobian product by reverse accumulation, in float64.
+
+    Parameters
+    ----------
+    graph : Graph
+    env : mapping
+        Every value of a forward pass (``interpret(..., keep=True)``), batched.
+    grads : mapping
+        ``{value id: dL/dvalue}`` seeds (batched, the value's shape).
+
+    Returns
+    -------
+    dict
+        ``{input id: dL/dinput}``. ReLU-like ops use the subgradient that is 0 at the kink;
+        max-pool routes to the first maximal cell.
+    """
+    from netopt.linear import is_linear, linear_map, window_index
+
+    acc: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64).reshape(len(v), -1) for k, v in grads.items()}
+    for op in reversed(graph.ops):
+        out = op.outputs[0]
+        if out not in acc:
+            continue
+        g = acc.pop(out)  # (B, size_out)
+        shapes = [graph.value(i).shape for i in op.inputs]
+        B = len(g)
+        if is_linear(op):
+            mats, _ = linear_map(op, shapes)
+            parts = [(m.T @ g.T).T for m in mats]
+        else:
+            x = env[op.inputs[0]].reshape(B, -1)
+            if op.op == "relu":
+                parts = [g * (x > 0)]
+            elif op.op == "leaky_relu":
+                parts = [g * np.where(x >= 0, 1.0, float(op.attrs["alpha"]))]
+            elif op.op == "maxpool2d":
+                k = int(np.prod(op.attrs["kernel"]))
+                idx = window_index(shapes[0], op.attrs).reshape(-1, k)
+                vals = np.where(idx[None] >= 0, x[:, np.where(idx >= 0, idx, 0)], -np.inf)
+                best = idx[np.arange(len(idx))[None, :], vals.argmax(axis=2)]  # (B, n_out)
+                gi = np.zeros_like(x)
+                np.add.at(gi, (np.arange(B)[:, None], best), g)
+                parts = [gi]
+            elif op.op == "sigmoid":
+                s = env[out].reshape(B, -1)
+                parts = [g * s * (1 - s)]
+            elif op.op == "tanh":
+                t = env[out].reshape(B, -1)
+                parts = [g * (1 - t**2)]
+            elif op.op in ("softmax", "log_softmax"):
+                shape = (B, *graph.value(out).shape)
+                ax = tuple(1 + int(a) for a in op.attrs["axes"])
+                y = env[out].reshape(shape)
+                gg = g.reshape(shape)
+                if op.op == "softmax":
+                    parts = [(y * (gg - (gg * y).sum(axis=ax, keepdims=True))).reshape(B, -1)]
+                else:
+                    p = np.exp(y)
+                    parts = [(gg - p * gg.sum(axis=ax, keepdims=True)).reshape(B, -1)]
+            else:  # pragma: no cover - every IR op is covered above
+                raise NotImplementedError(f"no vjp rule for {op.op}")
+        for i, gi in zip(op.inputs, parts, strict=True):
+            acc[i] = acc[i] + gi if i in acc else gi
+    return {i: acc.get(i, np.zeros((len(next(iter(grads.values()))), graph.value(i).size))).reshape(-1, *graph.value(i).shape) for i in graph.inputs}

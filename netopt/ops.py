@@ -179,6 +179,32 @@ def _window_geometry(shape: Shape, a: Mapping[str, Any]) -> tuple[int, int]:
     return oh, ow
 
 
+def _check_pool_windows(shape: Shape, a: Mapping[str, Any], out: tuple[int, int]) -> None:
+    r"""Refuse a pooling window that holds padding cells only.
+
+    Only a dilation can skip over the whole input (pads are smaller than the kernel, and
+    ``ceil_mode`` drops the windows that start in the end padding). Such a window has no
+    defined value: onnxruntime returns 0 (average) or the lowest float32 (max), torch
+    :math:`-\infty`. A window that covers no input cell is a constant, so no sensible
+    model has one.
+    """
+    kh, kw = _pair(a["kernel"])
+    sh, sw = _pair(a["strides"])
+    dh, dw = _pair(a.get("dilations", (1, 1)))
+    pt, pl = int(a["pads"][0]), int(a["pads"][1])
+    for n, k, s, d, p0, o in (
+        (shape[1], kh, sh, dh, pt, out[0]),
+        (shape[2], kw, sw, dw, pl, out[1]),
+    ):
+        cells = (np.arange(o) * s - p0)[:, None] + np.arange(k)[None, :] * d
+        hit = ((cells >= 0) & (cells < n)).any(axis=1)
+        if not hit.all():
+            raise ValueError(
+                f"pooling window {int(np.argmin(hit))} (kernel {k}, stride {s}, dilation {d}, "
+                f"pad {p0}) covers padding only on an axis of length {n}"
+            )
+
+
 def _windows(
     x: np.ndarray, a: Mapping[str, Any], fill: float, overhang_fill: float | None = None
 ) -> np.ndarray:
@@ -257,6 +283,7 @@ class AvgPool2d:
     def infer(shapes, a):
         _check_arity("avgpool2d", shapes, 1, 1)
         oh, ow = _window_geometry(shapes[0], a)
+        _check_pool_windows(shapes[0], a, (oh, ow))
         return (shapes[0][0], oh, ow)
 
     @staticmethod
@@ -447,6 +474,7 @@ class MaxPool2d:
     def infer(shapes, a):
         _check_arity("maxpool2d", shapes, 1, 1)
         oh, ow = _window_geometry(shapes[0], a)
+        _check_pool_windows(shapes[0], a, (oh, ow))
         return (shapes[0][0], oh, ow)
 
     @staticmethod

@@ -41,13 +41,30 @@ def _pick_start(problem: Problem, n_samples: int, seed: int, user: list[np.ndarr
     return X[k], float(vals[k])
 
 
+def _model_objective(problem: Problem, value: float) -> float | None:
+    """The model's (minimized) objective for a problem objective ``value`` (sign-adjusted).
+
+    ``value`` comes from :func:`_pick_start`, already negated for maximization. The 2-norm model
+    minimizes the square.
+    """
+    if not np.isfinite(value):
+        return None
+    if isinstance(problem, Inversion) and problem.norm == 2:
+        return value**2
+    return value
+
+
 def solve(
     problem: Problem,
     formulation: str = "milp",
     solver: str = "highs",
     *,
     bounds: str = "crown",
+    tighten: str | None = "lp",
+    tighten_time: float | None = None,
     relax: bool = False,
+    heuristic: bool = True,
+    heuristic_time: float | None = None,
     start: Any = None,
     n_samples: int = 64,
     seed: int = 0,
@@ -63,12 +80,22 @@ def solve(
     solver : str
         A registered backend (``netopt.solvers.available()``).
     bounds : {"interval", "crown"}
-        How the big-M constants are computed.
+        How the big-M constants are computed first.
+    tighten : {"lp", None}
+        Then tighten them by LPs over the relaxation (:func:`netopt.bounds_lp.tighten_lp`),
+        carrying the best known objective (or the output constraints) back through the network.
+    tighten_time : float, optional
+        Seconds for the tightening (default: a third of ``time_limit``, at most 60).
     relax : bool
         Solve the continuous relaxation: its optimum is a sound bound on the exact optimum.
+    heuristic : bool
+        Improve the best starting point by local search (:func:`netopt.heuristics.local_search`:
+        projected descent and LPs over linear regions) before the exact solve.
+    heuristic_time : float, optional
+        Seconds for it (default: a sixth of ``time_limit``, at most 10).
     start : array or list of arrays, optional
         Starting point(s) from a heuristic; the best of these and ``n_samples`` sampled inputs
-        is handed to the solver as its first incumbent.
+        (improved by the local search) is handed to the solver as its first incumbent.
     **options
         Backend options: time_limit, gap, abs_gap, threads, verbose, progress, options={...}.
     """
@@ -92,6 +119,9 @@ def solve(
             f"(solver='gurobi'); backend '{solver}' has none. Use norm=1 or norm='inf' with '{solver}'."
         )
     B.require()
+    from netopt.solvers._base import check_options
+
+    check_options(solver, options)  # before any heavy work: a typo fails at once
     dom = problem.domain
     if not dom.bounded:
         raise MissingBoundsError(
@@ -100,9 +130,30 @@ def solve(
         )
     user = [] if start is None else ([start] if np.ndim(start) == len(dom.shape) else list(start))
     x0, v0 = _pick_start(problem, n_samples, seed, [np.asarray(u, dtype=np.float64) for u in user])
+    if heuristic and x0 is not None and not relax:
+        from netopt.heuristics import local_search
+
+        tl = options.get("time_limit")
+        budget = heuristic_time if heuristic_time is not None else min(10.0, (tl / 6) if tl else 10.0)
+        rng = np.random.default_rng(seed + 1)
+        starts = np.concatenate([x0[None], dom.sample(max(8, n_samples // 2), rng)])
+        x1, v1 = local_search(problem, starts, time_budget=budget)
+        if v1 < v0:
+            x0, v0 = x1, v1
     timings["start"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     bnd = compute_bounds(graph, dom.lo, dom.hi, bounds)
+    if tighten == "lp" and not relax:
+        from netopt.bounds_lp import tighten_lp
+
+        tl = options.get("time_limit")
+        budget = tighten_time if tighten_time is not None else min(60.0, (tl / 3) if tl else 60.0)
+        cutoff = None
+        if x0 is not None and not isinstance(problem, Feasibility):
+            cutoff = _model_objective(problem, v0)
+        bnd = tighten_lp(problem, bnd, cutoff=cutoff, time_budget=budget)
+    elif tighten not in (None, "lp"):
+        raise InputError(f"tighten must be 'lp' or None, got {tighten!r}")
     timings["bounds"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     f = F()

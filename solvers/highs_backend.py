@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from netopt.errors import SolveError
+from netopt.errors import IncompatibleBackendError, SolveError
 from netopt.model import LinearModel
 from netopt.solvers import register
 from netopt.solvers._base import Backend, RawSolution, check_options
@@ -64,7 +64,9 @@ class HighsBackend(Backend):
         for k, v in (opts.get("options") or {}).items():
             st = h.setOptionValue(k, v)
             if st != highspy.HighsStatus.kOk:
-                raise SolveError(f"backend 'highs': HiGHS rejected option {k}={v!r}; see HiGHS's option list")
+                raise IncompatibleBackendError(
+                    f"backend 'highs': HiGHS rejected option {k}={v!r}; see HiGHS's option list"
+                )
 
         lp = highspy.HighsLp()
         n, m = model.n_vars, model.n_rows

@@ -101,7 +101,7 @@ def test_milp_matches_brute_force(seed, p):
     res = Inversion(net, target, norm=p, box=(-1, 1)).solve(bounds="interval" if seed % 2 else "crown")
     assert res.status == Status.OPTIMAL
     assert abs(res.objective - ref) <= 1e-6 * max(1.0, abs(ref))
-    assert res.bound <= res.objective + 1e-9
+    assert res.bound <= res.objective + 1e-6 * max(1.0, abs(res.objective))  # the gap tolerance
     # the relaxation never exceeds the exact optimum
     relax = Inversion(net, target, norm=p, box=(-1, 1)).solve(relax=True)
     assert relax.bound <= ref + 1e-7

@@ -25,6 +25,7 @@ examples), e.g. ``NETOPT_PROPERTY_SEED=7 NETOPT_PROPERTY_SCALE=10 pytest tests/t
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import traceback
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from hypothesis import HealthCheck, assume, given, note, seed, settings
+from hypothesis import HealthCheck, assume, event, given, note, seed, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
@@ -60,6 +61,7 @@ def _settings(n: int) -> Callable:
         deadline=None,
         derandomize=_SEED is None,
         database=None,
+        print_blob=True,
         suppress_health_check=[
             HealthCheck.too_slow,
             HealthCheck.data_too_large,
@@ -88,10 +90,12 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
 
 
-def _ort_session(data: bytes):
+def _ort_session(data: bytes, optimize: bool = True):
     so = ort.SessionOptions()
     so.log_severity_level = 4
     so.intra_op_num_threads = 1
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
@@ -102,19 +106,77 @@ def _inputs(net: netopt.Network, k: int, seed_: int) -> np.ndarray:
     return x.astype(np.float64)
 
 
-def check_against_onnxruntime(model: onnx.ModelProto | bytes, net: netopt.Network, seed_: int = 0) -> None:
-    """``net`` (after and before the passes) matches onnxruntime on a few random inputs."""
+def ort_outputs(
+    data: bytes, net: netopt.Network, x: np.ndarray, optimize: bool, per_sample: bool = False
+) -> list[np.ndarray]:
+    """Every graph output by onnxruntime, as ``(B, *netopt's shape)`` float64 arrays.
+
+    Like :meth:`netopt.Network.run_onnxruntime`, but for all outputs, optionally without
+    onnxruntime's graph optimizations, and optionally one sample at a time even where the
+    batch is symbolic (netopt's semantics is the network's on a batch of one).
+    """
+    sess = _ort_session(data, optimize)
+    m = onnx.load_from_string(data)
+    inits = {i.name for i in m.graph.initializer}
+    vi = next(i for i in m.graph.input if i.name not in inits)
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+    shapes = [net.graph.value(o).shape for o in net.graph.outputs]
+    if len(dims) == len(net.input_shape) + 1 and not dims[0] and not per_sample:
+        res = sess.run(None, {vi.name: x.astype(np.float32)})
+        return [
+            np.asarray(r, np.float64).reshape(len(x), *s) for r, s in zip(res, shapes, strict=True)
+        ]
+    lead = (1,) if len(dims) == len(net.input_shape) + 1 else ()
+    runs = [sess.run(None, {vi.name: xi.reshape(lead + xi.shape).astype(np.float32)}) for xi in x]
+    return [
+        np.stack([np.asarray(r[k], np.float64).reshape(s) for r in runs])
+        for k, s in enumerate(shapes)
+    ]
+
+
+def check_against_onnxruntime(
+    model: onnx.ModelProto | bytes, net: netopt.Network, seed_: int = 0
+) -> None:
+    """``net`` (after and before the passes) matches onnxruntime on a few random inputs.
+
+    The reference is :meth:`netopt.Network.run_onnxruntime` (and the same session for the
+    other outputs). onnxruntime's graph optimizer has bugs of its own (e.g. its transpose
+    optimizer fails on a Pad-18 with ``axes`` between Transposes): where the optimized session
+    fails or disagrees, the unoptimized graph, the ONNX semantics, is the reference.
+    """
+    data = model if isinstance(model, bytes) else model.SerializeToString()
     x = _inputs(net, 3, seed_)
-    ref = net.run_onnxruntime(x)
-    y = net.forward(x)
-    assert y.shape == ref.shape == (3, *net.output_shape)
-    err = rel_err(y, ref)
-    assert err <= TOL, f"netopt and onnxruntime differ by {err:.3g}"
+    res = net.forward(x, all_outputs=True)
+    ys = [res[o] for o in net.graph.outputs]
+
+    def agree(refs: list[np.ndarray]) -> bool:
+        return all(
+            y.shape == r.shape and rel_err(y, r) <= TOL for y, r in zip(ys, refs, strict=True)
+        )
+
+    try:
+        refs = [net.run_onnxruntime(x), *ort_outputs(data, net, x, True)[1:]]
+    except Exception as e:  # onnxruntime's own failure
+        note(f"optimized onnxruntime fails: {e}")
+        event("onnxruntime fails with its graph optimizations only")
+        refs = None
+    if refs is None or not agree(refs):
+        plain = ort_outputs(data, net, x, False)
+        if refs is not None and agree(plain):
+            note("onnxruntime's graph optimizer changes the result; the unoptimized graph agrees")
+            event("onnxruntime's graph optimizations change the result")
+        refs = plain
+    for k, (y, r) in enumerate(zip(ys, refs, strict=True)):
+        assert y.shape == r.shape == (3, *net.graph.value(net.graph.outputs[k]).shape)
+        err = rel_err(y, r)
+        assert err <= TOL, f"output {k}: netopt and onnxruntime differ by {err:.3g}"
     raw = netopt.load(model, passes=())
-    err_raw = rel_err(raw.forward(x), y)
-    assert err_raw <= 1e-9, f"the passes change the function by {err_raw:.3g}"
+    raw_res = raw.forward(x, all_outputs=True)
+    for k, o in enumerate(raw.graph.outputs):
+        err_raw = rel_err(raw_res[o], ys[k])
+        assert err_raw <= 1e-9, f"output {k}: the passes change the function by {err_raw:.3g}"
     # one sample without a batch axis gives the same as the batch
-    assert rel_err(net.forward(x[0]), y[0]) <= 1e-12
+    assert rel_err(net.forward(x[0]), ys[0][0]) <= 1e-12
 
 
 # ------------------------------------------------------------------- model generator
@@ -157,6 +219,8 @@ class Builder:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.n = 0
+        self.names: list[str] = []
+        self.weights: dict[tuple[int, ...], str] = {}
         self.log: list[str] = []
 
     # --------------------------------------------------------------- drawing
@@ -176,8 +240,22 @@ class Builder:
 
     # -------------------------------------------------------------- building
     def fresh(self, prefix: str) -> str:
+        """A new tensor name, in the styles exporters use (``a/b:0``, ``input.1``, ``12``).
+
+        Some names differ from an earlier one only in characters the IR's ids replace by
+        ``_``, so the frontend's sanitized ids would collide if it did not make them unique.
+        """
         self.n += 1
-        return f"{prefix}_{self.n}"
+        style = self.randint(0, 9)
+        if style == 0 and self.names:
+            twin = self.pick(self.names).replace("/", "_").replace(":", "_")
+            if twin not in self.names:
+                self.names.append(twin)
+                return twin
+        sep = "_/:."[style % 4] if style < 8 else ""
+        name = f"{prefix}{sep}{self.n}" if style != 9 else str(self.n)
+        self.names.append(name)
+        return name
 
     def const(self, arr, prefix: str = "c") -> str:
         """A constant as an initializer or (sometimes) a Constant node."""
@@ -185,11 +263,18 @@ class Builder:
         name = self.fresh(prefix)
         # Constant-1 (before opset 9) holds floating-point tensors only
         if self.coin(0.2) and (self.opset >= 9 or arr.dtype.kind == "f"):
-            self.nodes.append(
-                helper.make_node(
-                    "Constant", [], [name], value=numpy_helper.from_array(arr, name + "_v")
-                )
-            )
+            attrs = {"value": numpy_helper.from_array(arr, name + "_v")}
+            if self.opset >= 12 and arr.ndim <= 1 and self.coin():
+                # the typed attributes of Constant-12: a float32 scalar or a 1-D list
+                if arr.dtype == np.float32:
+                    attrs = (
+                        {"value_float": float(arr)}
+                        if arr.ndim == 0
+                        else {"value_floats": arr.tolist()}
+                    )
+                elif arr.dtype == np.int64 and arr.ndim == 1:
+                    attrs = {"value_ints": arr.tolist()}
+            self.nodes.append(helper.make_node("Constant", [], [name], **attrs))
         else:
             self.inits.append(numpy_helper.from_array(arr, name))
         return name
@@ -200,24 +285,38 @@ class Builder:
             w = w * (1.5 / np.sqrt(fan_in))
         return w.astype(np.float32)
 
+    def shared_weight(self, shape, fan_in: int) -> str:
+        """A weight constant; sometimes one an earlier node already uses (tied weights)."""
+        shape = tuple(shape)
+        if shape in self.weights and self.coin(0.3):
+            return self.weights[shape]
+        name = self.const(self.weight(shape, fan_in), "W")
+        self.weights.setdefault(shape, name)
+        return name
+
     def ints(self, values) -> str:
         return self.const(np.asarray(values, dtype=np.int64), "i")
 
     def node(self, op: str, inputs, shape, n_out: int = 1, **attrs) -> T:
-        outs = [self.fresh(op.lower())] + [self.fresh(op.lower() + "_extra") for _ in range(n_out - 1)]
-        name = self.fresh(op) if self.coin(0.8) else ""
+        outs = [self.fresh(op.lower())] + [
+            self.fresh(op.lower() + "_extra") for _ in range(n_out - 1)
+        ]
+        # node names: mostly unique, sometimes missing or shared by several nodes
+        name = self.pick([self.fresh(op), self.fresh(op), self.fresh(op), "", "layer"])
         self.nodes.append(helper.make_node(op, list(inputs), outs, name=name, **attrs))
         self.log.append(f"{op}{attrs if attrs else ''} -> {list(shape)}")
         return T(outs[0], tuple(int(d) for d in shape))
 
 
-# each step: (name, applicable(b, x), build(b, x) -> T)
-STEPS: list[tuple[str, Callable[[Builder, T], bool], Callable[[Builder, T], T]]] = []
+# each step: (name, applicable(b, x), build(b, x) -> T, weight)
+STEPS: list[tuple[str, Callable[[Builder, T], bool], Callable[[Builder, T], T], int]] = []
 
 
-def step(name: str, ok: Callable[[Builder, T], bool]):
+def step(name: str, ok: Callable[[Builder, T], bool], weight: int = 1):
+    """Register a generator step; ``weight`` is its relative frequency where it applies."""
+
     def deco(fn):
-        STEPS.append((name, ok, fn))
+        STEPS.append((name, ok, fn, weight))
         return fn
 
     return deco
@@ -344,7 +443,7 @@ def identity(b: Builder, x: T) -> T:
 
 
 # ----------------------------------------------------------------------- linear
-@step("gemm", lambda b, x: x.rank == 2 and _small(x, 120))
+@step("gemm", lambda b, x: x.rank == 2 and _small(x, 120), weight=4)
 def gemm(b: Builder, x: T) -> T:
     m, n = x.shape
     k = b.randint(1, 6)
@@ -397,10 +496,10 @@ def _matmul_ok(b: Builder, x: T) -> bool:
     return not b.sym or x.rank >= 2
 
 
-@step("matmul", _matmul_ok)
+@step("matmul", _matmul_ok, weight=2)
 def matmul(b: Builder, x: T) -> T:
     # the weight on the left contracts axis -2, which must not be the symbolic batch
-    left_ok = x.rank == 1 or (x.rank >= 2 and not (b.sym and x.rank == 2))
+    left_ok = x.rank > 2 or (x.rank >= 1 and not b.sym)
     if left_ok and b.coin(0.35):
         k = b.randint(1, 5)
         inner = x.shape[0] if x.rank == 1 else x.shape[-2]
@@ -445,7 +544,8 @@ def batchnorm(b: Builder, x: T) -> T:
 # ----------------------------------------------------------------- index remaps
 @step("flatten", lambda b, x: x.rank >= 2)
 def flatten(b: Builder, x: T) -> T:
-    a = b.randint(_lo(b), x.rank)
+    # with a symbolic batch only axis 1 keeps the samples apart
+    a = 1 if b.sym else b.randint(0, x.rank)
     out = (int(np.prod(x.shape[:a])), int(np.prod(x.shape[a:])))
     attrs = {"axis": b.axis(a, x.rank)} if a != 1 or b.coin(0.3) else {}
     return b.node("Flatten", [x.name], out, **attrs)
@@ -485,6 +585,18 @@ def reshape(b: Builder, x: T) -> T:
     if b.opset >= 14 and b.coin(0.2):
         attrs["allowzero"] = 0
     return b.node("Reshape", [x.name, b.ints(spec)], dims, **attrs)
+
+
+@step("shape_reshape", lambda b, x: x.rank >= 1 + b.sym)
+def shape_reshape(b: Builder, x: T) -> T:
+    """PyTorch's ``x.view(x.size(0), -1)``: Shape -> Gather -> Unsqueeze -> Concat -> Reshape."""
+    s = b.node("Shape", [x.name], (x.rank,))
+    d0 = b.node("Gather", [s.name, b.ints(0)], (), axis=0)
+    ins, attrs = [d0.name], {}
+    _axes_input(b, ins, [0], attrs)
+    u = b.node("Unsqueeze", ins, (1,), **attrs)
+    target = b.node("Concat", [u.name, b.ints([-1])], (2,), axis=0)
+    return b.node("Reshape", [x.name, target.name], (x.shape[0], x.size // x.shape[0]))
 
 
 def _axes_input(b: Builder, ins: list[str], axes: list[int], attrs: dict) -> None:
@@ -552,10 +664,13 @@ def transpose_pair(b: Builder, x: T) -> T:
     return b.node("Transpose", [y.name], x.shape, perm=[0, 3, 1, 2])
 
 
-@step("pad", lambda b, x: x.rank >= 1 and _small(x, 150))
+@step("pad", lambda b, x: x.rank >= 1 + b.sym and _small(x, 150))
 def pad(b: Builder, x: T) -> T:
     r = x.rank
-    pads = [0 if (b.sym and i % r == 0) or (_image(b, x) and i % r == 0) else b.randint(0, 2) for i in range(2 * r)]
+    pads = [
+        0 if (b.sym and i % r == 0) or (_image(b, x) and i % r == 0) else b.randint(0, 2)
+        for i in range(2 * r)
+    ]
     if not any(pads):
         pads[r - 1] = 1
     out = [x.shape[i] + pads[i] + pads[i + r] for i in range(r)]
@@ -571,7 +686,11 @@ def pad(b: Builder, x: T) -> T:
         # pads for some axes only
         axes = [i for i in range(r) if pads[i] or pads[i + r]]
         pin = [pads[i] for i in axes] + [pads[i + r] for i in axes]
-        ins += [b.ints(pin), b.const(np.array(value, dtype=np.float32)), b.ints([b.axis(a, r, 18) for a in axes])]
+        ins += [
+            b.ints(pin),
+            b.const(np.array(value, dtype=np.float32)),
+            b.ints([b.axis(a, r, 18) for a in axes]),
+        ]
         return b.node("Pad", ins, out, **mode)
     ins.append(b.ints(pads))
     if value or b.coin(0.3):
@@ -580,9 +699,15 @@ def pad(b: Builder, x: T) -> T:
 
 
 # ------------------------------------------------------------------------ DAGs
+def _last_axis_ok(b: Builder, x: T) -> bool:
+    """Whether an op may act on the last axis (it must not be the symbolic batch)."""
+    return x.rank >= 1 + b.sym
+
+
 def _same_shape_branch(b: Builder, x: T) -> T:
     """A short branch off ``x`` that keeps its shape."""
-    kind = b.pick(["act", "arith", "dense", "conv"] if _image(b, x) else ["act", "arith", "dense"])
+    kinds = ["act", "arith"] + ["dense"] * _last_axis_ok(b, x) + ["conv"] * _image(b, x)
+    kind = b.pick(kinds)
     if kind == "act":
         return activation(b, x)
     if kind == "arith":
@@ -591,22 +716,20 @@ def _same_shape_branch(b: Builder, x: T) -> T:
     if kind == "conv":
         c = x.shape[1]
         k = b.pick([1, 3])
-        w = b.const(b.weight((c, c, k, k), c * k * k), "W")
+        w = b.shared_weight((c, c, k, k), c * k * k)
         y = b.node("Conv", [x.name, w], x.shape, pads=[k // 2] * 4)
         return activation(b, y)
-    n = x.shape[-1] if x.rank else 1
-    if x.rank == 0:
-        return activation(b, x)
-    y = b.node("MatMul", [x.name, b.const(b.weight((n, n), n), "W")], x.shape)
+    n = x.shape[-1]
+    y = b.node("MatMul", [x.name, b.shared_weight((n, n), n)], x.shape)
     return activation(b, y) if b.coin() else y
 
 
 @step("residual", lambda b, x: x.rank >= 1 and _small(x, 150))
 def residual(b: Builder, x: T) -> T:
-    if b.coin(0.25):
+    if _last_axis_ok(b, x) and b.coin(0.25):
         # a broadcasting residual: (.., n) + (.., 1)
         n = x.shape[-1]
-        y = b.node("MatMul", [x.name, b.const(b.weight((n, 1), n), "W")], (*x.shape[:-1], 1))
+        y = b.node("MatMul", [x.name, b.shared_weight((n, 1), n)], (*x.shape[:-1], 1))
     else:
         y = _same_shape_branch(b, x)
     op = b.pick(["Add", "Add", "Sub"])
@@ -624,7 +747,7 @@ def concat(b: Builder, x: T) -> T:
     if a == x.rank - 1 and b.coin():
         n = x.shape[-1]
         k = b.randint(1, 3)
-        y = b.node("MatMul", [x.name, b.const(b.weight((n, k), n), "W")], (*x.shape[:-1], k))
+        y = b.node("MatMul", [x.name, b.shared_weight((n, k), n)], (*x.shape[:-1], k))
     else:
         y = _same_shape_branch(b, x)
     parts = b.pick([[x, y], [y, x], [x, y, x]])
@@ -645,6 +768,16 @@ def _window(b: Builder, n: int, k: int, s: int, d: int, p0: int, p1: int, ceil: 
     if ceil and (out - 1) * s >= n + p0:
         out -= 1
     return out
+
+
+def _windows_hit_input(hw, ks, ss, ds, pads, out) -> bool:
+    """Whether every pooling window holds an input cell (a dilation can skip them all)."""
+    for i in range(2):
+        starts = np.arange(out[i]) * ss[i] - pads[i]
+        cells = starts[:, None] + np.arange(ks[i])[None, :] * ds[i]
+        if not ((cells >= 0) & (cells < hw[i])).any(axis=1).all():
+            return False
+    return True
 
 
 def _auto_pad(b: Builder, attrs: dict, hw, ks, ss, ds, pool: bool) -> tuple[int, int] | None:
@@ -675,7 +808,7 @@ def _auto_pad(b: Builder, attrs: dict, hw, ks, ss, ds, pool: bool) -> tuple[int,
     return tuple(out)  # type: ignore[return-value]
 
 
-@step("conv", lambda b, x: _image(b, x) and _small(x, 300))
+@step("conv", lambda b, x: _image(b, x) and _small(x, 300), weight=3)
 def conv(b: Builder, x: T) -> T:
     _, c, h, w = x.shape
     g = b.pick([d for d in range(1, c + 1) if c % d == 0])
@@ -696,13 +829,13 @@ def conv(b: Builder, x: T) -> T:
         attrs["group"] = g
     if b.coin(0.6):
         attrs["kernel_shape"] = list(ks)
-    ins = [x.name, b.const(b.weight((m, c // g, *ks), c // g * ks[0] * ks[1]), "W")]
+    ins = [x.name, b.shared_weight((m, c // g, *ks), c // g * ks[0] * ks[1])]
     if b.coin(0.7):
         ins.append(b.const(b.weight((m,)), "B"))
     return b.node("Conv", ins, (1, m, *out), **attrs)
 
 
-@step("pool", lambda b, x: _image(b, x) and min(x.shape[2:]) >= 2)
+@step("pool", lambda b, x: _image(b, x) and min(x.shape[2:]) >= 2, weight=3)
 def pool(b: Builder, x: T) -> T:
     _, c, h, w = x.shape
     op = b.pick(["MaxPool", "AveragePool"])
@@ -719,7 +852,7 @@ def pool(b: Builder, x: T) -> T:
     if op == "AveragePool" and b.coin(0.6):
         attrs["count_include_pad"] = int(b.coin())
     out = _auto_pad(b, attrs, (h, w), ks, ss, ds, pool=True)
-    if out is None:
+    if out is None or not _windows_hit_input((h, w), ks, ss, ds, attrs.get("pads", [0] * 4), out):
         return b.node("GlobalAveragePool", [x.name], (1, c, 1, 1))
     if ss != (1, 1) or b.coin(0.3):
         attrs["strides"] = list(ss)
@@ -736,14 +869,14 @@ IMAGE_STEPS = {"conv", "pool", "global_pool", "transpose_pair"}
 
 
 @st.composite
-def models(draw, max_steps: int = 6) -> Case:
+def models(draw, max_steps: int = 8) -> Case:
     """A random valid model of the supported ops, with its opset, batch kind and op log."""
     opset = draw(st.integers(7, 21))
     kind = draw(st.sampled_from(["vector", "vector", "rank1", "seq", "image", "image", "nhwc"]))
     if kind == "rank1":
         batch: str | int | None = None
     else:
-        batch = draw(st.sampled_from(["N", "N", 1]))
+        batch = draw(st.sampled_from(["N", 1]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     b = Builder(draw, opset, batch == "N", rng)
     if kind == "rank1":
@@ -758,17 +891,18 @@ def models(draw, max_steps: int = 6) -> Case:
     dims: list = list(shape)
     if batch == "N":
         dims[0] = sym_name  # None: a dimension with neither value nor name
-    x0 = T("input", shape)
+    x0 = T(draw(st.sampled_from(["input", "input:0", "x.1", "0", "serving_default/x"])), shape)
+    b.names.append(x0.name)
     x = x0
     if kind == "nhwc":
         # keras2onnx: the input is NHWC, a Transpose makes it NCHW
         dims = [dims[0], *shape[2:], shape[1]]
-        x0 = T("input", (1, *shape[2:], shape[1]))
+        x0 = T(x0.name, (1, *shape[2:], shape[1]))
         x = b.node("Transpose", [x0.name], shape, perm=[0, 3, 1, 2])
     n_steps = draw(st.integers(1, max_steps))
     extra_out: T | None = None
     for _ in range(n_steps):
-        ok = [(nm, fn) for nm, pred, fn in STEPS if pred(b, x)]
+        ok = [(nm, fn) for nm, pred, fn, w in STEPS if pred(b, x) for _ in range(w)]
         # favour the window ops while there is an image
         if _image(b, x) and draw(st.booleans()):
             ok = [p for p in ok if p[0] in IMAGE_STEPS] or ok
@@ -784,13 +918,17 @@ def models(draw, max_steps: int = 6) -> Case:
         how = draw(st.sampled_from(["shape", "shape", "unknown"]))
         if how == "unknown":
             # the checker wants a rank; the dimensions may all be unknown
-            out_infos.append(helper.make_tensor_value_info(t.name, TensorProto.FLOAT, [None] * t.rank))
+            out_infos.append(
+                helper.make_tensor_value_info(t.name, TensorProto.FLOAT, [None] * t.rank)
+            )
         elif b.sym:
             out_infos.append(
                 helper.make_tensor_value_info(t.name, TensorProto.FLOAT, [sym_name, *t.shape[1:]])
             )
         else:
-            out_infos.append(helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(t.shape)))
+            out_infos.append(
+                helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(t.shape))
+            )
     inputs = [helper.make_tensor_value_info(x0.name, TensorProto.FLOAT, dims)]
     if ir < 4 or draw(st.integers(0, 4)) == 0:
         # tf2onnx/MATLAB style: the weights are graph inputs too (required before IR 4)
@@ -828,4 +966,391 @@ def test_random_models_match_onnxruntime(case: Case) -> None:
     net = netopt.load(case.model)
     check_against_onnxruntime(case.model, net)
     # bytes load the same network
-    assert rel_err(netopt.load(data).forward(_inputs(net, 2, 5)), net.forward(_inputs(net, 2, 5))) == 0
+    assert (
+        rel_err(netopt.load(data).forward(_inputs(net, 2, 5)), net.forward(_inputs(net, 2, 5))) == 0
+    )
+
+
+# ------------------------------------------------------------------------ mutants
+MUTATIONS = (
+    "drop_node",
+    "truncate",
+    "flip_bytes",
+    "attr_type",
+    "attr_value",
+    "dangling_input",
+    "cycle",
+    "duplicate_output",
+    "empty_graph",
+    "opset",
+    "input_shape",
+    "initializer_dtype",
+    "int_constant",
+    "swap_inputs",
+    "op_type",
+    "graph_inputs",
+)
+
+# op types that take the same inputs and mostly the same attributes
+_SIMILAR_OPS = (
+    ("Add", "Sub", "Mul", "Div"),
+    ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "Identity", "Dropout"),
+    ("MaxPool", "AveragePool"),
+    ("Softmax", "LogSoftmax"),
+    ("Squeeze", "Unsqueeze"),
+    ("GlobalAveragePool", "GlobalMaxPool"),
+)
+
+_WRONG_ATTRS = (
+    "text",
+    [1.5, 2.0],
+    7,
+    0.5,
+    [1, 2],
+    ["a", "b"],
+    numpy_helper.from_array(np.ones((2, 2), np.float32)),
+)
+
+
+def _const_sources(m: onnx.ModelProto) -> set[str]:
+    return {i.name for i in m.graph.initializer} | {
+        o for n in m.graph.node if n.op_type == "Constant" for o in n.output
+    }
+
+
+def mutate(m: onnx.ModelProto, kind: str, draw) -> onnx.ModelProto | bytes:
+    """A mutant of ``m`` of the given kind (a copy; ``m`` is left alone)."""
+    m = copy.deepcopy(m)
+    g = m.graph
+    nodes = g.node
+
+    def pick_node(pred=lambda n: True) -> onnx.NodeProto | None:
+        cand = [n for n in nodes if pred(n)]
+        return cand[draw(st.integers(0, len(cand) - 1))] if cand else None
+
+    if kind == "drop_node" and nodes:
+        del nodes[draw(st.integers(0, len(nodes) - 1))]
+    elif kind == "truncate":
+        data = m.SerializeToString()
+        return data[: draw(st.integers(0, len(data) - 1))]
+    elif kind == "flip_bytes":
+        data = bytearray(m.SerializeToString())
+        for _ in range(draw(st.integers(1, 8))):
+            i = draw(st.integers(0, len(data) - 1))
+            data[i] ^= draw(st.integers(1, 255))
+        return bytes(data)
+    elif kind == "attr_type":
+        n = pick_node(lambda n: len(n.attribute) > 0) or pick_node()
+        if n is not None:
+            if n.attribute:
+                k = draw(st.integers(0, len(n.attribute) - 1))
+                name, old = n.attribute[k].name, n.attribute[k].type
+                new = [v for v in _WRONG_ATTRS if helper.make_attribute(name, v).type != old]
+                del n.attribute[k]
+                n.attribute.append(helper.make_attribute(name, draw(st.sampled_from(new))))
+            else:
+                n.attribute.append(
+                    helper.make_attribute("axis", draw(st.sampled_from(_WRONG_ATTRS)))
+                )
+    elif kind == "attr_value":
+        ints = (onnx.AttributeProto.INT, onnx.AttributeProto.INTS, onnx.AttributeProto.FLOAT)
+        n = pick_node(lambda n: any(a.type in ints for a in n.attribute))
+        if n is not None:
+            a = draw(st.sampled_from([a for a in n.attribute if a.type in ints]))
+            small = st.integers(-3, 6)
+            if a.type == onnx.AttributeProto.INT:
+                a.i = draw(small)
+            elif a.type == onnx.AttributeProto.FLOAT:
+                a.f = draw(st.sampled_from([-1.0, 0.0, 1e-3, 2.5, float("nan"), float("inf")]))
+            else:
+                vals = draw(st.lists(small, min_size=0, max_size=len(a.ints) + 1))
+                del a.ints[:]
+                a.ints.extend(vals)
+    elif kind == "dangling_input":
+        n = pick_node(lambda n: len(n.input) > 0)
+        if n is not None:
+            n.input[draw(st.integers(0, len(n.input) - 1))] = "undefined_tensor"
+    elif kind == "cycle" and nodes:
+        i = draw(st.integers(0, len(nodes) - 1))
+        j = draw(st.integers(i, len(nodes) - 1))
+        if nodes[i].input:
+            nodes[i].input[draw(st.integers(0, len(nodes[i].input) - 1))] = nodes[j].output[0]
+    elif kind == "duplicate_output":
+        how = draw(st.sampled_from(["node", "graph_output", "input", "initializer"]))
+        n = pick_node()
+        if how == "graph_output" or n is None:
+            g.output.append(copy.deepcopy(g.output[0]))
+        elif how == "node":
+            other = pick_node()
+            n.output[0] = other.output[0]  # type: ignore[union-attr]
+        elif how == "input":
+            n.output[0] = g.input[0].name
+        elif g.initializer:
+            n.output[0] = g.initializer[0].name
+    elif kind == "empty_graph":
+        how = draw(st.sampled_from(["nodes", "nodes_and_outputs", "all", "no_graph"]))
+        if how == "no_graph":
+            m.ClearField("graph")
+        elif how == "all":
+            g.Clear()
+        else:
+            del nodes[:]
+            if how == "nodes_and_outputs":
+                del g.output[:]
+    elif kind == "opset":
+        for o in m.opset_import:
+            if o.domain in ("", "ai.onnx"):
+                o.version = draw(st.integers(1, 25))
+    elif kind == "input_shape":
+        dims = g.input[0].type.tensor_type.shape.dim
+        how = draw(st.sampled_from(["value", "drop_dim", "add_dim", "no_shape"]))
+        if how == "no_shape":
+            g.input[0].type.tensor_type.ClearField("shape")
+        elif how == "add_dim":
+            dims.add().dim_value = draw(st.integers(1, 3))
+        elif dims and how == "drop_dim":
+            del dims[draw(st.integers(0, len(dims) - 1))]
+        elif dims:
+            dims[draw(st.integers(0, len(dims) - 1))].dim_value = draw(st.integers(-1, 9))
+    elif kind == "int_constant":
+        # new values for an integer constant: shapes, axes, pads
+        cand = [t for t in g.initializer if t.data_type == TensorProto.INT64]
+        cand += [
+            a.t
+            for n in nodes
+            if n.op_type == "Constant"
+            for a in n.attribute
+            if a.name == "value" and a.t.data_type == TensorProto.INT64
+        ]
+        if cand:
+            t = draw(st.sampled_from(cand))
+            old = numpy_helper.to_array(t)
+            n_new = max(0, old.size + draw(st.integers(-1, 1))) if old.ndim == 1 else old.size
+            vals = np.array(draw(st.lists(st.integers(-2, 6), min_size=n_new, max_size=n_new)))
+            t.CopyFrom(
+                numpy_helper.from_array(
+                    vals.astype(np.int64).reshape(old.shape if old.ndim != 1 else -1), t.name
+                )
+            )
+    elif kind == "swap_inputs":
+        n = pick_node(lambda n: len(n.input) >= 2)
+        if n is not None:
+            i, j = draw(st.permutations(range(len(n.input))))[:2]
+            n.input[i], n.input[j] = n.input[j], n.input[i]
+    elif kind == "op_type":
+        n = pick_node(lambda n: any(n.op_type in grp for grp in _SIMILAR_OPS))
+        if n is not None:
+            grp = next(grp for grp in _SIMILAR_OPS if n.op_type in grp)
+            n.op_type = draw(st.sampled_from([o for o in grp if o != n.op_type]))
+    elif kind == "graph_inputs":
+        how = draw(st.sampled_from(["output_is_input", "extra_input", "input_dtype", "no_input"]))
+        if how == "output_is_input":
+            g.output.append(copy.deepcopy(g.input[0]))
+        elif how == "extra_input":
+            g.input.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, ["N", 2]))
+        elif how == "input_dtype":
+            g.input[0].type.tensor_type.elem_type = draw(
+                st.sampled_from(
+                    [TensorProto.DOUBLE, TensorProto.INT64, TensorProto.FLOAT16, TensorProto.BOOL]
+                )
+            )
+        else:
+            del g.input[0]
+    elif kind == "initializer_dtype" and g.initializer:
+        t = g.initializer[draw(st.integers(0, len(g.initializer) - 1))]
+        t.data_type = draw(
+            st.sampled_from(
+                [
+                    TensorProto.INT64,
+                    TensorProto.DOUBLE,
+                    TensorProto.FLOAT16,
+                    TensorProto.STRING,
+                    TensorProto.BOOL,
+                    0,
+                ]
+            )
+        )
+    return m
+
+
+def _scale(net: netopt.Network, x: np.ndarray) -> float:
+    """The largest magnitude of any value of the forward pass (float32 rounding scales with it)."""
+    from netopt.interpret import as_batch, interpret
+
+    feeds, _ = as_batch(net.graph, x)
+    vals = interpret(net.graph, feeds, keep=True).values()
+    return max([1.0, *(float(np.max(np.abs(v))) for v in vals if v.size)])
+
+
+def check_mutant(mutant: onnx.ModelProto | bytes) -> None:
+    """Load a mutant: a NetoptError is fine; a network must agree with onnxruntime if it runs it."""
+    try:
+        net = netopt.load(mutant)
+    except netopt.NetoptError as e:
+        note(f"refused: {type(e).__name__}: {str(e)[:300]}")
+        event(f"netopt refuses: {type(e).__name__}")
+        return
+    except Exception:
+        pytest.fail(f"netopt.load raised a non-netopt exception:\n{traceback.format_exc()}")
+    data = mutant if isinstance(mutant, bytes) else mutant.SerializeToString()
+    if len(net.graph.inputs) > 1 or any(v.size > 100_000 for v in net.graph.values.values()):
+        return  # onnxruntime runs are for one input; huge tensors only cost time
+    x = _inputs(net, 2, 3)
+    try:
+        # a mutant may mix the samples of a batch (a Softmax over axis 0, ...): compare
+        # on batches of one, where netopt's per-sample semantics is the model's
+        refs = ort_outputs(data, net, x, False, per_sample=True)
+    except Exception:
+        event("netopt loads, onnxruntime refuses")
+        return
+    event("netopt loads, onnxruntime runs")
+    try:
+        res = net.forward(x, all_outputs=True)
+        ys = [res[o] for o in net.graph.outputs]
+        scale = _scale(net, x)
+        raw = netopt.load(mutant, passes=())
+        raw_res = raw.forward(x, all_outputs=True)
+    except Exception:
+        pytest.fail(f"netopt loaded the mutant but cannot run it:\n{traceback.format_exc()}")
+    for k, (y, r) in enumerate(zip(ys, refs, strict=True)):
+        if not np.all(np.isfinite(r)):
+            note("onnxruntime's float32 result overflows; no comparison")
+            continue
+        assert y.shape == r.shape, f"output {k}: shape {y.shape} vs onnxruntime's {r.shape}"
+        err = float(np.max(np.abs(y - r), initial=0.0)) / scale
+        assert err <= TOL, (
+            f"output {k}: netopt and onnxruntime differ by {err:.3g} (scale {scale:.3g})"
+        )
+        assert rel_err(raw_res[raw.graph.outputs[k]], y) <= 1e-9
+
+
+@_settings(250)
+@given(case=models(max_steps=4), kind=st.sampled_from(MUTATIONS), data=st.data())
+def test_mutants_of_generated_models(case: Case, kind: str, data) -> None:
+    note(_describe(case))
+    note(f"mutation: {kind}")
+    check_mutant(mutate(case.model, kind, data.draw))
+
+
+@pytest.mark.skipif(not REAL_FILES, reason=f"the shared networks folder {NETS} is absent")
+@_settings(200)
+@given(
+    path=st.sampled_from(REAL_FILES or [Path("absent")]),
+    kind=st.sampled_from(MUTATIONS),
+    data=st.data(),
+)
+def test_mutants_of_real_files(path: Path, kind: str, data) -> None:
+    note(f"mutation: {kind}")
+    check_mutant(mutate(onnx.load(path), kind, data.draw))
+
+
+# ------------------------------------------------------------- regression tests
+# Deterministic examples of the bugs the properties above found.
+
+
+def _model(nodes, x_dims, y_dims, inits=(), opset: int = 13) -> onnx.ModelProto:
+    """A one-input, one-output float32 model (``y_dims=None``: a rank-4 output, shape unknown)."""
+    y_dims = [None] * 4 if y_dims is None else y_dims
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_dims)],
+        initializer=list(inits),
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = max(_min_ir(opset), 4)
+    return m
+
+
+def test_non_utf8_name_is_an_import_error():
+    """A corrupt byte in a name: protobuf hands it out as bytes; netopt must not crash on it."""
+    m = _model([helper.make_node("Relu", ["x"], ["y"], name="relu")], ["N", 2], ["N", 2])
+    data = m.SerializeToString()
+    i = data.index(b"relu")
+    bad = data[:i] + b"\xc1" + data[i + 1 :]
+    with pytest.raises(netopt.OnnxImportError, match="UTF-8"):
+        netopt.load(bad)
+
+
+@pytest.mark.parametrize("opset", [9, 11, 12, 13, 17])
+def test_constant_folding_uses_the_model_opset(opset):
+    """PyTorch's ``x.view(x.size(0), -1)``: the Unsqueeze on constants has attribute axes
+    before opset 13, which onnx.reference applies only when told the model's opset."""
+    unsq = (
+        helper.make_node("Unsqueeze", ["d0"], ["d0u"], axes=[0])
+        if opset < 13
+        else helper.make_node("Unsqueeze", ["d0", "zero1"], ["d0u"])
+    )
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["d0"], axis=0),
+        unsq,
+        helper.make_node("Concat", ["d0u", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(0, np.int64), "zero"),
+        numpy_helper.from_array(np.array([0], np.int64), "zero1"),
+        numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+    ]
+    m = _model(nodes, ["N", 2, 3], ["N", 6], inits, opset)
+    net = netopt.load(m)
+    assert net.input_shape == (2, 3) and net.output_shape == (6,)
+    check_against_onnxruntime(m, net)
+
+
+def _pool_configs():
+    """Every small pooling geometry: kernel, stride, dilation, pads, ceil_mode, count_include_pad."""
+    for op in ("MaxPool", "AveragePool"):
+        for k, s, d, p0, p1, ceil in itertools.product(
+            (1, 2, 3), (1, 2, 3), (1, 2), (0, 1, 2), (0, 1, 2), (0, 1)
+        ):
+            for cip in (0, 1) if op == "AveragePool" else (None,):
+                if p0 < k and p1 < k:
+                    yield op, k, s, d, p0, p1, ceil, cip
+
+
+def test_pool_geometries_match_onnxruntime():
+    """ceil_mode, count_include_pad, pads and dilations of both pools, all in one model.
+
+    onnxruntime is the reference for the output size (a ceil_mode window that would start in
+    the end padding is dropped) and for the average's divisor (ceil_mode's overhang never
+    counts, explicit padding iff count_include_pad).
+    """
+    hw = (4, 5)
+    nodes, outs = [], []
+    for i, (op, k, s, d, p0, p1, ceil, cip) in enumerate(_pool_configs()):
+        attrs = dict(kernel_shape=[k, k], strides=[s, s], dilations=[d, d], ceil_mode=ceil)
+        attrs["pads"] = [p0, p1, p1, p0]  # other begin/end pads on H than on W
+        if cip is not None:
+            attrs["count_include_pad"] = cip
+        out = [
+            _window(None, hw[0], k, s, d, p0, p1, ceil),
+            _window(None, hw[1], k, s, d, p1, p0, ceil),
+        ]
+        if None in out:
+            continue
+        assert _windows_hit_input(hw, (k, k), (s, s), (d, d), attrs["pads"], out)
+        outs.append(helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, ["N", 1, *out]))
+        nodes.append(helper.make_node(op, ["x"], [f"y{i}"], **attrs))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, *hw])
+    m = helper.make_model(
+        helper.make_graph(nodes, "pools", [x], outs),
+        opset_imports=[helper.make_opsetid("", 19)],
+    )
+    m.ir_version = 9
+    assert len(outs) > 400
+    check_against_onnxruntime(m, netopt.load(m))
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_pool_window_in_padding_only_is_refused(op):
+    """A dilation can make a window skip the whole input: its value is undefined (onnxruntime
+    gives 0 or the lowest float32, torch -inf), so the import refuses it."""
+    attrs = dict(kernel_shape=[1, 2], dilations=[1, 2], pads=[0, 1, 0, 1])
+    m = _model(
+        [helper.make_node(op, ["x"], ["y"], **attrs)], ["N", 1, 2, 1], ["N", 1, 2, 1], (), 19
+    )
+    with pytest.raises(netopt.OnnxImportError, match="covers padding only"):
+        netopt.load(m)

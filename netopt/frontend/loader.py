@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from google.protobuf.message import Message
 from onnx import numpy_helper
 
 from netopt.errors import OnnxImportError, UnsupportedOpError
@@ -40,6 +41,26 @@ class _Poison:
 
 
 _POISON = _Poison()
+
+
+def _non_text_field(msg: Message) -> str | None:
+    """The name of a string field of ``msg`` (recursively) that holds no valid UTF-8, if any.
+
+    ONNX is proto2, whose parser does not validate strings: a corrupt file can carry names
+    that are not text, which protobuf (upb) then hands out as ``bytes``. Doc strings are not
+    checked (netopt never reads them).
+    """
+    stack = [msg]
+    while stack:
+        m = stack.pop()
+        for fd, v in m.ListFields():
+            if fd.type == fd.TYPE_MESSAGE:
+                # a single message or a repeated container of them
+                stack.extend([v] if isinstance(v, Message) else v)
+            elif fd.type == fd.TYPE_STRING and fd.name != "doc_string":
+                if any(isinstance(t, bytes) for t in ([v] if isinstance(v, str | bytes) else v)):
+                    return fd.full_name
+    return None
 
 
 def read_model(source: str | os.PathLike | onnx.ModelProto | bytes) -> tuple[onnx.ModelProto, SourceInfo]:
@@ -76,6 +97,12 @@ def read_model(source: str | os.PathLike | onnx.ModelProto | bytes) -> tuple[onn
                     f"{path}: its external weight files cannot be read ({e}); keep them beside the model"
                 ) from e
     name = path or "<in-memory model>"
+    bad = _non_text_field(model)
+    if bad is not None:
+        raise OnnxImportError(
+            f"{name}: the field {bad} holds bytes that are not UTF-8 text, so the file is "
+            "corrupt; re-export or re-download it"
+        )
     if not model.HasField("graph") or (not model.graph.output and not model.graph.node):
         raise OnnxImportError(
             f"{name}: not an ONNX model (no graph with outputs found); is this the right file?"
@@ -170,6 +197,12 @@ def _input_var(
 
 
 def _fold(node: onnx.NodeProto, args: list[np.ndarray | None], opsets: Mapping[str, int]) -> list[np.ndarray]:
+    """Evaluate ``node`` on constant inputs with ``onnx.reference``, under the model's opsets.
+
+    The node is wrapped in a one-node graph: given a bare NodeProto, ReferenceEvaluator
+    ignores ``opsets`` and applies the newest schema (e.g. Unsqueeze-13, whose axes are an
+    input, to an opset-11 Unsqueeze whose axes are an attribute).
+    """
     from onnx.reference import ReferenceEvaluator
 
     names = [f"i{k}" if a is not None else "" for k, a in enumerate(args)]
@@ -180,7 +213,13 @@ def _fold(node: onnx.NodeProto, args: list[np.ndarray | None], opsets: Mapping[s
         domain=node.domain,
     )
     n.attribute.extend(node.attribute)
-    ev = ReferenceEvaluator(n, opsets=dict(opsets))
+    g = onnx.helper.make_graph(
+        [n],
+        "fold",
+        [onnx.helper.make_empty_tensor_value_info(nm) for nm in names if nm],
+        [onnx.helper.make_empty_tensor_value_info(o) for o in n.output],
+    )
+    ev = ReferenceEvaluator(g, opsets=dict(opsets))
     feeds = {nm: a for nm, a in zip(names, args, strict=True) if nm}
     return [np.asarray(r) for r in ev.run(None, feeds)]
 

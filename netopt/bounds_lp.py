@@ -1,0 +1,169 @@
+"""LP-based bound tightening (optimization-based bound tightening, OBBT) with HiGHS.
+
+For each ReLU / LeakyReLU / max-pool layer in turn, every still-unstable input unit ``v_j`` is
+minimized and maximized over the LP relaxation of the whole network's big-M model (whose
+projection onto each unit is the triangle relaxation), using the current bounds; the new bounds
+are propagated forward by interval arithmetic before the next layer. Units already proved stable
+are skipped (progressive), values affine in the input need nothing (interval bounds are exact
+there), and a time budget stops the work early — every intermediate state is sound.
+
+With ``cutoff`` (the objective of a known point) or the problem's own output constraints
+(Feasibility), the LPs also carry them: the bounds then hold on the set of inputs that can still
+beat the cutoff (or satisfy the constraints), which is all an exact solve needs — every optimum
+lies in that set and the big-M model stays exact on it. This is the tightening from the output
+side: the target constrains the last layers, and the LPs carry that back to every layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from netopt.bounds import Bounds, interval_op
+from netopt.linear import is_linear
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netopt.problems import Problem
+
+log = logging.getLogger("netopt")
+
+__all__ = ["tighten_lp", "propagate"]
+
+
+def propagate(graph, bounds: Bounds, start_after: str | None = None) -> None:
+    """Recompute interval bounds forward and intersect them with the current ones (in place)."""
+    started = start_after is None
+    for op in graph.ops:
+        if not started:
+            started = start_after in op.inputs
+            if not started:
+                continue
+        lo, hi = interval_op(graph, op, bounds.lo, bounds.hi)
+        out = op.outputs[0]
+        bounds.lo[out] = np.maximum(bounds.lo[out], lo)
+        bounds.hi[out] = np.minimum(bounds.hi[out], hi)
+
+
+def _affine_in_input(graph) -> set[str]:
+    aff = set(graph.inputs)
+    for op in graph.ops:
+        if is_linear(op) and all(i in aff for i in op.inputs):
+            aff.add(op.outputs[0])
+    return aff
+
+
+def tighten_lp(
+    problem: Problem,
+    bounds: Bounds,
+    *,
+    cutoff: float | None = None,
+    time_budget: float = 30.0,
+    min_gain: float = 0.0,
+) -> Bounds:
+    """Tighten ``bounds`` (a copy is returned) by LPs over the relaxation; see the module doc.
+
+    Parameters
+    ----------
+    problem : Problem
+        Defines the network, the input domain and (for Feasibility) output constraints.
+    bounds : Bounds
+        Sound starting bounds (interval or CROWN).
+    cutoff : float, optional
+        Objective value of a known input (minimization sense of the model); adds
+        ``objective <= cutoff`` to every LP.
+    time_budget : float
+        Seconds; the layers not reached keep their bounds.
+    """
+    import highspy
+
+    from netopt.formulations.milp import MILP
+    from netopt.problems import Feasibility
+
+    t0 = time.perf_counter()
+    b = bounds.copy()
+    graph = problem.net.graph
+    targets = [op for op in graph.ops if op.op in ("relu", "leaky_relu", "maxpool2d")]
+    affine = _affine_in_input(graph)
+    output_side = cutoff is not None or isinstance(problem, Feasibility)
+    n_lp = 0
+    improved = 0
+    for op in targets:
+        v = op.inputs[0]
+        if v in affine and not output_side:
+            continue
+        lo, hi = b[v]
+        todo = np.nonzero((lo < 0) & (hi > 0))[0] if op.op != "maxpool2d" else np.arange(len(lo))
+        if len(todo) == 0:
+            continue
+        if time.perf_counter() - t0 > time_budget:
+            break
+        f = MILP()
+        model = f.build(problem, b).relaxed()
+        A = model.A.tocsc()
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        lp = highspy.HighsLp()
+        n, m = model.n_vars, model.n_rows
+        c = np.asarray(model.c, dtype=np.float64)
+        lp.num_col_, lp.num_row_ = n, m
+        lp.col_cost_ = np.zeros(n)
+        lp.col_lower_, lp.col_upper_ = model.lb, model.ub
+        rlo, rhi = model.row_lo, model.row_hi
+        if cutoff is not None and np.any(c):
+            # objective row: c.v <= cutoff - c0 (a tiny slack keeps the known point inside)
+            A = __import__("scipy.sparse", fromlist=["vstack"]).vstack([model.A, c[None, :]]).tocsc()
+            rlo = np.r_[rlo, -np.inf]
+            rhi = np.r_[rhi, cutoff - model.c0 + 1e-7 * max(1.0, abs(cutoff))]
+            lp.num_row_ = m + 1
+        A.sort_indices()
+        lp.row_lower_, lp.row_upper_ = rlo, rhi
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = A.indices.astype(np.int32)
+        lp.a_matrix_.value_ = A.data
+        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, lp.num_row_
+        h.passModel(lp)
+        cols = model.blocks[v].reshape(-1)
+        new_lo, new_hi = lo.copy(), hi.copy()
+        infeasible = False
+        for j in todo:
+            if time.perf_counter() - t0 > time_budget:
+                break
+            col = int(cols[j])
+            for sense in (1.0, -1.0):
+                h.changeColCost(col, sense)
+                h.run()
+                n_lp += 1
+                st = h.getModelStatus()
+                if st == highspy.HighsModelStatus.kInfeasible:
+                    infeasible = True
+                    break
+                if st != highspy.HighsModelStatus.kOptimal:
+                    continue
+                # the LP optimum is a valid bound; shave a hair for the solver's tolerances
+                val = sense * float(h.getInfo().objective_function_value)
+                tol = 1e-7 * max(1.0, abs(val))
+                if sense > 0:
+                    new_lo[j] = max(new_lo[j], val - tol)
+                else:
+                    new_hi[j] = min(new_hi[j], val + tol)
+            h.changeColCost(col, 0.0)
+            if infeasible:
+                break
+        if infeasible:
+            # no input satisfies the constraints: an empty relaxation proves it
+            b.stats["lp_infeasible"] = True
+            break
+        new_hi = np.maximum(new_hi, new_lo)
+        improved += int(np.sum((new_lo > lo) | (new_hi < hi)))
+        b.lo[v], b.hi[v] = new_lo, new_hi
+        propagate(graph, b, start_after=v)
+    b.method = bounds.method + "+lp"
+    b.seconds = bounds.seconds + (time.perf_counter() - t0)
+    b.stats["lp_solves"] = n_lp
+    b.stats["unstable"] = b.unstable(graph)
+    log.info("LP tightening: %d LPs, %d intervals tightened, %.2f s", n_lp, improved, time.perf_counter() - t0)
+    return b

@@ -1,0 +1,199 @@
+"""Deciding VNN-LIB properties: "sat" with a counterexample that onnxruntime confirms, or "unsat".
+
+Each disjunct of the property's counterexample region is decided in turn, cheapest first:
+sampled inputs (a counterexample found by a forward pass), then symbolic (CROWN) bounds on the
+output constraints ``C y`` (an "unsat" proof when a row's lower bound exceeds its limit), then
+branch and bound over the input box (:mod:`netopt.bab`), then the exact MILP (a witness, or
+infeasibility attested by the solver).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from netopt.bounds import compute_bounds, linear_bounds
+from netopt.network import Network
+from netopt.problems import Domain, Feasibility
+from netopt.result import Status
+from netopt.vnnlib import VnnlibProperty, load_vnnlib
+
+__all__ = ["check", "CheckResult"]
+
+#: onnxruntime (float32) may see a counterexample on the boundary violate by this much
+ORT_TOL = 1e-5
+
+
+@dataclass
+class CheckResult:
+    """The verdict on a property and its evidence.
+
+    Attributes
+    ----------
+    verdict : str
+        "sat" (a counterexample exists), "unsat" (none exists), or "unknown" (time limit).
+    x, y : ndarray or None
+        The counterexample and its float64 output.
+    y_onnxruntime : ndarray or None
+        The counterexample's output from onnxruntime.
+    confirmed : bool or None
+        Whether onnxruntime's output satisfies the disjunct's constraints (within ORT_TOL).
+    disjunct : int or None
+        Index of the disjunct the counterexample satisfies.
+    details : list of dict
+        Per disjunct: verdict, how it was decided, seconds.
+    """
+
+    verdict: str
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    y_onnxruntime: np.ndarray | None = None
+    confirmed: bool | None = None
+    disjunct: int | None = None
+    seconds: float = 0.0
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        d = {
+            "verdict": self.verdict,
+            "disjunct": self.disjunct,
+            "confirmed_by_onnxruntime": self.confirmed,
+            "seconds": self.seconds,
+            "x": None if self.x is None else self.x.reshape(-1).tolist(),
+            "y": None if self.y is None else self.y.reshape(-1).tolist(),
+            "y_onnxruntime": None if self.y_onnxruntime is None else self.y_onnxruntime.reshape(-1).tolist(),
+            "details": self.details,
+        }
+        return json.dumps(d, indent=2)
+
+
+def _violation(C: np.ndarray, d: np.ndarray, y: np.ndarray) -> float:
+    r = C @ np.asarray(y, dtype=np.float64).reshape(-1) - d
+    return float(r.max()) if len(r) else 0.0
+
+
+def check(
+    net: Network,
+    prop: VnnlibProperty | str | os.PathLike,
+    *,
+    time_limit: float | None = None,
+    n_samples: int = 512,
+    seed: int = 0,
+    bab_time: float = 60.0,
+    **solve_options: Any,
+) -> CheckResult:
+    """Decide a VNN-LIB property on ``net``.
+
+    Parameters
+    ----------
+    net : Network
+    prop : VnnlibProperty or path
+    time_limit : float, optional
+        Seconds for the whole property.
+    n_samples : int
+        Random inputs tried per disjunct before any solver.
+    bab_time : float
+        Seconds per disjunct for input-splitting branch and bound before the MILP (at most half
+        of the time left); 0 skips it.
+    **solve_options
+        Passed to :meth:`Feasibility.solve` (solver, bounds, tighten, gap, threads, ...).
+    """
+    t0 = time.perf_counter()
+    n_in, n_out = int(np.prod(net.input_shape)), int(np.prod(net.output_shape))
+    if not isinstance(prop, VnnlibProperty):
+        prop = load_vnnlib(prop, n_inputs=n_in, n_outputs=n_out)
+    elif (prop.n_inputs, prop.n_outputs) != (n_in, n_out):
+        from netopt.errors import InputError
+
+        raise InputError(
+            f"the property has {prop.n_inputs} inputs and {prop.n_outputs} outputs; the network "
+            f"{net.source.name} has {n_in} and {n_out}"
+        )
+    rng = np.random.default_rng(seed)
+    res = CheckResult("unsat")
+    shape = tuple(net.input_shape)
+    for k, dj in enumerate(prop.disjuncts):
+        tk = time.perf_counter()
+        dom = Domain.make(
+            shape,
+            (dj.lo.reshape(shape), dj.hi.reshape(shape)),
+            A=dj.A_in if len(dj.A_in) else None,
+            b=dj.b_in if len(dj.A_in) else None,
+        )
+        info: dict[str, Any] = {"disjunct": k}
+        # 1. sampling: a counterexample by forward passes alone
+        if dom.bounded and n_samples:
+            X = np.concatenate([dom.sample(n_samples, rng), ((dom.lo + dom.hi) / 2)[None]])
+            Y = net.forward(X)
+            viol = Y.reshape(len(X), -1) @ dj.C.T - dj.d
+            ok = np.nonzero(viol.max(axis=1) <= 0)[0] if viol.shape[1] else np.arange(len(X))
+            if len(ok):
+                res = _sat(net, res, X[ok[0]], dj, k)
+                info.update(verdict="sat", method="sampling", seconds=time.perf_counter() - tk)
+                res.details.append(info)
+                break
+        # 2. symbolic bounds on C y
+        if dom.bounded:
+            b = compute_bounds(net.graph, dom.lo, dom.hi, "crown")
+            lo_c, _ = linear_bounds(net.graph, b, net.graph.outputs[0], dj.C)
+            if np.any(lo_c > dj.d):
+                i = int(np.argmax(lo_c - dj.d))
+                info.update(verdict="unsat", method="crown", seconds=time.perf_counter() - tk,
+                            evidence=f"lower bound {lo_c[i]:.6g} of constraint row {i} exceeds {dj.d[i]:.6g}")
+                res.details.append(info)
+                continue
+        # 3. input splitting with batched CROWN (networks of linear ops and (leaky) ReLUs)
+        if dom.bounded and dom.A is None and bab_time > 0:
+            from netopt.bab import bab_feasibility
+
+            left = None if time_limit is None else max(0.1, time_limit - (time.perf_counter() - t0))
+            budget = bab_time if left is None else min(bab_time, left / 2)
+            br = bab_feasibility(net, dom.lo, dom.hi, dj.C, dj.d, time_limit=budget)
+            if br is not None and br.verdict != "unknown":
+                info.update(verdict=br.verdict, method="input-split BaB", pieces=br.boxes, seconds=time.perf_counter() - tk)
+                res.details.append(info)
+                if br.verdict == "sat":
+                    res = _sat(net, res, br.x, dj, k)
+                    break
+                continue
+        # 4. exact MILP
+        left = None if time_limit is None else max(0.1, time_limit - (time.perf_counter() - t0))
+        r = Feasibility(net, C=dj.C, d=dj.d, domain=dom).solve(time_limit=left, seed=seed, **solve_options)
+        info.update(status=str(r.status), method="milp", seconds=time.perf_counter() - tk, solver=r.solver)
+        if r.verdict == "sat":
+            res = _sat(net, res, r.x, dj, k)
+            if not res.confirmed:
+                # a witness on the boundary may fail in float32: ask for one inside a margin
+                margin = ORT_TOL * max(1.0, float(np.max(np.abs(dj.d), initial=0.0)))
+                r2 = Feasibility(net, C=dj.C, d=dj.d - margin, domain=dom).solve(time_limit=left, seed=seed, **solve_options)
+                if r2.verdict == "sat":
+                    res = _sat(net, res, r2.x, dj, k)
+            info["verdict"] = "sat"
+            res.details.append(info)
+            break
+        if r.status == Status.INFEASIBLE:
+            info["verdict"] = "unsat"
+            res.details.append(info)
+            continue
+        info["verdict"] = "unknown"
+        res.details.append(info)
+        res.verdict = "unknown"
+        if time_limit is not None and time.perf_counter() - t0 >= time_limit:
+            break
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _sat(net: Network, res: CheckResult, x: np.ndarray, dj, k: int) -> CheckResult:
+    y = net.forward(x)
+    y_ort = net.run_onnxruntime(x)
+    res.verdict, res.x, res.y, res.y_onnxruntime, res.disjunct = "sat", x, y, y_ort, k
+    res.confirmed = bool(dj.lo.min() <= np.inf) and _violation(dj.C, dj.d, y_ort) <= ORT_TOL and bool(
+        np.all(x.reshape(-1) >= dj.lo - 1e-12) and np.all(x.reshape(-1) <= dj.hi + 1e-12)
+    )
+    return res

@@ -1,0 +1,370 @@
+"""Gurobi through gurobipy's matrix API, directly on the model's arrays (MILP and MIQP).
+
+The pip wheel of gurobipy ships a size-limited licence (2000 variables and 2000 linear constraints;
+200 variables once the objective has quadratic terms). Such a licence is recognised once per
+process by a probe (see :func:`licence`), and a model over its limits is refused *before* anything
+is built, with its size, the limits and what to do.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from netopt.solvers import register
+from netopt.solvers._base import Backend, RawSolution, check_options
+
+from netopt.errors import IncompatibleBackendError, SolveError, SolverUnavailableError
+from netopt.model import LinearModel
+
+log = logging.getLogger("netopt")
+
+__all__ = ["GurobiBackend", "Licence", "licence", "SIZE_LIMITS"]
+
+#: limits of gurobipy's pip licence: variables, linear constraints, variables with a quadratic
+#: objective (Gurobi then caps *all* variables at 200, as measured with gurobipy 13.0.3)
+SIZE_LIMITS = {"variables": 2000, "constraints": 2000, "quadratic_variables": 200}
+
+# Gurobi error codes (GRB.Error) that mean "this licence will not do"
+_NO_LICENSE, _SIZE_LIMIT = 10009, 10010
+
+# Gurobi status codes -> netopt status (limits map to "time_limit" as in the HiGHS backend)
+_STATUS = {
+    2: "optimal",  # OPTIMAL
+    3: "infeasible",  # INFEASIBLE
+    5: "unbounded",  # UNBOUNDED
+    7: "time_limit",  # ITERATION_LIMIT
+    8: "time_limit",  # NODE_LIMIT
+    9: "time_limit",  # TIME_LIMIT
+    10: "time_limit",  # SOLUTION_LIMIT
+    11: "time_limit",  # INTERRUPTED
+    12: "error",  # NUMERIC
+    13: "unknown",  # SUBOPTIMAL
+    15: "time_limit",  # USER_OBJ_LIMIT
+    16: "time_limit",  # WORK_LIMIT
+    17: "time_limit",  # MEM_LIMIT
+}
+_INF_OR_UNBD = 4
+
+
+@dataclass(frozen=True)
+class Licence:
+    """What the installed Gurobi licence allows.
+
+    Attributes
+    ----------
+    ok : bool
+        An environment starts.
+    size_limited : bool
+        The probe model (2001 variables) was refused with error 10010.
+    message : str
+        Gurobi's own message when ``ok`` is False.
+    version : str
+    expiration : int or None
+        ``YYYYMMDD`` of the licence's end, where Gurobi reports it.
+    """
+
+    ok: bool
+    size_limited: bool
+    message: str
+    version: str
+    expiration: int | None = None
+
+
+def _env(verbose: bool) -> Any:
+    """A started Gurobi environment; the banner is printed only when ``verbose``."""
+    import gurobipy as gp
+
+    env = gp.Env(empty=True)
+    # set before start(): the licence banner is printed by start() itself
+    env.setParam("OutputFlag", 1 if verbose else 0)
+    env.start()
+    return env
+
+
+@functools.lru_cache(maxsize=1)
+def licence() -> Licence:
+    """Probe the licence once per process (a few milliseconds).
+
+    How the size limit is told: gurobipy does not say which kind of licence it runs on, so a
+    model of ``SIZE_LIMITS["variables"] + 1`` free-standing variables is optimized; the
+    size-limited licence refuses it with ``GurobiError`` 10010 (``SIZE_LIMIT_EXCEEDED``), a full
+    licence solves it (trivially, no rows). A missing or expired licence makes the environment
+    fail to start.
+    """
+    import gurobipy as gp
+
+    ver = ".".join(map(str, gp.gurobi.version()))
+    try:
+        env = _env(False)
+    except gp.GurobiError as e:
+        return Licence(False, False, f"{e} (Gurobi error {e.errno})", ver)
+    try:
+        m = gp.Model(env=env)
+        try:
+            m.addMVar(SIZE_LIMITS["variables"] + 1, lb=0.0, ub=1.0)
+            limited = False
+            try:
+                m.optimize()
+            except gp.GurobiError as e:
+                if e.errno != _SIZE_LIMIT:
+                    raise
+                limited = True
+            try:
+                exp = int(m.LicenseExpiration)
+            except (AttributeError, gp.GurobiError):
+                exp = None
+        finally:
+            m.dispose()
+    except gp.GurobiError as e:
+        return Licence(False, False, f"{e} (Gurobi error {e.errno})", ver)
+    finally:
+        env.dispose()
+    return Licence(True, limited, "", ver, exp)
+
+
+def _row_sets(model: LinearModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows that are equalities, have a finite lower side, have a finite upper side (not eq)."""
+    lo, hi = model.row_lo, model.row_hi
+    flo, fhi = np.isfinite(lo), np.isfinite(hi)
+    eq = flo & fhi & (lo == hi)
+    return np.nonzero(eq)[0], np.nonzero(flo & ~eq)[0], np.nonzero(fhi & ~eq)[0]
+
+
+def _rows(model: LinearModel) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """The model's rows as one-sided ones: ``(A, sense, rhs)`` with sense in ``=``, ``>``, ``<``.
+
+    A finite range ``lo < a.v < hi`` becomes two rows rather than Gurobi's ranged row, which adds
+    a slack column: the vector returned stays the model's, and the size limit counts what it is.
+    Free rows are dropped.
+    """
+    lo, hi = model.row_lo, model.row_hi
+    eq, ge, le = _row_sets(model)
+    idx = np.concatenate([eq, ge, le])
+    sense = np.array(["="] * len(eq) + [">"] * len(ge) + ["<"] * len(le), dtype="U1")
+    rhs = np.concatenate([lo[eq], lo[ge], hi[le]])
+    return model.A.tocsr()[idx], sense, rhs
+
+
+def _size(model: LinearModel) -> dict[str, int]:
+    """What Gurobi will count: variables, linear constraints (ranges as two), quadratic or not."""
+    n_rows = sum(len(r) for r in _row_sets(model))
+    return {"variables": model.n_vars, "constraints": n_rows, "quadratic": int(model.is_quadratic)}
+
+
+@register("gurobi")
+class GurobiBackend(Backend):
+    """Gurobi (MILP and MIQP branch-and-cut) through gurobipy's matrix API.
+
+    Options: ``time_limit`` -> TimeLimit, ``gap`` -> MIPGap (default 1e-6 as the HiGHS backend),
+    ``abs_gap`` -> MIPGapAbs, ``threads`` -> Threads, ``seed`` -> Seed, ``verbose`` -> OutputFlag
+    (the licence banner included), ``progress`` (a callable receiving a dict with incumbent, bound,
+    gap, nodes and time about once a second, from a MIP callback), ``options`` (any Gurobi
+    parameter by name, e.g. ``{"NodeLimit": 100, "MIPFocus": 1}``). ``model.start`` is the MIP
+    start. An INF_OR_UNBD answer is resolved by a re-solve with DualReductions=0 (or, when every
+    variable is bounded, read as infeasible at once).
+
+    Raises
+    ------
+    SolverUnavailableError
+        gurobipy is missing (``pip install gurobipy``), the licence is missing or expired (with
+        Gurobi's message), or the model exceeds the size-limited pip licence. The last is a
+        licence problem, not a model Gurobi cannot solve, so it is this class rather than
+        :class:`~netopt.errors.IncompatibleBackendError`; the message gives the model's size, the
+        limits, and the ways out (a full licence, or ``solver='highs'``). The size is checked
+        before anything is built; Gurobi's own error 10010 is mapped to the same error should a
+        licence have other limits.
+    IncompatibleBackendError
+        An unknown Gurobi parameter, or a value it refuses, in ``options``.
+    """
+
+    name = "gurobi"
+    features = frozenset({"integer", "quadratic", "quadratic_integer", "dual_bound", "start"})
+    packages = ("gurobipy",)
+    pip = "pip install gurobipy"
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        """Whether gurobipy imports *and* its licence lets an environment start."""
+        ok, why = super().available()
+        if not ok:
+            return ok, why
+        lic = licence()
+        if not lic.ok:
+            return False, (
+                f"Gurobi {lic.version} has no usable licence: {lic.message}. Get one from gurobi.com "
+                "(free for academics), or use solver='highs'"
+            )
+        return True, ""
+
+    @classmethod
+    def check_size(cls, model: LinearModel) -> None:
+        """Refuse a model that the size-limited licence would refuse (only on that licence)."""
+        lic = licence()
+        if not lic.size_limited:
+            return
+        sz = _size(model)
+        nv_max = SIZE_LIMITS["quadratic_variables"] if sz["quadratic"] else SIZE_LIMITS["variables"]
+        over = []
+        if sz["variables"] > nv_max:
+            what = (
+                "variables (the limit once the objective is quadratic)"
+                if sz["quadratic"]
+                else "variables"
+            )
+            over.append(f"{sz['variables']} variables > {nv_max} {what}")
+        if sz["constraints"] > SIZE_LIMITS["constraints"]:
+            over.append(f"{sz['constraints']} linear constraints > {SIZE_LIMITS['constraints']}")
+        if over:
+            raise SolverUnavailableError(cls._too_big("; ".join(over)))
+
+    @staticmethod
+    def _too_big(what: str) -> str:
+        return (
+            f"backend 'gurobi': the model is too large for Gurobi's size-limited licence (the one "
+            f"pip installs: {SIZE_LIMITS['variables']} variables and {SIZE_LIMITS['constraints']} "
+            f"linear constraints, {SIZE_LIMITS['quadratic_variables']} variables with a quadratic "
+            f"objective): {what}. Install a full licence (gurobi.com; free for academics), or "
+            "solve with solver='highs' (norm=1 or norm='inf' for an inversion)."
+        )
+
+    def solve(self, model: LinearModel, **opts: Any) -> RawSolution:
+        """Solve ``model`` with Gurobi (see the class docstring for the options)."""
+        check_options(self.name, opts)
+        self.require()
+        self.check_model(model)
+        self.check_size(model)
+        import gurobipy as gp
+        from gurobipy import GRB
+
+        verbose = bool(opts.get("verbose", False))
+        try:
+            env = _env(verbose)
+        except gp.GurobiError as e:
+            raise SolverUnavailableError(
+                f"backend 'gurobi': Gurobi's licence refused to start ({e}, error {e.errno}); "
+                "check the licence (gurobi.com), or use solver='highs'"
+            ) from e
+        try:
+            m = gp.Model(env=env)
+            try:
+                return self._solve(gp, GRB, m, model, opts)
+            finally:
+                m.dispose()
+        finally:
+            env.dispose()
+
+    def _solve(
+        self, gp: Any, GRB: Any, m: Any, model: LinearModel, opts: dict[str, Any]
+    ) -> RawSolution:
+        params: dict[str, Any] = {
+            "MIPGap": float(opts.get("gap") if opts.get("gap") is not None else 1e-6)
+        }
+        for key, par, cast in (
+            ("time_limit", "TimeLimit", float),
+            ("abs_gap", "MIPGapAbs", float),
+            ("threads", "Threads", int),
+            ("seed", "Seed", int),
+        ):
+            if opts.get(key) is not None:
+                params[par] = cast(opts[key])
+        params.update(opts.get("options") or {})
+        for k, v in params.items():
+            try:
+                m.setParam(k, v)
+            except (gp.GurobiError, TypeError, ValueError) as e:
+                raise IncompatibleBackendError(
+                    f"backend 'gurobi': Gurobi refuses parameter {k}={v!r} ({e}); see Gurobi's "
+                    "parameter reference for names and ranges"
+                ) from e
+
+        n = model.n_vars
+        inf = GRB.INFINITY
+        lb = np.where(np.isfinite(model.lb), model.lb, -inf)
+        ub = np.where(np.isfinite(model.ub), model.ub, inf)
+        vtype = np.where(model.integer, GRB.INTEGER, GRB.CONTINUOUS)
+        x = m.addMVar(n, lb=lb, ub=ub, vtype=vtype, name="v")
+        A, sense, rhs = _rows(model)
+        if A.shape[0]:
+            m.addMConstr(A, x, sense, rhs)
+        Q = model.Q if model.is_quadratic else None
+        m.setMObjective(
+            Q, np.asarray(model.c, dtype=np.float64), float(model.c0), sense=GRB.MINIMIZE
+        )
+        if model.start is not None and model.is_mip:
+            x.Start = np.asarray(model.start, dtype=np.float64)
+
+        cb = None
+        progress = opts.get("progress")
+        if progress is not None and model.is_mip:
+            last = [-1.0]
+
+            def cb(_m: Any, where: int) -> None:
+                if where != GRB.Callback.MIP:
+                    return
+                t = _m.cbGet(GRB.Callback.RUNTIME)
+                if t - last[0] < 1.0:
+                    return
+                last[0] = t
+                inc, bnd = _m.cbGet(GRB.Callback.MIP_OBJBST), _m.cbGet(GRB.Callback.MIP_OBJBND)
+                inc = inc if abs(inc) < inf else None
+                bnd = bnd if abs(bnd) < inf else None
+                gap = (
+                    abs(inc - bnd) / max(1.0, abs(inc))
+                    if inc is not None and bnd is not None
+                    else None
+                )
+                nodes = int(_m.cbGet(GRB.Callback.MIP_NODCNT))
+                progress({"incumbent": inc, "bound": bnd, "gap": gap, "nodes": nodes, "time": t})
+
+        t0 = time.perf_counter()
+        self._optimize(gp, m, cb)
+        st = m.Status
+        if st == _INF_OR_UNBD:
+            if np.all(np.isfinite(model.lb) & np.isfinite(model.ub)):
+                # every variable bounded: the objective cannot be unbounded
+                st = GRB.INFEASIBLE
+            else:
+                m.setParam("DualReductions", 0)
+                m.reset()
+                self._optimize(gp, m, cb)
+                st = m.Status
+        dt = time.perf_counter() - t0
+        status = _STATUS.get(st, "unknown")
+        xs = obj = bound = None
+        if m.SolCount > 0 and status != "infeasible":
+            xs = np.asarray(x.X, dtype=np.float64)
+            obj = float(m.ObjVal)
+        nodes = None
+        if model.is_mip:
+            if status != "infeasible":
+                try:
+                    b = float(m.ObjBound)
+                    bound = b if np.isfinite(b) and abs(b) < inf else None
+                except (AttributeError, gp.GurobiError):
+                    bound = None
+            nodes = int(m.NodeCount)
+        elif status == "optimal":
+            bound = obj  # an LP's (or convex QP's) optimum is its bound
+        ver = ".".join(map(str, gp.gurobi.version()))
+        names = {getattr(GRB.Status, k): k for k in dir(GRB.Status) if k.isupper()}
+        msg = f"Gurobi status {names.get(st, st)}"
+        return RawSolution(status, xs, obj, bound, nodes, dt, msg, ver)
+
+    @classmethod
+    def _optimize(cls, gp: Any, m: Any, cb: Any) -> None:
+        try:
+            m.optimize(cb) if cb is not None else m.optimize()
+        except gp.GurobiError as e:
+            if e.errno == _SIZE_LIMIT:
+                raise SolverUnavailableError(cls._too_big(f"Gurobi refused it ({e})")) from e
+            if e.errno == _NO_LICENSE:
+                raise SolverUnavailableError(
+                    f"backend 'gurobi': no valid Gurobi licence ({e}); check it, or use solver='highs'"
+                ) from e
+            raise SolveError(f"backend 'gurobi': Gurobi failed ({e}, error {e.errno})") from e

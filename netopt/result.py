@@ -207,7 +207,11 @@ class Certificate:
             net = netopt.load(net)
         checks: list[tuple[str, bool, str]] = []
         trusted: list[str] = []
-        checks.append(("model sha256 matches", net.source.sha256 == self.onnx_sha256, f"{net.source.sha256} vs {self.onnx_sha256}"))
+        same = net.source.sha256 == self.onnx_sha256
+        checks.append(("model sha256 matches", same, "" if same else f"{net.source.sha256} vs {self.onnx_sha256}"))
+        if not same:
+            # a certificate about another model: nothing else can be checked against this one
+            return {"ok": False, "checks": [{"check": a, "ok": b, "detail": c} for a, b, c in checks], "trusted": []}
         ev = self.evidence
         prob = problem_from_json(net, ev["problem"]) if ev.get("problem") else None
         if self.kind == "point":

@@ -1,0 +1,106 @@
+"""VNN-LIB verdicts, counterexamples confirmed by onnxruntime, certificates re-checked."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import netopt
+from conftest import NETS, ROOT, require_nets
+from netopt.check import check
+from netopt.cli import main
+from netopt.problems import Inversion
+from netopt.result import Certificate, Status
+
+DIGITS = ROOT / "examples" / "models" / "digits_mlp.onnx"
+
+
+@pytest.mark.parametrize(
+    "net,prop,verdict",
+    [
+        ("test/test_nano.onnx", "test/test_nano.vnnlib", "unsat"),
+        ("test/test_tiny.onnx", "test/test_tiny.vnnlib", "unsat"),
+        ("test/test_small.onnx", "test/test_small.vnnlib", "unsat"),
+        ("acasxu/ACASXU_run2a_1_1_batch_2000.onnx", "test/test_prop.vnnlib", "unsat"),
+        ("acasxu/ACASXU_run2a_1_1_batch_2000.onnx", "acasxu/prop_1.vnnlib", "unsat"),
+        ("acasxu/ACASXU_run2a_1_1_batch_2000.onnx", "acasxu/prop_4.vnnlib", "unsat"),
+    ],
+)
+def test_verdicts(net, prop, verdict):
+    require_nets()
+    r = check(netopt.load(NETS / net), NETS / prop, time_limit=60)
+    assert r.verdict == verdict
+
+
+def test_sat_counterexample_is_confirmed_by_onnxruntime():
+    """Tighten ACAS Xu property 1's threshold until it is violated: the witness must hold in ORT."""
+    require_nets()
+    net = netopt.load(NETS / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    text = (NETS / "acasxu" / "prop_1.vnnlib").read_text().replace("3.991125645861615", "-0.02")
+    r = check(net, text, time_limit=60)
+    assert r.verdict == "sat" and r.confirmed
+    assert 0.6 <= r.x.reshape(-1)[0] <= 0.679857769
+    assert r.y_onnxruntime[0] >= -0.02 - 1e-5
+    # the same through the MILP alone (no sampling, no branch and bound)
+    r2 = check(net, text, time_limit=60, n_samples=0, bab_time=0)
+    assert r2.verdict == "sat" and r2.confirmed and r2.details[-1]["method"] == "milp"
+
+
+def test_unsat_by_milp_alone():
+    require_nets()
+    net = netopt.load(NETS / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    r = check(net, NETS / "acasxu" / "prop_4.vnnlib", time_limit=120, n_samples=0, bab_time=0)
+    assert r.verdict == "unsat" and r.details[0]["method"] in ("milp", "crown")
+
+
+def test_certificate_roundtrip_and_tampering(tmp_path):
+    net = netopt.load(DIGITS)
+    target = json.loads((DIGITS.parent / "digits_target.json").read_text())["target"]
+    res = Inversion(net, target, norm=1, box=(0, 1)).solve(time_limit=30)
+    assert res.x is not None and res.objective < 1e-3
+    p = tmp_path / "c.json"
+    res.certificate.save(p)
+    rep = Certificate.load(p).verify(DIGITS)
+    assert rep["ok"], rep
+    # a tampered objective is caught
+    d = json.loads(p.read_text())
+    d["evidence"]["objective"] = d["evidence"]["objective"] - 0.5
+    p.write_text(json.dumps(d))
+    assert not Certificate.load(p).verify(DIGITS)["ok"]
+    # a different model is caught
+    require_nets()
+    d["evidence"]["objective"] += 0.5
+    p.write_text(json.dumps(d))
+    other = NETS / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx"
+    rep = Certificate.load(p).verify(other)
+    assert not rep["ok"] and not rep["checks"][0]["ok"]
+
+
+def test_cli_invert_verify_check(tmp_path, capsys):
+    require_nets()
+    t = tmp_path / "t.json"
+    t.write_text(json.dumps({"target": [3.7452884848949517, 0.1939554363489151]}))
+    cert = tmp_path / "cert.json"
+    net = NETS / "bench" / "mlp_10-32-32-2_seed0.onnx"
+    assert main(["invert", str(net), "--target", str(t), "--box", "-1", "1", "--time-limit", "5", "--quiet", "--out", str(cert)]) == 0
+    out = capsys.readouterr().out
+    assert "objective" in out and "bound" in out
+    assert main(["verify", str(cert), str(net)]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert main(["check", str(NETS / "test" / "test_nano.onnx"), str(NETS / "test" / "test_nano.vnnlib")]) == 0
+    assert capsys.readouterr().out.startswith("unsat")
+    assert main(["invert", str(net), "--target", "1,2,3", "--box", "-1", "1"]) == 2
+    assert "target" in capsys.readouterr().err
+
+
+def test_infeasible_certificate():
+    require_nets()
+    net = netopt.load(NETS / "bench" / "mlp_10-32-32-2_seed0.onnx")
+    from netopt.problems import Feasibility
+
+    r = Feasibility(net, [3.7452884848949517, 0.1939554363489151], tol=1e-3, box=(-1, 1)).solve(time_limit=60)
+    assert r.status == Status.INFEASIBLE and r.verdict == "unsat"
+    c = r.certificate
+    assert c.kind == "infeasible" and "solver" in c.claim

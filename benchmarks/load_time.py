@@ -45,7 +45,7 @@ def main() -> None:
         ours = _median(lambda p=p: netopt.load(p), args.repeat)
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        base = _median(lambda d=data: ort.InferenceSession(d, so, providers=["CPUExecutionProvider"]), args.repeat)
+        base = _median(lambda d=data, so=so: ort.InferenceSession(d, so, providers=["CPUExecutionProvider"]), args.repeat)
         print(f"{f:45s} {ours * 1e3:10.1f}ms {base * 1e3:10.1f}ms {ours / base:7.2f}")
 
 

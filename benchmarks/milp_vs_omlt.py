@@ -22,13 +22,16 @@ import numpy as np
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "nets" / "bench"
 
 
-def run_netopt(path: Path, target, box, tl: float) -> dict:
+def run_netopt(path: Path, target, box, tl: float, solver: str = "highs") -> dict:
     import netopt
     from netopt.problems import Inversion
 
     t0 = time.perf_counter()
     net = netopt.load(path)
-    res = Inversion(net, target, norm=1, box=box).solve(time_limit=tl, threads=1)
+    try:
+        res = Inversion(net, target, norm=1, box=box).solve(solver=solver, time_limit=tl, threads=1)
+    except netopt.NetoptError as e:  # e.g. over the size-limited Gurobi licence
+        return {"status": f"refused: {str(e).splitlines()[0][:60]}", "objective": None, "bound": None, "build": 0.0, "solve": 0.0, "total": 0.0}
     total = time.perf_counter() - t0
     return {
         "status": str(res.status),
@@ -93,6 +96,8 @@ def _fmt(r: dict) -> str:
         return "-"
     obj = "–" if r["objective"] is None else f"{r['objective']:.6g}"
     bnd = "?" if r["bound"] is None else f"{r['bound']:.6g}"
+    if r["status"].startswith("refused"):
+        return r["status"]
     if r["status"] == "optimal":
         return f"{obj} in {r['total']:.2f} s (build {r['build']:.2f} s)"
     return f"TL {obj} [{bnd}] (build {r['build']:.2f} s)"
@@ -102,6 +107,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--only", choices=["netopt", "omlt"])
+    ap.add_argument("--gurobi", action="store_true", help="also run netopt + Gurobi (if licensed)")
     ap.add_argument("--nets", nargs="*", help="file names (default: all three)")
     ap.add_argument("--out", help="write all figures as JSON")
     args = ap.parse_args()
@@ -117,11 +123,14 @@ def main() -> None:
                 row["netopt"] = run_netopt(BENCH / name, np.asarray(t), spec["box"], args.time_limit)
             if args.only != "netopt":
                 row["omlt"] = run_omlt(BENCH / name, list(map(float, t)), spec["box"], args.time_limit)
+            if args.gurobi:
+                row["netopt_gurobi"] = run_netopt(BENCH / name, np.asarray(t), spec["box"], args.time_limit, "gurobi")
             a, b = row.get("netopt"), row.get("omlt")
             ratio = ""
             if a and b and a["status"] == "optimal" and b["status"] == "optimal":
                 ratio = f"{b['total'] / a['total']:.1f}x"
-            print(f"{name:28s} {kind:18s} netopt: {_fmt(a):45s} omlt: {_fmt(b):45s} {ratio}", flush=True)
+            gu = f" netopt+gurobi: {_fmt(row['netopt_gurobi'])}" if args.gurobi else ""
+            print(f"{name:28s} {kind:18s} netopt: {_fmt(a):45s} omlt: {_fmt(b):45s} {ratio}{gu}", flush=True)
             rows.append(row)
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2))

@@ -266,7 +266,7 @@ def _relu(ctx: _Ctx, op: Op) -> np.ndarray:
     """
     b = ctx.b
     x = ctx.flat(op.inputs[0])
-    l, u = ctx.finite(op, op.inputs[0])
+    l, u = ctx.finite(op, op.inputs[0])  # noqa: E741 (the papers' names)
     alpha = float(op.attrs.get("alpha", 0.0))
     if not 0.0 <= alpha <= 1.0:
         raise FormulationError(f"MILP formulation: {op.where} has alpha={alpha}; the big-M model needs 0 <= alpha <= 1")
@@ -316,7 +316,7 @@ def _maxpool(ctx: _Ctx, op: Op) -> np.ndarray:
     b = ctx.b
     src = op.inputs[0]
     x = ctx.flat(src)
-    l, u = ctx.finite(op, src)
+    l, u = ctx.finite(op, src)  # noqa: E741
     k = int(np.prod(op.attrs["kernel"]))
     idx = window_index(ctx.graph.value(src).shape, op.attrs).reshape(-1, k)
     valid = idx >= 0

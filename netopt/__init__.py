@@ -20,6 +20,8 @@ from netopt.errors import (
     UnsupportedOpError,
 )
 from netopt.network import Network, load
+from netopt.problems import Domain, Feasibility, Inversion, OutputObjective
+from netopt.result import Certificate, Result, Status
 
 __version__ = "0.1.0"
 
@@ -28,6 +30,15 @@ __all__ = [
     "load",
     "from_torch",
     "Network",
+    "Inversion",
+    "OutputObjective",
+    "Feasibility",
+    "Domain",
+    "Result",
+    "Status",
+    "Certificate",
+    "load_vnnlib",
+    "check",
     "NetoptError",
     "OnnxImportError",
     "UnsupportedOpError",
@@ -38,6 +49,20 @@ __all__ = [
     "SolveError",
     "InputError",
 ]
+
+
+def load_vnnlib(path: Any, n_inputs: int | None = None, n_outputs: int | None = None) -> Any:
+    """Read a VNN-LIB property (see :func:`netopt.vnnlib.load_vnnlib`)."""
+    from netopt.vnnlib import load_vnnlib as _load
+
+    return _load(path, n_inputs=n_inputs, n_outputs=n_outputs)
+
+
+def check(net: Network, prop: Any, **kw: Any) -> Any:
+    """Decide a VNN-LIB property on ``net`` (see :func:`netopt.vnncheck.check`)."""
+    from netopt.vnncheck import check as _check
+
+    return _check(net, prop, **kw)
 
 
 def from_torch(module: Any, example_input: Any, **kwargs: Any) -> Network:

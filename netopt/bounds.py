@@ -114,7 +114,9 @@ def interval_op(graph: Graph, op: Op, lo: Mapping[str, np.ndarray], hi: Mapping[
         return np.maximum(xl, 0), np.maximum(xh, 0)
     if op.op == "leaky_relu":
         a = float(op.attrs["alpha"])
-        f = (lambda t: np.where(t >= 0, t, a * t))
+        def f(t: np.ndarray) -> np.ndarray:
+            return np.where(t >= 0, t, a * t)
+
         if a >= 0:
             return f(xl), f(xh)
         return np.minimum(f(xl), np.minimum(0, f(xh))), np.maximum(f(xl), f(xh))
@@ -150,7 +152,7 @@ def interval_op(graph: Graph, op: Op, lo: Mapping[str, np.ndarray], hi: Mapping[
     raise NotImplementedError(f"no interval rule for IR op '{op.op}'")
 
 
-def relu_relaxation(l: np.ndarray, u: np.ndarray, alpha: float = 0.0):
+def relu_relaxation(l: np.ndarray, u: np.ndarray, alpha: float = 0.0):  # noqa: E741
     """Linear bounds ``lo_s*x + lo_b <= f(x) <= up_s*x + up_b`` of (leaky) ReLU on ``[l, u]``.
 
     Returns ``(lo_s, lo_b, up_s, up_b)``. For the unstable units the upper line is the chord

@@ -98,7 +98,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_vector(spec: str, what: str) -> "np.ndarray":
+def _read_vector(spec: str, what: str):
     """Numbers from a .npy/.json/.txt file or a comma/space separated list."""
     import json as _json
     from pathlib import Path
@@ -184,7 +184,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     import netopt
-    from netopt.check import check
+    from netopt.vnncheck import check
 
     net = netopt.load(args.model)
     opts = {k: v for k, v in {"threads": args.threads}.items() if v is not None}

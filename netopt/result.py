@@ -153,7 +153,7 @@ class Certificate:
                       y=np.asarray(r.y).reshape(-1).tolist(), objective=r.objective)
             if r.bound is not None:
                 ev["bound"] = r.bound
-                ev["bound_attested_by"] = f"{r.solver} {r.solver_version} (not re-checkable without a solver)"
+                ev["bound_attested_by"] = r.extra.get("bound_source") or f"{r.solver} {r.solver_version} (not re-checkable without a solver)"
             what = p.describe() if p is not None else "objective"
             if r.status == Status.OPTIMAL:
                 claim = f"x attains objective {r.objective:.9g} for '{what}', and no input in the domain does better than {r.bound:.9g}."
@@ -232,7 +232,11 @@ class Certificate:
                 if "witness" in self.claim:
                     checks.append(("x satisfies the output constraints", obj <= (ev.get("tolerance") or 0) + 1e-9, f"violation {obj:.3g}"))
             if "bound" in ev and ev["bound"] is not None:
-                trusted.append(f"bound {ev['bound']} ({ev.get('bound_attested_by', 'solver')})")
+                src = ev.get("bound_attested_by", "solver")
+                if src.startswith("trivial") and ev["bound"] == 0.0 and prob is not None:
+                    checks.append(("bound 0 holds: the objective is a norm", ev["problem"]["type"] == "Inversion", ""))
+                else:
+                    trusted.append(f"bound {ev['bound']} ({src})")
         elif self.kind == "infeasible":
             trusted.append(f"infeasibility ({ev.get('attested_by', 'solver')})")
         else:

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from netopt.solvers import register
-from netopt.solvers._base import Backend, RawSolution, check_options
 
 from netopt.errors import IncompatibleBackendError, SolveError, SolverUnavailableError
 from netopt.model import LinearModel
+from netopt.solvers import register
+from netopt.solvers._base import Backend, RawSolution, check_options
 
 log = logging.getLogger("netopt")
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from netopt.solvers import register
-from netopt.solvers._base import Backend, RawSolution, check_options
 
 from netopt.errors import IncompatibleBackendError, SolveError, SolverUnavailableError
 from netopt.model import LinearModel
+from netopt.solvers import register
+from netopt.solvers._base import Backend, RawSolution, check_options
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyomo.environ as pyo

@@ -548,9 +548,8 @@ def test_unknown_option_end_to_end(small_net: Any) -> None:
 
 
 def _milp_model(net: netopt.Network, y: np.ndarray, box: tuple[Any, Any]) -> LinearModel:
-    from netopt.formulations.milp import MILP
-
     from netopt.bounds import compute_bounds
+    from netopt.formulations.milp import MILP
 
     prob = Inversion(net, y, norm=1, box=box)
     return MILP().build(prob, compute_bounds(net.graph, prob.domain.lo, prob.domain.hi, "crown"))
@@ -584,6 +583,7 @@ def test_pyomo_user_constraint_changes_the_optimum(small_net: Any) -> None:
     """x[0] >= a added in Pyomo gives the optimum of the problem whose box starts at a."""
     Config("pyomo-highs", "pyomo", {"solver": "highs"}).skip_unless_available()
     import pyomo.environ as pyo
+
     from netopt.solvers.pyomo_backend import PyomoBackend, to_pyomo
 
     HIGHS.skip_unless_available()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import REAL_NETS, net_id, require_nets
 
 import netopt
-from conftest import REAL_NETS, net_id, require_nets
 from netopt.bounds import compute_bounds, linear_bounds
 from netopt.bounds_lp import tighten_lp
 from netopt.interpret import interpret, vjp

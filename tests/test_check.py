@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
+from conftest import NETS, ROOT, require_nets
 
 import netopt
-from conftest import NETS, ROOT, require_nets
-from netopt.check import check
 from netopt.cli import main
 from netopt.problems import Inversion
 from netopt.result import Certificate, Status
+from netopt.vnncheck import check
 
 DIGITS = ROOT / "examples" / "models" / "digits_mlp.onnx"
 

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import ROOT, make_model
 from onnx import helper
 
-from conftest import ROOT, make_model
 from netopt.cli import build_parser, main
 
 DIGITS = ROOT / "examples" / "models" / "digits_mlp.onnx"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import REAL_NETS, make_model, require_nets
 from onnx import TensorProto, helper
 
 import netopt
-from conftest import REAL_NETS, make_model, require_nets
 from netopt.errors import InputError, NetoptError, OnnxImportError, UnsupportedOpError
 
 

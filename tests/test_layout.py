@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 
 import pytest
-
+import tomllib
 from conftest import ROOT
 
 
@@ -46,8 +45,8 @@ def test_registries_importable():
 def test_import_is_lazy():
     heavy = ["torch", "cvxpy", "pyomo", "gurobipy", "onnxruntime", "highspy"]
     code = (
-        "import sys, netopt; heavy = %r; "
-        "print(','.join(m for m in heavy if m in sys.modules))" % heavy
+        f"import sys, netopt; heavy = {heavy!r}; "
+        "print(','.join(m for m in heavy if m in sys.modules))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == ""

@@ -7,11 +7,11 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import REAL_NETS, make_model, require_nets
 from onnx import helper
 from scipy.optimize import linprog
 
 import netopt
-from conftest import REAL_NETS, make_model, require_nets
 from netopt.errors import FormulationError, InputError, MissingBoundsError
 from netopt.problems import Feasibility, Inversion, OutputObjective
 from netopt.result import Status

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import make_model, rel_err
 from onnx import helper
 
 import netopt
-from conftest import make_model, rel_err
 from netopt import passes
 
 

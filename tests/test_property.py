@@ -628,13 +628,22 @@ def _squeezable(b: Builder, x: T) -> list[int]:
 def squeeze(b: Builder, x: T) -> T:
     cand = _squeezable(b, x)
     ins, attrs = [x.name], {}
+    empty = False
     if not b.sym and b.coin(0.25):
         axes = cand  # no axes: every size-1 axis goes
+        empty = b.coin(0.3)  # an empty axes list means the same to onnxruntime
+        if empty and b.opset >= 13:
+            ins.append(b.ints(np.zeros(0, np.int64)))
     else:
         axes = sorted(b.draw(st.sets(st.sampled_from(cand), min_size=1)))
         _axes_input(b, ins, [b.axis(a, x.rank) for a in axes], attrs)
     out = [d for i, d in enumerate(x.shape) if i not in axes]
-    return b.node("Squeeze", ins, out, **attrs)
+    y = b.node("Squeeze", ins, out, **attrs)
+    if empty and b.opset < 13:
+        b.nodes[-1].attribute.append(
+            helper.make_attribute("axes", [], attr_type=onnx.AttributeProto.INTS)
+        )
+    return y
 
 
 @step("transpose", lambda b, x: x.rank >= 2 + b.sym)
@@ -730,6 +739,10 @@ def residual(b: Builder, x: T) -> T:
         # a broadcasting residual: (.., n) + (.., 1)
         n = x.shape[-1]
         y = b.node("MatMul", [x.name, b.shared_weight((n, 1), n)], (*x.shape[:-1], 1))
+    elif not b.sym and x.rank >= 2 and x.shape[0] == 1 and b.coin(0.2):
+        # a residual across ranks: (1, *s) + (*s): one summand has lost the unit axis
+        y = b.node("Reshape", [x.name, b.ints(x.shape[1:])], x.shape[1:])
+        y = activation(b, y)
     else:
         y = _same_shape_branch(b, x)
     op = b.pick(["Add", "Add", "Sub"])
@@ -1205,11 +1218,13 @@ def check_mutant(mutant: onnx.ModelProto | bytes) -> None:
         return
     event("netopt loads, onnxruntime runs")
     try:
-        res = net.forward(x, all_outputs=True)
-        ys = [res[o] for o in net.graph.outputs]
-        scale = _scale(net, x)
-        raw = netopt.load(mutant, passes=())
-        raw_res = raw.forward(x, all_outputs=True)
+        # corrupt weights may overflow: the comparison below skips non-finite references
+        with np.errstate(all="ignore"):
+            res = net.forward(x, all_outputs=True)
+            ys = [res[o] for o in net.graph.outputs]
+            scale = _scale(net, x)
+            raw = netopt.load(mutant, passes=())
+            raw_res = raw.forward(x, all_outputs=True)
     except Exception:
         pytest.fail(f"netopt loaded the mutant but cannot run it:\n{traceback.format_exc()}")
     for k, (y, r) in enumerate(zip(ys, refs, strict=True)):
@@ -1354,3 +1369,22 @@ def test_pool_window_in_padding_only_is_refused(op):
     )
     with pytest.raises(netopt.OnnxImportError, match="covers padding only"):
         netopt.load(m)
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+def test_squeeze_with_empty_axes_squeezes_every_unit_axis(opset):
+    """onnxruntime reads an empty ``axes`` (attribute, or input from opset 13) as none given."""
+    if opset < 13:
+        node = helper.make_node("Squeeze", ["x"], ["y"])
+        node.attribute.append(helper.make_attribute("axes", [], attr_type=onnx.AttributeProto.INTS))
+        inits = []
+    else:
+        node = helper.make_node("Squeeze", ["x", "axes"], ["y"])
+        inits = [numpy_helper.from_array(np.zeros(0, np.int64), "axes")]
+    m = _model(
+        [node, helper.make_node("Softmax", ["y"], ["z"], axis=0)], [1, 3, 1], [3], inits, opset
+    )
+    m.graph.output[0].name = "z"
+    net = netopt.load(m)
+    assert net.output_shape == (3,)
+    check_against_onnxruntime(m, net)

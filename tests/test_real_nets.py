@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import ORT_REJECTS, REAL_NETS, net_id, rel_err, require_nets
 
 import netopt
-from conftest import ORT_REJECTS, REAL_NETS, net_id, rel_err, require_nets
 
 ORT_NETS = [p for p in REAL_NETS if p.name not in ORT_REJECTS]
 

@@ -68,7 +68,8 @@ def squeeze(ctx: NodeContext) -> Var:
     """Remove size-1 axes (all of them when no axes are given)."""
     x = ctx.var(0)
     axes = _axes_arg(ctx, 13)
-    if axes is None:
+    if not axes:
+        # onnxruntime reads an empty axes list (attribute or input) as no axes given
         axes = [i for i, d in enumerate(x.shape) if d == 1]
     axes = _norm_axes(axes, x.rank, ctx)
     if any(x.shape[a] != 1 for a in axes):

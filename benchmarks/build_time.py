@@ -3,7 +3,7 @@
     python benchmarks/build_time.py [--repeat 3]
 
 For mnist-net_256x2 (784-256-256-10) and cifar_base_kw (two convolutions) over an l_inf ball of
-radius 0.02 around a fixed image: the time to go from bounds to a solver-ready model (netopt: the
+radius 0.1 around a fixed image: the time to go from bounds to a solver-ready model (netopt: the
 LinearModel's sparse arrays; OMLT: the Pyomo block, for the dense net only — OMLT's ONNX reader
 does not take cifar_base_kw's Flatten layout). Bounds are computed once, outside the timing.
 """
@@ -37,7 +37,7 @@ def netopt_build(path: Path, repeat: int) -> tuple[float, dict]:
 
     net = netopt.load(path)
     x0 = np.random.default_rng(0).uniform(0, 1, net.input_shape)
-    prob = netopt.OutputObjective(net, np.eye(net.output_shape[0])[0], box=(0, 1), center=x0, eps=0.02)
+    prob = netopt.OutputObjective(net, np.eye(net.output_shape[0])[0], box=(0, 1), center=x0, eps=0.1)
     b = compute_bounds(net.graph, prob.domain.lo, prob.domain.hi, "interval")
     model = MILP().build(prob, b)
     return _median(lambda: MILP().build(prob, b), repeat), model.size()
@@ -52,7 +52,7 @@ def omlt_build(path: Path, repeat: int) -> float:
 
     model = onnx.load(path)
     x0 = np.random.default_rng(0).uniform(0, 1, 784)
-    bounds = {(0, i, 0): (max(0.0, x0[i] - 0.02), min(1.0, x0[i] + 0.02)) for i in range(784)}
+    bounds = {(0, i, 0): (max(0.0, x0[i] - 0.1), min(1.0, x0[i] + 0.1)) for i in range(784)}
     net = load_onnx_neural_network(model, input_bounds=bounds)
 
     def build() -> None:

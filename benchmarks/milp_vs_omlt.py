@@ -38,10 +38,10 @@ def run_netopt(path: Path, target, box, tl: float, solver: str = "highs") -> dic
         "objective": res.objective,
         "bound": res.bound,
         "gap": res.gap,
-        "build": res.timings["build"] + res.timings["bounds"] + res.timings["start"],
-        "solve": res.timings["solve"],
+        "build": sum(res.timings.get(k, 0.0) for k in ("start", "bounds", "build")),
+        "solve": res.timings.get("solve", 0.0),
         "total": total,
-        "binaries": res.model_size["integers"],
+        "binaries": res.model_size.get("integers", 0),
     }
 
 
@@ -106,7 +106,7 @@ def _fmt(r: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=60.0)
-    ap.add_argument("--only", choices=["netopt", "omlt"])
+    ap.add_argument("--only", choices=["netopt", "omlt", "gurobi"], help="run one column only")
     ap.add_argument("--gurobi", action="store_true", help="also run netopt + Gurobi (if licensed)")
     ap.add_argument("--nets", nargs="*", help="file names (default: all three)")
     ap.add_argument("--out", help="write all figures as JSON")
@@ -119,17 +119,17 @@ def main() -> None:
             continue
         for kind, t in spec["targets"].items():
             row = {"net": name, "target": kind}
-            if args.only != "omlt":
+            if args.only in (None, "netopt"):
                 row["netopt"] = run_netopt(BENCH / name, np.asarray(t), spec["box"], args.time_limit)
-            if args.only != "netopt":
+            if args.only in (None, "omlt"):
                 row["omlt"] = run_omlt(BENCH / name, list(map(float, t)), spec["box"], args.time_limit)
-            if args.gurobi:
+            if args.gurobi or args.only == "gurobi":
                 row["netopt_gurobi"] = run_netopt(BENCH / name, np.asarray(t), spec["box"], args.time_limit, "gurobi")
             a, b = row.get("netopt"), row.get("omlt")
             ratio = ""
             if a and b and a["status"] == "optimal" and b["status"] == "optimal":
                 ratio = f"{b['total'] / a['total']:.1f}x"
-            gu = f" netopt+gurobi: {_fmt(row['netopt_gurobi'])}" if args.gurobi else ""
+            gu = f" netopt+gurobi: {_fmt(row['netopt_gurobi'])}" if "netopt_gurobi" in row else ""
             print(f"{name:28s} {kind:18s} netopt: {_fmt(a):45s} omlt: {_fmt(b):45s} {ratio}{gu}", flush=True)
             rows.append(row)
     if args.out:

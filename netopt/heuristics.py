@@ -112,6 +112,8 @@ def pattern_lp(problem: Problem, x: np.ndarray, bounds=None) -> np.ndarray | Non
     except Exception as e:  # an empty region or a bound issue: no polish
         log.debug("pattern LP not built: %s", e)
         return None
+    if model.is_quadratic:
+        return None  # the 2-norm's region problem is a QP; descent alone serves it
     raw = HighsBackend().solve(model)
     if raw.status != "optimal" or raw.x is None:
         return None

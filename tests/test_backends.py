@@ -619,7 +619,8 @@ def test_gurobi_over_licence_size_end_to_end() -> None:
     """An inversion whose MILP exceeds the pip licence fails before Gurobi is called, clearly."""
     cfg = _gurobi_limited()
     net, _ = relu_net((4, 1100, 2), seed=0)
-    prob = Inversion(net, np.zeros(2), norm=1, box=(-1.0, 1.0))
+    # an unreachable target: a reachable one is certified by the local search alone (bound 0)
+    prob = Inversion(net, np.full(2, 1e3), norm=1, box=(-1.0, 1.0))
     with pytest.raises(SolverUnavailableError, match=r"variables > 2000.*full licence.*'highs'"):
         # a short time limit also keeps any bound tightening before the build short
         cfg.problem_solve(prob, bounds="interval", time_limit=3.0)

@@ -264,7 +264,7 @@ class Builder:
         # Constant-1 (before opset 9) holds floating-point tensors only
         if self.coin(0.2) and (self.opset >= 9 or arr.dtype.kind == "f"):
             attrs = {"value": numpy_helper.from_array(arr, name + "_v")}
-            if self.opset >= 12 and arr.ndim <= 1 and self.coin():
+            if self.opset >= 12 and arr.ndim <= 1 and arr.size and self.coin():
                 # the typed attributes of Constant-12: a float32 scalar or a 1-D list
                 if arr.dtype == np.float32:
                     attrs = (

@@ -24,16 +24,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--props", nargs="*", type=int, default=[1, 2, 3, 4])
-    ap.add_argument("--baseline", action="store_true", help="also run the MILP alone for comparison")
+    ap.add_argument(
+        "--baseline", action="store_true", help="also run the MILP alone for comparison"
+    )
     args = ap.parse_args()
     net = netopt.load(ACAS / "ACASXU_run2a_1_1_batch_2000.onnx")
-    print(f"machine: {platform.machine()}, Python {platform.python_version()}; time limit {args.time_limit} s")
+    print(
+        f"machine: {platform.machine()}, Python {platform.python_version()}; time limit {args.time_limit} s"
+    )
     for k in args.props:
         prop = ACAS / f"prop_{k}.vnnlib"
         t0 = time.perf_counter()
         r = check(net, prop, time_limit=args.time_limit, threads=1)
         dt = time.perf_counter() - t0
-        how = ", ".join(f"{d['method']}" + (f" ({d['pieces']} pieces)" if "pieces" in d else "") for d in r.details)
+        how = ", ".join(
+            f"{d['method']}" + (f" ({d['pieces']} pieces)" if "pieces" in d else "")
+            for d in r.details
+        )
         line = f"prop_{k}: {r.verdict:8s} {dt:7.2f} s  by {how}"
         if args.baseline:
             t1 = time.perf_counter()

@@ -37,7 +37,9 @@ def netopt_build(path: Path, repeat: int) -> tuple[float, dict]:
 
     net = netopt.load(path)
     x0 = np.random.default_rng(0).uniform(0, 1, net.input_shape)
-    prob = netopt.OutputObjective(net, np.eye(net.output_shape[0])[0], box=(0, 1), center=x0, eps=0.1)
+    prob = netopt.OutputObjective(
+        net, np.eye(net.output_shape[0])[0], box=(0, 1), center=x0, eps=0.1
+    )
     b = compute_bounds(net.graph, prob.domain.lo, prob.domain.hi, "interval")
     model = MILP().build(prob, b)
     return _median(lambda: MILP().build(prob, b), repeat), model.size()
@@ -75,9 +77,13 @@ def main() -> None:
         extra = f"   OMLT {to:.3f} s   ratio {to / t:.0f}x"
     except Exception as e:  # OMLT not installed or refusing the file
         extra = f"   OMLT: {type(e).__name__}: {e}"
-    print(f"mnist-net_256x2  netopt {t:.4f} s ({size['variables']} vars, {size['integers']} binaries, {size['nonzeros']} nonzeros){extra}")
+    print(
+        f"mnist-net_256x2  netopt {t:.4f} s ({size['variables']} vars, {size['integers']} binaries, {size['nonzeros']} nonzeros){extra}"
+    )
     t, size = netopt_build(NETS / "conv" / "cifar_base_kw.onnx", args.repeat)
-    print(f"cifar_base_kw    netopt {t:.4f} s ({size['variables']} vars, {size['integers']} binaries, {size['nonzeros']} nonzeros)")
+    print(
+        f"cifar_base_kw    netopt {t:.4f} s ({size['variables']} vars, {size['integers']} binaries, {size['nonzeros']} nonzeros)"
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,11 @@ import sys
 def _time(code: str, repeat: int) -> float:
     stmt = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
     runs = [
-        float(subprocess.run([sys.executable, "-c", stmt], capture_output=True, text=True, check=True).stdout)
+        float(
+            subprocess.run(
+                [sys.executable, "-c", stmt], capture_output=True, text=True, check=True
+            ).stdout
+        )
         for _ in range(repeat)
     ]
     return statistics.median(runs)
@@ -31,8 +35,14 @@ def main() -> None:
     base = _time("import numpy, networkx, onnx", args.repeat)
     ours = _time("import netopt", args.repeat)
     heavy = subprocess.run(
-        [sys.executable, "-c", "import sys, netopt; print([m for m in ('torch','onnxruntime','cvxpy','pyomo','gurobipy','highspy') if m in sys.modules])"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, netopt; print([m for m in ('torch','onnxruntime','cvxpy','pyomo','gurobipy','highspy') if m in sys.modules])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}")
     print(f"import numpy, networkx, onnx : {base * 1e3:7.1f} ms (median of {args.repeat})")

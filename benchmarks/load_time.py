@@ -15,7 +15,11 @@ import time
 from pathlib import Path
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "nets"
-FILES = ["mnistfc/mnist-net_256x2.onnx", "conv/cifar_base_kw.onnx", "acasxu/ACASXU_run2a_1_1_batch_2000.onnx"]
+FILES = [
+    "mnistfc/mnist-net_256x2.onnx",
+    "conv/cifar_base_kw.onnx",
+    "acasxu/ACASXU_run2a_1_1_batch_2000.onnx",
+]
 
 
 def _median(fn, repeat: int) -> float:
@@ -45,7 +49,10 @@ def main() -> None:
         ours = _median(lambda p=p: netopt.load(p), args.repeat)
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        base = _median(lambda d=data, so=so: ort.InferenceSession(d, so, providers=["CPUExecutionProvider"]), args.repeat)
+        base = _median(
+            lambda d=data, so=so: ort.InferenceSession(d, so, providers=["CPUExecutionProvider"]),
+            args.repeat,
+        )
         print(f"{f:45s} {ours * 1e3:10.1f}ms {base * 1e3:10.1f}ms {ours / base:7.2f}")
 
 

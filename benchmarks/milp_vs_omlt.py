@@ -31,7 +31,14 @@ def run_netopt(path: Path, target, box, tl: float, solver: str = "highs") -> dic
     try:
         res = Inversion(net, target, norm=1, box=box).solve(solver=solver, time_limit=tl, threads=1)
     except netopt.NetoptError as e:  # e.g. over the size-limited Gurobi licence
-        return {"status": f"refused: {str(e).splitlines()[0][:60]}", "objective": None, "bound": None, "build": 0.0, "solve": 0.0, "total": 0.0}
+        return {
+            "status": f"refused: {str(e).splitlines()[0][:60]}",
+            "objective": None,
+            "bound": None,
+            "build": 0.0,
+            "solve": 0.0,
+            "total": 0.0,
+        }
     total = time.perf_counter() - t0
     return {
         "status": str(res.status),
@@ -63,8 +70,12 @@ def run_omlt(path: Path, target, box, tl: float) -> dict:
     m.nn.build_formulation(ReluBigMFormulation(net))
     outs = list(m.nn.outputs.keys())
     m.t = pyo.Var(range(len(outs)), within=pyo.NonNegativeReals)
-    m.c1 = pyo.Constraint(range(len(outs)), rule=lambda m, j: m.t[j] >= m.nn.outputs[outs[j]] - target[j])
-    m.c2 = pyo.Constraint(range(len(outs)), rule=lambda m, j: m.t[j] >= target[j] - m.nn.outputs[outs[j]])
+    m.c1 = pyo.Constraint(
+        range(len(outs)), rule=lambda m, j: m.t[j] >= m.nn.outputs[outs[j]] - target[j]
+    )
+    m.c2 = pyo.Constraint(
+        range(len(outs)), rule=lambda m, j: m.t[j] >= target[j] - m.nn.outputs[outs[j]]
+    )
     m.obj = pyo.Objective(expr=sum(m.t[j] for j in range(len(outs))))
     build = time.perf_counter() - t0
     from pyomo.contrib.appsi.solvers import Highs
@@ -80,7 +91,11 @@ def run_omlt(path: Path, target, box, tl: float) -> dict:
     term = str(r.termination_condition)
     obj = r.best_feasible_objective
     bnd = r.best_objective_bound
-    status = "optimal" if "optimal" in term.lower() else ("time_limit" if "max" in term.lower() or "limit" in term.lower() else term)
+    status = (
+        "optimal"
+        if "optimal" in term.lower()
+        else ("time_limit" if "max" in term.lower() or "limit" in term.lower() else term)
+    )
     return {
         "status": status,
         "objective": None if obj is None or not np.isfinite(obj) else float(obj),
@@ -112,7 +127,9 @@ def main() -> None:
     ap.add_argument("--out", help="write all figures as JSON")
     args = ap.parse_args()
     targets = json.loads((BENCH / "targets.json").read_text())
-    print(f"machine: {platform.machine()} {platform.processor()}, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {platform.processor()}, Python {platform.python_version()}"
+    )
     rows = []
     for name, spec in targets.items():
         if args.nets and name not in args.nets:
@@ -120,17 +137,26 @@ def main() -> None:
         for kind, t in spec["targets"].items():
             row = {"net": name, "target": kind}
             if args.only in (None, "netopt"):
-                row["netopt"] = run_netopt(BENCH / name, np.asarray(t), spec["box"], args.time_limit)
+                row["netopt"] = run_netopt(
+                    BENCH / name, np.asarray(t), spec["box"], args.time_limit
+                )
             if args.only in (None, "omlt"):
-                row["omlt"] = run_omlt(BENCH / name, list(map(float, t)), spec["box"], args.time_limit)
+                row["omlt"] = run_omlt(
+                    BENCH / name, list(map(float, t)), spec["box"], args.time_limit
+                )
             if args.gurobi or args.only == "gurobi":
-                row["netopt_gurobi"] = run_netopt(BENCH / name, np.asarray(t), spec["box"], args.time_limit, "gurobi")
+                row["netopt_gurobi"] = run_netopt(
+                    BENCH / name, np.asarray(t), spec["box"], args.time_limit, "gurobi"
+                )
             a, b = row.get("netopt"), row.get("omlt")
             ratio = ""
             if a and b and a["status"] == "optimal" and b["status"] == "optimal":
                 ratio = f"{b['total'] / a['total']:.1f}x"
             gu = f" netopt+gurobi: {_fmt(row['netopt_gurobi'])}" if "netopt_gurobi" in row else ""
-            print(f"{name:28s} {kind:18s} netopt: {_fmt(a):45s} omlt: {_fmt(b):45s} {ratio}{gu}", flush=True)
+            print(
+                f"{name:28s} {kind:18s} netopt: {_fmt(a):45s} omlt: {_fmt(b):45s} {ratio}{gu}",
+                flush=True,
+            )
             rows.append(row)
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2))

@@ -32,8 +32,10 @@ def main() -> None:
     tr, te = perm[:1400], perm[1400:]
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     model = torch.nn.Sequential(
-        torch.nn.Linear(64, 32), torch.nn.ReLU(),
-        torch.nn.Linear(32, 32), torch.nn.ReLU(),
+        torch.nn.Linear(64, 32),
+        torch.nn.ReLU(),
+        torch.nn.Linear(32, 32),
+        torch.nn.ReLU(),
         torch.nn.Linear(32, 10),
     )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -47,8 +49,13 @@ def main() -> None:
         acc = (model(xt[te]).argmax(1) == yt[te]).float().mean().item()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
-        model, (xt[:1],), args.out, input_names=["pixels"], output_names=["logits"],
-        dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+        model,
+        (xt[:1],),
+        args.out,
+        input_names=["pixels"],
+        output_names=["logits"],
+        dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
         opset_version=17,
     )
     print(f"test accuracy {acc:.3f}; wrote {args.out}")

@@ -40,7 +40,12 @@ class Formulation:
     def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
         """``(op id, IR op, reason)`` for every op this formulation cannot handle."""
         return [
-            (o.id, o.op, f"no {cls.name} rule for '{o.op}'" + (f" (from ONNX {o.origin})" if o.origin else ""))
+            (
+                o.id,
+                o.op,
+                f"no {cls.name} rule for '{o.op}'"
+                + (f" (from ONNX {o.origin})" if o.origin else ""),
+            )
             for o in graph.ops
             if o.op not in cls.rules
         ]

@@ -88,15 +88,25 @@ class MILP(Formulation):
         dom = problem.domain
         (inp,) = graph.inputs if len(graph.inputs) == 1 else (None,)
         if inp is None:
-            raise FormulationError("MILP formulation: networks with several inputs are not supported yet")
+            raise FormulationError(
+                "MILP formulation: networks with several inputs are not supported yet"
+            )
         if not dom.bounded:
             raise MissingBoundsError(
                 "MILP formulation: the input has no finite box; pass box=(lo, hi) (or an l_inf "
                 "ball) so every ReLU gets finite big-M constants"
             )
-        ctx.cols[inp] = b.add_vars(dom.shape, dom.lo, dom.hi, integer=dom.integer if dom.integer is not None else False, name=inp)
+        ctx.cols[inp] = b.add_vars(
+            dom.shape,
+            dom.lo,
+            dom.hi,
+            integer=dom.integer if dom.integer is not None else False,
+            name=inp,
+        )
         if dom.A is not None:
-            b.add_matrix_rows(sp.csr_matrix(dom.A), ctx.flat(inp), -np.inf, dom.b, name="input_constraints")
+            b.add_matrix_rows(
+                sp.csr_matrix(dom.A), ctx.flat(inp), -np.inf, dom.b, name="input_constraints"
+            )
         for op in graph.ops:
             rule = self.rules[op.op]
             try:
@@ -104,7 +114,9 @@ class MILP(Formulation):
             except (MissingBoundsError, FormulationError):
                 raise
             except Exception as e:  # re-raise with the node's context
-                raise FormulationError(f"MILP formulation: rule '{op.op}' failed at {op.where}: {e}") from e
+                raise FormulationError(
+                    f"MILP formulation: rule '{op.op}' failed at {op.where}: {e}"
+                ) from e
             ctx.cols[op.outputs[0]] = np.asarray(out).reshape(graph.value(op.outputs[0]).shape)
             if op.outputs[0] not in b.blocks:
                 b.blocks[op.outputs[0]] = ctx.cols[op.outputs[0]]
@@ -144,21 +156,60 @@ class MILP(Formulation):
             wy = w > 0
             dev = np.maximum(np.abs(lo - t), np.abs(hi - t)) * w
             if p == 1:
-                tv = b.add_vars(n, 0.0, np.where(np.isfinite(dev), dev, np.inf), name="objective_abs")
+                tv = b.add_vars(
+                    n, 0.0, np.where(np.isfinite(dev), dev, np.inf), name="objective_abs"
+                )
                 rows = np.arange(n)[wy]
                 # t_j >= w_j (y_j - target_j) and t_j >= -w_j (y_j - target_j)
-                b.add_rows(np.r_[np.arange(len(rows)), np.arange(len(rows))], np.r_[tv[rows], y[rows]], np.r_[np.ones(len(rows)), -w[rows]], -w[rows] * t[rows], np.inf, len(rows), "objective")
-                b.add_rows(np.r_[np.arange(len(rows)), np.arange(len(rows))], np.r_[tv[rows], y[rows]], np.r_[np.ones(len(rows)), w[rows]], w[rows] * t[rows], np.inf, len(rows), "objective")
+                b.add_rows(
+                    np.r_[np.arange(len(rows)), np.arange(len(rows))],
+                    np.r_[tv[rows], y[rows]],
+                    np.r_[np.ones(len(rows)), -w[rows]],
+                    -w[rows] * t[rows],
+                    np.inf,
+                    len(rows),
+                    "objective",
+                )
+                b.add_rows(
+                    np.r_[np.arange(len(rows)), np.arange(len(rows))],
+                    np.r_[tv[rows], y[rows]],
+                    np.r_[np.ones(len(rows)), w[rows]],
+                    w[rows] * t[rows],
+                    np.inf,
+                    len(rows),
+                    "objective",
+                )
                 b.tighten(tv[~wy], ub=np.zeros(int((~wy).sum())))
                 c = np.zeros(b.n_vars)
                 c[tv] = 1.0
                 self._obj_start = ("abs", tv, w, t)
             else:
-                s = b.add_vars(1, 0.0, float(np.max(dev)) if np.all(np.isfinite(dev)) else np.inf, name="objective_max")
+                s = b.add_vars(
+                    1,
+                    0.0,
+                    float(np.max(dev)) if np.all(np.isfinite(dev)) else np.inf,
+                    name="objective_max",
+                )
                 rows = np.arange(n)[wy]
                 k = len(rows)
-                b.add_rows(np.r_[np.arange(k), np.arange(k)], np.r_[np.repeat(s, k), y[rows]], np.r_[np.ones(k), -w[rows]], -w[rows] * t[rows], np.inf, k, "objective")
-                b.add_rows(np.r_[np.arange(k), np.arange(k)], np.r_[np.repeat(s, k), y[rows]], np.r_[np.ones(k), w[rows]], w[rows] * t[rows], np.inf, k, "objective")
+                b.add_rows(
+                    np.r_[np.arange(k), np.arange(k)],
+                    np.r_[np.repeat(s, k), y[rows]],
+                    np.r_[np.ones(k), -w[rows]],
+                    -w[rows] * t[rows],
+                    np.inf,
+                    k,
+                    "objective",
+                )
+                b.add_rows(
+                    np.r_[np.arange(k), np.arange(k)],
+                    np.r_[np.repeat(s, k), y[rows]],
+                    np.r_[np.ones(k), w[rows]],
+                    w[rows] * t[rows],
+                    np.inf,
+                    k,
+                    "objective",
+                )
                 c = np.zeros(b.n_vars)
                 c[s] = 1.0
                 self._obj_start = ("max", s, w, t)
@@ -182,7 +233,15 @@ class MILP(Formulation):
         if ctx is None:
             raise FormulationError("start_vector called before build")
         graph = problem.net.graph
-        env = interpret(graph, {graph.inputs[0]: np.asarray(x, dtype=np.float64).reshape(1, *graph.value(graph.inputs[0]).shape)}, keep=True)
+        env = interpret(
+            graph,
+            {
+                graph.inputs[0]: np.asarray(x, dtype=np.float64).reshape(
+                    1, *graph.value(graph.inputs[0]).shape
+                )
+            },
+            keep=True,
+        )
         v = np.zeros(model.n_vars)
         for vid, cols in ctx.cols.items():
             v[cols.reshape(-1)] = env[vid].reshape(-1)
@@ -236,7 +295,9 @@ def _pad(ctx: _Ctx, op: Op) -> np.ndarray:
     x = ctx.cols[op.inputs[0]]
     r = x.ndim
     p = [int(t) for t in op.attrs["pads"]]
-    return np.pad(x, [(p[i], p[i + r]) for i in range(r)], constant_values=ctx.b.constant(op.attrs["value"]))
+    return np.pad(
+        x, [(p[i], p[i + r]) for i in range(r)], constant_values=ctx.b.constant(op.attrs["value"])
+    )
 
 
 @MILP.rule("affine", "scale", "conv2d", "avgpool2d", "add")
@@ -269,7 +330,9 @@ def _relu(ctx: _Ctx, op: Op) -> np.ndarray:
     l, u = ctx.finite(op, op.inputs[0])  # noqa: E741 (the papers' names)
     alpha = float(op.attrs.get("alpha", 0.0))
     if not 0.0 <= alpha <= 1.0:
-        raise FormulationError(f"MILP formulation: {op.where} has alpha={alpha}; the big-M model needs 0 <= alpha <= 1")
+        raise FormulationError(
+            f"MILP formulation: {op.where} has alpha={alpha}; the big-M model needs 0 <= alpha <= 1"
+        )
     n = len(x)
     act, dead = l >= 0, u <= 0
     unst = ~act & ~dead
@@ -281,7 +344,15 @@ def _relu(ctx: _Ctx, op: Op) -> np.ndarray:
         else:
             k = int(dead.sum())
             yd = b.add_vars(k, alpha * l[dead], alpha * u[dead])
-            b.add_rows(np.r_[np.arange(k), np.arange(k)], np.r_[yd, x[dead]], np.r_[np.ones(k), -alpha * np.ones(k)], 0.0, 0.0, k, op.id)
+            b.add_rows(
+                np.r_[np.arange(k), np.arange(k)],
+                np.r_[yd, x[dead]],
+                np.r_[np.ones(k), -alpha * np.ones(k)],
+                0.0,
+                0.0,
+                k,
+                op.id,
+            )
             out[dead] = yd
     k = int(unst.sum())
     ctx.binaries[op.id] = k
@@ -293,14 +364,40 @@ def _relu(ctx: _Ctx, op: Op) -> np.ndarray:
         # y - x >= 0
         b.add_rows(np.r_[r, r], np.r_[y, xu], np.r_[np.ones(k), -np.ones(k)], 0.0, np.inf, k, op.id)
         if alpha > 0:  # y - alpha x >= 0 (for ReLU it is the bound y >= 0)
-            b.add_rows(np.r_[r, r], np.r_[y, xu], np.r_[np.ones(k), -alpha * np.ones(k)], 0.0, np.inf, k, op.id)
+            b.add_rows(
+                np.r_[r, r],
+                np.r_[y, xu],
+                np.r_[np.ones(k), -alpha * np.ones(k)],
+                0.0,
+                np.inf,
+                k,
+                op.id,
+            )
         # y - x - (1-alpha) l z <= -(1-alpha) l
-        b.add_rows(np.r_[r, r, r], np.r_[y, xu, z], np.r_[np.ones(k), -np.ones(k), -(1 - alpha) * lu], -np.inf, -(1 - alpha) * lu, k, op.id)
+        b.add_rows(
+            np.r_[r, r, r],
+            np.r_[y, xu, z],
+            np.r_[np.ones(k), -np.ones(k), -(1 - alpha) * lu],
+            -np.inf,
+            -(1 - alpha) * lu,
+            k,
+            op.id,
+        )
         # y - alpha x - (1-alpha) u z <= 0
-        b.add_rows(np.r_[r, r, r], np.r_[y, xu, z], np.r_[np.ones(k), -alpha * np.ones(k), -(1 - alpha) * uu], -np.inf, 0.0, k, op.id)
+        b.add_rows(
+            np.r_[r, r, r],
+            np.r_[y, xu, z],
+            np.r_[np.ones(k), -alpha * np.ones(k), -(1 - alpha) * uu],
+            -np.inf,
+            0.0,
+            k,
+            op.id,
+        )
         out[unst] = y
         src = op.inputs[0]
-        ctx.start_rules.append((z, lambda env, src=src, unst=unst: (env[src].reshape(-1)[unst] > 0).astype(float)))
+        ctx.start_rules.append(
+            (z, lambda env, src=src, unst=unst: (env[src].reshape(-1)[unst] > 0).astype(float))
+        )
     return out
 
 
@@ -342,8 +439,18 @@ def _maxpool(ctx: _Ctx, op: Op) -> np.ndarray:
         li = wl[multi][cell, pos]
         U = wu[multi].max(axis=1)[cell]
         r = np.arange(q)
-        b.add_rows(np.r_[r, r], np.r_[y[cell], xi], np.r_[np.ones(q), -np.ones(q)], 0.0, np.inf, q, op.id)
-        b.add_rows(np.r_[r, r, r], np.r_[y[cell], xi, z], np.r_[np.ones(q), -np.ones(q), U - li], -np.inf, U - li, q, op.id)
+        b.add_rows(
+            np.r_[r, r], np.r_[y[cell], xi], np.r_[np.ones(q), -np.ones(q)], 0.0, np.inf, q, op.id
+        )
+        b.add_rows(
+            np.r_[r, r, r],
+            np.r_[y[cell], xi, z],
+            np.r_[np.ones(q), -np.ones(q), U - li],
+            -np.inf,
+            U - li,
+            q,
+            op.id,
+        )
         b.add_rows(cell, z, np.ones(q), 1.0, 1.0, m, op.id)
 
         def start(env, src=src, multi=multi, cell=cell, pos=pos):

@@ -31,7 +31,8 @@ class BatchCrown:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.ok = len(graph.inputs) == 1 and all(
-            is_linear(o) or (o.op in ("relu", "leaky_relu") and 0 <= float(o.attrs.get("alpha", 0)) <= 1)
+            is_linear(o)
+            or (o.op in ("relu", "leaky_relu") and 0 <= float(o.attrs.get("alpha", 0)) <= 1)
             for o in graph.ops
         )
         self.maps = {}
@@ -40,11 +41,23 @@ class BatchCrown:
                 if is_linear(o):
                     mats, b = linear_map(o, [graph.value(i).shape for i in o.inputs])
                     # dense layers go through BLAS; scipy's sparse x wide-dense product is slow
-                    mats = [m.toarray() if m.nnz > 0.2 * m.shape[0] * m.shape[1] else m.tocsr() for m in mats]
+                    mats = [
+                        m.toarray() if m.nnz > 0.2 * m.shape[0] * m.shape[1] else m.tocsr()
+                        for m in mats
+                    ]
                     self.maps[o.id] = (mats, [abs(m) for m in mats], b)
         self.relu_inputs = [o.inputs[0] for o in graph.ops if o.op in ("relu", "leaky_relu")]
 
-    def _backsub(self, vid: str, start: np.ndarray, L: dict, H: dict, x_lo: np.ndarray, x_hi: np.ndarray, want_coef: bool = False):
+    def _backsub(
+        self,
+        vid: str,
+        start: np.ndarray,
+        L: dict,
+        H: dict,
+        x_lo: np.ndarray,
+        x_hi: np.ndarray,
+        want_coef: bool = False,
+    ):
         """Lower and upper bounds of ``start @ value(vid)`` per box; ``start`` is (B, n, size)."""
         g = self.graph
         B, n, _ = start.shape
@@ -84,8 +97,16 @@ class BatchCrown:
             coef_u[x] = coef_u[x] + new_u if x in coef_u else new_u
         inp = g.inputs[0]
         Al, Au = coef_l[inp], coef_u[inp]
-        lo = cl + np.einsum("bns,bs->bn", np.maximum(Al, 0), x_lo) + np.einsum("bns,bs->bn", np.minimum(Al, 0), x_hi)
-        hi = cu + np.einsum("bns,bs->bn", np.maximum(Au, 0), x_hi) + np.einsum("bns,bs->bn", np.minimum(Au, 0), x_lo)
+        lo = (
+            cl
+            + np.einsum("bns,bs->bn", np.maximum(Al, 0), x_lo)
+            + np.einsum("bns,bs->bn", np.minimum(Al, 0), x_hi)
+        )
+        hi = (
+            cu
+            + np.einsum("bns,bs->bn", np.maximum(Au, 0), x_hi)
+            + np.einsum("bns,bs->bn", np.minimum(Au, 0), x_lo)
+        )
         return (lo, hi, Al) if want_coef else (lo, hi)
 
     def bound(self, x_lo: np.ndarray, x_hi: np.ndarray, C: np.ndarray, prev: dict | None = None):
@@ -145,7 +166,14 @@ def _take(queue: list, batch: int) -> tuple[np.ndarray, np.ndarray, dict | None]
         lo, hi, prev = queue.pop(0)
         k = min(batch - n, len(lo))
         if k < len(lo):
-            queue.insert(0, (lo[k:], hi[k:], None if prev is None else {v: (a[k:], b[k:]) for v, (a, b) in prev.items()}))
+            queue.insert(
+                0,
+                (
+                    lo[k:],
+                    hi[k:],
+                    None if prev is None else {v: (a[k:], b[k:]) for v, (a, b) in prev.items()},
+                ),
+            )
             lo, hi = lo[:k], hi[:k]
             prev = None if prev is None else {v: (a[:k], b[:k]) for v, (a, b) in prev.items()}
         los.append(lo)
@@ -155,7 +183,10 @@ def _take(queue: list, batch: int) -> tuple[np.ndarray, np.ndarray, dict | None]
     if any(p is None for p in prevs):
         merged = None
     else:
-        merged = {v: (np.concatenate([p[v][0] for p in prevs]), np.concatenate([p[v][1] for p in prevs])) for v in prevs[0]}
+        merged = {
+            v: (np.concatenate([p[v][0] for p in prevs]), np.concatenate([p[v][1] for p in prevs]))
+            for v in prevs[0]
+        }
     return np.concatenate(los), np.concatenate(his), merged
 
 

@@ -62,7 +62,13 @@ class Bounds(Mapping):
         return len(self.lo)
 
     def copy(self) -> Bounds:
-        return Bounds({k: v.copy() for k, v in self.lo.items()}, {k: v.copy() for k, v in self.hi.items()}, self.method, self.seconds, dict(self.stats))
+        return Bounds(
+            {k: v.copy() for k, v in self.lo.items()},
+            {k: v.copy() for k, v in self.hi.items()},
+            self.method,
+            self.seconds,
+            dict(self.stats),
+        )
 
     def unstable(self, graph: Graph) -> dict[str, int]:
         """Number of unstable units (pre-activation interval containing 0 strictly) per ReLU op."""
@@ -84,7 +90,9 @@ def _split(m):
     return pos, m - pos
 
 
-def interval_op(graph: Graph, op: Op, lo: Mapping[str, np.ndarray], hi: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def interval_op(
+    graph: Graph, op: Op, lo: Mapping[str, np.ndarray], hi: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """Interval bounds of ``op``'s output from its inputs' bounds (flattened)."""
     shapes = [graph.value(i).shape for i in op.inputs]
     if is_linear(op):
@@ -98,10 +106,18 @@ def interval_op(graph: Graph, op: Op, lo: Mapping[str, np.ndarray], hi: Mapping[
             if not (np.all(np.isfinite(xl)) and np.all(np.isfinite(xh))):
                 mp, mn = _split(m)
                 with np.errstate(invalid="ignore"):
-                    low = np.nan_to_num(mp @ np.where(np.isfinite(xl), xl, 0)) + np.nan_to_num(mn @ np.where(np.isfinite(xh), xh, 0))
-                    up = np.nan_to_num(mp @ np.where(np.isfinite(xh), xh, 0)) + np.nan_to_num(mn @ np.where(np.isfinite(xl), xl, 0))
-                inf_lo = (mp @ (~np.isfinite(xl)).astype(float) + (-mn) @ (~np.isfinite(xh)).astype(float)) > 0
-                inf_hi = (mp @ (~np.isfinite(xh)).astype(float) + (-mn) @ (~np.isfinite(xl)).astype(float)) > 0
+                    low = np.nan_to_num(mp @ np.where(np.isfinite(xl), xl, 0)) + np.nan_to_num(
+                        mn @ np.where(np.isfinite(xh), xh, 0)
+                    )
+                    up = np.nan_to_num(mp @ np.where(np.isfinite(xh), xh, 0)) + np.nan_to_num(
+                        mn @ np.where(np.isfinite(xl), xl, 0)
+                    )
+                inf_lo = (
+                    mp @ (~np.isfinite(xl)).astype(float) + (-mn) @ (~np.isfinite(xh)).astype(float)
+                ) > 0
+                inf_hi = (
+                    mp @ (~np.isfinite(xh)).astype(float) + (-mn) @ (~np.isfinite(xl)).astype(float)
+                ) > 0
                 c, r = c + (low + up) / 2, r + (up - low) / 2
                 c = np.where(inf_lo | inf_hi, 0.0, c)
                 r = np.where(inf_lo | inf_hi, np.inf, r)
@@ -114,6 +130,7 @@ def interval_op(graph: Graph, op: Op, lo: Mapping[str, np.ndarray], hi: Mapping[
         return np.maximum(xl, 0), np.maximum(xh, 0)
     if op.op == "leaky_relu":
         a = float(op.attrs["alpha"])
+
         def f(t: np.ndarray) -> np.ndarray:
             return np.where(t >= 0, t, a * t)
 
@@ -174,7 +191,16 @@ def relu_relaxation(l: np.ndarray, u: np.ndarray, alpha: float = 0.0):  # noqa: 
     return lo_s, lo_b, up_s, up_b
 
 
-def _crown_value(graph: Graph, vid: str, lo: dict, hi: dict, rows: np.ndarray | None, in_lo: dict, in_hi: dict, start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _crown_value(
+    graph: Graph,
+    vid: str,
+    lo: dict,
+    hi: dict,
+    rows: np.ndarray | None,
+    in_lo: dict,
+    in_hi: dict,
+    start: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Back-substitute linear bounds of ``vid[rows]`` (or of ``start @ vid``) to the inputs."""
     size = graph.value(vid).size
     if start is None:
@@ -195,7 +221,9 @@ def _crown_value(graph: Graph, vid: str, lo: dict, hi: dict, rows: np.ndarray | 
             return lo[vid][rows], hi[vid][rows]
         sp_, sn = np.maximum(eye, 0), np.minimum(eye, 0)
         return sp_ @ lo[vid] + sn @ hi[vid], sp_ @ hi[vid] + sn @ lo[vid]
-    ancestors = {n_[1] for n_ in __import__("networkx").ancestors(graph.nx, ("o", prod.id)) if n_[0] == "o"} | {prod.id}
+    ancestors = {
+        n_[1] for n_ in __import__("networkx").ancestors(graph.nx, ("o", prod.id)) if n_[0] == "o"
+    } | {prod.id}
     for op in reversed(graph.ops):
         if op.id not in ancestors:
             continue
@@ -273,7 +301,9 @@ def _crown_value(graph: Graph, vid: str, lo: dict, hi: dict, rows: np.ndarray | 
     return np.nan_to_num(rl, nan=-np.inf), np.nan_to_num(ru, nan=np.inf)
 
 
-def linear_bounds(graph: Graph, bounds: Bounds, vid: str, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def linear_bounds(
+    graph: Graph, bounds: Bounds, vid: str, C: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Sound bounds of ``C @ value`` (rows of ``C`` over the flattened value ``vid``).
 
     Back-substitutes ``C`` itself (much tighter than bounding ``C`` times the value's interval),
@@ -285,7 +315,9 @@ def linear_bounds(graph: Graph, bounds: Bounds, vid: str, C: np.ndarray) -> tupl
     with np.errstate(invalid="ignore"):
         il, ih = cp @ lo + cn @ hi, cp @ hi + cn @ lo
     ins = {i: bounds.lo[i] for i in graph.inputs}, {i: bounds.hi[i] for i in graph.inputs}
-    if not all(np.all(np.isfinite(ins[0][i])) and np.all(np.isfinite(ins[1][i])) for i in graph.inputs):
+    if not all(
+        np.all(np.isfinite(ins[0][i])) and np.all(np.isfinite(ins[1][i])) for i in graph.inputs
+    ):
         return il, ih
     cl, cu = _crown_value(graph, vid, bounds.lo, bounds.hi, None, ins[0], ins[1], start=C)
     return np.maximum(il, cl), np.minimum(ih, cu)
@@ -326,8 +358,12 @@ def compute_bounds(
     H: dict[str, np.ndarray] = {}
     for i in graph.inputs:
         n = graph.value(i).size
-        L[i] = np.broadcast_to(np.asarray(lo[i], dtype=np.float64).reshape(-1) if np.ndim(lo[i]) else lo[i], (n,)).astype(np.float64)
-        H[i] = np.broadcast_to(np.asarray(hi[i], dtype=np.float64).reshape(-1) if np.ndim(hi[i]) else hi[i], (n,)).astype(np.float64)
+        L[i] = np.broadcast_to(
+            np.asarray(lo[i], dtype=np.float64).reshape(-1) if np.ndim(lo[i]) else lo[i], (n,)
+        ).astype(np.float64)
+        H[i] = np.broadcast_to(
+            np.asarray(hi[i], dtype=np.float64).reshape(-1) if np.ndim(hi[i]) else hi[i], (n,)
+        ).astype(np.float64)
         if np.any(L[i] > H[i]):
             k = int(np.argmax(L[i] > H[i]))
             raise InputError(f"input box has lo > hi at index {k} ({L[i][k]} > {H[i][k]})")
@@ -345,7 +381,13 @@ def compute_bounds(
     for op in graph.ops:
         out = op.outputs[0]
         L[out], H[out] = interval_op(graph, op, L, H)
-        if method == "crown" and out in needs and finite_in and is_linear(op) and out not in affine_in:
+        if (
+            method == "crown"
+            and out in needs
+            and finite_in
+            and is_linear(op)
+            and out not in affine_in
+        ):
             size = graph.value(out).size
             for s in range(0, size, chunk):
                 rows = np.arange(s, min(size, s + chunk))

@@ -114,7 +114,11 @@ def tighten_lp(
         rlo, rhi = model.row_lo, model.row_hi
         if cutoff is not None and np.any(c):
             # objective row: c.v <= cutoff - c0 (a tiny slack keeps the known point inside)
-            A = __import__("scipy.sparse", fromlist=["vstack"]).vstack([model.A, c[None, :]]).tocsc()
+            A = (
+                __import__("scipy.sparse", fromlist=["vstack"])
+                .vstack([model.A, c[None, :]])
+                .tocsc()
+            )
             rlo = np.r_[rlo, -np.inf]
             rhi = np.r_[rhi, cutoff - model.c0 + 1e-7 * max(1.0, abs(cutoff))]
             lp.num_row_ = m + 1
@@ -165,5 +169,10 @@ def tighten_lp(
     b.seconds = bounds.seconds + (time.perf_counter() - t0)
     b.stats["lp_solves"] = n_lp
     b.stats["unstable"] = b.unstable(graph)
-    log.info("LP tightening: %d LPs, %d intervals tightened, %.2f s", n_lp, improved, time.perf_counter() - t0)
+    log.info(
+        "LP tightening: %d LPs, %d intervals tightened, %.2f s",
+        n_lp,
+        improved,
+        time.perf_counter() - t0,
+    )
     return b

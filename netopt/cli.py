@@ -25,7 +25,9 @@ def _parse_shapes(items: Sequence[str] | None) -> dict[str, tuple[int, ...]] | N
     for it in items:
         name, sep, dims = it.rpartition("=")
         if not sep or not name:
-            raise NetoptError(f"--input-shape '{it}': expected NAME=D1,D2,... (per-sample, no batch)")
+            raise NetoptError(
+                f"--input-shape '{it}': expected NAME=D1,D2,... (per-sample, no batch)"
+            )
         try:
             out[name] = tuple(int(d) for d in dims.split(",") if d.strip())
         except ValueError:
@@ -45,8 +47,17 @@ def cmd_info(args: argparse.Namespace) -> int:
         net = netopt.load(args.model, input_shapes=_parse_shapes(args.input_shape))
     except UnsupportedOpError as e:
         if args.json:
-            print(json.dumps({"file": args.model, "unsupported": [
-                {"node": n, "op_type": t, "reason": r} for n, t, r in e.unsupported]}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "file": args.model,
+                        "unsupported": [
+                            {"node": n, "op_type": t, "reason": r} for n, t, r in e.unsupported
+                        ],
+                    },
+                    indent=2,
+                )
+            )
         else:
             print(f"{args.model}: cannot be imported completely.", file=sys.stderr)
             print(str(e), file=sys.stderr)
@@ -118,11 +129,14 @@ def _read_vector(spec: str, what: str):
             return np.asarray(p.read_text().replace(",", " ").split(), dtype=np.float64)
         return np.asarray(spec.replace(",", " ").split(), dtype=np.float64)
     except (ValueError, OSError, _json.JSONDecodeError) as e:
-        raise NetoptError(f"--{what} '{spec}': not a list of numbers or a readable .npy/.json/.txt file ({e})") from e
+        raise NetoptError(
+            f"--{what} '{spec}': not a list of numbers or a readable .npy/.json/.txt file ({e})"
+        ) from e
 
 
 def _progress_printer():
     """A live status line on stderr: incumbent, bound, gap, nodes, time."""
+
     def show(d: dict) -> None:
         print(
             f"\r  incumbent {d['incumbent']:.6g}  bound {d['bound']:.6g}  gap {100 * d['gap']:.2f}%  "
@@ -137,7 +151,9 @@ def _progress_printer():
 
 def _solve_options(args: argparse.Namespace) -> dict:
     opts = {"time_limit": args.time_limit, "threads": args.threads, "gap": args.gap}
-    if getattr(args, "progress", False) or (sys.stderr.isatty() and not getattr(args, "quiet", False)):
+    if getattr(args, "progress", False) or (
+        sys.stderr.isatty() and not getattr(args, "quiet", False)
+    ):
         opts["progress"] = _progress_printer()
     return {k: v for k, v in opts.items() if v is not None}
 
@@ -152,11 +168,24 @@ def cmd_invert(args: argparse.Namespace) -> int:
     target = _read_vector(args.target, "target")
     lo = _read_vector(args.box[0], "box") if args.box else None
     hi = _read_vector(args.box[1], "box") if args.box else None
-    box = None if lo is None else (lo.reshape(-1)[0] if lo.size == 1 else lo, hi.reshape(-1)[0] if hi.size == 1 else hi)
-    start = None if args.start is None else _read_vector(args.start, "start").reshape(net.input_shape)
+    box = (
+        None
+        if lo is None
+        else (lo.reshape(-1)[0] if lo.size == 1 else lo, hi.reshape(-1)[0] if hi.size == 1 else hi)
+    )
+    start = (
+        None if args.start is None else _read_vector(args.start, "start").reshape(net.input_shape)
+    )
     prob = Inversion(net, target, norm=args.norm, box=box)
     opts = _solve_options(args)
-    res = prob.solve(args.formulation, args.solver, bounds=args.bounds, tighten=None if args.no_tighten else "lp", start=start, **opts)
+    res = prob.solve(
+        args.formulation,
+        args.solver,
+        bounds=args.bounds,
+        tighten=None if args.no_tighten else "lp",
+        start=start,
+        **opts,
+    )
     if "progress" in opts:
         print(file=sys.stderr)
     cert = res.certificate
@@ -166,7 +195,9 @@ def cmd_invert(args: argparse.Namespace) -> int:
         print(cert.to_json())
         return 0
     print(f"model      {net.source.name}")
-    print(f"problem    {prob.describe()} over the box, target {np.array2string(prob.target, precision=4)}")
+    print(
+        f"problem    {prob.describe()} over the box, target {np.array2string(prob.target, precision=4)}"
+    )
     print(f"status     {res.status}")
     if res.objective is not None:
         print(f"objective  {res.objective:.9g}   (recomputed in float64 from x)")
@@ -174,11 +205,15 @@ def cmd_invert(args: argparse.Namespace) -> int:
         print(f"bound      {res.bound:.9g}   (proven by {res.solver} {res.solver_version})")
     if res.gap is not None:
         print(f"gap        {res.gap:.3g}")
-    print(f"model size {res.model_size['variables']} variables, {res.model_size['integers']} binaries, {res.model_size['rows']} rows")
+    print(
+        f"model size {res.model_size['variables']} variables, {res.model_size['integers']} binaries, {res.model_size['rows']} rows"
+    )
     print("time       " + ", ".join(f"{k} {v:.2f} s" for k, v in res.timings.items()))
     print(f"claim      {cert.claim}")
     if args.out:
-        print(f"certificate written to {args.out}  (check it: netopt verify {args.out} {args.model})")
+        print(
+            f"certificate written to {args.out}  (check it: netopt verify {args.out} {args.model})"
+        )
     return 0
 
 
@@ -199,10 +234,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{r.verdict}")
     for d in r.details:
         extra = f", {d['evidence']}" if "evidence" in d else ""
-        print(f"  disjunct {d['disjunct']}: {d.get('verdict', '?')} by {d['method']} in {d['seconds']:.2f} s{extra}")
+        print(
+            f"  disjunct {d['disjunct']}: {d.get('verdict', '?')} by {d['method']} in {d['seconds']:.2f} s{extra}"
+        )
     if r.verdict == "sat":
         print(f"  counterexample x = {r.x.reshape(-1).tolist()}")
-        print(f"  f(x) (onnxruntime) = {r.y_onnxruntime.reshape(-1).tolist()}; confirmed: {r.confirmed}")
+        print(
+            f"  f(x) (onnxruntime) = {r.y_onnxruntime.reshape(-1).tolist()}; confirmed: {r.confirmed}"
+        )
     print(f"  total {r.seconds:.2f} s")
     return 0
 
@@ -215,7 +254,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(f"certificate {args.certificate}: {cert.kind}")
     print(f"claim: {cert.claim}")
     for c in rep["checks"]:
-        print(f"  [{'ok' if c['ok'] else 'FAILED'}] {c['check']}" + (f" ({c['detail']})" if c["detail"] else ""))
+        print(
+            f"  [{'ok' if c['ok'] else 'FAILED'}] {c['check']}"
+            + (f" ({c['detail']})" if c["detail"] else "")
+        )
     for t in rep["trusted"]:
         print(f"  [trusted, not re-checkable without a solver] {t}")
     print("verified" if rep["ok"] else "NOT verified")
@@ -282,19 +324,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inv.add_argument("model", help="path of an .onnx file")
     inv.add_argument("--target", required=True, help="numbers 'a,b,...' or a .npy/.json/.txt file")
-    inv.add_argument("--norm", default="1", choices=["1", "2", "inf"], help="p of the norm (2 needs gurobi)")
+    inv.add_argument(
+        "--norm", default="1", choices=["1", "2", "inf"], help="p of the norm (2 needs gurobi)"
+    )
     inv.add_argument("--box", nargs=2, metavar=("LO", "HI"), help="input box: scalars or files")
     inv.add_argument("--time-limit", type=float, help="seconds for the solver")
     inv.add_argument("--gap", type=float, help="relative optimality gap (default 1e-6)")
     inv.add_argument("--threads", type=int, help="solver threads")
     inv.add_argument("--solver", default="highs", help="backend: highs, gurobi, pyomo")
     inv.add_argument("--formulation", default="milp", help="formulation (default milp)")
-    inv.add_argument("--bounds", default="crown", choices=["interval", "crown"], help="first bounds")
+    inv.add_argument(
+        "--bounds", default="crown", choices=["interval", "crown"], help="first bounds"
+    )
     inv.add_argument("--no-tighten", action="store_true", help="skip LP bound tightening")
     inv.add_argument("--start", help="a starting input (numbers or file) for the solver")
     inv.add_argument("--out", help="write the certificate (JSON) here")
     inv.add_argument("--json", action="store_true", help="print the certificate as JSON")
-    inv.add_argument("--progress", action="store_true", help="live line even when not on a terminal")
+    inv.add_argument(
+        "--progress", action="store_true", help="live line even when not on a terminal"
+    )
     inv.add_argument("--quiet", action="store_true", help="no live line")
     inv.set_defaults(func=cmd_invert)
 

@@ -60,7 +60,9 @@ def _out_grad(problem: Problem, y: np.ndarray) -> np.ndarray:
     raise TypeError(type(problem).__name__)
 
 
-def descent(problem: Problem, X: np.ndarray, iters: int = 200, lr: float | None = None) -> np.ndarray:
+def descent(
+    problem: Problem, X: np.ndarray, iters: int = 200, lr: float | None = None
+) -> np.ndarray:
     """Projected Adam from every row of ``X``; returns the final points (projected)."""
     dom = problem.domain
     g = problem.net.graph
@@ -99,7 +101,11 @@ def pattern_lp(problem: Problem, x: np.ndarray, bounds=None) -> np.ndarray | Non
     if bounds is None:
         bounds = compute_bounds(g, dom.lo, dom.hi, "interval")
     env = interpret(g, {g.inputs[0]: np.asarray(x, dtype=np.float64)[None]}, keep=True)
-    b = Bounds({k: v.copy() for k, v in bounds.lo.items()}, {k: v.copy() for k, v in bounds.hi.items()}, "pattern")
+    b = Bounds(
+        {k: v.copy() for k, v in bounds.lo.items()},
+        {k: v.copy() for k, v in bounds.hi.items()},
+        "pattern",
+    )
     for o in g.ops:
         if o.op in ("relu", "leaky_relu"):
             z = env[o.inputs[0]].reshape(-1)

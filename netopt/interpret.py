@@ -17,7 +17,9 @@ from netopt.ops import OPS
 __all__ = ["interpret", "as_batch"]
 
 
-def as_batch(graph: Graph, x: np.ndarray | Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], bool]:
+def as_batch(
+    graph: Graph, x: np.ndarray | Mapping[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], bool]:
     """Normalize user inputs to ``{input id: (B, *shape) float64}``.
 
     Returns the arrays and whether the caller passed single samples (no batch axis).
@@ -39,7 +41,9 @@ def as_batch(graph: Graph, x: np.ndarray | Mapping[str, np.ndarray]) -> tuple[di
     for key, arr in x.items():
         vid = key if key in graph.inputs else by_onnx.get(key)
         if vid is None:
-            raise InputError(f"'{key}' is not an input of the network (inputs: {list(graph.inputs)})")
+            raise InputError(
+                f"'{key}' is not an input of the network (inputs: {list(graph.inputs)})"
+            )
         try:
             a = np.asarray(arr, dtype=np.float64)
         except (TypeError, ValueError) as e:
@@ -100,7 +104,9 @@ def interpret(
     return {o: env[o] for o in graph.outputs}
 
 
-def vjp(graph, env: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def vjp(
+    graph, env: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Vector-Jacobian product by reverse accumulation, in float64.
 
     Parameters
@@ -119,7 +125,9 @@ def vjp(graph, env: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -
     """
     from netopt.linear import is_linear, linear_map, window_index
 
-    acc: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64).reshape(len(v), -1) for k, v in grads.items()}
+    acc: dict[str, np.ndarray] = {
+        k: np.asarray(v, dtype=np.float64).reshape(len(v), -1) for k, v in grads.items()
+    }
     for op in reversed(graph.ops):
         out = op.outputs[0]
         if out not in acc:
@@ -164,4 +172,9 @@ def vjp(graph, env: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -
                 raise NotImplementedError(f"no vjp rule for {op.op}")
         for i, gi in zip(op.inputs, parts, strict=True):
             acc[i] = acc[i] + gi if i in acc else gi
-    return {i: acc.get(i, np.zeros((len(next(iter(grads.values()))), graph.value(i).size))).reshape(-1, *graph.value(i).shape) for i in graph.inputs}
+    return {
+        i: acc.get(i, np.zeros((len(next(iter(grads.values()))), graph.value(i).size))).reshape(
+            -1, *graph.value(i).shape
+        )
+        for i in graph.inputs
+    }

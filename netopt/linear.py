@@ -61,15 +61,16 @@ def _conv(shape: Shape, a) -> tuple[sp.csr_matrix, np.ndarray]:
     # rows: (m, i, j); for each, columns (c_in, p) with c_in in the group of m
     m = np.arange(m_out)
     cin = (m // mg)[:, None] * cg + np.arange(cg)[None, :]  # (M, cg)
-    rows = (m[:, None, None, None, None] * oh * ow + (np.arange(oh)[:, None] * ow + np.arange(ow)[None, :])[None, :, :, None, None])
+    rows = (
+        m[:, None, None, None, None] * oh * ow
+        + (np.arange(oh)[:, None] * ow + np.arange(ow)[None, :])[None, :, :, None, None]
+    )
     cols = cin[:, None, None, :, None] * h * wd + idx[None, :, :, None, :]
     vals = w.reshape(m_out, 1, 1, cg, kh * kw)
     rows, cols, vals = np.broadcast_arrays(rows, cols, vals)
     keep = idx[None, :, :, None, :].repeat(m_out, 0).repeat(cg, 3) >= 0
     keep = np.broadcast_to(keep, cols.shape)
-    mat = sp.csr_matrix(
-        (vals[keep], (rows[keep], cols[keep])), shape=(m_out * oh * ow, c * h * wd)
-    )
+    mat = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(m_out * oh * ow, c * h * wd))
     bias = np.repeat(a["bias"], oh * ow)
     return mat, bias
 
@@ -115,10 +116,14 @@ def linear_map(op: Op, shapes: Sequence[Shape]) -> tuple[list[sp.csr_matrix], np
         return [sp.identity(n_out, format="csr")], zero
     if name == "transpose":
         src = np.arange(n_in[0]).reshape(shapes[0]).transpose(a["perm"]).reshape(-1)
-        return [sp.csr_matrix((np.ones(n_out), (np.arange(n_out), src)), shape=(n_out, n_in[0]))], zero
+        return [
+            sp.csr_matrix((np.ones(n_out), (np.arange(n_out), src)), shape=(n_out, n_in[0]))
+        ], zero
     if name == "select":
         src = np.asarray(a["index"]).reshape(-1)
-        return [sp.csr_matrix((np.ones(n_out), (np.arange(n_out), src)), shape=(n_out, n_in[0]))], zero
+        return [
+            sp.csr_matrix((np.ones(n_out), (np.arange(n_out), src)), shape=(n_out, n_in[0]))
+        ], zero
     if name == "add":
         return [sp.identity(n_out, format="csr"), sp.identity(n_out, format="csr")], zero
     if name == "concat":

@@ -187,18 +187,28 @@ class ModelBuilder:
             self.row_blocks[name] = (prev[0] if prev else self._m, self._m + n_rows)
         self._m += n_rows
 
-    def add_matrix_rows(self, mat: sp.spmatrix, cols: np.ndarray, lo, hi, name: str | None = None) -> None:
+    def add_matrix_rows(
+        self, mat: sp.spmatrix, cols: np.ndarray, lo, hi, name: str | None = None
+    ) -> None:
         """Rows ``lo <= mat @ v[cols] <= hi`` for a sparse ``mat`` over the columns ``cols``."""
         coo = sp.coo_matrix(mat)
         cols = np.asarray(cols).reshape(-1)
         self.add_rows(coo.row, cols[coo.col], coo.data, lo, hi, mat.shape[0], name)
 
-    def tighten(self, cols: np.ndarray, lb: np.ndarray | None = None, ub: np.ndarray | None = None) -> None:
+    def tighten(
+        self, cols: np.ndarray, lb: np.ndarray | None = None, ub: np.ndarray | None = None
+    ) -> None:
         """Intersect the bounds of existing columns (used after building)."""
         self._pending = getattr(self, "_pending", [])
         self._pending.append((np.asarray(cols).reshape(-1), lb, ub))
 
-    def build(self, c: np.ndarray | None = None, c0: float = 0.0, Q: sp.spmatrix | None = None, meta: dict | None = None) -> LinearModel:
+    def build(
+        self,
+        c: np.ndarray | None = None,
+        c0: float = 0.0,
+        Q: sp.spmatrix | None = None,
+        meta: dict | None = None,
+    ) -> LinearModel:
         n = self._n
         lb = np.concatenate(self._lb) if self._lb else np.zeros(0)
         ub = np.concatenate(self._ub) if self._ub else np.zeros(0)

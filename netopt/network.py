@@ -64,7 +64,12 @@ class Network:
     def n_params(self) -> int:
         """Number of weights (array attributes) in the normalized graph."""
         return int(
-            sum(v.size for o in self.graph.ops for v in o.attrs.values() if isinstance(v, np.ndarray))
+            sum(
+                v.size
+                for o in self.graph.ops
+                for v in o.attrs.values()
+                if isinstance(v, np.ndarray)
+            )
         )
 
     @property
@@ -135,14 +140,19 @@ class Network:
             lead = (1,) if len(dims) == len(shape) + 1 else ()
             ys = np.stack(
                 [
-                    np.asarray(sess.run(None, {name: s.reshape(lead + shape).astype(dtype)})[0], dtype=np.float64).reshape(self.output_shape)
+                    np.asarray(
+                        sess.run(None, {name: s.reshape(lead + shape).astype(dtype)})[0],
+                        dtype=np.float64,
+                    ).reshape(self.output_shape)
                     for s in xb
                 ]
             )
         return ys[0] if single else ys
 
     # ----------------------------------------------------------------- torch
-    def torch_module(self, dtype: torch.dtype | None = None, device: str | torch.device | None = None):
+    def torch_module(
+        self, dtype: torch.dtype | None = None, device: str | torch.device | None = None
+    ):
         """The graph as a batched ``torch.nn.Module`` (see :mod:`netopt.torch_module`).
 
         Parameters
@@ -167,7 +177,9 @@ class Network:
                     "op": o.op,
                     "inputs": [self.graph.value(i).shape for i in o.inputs],
                     "output": self.graph.value(o.outputs[0]).shape,
-                    "params": int(sum(v.size for v in o.attrs.values() if isinstance(v, np.ndarray))),
+                    "params": int(
+                        sum(v.size for v in o.attrs.values() if isinstance(v, np.ndarray))
+                    ),
                     "origin": f"{o.origin.op_type} '{o.origin.node}'" if o.origin else "",
                 }
             )

@@ -124,7 +124,9 @@ class Domain:
             Am = np.atleast_2d(np.asarray(A, dtype=np.float64))
             bm_ = np.asarray(b, dtype=np.float64).reshape(-1)
             if Am.shape != (len(bm_), n):
-                raise InputError(f"A must have shape ({len(bm_)}, {n}) for b of length {len(bm_)}; got {Am.shape}")
+                raise InputError(
+                    f"A must have shape ({len(bm_)}, {n}) for b of length {len(bm_)}; got {Am.shape}"
+                )
             if not (np.all(np.isfinite(Am)) and np.all(np.isfinite(bm_))):
                 raise InputError("A and b must be finite")
         return cls(lo, hi, Am, bm_, intmask if intmask.any() else None)
@@ -157,7 +159,9 @@ class Domain:
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` points of the domain (uniform in the box; rows violating ``A x <= b`` dropped)."""
         if not self.bounded:
-            lo = np.where(np.isfinite(self.lo), self.lo, np.where(np.isfinite(self.hi), self.hi - 1, -1))
+            lo = np.where(
+                np.isfinite(self.lo), self.lo, np.where(np.isfinite(self.hi), self.hi - 1, -1)
+            )
             hi = np.where(np.isfinite(self.hi), self.hi, lo + 2)
         else:
             lo, hi = self.lo, self.hi
@@ -187,14 +191,18 @@ class Problem:
 
     sense = "min"
 
-    def __init__(self, net: Network, domain: Domain | None = None, *, box=None, **domain_kw: Any) -> None:
+    def __init__(
+        self, net: Network, domain: Domain | None = None, *, box=None, **domain_kw: Any
+    ) -> None:
         self.net = net
         if domain is None:
             domain = Domain.make(net.input_shape, box, **domain_kw)
         elif box is not None or domain_kw:
             raise InputError("pass either a Domain or box/center/eps/A/b/integer, not both")
         if domain.shape != tuple(net.input_shape):
-            raise InputError(f"the domain has shape {domain.shape}; the network input is {net.input_shape}")
+            raise InputError(
+                f"the domain has shape {domain.shape}; the network input is {net.input_shape}"
+            )
         self.domain = domain
 
     # -- to be provided by subclasses
@@ -228,10 +236,14 @@ def _target(net: Network, target: Any, what: str = "target") -> np.ndarray:
         raise InputError(f"{what} is required")
     shape = tuple(net.output_shape)
     if t.size != int(np.prod(shape)):
-        raise InputError(f"{what} has {t.size} entries (shape {t.shape}); the network output is {shape}")
+        raise InputError(
+            f"{what} has {t.size} entries (shape {t.shape}); the network output is {shape}"
+        )
     t = t.reshape(shape)
     if not np.all(np.isfinite(t)):
-        raise InputError(f"{what} contains NaN or inf at {np.argwhere(~np.isfinite(t))[0].tolist()}")
+        raise InputError(
+            f"{what} contains NaN or inf at {np.argwhere(~np.isfinite(t))[0].tolist()}"
+        )
     return t
 
 
@@ -252,11 +264,17 @@ class Inversion(Problem):
         The input domain (see :class:`Domain`).
     """
 
-    def __init__(self, net: Network, target: Any, norm: Any = 1, weights: Any = None, **kw: Any) -> None:
+    def __init__(
+        self, net: Network, target: Any, norm: Any = 1, weights: Any = None, **kw: Any
+    ) -> None:
         super().__init__(net, **kw)
         self.target = _target(net, target)
         self.norm = parse_norm(norm)
-        w = np.ones(net.output_shape) if weights is None else _arr(weights, tuple(net.output_shape), "weights")
+        w = (
+            np.ones(net.output_shape)
+            if weights is None
+            else _arr(weights, tuple(net.output_shape), "weights")
+        )
         if np.any(w < 0) or not np.all(np.isfinite(w)):
             raise InputError("weights must be finite and non-negative")
         self.weights = w
@@ -270,7 +288,12 @@ class Inversion(Problem):
         return np.abs(r).max(axis=1)
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": "norm", "p": self.norm, "target": self.target.reshape(-1), "weights": self.weights.reshape(-1)}
+        return {
+            "kind": "norm",
+            "p": self.norm,
+            "target": self.target.reshape(-1),
+            "weights": self.weights.reshape(-1),
+        }
 
     def describe(self) -> str:
         p = {1.0: "1", 2.0: "2", np.inf: "inf"}[self.norm]
@@ -283,7 +306,9 @@ class OutputObjective(Problem):
     Margins (``c = e_i - e_j``) and output ranges (``c = \pm e_i``) are special cases.
     """
 
-    def __init__(self, net: Network, c: Any, sense: str = "min", constant: float = 0.0, **kw: Any) -> None:
+    def __init__(
+        self, net: Network, c: Any, sense: str = "min", constant: float = 0.0, **kw: Any
+    ) -> None:
         super().__init__(net, **kw)
         self.c = _arr(c, tuple(net.output_shape), "c")
         if not np.all(np.isfinite(self.c)):
@@ -315,7 +340,16 @@ class Feasibility(Problem):
     C, d : the polyhedral form on the flattened output, ``C f(x) <= d``
     """
 
-    def __init__(self, net: Network, target: Any = None, tol: float = 1e-6, *, C: Any = None, d: Any = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        net: Network,
+        target: Any = None,
+        tol: float = 1e-6,
+        *,
+        C: Any = None,
+        d: Any = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(net, **kw)
         n = int(np.prod(net.output_shape))
         if C is not None or d is not None:
@@ -355,7 +389,10 @@ def as_problem_list(problems: Problem | Sequence[Problem]) -> list[Problem]:
 
 
 def _inf_list(a: np.ndarray) -> list:
-    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=np.float64).reshape(-1)]
+    return [
+        None if not np.isfinite(v) else float(v)
+        for v in np.asarray(a, dtype=np.float64).reshape(-1)
+    ]
 
 
 def _from_inf_list(v: list, sign: float) -> np.ndarray:
@@ -375,7 +412,11 @@ def problem_to_json(p: Problem) -> dict[str, Any]:
         },
     }
     if isinstance(p, Inversion):
-        d.update(target=p.target.reshape(-1).tolist(), norm="inf" if np.isinf(p.norm) else int(p.norm), weights=p.weights.reshape(-1).tolist())
+        d.update(
+            target=p.target.reshape(-1).tolist(),
+            norm="inf" if np.isinf(p.norm) else int(p.norm),
+            weights=p.weights.reshape(-1).tolist(),
+        )
     elif isinstance(p, OutputObjective):
         d.update(c=p.c.reshape(-1).tolist(), sense=p.sense, constant=p.constant)
     elif isinstance(p, Feasibility):
@@ -392,7 +433,9 @@ def problem_from_json(net: Network, d: dict[str, Any]) -> Problem:
         _from_inf_list(dom["hi"], 1).reshape(shape),
         None if dom.get("A") is None else np.asarray(dom["A"], dtype=np.float64),
         None if dom.get("b") is None else np.asarray(dom["b"], dtype=np.float64),
-        None if dom.get("integer") is None else np.asarray(dom["integer"], dtype=bool).reshape(shape),
+        None
+        if dom.get("integer") is None
+        else np.asarray(dom["integer"], dtype=bool).reshape(shape),
     )
     t = d["type"]
     if t == "Inversion":

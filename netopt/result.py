@@ -149,32 +149,57 @@ class Certificate:
         }
         if r.x is not None:
             kind = "point"
-            ev.update(x=np.asarray(r.x).reshape(-1).tolist(), input_shape=list(np.shape(r.x)),
-                      y=np.asarray(r.y).reshape(-1).tolist(), objective=r.objective)
+            ev.update(
+                x=np.asarray(r.x).reshape(-1).tolist(),
+                input_shape=list(np.shape(r.x)),
+                y=np.asarray(r.y).reshape(-1).tolist(),
+                objective=r.objective,
+            )
             if r.bound is not None:
                 ev["bound"] = r.bound
-                ev["bound_attested_by"] = r.extra.get("bound_source") or f"{r.solver} {r.solver_version} (not re-checkable without a solver)"
+                ev["bound_attested_by"] = (
+                    r.extra.get("bound_source")
+                    or f"{r.solver} {r.solver_version} (not re-checkable without a solver)"
+                )
             what = p.describe() if p is not None else "objective"
             if r.status == Status.OPTIMAL:
                 claim = f"x attains objective {r.objective:.9g} for '{what}', and no input in the domain does better than {r.bound:.9g}."
             elif r.extra.get("witness"):
                 claim = "x lies in the domain and its output satisfies the constraints (a witness)."
             else:
-                claim = f"x attains objective {r.objective:.9g} for '{what}'" + (f"; the optimum is at least {r.bound:.9g}." if r.bound is not None and r.sense == "min" else (f"; the optimum is at most {r.bound:.9g}." if r.bound is not None else "."))
+                claim = f"x attains objective {r.objective:.9g} for '{what}'" + (
+                    f"; the optimum is at least {r.bound:.9g}."
+                    if r.bound is not None and r.sense == "min"
+                    else (
+                        f"; the optimum is at most {r.bound:.9g}." if r.bound is not None else "."
+                    )
+                )
         elif r.status == Status.INFEASIBLE:
             kind = "infeasible"
-            claim = "No input in the domain satisfies the output constraints (attested by the solver)."
+            claim = (
+                "No input in the domain satisfies the output constraints (attested by the solver)."
+            )
             ev["attested_by"] = f"{r.solver} {r.solver_version}"
         else:
             kind = "bound"
-            claim = f"The optimum is {'at least' if r.sense == 'min' else 'at most'} {r.bound}." if r.bound is not None else "No claim."
+            claim = (
+                f"The optimum is {'at least' if r.sense == 'min' else 'at most'} {r.bound}."
+                if r.bound is not None
+                else "No claim."
+            )
             ev["bound"] = r.bound
         sha = net.source.sha256 if net is not None else None
         return cls(kind, claim, ev, sha, netopt.__version__)
 
     def to_json(self) -> str:
         return json.dumps(
-            {"kind": self.kind, "claim": self.claim, "evidence": self.evidence, "onnx_sha256": self.onnx_sha256, "netopt_version": self.netopt_version},
+            {
+                "kind": self.kind,
+                "claim": self.claim,
+                "evidence": self.evidence,
+                "onnx_sha256": self.onnx_sha256,
+                "netopt_version": self.netopt_version,
+            },
             indent=2,
             default=_jsonable,
         )
@@ -186,7 +211,13 @@ class Certificate:
     def load(cls, path: str | os.PathLike) -> Certificate:
         try:
             d = json.loads(Path(path).read_text())
-            return cls(d["kind"], d["claim"], d["evidence"], d.get("onnx_sha256"), d.get("netopt_version", "?"))
+            return cls(
+                d["kind"],
+                d["claim"],
+                d["evidence"],
+                d.get("onnx_sha256"),
+                d.get("netopt_version", "?"),
+            )
         except FileNotFoundError:
             raise InputError(f"{path}: no such certificate file") from None
         except (json.JSONDecodeError, KeyError, TypeError) as e:
@@ -208,10 +239,20 @@ class Certificate:
         checks: list[tuple[str, bool, str]] = []
         trusted: list[str] = []
         same = net.source.sha256 == self.onnx_sha256
-        checks.append(("model sha256 matches", same, "" if same else f"{net.source.sha256} vs {self.onnx_sha256}"))
+        checks.append(
+            (
+                "model sha256 matches",
+                same,
+                "" if same else f"{net.source.sha256} vs {self.onnx_sha256}",
+            )
+        )
         if not same:
             # a certificate about another model: nothing else can be checked against this one
-            return {"ok": False, "checks": [{"check": a, "ok": b, "detail": c} for a, b, c in checks], "trusted": []}
+            return {
+                "ok": False,
+                "checks": [{"check": a, "ok": b, "detail": c} for a, b, c in checks],
+                "trusted": [],
+            }
         ev = self.evidence
         prob = problem_from_json(net, ev["problem"]) if ev.get("problem") else None
         if self.kind == "point":
@@ -221,27 +262,53 @@ class Certificate:
             checks.append(("x lies in the domain", ok_dom, ""))
             y_ort = net.run_onnxruntime(x)
             err = float(np.max(np.abs(y_ort - y)) / max(1.0, float(np.max(np.abs(y)))))
-            checks.append(("onnxruntime agrees with f(x)", err <= tol, f"relative difference {err:.2e}"))
+            checks.append(
+                ("onnxruntime agrees with f(x)", err <= tol, f"relative difference {err:.2e}")
+            )
             claimed_y = np.asarray(ev["y"]).reshape(y.shape)
-            checks.append(("stated y equals f(x)", bool(np.allclose(claimed_y, y, rtol=1e-9, atol=1e-9)), ""))
+            checks.append(
+                ("stated y equals f(x)", bool(np.allclose(claimed_y, y, rtol=1e-9, atol=1e-9)), "")
+            )
             if prob is not None:
                 obj = float(prob.evaluate(y[None])[0])
-                checks.append(("stated objective equals the recomputed one", abs(obj - ev["objective"]) <= 1e-9 * max(1, abs(obj)), f"{obj:.12g}"))
+                checks.append(
+                    (
+                        "stated objective equals the recomputed one",
+                        abs(obj - ev["objective"]) <= 1e-9 * max(1, abs(obj)),
+                        f"{obj:.12g}",
+                    )
+                )
                 if ev.get("status") in ("optimal",) or "witness" in self.claim:
                     pass
                 if "witness" in self.claim:
-                    checks.append(("x satisfies the output constraints", obj <= (ev.get("tolerance") or 0) + 1e-9, f"violation {obj:.3g}"))
+                    checks.append(
+                        (
+                            "x satisfies the output constraints",
+                            obj <= (ev.get("tolerance") or 0) + 1e-9,
+                            f"violation {obj:.3g}",
+                        )
+                    )
             if "bound" in ev and ev["bound"] is not None:
                 src = ev.get("bound_attested_by", "solver")
                 if src.startswith("trivial") and ev["bound"] == 0.0 and prob is not None:
-                    checks.append(("bound 0 holds: the objective is a norm", ev["problem"]["type"] == "Inversion", ""))
+                    checks.append(
+                        (
+                            "bound 0 holds: the objective is a norm",
+                            ev["problem"]["type"] == "Inversion",
+                            "",
+                        )
+                    )
                 else:
                     trusted.append(f"bound {ev['bound']} ({src})")
         elif self.kind == "infeasible":
             trusted.append(f"infeasibility ({ev.get('attested_by', 'solver')})")
         else:
             trusted.append(f"bound {ev.get('bound')} (solver)")
-        return {"ok": all(c[1] for c in checks), "checks": [{"check": a, "ok": b, "detail": c} for a, b, c in checks], "trusted": trusted}
+        return {
+            "ok": all(c[1] for c in checks),
+            "checks": [{"check": a, "ok": b, "detail": c} for a, b, c in checks],
+            "trusted": trusted,
+        }
 
 
 def _jsonable(v: Any) -> Any:

@@ -23,13 +23,17 @@ WITNESS_TOL = 1e-6
 TRIVIAL_TOL = 1e-9
 
 
-def _pick_start(problem: Problem, n_samples: int, seed: int, user: list[np.ndarray]) -> tuple[np.ndarray | None, float]:
+def _pick_start(
+    problem: Problem, n_samples: int, seed: int, user: list[np.ndarray]
+) -> tuple[np.ndarray | None, float]:
     """The best of the user's points and ``n_samples`` domain samples (by recomputed objective)."""
     rng = np.random.default_rng(seed)
     dom = problem.domain
     pts = [dom.project(u) for u in user]
     if dom.bounded:
-        pts.append((dom.lo + dom.hi) / 2 if dom.integer is None else dom.project((dom.lo + dom.hi) / 2))
+        pts.append(
+            (dom.lo + dom.hi) / 2 if dom.integer is None else dom.project((dom.lo + dom.hi) / 2)
+        )
     if n_samples > 0:
         pts.extend(list(dom.sample(n_samples, rng)))
     pts = [p for p in pts if dom.contains(p)]
@@ -115,7 +119,11 @@ def solve(
             f"formulation '{formulation}' cannot model {len(bad)} op(s) of {problem.net.source.name}:\n{lines}\n"
             "Smooth activations (sigmoid, tanh, softmax) need a first-order method."
         )
-    if isinstance(problem, Inversion) and problem.norm == 2 and "quadratic_integer" not in B.features:
+    if (
+        isinstance(problem, Inversion)
+        and problem.norm == 2
+        and "quadratic_integer" not in B.features
+    ):
         raise FormulationError(
             f"the 2-norm inversion is exact only on a backend with mixed-integer quadratic support "
             f"(solver='gurobi'); backend '{solver}' has none. Use norm=1 or norm='inf' with '{solver}'."
@@ -136,7 +144,9 @@ def solve(
         from netopt.heuristics import local_search
 
         tl = options.get("time_limit")
-        budget = heuristic_time if heuristic_time is not None else min(10.0, (tl / 6) if tl else 10.0)
+        budget = (
+            heuristic_time if heuristic_time is not None else min(10.0, (tl / 6) if tl else 10.0)
+        )
         rng = np.random.default_rng(seed + 1)
         starts = np.concatenate([x0[None], dom.sample(max(8, n_samples // 2), rng)])
         x1, v1 = local_search(problem, starts, time_budget=budget)

@@ -66,7 +66,9 @@ class CheckResult:
             "seconds": self.seconds,
             "x": None if self.x is None else self.x.reshape(-1).tolist(),
             "y": None if self.y is None else self.y.reshape(-1).tolist(),
-            "y_onnxruntime": None if self.y_onnxruntime is None else self.y_onnxruntime.reshape(-1).tolist(),
+            "y_onnxruntime": None
+            if self.y_onnxruntime is None
+            else self.y_onnxruntime.reshape(-1).tolist(),
             "details": self.details,
         }
         return json.dumps(d, indent=2)
@@ -143,8 +145,12 @@ def check(
             lo_c, _ = linear_bounds(net.graph, b, net.graph.outputs[0], dj.C)
             if np.any(lo_c > dj.d):
                 i = int(np.argmax(lo_c - dj.d))
-                info.update(verdict="unsat", method="crown", seconds=time.perf_counter() - tk,
-                            evidence=f"lower bound {lo_c[i]:.6g} of constraint row {i} exceeds {dj.d[i]:.6g}")
+                info.update(
+                    verdict="unsat",
+                    method="crown",
+                    seconds=time.perf_counter() - tk,
+                    evidence=f"lower bound {lo_c[i]:.6g} of constraint row {i} exceeds {dj.d[i]:.6g}",
+                )
                 res.details.append(info)
                 continue
         # 3. input splitting with batched CROWN (networks of linear ops and (leaky) ReLUs)
@@ -155,7 +161,12 @@ def check(
             budget = bab_time if left is None else min(bab_time, left / 2)
             br = bab_feasibility(net, dom.lo, dom.hi, dj.C, dj.d, time_limit=budget)
             if br is not None and br.verdict != "unknown":
-                info.update(verdict=br.verdict, method="input-split BaB", pieces=br.boxes, seconds=time.perf_counter() - tk)
+                info.update(
+                    verdict=br.verdict,
+                    method="input-split BaB",
+                    pieces=br.boxes,
+                    seconds=time.perf_counter() - tk,
+                )
                 res.details.append(info)
                 if br.verdict == "sat":
                     res = _sat(net, res, br.x, dj, k)
@@ -163,14 +174,20 @@ def check(
                 continue
         # 4. exact MILP
         left = None if time_limit is None else max(0.1, time_limit - (time.perf_counter() - t0))
-        r = Feasibility(net, C=dj.C, d=dj.d, domain=dom).solve(time_limit=left, seed=seed, **solve_options)
-        info.update(status=str(r.status), method="milp", seconds=time.perf_counter() - tk, solver=r.solver)
+        r = Feasibility(net, C=dj.C, d=dj.d, domain=dom).solve(
+            time_limit=left, seed=seed, **solve_options
+        )
+        info.update(
+            status=str(r.status), method="milp", seconds=time.perf_counter() - tk, solver=r.solver
+        )
         if r.verdict == "sat":
             res = _sat(net, res, r.x, dj, k)
             if not res.confirmed:
                 # a witness on the boundary may fail in float32: ask for one inside a margin
                 margin = ORT_TOL * max(1.0, float(np.max(np.abs(dj.d), initial=0.0)))
-                r2 = Feasibility(net, C=dj.C, d=dj.d - margin, domain=dom).solve(time_limit=left, seed=seed, **solve_options)
+                r2 = Feasibility(net, C=dj.C, d=dj.d - margin, domain=dom).solve(
+                    time_limit=left, seed=seed, **solve_options
+                )
                 if r2.verdict == "sat":
                     res = _sat(net, res, r2.x, dj, k)
             info["verdict"] = "sat"
@@ -193,7 +210,9 @@ def _sat(net: Network, res: CheckResult, x: np.ndarray, dj, k: int) -> CheckResu
     y = net.forward(x)
     y_ort = net.run_onnxruntime(x)
     res.verdict, res.x, res.y, res.y_onnxruntime, res.disjunct = "sat", x, y, y_ort, k
-    res.confirmed = bool(dj.lo.min() <= np.inf) and _violation(dj.C, dj.d, y_ort) <= ORT_TOL and bool(
-        np.all(x.reshape(-1) >= dj.lo - 1e-12) and np.all(x.reshape(-1) <= dj.hi + 1e-12)
+    res.confirmed = (
+        bool(dj.lo.min() <= np.inf)
+        and _violation(dj.C, dj.d, y_ort) <= ORT_TOL
+        and bool(np.all(x.reshape(-1) >= dj.lo - 1e-12) and np.all(x.reshape(-1) <= dj.hi + 1e-12))
     )
     return res

@@ -37,7 +37,8 @@ def backends_with(model_type: str, features: set[str]) -> list[str]:
     """Registered backends that accept ``model_type`` with ``features``."""
     BACKENDS.discover(__name__, __path__)
     return [
-        n for n in BACKENDS.names()
+        n
+        for n in BACKENDS.names()
         if model_type in BACKENDS.get(n).model_types and set(features) <= BACKENDS.get(n).features
     ]
 

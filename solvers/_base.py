@@ -11,7 +11,16 @@ import numpy as np
 from netopt.errors import IncompatibleBackendError, SolverUnavailableError
 
 #: options every backend understands (anything else goes through ``options=``)
-COMMON_OPTIONS = ("time_limit", "gap", "abs_gap", "threads", "seed", "verbose", "options", "progress")
+COMMON_OPTIONS = (
+    "time_limit",
+    "gap",
+    "abs_gap",
+    "threads",
+    "seed",
+    "verbose",
+    "options",
+    "progress",
+)
 
 
 @dataclass

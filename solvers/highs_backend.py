@@ -55,7 +55,9 @@ class HighsBackend(Backend):
         h.setOptionValue("output_flag", bool(opts.get("verbose", False)))
         if opts.get("time_limit") is not None:
             h.setOptionValue("time_limit", float(opts["time_limit"]))
-        h.setOptionValue("mip_rel_gap", float(opts.get("gap") if opts.get("gap") is not None else 1e-6))
+        h.setOptionValue(
+            "mip_rel_gap", float(opts.get("gap") if opts.get("gap") is not None else 1e-6)
+        )
         if opts.get("abs_gap") is not None:
             h.setOptionValue("mip_abs_gap", float(opts["abs_gap"]))
         if opts.get("threads") is not None:
@@ -85,7 +87,10 @@ class HighsBackend(Backend):
         lp.a_matrix_.value_ = A.data
         lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, m
         if model.is_mip:
-            lp.integrality_ = [highspy.HighsVarType.kInteger if t else highspy.HighsVarType.kContinuous for t in model.integer]
+            lp.integrality_ = [
+                highspy.HighsVarType.kInteger if t else highspy.HighsVarType.kContinuous
+                for t in model.integer
+            ]
         st = h.passModel(lp)
         if st == highspy.HighsStatus.kError:
             raise SolveError("backend 'highs': HiGHS rejected the model (passModel failed)")
@@ -102,7 +107,15 @@ class HighsBackend(Backend):
                 d = e.data_out
                 if d.running_time - last[0] >= 1.0:
                     last[0] = d.running_time
-                    progress({"incumbent": d.mip_primal_bound, "bound": d.mip_dual_bound, "gap": d.mip_gap, "nodes": d.mip_node_count, "time": d.running_time})
+                    progress(
+                        {
+                            "incumbent": d.mip_primal_bound,
+                            "bound": d.mip_dual_bound,
+                            "gap": d.mip_gap,
+                            "nodes": d.mip_node_count,
+                            "time": d.running_time,
+                        }
+                    )
 
             h.cbMipInterrupt.subscribe(on_event)
         t0 = time.perf_counter()
@@ -113,7 +126,11 @@ class HighsBackend(Backend):
         info = h.getInfo()
         sol = h.getSolution()
         has_x = bool(getattr(info, "primal_solution_status", 0) == 2) or (status == "optimal")
-        x = np.asarray(sol.col_value, dtype=np.float64) if has_x and len(sol.col_value) == n else None
+        x = (
+            np.asarray(sol.col_value, dtype=np.float64)
+            if has_x and len(sol.col_value) == n
+            else None
+        )
         obj = float(info.objective_function_value) if x is not None else None
         if model.is_mip:
             bound = float(info.mip_dual_bound)

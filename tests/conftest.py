@@ -41,7 +41,12 @@ def make_model(
         [helper.make_tensor_value_info(x_name, TensorProto.FLOAT, x_shape)],
         [helper.make_tensor_value_info(y_name, TensorProto.FLOAT, y_shape)],
         initializer=[
-            numpy_helper.from_array(np.asarray(v, dtype=np.float32) if np.asarray(v).dtype.kind == "f" else np.asarray(v), k)
+            numpy_helper.from_array(
+                np.asarray(v, dtype=np.float32)
+                if np.asarray(v).dtype.kind == "f"
+                else np.asarray(v),
+                k,
+            )
             for k, v in (inits or {}).items()
         ],
     )

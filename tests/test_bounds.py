@@ -48,7 +48,9 @@ def test_bounds_are_sound(path):
         assert np.all(crown.lo[v] >= itv.lo[v] - 1e-9) and np.all(crown.hi[v] <= itv.hi[v] + 1e-9)
 
 
-@pytest.mark.parametrize("name", ["mlp_10-32-32-2_seed0.onnx", "ACASXU_run2a_1_1_batch_2000.onnx", "conv_mp1.onnx"])
+@pytest.mark.parametrize(
+    "name", ["mlp_10-32-32-2_seed0.onnx", "ACASXU_run2a_1_1_batch_2000.onnx", "conv_mp1.onnx"]
+)
 def test_lp_tightening_is_sound_and_tighter(name):
     require_nets()
     net = netopt.load(next(p for p in REAL_NETS if p.name == name))
@@ -85,9 +87,40 @@ def test_linear_bounds_of_output_combinations():
 
 
 LINEAR_CASES = [
-    ("conv2d", [(3, 7, 6)], {"weight": np.random.default_rng(3).normal(size=(4, 1, 3, 2)), "bias": np.arange(4.0), "strides": (2, 1), "pads": (1, 0, 2, 1), "dilations": (1, 2), "group": 3 if False else 1}),
-    ("avgpool2d", [(2, 5, 5)], {"kernel": (3, 2), "strides": (2, 2), "pads": (1, 1, 1, 0), "ceil_mode": True, "count_include_pad": True}),
-    ("avgpool2d", [(2, 5, 5)], {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1), "ceil_mode": True, "count_include_pad": False}),
+    (
+        "conv2d",
+        [(3, 7, 6)],
+        {
+            "weight": np.random.default_rng(3).normal(size=(4, 1, 3, 2)),
+            "bias": np.arange(4.0),
+            "strides": (2, 1),
+            "pads": (1, 0, 2, 1),
+            "dilations": (1, 2),
+            "group": 3 if False else 1,
+        },
+    ),
+    (
+        "avgpool2d",
+        [(2, 5, 5)],
+        {
+            "kernel": (3, 2),
+            "strides": (2, 2),
+            "pads": (1, 1, 1, 0),
+            "ceil_mode": True,
+            "count_include_pad": True,
+        },
+    ),
+    (
+        "avgpool2d",
+        [(2, 5, 5)],
+        {
+            "kernel": (3, 3),
+            "strides": (2, 2),
+            "pads": (1, 1, 1, 1),
+            "ceil_mode": True,
+            "count_include_pad": False,
+        },
+    ),
     ("scale", [(2, 3)], {"mul": np.array([[1.0], [2.0]]), "add": np.arange(3.0)}),
     ("pad", [(2, 3)], {"pads": (1, 0, 0, 2), "value": -0.5}),
     ("concat", [(2, 3), (1, 3)], {"axis": 0}),

@@ -83,12 +83,39 @@ def test_cli_invert_verify_check(tmp_path, capsys):
     t.write_text(json.dumps({"target": [3.7452884848949517, 0.1939554363489151]}))
     cert = tmp_path / "cert.json"
     net = NETS / "bench" / "mlp_10-32-32-2_seed0.onnx"
-    assert main(["invert", str(net), "--target", str(t), "--box", "-1", "1", "--time-limit", "5", "--quiet", "--out", str(cert)]) == 0
+    assert (
+        main(
+            [
+                "invert",
+                str(net),
+                "--target",
+                str(t),
+                "--box",
+                "-1",
+                "1",
+                "--time-limit",
+                "5",
+                "--quiet",
+                "--out",
+                str(cert),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "objective" in out and "bound" in out
     assert main(["verify", str(cert), str(net)]) == 0
     assert "verified" in capsys.readouterr().out
-    assert main(["check", str(NETS / "test" / "test_nano.onnx"), str(NETS / "test" / "test_nano.vnnlib")]) == 0
+    assert (
+        main(
+            [
+                "check",
+                str(NETS / "test" / "test_nano.onnx"),
+                str(NETS / "test" / "test_nano.vnnlib"),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("unsat")
     assert main(["invert", str(net), "--target", "1,2,3", "--box", "-1", "1"]) == 2
     assert "target" in capsys.readouterr().err
@@ -99,7 +126,9 @@ def test_infeasible_certificate():
     net = netopt.load(NETS / "bench" / "mlp_10-32-32-2_seed0.onnx")
     from netopt.problems import Feasibility
 
-    r = Feasibility(net, [3.7452884848949517, 0.1939554363489151], tol=1e-3, box=(-1, 1)).solve(time_limit=60)
+    r = Feasibility(net, [3.7452884848949517, 0.1939554363489151], tol=1e-3, box=(-1, 1)).solve(
+        time_limit=60
+    )
     assert r.status == Status.INFEASIBLE and r.verdict == "unsat"
     c = r.certificate
     assert c.kind == "infeasible" and "solver" in c.claim

@@ -35,7 +35,9 @@ def test_info_lists_unsupported_ops(tmp_path, capsys):
         helper.make_node("Erf", ["h"], ["y"], name="the_erf"),
     ]
     p = tmp_path / "m.onnx"
-    p.write_bytes(make_model(nodes, ["N", 4], ["N", 3], {"w": rng.normal(size=(3, 4))}).SerializeToString())
+    p.write_bytes(
+        make_model(nodes, ["N", 4], ["N", 3], {"w": rng.normal(size=(3, 4))}).SerializeToString()
+    )
     assert main(["info", str(p)]) == 2
     err = capsys.readouterr().err
     assert "the_erf" in err and "Erf" in err
@@ -51,7 +53,11 @@ def test_error_is_one_line(tmp_path, capsys):
 
 def test_input_shape_option(tmp_path, capsys):
     p = tmp_path / "sym.onnx"
-    p.write_bytes(make_model([helper.make_node("Relu", ["x"], ["y"])], ["N", "F"], ["N", "F"]).SerializeToString())
+    p.write_bytes(
+        make_model(
+            [helper.make_node("Relu", ["x"], ["y"])], ["N", "F"], ["N", "F"]
+        ).SerializeToString()
+    )
     assert main(["info", str(p)]) == 2
     assert "input_shapes" in capsys.readouterr().err
     assert main(["info", str(p), "--input-shape", "x=7"]) == 0

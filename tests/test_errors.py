@@ -12,7 +12,10 @@ from netopt.errors import InputError, NetoptError, OnnxImportError, UnsupportedO
 
 
 def _mlp(rng, w=None):
-    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1, name="fc1"), helper.make_node("Relu", ["h"], ["y"], name="act")]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1, name="fc1"),
+        helper.make_node("Relu", ["h"], ["y"], name="act"),
+    ]
     inits = {"w": rng.normal(size=(3, 4)) if w is None else w, "b": np.zeros(3)}
     return make_model(nodes, ["N", 4], ["N", 3], inits)
 
@@ -65,8 +68,12 @@ def test_all_unsupported_ops_in_one_error(rng):
 def test_non_constant_weights(w_shape):
     nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
     g = helper.make_graph(
-        nodes, "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]), helper.make_tensor_value_info("w", TensorProto.FLOAT, w_shape)],
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, w_shape),
+        ],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
     )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
@@ -115,7 +122,9 @@ def test_wrong_input_shape_for_forward(rng):
 def test_output_independent_of_input(rng):
     nodes = [
         helper.make_node("Relu", ["x"], ["unused"]),
-        helper.make_node("Constant", [], ["y"], value=helper.make_tensor("c", TensorProto.FLOAT, [3], [1, 2, 3])),
+        helper.make_node(
+            "Constant", [], ["y"], value=helper.make_tensor("c", TensorProto.FLOAT, [3], [1, 2, 3])
+        ),
     ]
     m = make_model(nodes, ["N", 3], [3])
     with pytest.raises(OnnxImportError, match="does not depend"):

@@ -15,7 +15,11 @@ def test_every_package_folder_is_listed():
     listed = set(cfg["tool"]["setuptools"]["packages"])
     mapping = cfg["tool"]["setuptools"]["package-dir"]
     found = set()
-    for top, name in (("netopt", "netopt"), ("formulations", "netopt.formulations"), ("solvers", "netopt.solvers")):
+    for top, name in (
+        ("netopt", "netopt"),
+        ("formulations", "netopt.formulations"),
+        ("solvers", "netopt.solvers"),
+    ):
         for init in (ROOT / top).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / top)
             found.add(".".join([name, *rel.parts]))

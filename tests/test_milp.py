@@ -98,7 +98,9 @@ def test_milp_matches_brute_force(seed, p):
     # a target that is usually not reachable: the image of a point outside the box, perturbed
     target = net(rng.uniform(-2, 2, net.input_shape)) + rng.normal(size=net.output_shape) * 0.3
     ref = brute_force(Ws, bs, target, p)
-    res = Inversion(net, target, norm=p, box=(-1, 1)).solve(bounds="interval" if seed % 2 else "crown")
+    res = Inversion(net, target, norm=p, box=(-1, 1)).solve(
+        bounds="interval" if seed % 2 else "crown"
+    )
     assert res.status == Status.OPTIMAL
     assert abs(res.objective - ref) <= 1e-6 * max(1.0, abs(ref))
     assert res.bound <= res.objective + 1e-6 * max(1.0, abs(res.objective))  # the gap tolerance
@@ -112,10 +114,26 @@ def _conv_net(rng):
     nodes = [
         helper.make_node("Conv", ["x", "cw", "cb"], ["c"], pads=[1, 1, 1, 1], strides=[1, 1]),
         helper.make_node("LeakyRelu", ["c"], ["l"], alpha=0.2),
-        helper.make_node("MaxPool", ["l"], ["m"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, pads=[0, 0, 1, 1]),
+        helper.make_node(
+            "MaxPool",
+            ["l"],
+            ["m"],
+            kernel_shape=[2, 2],
+            strides=[2, 2],
+            ceil_mode=1,
+            pads=[0, 0, 1, 1],
+        ),
         helper.make_node("Relu", ["m"], ["r"]),
         helper.make_node("Add", ["r", "m"], ["s"]),
-        helper.make_node("AveragePool", ["s"], ["a"], kernel_shape=[2, 2], strides=[1, 1], pads=[1, 1, 0, 0], count_include_pad=0),
+        helper.make_node(
+            "AveragePool",
+            ["s"],
+            ["a"],
+            kernel_shape=[2, 2],
+            strides=[1, 1],
+            pads=[1, 1, 0, 0],
+            count_include_pad=0,
+        ),
         helper.make_node("Pad", ["a", "pads"], ["p"], mode="constant"),
         helper.make_node("Flatten", ["p"], ["f"]),
         helper.make_node("Gemm", ["f", "gw", "gb"], ["y"], transB=1),
@@ -123,9 +141,11 @@ def _conv_net(rng):
     # shapes: x (2,4,4) -> c (3,4,4) -> m (3,2,2) (the ceil window in padding only is dropped)
     # -> a (3,2,2) -> p (3,3,2) -> 18
     inits = {
-        "cw": rng.normal(size=(3, 2, 3, 3)) * 0.5, "cb": rng.normal(size=3) * 0.1,
+        "cw": rng.normal(size=(3, 2, 3, 3)) * 0.5,
+        "cb": rng.normal(size=3) * 0.1,
         "pads": np.array([0, 0, 1, 0, 0, 0, 0, 0], dtype=np.int64),
-        "gw": rng.normal(size=(2, 18)) * 0.3, "gb": rng.normal(size=2) * 0.1,
+        "gw": rng.normal(size=(2, 18)) * 0.3,
+        "gb": rng.normal(size=2) * 0.1,
     }
     return netopt.load(make_model(nodes, [1, 2, 4, 4], [1, 2], inits, opset=17))
 
@@ -153,7 +173,9 @@ def test_conv_net_solver_objective_is_the_true_objective(rng):
         c = rng.normal(size=2)
         res = OutputObjective(net, c, sense=sense, box=(-1, 1)).solve()
         assert res.status == Status.OPTIMAL
-        assert abs(res.objective - res.solver_objective * (1 if sense == "min" else -1)) <= 1e-6 * max(1, abs(res.objective))
+        assert abs(
+            res.objective - res.solver_objective * (1 if sense == "min" else -1)
+        ) <= 1e-6 * max(1, abs(res.objective))
         samples = net(rng.uniform(-1, 1, (2000, *net.input_shape))) @ c
         best = samples.min() if sense == "min" else samples.max()
         assert (res.objective <= best + 1e-9) if sense == "min" else (res.objective >= best - 1e-9)
@@ -164,9 +186,13 @@ def test_linear_input_constraints_and_integers(rng):
     net = netopt.load(model)
     n = net.input_shape[0]
     A, b = np.ones((1, n)), np.array([0.5])
-    res = OutputObjective(net, np.ones(net.output_shape), sense="max", box=(-1, 1), A=A, b=b).solve()
+    res = OutputObjective(
+        net, np.ones(net.output_shape), sense="max", box=(-1, 1), A=A, b=b
+    ).solve()
     assert res.status == Status.OPTIMAL and A @ res.x <= b + 1e-9
-    resi = OutputObjective(net, np.ones(net.output_shape), sense="max", box=(-1, 1), integer=True).solve()
+    resi = OutputObjective(
+        net, np.ones(net.output_shape), sense="max", box=(-1, 1), integer=True
+    ).solve()
     grid = np.array(list(itertools.product([-1.0, 0.0, 1.0], repeat=n)))
     assert abs(resi.objective - net(grid).sum(axis=1).max()) <= 1e-6
 

@@ -17,23 +17,76 @@ W = rng.normal(size=(3, 4))
 # op -> (input sample shapes, attrs, expected output shape, reference function on batched arrays)
 EXAMPLES = {
     "affine": ([(4,)], {"weight": W, "bias": np.ones(3)}, (3,), lambda x: x @ W.T + 1),
-    "scale": ([(2, 3)], {"mul": np.array([1.0, 2.0, 3.0]), "add": np.array(0.5)}, (2, 3), lambda x: x * [1, 2, 3] + 0.5),
-    "conv2d": ([(2, 5, 5)], {"weight": np.ones((4, 1, 3, 3)), "bias": np.zeros(4), "strides": (2, 2), "pads": (1, 1, 1, 1), "dilations": (1, 1), "group": 2}, (4, 3, 3), None),
-    "avgpool2d": ([(1, 4, 4)], {"kernel": (2, 2), "strides": (2, 2), "pads": (0, 0, 0, 0), "ceil_mode": False, "count_include_pad": False}, (1, 2, 2), lambda x: x.reshape(-1, 1, 2, 2, 2, 2).mean(axis=(3, 5))),
-    "maxpool2d": ([(1, 4, 4)], {"kernel": (2, 2), "strides": (2, 2), "pads": (0, 0, 0, 0), "ceil_mode": False}, (1, 2, 2), lambda x: x.reshape(-1, 1, 2, 2, 2, 2).max(axis=(3, 5))),
+    "scale": (
+        [(2, 3)],
+        {"mul": np.array([1.0, 2.0, 3.0]), "add": np.array(0.5)},
+        (2, 3),
+        lambda x: x * [1, 2, 3] + 0.5,
+    ),
+    "conv2d": (
+        [(2, 5, 5)],
+        {
+            "weight": np.ones((4, 1, 3, 3)),
+            "bias": np.zeros(4),
+            "strides": (2, 2),
+            "pads": (1, 1, 1, 1),
+            "dilations": (1, 1),
+            "group": 2,
+        },
+        (4, 3, 3),
+        None,
+    ),
+    "avgpool2d": (
+        [(1, 4, 4)],
+        {
+            "kernel": (2, 2),
+            "strides": (2, 2),
+            "pads": (0, 0, 0, 0),
+            "ceil_mode": False,
+            "count_include_pad": False,
+        },
+        (1, 2, 2),
+        lambda x: x.reshape(-1, 1, 2, 2, 2, 2).mean(axis=(3, 5)),
+    ),
+    "maxpool2d": (
+        [(1, 4, 4)],
+        {"kernel": (2, 2), "strides": (2, 2), "pads": (0, 0, 0, 0), "ceil_mode": False},
+        (1, 2, 2),
+        lambda x: x.reshape(-1, 1, 2, 2, 2, 2).max(axis=(3, 5)),
+    ),
     "reshape": ([(2, 3)], {"shape": (3, 2)}, (3, 2), lambda x: x.reshape(-1, 3, 2)),
     "transpose": ([(2, 3)], {"perm": (1, 0)}, (3, 2), lambda x: x.transpose(0, 2, 1)),
     "identity": ([(3,)], {}, (3,), lambda x: x),
-    "select": ([(2, 3)], {"index": np.array([[5, 0], [2, 2]])}, (2, 2), lambda x: x.reshape(-1, 6)[:, [5, 0, 2, 2]].reshape(-1, 2, 2)),
-    "pad": ([(2, 2)], {"pads": (1, 0, 0, 2), "value": 0.5}, (3, 4), lambda x: np.pad(x, ((0, 0), (1, 0), (0, 2)), constant_values=0.5)),
+    "select": (
+        [(2, 3)],
+        {"index": np.array([[5, 0], [2, 2]])},
+        (2, 2),
+        lambda x: x.reshape(-1, 6)[:, [5, 0, 2, 2]].reshape(-1, 2, 2),
+    ),
+    "pad": (
+        [(2, 2)],
+        {"pads": (1, 0, 0, 2), "value": 0.5},
+        (3, 4),
+        lambda x: np.pad(x, ((0, 0), (1, 0), (0, 2)), constant_values=0.5),
+    ),
     "add": ([(3,), (3,)], {}, (3,), None),
     "concat": ([(2, 3), (2, 1)], {"axis": 1}, (2, 4), None),
     "relu": ([(3,)], {}, (3,), lambda x: np.maximum(x, 0)),
     "leaky_relu": ([(3,)], {"alpha": 0.1}, (3,), lambda x: np.where(x > 0, x, 0.1 * x)),
     "sigmoid": ([(3,)], {}, (3,), lambda x: 1 / (1 + np.exp(-x))),
     "tanh": ([(3,)], {}, (3,), np.tanh),
-    "softmax": ([(4,)], {"axes": (0,)}, (4,), lambda x: np.exp(x) / np.exp(x).sum(1, keepdims=True)),
-    "log_softmax": ([(4,)], {"axes": (0,)}, (4,), lambda x: x - np.log(np.exp(x).sum(1, keepdims=True))),
+    "softmax": (
+        [(4,)],
+        {"axes": (0,)},
+        (4,),
+        lambda x: np.exp(x) / np.exp(x).sum(1, keepdims=True),
+    ),
+    "log_softmax": (
+        [(4,)],
+        {"axes": (0,)},
+        (4,),
+        lambda x: x - np.log(np.exp(x).sum(1, keepdims=True)),
+    ),
 }
 
 
@@ -56,7 +109,14 @@ def test_op_example(name):
 
 def test_conv_against_direct_sum():
     w = rng.normal(size=(4, 1, 3, 3))
-    attrs = {"weight": w, "bias": rng.normal(size=4), "strides": (2, 1), "pads": (1, 0, 1, 2), "dilations": (1, 2), "group": 2}
+    attrs = {
+        "weight": w,
+        "bias": rng.normal(size=4),
+        "strides": (2, 1),
+        "pads": (1, 0, 1, 2),
+        "dilations": (1, 2),
+        "group": 2,
+    }
     x = rng.normal(size=(2, 2, 6, 5))
     y = OPS["conv2d"].forward([x], attrs)
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 2)))
@@ -65,7 +125,9 @@ def test_conv_against_direct_sum():
         for i in range(y.shape[2]):
             for j in range(y.shape[3]):
                 acc = attrs["bias"][m] + sum(
-                    w[m, 0, p, q] * xp[:, c, 2 * i + p, j + 2 * q] for p in range(3) for q in range(3)
+                    w[m, 0, p, q] * xp[:, c, 2 * i + p, j + 2 * q]
+                    for p in range(3)
+                    for q in range(3)
                 )
                 np.testing.assert_allclose(y[:, m, i, j], acc, rtol=1e-12, atol=1e-12)
 

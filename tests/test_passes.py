@@ -33,9 +33,12 @@ def test_fold_batchnorm_into_conv(rng):
         helper.make_node("BatchNormalization", ["c", "g", "be", "m", "v"], ["y"], epsilon=1e-3),
     ]
     inits = {
-        "w": rng.normal(size=(c, 2, 3, 3)), "b": rng.normal(size=c),
-        "g": rng.uniform(0.5, 2, c), "be": rng.normal(size=c),
-        "m": rng.normal(size=c), "v": rng.uniform(0.5, 2, c),
+        "w": rng.normal(size=(c, 2, 3, 3)),
+        "b": rng.normal(size=c),
+        "g": rng.uniform(0.5, 2, c),
+        "be": rng.normal(size=c),
+        "m": rng.normal(size=c),
+        "v": rng.uniform(0.5, 2, c),
     }
     m = make_model(nodes, ["N", 2, 5, 5], ["N", c, 5, 5], inits)
     net = _check(m, (2, 5, 5), expect_absent=("scale",))
@@ -48,7 +51,12 @@ def test_fold_normalization_into_gemm(rng):
         helper.make_node("Div", ["s", "std"], ["d"]),
         helper.make_node("Gemm", ["d", "w", "b"], ["y"], transB=1),
     ]
-    inits = {"mean": rng.normal(size=4), "std": rng.uniform(0.5, 2, 4), "w": rng.normal(size=(3, 4)), "b": rng.normal(size=3)}
+    inits = {
+        "mean": rng.normal(size=4),
+        "std": rng.uniform(0.5, 2, 4),
+        "w": rng.normal(size=(3, 4)),
+        "b": rng.normal(size=3),
+    }
     net = _check(make_model(nodes, ["N", 4], ["N", 3], inits), (4,), expect_absent=("scale",))
     assert net.graph.op_counts() == {"affine": 1}
 
@@ -60,7 +68,11 @@ def test_normalization_before_padded_conv_keeps_the_shift(rng):
         helper.make_node("Conv", ["s", "w"], ["y"], pads=[1, 1, 1, 1]),
     ]
     inits = {"mean": rng.normal(size=(2, 1, 1)), "w": rng.normal(size=(3, 2, 3, 3))}
-    _check(make_model(nodes, [1, 2, 4, 4], [1, 3, 4, 4], inits), (2, 4, 4), expect_present=("scale", "conv2d"))
+    _check(
+        make_model(nodes, [1, 2, 4, 4], [1, 3, 4, 4], inits),
+        (2, 4, 4),
+        expect_present=("scale", "conv2d"),
+    )
 
 
 def test_normalization_before_unpadded_conv_folds(rng):
@@ -69,7 +81,11 @@ def test_normalization_before_unpadded_conv_folds(rng):
         helper.make_node("Div", ["s", "std"], ["d"]),
         helper.make_node("Conv", ["d", "w"], ["y"], group=2),
     ]
-    inits = {"mean": rng.normal(size=(4, 1, 1)), "std": rng.uniform(0.5, 2, (4, 1, 1)), "w": rng.normal(size=(6, 2, 3, 3))}
+    inits = {
+        "mean": rng.normal(size=(4, 1, 1)),
+        "std": rng.uniform(0.5, 2, (4, 1, 1)),
+        "w": rng.normal(size=(6, 2, 3, 3)),
+    }
     net = _check(make_model(nodes, [1, 4, 5, 5], [1, 6, 3, 3], inits), (4, 5, 5))
     assert net.graph.op_counts() == {"conv2d": 1}
 

@@ -41,6 +41,7 @@ def test_omlt_maxpool_2d_semantics():
     assert net.input_shape == (3, 6, 7) and net.output_shape == (3, 2, 1)
     rng = np.random.default_rng(2)
     x = rng.normal(size=(50, 3, 6, 7))
+
     # independent reference: explicit windows in numpy
     def maxpool(a, k, s, ceil=False):
         h, w = a.shape[2:]
@@ -49,7 +50,9 @@ def test_omlt_maxpool_2d_semantics():
         out = np.empty(a.shape[:2] + (oh, ow))
         for i in range(oh):
             for j in range(ow):
-                out[:, :, i, j] = a[:, :, i * s[0] : i * s[0] + k[0], j * s[1] : j * s[1] + k[1]].max(axis=(2, 3))
+                out[:, :, i, j] = a[
+                    :, :, i * s[0] : i * s[0] + k[0], j * s[1] : j * s[1] + k[1]
+                ].max(axis=(2, 3))
         return out
 
     ref = maxpool(np.maximum(maxpool(x, (2, 3), (1, 1)), 0), (1, 2), (1, 2))

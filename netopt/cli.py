@@ -202,12 +202,17 @@ def cmd_invert(args: argparse.Namespace) -> int:
     if res.objective is not None:
         print(f"objective  {res.objective:.9g}   (recomputed in float64 from x)")
     if res.bound is not None:
-        print(f"bound      {res.bound:.9g}   (proven by {res.solver} {res.solver_version})")
+        src = res.extra.get("bound_source") or f"proven by {res.solver} {res.solver_version}"
+        print(f"bound      {res.bound:.9g}   ({src})")
     if res.gap is not None:
         print(f"gap        {res.gap:.3g}")
-    print(
-        f"model size {res.model_size['variables']} variables, {res.model_size['integers']} binaries, {res.model_size['rows']} rows"
-    )
+    if res.model_size:
+        ms = res.model_size
+        print(
+            f"model size {ms['variables']} variables, {ms['integers']} binaries, {ms['rows']} rows"
+        )
+    elif "bound_source" in res.extra:
+        print(f"model      none needed: {res.extra['bound_source']}")
     print("time       " + ", ".join(f"{k} {v:.2f} s" for k, v in res.timings.items()))
     print(f"claim      {cert.claim}")
     if args.out:

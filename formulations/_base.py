@@ -37,6 +37,19 @@ class Formulation:
         return deco
 
     @classmethod
+    def require_support(cls, graph: Graph, where: str = "") -> None:
+        """Raise one :class:`FormulationError` listing every op without a rule."""
+        from netopt.errors import FormulationError
+
+        bad = cls.check_support(graph)
+        if bad:
+            lines = "\n".join(f"  - {i} ({op}): {why}" for i, op, why in bad)
+            raise FormulationError(
+                f"formulation '{cls.name}' cannot model {len(bad)} op(s){where}:\n{lines}\n"
+                "Smooth activations (sigmoid, tanh, softmax) need a first-order method."
+            )
+
+    @classmethod
     def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
         """``(op id, IR op, reason)`` for every op this formulation cannot handle."""
         return [

@@ -75,13 +75,7 @@ class MILP(Formulation):
             A value feeding a ReLU/max-pool/objective has an infinite bound.
         """
         graph = problem.net.graph
-        bad = self.check_support(graph)
-        if bad:
-            lines = "\n".join(f"  - {i} ({op}): {why}" for i, op, why in bad)
-            raise FormulationError(
-                f"MILP formulation: {len(bad)} op(s) have no exact MILP model:\n{lines}\n"
-                "Smooth activations need a first-order method (e.g. problem.solve('adam'))."
-            )
+        self.require_support(graph, f" of {problem.net.source.name}")
         b = ModelBuilder()
         ctx = _Ctx(graph, bounds, b)
         self._ctx = ctx

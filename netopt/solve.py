@@ -112,13 +112,7 @@ def solve(
     F = formulations.get(formulation)
     B = solvers.get(solver)
     graph = problem.net.graph
-    bad = F.check_support(graph)
-    if bad:
-        lines = "\n".join(f"  - {i} ({op}): {why}" for i, op, why in bad)
-        raise FormulationError(
-            f"formulation '{formulation}' cannot model {len(bad)} op(s) of {problem.net.source.name}:\n{lines}\n"
-            "Smooth activations (sigmoid, tanh, softmax) need a first-order method."
-        )
+    F.require_support(graph, f" of {problem.net.source.name}")  # before any work
     if (
         isinstance(problem, Inversion)
         and problem.norm == 2

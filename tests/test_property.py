@@ -1411,3 +1411,33 @@ def test_squeeze_with_empty_axes_squeezes_every_unit_axis(opset):
     net = netopt.load(m)
     assert net.output_shape == (3,)
     check_against_onnxruntime(m, net)
+
+
+@pytest.mark.parametrize(
+    "opset, lo, hi",
+    [(13, np.inf, None), (13, None, -np.inf), (7, np.inf, None), (7, -1.0, -np.inf)],
+)
+def test_clip_bound_infinite_the_wrong_way_is_refused(opset, lo, hi):
+    """min = +inf or max = -inf is no "no bound" but a constant output (onnxruntime: +-FLT_MAX)."""
+    if opset < 11:
+        bounds = {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
+        node, inits = helper.make_node("Clip", ["x"], ["y"], **bounds), []
+    else:
+        node = helper.make_node(
+            "Clip", ["x", "" if lo is None else "lo", "hi" if hi is not None else ""], ["y"]
+        )
+        inits = [
+            numpy_helper.from_array(np.array(v, np.float32), n)
+            for n, v in (("lo", lo), ("hi", hi))
+            if v is not None
+        ]
+    m = _model([node], ["N", 3], ["N", 3], inits, opset)
+    with pytest.raises(netopt.OnnxImportError, match="constant"):
+        netopt.load(m)
+
+
+def test_clip_nan_bound_is_no_bound():
+    """onnxruntime ignores a NaN bound, and so does netopt."""
+    inits = [numpy_helper.from_array(np.array(np.nan, np.float32), "lo")]
+    m = _model([helper.make_node("Clip", ["x", "lo"], ["y"])], ["N", 3], ["N", 3], inits, 13)
+    check_against_onnxruntime(m, netopt.load(m))

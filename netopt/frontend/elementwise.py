@@ -133,6 +133,9 @@ def clip(ctx: NodeContext) -> Var:
     # float32 extremes (the exporters' stand-ins for no bound) mean no bound
     lo = -np.inf if lo <= -3.4e38 else lo
     hi = np.inf if hi >= 3.4e38 else hi
+    if lo == np.inf or hi == -np.inf:
+        # not "no bound" but a constant output (onnxruntime gives +-FLT_MAX or -inf)
+        raise ctx.fail(f"min {lo} / max {hi} make the output constant; fix the model's bounds")
     if lo > hi:
         raise ctx.fail(f"min {lo} exceeds max {hi}")
     y = x

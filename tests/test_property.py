@@ -302,7 +302,8 @@ class Builder:
             self.fresh(op.lower() + "_extra") for _ in range(n_out - 1)
         ]
         # node names: mostly unique, sometimes missing or shared by several nodes
-        name = self.pick([self.fresh(op), self.fresh(op), self.fresh(op), "", "layer"])
+        name = self.pick(["new", "new", "new", "", "layer"])
+        name = self.fresh(op) if name == "new" else name
         self.nodes.append(helper.make_node(op, list(inputs), outs, name=name, **attrs))
         self.log.append(f"{op}{attrs if attrs else ''} -> {list(shape)}")
         return T(outs[0], tuple(int(d) for d in shape))
@@ -1207,12 +1208,26 @@ def mutate(m: onnx.ModelProto, kind: str, draw) -> onnx.ModelProto | bytes:
 
 
 def _scale(net: netopt.Network, x: np.ndarray) -> float:
-    """The largest magnitude of any value of the forward pass (float32 rounding scales with it)."""
+    """The largest magnitude float32 arithmetic meets in the forward pass (its rounding and
+    overflow scale with it): any value, and any weight times the largest value (a product
+    can overflow inside a sum that does not)."""
     from netopt.interpret import as_batch, interpret
 
     feeds, _ = as_batch(net.graph, x)
     vals = interpret(net.graph, feeds, keep=True).values()
-    return max([1.0, *(float(np.max(np.abs(v))) for v in vals if v.size)])
+    v = max([1.0, *(float(np.max(np.abs(t))) for t in vals if t.size)])
+    w = max(
+        [
+            0.0,
+            *(
+                float(np.max(np.abs(a)))
+                for o in net.graph.ops
+                for a in o.attrs.values()
+                if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size
+            ),
+        ]
+    )
+    return max(v, w * v)
 
 
 def check_mutant(mutant: onnx.ModelProto | bytes) -> None:
@@ -1441,3 +1456,41 @@ def test_clip_nan_bound_is_no_bound():
     inits = [numpy_helper.from_array(np.array(np.nan, np.float32), "lo")]
     m = _model([helper.make_node("Clip", ["x", "lo"], ["y"])], ["N", 3], ["N", 3], inits, 13)
     check_against_onnxruntime(m, netopt.load(m))
+
+
+def _gemm_model(alpha: float, beta: float, c: list[float]) -> onnx.ModelProto:
+    inits = [
+        numpy_helper.from_array(np.eye(2, dtype=np.float32), "B"),
+        numpy_helper.from_array(np.array(c, np.float32), "C"),
+    ]
+    node = helper.make_node("Gemm", ["x", "B", "C"], ["y"], alpha=alpha, beta=beta)
+    return _model([node], ["N", 2], ["N", 2], inits, 13)
+
+
+def test_gemm_with_beta_zero_ignores_c():
+    """onnxruntime (like BLAS) skips C when beta is 0, even a C holding NaN or inf."""
+    m = _gemm_model(1.0, 0.0, [np.nan, np.inf])
+    net = netopt.load(m)
+    assert np.all(net.graph.ops[0].attrs["bias"] == 0)
+    check_against_onnxruntime(m, net)
+
+
+def test_gemm_non_finite_bias_is_refused():
+    """The bias folds into the affine op past emit's check: it must be checked there too."""
+    with pytest.raises(netopt.OnnxImportError, match="non-finite"):
+        netopt.load(_gemm_model(1.0, 1.0, [np.nan, 1.0]))
+
+
+@pytest.mark.parametrize("bounds", [(0.0, 1e30), (-1e30, None), (None, -1e12)])
+def test_clip_with_huge_finite_bound_is_refused(bounds):
+    """hi - relu(hi - x) rounds x away in float64 for hi = 1e30: refuse, do not mislead."""
+    lo, hi = bounds
+    names = ["x", "" if lo is None else "lo", "" if hi is None else "hi"]
+    inits = [
+        numpy_helper.from_array(np.array(v, np.float32), n)
+        for n, v in (("lo", lo), ("hi", hi))
+        if v is not None
+    ]
+    m = _model([helper.make_node("Clip", names, ["y"])], ["N", 3], ["N", 3], inits, 13)
+    with pytest.raises(netopt.OnnxImportError, match="too large"):
+        netopt.load(m)

@@ -136,6 +136,14 @@ def clip(ctx: NodeContext) -> Var:
     if lo == np.inf or hi == -np.inf:
         # not "no bound" but a constant output (onnxruntime gives +-FLT_MAX or -inf)
         raise ctx.fail(f"min {lo} / max {hi} make the output constant; fix the model's bounds")
+    big = [t for t in (lo, hi) if np.isfinite(t) and abs(t) > 1e10]
+    if big:
+        # the ReLU form below shifts the input by the bounds, and in float64 a bound this
+        # large rounds the input away: (1e30 - (1e30 - x)) == 0
+        raise ctx.fail(
+            f"a bound of {big[0]:g} is too large for netopt's exact ReLU form of Clip; "
+            "leave the bound out (or use +-3.4e38, the float32 extremes) for no bound"
+        )
     if lo > hi:
         raise ctx.fail(f"min {lo} exceeds max {hi}")
     y = x

@@ -14,6 +14,9 @@ def _bias(ctx: NodeContext, y: Var, c: np.ndarray | None) -> Var:
     if c is None:
         return y
     c = f64(c, "bias")
+    if not np.all(np.isfinite(c)):
+        # the fold below edits the affine op in place, past emit's check of the weights
+        raise ctx.fail("its bias holds a non-finite value; netopt needs finite weights")
     if not np.any(c):
         return y
     prod = ctx._ops[-1] if ctx._ops else None
@@ -52,7 +55,9 @@ def gemm(ctx: NodeContext) -> Var:
             "both operands depend on the network input (a bilinear product); netopt needs "
             "one constant operand (weights as initializers)"
         )
-    return _bias(ctx, y, None if c is None else beta * f64(c, "bias C"))
+    if c is None or beta == 0:
+        return y  # onnxruntime, like BLAS, ignores C when beta is 0 (even an inf or NaN C)
+    return _bias(ctx, y, beta * f64(c, "bias C"))
 
 
 @converter("MatMul", since=(1, 9, 13), ir_ops=("affine",))

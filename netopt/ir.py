@@ -224,12 +224,16 @@ class Graph:
             g.add_node(("o", o.id), kind="op", data=o)
             for i in o.inputs:
                 if i not in self._values:
-                    raise OnnxImportError(f"IR graph: {o.where} reads value '{i}', which does not exist")
+                    raise OnnxImportError(
+                        f"IR graph: {o.where} reads value '{i}', which does not exist"
+                    )
                 g.add_edge(("v", i), ("o", o.id))
                 self._consumers[i].append(o)
             for out in o.outputs:
                 if out not in self._values:
-                    raise OnnxImportError(f"IR graph: {o.where} writes value '{out}', which does not exist")
+                    raise OnnxImportError(
+                        f"IR graph: {o.where} writes value '{out}', which does not exist"
+                    )
                 if out in self._producer or out in self._inputs:
                     raise OnnxImportError(f"IR graph: value '{out}' is produced twice")
                 self._producer[out] = o
@@ -240,9 +244,7 @@ class Graph:
         order = {("o", o.id): k for k, o in enumerate(ops)}
         try:
             topo = list(
-                nx.lexicographical_topological_sort(
-                    g, key=lambda n: (order.get(n, -1), n[1])
-                )
+                nx.lexicographical_topological_sort(g, key=lambda n: (order.get(n, -1), n[1]))
             )
         except nx.NetworkXUnfeasible as e:
             raise OnnxImportError("IR graph: the graph has a cycle") from e
@@ -311,9 +313,7 @@ class Graph:
         for o in ops:
             used.update(o.inputs)
             used.update(o.outputs)
-        return Graph(
-            [pool[v] for v in pool if v in used], ops, self._inputs, outs, self.source
-        )
+        return Graph([pool[v] for v in pool if v in used], ops, self._inputs, outs, self.source)
 
     # -------------------------------------------------------------- validation
     def _validate(self) -> None:

@@ -251,9 +251,7 @@ class Conv2d:
         if w.ndim != 4 or a["bias"].shape != (w.shape[0],):
             raise ValueError(f"conv2d weight {w.shape}/bias {a['bias'].shape} malformed")
         if len(s) != 3 or g < 1 or s[0] != w.shape[1] * g or w.shape[0] % g:
-            raise ValueError(
-                f"conv2d weight {w.shape} with group={g} does not fit input shape {s}"
-            )
+            raise ValueError(f"conv2d weight {w.shape} with group={g} does not fit input shape {s}")
         oh, ow = _window_geometry(s, {**a, "kernel": w.shape[2:]})
         return (w.shape[0], oh, ow)
 

@@ -98,7 +98,10 @@ def merge_index_remaps(g: Graph) -> Graph:
         for o in g.ops:
             if o.op == "transpose" and _transpose_as_reshape(g, o):
                 shape = g.value(o.outputs[0]).shape
-                ops = [o.replace(op="reshape", attrs={"shape": shape}) if p.id == o.id else p for p in ops]
+                ops = [
+                    o.replace(op="reshape", attrs={"shape": shape}) if p.id == o.id else p
+                    for p in ops
+                ]
                 changed = True
                 break
             nxt = _single_reader(g, o.outputs[0])
@@ -113,7 +116,9 @@ def merge_index_remaps(g: Graph) -> Graph:
                 # compose two index remaps into one select: y.flat = x.flat[i1.flat[i2]]
                 i1 = _remap_index(g, o)
                 i2 = _remap_index(g, nxt)
-                merged = nxt.replace(op="select", inputs=o.inputs, attrs={"index": i1.reshape(-1)[i2]})
+                merged = nxt.replace(
+                    op="select", inputs=o.inputs, attrs={"index": i1.reshape(-1)[i2]}
+                )
             else:
                 continue
             ops = [merged if p.id == nxt.id else p for p in ops if p.id != o.id]
@@ -157,10 +162,16 @@ def _per_channel(c: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
 
 def _fold_pair(g: Graph, a: Op, b: Op) -> Op | None:
     """Fold ``b(a(x))`` into one op when one of them is a ``scale``; None if not exact."""
-    xs, mid, ys = g.value(a.inputs[0]).shape, g.value(a.outputs[0]).shape, g.value(b.outputs[0]).shape
+    xs, mid, ys = (
+        g.value(a.inputs[0]).shape,
+        g.value(a.outputs[0]).shape,
+        g.value(b.outputs[0]).shape,
+    )
     if b.op == "scale" and a.op == "scale" and mid == ys:
         m1, c1, m2, c2 = a.attrs["mul"], a.attrs["add"], b.attrs["mul"], b.attrs["add"]
-        return a.replace(outputs=b.outputs, attrs={"mul": np.asarray(m1 * m2), "add": np.asarray(c1 * m2 + c2)})
+        return a.replace(
+            outputs=b.outputs, attrs={"mul": np.asarray(m1 * m2), "add": np.asarray(c1 * m2 + c2)}
+        )
     if b.op == "scale" and mid == ys:
         m, c = b.attrs["mul"], b.attrs["add"]
         if a.op == "affine":
@@ -168,7 +179,9 @@ def _fold_pair(g: Graph, a: Op, b: Op) -> Op | None:
             if mv is None or cv is None:
                 return None
             w, bias = a.attrs["weight"], a.attrs["bias"]
-            return a.replace(outputs=b.outputs, attrs={"weight": w * mv[:, None], "bias": bias * mv + cv})
+            return a.replace(
+                outputs=b.outputs, attrs={"weight": w * mv[:, None], "bias": bias * mv + cv}
+            )
         if a.op == "conv2d":
             mv, cv = _per_channel(m, ys), _per_channel(c, ys)
             if mv is None or cv is None:
@@ -186,7 +199,9 @@ def _fold_pair(g: Graph, a: Op, b: Op) -> Op | None:
             if mv is None or cv is None:
                 return None
             w, bias = b.attrs["weight"], b.attrs["bias"]
-            return b.replace(inputs=a.inputs, attrs={"weight": w * mv[None, :], "bias": bias + w @ cv})
+            return b.replace(
+                inputs=a.inputs, attrs={"weight": w * mv[None, :], "bias": bias + w @ cv}
+            )
         if b.op == "conv2d":
             mv, cv = _per_channel(m, mid), _per_channel(c, mid)
             # a shift before a zero-padded conv changes the border: fold it only without pads
@@ -198,7 +213,8 @@ def _fold_pair(g: Graph, a: Op, b: Op) -> Op | None:
             mg, cgv = mv.reshape(grp, 1, cg, 1, 1), cv.reshape(grp, 1, cg, 1, 1)
             new_b = bias + (wg * cgv).sum(axis=(2, 3, 4)).reshape(M)
             return b.replace(
-                inputs=a.inputs, attrs={**b.attrs, "weight": (wg * mg).reshape(w.shape), "bias": new_b}
+                inputs=a.inputs,
+                attrs={**b.attrs, "weight": (wg * mg).reshape(w.shape), "bias": new_b},
             )
     return None
 

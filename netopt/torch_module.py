@@ -263,7 +263,14 @@ def _select(op: Op, ins: Sequence[Shape], out: Shape) -> nn.Module:
     """Gather flat sample entries: ``y.flat[k] = x.flat[index.flat[k]]``."""
     idx = torch.tensor(np.asarray(op.attrs["index"]).reshape(-1), dtype=torch.long)
     shape = tuple(int(d) for d in out)
-    mod = _Fn(lambda x: x.reshape(x.shape[0], -1).index_select(1, mod.index.to(x.device)).reshape(x.shape[0], *shape), f"n={idx.numel()}")
+    mod = _Fn(
+        lambda x: (
+            x.reshape(x.shape[0], -1)
+            .index_select(1, mod.index.to(x.device))
+            .reshape(x.shape[0], *shape)
+        ),
+        f"n={idx.numel()}",
+    )
     mod.register_buffer("index", idx)
     return mod
 

@@ -970,9 +970,10 @@ def _ort_accepts(data: bytes) -> bool:
 
 
 # ----------------------------------------------------------------------- tests
-@_settings(160)
+@_settings(1200)
 @given(case=models())
 def test_random_models_match_onnxruntime(case: Case) -> None:
+    """A valid model onnxruntime runs loads, and netopt computes what onnxruntime does."""
     note(_describe(case))
     onnx.checker.check_model(case.model)
     data = case.model.SerializeToString()
@@ -1277,22 +1278,24 @@ def check_mutant(mutant: onnx.ModelProto | bytes) -> None:
         assert rel_err(raw_res[raw.graph.outputs[k]], y) <= 1e-9
 
 
-@_settings(250)
+@_settings(1200)
 @given(case=models(max_steps=4), kind=st.sampled_from(MUTATIONS), data=st.data())
 def test_mutants_of_generated_models(case: Case, kind: str, data) -> None:
+    """A broken or altered model loads and agrees with onnxruntime, or raises a NetoptError."""
     note(_describe(case))
     note(f"mutation: {kind}")
     check_mutant(mutate(case.model, kind, data.draw))
 
 
 @pytest.mark.skipif(not REAL_FILES, reason=f"the shared networks folder {NETS} is absent")
-@_settings(200)
+@_settings(800)
 @given(
     path=st.sampled_from(REAL_FILES or [Path("absent")]),
     kind=st.sampled_from(MUTATIONS),
     data=st.data(),
 )
 def test_mutants_of_real_files(path: Path, kind: str, data) -> None:
+    """The same for mutants of the exporters' files in ../shared/nets."""
     note(f"mutation: {kind}")
     check_mutant(mutate(onnx.load(path), kind, data.draw))
 

@@ -35,4 +35,14 @@ def supported_ops() -> list[dict]:
     return rows
 
 
-__all__ = ["converter", "lookup", "CONVERTERS", "load_graph", "read_model", "convert_model", "supported_ops", "MIN_OPSET", "MAX_OPSET"]
+__all__ = [
+    "converter",
+    "lookup",
+    "CONVERTERS",
+    "load_graph",
+    "read_model",
+    "convert_model",
+    "supported_ops",
+    "MIN_OPSET",
+    "MAX_OPSET",
+]

@@ -25,7 +25,9 @@ def _image(ctx: NodeContext, what: str) -> Var:
     return x
 
 
-def _pads(ctx: NodeContext, hw, kernel, strides, dilations, ceil: bool = False) -> tuple[int, int, int, int]:
+def _pads(
+    ctx: NodeContext, hw, kernel, strides, dilations, ceil: bool = False
+) -> tuple[int, int, int, int]:
     """Resolve ``auto_pad``/``pads`` into (top, left, bottom, right)."""
     auto = ctx.attr("auto_pad", "NOTSET")
     if auto in ("NOTSET", ""):
@@ -72,7 +74,14 @@ def conv(ctx: NodeContext) -> Var:
         raise ctx.fail(f"kernel_shape {list(ks)} disagrees with the weight's {list(w.shape[2:])}")
     strides, dil = _pair(ctx, "strides"), _pair(ctx, "dilations")
     pads = _pads(ctx, x.shape[2:], w.shape[2:], strides, dil)
-    attrs = {"weight": w, "bias": b, "strides": strides, "pads": pads, "dilations": dil, "group": int(ctx.attr("group", 1))}
+    attrs = {
+        "weight": w,
+        "bias": b,
+        "strides": strides,
+        "pads": pads,
+        "dilations": dil,
+        "group": int(ctx.attr("group", 1)),
+    }
     return ctx.emit("conv2d", [x], attrs)
 
 
@@ -87,7 +96,11 @@ def _pool_kernel(ctx: NodeContext, x: Var) -> tuple[int, int]:
         # output shape the file declares, which is the only sensible reading.
         log.warning(
             "%s: ONNX %s: kernel_shape %s has a leading channel entry (OMLT's convention); "
-            "using the spatial kernel %s", ctx.file, ctx.origin, list(ks), list(ks[1:])
+            "using the spatial kernel %s",
+            ctx.file,
+            ctx.origin,
+            list(ks),
+            list(ks[1:]),
         )
         ks = ks[1:]
     if len(ks) != 2:
@@ -103,7 +116,11 @@ def maxpool(ctx: NodeContext) -> Var:
     strides, dil = _pair(ctx, "strides"), _pair(ctx, "dilations")
     ceil = bool(ctx.attr("ceil_mode", 0))
     pads = _pads(ctx, x.shape[2:], k, strides, dil)
-    return ctx.emit("maxpool2d", [x], {"kernel": k, "strides": strides, "pads": pads, "dilations": dil, "ceil_mode": ceil})
+    return ctx.emit(
+        "maxpool2d",
+        [x],
+        {"kernel": k, "strides": strides, "pads": pads, "dilations": dil, "ceil_mode": ceil},
+    )
 
 
 @converter("AveragePool", since=(7, 10, 11, 19), ir_ops=("avgpool2d",))
@@ -130,7 +147,18 @@ def global_avgpool(ctx: NodeContext) -> Var:
     """Mean over H and W: an ``avgpool2d`` with the whole image as window."""
     x = _image(ctx, "GlobalAveragePool")
     h, w = x.shape[2:]
-    return ctx.emit("avgpool2d", [x], {"kernel": (h, w), "strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "ceil_mode": False, "count_include_pad": False})
+    return ctx.emit(
+        "avgpool2d",
+        [x],
+        {
+            "kernel": (h, w),
+            "strides": (1, 1),
+            "pads": (0, 0, 0, 0),
+            "dilations": (1, 1),
+            "ceil_mode": False,
+            "count_include_pad": False,
+        },
+    )
 
 
 @converter("GlobalMaxPool", since=(1,), ir_ops=("maxpool2d",))
@@ -138,4 +166,14 @@ def global_maxpool(ctx: NodeContext) -> Var:
     """Max over H and W: a ``maxpool2d`` with the whole image as window."""
     x = _image(ctx, "GlobalMaxPool")
     h, w = x.shape[2:]
-    return ctx.emit("maxpool2d", [x], {"kernel": (h, w), "strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "ceil_mode": False})
+    return ctx.emit(
+        "maxpool2d",
+        [x],
+        {
+            "kernel": (h, w),
+            "strides": (1, 1),
+            "pads": (0, 0, 0, 0),
+            "dilations": (1, 1),
+            "ceil_mode": False,
+        },
+    )

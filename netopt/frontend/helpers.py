@@ -8,7 +8,15 @@ import numpy as np
 
 from netopt.frontend.context import NodeContext, Unsupported, Var
 
-__all__ = ["f64", "elementwise", "matmul_right", "matmul_left", "reshape_to", "transpose", "same_view"]
+__all__ = [
+    "f64",
+    "elementwise",
+    "matmul_right",
+    "matmul_left",
+    "reshape_to",
+    "transpose",
+    "same_view",
+]
 
 
 def f64(a: np.ndarray | float, what: str = "constant") -> np.ndarray:
@@ -24,7 +32,9 @@ def _squeeze_lead(c: np.ndarray, rank: int) -> np.ndarray:
     return c[0] if c.ndim == rank else c
 
 
-def elementwise(ctx: NodeContext, x: Var, mul: np.ndarray | float = 1.0, add: np.ndarray | float = 0.0) -> Var:
+def elementwise(
+    ctx: NodeContext, x: Var, mul: np.ndarray | float = 1.0, add: np.ndarray | float = 0.0
+) -> Var:
     r"""``y = x * mul + add`` with ONNX (numpy) broadcasting of the constants.
 
     Stays batched when the constants do not reach the batch axis; otherwise the
@@ -40,9 +50,17 @@ def elementwise(ctx: NodeContext, x: Var, mul: np.ndarray | float = 1.0, add: np
             x = ctx.unbatch(x)
     # a uniform constant that does not widen the output is stored as a scalar
     full = np.broadcast_shapes(x.sample_shape, mul.shape, add.shape)
-    if mul.size and np.all(mul == mul.flat[0]) and np.broadcast_shapes(x.sample_shape, add.shape) == full:
+    if (
+        mul.size
+        and np.all(mul == mul.flat[0])
+        and np.broadcast_shapes(x.sample_shape, add.shape) == full
+    ):
         mul = np.asarray(mul.flat[0])
-    if add.size and np.all(add == add.flat[0]) and np.broadcast_shapes(x.sample_shape, mul.shape) == full:
+    if (
+        add.size
+        and np.all(add == add.flat[0])
+        and np.broadcast_shapes(x.sample_shape, mul.shape) == full
+    ):
         add = np.asarray(add.flat[0])
     return ctx.emit("scale", [x], {"mul": mul, "add": add})
 
@@ -80,7 +98,9 @@ def matmul_right(ctx: NodeContext, x: Var, w: np.ndarray, alpha: float = 1.0) ->
     """``x @ (alpha * w)`` for a constant ``w`` (ONNX MatMul broadcasting, ``w`` of rank 1 or 2)."""
     w = f64(w, "weight") * alpha
     if w.ndim not in (1, 2):
-        raise Unsupported(f"a constant operand of rank {w.ndim} (a batched matmul) is not supported")
+        raise Unsupported(
+            f"a constant operand of rank {w.ndim} (a batched matmul) is not supported"
+        )
     if x.rank == 0:
         raise Unsupported("matmul of a scalar")
     if x.rank == 1 and x.batched:
@@ -98,13 +118,17 @@ def matmul_left(ctx: NodeContext, w: np.ndarray, x: Var, alpha: float = 1.0) -> 
     """``(alpha * w) @ x`` for a constant ``w``: acts on the second-to-last axis of ``x``."""
     w = f64(w, "weight") * alpha
     if w.ndim not in (1, 2):
-        raise Unsupported(f"a constant operand of rank {w.ndim} (a batched matmul) is not supported")
+        raise Unsupported(
+            f"a constant operand of rank {w.ndim} (a batched matmul) is not supported"
+        )
     w2 = w[None, :] if w.ndim == 1 else w
     if x.rank == 1:
         if x.batched:
             x = ctx.unbatch(x)
         if x.shape[0] != w2.shape[1]:
-            raise ctx.fail(f"matmul of a {list(w.shape)} weight by {list(x.shape)}: inner sizes differ")
+            raise ctx.fail(
+                f"matmul of a {list(w.shape)} weight by {list(x.shape)}: inner sizes differ"
+            )
         y = ctx.emit("affine", [x], {"weight": w2, "bias": np.zeros(w2.shape[0])})
         return ctx.reshape(y, (), False) if w.ndim == 1 else y
     if x.batched and x.rank == 2:

@@ -31,7 +31,14 @@ log = logging.getLogger("netopt")
 __all__ = ["load_graph", "read_model", "convert_model"]
 
 # ops whose value on constant inputs is not a constant
-_NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+_NONDETERMINISTIC = {
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+}
 # ops whose output is a constant even on a variable input (shapes are static)
 _SHAPE_OPS = {"Shape", "Size"}
 
@@ -63,7 +70,9 @@ def _non_text_field(msg: Message) -> str | None:
     return None
 
 
-def read_model(source: str | os.PathLike | onnx.ModelProto | bytes) -> tuple[onnx.ModelProto, SourceInfo]:
+def read_model(
+    source: str | os.PathLike | onnx.ModelProto | bytes,
+) -> tuple[onnx.ModelProto, SourceInfo]:
     """Read and check an ONNX model; every failure is an :class:`OnnxImportError`."""
     if isinstance(source, onnx.ModelProto):
         model, path = source, None
@@ -196,7 +205,9 @@ def _input_var(
     return Var(vid, ((1, *sample) if batched else sample), batched), Value(vid, sample, vi.name)
 
 
-def _fold(node: onnx.NodeProto, args: list[np.ndarray | None], opsets: Mapping[str, int]) -> list[np.ndarray]:
+def _fold(
+    node: onnx.NodeProto, args: list[np.ndarray | None], opsets: Mapping[str, int]
+) -> list[np.ndarray]:
     """Evaluate ``node`` on constant inputs with ``onnx.reference``, under the model's opsets.
 
     The node is wrapped in a one-node graph: given a bare NodeProto, ReferenceEvaluator
@@ -273,7 +284,13 @@ def convert_model(
             f"upgrade it with onnx.version_converter.convert_version(model, {MIN_OPSET})"
         )
     if default is not None and default > MAX_OPSET:
-        log.warning("%s: opset %d is newer than the tested range %d..%d", name, default, MIN_OPSET, MAX_OPSET)
+        log.warning(
+            "%s: opset %d is newer than the tested range %d..%d",
+            name,
+            default,
+            MIN_OPSET,
+            MAX_OPSET,
+        )
 
     env: dict[str, Tensor | _Poison] = {}
     for init in g.initializer:
@@ -303,7 +320,9 @@ def convert_model(
             f"(inputs: {[vi.name for vi in g.input if vi.name not in env or isinstance(env[vi.name], Var)]})"
         )
     if not ir_inputs:
-        raise OnnxImportError(f"{name}: the graph has no variable input (all inputs are initializers)")
+        raise OnnxImportError(
+            f"{name}: the graph has no variable input (all inputs are initializers)"
+        )
 
     # -------- first walk: which nodes are constant, which have no converter at all
     node_names: list[str] = []
@@ -323,7 +342,9 @@ def convert_model(
         opset = opsets.get("" if n.domain == "ai.onnx" else n.domain, 0)
         if lookup(n.domain, n.op_type, opset) is None:
             dom = f"{n.domain}::" if n.domain not in ("", "ai.onnx") else ""
-            unsupported.append((node_names[k], f"{dom}{n.op_type}", f"no converter for opset {opset}"))
+            unsupported.append(
+                (node_names[k], f"{dom}{n.op_type}", f"no converter for opset {opset}")
+            )
 
     # -------- second walk: convert
     ops: list[Op] = []
@@ -358,7 +379,9 @@ def convert_model(
         try:
             attrs = {a.name: _decode_attr(a) for a in n.attribute}
         except Exception as e:
-            raise OnnxImportError(f"{name}: ONNX node '{nname}' ({n.op_type}): unreadable attribute ({e})") from e
+            raise OnnxImportError(
+                f"{name}: ONNX node '{nname}' ({n.op_type}): unreadable attribute ({e})"
+            ) from e
         const_in = all(t is None or isinstance(t, Const) for t in ins)
         outs: list[Tensor]
         if const_in and n.op_type not in _NONDETERMINISTIC:
@@ -411,7 +434,13 @@ def convert_model(
             if j < len(outs):
                 env[o] = outs[j]
             elif o in used_later:
-                unsupported.append((nname, n.op_type, f"its output {j} ('{o}') is used, and netopt only computes the first"))
+                unsupported.append(
+                    (
+                        nname,
+                        n.op_type,
+                        f"its output {j} ('{o}') is used, and netopt only computes the first",
+                    )
+                )
                 env[o] = _POISON
     if unsupported:
         lines = "\n".join(f"  - node '{a}' ({b}): {c}" for a, b, c in unsupported)

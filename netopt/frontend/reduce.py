@@ -13,7 +13,11 @@ def _reduce(ctx: NodeContext, mean: bool) -> Var:
     x = ctx.var(0)
     if ctx.opset >= (18 if ctx.op_type in ("ReduceMean",) else 13):
         c = ctx.const(1, "axes")
-        axes = None if c is None or np.asarray(c).size == 0 else [int(t) for t in np.asarray(c).reshape(-1)]
+        axes = (
+            None
+            if c is None or np.asarray(c).size == 0
+            else [int(t) for t in np.asarray(c).reshape(-1)]
+        )
     else:
         a = ctx.ints("axes")
         axes = None if a is None else list(a)
@@ -33,7 +37,9 @@ def _reduce(ctx: NodeContext, mean: bool) -> Var:
     # the reduced axes to the end, flattened, then one affine row of 1/n (or 1) weights
     moved = transpose(ctx, x, rest + axes) if rest + axes != list(range(x.rank)) else x
     lead = [moved.shape[i] for i in range(len(rest))]
-    flat = ctx.reshape(moved, [*lead, n], moved.batched and bool(lead) and lead[0] == 1 and moved.batched)
+    flat = ctx.reshape(
+        moved, [*lead, n], moved.batched and bool(lead) and lead[0] == 1 and moved.batched
+    )
     w = np.full((1, n), 1.0 / n if mean else 1.0)
     red = ctx.emit("affine", [flat], {"weight": w, "bias": np.zeros(1)})
     batched = red.batched and len(out_shape) > 0 and out_shape[0] == 1

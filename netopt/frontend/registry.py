@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["converter", "CONVERTERS", "lookup", "Unsupported", "ConverterEntry", "MIN_OPSET", "MAX_OPSET"]
+__all__ = [
+    "converter",
+    "CONVERTERS",
+    "lookup",
+    "Unsupported",
+    "ConverterEntry",
+    "MIN_OPSET",
+    "MAX_OPSET",
+]
 
 #: The default-domain opsets netopt is tested on.
 MIN_OPSET, MAX_OPSET = 7, 21
@@ -56,7 +64,9 @@ def converter(
         entries = CONVERTERS.setdefault((domain, op_type), [])
         for s in since:
             if any(e.since == s for e in entries):
-                raise RuntimeError(f"converter for {domain or 'ai.onnx'}::{op_type} v{s} registered twice")
+                raise RuntimeError(
+                    f"converter for {domain or 'ai.onnx'}::{op_type} v{s} registered twice"
+                )
             entries.append(ConverterEntry(domain, op_type, s, fn, tuple(ir_ops)))
         entries.sort(key=lambda e: e.since)
         return fn

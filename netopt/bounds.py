@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+import networkx as nx
 import numpy as np
 
 from netopt.errors import InputError
@@ -221,9 +222,7 @@ def _crown_value(
             return lo[vid][rows], hi[vid][rows]
         sp_, sn = np.maximum(eye, 0), np.minimum(eye, 0)
         return sp_ @ lo[vid] + sn @ hi[vid], sp_ @ hi[vid] + sn @ lo[vid]
-    ancestors = {
-        n_[1] for n_ in __import__("networkx").ancestors(graph.nx, ("o", prod.id)) if n_[0] == "o"
-    } | {prod.id}
+    ancestors = {n_[1] for n_ in nx.ancestors(graph.nx, ("o", prod.id)) if n_[0] == "o"} | {prod.id}
     for op in reversed(graph.ops):
         if op.id not in ancestors:
             continue

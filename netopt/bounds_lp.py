@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.sparse as sp
 
 from netopt.bounds import Bounds, interval_op
 from netopt.linear import is_linear
@@ -114,11 +115,7 @@ def tighten_lp(
         rlo, rhi = model.row_lo, model.row_hi
         if cutoff is not None and np.any(c):
             # objective row: c.v <= cutoff - c0 (a tiny slack keeps the known point inside)
-            A = (
-                __import__("scipy.sparse", fromlist=["vstack"])
-                .vstack([model.A, c[None, :]])
-                .tocsc()
-            )
+            A = sp.vstack([model.A, c[None, :]]).tocsc()
             rlo = np.r_[rlo, -np.inf]
             rhi = np.r_[rhi, cutoff - model.c0 + 1e-7 * max(1.0, abs(cutoff))]
             lp.num_row_ = m + 1

@@ -68,8 +68,8 @@ def _conv(shape: Shape, a) -> tuple[sp.csr_matrix, np.ndarray]:
     cols = cin[:, None, None, :, None] * h * wd + idx[None, :, :, None, :]
     vals = w.reshape(m_out, 1, 1, cg, kh * kw)
     rows, cols, vals = np.broadcast_arrays(rows, cols, vals)
-    keep = idx[None, :, :, None, :].repeat(m_out, 0).repeat(cg, 3) >= 0
-    keep = np.broadcast_to(keep, cols.shape)
+    # padding cells (index -1) contribute nothing
+    keep = np.broadcast_to(idx[None, :, :, None, :] >= 0, cols.shape)
     mat = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(m_out * oh * ow, c * h * wd))
     bias = np.repeat(a["bias"], oh * ow)
     return mat, bias

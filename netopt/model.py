@@ -127,6 +127,7 @@ class ModelBuilder:
         self.blocks: dict[str, np.ndarray] = {}
         self.row_blocks: dict[str, tuple[int, int]] = {}
         self._const: dict[float, int] = {}
+        self._pending: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []
 
     @property
     def n_vars(self) -> int:
@@ -199,7 +200,6 @@ class ModelBuilder:
         self, cols: np.ndarray, lb: np.ndarray | None = None, ub: np.ndarray | None = None
     ) -> None:
         """Intersect the bounds of existing columns (used after building)."""
-        self._pending = getattr(self, "_pending", [])
         self._pending.append((np.asarray(cols).reshape(-1), lb, ub))
 
     def build(
@@ -212,7 +212,7 @@ class ModelBuilder:
         n = self._n
         lb = np.concatenate(self._lb) if self._lb else np.zeros(0)
         ub = np.concatenate(self._ub) if self._ub else np.zeros(0)
-        for cols, lo, hi in getattr(self, "_pending", []):
+        for cols, lo, hi in self._pending:
             if lo is not None:
                 lb[cols] = np.maximum(lb[cols], np.asarray(lo).reshape(-1))
             if hi is not None:

@@ -142,38 +142,28 @@ def avgpool(ctx: NodeContext) -> Var:
     return ctx.emit("avgpool2d", [x], attrs)
 
 
+def _global(ctx: NodeContext, op: str) -> Var:
+    """A pool whose window is the whole (H, W) image."""
+    x = _image(ctx, ctx.op_type)
+    attrs = {
+        "kernel": tuple(x.shape[2:]),
+        "strides": (1, 1),
+        "pads": (0, 0, 0, 0),
+        "dilations": (1, 1),
+        "ceil_mode": False,
+    }
+    if op == "avgpool2d":
+        attrs["count_include_pad"] = False
+    return ctx.emit(op, [x], attrs)
+
+
 @converter("GlobalAveragePool", since=(1,), ir_ops=("avgpool2d",))
 def global_avgpool(ctx: NodeContext) -> Var:
     """Mean over H and W: an ``avgpool2d`` with the whole image as window."""
-    x = _image(ctx, "GlobalAveragePool")
-    h, w = x.shape[2:]
-    return ctx.emit(
-        "avgpool2d",
-        [x],
-        {
-            "kernel": (h, w),
-            "strides": (1, 1),
-            "pads": (0, 0, 0, 0),
-            "dilations": (1, 1),
-            "ceil_mode": False,
-            "count_include_pad": False,
-        },
-    )
+    return _global(ctx, "avgpool2d")
 
 
 @converter("GlobalMaxPool", since=(1,), ir_ops=("maxpool2d",))
 def global_maxpool(ctx: NodeContext) -> Var:
     """Max over H and W: a ``maxpool2d`` with the whole image as window."""
-    x = _image(ctx, "GlobalMaxPool")
-    h, w = x.shape[2:]
-    return ctx.emit(
-        "maxpool2d",
-        [x],
-        {
-            "kernel": (h, w),
-            "strides": (1, 1),
-            "pads": (0, 0, 0, 0),
-            "dilations": (1, 1),
-            "ceil_mode": False,
-        },
-    )
+    return _global(ctx, "maxpool2d")

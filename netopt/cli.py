@@ -164,19 +164,35 @@ def cmd_invert(args: argparse.Namespace) -> int:
     import netopt
     from netopt.problems import Inversion
 
-    net = netopt.load(args.model)
-    target = _read_vector(args.target, "target")
-    lo = _read_vector(args.box[0], "box") if args.box else None
-    hi = _read_vector(args.box[1], "box") if args.box else None
-    box = (
-        None
-        if lo is None
-        else (lo.reshape(-1)[0] if lo.size == 1 else lo, hi.reshape(-1)[0] if hi.size == 1 else hi)
-    )
+    if args.model.endswith(".json"):
+        # an instance written by `netopt gen`: its target, box and norm
+        from netopt.instances import load_instance
+
+        if args.target or args.box:
+            raise NetoptError("an instance JSON carries its target and box; drop --target/--box")
+        inst = load_instance(args.model)
+        prob, net = inst.problem, inst.net
+        model_path = inst.model_path
+    else:
+        if not args.target:
+            raise NetoptError("--target is required (or give an instance JSON from netopt gen)")
+        net = netopt.load(args.model)
+        target = _read_vector(args.target, "target")
+        lo = _read_vector(args.box[0], "box") if args.box else None
+        hi = _read_vector(args.box[1], "box") if args.box else None
+        box = (
+            None
+            if lo is None
+            else (
+                lo.reshape(-1)[0] if lo.size == 1 else lo,
+                hi.reshape(-1)[0] if hi.size == 1 else hi,
+            )
+        )
+        prob = Inversion(net, target, norm=args.norm, box=box)
+        model_path = args.model
     start = (
         None if args.start is None else _read_vector(args.start, "start").reshape(net.input_shape)
     )
-    prob = Inversion(net, target, norm=args.norm, box=box)
     opts = _solve_options(args)
     res = prob.solve(
         args.formulation,
@@ -194,7 +210,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
     if args.json:
         print(cert.to_json())
         return 0
-    print(f"model      {net.source.name}")
+    print(f"model      {model_path}")
     print(
         f"problem    {prob.describe()} over the box, target {np.array2string(prob.target, precision=4)}"
     )
@@ -217,7 +233,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
     print(f"claim      {cert.claim}")
     if args.out:
         print(
-            f"certificate written to {args.out}  (check it: netopt verify {args.out} {args.model})"
+            f"certificate written to {args.out}  (check it: netopt verify {args.out} {model_path})"
         )
     return 0
 
@@ -327,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
         "result (objective recomputed in float64, bound proven by the solver) and write a "
         "certificate.",
     )
-    inv.add_argument("model", help="path of an .onnx file")
-    inv.add_argument("--target", required=True, help="numbers 'a,b,...' or a .npy/.json/.txt file")
+    inv.add_argument("model", help="path of an .onnx file, or an instance .json from netopt gen")
+    inv.add_argument("--target", help="numbers 'a,b,...' or a .npy/.json/.txt file")
     inv.add_argument(
         "--norm", default="1", choices=["1", "2", "inf"], help="p of the norm (2 needs gurobi)"
     )
@@ -380,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the supported ONNX ops, generated from the converter registry.",
     )
     ops.set_defaults(func=cmd_ops)
+
+    from netopt.cli_gen import add_gen_parser
+
+    add_gen_parser(sub)
     return p
 
 

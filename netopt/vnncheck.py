@@ -74,6 +74,12 @@ class CheckResult:
         return json.dumps(d, indent=2)
 
 
+#: Input dimension up to which input-splitting BaB gets its whole budget before the MILP.
+BAB_FULL_DIM = 8
+#: Seconds of input splitting for wider inputs.
+BAB_SHORT_TRY = 3.0
+
+
 def _violation(C: np.ndarray, d: np.ndarray, y: np.ndarray) -> float:
     r = C @ np.asarray(y, dtype=np.float64).reshape(-1) - d
     return float(r.max()) if len(r) else 0.0
@@ -101,7 +107,8 @@ def check(
         Random inputs tried per disjunct before any solver.
     bab_time : float
         Seconds per disjunct for input-splitting branch and bound before the MILP (at most half
-        of the time left); 0 skips it.
+        of the time left; at most ``BAB_SHORT_TRY`` when the input has more than
+        ``BAB_FULL_DIM`` coordinates); 0 skips it.
     **solve_options
         Passed to :meth:`Feasibility.solve` (solver, bounds, tighten, gap, threads, ...).
     """
@@ -159,6 +166,10 @@ def check(
 
             left = None if time_limit is None else max(0.1, time_limit - (time.perf_counter() - t0))
             budget = bab_time if left is None else min(bab_time, left / 2)
+            if n_in > BAB_FULL_DIM:
+                # input splitting halves one coordinate per level: past a few input dimensions
+                # it rarely closes before the MILP would, so it only gets a short try
+                budget = min(budget, BAB_SHORT_TRY)
             br = bab_feasibility(net, dom.lo, dom.hi, dj.C, dj.d, time_limit=budget)
             if br is not None and br.verdict != "unknown":
                 info.update(

@@ -98,9 +98,7 @@ def run_milp(net, x: np.ndarray, z: np.ndarray, time_limit: float) -> dict:
     import netopt
 
     t0 = time.perf_counter()
-    res = netopt.Inversion(net, x, norm=1, box=(-5.0, 5.0)).solve(
-        time_limit=time_limit, threads=1
-    )
+    res = netopt.Inversion(net, x, norm=1, box=(-5.0, 5.0)).solve(time_limit=time_limit, threads=1)
     err = float(np.linalg.norm(res.x - z) / np.linalg.norm(z)) if res.x is not None else np.inf
     return {
         "err": err,
@@ -124,7 +122,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="5 nets, k in 10,60,110,150, no MILP")
     ap.add_argument("--tag", default="lei_fig2", help="file stem of the figure and JSON")
+    ap.add_argument(
+        "--merge", default="", help="JSON files of earlier runs (comma-separated): report them"
+    )
     a = ap.parse_args(argv)
+    if a.merge:
+        merge([Path(p) for p in a.merge.split(",")], a)
+        return
     ks = [int(k) for k in a.ks.split(",")]
     nets = a.nets
     milp_ks = [int(k) for k in a.milp_ks.split(",")] if a.milp_ks and a.milp_nets > 0 else []
@@ -167,6 +171,30 @@ def main(argv: list[str] | None = None) -> None:
     report(rows, ks, a, nets, adam_nets, budgets, wall)
 
 
+def merge(paths: list[Path], a: argparse.Namespace) -> None:
+    """One table and figure from runs made separately (e.g. the LPs and Adam in two processes)."""
+    rows: dict[str, dict[int, list]] = {}
+    nets = adam_nets = 0
+    wall = 0.0
+    budgets: list[int] = []
+    for p in paths:
+        d = json.loads(p.read_text())
+        for m, per_k in d["rows"].items():
+            for k, v in per_k.items():
+                rows.setdefault(m, {})[int(k)] = v
+        nets, adam_nets = max(nets, d["nets"]), max(adam_nets, d["adam_nets"])
+        wall += d["wall_seconds"]
+        if d["adam_nets"]:
+            a.adam_lr = d["args"]["adam_lr"]
+            budgets = sorted(int(s) for s in d["args"]["adam_steps"].split(","))
+        if d["args"]["milp_nets"] and any(d["rows"].get("milp", {}).values()):
+            a.milp_nets, a.milp_ks = d["args"]["milp_nets"], d["args"]["milp_ks"]
+            a.milp_time = d["args"]["milp_time"]
+    rows.setdefault("milp", {})
+    ks = sorted({k for m in rows for k in rows[m]})
+    report(rows, ks, a, nets, adam_nets, budgets, wall)
+
+
 def report(rows, ks, a, nets, adam_nets, budgets, wall) -> None:
     FIG.mkdir(parents=True, exist_ok=True)
     label = {"linf": "l_inf LP", "l1": "l_1 LP", "milp": "MILP (exact)"}
@@ -191,10 +219,13 @@ def report(rows, ks, a, nets, adam_nets, budgets, wall) -> None:
             s = np.mean([x["err"] <= THRESH for x in r])
             cells.append(f"{s:.2f} ({len(r)})")
         print(f"| {k} | " + " | ".join(cells) + " |")
-    print("\nMean seconds per net: " + ", ".join(
-        f"{label.get(m, m)} {np.mean([x['seconds'] for k in rows[m] for x in rows[m][k]]):.2f}"
-        for m in cols
-    ))
+    print(
+        "\nMean seconds per net: "
+        + ", ".join(
+            f"{label.get(m, m)} {np.mean([x['seconds'] for k in rows[m] for x in rows[m][k]]):.2f}"
+            for m in cols
+        )
+    )
     if rows["milp"]:
         st = [x["status"] for k in rows["milp"] for x in rows["milp"][k]]
         print("MILP statuses: " + ", ".join(f"{s} x{st.count(s)}" for s in sorted(set(st))))

@@ -58,13 +58,19 @@ def cmd_gen_sat3(args: argparse.Namespace) -> int:
     }
     if args.formula:
         if args.vars is not None or args.clauses is not None or args.count != 1:
-            raise NetoptError("give either a FORMULA.cnf file or --vars/--clauses/--count, not both")
+            raise NetoptError(
+                "give either a FORMULA.cnf file or --vars/--clauses/--count, not both"
+            )
         f = C.read_dimacs(args.formula)
         from pathlib import Path
 
         stem = Path(args.formula).stem
         inst = sat3_instance(
-            f, seed=args.seed, name=f"{stem}_{args.variant}", params={"formula": str(args.formula)}, **common
+            f,
+            seed=args.seed,
+            name=f"{stem}_{args.variant}",
+            params={"formula": str(args.formula)},
+            **common,
         )
         _report(inst, inst.save(args.out))
         return 0
@@ -203,7 +209,9 @@ def add_gen_parser(sub: Any) -> None:
         description="A random He-initialized ReLU MLP on a box, with a target of the given kind.",
     )
     m.add_argument("--widths", default="10,32,32,2", help="input first, e.g. 10,32,32,2")
-    m.add_argument("--target", default="realizable", choices=["realizable", "outside", "unreachable"])
+    m.add_argument(
+        "--target", default="realizable", choices=["realizable", "outside", "unreachable"]
+    )
     m.add_argument("--box", nargs=2, type=float, default=[-1.0, 1.0], metavar=("LO", "HI"))
     m.add_argument("--norm", default="1", choices=["1", "2", "inf"])
     m.add_argument("--region-tol", type=float, default=1e-3, help="VNN-LIB region half-width")

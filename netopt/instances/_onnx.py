@@ -69,7 +69,9 @@ def mlp_onnx(
             numpy_helper.from_array(bb.astype(dt), f"b{i}"),
         ]
         out = f"z{i}" if act else ("y" if i == len(weights) - 1 else f"h{i}")
-        nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"b{i}"], [out], name=f"fc{i}", transB=1))
+        nodes.append(
+            helper.make_node("Gemm", [cur, f"W{i}", f"b{i}"], [out], name=f"fc{i}", transB=1)
+        )
         if act:
             nxt = "y" if i == len(weights) - 1 else f"h{i}"
             if act == "relu":
@@ -81,7 +83,9 @@ def mlp_onnx(
                     helper.make_node("LeakyRelu", [out], [nxt], name=f"lrelu{i}", alpha=slope)
                 )
             else:
-                raise InputError(f"layer {i}: unknown activation {act!r} (relu, leaky_relu:<slope>)")
+                raise InputError(
+                    f"layer {i}: unknown activation {act!r} (relu, leaky_relu:<slope>)"
+                )
             out = nxt
         cur = out
         prev = W.shape[0]

@@ -139,7 +139,9 @@ def parse_dimacs(text: str, source: str = "<string>") -> CNF:
             if n is not None:
                 raise InputError(f"{source}, line {k}: a second 'p' header")
             if len(parts) != 4 or parts[1] != "cnf":
-                raise InputError(f"{source}, line {k}: expected 'p cnf <vars> <clauses>', got {line!r}")
+                raise InputError(
+                    f"{source}, line {k}: expected 'p cnf <vars> <clauses>', got {line!r}"
+                )
             try:
                 n, m = int(parts[2]), int(parts[3])
             except ValueError:
@@ -158,9 +160,7 @@ def parse_dimacs(text: str, source: str = "<string>") -> CNF:
             try:
                 v = int(tok)
             except ValueError:
-                raise InputError(
-                    f"{source}, line {k}: {tok!r} is not an integer literal"
-                ) from None
+                raise InputError(f"{source}, line {k}: {tok!r} is not an integer literal") from None
             if v == 0:
                 clauses.append(tuple(cur))
                 cur = []
@@ -209,7 +209,9 @@ def clauses_for_ratio(n: int, ratio: float) -> int:
 
 def _check_nm(n: int, m: int, k: int, per_set: int) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < k:
-        raise InputError(f"random {k}-SAT needs n >= {k} variables (distinct per clause), got {n!r}")
+        raise InputError(
+            f"random {k}-SAT needs n >= {k} variables (distinct per clause), got {n!r}"
+        )
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
         raise InputError(f"the number of clauses must be a positive integer, got {m!r}")
     avail = math.comb(int(n), k) * per_set
@@ -232,7 +234,9 @@ def random_ksat(n: int, m: int, k: int = 3, seed: int | np.random.Generator = 0)
     out: list[tuple[int, ...]] = []
     while len(out) < m:
         vs = rng.choice(n, size=k, replace=False) + 1
-        c = tuple(sorted((int(v) if s else -int(v)) for v, s in zip(vs, rng.random(k) < 0.5)))
+        c = tuple(
+            sorted((int(v) if s else -int(v)) for v, s in zip(vs, rng.random(k) < 0.5, strict=True))
+        )
         if c not in seen:
             seen.add(c)
             out.append(c)
@@ -263,7 +267,9 @@ def planted_3sat(
     out: list[tuple[int, ...]] = []
     while len(out) < m:
         vs = rng.choice(n, size=3, replace=False) + 1
-        c = tuple(sorted((int(v) if s else -int(v)) for v, s in zip(vs, rng.random(3) < 0.5)))
+        c = tuple(
+            sorted((int(v) if s else -int(v)) for v, s in zip(vs, rng.random(3) < 0.5, strict=True))
+        )
         if c in seen or not any(alpha[abs(v) - 1] == (v > 0) for v in c):
             continue
         seen.add(c)

@@ -48,7 +48,7 @@ def _widths(widths: Sequence[int]) -> list[int]:
 def expansive_weights(widths: Sequence[int], rng: np.random.Generator) -> list[np.ndarray]:
     """Gaussian layer matrices ``W_l`` of shape ``(n_l, n_{l-1})``, entries ``N(0, 1/n_l)``."""
     w = _widths(widths)
-    return [rng.normal(size=(o, i)) / math.sqrt(o) for i, o in zip(w[:-1], w[1:])]
+    return [rng.normal(size=(o, i)) / math.sqrt(o) for i, o in zip(w[:-1], w[1:], strict=True)]
 
 
 def expansive_instance(

@@ -137,7 +137,11 @@ class Instance:
 
         data = self.model.SerializeToString()
         gt = {
-            k: (np.asarray(v, dtype=np.float64).reshape(-1).tolist() if k == "x_star" and v is not None else v)
+            k: (
+                np.asarray(v, dtype=np.float64).reshape(-1).tolist()
+                if k == "x_star" and v is not None
+                else v
+            )
             for k, v in self.ground_truth.items()
         }
         return {
@@ -192,7 +196,7 @@ def load_instance(path: str | os.PathLike) -> Instance:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{p}: not valid JSON ({e})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise InputError(f"{p}: not a netopt instance file (no \"format\": \"{FORMAT}\")")
+        raise InputError(f'{p}: not a netopt instance file (no "format": "{FORMAT}")')
     if int(d.get("format_version", 0)) > FORMAT_VERSION:
         raise InputError(
             f"{p}: instance format version {d['format_version']} is newer than this netopt "
@@ -204,7 +208,9 @@ def load_instance(path: str | os.PathLike) -> Instance:
     except FileNotFoundError:
         raise InputError(f"{p}: its model {mp} is missing") from None
     if hashlib.sha256(data).hexdigest() != d.get("model_sha256"):
-        raise InputError(f"{p}: {mp} is not the model this instance was written with (SHA-256 differs)")
+        raise InputError(
+            f"{p}: {mp} is not the model this instance was written with (SHA-256 differs)"
+        )
     prob = d["problem"]
     if prob.get("type") != "Inversion":
         raise InputError(f"{p}: only Inversion instances are supported, got {prob.get('type')!r}")

@@ -81,7 +81,7 @@ def mlp_instance(
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise InputError(f"box must be finite with lo < hi, got {box!r}")
     rng = np.random.default_rng(seed)
-    Ws = [rng.normal(size=(o, i)) * math.sqrt(2.0 / i) for i, o in zip(w[:-1], w[1:])]
+    Ws = [rng.normal(size=(o, i)) * math.sqrt(2.0 / i) for i, o in zip(w[:-1], w[1:], strict=True)]
     bs = [rng.normal(scale=0.1, size=o) for o in w[1:]]
     acts: list[str | None] = ["relu"] * (len(Ws) - 1) + [None]
     model = mlp_onnx(Ws, bs, acts, dtype=dtype, name="mlp")
@@ -140,7 +140,9 @@ def mlp_instance(
             "reachable": False if _inf_dist_lower(lb, norm, w[-1]) > region_tol else None,
             "optimum": None,
             "optimum_lower_bound": lb,
-            "optimum_upper_bound": float(np.linalg.norm(y - net.forward(x_star[None]).reshape(-1), ord=float(norm))),
+            "optimum_upper_bound": float(
+                np.linalg.norm(y - net.forward(x_star[None]).reshape(-1), ord=float(norm))
+            ),
             "x_star": x_star.tolist(),
             "source": "lower bound: distance of the target to CROWN's output bounds over the box; "
             "upper bound: the objective at x*",
@@ -152,7 +154,9 @@ def mlp_instance(
             gt["optimum_lower_bound"] = max(gt.get("optimum_lower_bound") or 0.0, float(r.bound))
         if r.objective is not None:
             ub = gt.get("optimum_upper_bound")
-            gt["optimum_upper_bound"] = float(r.objective) if ub is None else min(ub, float(r.objective))
+            gt["optimum_upper_bound"] = (
+                float(r.objective) if ub is None else min(ub, float(r.objective))
+            )
             if gt.get("x_star") is None and r.x is not None:
                 gt["x_star"] = np.asarray(r.x, dtype=np.float64).reshape(-1).tolist()
         if str(r.status) == "optimal":
@@ -163,7 +167,9 @@ def mlp_instance(
                 gt["reachable"] = False
             elif gt["optimum_upper_bound"] is not None and gt["optimum_upper_bound"] <= region_tol:
                 gt["reachable"] = True
-        gt["source"] += "; certified by netopt's MILP (HiGHS): bound attested by the solver, objective re-checked in float64"
+        gt["source"] += (
+            "; certified by netopt's MILP (HiGHS): bound attested by the solver, objective re-checked in float64"
+        )
     inst.ground_truth = gt
     inst.params = {
         "generator": "netopt.instances.mlp.mlp_instance",

@@ -161,7 +161,8 @@ def decode(x: np.ndarray) -> tuple[bool, ...]:
     r"""The assignment :math:`\rho(\mathrm{clip}(x, 0, 1))`: :math:`x_i \ge 1/2` is true.
 
     By part (ii) of the theorem it satisfies the formula whenever the network's loss at ``x`` is
-    below 1 (not only at an exact preimage).
+    below 1 (not only at an exact preimage); in floating point, below ``1 - 1e-6`` is a safe
+    reading of "below 1" (float32 weights perturb the loss by about 1e-7).
     """
     return tuple(bool(v) for v in np.asarray(x, dtype=np.float64).reshape(-1) >= 0.5)
 
@@ -280,7 +281,11 @@ def sat3_instance(
         ``satisfiable``, ``reachable``, ``optimum`` (0 when satisfiable), ``optimum_lower_bound``
         (1 when unsatisfiable, by the theorem) and ``x_star`` (a satisfying assignment).
     """
-    if isinstance(identity_layers, bool) or not isinstance(identity_layers, int) or identity_layers < 0:
+    if (
+        isinstance(identity_layers, bool)
+        or not isinstance(identity_layers, int)
+        or identity_layers < 0
+    ):
         raise InputError(f"identity_layers must be a non-negative integer, got {identity_layers!r}")
     if not cnf.simplified().clauses:
         raise InputError(
@@ -312,7 +317,9 @@ def sat3_instance(
             "satisfiable": t.satisfiable,
             "reachable": t.satisfiable,
             "optimum": 0.0 if t.satisfiable else None,
-            "optimum_lower_bound": None if t.satisfiable is None else (0.0 if t.satisfiable else 1.0),
+            "optimum_lower_bound": None
+            if t.satisfiable is None
+            else (0.0 if t.satisfiable else 1.0),
             "optimum_upper_bound": 0.0 if t.satisfiable else None,
             "x_star": None if t.assignment is None else [float(a) for a in t.assignment],
             "source": t.source

@@ -31,10 +31,15 @@ def _report(inst: Any, paths: dict) -> None:
         else f"reachable={gt.get('reachable')}"
     )
     opt = gt.get("optimum")
-    lb = gt.get("optimum_lower_bound")
+    lb, ub = gt.get("optimum_lower_bound"), gt.get("optimum_upper_bound")
+    known = (
+        ""
+        if opt is not None or lb is None
+        else f" (>= {lb:.6g}" + ("" if ub is None else f", <= {ub:.6g}") + ")"
+    )
     print(
         f"{inst.name}: {what}, optimum {opt if opt is not None else 'unknown'}"
-        + (f" (>= {lb:.6g})" if opt is None and lb is not None else "")
+        + known
         + f"  ->  {paths['json']}"
     )
 

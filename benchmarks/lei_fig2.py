@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
             flush=True,
         )
+        save(rows, a, nets, adam_nets, time.perf_counter() - t_start)  # a killed run keeps its ks
     wall = time.perf_counter() - t_start
     report(rows, ks, a, nets, adam_nets, budgets, wall)
 
@@ -193,6 +194,18 @@ def merge(paths: list[Path], a: argparse.Namespace) -> None:
     rows.setdefault("milp", {})
     ks = sorted({k for m in rows for k in rows[m]})
     report(rows, ks, a, nets, adam_nets, budgets, wall)
+
+
+def save(rows, a, nets: int, adam_nets: int, wall: float) -> None:
+    FIG.mkdir(parents=True, exist_ok=True)
+    d = {
+        "args": vars(a),
+        "nets": nets,
+        "adam_nets": adam_nets,
+        "wall_seconds": wall,
+        "rows": {m: {str(k): v for k, v in rows[m].items()} for m in rows},
+    }
+    (FIG / f"{a.tag}.json").write_text(json.dumps(d, indent=1))
 
 
 def report(rows, ks, a, nets, adam_nets, budgets, wall) -> None:
@@ -229,18 +242,8 @@ def report(rows, ks, a, nets, adam_nets, budgets, wall) -> None:
     if rows["milp"]:
         st = [x["status"] for k in rows["milp"] for x in rows["milp"][k]]
         print("MILP statuses: " + ", ".join(f"{s} x{st.count(s)}" for s in sorted(set(st))))
-    (FIG / f"{a.tag}.json").write_text(
-        json.dumps(
-            {
-                "args": vars(a),
-                "nets": nets,
-                "adam_nets": adam_nets,
-                "wall_seconds": wall,
-                "rows": {m: {str(k): v for k, v in rows[m].items()} for m in rows},
-            },
-            indent=1,
-        )
-    )
+    if not a.merge:
+        save(rows, a, nets, adam_nets, wall)
     try:
         import matplotlib
 
@@ -249,7 +252,7 @@ def report(rows, ks, a, nets, adam_nets, budgets, wall) -> None:
     except ImportError:
         print("matplotlib is missing: no figure (pip install matplotlib)", file=sys.stderr)
         return
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     style = {"linf": "o-", "l1": "s-", "milp": "k*"}
     for m in cols:
         kk = sorted(rows[m])
@@ -260,11 +263,11 @@ def report(rows, ks, a, nets, adam_nets, budgets, wall) -> None:
     ax.set_xlabel("latent dimension k (k-250-600 ReLU net)")
     ax.set_ylabel(f"success rate (rel. error <= {THRESH:g})")
     ax.set_ylim(-0.03, 1.03)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("Layer-wise LP vs Adam, noiseless inversion (Lei et al. Fig. 2)", fontsize=9)
     fig.tight_layout()
     fig.savefig(FIG / f"{a.tag}.png", dpi=120)
-    print(f"\nwrote {FIG / (a.tag + '.png')} and {a.tag}.json", file=sys.stderr)
+    print(f"\nwrote {FIG / (a.tag + '.png')}", file=sys.stderr)
 
 
 if __name__ == "__main__":

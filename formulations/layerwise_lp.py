@@ -21,11 +21,11 @@ Notation for one layer: :math:`M \in \mathbb{R}^{n \times k}` with rows :math:`m
 hidden layer's input is a ReLU output, so :math:`z \ge 0` is imposed there; the latent gets the
 problem's input box, if any.
 
-The formulation does not fit the registry's contract (one :class:`LinearModel` for a whole
+The method does not fit the one-model contract of the MILP (one :class:`LinearModel` for a whole
 network, handed to a backend once): the LPs are solved in sequence and each depends on the
-previous one's solution. :class:`LayerwiseLP` therefore keeps the rule table and the support check
-of a formulation but is not registered; the public entry point is
-:func:`netopt.layerwise.invert_layerwise`.
+previous one's solution. :class:`LayerwiseLP` is registered as ``"layerwise_lp"`` with the rule
+table and support check of a formulation and a ``driver``,
+:func:`netopt.layerwise.invert_layerwise`, which ``Problem.solve("layerwise_lp", ...)`` calls.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from netopt.errors import FormulationError, InputError
+from netopt.formulations import register
 from netopt.formulations._base import Formulation
 from netopt.ir import Graph, Op
 from netopt.linear import linear_map
@@ -120,7 +121,7 @@ def activate(a: np.ndarray, slope: float) -> np.ndarray:
     return np.where(a >= 0, a, slope * a)
 
 
-def _refusal(graph: Graph, op: Op) -> str | None:
+def _refusal(op: Op) -> str | None:
     """Why the method cannot invert ``op`` (None if it can)."""
     if op.op in _ACTIVATIONS:
         if op.op == "leaky_relu":
@@ -149,18 +150,25 @@ def _refusal(graph: Graph, op: Op) -> str | None:
     return None
 
 
+@register("layerwise_lp")
 class LayerwiseLP(Formulation):
-    """Rule table and support check of the layer-wise LP inversion (not registered; see module)."""
+    """Rule table and support check of the layer-wise LP inversion.
+
+    Not a one-model formulation: the method is a sequence of LPs, each built from the previous
+    one's answer, so ``Problem.solve("layerwise_lp", ...)`` hands the problem to its ``driver``
+    (:func:`netopt.layerwise.invert_layerwise`), which owns the persistent solver sessions.
+    """
 
     name = "layerwise_lp"
     model_type = "LinearModel"
+    driver = "netopt.layerwise:invert_layerwise"
 
     @classmethod
     def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
         """``(op id, IR op, reason)`` for every op the layer-wise method cannot invert."""
         bad = []
         for o in graph.ops:
-            why = _refusal(graph, o)
+            why = _refusal(o)
             if why:
                 bad.append((o.id, o.op, why + (f" (from ONNX {o.origin})" if o.origin else "")))
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:

@@ -20,7 +20,7 @@ from netopt.errors import (
     UnsupportedOpError,
 )
 from netopt.network import Network, load
-from netopt.problems import Domain, Feasibility, Inversion, OutputObjective
+from netopt.problems import CrossEntropy, Domain, Feasibility, Inversion, OutputObjective
 from netopt.result import Certificate, Result, Status
 
 __version__ = "0.1.0"
@@ -33,7 +33,9 @@ __all__ = [
     "Inversion",
     "OutputObjective",
     "Feasibility",
+    "CrossEntropy",
     "Domain",
+    "solve_many",
     "Result",
     "Status",
     "Certificate",
@@ -49,6 +51,13 @@ __all__ = [
     "SolveError",
     "InputError",
 ]
+
+
+def solve_many(problems: Any, formulation: str = "adam", solver: Any = None, **options: Any) -> Any:
+    """Solve several problems on one network as one batch (see :func:`netopt.solve.solve_many`)."""
+    from netopt.solve import solve_many as _many
+
+    return _many(problems, formulation, solver, **options)
 
 
 def load_vnnlib(path: Any, n_inputs: int | None = None, n_outputs: int | None = None) -> Any:

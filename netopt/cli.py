@@ -194,14 +194,17 @@ def cmd_invert(args: argparse.Namespace) -> int:
         None if args.start is None else _read_vector(args.start, "start").reshape(net.input_shape)
     )
     opts = _solve_options(args)
-    res = prob.solve(
-        args.formulation,
-        args.solver,
-        bounds=args.bounds,
-        tighten=None if args.no_tighten else "lp",
-        start=start,
-        **opts,
-    )
+    kw = dict(opts)
+    # the exact path's options only where they were asked for: other formulations refuse them
+    if args.bounds != "crown":
+        kw["bounds"] = args.bounds
+    if args.no_tighten:
+        kw["tighten"] = None
+    if start is not None:
+        kw["start"] = start
+    if args.method:
+        kw["method"] = args.method
+    res = prob.solve(args.formulation, args.solver, **kw)
     if "progress" in opts:
         print(file=sys.stderr)
     cert = res.certificate
@@ -212,7 +215,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
         return 0
     print(f"model      {model_path}")
     print(
-        f"problem    {prob.describe()} over the box, target {np.array2string(prob.target, precision=4)}"
+        f"problem    {prob.describe()} over the box, target "
+        + np.array2string(prob.target.reshape(-1), precision=4, threshold=12, edgeitems=3)
     )
     print(f"status     {res.status}")
     if res.objective is not None:
@@ -222,7 +226,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
         print(f"bound      {res.bound:.9g}   ({src})")
     if res.gap is not None:
         print(f"gap        {res.gap:.3g}")
-    if res.model_size:
+    if res.model_size and "variables" in res.model_size:
         ms = res.model_size
         print(
             f"model size {ms['variables']} variables, {ms['integers']} binaries, {ms['rows']} rows"
@@ -352,8 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--time-limit", type=float, help="seconds for the solver")
     inv.add_argument("--gap", type=float, help="relative optimality gap (default 1e-6)")
     inv.add_argument("--threads", type=int, help="solver threads")
-    inv.add_argument("--solver", default="highs", help="backend: highs, gurobi, pyomo")
-    inv.add_argument("--formulation", default="milp", help="formulation (default milp)")
+    inv.add_argument(
+        "--solver", help="backend (default: the formulation's own; milp: highs, gurobi, pyomo)"
+    )
+    inv.add_argument(
+        "--formulation",
+        default="milp",
+        help="milp (exact, default), layerwise_lp, or a first-order one: adam, gd, pgd, sign_pgd, admm",
+    )
+    inv.add_argument("--method", help="layerwise_lp's method: linf, l1, relax, exact")
     inv.add_argument(
         "--bounds", default="crown", choices=["interval", "crown"], help="first bounds"
     )

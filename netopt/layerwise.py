@@ -108,9 +108,15 @@ class _HighsSession:
         """``(status, solution or None, simplex iterations)``; status optimal/infeasible/error."""
         self.h.run()
         ms = self.h.getModelStatus()
+        its = int(self.h.getInfo().simplex_iteration_count)
+        if ms.name not in ("kOptimal", "kInfeasible", "kUnboundedOrInfeasible"):
+            # a hot start can end in HiGHS's "unknown" when eps is near its feasibility
+            # tolerance (1e-7); the same LP from scratch (no basis) decides it
+            self.h.clearSolver()
+            self.h.run()
+            ms = self.h.getModelStatus()
+            its += int(self.h.getInfo().simplex_iteration_count)
         name = ms.name
-        info = self.h.getInfo()
-        its = int(info.simplex_iteration_count)
         if name == "kOptimal":
             return "optimal", np.asarray(self.h.getSolution().col_value, dtype=np.float64), its
         # every layer LP has a bounded objective, so "unbounded or infeasible" means infeasible
@@ -415,6 +421,10 @@ def invert_layer(
 
 
 # ----------------------------------------------------------------------------- the network
+#: the keyword options passed through to the LP sessions
+_OPTIONS = {"verbose", "options", "cvxpy_solver"}
+
+
 def invert_layerwise(
     net_or_problem: Network | Inversion,
     target: Any = None,
@@ -483,6 +493,12 @@ def invert_layerwise(
     from netopt.formulations.layerwise_lp import METHODS, layers_of
     from netopt.network import Network
 
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise InputError(
+            f"invert_layerwise: unknown option(s) {unknown}; it takes {sorted(_OPTIONS)} besides "
+            "its named parameters (method, eps0, alpha, eps_cap, carry_eps, backend, warm, ...)"
+        )
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
     if backend not in _BACKENDS:
@@ -587,7 +603,8 @@ def invert_layerwise(
     x = dom.project(current.reshape(net.input_shape))
     res.x = x
     res.y = net.forward(x)
-    res.objective = float(problem.evaluate(res.y[None])[0])
+    # the problem's own objective (with any input term it has), recomputed in float64
+    res.objective = float(problem.objective_of_input(x))
     res.status = Status.FEASIBLE
     res.message = "; ".join(notes)
     res.timings["verify"] = time.perf_counter() - t_v

@@ -19,7 +19,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from netopt.network import Network
     from netopt.result import Result
 
-__all__ = ["Domain", "Problem", "Inversion", "OutputObjective", "Feasibility", "parse_norm"]
+__all__ = [
+    "Domain",
+    "Problem",
+    "Inversion",
+    "OutputObjective",
+    "Feasibility",
+    "CrossEntropy",
+    "parse_norm",
+]
 
 
 def _arr(v: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
@@ -214,14 +222,27 @@ class Problem:
         """Solver-neutral description of the objective for formulations."""
         raise NotImplementedError
 
+    def penalty(self, X: np.ndarray) -> np.ndarray:
+        """The part of the objective that depends on the input itself (batched ``(B,)``).
+
+        Zero for every problem whose objective is a function of the output only; see
+        :class:`CrossEntropy` for one with an L2 term on the input.
+        """
+        return np.zeros(len(X))
+
     # -- shared
     def objective_of_input(self, x: np.ndarray) -> float:
         """The objective at input ``x``, recomputed by the float64 reference interpreter."""
-        y = self.net.forward(np.asarray(x, dtype=np.float64).reshape(1, *self.net.input_shape))
-        return float(self.evaluate(y)[0])
+        xb = np.asarray(x, dtype=np.float64).reshape(1, *self.net.input_shape)
+        y = self.net.forward(xb)
+        return float(self.evaluate(y)[0] + self.penalty(xb)[0])
 
-    def solve(self, formulation: str = "milp", solver: str = "highs", **options: Any) -> Result:
-        """Solve with a formulation and a backend; see :func:`netopt.solve.solve`."""
+    def solve(self, formulation: str = "milp", solver: str | None = None, **options: Any) -> Result:
+        """Solve with a formulation and a backend; see :func:`netopt.solve.solve`.
+
+        ``solver`` defaults to the formulation's natural backend (``"highs"`` for ``"milp"``,
+        ``"torch"`` for the first-order formulations ``"admm"``, ``"adam"``, ``"gd"``, ...).
+        """
         from netopt.solve import solve
 
         return solve(self, formulation=formulation, solver=solver, **options)
@@ -384,6 +405,85 @@ class Feasibility(Problem):
         return "find x with C f(x) <= d"
 
 
+# --------------------------------------------------------------------------- smooth objectives
+# Problems below are smooth: only the first-order formulations (gradient methods, ADMM) solve
+# them; the exact MILP path refuses them with a FormulationError.
+
+
+class CrossEntropy(Problem):
+    r"""Minimize the softmax cross-entropy of the output to a class, plus an L2 term on the input.
+
+    .. math::
+
+        \min_{x \in D} \; \ell(f(x)) + \frac{\lambda}{2} \| x - x_{\mathrm{ref}} \|_2^2,
+        \qquad \ell(z) = -z_c + \log \sum_j e^{z_j},
+
+    the objective of Wong & Kolter (2017)'s LeNet experiments (cross-entropy with an L2
+    regularizer, or within a box). The network's output ``z`` is read as logits (a network that
+    ends in a softmax should be cut before it).
+
+    Parameters
+    ----------
+    net : Network
+    label : int
+        The class ``c`` to reach (an index into the flattened output).
+    l2 : float
+        :math:`\lambda \ge 0` (default 0: no regularization).
+    x_ref : array, optional
+        The L2 term's center (default 0; the input's shape or a scalar).
+    box, domain, center, eps :
+        The input domain (see :class:`Domain`).
+
+    Notes
+    -----
+    :meth:`evaluate` returns the output term :math:`\ell(f(x))` only; :meth:`penalty` the input
+    term; :meth:`objective_of_input` their sum, which is what every result reports.
+    """
+
+    def __init__(
+        self, net: Network, label: int, l2: float = 0.0, x_ref: Any = None, **kw: Any
+    ) -> None:
+        super().__init__(net, **kw)
+        n = int(np.prod(net.output_shape))
+        if isinstance(label, bool) or not isinstance(label, int | np.integer):
+            raise InputError(f"label must be an integer class index, got {label!r}")
+        if not 0 <= int(label) < n:
+            raise InputError(f"label {label} is out of range: the network has {n} outputs")
+        if not np.isfinite(l2) or l2 < 0:
+            raise InputError(f"l2 must be a finite non-negative number, got {l2}")
+        self.label = int(label)
+        self.l2 = float(l2)
+        shape = tuple(net.input_shape)
+        self.x_ref = np.zeros(shape) if x_ref is None else _arr(x_ref, shape, "x_ref")
+        if not np.all(np.isfinite(self.x_ref)):
+            raise InputError("x_ref must be finite")
+
+    def evaluate(self, y: np.ndarray) -> np.ndarray:
+        z = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        m = z.max(axis=1, keepdims=True)  # log-sum-exp, shifted for stability
+        lse = m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+        return lse - z[:, self.label]
+
+    def penalty(self, X: np.ndarray) -> np.ndarray:
+        r""":math:`\frac{\lambda}{2} \| x - x_{\mathrm{ref}} \|^2` for each row of ``X``."""
+        X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+        if self.l2 == 0.0:
+            return np.zeros(len(X))
+        return 0.5 * self.l2 * ((X - self.x_ref.reshape(-1)) ** 2).sum(axis=1)
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "kind": "cross_entropy",
+            "label": self.label,
+            "l2": self.l2,
+            "x_ref": self.x_ref.reshape(-1),
+        }
+
+    def describe(self) -> str:
+        reg = f" + {self.l2:g}/2 ||x - x_ref||^2" if self.l2 else ""
+        return f"minimize cross-entropy(f(x), class {self.label}){reg}"
+
+
 def as_problem_list(problems: Problem | Sequence[Problem]) -> list[Problem]:
     return [problems] if isinstance(problems, Problem) else list(problems)
 
@@ -421,6 +521,8 @@ def problem_to_json(p: Problem) -> dict[str, Any]:
         d.update(c=p.c.reshape(-1).tolist(), sense=p.sense, constant=p.constant)
     elif isinstance(p, Feasibility):
         d.update(C=p.C.tolist(), d=p.d.tolist(), tol=p.tol)
+    elif isinstance(p, CrossEntropy):
+        d.update(label=p.label, l2=p.l2, x_ref=p.x_ref.reshape(-1).tolist())
     return d
 
 
@@ -446,4 +548,6 @@ def problem_from_json(net: Network, d: dict[str, Any]) -> Problem:
         f = Feasibility(net, C=d["C"], d=d["d"], domain=domain)
         f.tol = float(d.get("tol", 0.0))
         return f
+    if t == "CrossEntropy":
+        return CrossEntropy(net, int(d["label"]), l2=d["l2"], x_ref=d["x_ref"], domain=domain)
     raise InputError(f"unknown problem type {t!r} in the certificate")

@@ -270,7 +270,8 @@ class Certificate:
                 ("stated y equals f(x)", bool(np.allclose(claimed_y, y, rtol=1e-9, atol=1e-9)), "")
             )
             if prob is not None:
-                obj = float(prob.evaluate(y[None])[0])
+                # the input term too (an L2 regularizer), not only the output's
+                obj = float(prob.evaluate(y[None])[0] + prob.penalty(x[None])[0])
                 checks.append(
                     (
                         "stated objective equals the recomputed one",

@@ -15,7 +15,7 @@ from netopt.result import Result, Status
 
 log = logging.getLogger("netopt")
 
-__all__ = ["solve", "WITNESS_TOL"]
+__all__ = ["solve", "solve_many", "WITNESS_TOL"]
 
 #: a witness's recomputed constraint violation may exceed 0 by this much (solver round-off)
 WITNESS_TOL = 1e-6
@@ -63,7 +63,7 @@ def _model_objective(problem: Problem, value: float) -> float | None:
 def solve(
     problem: Problem,
     formulation: str = "milp",
-    solver: str = "highs",
+    solver: str | None = None,
     *,
     bounds: str = "crown",
     tighten: str | None = "lp",
@@ -82,9 +82,13 @@ def solve(
     ----------
     problem : Problem
     formulation : str
-        A registered formulation (``netopt.formulations.available()``).
-    solver : str
-        A registered backend (``netopt.solvers.available()``).
+        A registered formulation (``netopt.formulations.available()``). The first-order ones
+        (``"admm"``, ``"adam"``, ``"gd"``, ``"pgd"``, ``"sign_pgd"``, ``"gradient"``) go to
+        :func:`solve_first_order`; the options below other than ``start`` and ``seed`` are the
+        exact path's.
+    solver : str, optional
+        A registered backend (``netopt.solvers.available()``); default the formulation's
+        natural one (``"highs"`` for ``"milp"``, ``"torch"`` for the first-order ones).
     bounds : {"interval", "crown"}
         How the big-M constants are computed first.
     tighten : {"lp", None}
@@ -101,15 +105,55 @@ def solve(
         Seconds for it (default: a sixth of ``time_limit``, at most 10).
     start : array or list of arrays, optional
         Starting point(s) from a heuristic; the best of these and ``n_samples`` sampled inputs
-        (improved by the local search) is handed to the solver as its first incumbent.
+        (improved by the local search) is handed to the solver as its first incumbent. A
+        first-order result's point works as is: ``prob.solve("milp", start=prob.solve("adam").x)``.
     **options
         Backend options: time_limit, gap, abs_gap, threads, verbose, progress, options={...}.
     """
     from netopt import formulations, solvers
 
+    F = formulations.get(formulation)
+    driver = getattr(F, "driver", None)
+    if driver or getattr(F, "first_order", False):
+        exact_only = {
+            "bounds": (bounds, "crown"),
+            "tighten": (tighten, "lp"),
+            "tighten_time": (tighten_time, None),
+            "relax": (relax, False),
+            "heuristic": (heuristic, True),
+            "heuristic_time": (heuristic_time, None),
+            "n_samples": (n_samples, 64),
+        }
+        given = [k for k, (v, default) in exact_only.items() if v != default]
+        if driver and start is not None:
+            given.append("start")
+        if given:
+            raise InputError(
+                f"option(s) {given} belong to the exact formulations; formulation "
+                f"'{formulation}' does not take them"
+            )
+    if driver:
+        # a method that is a sequence of models (layer-wise LPs): its driver runs it
+        import importlib
+
+        mod, _, fn = driver.partition(":")
+        if solver is not None:
+            options.setdefault("backend", solver)
+        return getattr(importlib.import_module(mod), fn)(problem, **options)
+    if getattr(F, "first_order", False):
+        return solve_first_order(problem, formulation, solver, start=start, seed=seed, **options)[0]
+    if solver is None:
+        solver = getattr(F, "default_backend", "highs")
+    from netopt.problems import CrossEntropy
+
+    if isinstance(problem, CrossEntropy):
+        raise FormulationError(
+            f"formulation '{formulation}' cannot model the cross-entropy objective (it is smooth, "
+            "not piecewise linear); use a first-order method: prob.solve('admm') or "
+            "prob.solve('adam')"
+        )
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    F = formulations.get(formulation)
     B = solvers.get(solver)
     graph = problem.net.graph
     F.require_support(graph, f" of {problem.net.source.name}")  # before any work
@@ -260,3 +304,85 @@ def _assemble(problem: Problem, model, raw, x0, v0, relax: bool) -> Result:
     else:
         res.status = Status.UNKNOWN if res.x is None else Status.FEASIBLE
     return res
+
+
+# --------------------------------------------------------------------------- first-order path
+def solve_first_order(
+    problems: Problem | list[Problem],
+    formulation: str = "adam",
+    solver: str | None = None,
+    **options: Any,
+) -> list[Result]:
+    """Solve one or several problems on one network with a first-order formulation, batched.
+
+    The formulation builds one model for all problems (:mod:`netopt.formulations.admm`,
+    :mod:`netopt.formulations.gradient`), the backend (default ``"torch"``) solves every
+    problem and restart as one batch, and each problem's best point is re-evaluated here by the
+    float64 reference interpreter. Status ``feasible`` (no bound is proven), or ``error`` when
+    every row of the problem produced NaN/inf or diverged (``extra["diverged_at"]`` is the
+    iteration; ``x`` is the best finite point seen before, if any).
+
+    Returns
+    -------
+    list of Result
+        One per problem, in order.
+    """
+    from netopt import formulations, solvers
+
+    t0 = time.perf_counter()
+    plist = [problems] if isinstance(problems, Problem) else list(problems)
+    F = formulations.get(formulation)
+    if not getattr(F, "first_order", False):
+        raise InputError(
+            f"formulation '{formulation}' is not a first-order method; use netopt.solve.solve"
+        )
+    name = solver or getattr(F, "default_backend", "torch")
+    B = solvers.get(name)
+    B.require()
+    f = F()
+    model = f.build(plist)
+    B.check_model(model)
+    t1 = time.perf_counter()
+    backend = B()
+    raws = (
+        backend.solve_batch(model, **options)
+        if hasattr(backend, "solve_batch")
+        else [backend.solve(model, **options)]
+    )
+    t2 = time.perf_counter()
+    out = []
+    for p, raw in zip(plist, raws, strict=True):
+        t3 = time.perf_counter()
+        res = Result(Status.FEASIBLE, problem=p, sense=p.sense, message=raw.message)
+        if raw.x is not None:
+            x = p.domain.project(raw.x)
+            res.x = x
+            res.y = p.net.forward(x)
+            res.objective = p.objective_of_input(x)
+        if raw.status == "error":
+            res.status = Status.ERROR
+        elif res.x is None:
+            res.status = Status.UNKNOWN
+        res.solver_objective = raw.objective
+        res.formulation, res.solver, res.solver_version = formulation, name, raw.solver_version
+        res.model_size = model.size()
+        res.extra.update(raw.extra)
+        res.timings = {
+            "build": t1 - t0,
+            "solve": raw.seconds,
+            "setup": max(0.0, (t2 - t1) - raw.seconds),
+            "verify": time.perf_counter() - t3,
+        }
+        out.append(res)
+    return out
+
+
+def solve_many(
+    problems: list[Problem], formulation: str = "adam", solver: str | None = None, **options: Any
+) -> list[Result]:
+    """Solve several problems: batched in one run for a first-order formulation, else in turn."""
+    from netopt import formulations
+
+    if getattr(formulations.get(formulation), "first_order", False):
+        return solve_first_order(problems, formulation, solver, **options)
+    return [solve(p, formulation, solver, **options) for p in problems]

@@ -197,7 +197,52 @@ class _Conv2d(nn.Module):
         # explicit zero padding: the IR allows asymmetric pads, torch's conv does not
         if any(self.pads):
             x = F.pad(x, self.pads)
+        if (
+            max(self.stride) > 1
+            and x.requires_grad
+            and not (self.weight.requires_grad or self.bias.requires_grad)
+        ):
+            # input gradients only (weights are buffers): a faster adjoint for strided convs
+            return _StridedConvInputGrad.apply(x, self.weight, self.bias, self._adjoint(), self)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def _adjoint(self) -> tuple:
+        """The polyphase adjoint kernel, formed once per weight tensor (dtype, device)."""
+        from netopt.solvers.firstorder.linops import conv_adjoint_weight
+
+        key = (self.weight.data_ptr(), self.weight.dtype, self.weight.device)
+        if getattr(self, "_adj_key", None) != key:
+            self._adj = conv_adjoint_weight(self.weight, self.stride, self.dilation, self.groups)
+            self._adj_key = key
+        return self._adj
+
+
+class _StridedConvInputGrad(torch.autograd.Function):
+    r"""``conv2d`` (no padding, stride > 1) whose backward is the polyphase adjoint.
+
+    The gradient with respect to the input is :math:`W^\top g`. Autograd's own
+    (``convolution_backward``, the ``conv_transpose2d`` kernel) is several times slower than the
+    forward on CPU for strided convolutions;
+    :func:`netopt.solvers.firstorder.linops.conv_adjoint` computes the same product as one
+    stride-1 ``conv2d`` plus a pixel shuffle, at the forward's flops. Weights and bias get no
+    gradient (they are buffers); not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, adjoint, mod):  # noqa: D102
+        ctx.adjoint = adjoint
+        ctx.conf = (mod.stride, mod.groups, tuple(x.shape[2:]))
+        return F.conv2d(x, weight, bias, mod.stride, 0, mod.dilation, mod.groups)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # noqa: D102
+        from netopt.solvers.firstorder.linops import conv_adjoint
+
+        kern, adj_dil, adj_pad = ctx.adjoint
+        stride, groups, hw = ctx.conf
+        gx = conv_adjoint(grad, kern, stride, adj_dil, adj_pad, groups, hw, (0, 0))
+        return gx, None, None, None, None
 
 
 @torch_rule("conv2d")

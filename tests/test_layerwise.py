@@ -346,3 +346,17 @@ def test_bad_arguments():
         invert_layerwise(net, np.zeros(19))
     with pytest.raises(InputError, match="alpha"):
         invert_layerwise(net, np.zeros(20), alpha=1.0)
+
+
+def test_warm_resolve_recovers_when_hot_start_is_inconclusive():
+    """A k-250-600 instance whose warm re-solve at eps ~ 1e-8 ends in HiGHS status "unknown"
+    (HiGHS 1.15.1); the session re-solves from scratch and the latent is recovered."""
+    rng = np.random.default_rng([0, 40, 37])  # benchmarks/lei_fig2.py, k = 40, net 37
+    W1 = rng.normal(size=(250, 40)) / np.sqrt(250)
+    W2 = rng.normal(size=(600, 250)) / np.sqrt(600)
+    z = rng.normal(size=40)
+    x = np.maximum(W2 @ np.maximum(W1 @ z, 0), 0) + rng.uniform(-1e-9, 1e-9, 600)
+    net = netopt.load(mlp_onnx([W1, W2], [None, None], ["relu", "relu"], dtype=np.float64))
+    res = invert_layerwise(net, x, method="linf", eps0=1e-9)
+    assert res.status == netopt.Status.FEASIBLE, res.message
+    assert rel(res.x, z) <= 1e-6

@@ -140,6 +140,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--methods",
+        default="decide,optimum,baseline,gd",
+        help="comma-separated subset of decide,optimum,baseline,gd",
+    )
     ap.add_argument("--out", default="benchmarks/results/sat3_scaling.jsonl")
     args = ap.parse_args()
     out = Path(args.out)
@@ -151,7 +156,8 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, netopt {netopt.__version__}, {len(recs)} done", flush=True
     )
-    stopped: dict[bool, set[str]] = {True: set(), False: set()}
+    off = {"decide", "optimum", "baseline", "gd"} - set(args.methods.split(","))
+    stopped: dict[bool, set[str]] = {True: set(off), False: set(off)}
     with out.open("a") as fh:
         for n in args.ns:
             for sat in (True, False):

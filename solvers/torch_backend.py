@@ -31,7 +31,10 @@ Gradient methods: ``method`` (``"gradient"`` only), ``lr`` (default 1% of the me
 0.01 without a box), ``decay``, ``betas``, ``tol``, ``patience``.
 ADMM: ``rho`` (1), ``order`` (``"backward"``, ``"forward"``, ``"alternating"``, ``"jacobi"``),
 ``balance`` (True), ``balance_every`` (50), ``mu`` (10), ``tau`` (2), ``eps_abs`` (1e-6), ``eps_rel`` (1e-5),
-``cg_iters`` (50), ``cg_tol`` (1e-10), ``newton_iters`` (20), ``eval_every`` (10).
+``cg_iters`` (50), ``cg_tol`` (1e-10), ``newton_iters`` (20), ``eval_every`` (10),
+``residual_every`` (10: residuals, stopping test and histories every this many iterations; the
+ADMM history keeps every ``history_every``-th of those), ``refresh_every`` (50: exact
+:math:`W z` products, which CG otherwise carries along).
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ _ADMM = (
     "cg_tol",
     "newton_iters",
     "eval_every",
+    "residual_every",
+    "refresh_every",
 )
 #: every option the backend understands, by model type
 OPTIONS = {"GradientModel": _GENERAL + _GRADIENT, "SplitModel": _GENERAL + _ADMM}

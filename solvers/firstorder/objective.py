@@ -227,10 +227,11 @@ class Objective:
         # (L, B, n) evaluation, cheap for a logit vector) and keeps the largest that satisfies
         # Armijo; no host sync per halving. A row where none does (rounding at the optimum)
         # does not move.
-        steps = 0.5 ** torch.arange(_LINE_SEARCH, dtype=a.dtype, device=a.device)[:, None]
+        steps = None
         # on a GPU every .item() is a device sync: run the fixed number of steps there; on the
-        # CPU the early exit is free and saves the remaining steps
+        # CPU the early exits are free and save the remaining steps
         check = a.device.type == "cpu" if early_exit is None else early_exit
+        eps4 = 4 * torch.finfo(a.dtype).eps
         for _ in range(iters):
             p = torch.softmax(z, dim=1)
             grad = p - onehot + rho * (z - a)
@@ -244,6 +245,18 @@ class Objective:
             d = -(grad * ainv + q * (q * grad).sum(1, keepdim=True) / denom)
             slope = (grad * d).sum(1)  # < 0: H is positive definite
             f0 = f(z)
+            if check:
+                # the predicted decrease is below the objective's rounding: converged as far
+                # as the dtype resolves
+                if bool((-slope <= eps4 * (1.0 + f0.abs())).all()):
+                    break
+                # near the solution the full step passes: try it alone first
+                zt = z + d
+                if bool((f(zt) <= f0 + 1e-4 * slope).all()):
+                    z = zt
+                    continue
+            if steps is None:
+                steps = 0.5 ** torch.arange(_LINE_SEARCH, dtype=a.dtype, device=a.device)[:, None]
             fc = f(z[None] + steps[:, :, None] * d[None])  # (L, B)
             ok = fc <= f0 + 1e-4 * steps * slope
             first = torch.argmax(ok.to(torch.int8), dim=0)  # the first (largest) accepted step

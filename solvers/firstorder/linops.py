@@ -110,23 +110,25 @@ def cg_update(
     """
     x = x0.clone()
     wx = wx0.clone()
-    res = a - x0 + rmv(t - wx0)
+    res = rmv(t - wx0).add_(a).sub_(x0)
     p = res.clone()
-    rs = (res * res).sum(dim=1, keepdim=True)
+    # fused products and in-place updates: on large batches the CG steps' vector work is
+    # memory-bound and otherwise rivals the convolutions themselves
+    rs = torch.linalg.vecdot(res, res).unsqueeze(1)
     stop = (tol**2) * rs if tol > 0 else torch.zeros_like(rs)
     for _ in range(iters):
         if tol > 0 and bool((rs <= stop).all()):
             break
         q = mv(p)
-        ap = p + rmv(q)
-        pap = (p * ap).sum(dim=1, keepdim=True)
+        ap = rmv(q).add_(p)
+        pap = torch.linalg.vecdot(p, ap).unsqueeze(1)
         # rows already converged (or with p = 0) take no step
         alpha = torch.where(rs > stop, rs / torch.clamp(pap, min=1e-300), torch.zeros_like(rs))
-        x.add_(alpha * p)
-        wx.add_(alpha * q)
-        res.sub_(alpha * ap)
-        rs_new = (res * res).sum(dim=1, keepdim=True)
-        p = res + (rs_new / torch.clamp(rs, min=1e-300)) * p
+        x.addcmul_(alpha, p)
+        wx.addcmul_(alpha, q)
+        res.addcmul_(alpha, ap, value=-1.0)
+        rs_new = torch.linalg.vecdot(res, res).unsqueeze(1)
+        p.mul_(rs_new / torch.clamp(rs, min=1e-300)).add_(res)
         rs = rs_new
     return x, wx
 

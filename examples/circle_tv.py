@@ -39,13 +39,18 @@ def circle(H: int, radius: float) -> np.ndarray:
     return ((i - c) ** 2 + (j - c) ** 2 <= radius**2).astype(np.float64)
 
 
-def instance(H: int, m: int, radius: float, sigma: float, seed: int):
+def instance(H: int, m: int, radius: float, sigma: float, seed: int, noise: str = "output"):
     rng = np.random.default_rng(seed)
     x = circle(H, radius)
     W = rng.standard_normal((m, H * H))
     b = rng.standard_normal(m)
-    y = np.maximum(W @ x.ravel() + b, 0) + sigma * rng.standard_normal(m)
-    y = np.maximum(y, 0)  # the paper clips the data into dom(Psi)
+    e = sigma * rng.standard_normal(m)
+    if noise == "output":
+        # noise on the output, then clipped into dom(Psi) (y >= 0)
+        y = np.maximum(np.maximum(W @ x.ravel() + b, 0) + e, 0)
+    else:
+        # noise before the activation: the data stay in the range of the ReLU
+        y = np.maximum(W @ x.ravel() + b + e, 0)
     net = netopt.load(mlp_onnx([W], [b], ["relu"], dtype=np.float64))
     return net, x, y
 
@@ -54,10 +59,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--iters", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--noise",
+        choices=["output", "pre"],
+        default="output",
+        help="Gaussian noise on the output (clipped at 0) or before the ReLU",
+    )
     args = ap.parse_args()
     sigma, alpha = 0.005, 1.5e-2
 
-    net, x, y = instance(64, 512, 16.0, sigma, args.seed)
+    net, x, y = instance(64, 512, 16.0, sigma, args.seed, args.noise)
     t = time.perf_counter()
     r_tv = invert_bregman(
         net,
@@ -100,7 +111,7 @@ def main() -> None:
     print(f"\nrelative l2 error to the ground truth: TV {rel:.4f}, Landweber {rel_lw:.4f}")
 
     # certification on a downsampled instance (the full one is a dense 512x4096 conic problem)
-    net_s, x_s, y_s = instance(32, 128, 8.0, sigma, args.seed)
+    net_s, x_s, y_s = instance(32, 128, 8.0, sigma, args.seed, args.noise)
     t = time.perf_counter()
     r_s = invert_bregman(
         net_s,
@@ -133,7 +144,8 @@ def main() -> None:
         a.axis("off")
         fig.colorbar(im, ax=a, fraction=0.046)
     fig.tight_layout()
-    out = Path(__file__).resolve().parent / "figures" / "circle_tv.png"
+    stem = "circle_tv" if args.noise == "output" else "circle_tv_prenoise"
+    out = Path(__file__).resolve().parent / "figures" / f"{stem}.png"
     out.parent.mkdir(exist_ok=True)
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")

@@ -67,21 +67,9 @@ class _HighsSession:
         for k, v in (options.get("options") or {}).items():
             if h.setOptionValue(k, v) != highspy.HighsStatus.kOk:
                 raise InputError(f"layer-wise LP: HiGHS rejected option {k}={v!r}")
-        lp = highspy.HighsLp()
-        n, m = model.n_vars, model.n_rows
-        lp.num_col_, lp.num_row_ = n, m
-        lp.col_cost_ = model.c
-        lp.col_lower_ = model.lb
-        lp.col_upper_ = model.ub
-        lp.row_lower_ = model.row_lo
-        lp.row_upper_ = model.row_hi
-        A = model.A.tocsc()
-        A.sort_indices()
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = A.indices.astype(np.int32)
-        lp.a_matrix_.value_ = A.data
-        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, m
+        from netopt.solvers.highs_backend import highs_lp
+
+        lp = highs_lp(model, integrality=False)
         if h.passModel(lp) == highspy.HighsStatus.kError:
             raise SolveError("layer-wise LP: HiGHS rejected the layer's model (passModel failed)")
         self.h = h

@@ -31,6 +31,34 @@ _STATUS = {
 }
 
 
+def highs_lp(model: LinearModel, integrality: bool = True) -> Any:
+    """``model`` as a ``highspy.HighsLp`` (column-wise matrix; integrality when it is a MIP)."""
+    import highspy
+
+    lp = highspy.HighsLp()
+    n, m = model.n_vars, model.n_rows
+    lp.num_col_, lp.num_row_ = n, m
+    lp.col_cost_ = np.asarray(model.c, dtype=np.float64)
+    lp.offset_ = float(model.c0)
+    lp.col_lower_ = model.lb
+    lp.col_upper_ = model.ub
+    lp.row_lower_ = model.row_lo
+    lp.row_upper_ = model.row_hi
+    A = model.A.tocsc()
+    A.sort_indices()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = A.data
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, m
+    if integrality and model.is_mip:
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if t else highspy.HighsVarType.kContinuous
+            for t in model.integer
+        ]
+    return lp
+
+
 @register("highs")
 class HighsBackend(Backend):
     """HiGHS (MILP branch-and-cut, dual simplex for LPs).
@@ -70,27 +98,8 @@ class HighsBackend(Backend):
                     f"backend 'highs': HiGHS rejected option {k}={v!r}; see HiGHS's option list"
                 )
 
-        lp = highspy.HighsLp()
-        n, m = model.n_vars, model.n_rows
-        lp.num_col_, lp.num_row_ = n, m
-        lp.col_cost_ = np.asarray(model.c, dtype=np.float64)
-        lp.offset_ = float(model.c0)
-        lp.col_lower_ = model.lb
-        lp.col_upper_ = model.ub
-        lp.row_lower_ = model.row_lo
-        lp.row_upper_ = model.row_hi
-        A = model.A.tocsc()
-        A.sort_indices()
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = A.indices.astype(np.int32)
-        lp.a_matrix_.value_ = A.data
-        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, m
-        if model.is_mip:
-            lp.integrality_ = [
-                highspy.HighsVarType.kInteger if t else highspy.HighsVarType.kContinuous
-                for t in model.integer
-            ]
+        lp = highs_lp(model)
+        n = model.n_vars
         st = h.passModel(lp)
         if st == highspy.HighsStatus.kError:
             raise SolveError("backend 'highs': HiGHS rejected the model (passModel failed)")

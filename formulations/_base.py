@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from netopt.ir import Graph
+from netopt.ir import Graph, Op
 
 
 class Formulation:
@@ -62,3 +62,31 @@ class Formulation:
             for o in graph.ops
             if o.op not in cls.rules
         ]
+
+
+def chain_support(
+    graph: Graph, refusal: Callable[[Op], str | None], method: str, *, branches: bool = True
+) -> list[tuple[str, str, str]]:
+    """``(op id, IR op, reason)`` for the methods that invert a single chain of layers.
+
+    Every op that ``refusal`` rejects is listed with its ONNX node; with ``branches`` an op whose
+    output feeds several ops is listed too; a graph with several inputs or outputs adds one row.
+    """
+    bad = []
+    for o in graph.ops:
+        why = refusal(o)
+        if why is None and branches and o.outputs[0] not in graph.outputs:
+            if len(graph.consumers(o.outputs[0])) > 1:
+                why = f"its output feeds several ops; {method} inverts a single chain"
+        if why:
+            bad.append((o.id, o.op, why + (f" (from ONNX {o.origin})" if o.origin else "")))
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        bad.append(
+            (
+                "<graph>",
+                "-",
+                f"{len(graph.inputs)} inputs / {len(graph.outputs)} outputs; {method} inverts "
+                "single-input, single-output chains",
+            )
+        )
+    return bad

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from netopt.errors import FormulationError, InputError
 from netopt.formulations import register
-from netopt.formulations._base import Formulation
+from netopt.formulations._base import Formulation, chain_support
 from netopt.ir import Graph, Op
 from netopt.linear import linear_map
 from netopt.model import LinearModel
@@ -166,21 +166,7 @@ class LayerwiseLP(Formulation):
     @classmethod
     def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
         """``(op id, IR op, reason)`` for every op the layer-wise method cannot invert."""
-        bad = []
-        for o in graph.ops:
-            why = _refusal(o)
-            if why:
-                bad.append((o.id, o.op, why + (f" (from ONNX {o.origin})" if o.origin else "")))
-        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-            bad.append(
-                (
-                    "<graph>",
-                    "-",
-                    f"{len(graph.inputs)} inputs / {len(graph.outputs)} outputs; the layer-wise "
-                    "method inverts single-input, single-output chains",
-                )
-            )
-        return bad
+        return chain_support(graph, _refusal, "the layer-wise method", branches=False)
 
 
 @LayerwiseLP.rule(*_LINEAR_OK)

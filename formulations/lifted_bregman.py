@@ -48,7 +48,7 @@ import scipy.sparse as sp
 
 from netopt.errors import FormulationError, InputError
 from netopt.formulations import register
-from netopt.formulations._base import Formulation
+from netopt.formulations._base import Formulation, chain_support
 from netopt.ir import Graph
 
 __all__ = [
@@ -318,25 +318,7 @@ class LiftedBregman(Formulation):
     @classmethod
     def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
         """``(op id, IR op, reason)`` for every op outside the method's scope."""
-        bad = []
-        for o in graph.ops:
-            why = _refusal(o)
-            if why is None and o.op in _LINEAR_OK + _ACTIVATIONS:
-                outs = o.outputs[0]
-                if outs not in graph.outputs and len(graph.consumers(outs)) > 1:
-                    why = "its output feeds several ops; the method inverts a single chain"
-            if why:
-                bad.append((o.id, o.op, why + (f" (from ONNX {o.origin})" if o.origin else "")))
-        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-            bad.append(
-                (
-                    "<graph>",
-                    "-",
-                    f"{len(graph.inputs)} inputs / {len(graph.outputs)} outputs; the method "
-                    "inverts single-input, single-output chains",
-                )
-            )
-        return bad
+        return chain_support(graph, _refusal, "the lifted Bregman method", branches=True)
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,107 @@
+r"""Activation-Descent Regularization (ADR-GD, Yu & Gao, ICML 2024): scope and math.
+
+The network is a chain of dense layers closed by ReLU,
+:math:`h^0 = x`, :math:`g^l = W_l h^{l-1} + b_l`, :math:`h^l = \max(g^l, 0)` for
+:math:`l = 1..L-1`, and :math:`f(x) = W_L h^{L-1} + b_L`.
+
+**Activation variables.** Each hidden unit gets a continuous :math:`\eta^l_j \in [0.3, 0.7]`
+that chooses its state: on below 0.5, off above. The *offset-sigmoid gate*
+
+.. math::
+    s(\eta) = 1 - \operatorname{sigmoid}\big(\beta(\eta - 0.5 + 10^{-6})\big),
+    \qquad \beta = 2000,
+
+is :math:`\approx 1` for :math:`\eta < 0.5` and :math:`\approx 0` for :math:`\eta > 0.5`
+(transition width :math:`\approx 1/\beta`). :math:`\eta` starts from the true pattern at
+:math:`x`: :math:`\eta^l_j = 0.5 - 0.01\,\mathrm{sign}(g^l_j(x))`.
+
+**Sigmoid-surrogate network** (the linear region chosen by :math:`\eta`, applied to :math:`x`):
+
+.. math::
+    \tilde h^0 = x, \quad \tilde h^l = \mathrm{diag}(s(\eta^l))(W_l \tilde h^{l-1} + b_l), \quad
+    \tilde f(x, \eta) = W_L \tilde h^{L-1} + b_L .
+
+With the gates held fixed, :math:`P^1 = W_1`, :math:`P^l = W_l D^{l-1} P^{l-1}`
+(:math:`D^l = \mathrm{diag}(s(\eta^l))`): row :math:`j` of :math:`P^l` is the input-gradient of
+unit :math:`j`'s pre-activation inside the chosen region. When :math:`\eta` matches the true
+pattern at :math:`x` (and :math:`\beta \to \infty`), :math:`\tilde f(x, \eta) = f(x)`.
+
+**Normalized constraint loss** ("(8)"). With :math:`\hat g^l_j = g^l_j(x) / \max(\|P^l_j\|,
+\nu)` (true pre-activations, surrogate row norms; :math:`\nu = 0` for random nets, 1 in the
+authors' attack code),
+
+.. math::
+    C(x, \eta) = \sum_{l=1}^{L-1} \Big[\max_j \mathrm{relu}\big(\hat g^l_j\,
+    \mathrm{relu}(\eta^l_j - 0.5)\big) + \max_j \mathrm{relu}\big(-\hat g^l_j\,
+    \mathrm{relu}(0.5 - \eta^l_j)\big)\Big]
+
+penalizes the worst unit per layer and sign that :math:`\eta` marks off while it is on, or
+marks on while it is off, weighted by how far :math:`\eta` is from 0.5.
+
+**Objective** ("(9)"): :math:`\mathcal L(x, \eta, \lambda) = \phi(\tilde f(x,\eta)) /
+\|\nabla_x \phi(\tilde f)\| + \lambda\, C(x, \eta)`, with :math:`\phi` the problem's objective
+as a minimization (:math:`-c^\top f` when maximizing) and the normalizer held constant per
+iteration.
+
+**Algorithm 1** (:func:`netopt.adrgd.solve_adr`): gradient steps on :math:`x` (normalized when
+:math:`\|\nabla_x\| > 1`, projected on the box), dual ascent with decay on :math:`\lambda`
+(:math:`\lambda \mathrel{+}= \mathrm{lr}_\lambda C` if :math:`C > 10^{-2}`, else
+:math:`\lambda \mathrel{-}= r`, clipped to :math:`[0.2, 10]`), and steps on each layer's
+:math:`\eta^l` perturbed by Gaussian noise when its gradient is tiny and no perturbation happened
+in the last ``perturb_freq`` iterations. The answer is the best iterate judged by the true
+network.
+
+This module holds no model: ``Problem.solve("adr_gd", ...)`` hands the problem to the
+``driver``.
+"""
+
+from __future__ import annotations
+
+from netopt.formulations import register
+from netopt.formulations._base import Formulation, chain_support
+from netopt.ir import Graph
+
+__all__ = ["ADRGD", "LINEAR_OPS", "ACTIVATION_OPS"]
+
+#: ops that keep the network a chain of dense layers (shape-only ops compose into the matrices)
+LINEAR_OPS = ("affine", "scale", "reshape", "identity")
+#: the only activation the activation variables model
+ACTIVATION_OPS = ("relu",)
+
+
+def _refusal(op) -> str | None:
+    """Why ADR-GD cannot handle ``op`` (None if it can)."""
+    if op.op in ACTIVATION_OPS:
+        return None
+    if op.op in LINEAR_OPS:
+        if len(op.inputs) != 1:
+            return f"'{op.op}' with {len(op.inputs)} variable inputs breaks the chain of layers"
+        return None
+    if op.op == "leaky_relu":
+        return "ADR-GD's activation variables model ReLU on/off states only, not LeakyReLU"
+    if op.op in ("sigmoid", "tanh", "softmax", "log_softmax"):
+        return (
+            f"'{op.op}' is smooth and has no on/off activation pattern; ADR-GD handles ReLU "
+            "chains (use a gradient method: 'adam', 'pgd')"
+        )
+    if op.op == "conv2d":
+        return "conv2d is not dense; ADR-GD handles chains of dense (affine) layers and ReLU"
+    if op.op in ("add", "concat"):
+        return f"'{op.op}' of several variable tensors breaks the chain of layers"
+    return f"ADR-GD handles chains of affine + relu only, not '{op.op}'"
+
+
+@register("adr_gd")
+class ADRGD(Formulation):
+    """Support check of ADR-GD; solved by its ``driver`` :func:`netopt.adrgd.solve_adr`."""
+
+    name = "adr_gd"
+    model_type = "none"
+    first_order = False
+    driver = "netopt.adrgd:solve_adr"
+    rules = {k: None for k in (*LINEAR_OPS, *ACTIVATION_OPS)}  # type: ignore[dict-item]
+
+    @classmethod
+    def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
+        """``(op id, IR op, reason)`` for every op outside ADR-GD's scope, each with its ONNX node."""
+        return chain_support(graph, _refusal, "ADR-GD", branches=True)

@@ -483,7 +483,15 @@ def surf(
 
 # ----------------------------------------------------------------------------- a generator
 def _digits(seed: int) -> np.ndarray:
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        from netopt.errors import SolverUnavailableError
+
+        raise SolverUnavailableError(
+            "training the digits generator needs scikit-learn (its 8x8 digits ship with it): "
+            "pip install 'netopt[examples]'"
+        ) from None
 
     x = load_digits().data.astype(np.float32) / 16.0  # pixels in [0, 1]
     return x[np.random.default_rng(seed).permutation(len(x))]

@@ -1,0 +1,338 @@
+"""Benchmark suites: a TOML file of instance families x methods x seeds x time limits.
+
+A suite file::
+
+    name = "small"
+    seeds = [0, 1]
+    time_limit = 30          # seconds; a number or a list (one task per value)
+    grace = 10               # extra wall-clock seconds before a task is killed
+    memory_limit_mb = 4000   # optional, per task (address space)
+
+    [[family]]
+    kind = "mlp"             # sat3 | expansive | mlp | folder
+    widths = [3, 6, 2]
+    target = "realizable"
+    count = 2
+
+    [[method]]
+    name = "adam_short"      # the label in results
+    formulation = "adam"     # default: the name
+    options = { max_iter = 50 }
+
+Every error names the file and the line of the offending key: the TOML parser keeps no
+positions, so the key is located in the raw text (:func:`_line_of`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netopt.errors import InputError
+
+try:  # Python >= 3.11
+    import tomllib
+except ImportError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = ["Suite", "Family", "Method", "Task", "load_suite", "parse_suite", "method_options"]
+
+#: parameters of each generator family: name -> default (None: required)
+FAMILY_PARAMS: dict[str, dict[str, Any]] = {
+    "sat3": {"n": None, "ratio": 4.26, "kind": "any", "variant": "box", "count": 1, "seed": 0},
+    "expansive": {"widths": None, "noise": 0.0, "count": 1, "seed": 0},
+    "mlp": {"widths": None, "target": "realizable", "count": 1, "seed": 0},
+    "folder": {"path": None},
+}
+_TOP_KEYS = {"name", "seeds", "time_limit", "grace", "memory_limit_mb", "ground_truth_time_limit"}
+_TOP_KEYS |= {"family", "method"}
+_METHOD_KEYS = {"name", "formulation", "options"}
+# what solve() itself takes on the exact path (besides the backend's common options)
+_EXACT_KW = ("solver", "bounds", "tighten", "tighten_time", "relax", "heuristic")
+_EXACT_KW += ("heuristic_time", "n_samples", "start", "seed")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One ``[[family]]`` table: a generator and its parameters (defaults filled in)."""
+
+    kind: str
+    params: dict[str, Any]
+    label: str
+
+    def digest(self) -> str:
+        """A short hash of the kind and parameters: the family's identity in task keys."""
+        return _digest({"kind": self.kind, "params": self.params})[:10]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One ``[[method]]`` table: a label, the formulation it runs and its options."""
+
+    name: str
+    formulation: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One (instance, method, seed, time limit); ``key`` is stable across runs and edits."""
+
+    key: str
+    family: Family
+    index: int
+    method: Method
+    seed: int
+    time_limit: float
+
+    @property
+    def instance_key(self) -> str:
+        return f"{self.family.label}-{self.family.digest()}-{self.index}"
+
+
+@dataclass
+class Suite:
+    """A parsed suite (see the module docstring)."""
+
+    name: str
+    families: list[Family]
+    methods: list[Method]
+    seeds: list[int]
+    time_limits: list[float]
+    grace: float = 10.0
+    memory_limit_mb: float | None = None
+    ground_truth_time_limit: float | None = None
+    path: str | None = None
+    _counts: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def instance_count(self, fam: Family) -> int:
+        """How many instances ``fam`` yields (a folder: its instance JSON files)."""
+        if fam.kind == "folder":
+            return len(folder_files(fam))
+        return int(fam.params["count"])
+
+    def tasks(self) -> list[Task]:
+        """Every task, in a deterministic order: family, instance, method, seed, time limit."""
+        out = []
+        for fam in self.families:
+            for i in range(self.instance_count(fam)):
+                for m in self.methods:
+                    for s in self.seeds:
+                        for tl in self.time_limits:
+                            key = _digest(
+                                {
+                                    "family": fam.kind,
+                                    "params": fam.params,
+                                    "index": i,
+                                    "method": m.name,
+                                    "formulation": m.formulation,
+                                    "options": m.options,
+                                    "seed": s,
+                                    "time_limit": tl,
+                                }
+                            )
+                            out.append(Task(key, fam, i, m, s, tl))
+        return out
+
+
+def folder_files(fam: Family) -> list[Path]:
+    """The instance JSON files of a ``folder`` family, sorted (a stable index)."""
+    return sorted(Path(fam.params["path"]).glob("*.json"))
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _line_of(text: str, key: str, occurrence: int = 0, after: int = 0) -> int | None:
+    """The 1-based line where ``key`` is assigned (or a ``[[key]]`` table opens).
+
+    ``occurrence`` counts ``[[table]]`` headers (the n-th family); ``after`` starts the search
+    at that line, so a key is looked up inside its own table.
+    """
+    lines = text.splitlines()
+    pat = re.compile(rf"^\s*(\[\[\s*{re.escape(key)}\s*\]\]|\"?{re.escape(key)}\"?\s*=)")
+    inline = re.compile(rf"[{{,]\s*\"?{re.escape(key)}\"?\s*=")
+    seen = 0
+    for n, line in enumerate(lines[after:], start=after + 1):
+        if pat.search(line) or inline.search(line):
+            if seen == occurrence:
+                return n
+            seen += 1
+    return None
+
+
+class _Ctx:
+    """Where errors point: the file name and its text."""
+
+    def __init__(self, text: str, where: str):
+        self.text, self.where = text, where
+
+    def fail(self, msg: str, key: str, table: str | None = None, occurrence: int = 0) -> InputError:
+        start = 0
+        if table is not None:
+            start = (_line_of(self.text, table, occurrence) or 1) - 1
+        line = _line_of(self.text, key, 0, start)
+        loc = f"{self.where}, line {line}" if line else self.where
+        return InputError(f"{loc}: {msg}")
+
+
+def method_options(formulation: str) -> tuple[str, ...] | None:
+    """The option names ``formulation`` accepts through ``Problem.solve`` (``None``: any)."""
+    from netopt import formulations
+
+    F = formulations.get(formulation)
+    driver = getattr(F, "driver", None)
+    if driver:
+        import importlib
+
+        mod, _, fn = driver.partition(":")
+        sig = inspect.signature(getattr(importlib.import_module(mod), fn))
+        if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            return None
+        return tuple(p for p in list(sig.parameters)[1:]) + ("solver",)
+    if getattr(F, "first_order", False):
+        from netopt.solvers.torch_backend import OPTIONS
+
+        kind = "SplitModel" if formulation == "admm" else "GradientModel"
+        return OPTIONS[kind] + ("solver",)
+    from netopt.solvers._base import COMMON_OPTIONS
+
+    return tuple(COMMON_OPTIONS) + _EXACT_KW
+
+
+def load_suite(path: str | os.PathLike, extra_methods: dict[str, Any] | None = None) -> Suite:
+    """Read and check a suite file (see :func:`parse_suite`)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such suite file") from None
+    s = parse_suite(text, str(p), extra_methods, base=p.parent)
+    s.path = str(p)
+    return s
+
+
+def parse_suite(
+    text: str,
+    where: str = "<suite>",
+    extra_methods: dict[str, Any] | None = None,
+    base: Path | None = None,
+) -> Suite:
+    """Parse and check a suite's TOML text.
+
+    Parameters
+    ----------
+    text : str
+    where : str
+        The file name used in error messages.
+    extra_methods : dict, optional
+        ``{name: callable(problem, seed=..., time_limit=..., **options) -> Result}``: methods
+        beyond the registered formulations (accepted with any options).
+    base : Path, optional
+        Folder that relative ``folder`` paths are resolved against.
+
+    Raises
+    ------
+    InputError
+        For malformed TOML, an unknown key, family, method or option; the message names the line.
+    """
+    from netopt import formulations
+
+    ctx = _Ctx(text, where)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{where}: not valid TOML ({e})") from None
+    for k in data:
+        if k not in _TOP_KEYS:
+            raise ctx.fail(f"unknown key '{k}'; known: {sorted(_TOP_KEYS)}", k)
+    extra = dict(extra_methods or {})
+    fams = []
+    for j, f in enumerate(data.get("family", [])):
+        kind = f.get("kind")
+        if kind not in FAMILY_PARAMS:
+            raise ctx.fail(
+                f"unknown family kind {kind!r}; known: {sorted(FAMILY_PARAMS)}",
+                "kind",
+                "family",
+                j,
+            )
+        spec = FAMILY_PARAMS[kind]
+        params = {}
+        for k, v in f.items():
+            if k in ("kind", "label"):
+                continue
+            if k not in spec:
+                raise ctx.fail(
+                    f"unknown parameter '{k}' of family '{kind}'; known: {sorted(spec)}",
+                    k,
+                    "family",
+                    j,
+                )
+            params[k] = v
+        for k, default in spec.items():
+            if k not in params:
+                if default is None:
+                    raise ctx.fail(f"family '{kind}' needs '{k}'", "kind", "family", j)
+                params[k] = default
+        if kind == "folder":
+            fp = Path(params["path"])
+            params["path"] = str(fp if fp.is_absolute() or base is None else base / fp)
+        fams.append(Family(kind, params, str(f.get("label", kind))))
+    methods = []
+    known = sorted(set(formulations.available()) | set(extra))
+    for j, m in enumerate(data.get("method", [])):
+        for k in m:
+            if k not in _METHOD_KEYS:
+                raise ctx.fail(
+                    f"unknown key '{k}' of a method; known: {sorted(_METHOD_KEYS)}",
+                    k,
+                    "method",
+                    j,
+                )
+        if "name" not in m:
+            raise ctx.fail("a method needs a 'name'", "method", None, j)
+        form = m.get("formulation", m["name"])
+        if form not in known:
+            key = "formulation" if "formulation" in m else "name"
+            raise ctx.fail(f"unknown method {form!r}; known: {known}", key, "method", j)
+        opts = dict(m.get("options", {}))
+        allowed = None if form in extra else method_options(form)
+        if allowed is not None:
+            for k in opts:
+                if k not in allowed or k in ("time_limit", "seed"):
+                    # the suite's own time_limit and seeds set these two
+                    raise ctx.fail(
+                        f"unknown option '{k}' of method '{m['name']}' ({form}); "
+                        f"known: {sorted(set(allowed) - {'time_limit', 'seed'})}",
+                        k,
+                        "method",
+                        j,
+                    )
+        methods.append(Method(str(m["name"]), form, opts))
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise InputError(f"{where}: method names must be unique, got {names}")
+    if not fams or not methods:
+        raise InputError(f"{where}: a suite needs at least one [[family]] and one [[method]]")
+    seeds = data.get("seeds", [0])
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    tl = data.get("time_limit", 60.0)
+    tls = [float(t) for t in (tl if isinstance(tl, list) else [tl])]
+    return Suite(
+        name=str(data.get("name", Path(where).stem)),
+        families=fams,
+        methods=methods,
+        seeds=[int(s) for s in seeds],
+        time_limits=tls,
+        grace=float(data.get("grace", 10.0)),
+        memory_limit_mb=data.get("memory_limit_mb"),
+        ground_truth_time_limit=data.get("ground_truth_time_limit"),
+    )

@@ -1,0 +1,184 @@
+"""netopt bench: suite parsing, task keys, the store's schema guard, a killed and resumed run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netopt.bench.store import SCHEMA_VERSION, Store
+from netopt.bench.suite import parse_suite
+from netopt.errors import InputError
+
+SUITE = """\
+name = "tiny"
+seeds = [0, 1]
+time_limit = 20
+
+[[family]]
+kind = "mlp"
+widths = [3, 6, 2]
+count = 2
+
+[[method]]
+name = "adam"
+options = { max_iter = 50 }
+
+[[method]]
+name = "milp"
+"""
+
+
+def test_parse_and_expand_deterministic():
+    a, b = parse_suite(SUITE).tasks(), parse_suite(SUITE).tasks()
+    assert len(a) == 2 * 2 * 2
+    assert [t.key for t in a] == [t.key for t in b]
+    assert len({t.key for t in a}) == len(a)
+    # a changed option is a different task; an unrelated family keeps the keys of the others
+    c = parse_suite(SUITE.replace("max_iter = 50", "max_iter = 60")).tasks()
+    assert {t.key for t in c if t.method.name == "milp"} == {
+        t.key for t in a if t.method.name == "milp"
+    }
+    assert {t.key for t in c if t.method.name == "adam"}.isdisjoint(t.key for t in a)
+
+
+@pytest.mark.parametrize(
+    "old, new, line, words",
+    [
+        ('kind = "mlp"', 'kind = "mlq"', 6, "unknown family kind 'mlq'"),
+        ('name = "milp"', 'name = "milq"', 15, "unknown method 'milq'"),
+        ("max_iter = 50", "max_iter = 50, lrate = 1", 12, "unknown option 'lrate'"),
+        ("count = 2", "count = 2\ncolor = 1", 9, "unknown parameter 'color'"),
+    ],
+)
+def test_errors_name_the_line(old, new, line, words):
+    with pytest.raises(InputError, match=rf"suite.toml, line {line}: {words}"):
+        parse_suite(SUITE.replace(old, new), "suite.toml")
+
+
+def test_newer_schema_refused_untouched(tmp_path):
+    db = tmp_path / "r.sqlite"
+    Store(db).close()
+    con = sqlite3.connect(db)
+    con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    con.commit()
+    con.close()
+    before, mtime = db.read_bytes(), db.stat().st_mtime_ns
+    files = sorted(os.listdir(tmp_path))
+    with pytest.raises(InputError, match="newer than this netopt"):
+        Store(db)
+    assert db.read_bytes() == before and db.stat().st_mtime_ns == mtime
+    assert sorted(os.listdir(tmp_path)) == files
+
+
+def _done_rows(db: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT COUNT(*) FROM tasks WHERE status='done'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_sigkill_midway_then_resume(tmp_path):
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SUITE)
+    db = tmp_path / "r.sqlite"
+    code = (
+        "from netopt.bench.runner import run_suite; "
+        f"run_suite({str(suite)!r}, {str(db)!r}, workers=2)"
+    )
+    # a new session: the kill takes the runner and its children down together, as a crash would
+    p = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    t0 = time.monotonic()
+    while _done_rows(db) < 3 and p.poll() is None and time.monotonic() - t0 < 40:
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    killed_done = _done_rows(db)
+    assert 0 < killed_done < 8, "the kill should land midway"
+    first = {r["key"]: r for r in _rows(db) if r["status"] == "done"}
+
+    seen = []
+    from netopt.bench.runner import run_suite
+
+    counts = run_suite(suite, db, workers=2, progress=seen.append)
+    assert counts["done"] == 8 and sum(counts.values()) == 8
+    rows = _rows(db)
+    assert len(rows) == 8 and len({r["key"] for r in rows}) == 8
+    for r in rows:
+        assert r["status"] == "done" and r["attempts"] >= 1
+        assert r["result"]["gap_to_optimum"] is not None  # the planted optimum 0 is known
+        if r["key"] in first:  # finished before the kill: not run again
+            assert r["attempts"] == first[r["key"]]["attempts"]
+            assert r["result"] == first[r["key"]]["result"]
+    con = sqlite3.connect(db)
+    done_per_task = con.execute(
+        "SELECT task, COUNT(*) FROM attempts WHERE outcome='done' GROUP BY task"
+    ).fetchall()
+    con.close()
+    assert len(done_per_task) == 8 and all(n == 1 for _, n in done_per_task)
+    assert seen[-1]["done"] == 8 and seen[-1]["pending"] == 0 and seen[-1]["running"] == 0
+    # a third run has nothing left to do
+    assert run_suite(suite, db)["done"] == 8
+
+
+def _rows(db: Path) -> list[dict]:
+    s = Store(db)
+    try:
+        return s.results()
+    finally:
+        s.close()
+
+
+# test-only methods: module level, so the spawned child imports them by name
+def hang(problem, seed=0, time_limit=None, **options):
+    time.sleep(600)
+
+
+def abort(problem, seed=0, time_limit=None, **options):
+    os.abort()
+
+
+def hog(problem, seed=0, time_limit=None, **options):
+    return bytearray(8 * 2**30)
+
+
+def test_hang_and_crash_recorded_run_goes_on(tmp_path):
+    from netopt.bench.runner import run_suite
+
+    text = """\
+time_limit = 1
+grace = 4
+memory_limit_mb = 3000
+[[family]]
+kind = "mlp"
+widths = [3, 6, 2]
+[[method]]
+name = "hang"
+[[method]]
+name = "abort"
+[[method]]
+name = "hog"
+[[method]]
+name = "adam"
+options = { max_iter = 20 }
+"""
+    extra = {"hang": hang, "abort": abort, "hog": hog}
+    counts = run_suite(
+        parse_suite(text, extra_methods=extra), tmp_path / "r.sqlite", extra_methods=extra
+    )
+    by = {r["method"]: r for r in _rows(tmp_path / "r.sqlite")}
+    assert by["hang"]["status"] == "timeout"
+    assert by["abort"]["status"] == "crashed" and "exit code" in by["abort"]["result"]["reason"]
+    assert by["hog"]["status"] == "crashed" and "Memory" in by["hog"]["result"]["reason"]
+    assert by["adam"]["status"] == "done"
+    assert counts["done"] == 1

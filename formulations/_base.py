@@ -18,6 +18,11 @@ class Formulation:
     #: the model type its output is (backends declare which they accept)
     model_type: ClassVar[str] = ""
     rules: ClassVar[dict[str, Callable]] = {}
+    #: what :meth:`require_support` says the formulation cannot do, and what to do instead
+    support_verb: ClassVar[str] = "model"
+    support_hint: ClassVar[str] = (
+        "Smooth activations (sigmoid, tanh, softmax) need a first-order method."
+    )
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -45,8 +50,8 @@ class Formulation:
         if bad:
             lines = "\n".join(f"  - {i} ({op}): {why}" for i, op, why in bad)
             raise FormulationError(
-                f"formulation '{cls.name}' cannot model {len(bad)} op(s){where}:\n{lines}\n"
-                "Smooth activations (sigmoid, tanh, softmax) need a first-order method."
+                f"formulation '{cls.name}' cannot {cls.support_verb} {len(bad)} op(s){where}:\n"
+                f"{lines}\n{cls.support_hint}"
             )
 
     @classmethod

@@ -224,6 +224,8 @@ class ADMM(Formulation):
 
     name = "admm"
     model_type = "SplitModel"
+    support_verb = "split"
+    support_hint = "Use a gradient method instead: prob.solve('adam')."
     first_order = True
     default_backend = "torch"
 
@@ -241,16 +243,6 @@ class ADMM(Formulation):
                 bad.append((o.id, o.op, f"not a chain: it reads {list(o.inputs)}{origin}"))
             prev = o.outputs[0]
         return bad
-
-    @classmethod
-    def require_support(cls, graph: Graph, where: str = "") -> None:
-        bad = cls.check_support(graph)
-        if bad:
-            lines = "\n".join(f"  - {i} ({op}): {why}" for i, op, why in bad)
-            raise FormulationError(
-                f"formulation 'admm' cannot split {len(bad)} op(s){where}:\n{lines}\n"
-                "Use a gradient method instead: prob.solve('adam')."
-            )
 
     def build(self, problem: Problem | list[Problem], bounds: Any = None) -> SplitModel:
         """Split the network of ``problem`` (or of a list of problems on one network).

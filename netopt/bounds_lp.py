@@ -21,7 +21,6 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from netopt.bounds import Bounds, interval_op
 from netopt.linear import is_linear
@@ -88,6 +87,7 @@ def tighten_lp(
 
     from netopt.formulations.milp import MILP
     from netopt.problems import Feasibility
+    from netopt.solvers.highs_backend import highs_lp
 
     t0 = time.perf_counter()
     b = bounds.copy()
@@ -110,30 +110,23 @@ def tighten_lp(
             break
         f = MILP()
         model = f.build(problem, b).relaxed()
-        A = model.A.tocsc()
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
-        lp = highspy.HighsLp()
-        n, m = model.n_vars, model.n_rows
+        lp = highs_lp(model, integrality=False)
+        lp.col_cost_ = np.zeros(model.n_vars)  # each LP below sets the cost of one column
+        lp.offset_ = 0.0
+        h.passModel(lp)
         c = np.asarray(model.c, dtype=np.float64)
-        lp.num_col_, lp.num_row_ = n, m
-        lp.col_cost_ = np.zeros(n)
-        lp.col_lower_, lp.col_upper_ = model.lb, model.ub
-        rlo, rhi = model.row_lo, model.row_hi
         if cutoff is not None and np.any(c):
             # objective row: c.v <= cutoff - c0 (a tiny slack keeps the known point inside)
-            A = sp.vstack([model.A, c[None, :]]).tocsc()
-            rlo = np.r_[rlo, -np.inf]
-            rhi = np.r_[rhi, cutoff - model.c0 + 1e-7 * max(1.0, abs(cutoff))]
-            lp.num_row_ = m + 1
-        A.sort_indices()
-        lp.row_lower_, lp.row_upper_ = rlo, rhi
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = A.indices.astype(np.int32)
-        lp.a_matrix_.value_ = A.data
-        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, lp.num_row_
-        h.passModel(lp)
+            nz = np.nonzero(c)[0]
+            h.addRow(
+                -highspy.kHighsInf,
+                cutoff - model.c0 + 1e-7 * max(1.0, abs(cutoff)),
+                len(nz),
+                nz.astype(np.int32),
+                c[nz],
+            )
         cols = model.blocks[v].reshape(-1)
         new_lo, new_hi = lo.copy(), hi.copy()
         infeasible = False

@@ -311,6 +311,11 @@ def test_instance_load_errors(tmp_path):
     paths["onnx"].write_bytes(mlp_instance((3, 8, 2), seed=1).model.SerializeToString())
     with pytest.raises(InputError, match="SHA-256 differs"):
         load_instance(paths["json"])
+    d = json.loads(paths["json"].read_text())
+    del d["region_tol"]
+    (tmp_path / "partial.json").write_text(json.dumps(d))
+    with pytest.raises(InputError, match="lacks \\['region_tol'\\]"):
+        load_instance(tmp_path / "partial.json")
     (tmp_path / "x.json").write_text('{"a": 1}')
     with pytest.raises(InputError, match="not a netopt instance"):
         load_instance(tmp_path / "x.json")

@@ -202,6 +202,9 @@ def load_instance(path: str | os.PathLike) -> Instance:
             f"{p}: instance format version {d['format_version']} is newer than this netopt "
             f"reads ({FORMAT_VERSION}); upgrade netopt"
         )
+    missing = [k for k in ("name", "family", "model", "region_tol", "problem") if k not in d]
+    if missing:
+        raise InputError(f"{p}: the instance file lacks {missing}; write it with Instance.save")
     mp = p.parent / d["model"]
     try:
         data = mp.read_bytes()
@@ -212,8 +215,11 @@ def load_instance(path: str | os.PathLike) -> Instance:
             f"{p}: {mp} is not the model this instance was written with (SHA-256 differs)"
         )
     prob = d["problem"]
-    if prob.get("type") != "Inversion":
-        raise InputError(f"{p}: only Inversion instances are supported, got {prob.get('type')!r}")
+    if not isinstance(prob, dict) or prob.get("type") != "Inversion":
+        kind = prob.get("type") if isinstance(prob, dict) else prob
+        raise InputError(f"{p}: only Inversion instances are supported, got {kind!r}")
+    if any(k not in prob for k in ("target", "norm", "domain")):
+        raise InputError(f"{p}: its problem lacks the target, norm or domain")
     norm = prob["norm"]
     attachments = {}
     for k, fn in d.get("attachments", {}).items():

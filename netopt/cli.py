@@ -411,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     from netopt.cli_gen import add_gen_parser
 
     add_gen_parser(sub)
+    from netopt.cli_bench import add_bench_parsers
+
+    add_bench_parsers(sub)
     return p
 
 

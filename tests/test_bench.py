@@ -182,3 +182,54 @@ options = { max_iter = 20 }
     assert by["hog"]["status"] == "crashed" and "Memory" in by["hog"]["result"]["reason"]
     assert by["adam"]["status"] == "done"
     assert counts["done"] == 1
+
+
+SMALL = """\
+name = "small"
+seeds = [0, 1]
+time_limit = 20
+[[family]]
+kind = "mlp"
+widths = [3, 6, 2]
+target = ["realizable", "outside"]
+[[method]]
+name = "adam"
+options = { max_iter = 60, restarts = 2 }
+[[method]]
+name = "milp"
+"""
+
+
+def _table(db: Path) -> list[tuple]:
+    """The results that must not depend on where a task ran (no times, no attempt counts)."""
+    out = []
+    for r in _rows(db):
+        res = r["result"]
+        keep = ("status", "objective", "bound", "gap_to_optimum", "dist_to_planted")
+        out.append((r["key"], r["status"]) + tuple(res.get(k) for k in keep))
+    return sorted(out)
+
+
+def test_local_and_dask_executors_same_table(tmp_path):
+    pytest.importorskip("distributed")
+    from netopt.bench.runner import run_suite
+
+    a, b = tmp_path / "local.sqlite", tmp_path / "dask.sqlite"
+    run_suite(SMALL, a, workers=2)
+    run_suite(SMALL, b, workers=2, executor="dask")
+    ta, tb = _table(a), _table(b)
+    assert len(ta) == 8 and all(row[1] == "done" for row in ta)
+    assert ta == tb
+    gt = {g["instance"]: g for g in map(dict, _gt_rows(a))}
+    # the realizable target's optimum is known (0, planted); the other's is the MILP's
+    assert len(gt) == 2 and sorted(g["status"] for g in gt.values()) == ["known", "optimal"]
+    assert sorted(g["optimum"] > 0 for g in gt.values()) == [False, True]
+
+
+def _gt_rows(db: Path) -> list:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute("SELECT * FROM ground_truth").fetchall()
+    finally:
+        con.close()

@@ -113,6 +113,16 @@ class Store:
                 (key, family, json.dumps(params), idx, path, json.dumps(gt, default=str)),
             )
 
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        if key == "schema_version":
+            raise ValueError("schema_version is the store's own")
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     # ---------------------------------------------------------------- tasks
     def add_tasks(self, rows: list[tuple]) -> None:
         """Insert ``(key, instance, method, formulation, options, seed, time_limit)`` rows;
@@ -129,6 +139,14 @@ class Store:
         with self.db:
             cur = self.db.execute("UPDATE tasks SET status='pending' WHERE status='running'")
             self.db.execute("UPDATE attempts SET outcome='lost' WHERE outcome IS NULL")
+        return cur.rowcount
+
+    def retry(self) -> int:
+        """Make failed, timed-out and crashed tasks pending again; returns how many."""
+        with self.db:
+            cur = self.db.execute(
+                "UPDATE tasks SET status='pending' WHERE status IN ('failed','timeout','crashed')"
+            )
         return cur.rowcount
 
     def pending(self, keys: list[str]) -> list[str]:

@@ -14,10 +14,27 @@ A suite file::
     target = "realizable"
     count = 2
 
+    [[family]]
+    kind = "sat3"
+    n = [10, 20]             # a list makes a grid: one family per value (widths: a list of lists)
+    ratio = [3.0, 4.26]
+
     [[method]]
     name = "adam_short"      # the label in results
-    formulation = "adam"     # default: the name
+    formulation = "adam"     # default: the name; or "package.module:function" (see below)
     options = { max_iter = 50 }
+    families = ["sat3"]      # optional: the family labels (or kinds) it runs on
+
+    [success]                # how `netopt report` judges a result (it can override these)
+    objective_tol = 1e-4     # objective <= optimum + tol * max(1, |optimum|)
+    x_star_tol = 1e-2        # ||x - x*|| / ||x*|| <= tol, x* the planted input
+    criterion = "objective"  # objective | x_star | either
+
+A method's ``formulation`` may name a function ``f(problem, seed=..., time_limit=..., **options)
+-> Result`` as ``"package.module:function"``: a method of the user's own, run like the others.
+Top-level ``ground_truth = "milp"`` (default) solves each instance's MILP once, within
+``ground_truth_time_limit`` seconds, when its optimum is not known by construction; ``"known"``
+uses only what the generator knows.
 
 Every error names the file and the line of the offending key: the TOML parser keeps no
 positions, so the key is located in the raw text (:func:`_line_of`).
@@ -42,6 +59,7 @@ except ImportError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = ["Suite", "Family", "Method", "Task", "load_suite", "parse_suite", "method_options"]
+__all__ += ["load_callable", "SUCCESS_DEFAULTS"]
 
 #: parameters of each generator family: name -> default (None: required)
 FAMILY_PARAMS: dict[str, dict[str, Any]] = {
@@ -51,8 +69,15 @@ FAMILY_PARAMS: dict[str, dict[str, Any]] = {
     "folder": {"path": None},
 }
 _TOP_KEYS = {"name", "seeds", "time_limit", "grace", "memory_limit_mb", "ground_truth_time_limit"}
-_TOP_KEYS |= {"family", "method"}
-_METHOD_KEYS = {"name", "formulation", "options"}
+_TOP_KEYS |= {"family", "method", "success", "ground_truth"}
+#: the [success] table: name -> default
+SUCCESS_DEFAULTS: dict[str, Any] = {
+    "objective_tol": 1e-4,
+    "x_star_tol": 1e-2,
+    "criterion": "objective",
+}
+_CRITERIA = ("objective", "x_star", "either")
+_METHOD_KEYS = {"name", "formulation", "options", "families"}
 # what solve() itself takes on the exact path (besides the backend's common options)
 _EXACT_KW = ("solver", "bounds", "tighten", "tighten_time", "relax", "heuristic")
 _EXACT_KW += ("heuristic_time", "n_samples", "start", "seed")
@@ -78,6 +103,11 @@ class Method:
     name: str
     formulation: str
     options: dict[str, Any]
+    #: family labels or kinds this method runs on (None: every family)
+    families: tuple[str, ...] | None = None
+
+    def runs_on(self, fam: Family) -> bool:
+        return self.families is None or fam.label in self.families or fam.kind in self.families
 
 
 @dataclass(frozen=True)
@@ -108,6 +138,8 @@ class Suite:
     grace: float = 10.0
     memory_limit_mb: float | None = None
     ground_truth_time_limit: float | None = None
+    ground_truth: str = "milp"
+    success: dict[str, Any] = field(default_factory=lambda: dict(SUCCESS_DEFAULTS))
     path: str | None = None
     _counts: dict[int, int] = field(default_factory=dict, repr=False)
 
@@ -123,6 +155,8 @@ class Suite:
         for fam in self.families:
             for i in range(self.instance_count(fam)):
                 for m in self.methods:
+                    if not m.runs_on(fam):
+                        continue
                     for s in self.seeds:
                         for tl in self.time_limits:
                             key = _digest(
@@ -157,7 +191,7 @@ def _line_of(text: str, key: str, occurrence: int = 0, after: int = 0) -> int | 
     at that line, so a key is looked up inside its own table.
     """
     lines = text.splitlines()
-    pat = re.compile(rf"^\s*(\[\[\s*{re.escape(key)}\s*\]\]|\"?{re.escape(key)}\"?\s*=)")
+    pat = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]\]?|\"?{re.escape(key)}\"?\s*=)")
     inline = re.compile(rf"[{{,]\s*\"?{re.escape(key)}\"?\s*=")
     seen = 0
     for n, line in enumerate(lines[after:], start=after + 1):
@@ -193,10 +227,16 @@ def method_options(formulation: str) -> tuple[str, ...] | None:
         import importlib
 
         mod, _, fn = driver.partition(":")
-        sig = inspect.signature(getattr(importlib.import_module(mod), fn))
+        module = importlib.import_module(mod)
+        sig = inspect.signature(getattr(module, fn))
+        named = tuple(p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY)
         if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-            return None
-        return tuple(p for p in list(sig.parameters)[1:]) + ("solver",)
+            # a driver checks its **options against its module's _OPTIONS
+            extra = getattr(module, "_OPTIONS", None)
+            if extra is None:
+                return None
+            named += tuple(sorted(extra))
+        return named + ("solver",)
     if getattr(F, "first_order", False):
         from netopt.solvers.torch_backend import OPTIONS
 
@@ -282,10 +322,11 @@ def parse_suite(
                 if default is None:
                     raise ctx.fail(f"family '{kind}' needs '{k}'", "kind", "family", j)
                 params[k] = default
-        if kind == "folder":
-            fp = Path(params["path"])
-            params["path"] = str(fp if fp.is_absolute() or base is None else base / fp)
-        fams.append(Family(kind, params, str(f.get("label", kind))))
+        for grid_point in _grid(params, lambda k, m, j=j: ctx.fail(m, k, "family", j)):
+            if kind == "folder":
+                fp = Path(grid_point["path"])
+                grid_point["path"] = str(fp if fp.is_absolute() or base is None else base / fp)
+            fams.append(Family(kind, grid_point, str(f.get("label", kind))))
     methods = []
     known = sorted(set(formulations.available()) | set(extra))
     for j, m in enumerate(data.get("method", [])):
@@ -300,11 +341,21 @@ def parse_suite(
         if "name" not in m:
             raise ctx.fail("a method needs a 'name'", "method", None, j)
         form = m.get("formulation", m["name"])
-        if form not in known:
-            key = "formulation" if "formulation" in m else "name"
+        key = "formulation" if "formulation" in m else "name"
+        if ":" in str(form):  # the user's own method, imported by name
+            try:
+                allowed = _callable_options(str(form))
+            except InputError as e:
+                raise ctx.fail(str(e), key, "method", j) from None
+        elif form not in known:
             raise ctx.fail(f"unknown method {form!r}; known: {known}", key, "method", j)
+        else:
+            allowed = None if form in extra else method_options(form)
+        if not isinstance(m.get("options", {}), dict):
+            raise ctx.fail(
+                "'options' must be a table, e.g. { max_iter = 50 }", "options", "method", j
+            )
         opts = dict(m.get("options", {}))
-        allowed = None if form in extra else method_options(form)
         if allowed is not None:
             for k in opts:
                 if k not in allowed or k in ("time_limit", "seed"):
@@ -316,12 +367,43 @@ def parse_suite(
                         "method",
                         j,
                     )
-        methods.append(Method(str(m["name"]), form, opts))
+        only = m.get("families")
+        if only is not None:
+            only = [only] if isinstance(only, str) else only
+            labels = {f.label for f in fams} | {f.kind for f in fams}
+            bad = [x for x in only if x not in labels]
+            if not isinstance(only, list) or bad:
+                raise ctx.fail(
+                    f"method '{m['name']}': families {bad or only!r} match no family label or "
+                    f"kind; the suite has {sorted(labels)}",
+                    "families",
+                    "method",
+                    j,
+                )
+            only = tuple(str(x) for x in only)
+        methods.append(Method(str(m["name"]), form, opts, only))
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise InputError(f"{where}: method names must be unique, got {names}")
     if not fams or not methods:
         raise InputError(f"{where}: a suite needs at least one [[family]] and one [[method]]")
+    success = dict(SUCCESS_DEFAULTS)
+    sdata = data.get("success", {})
+    if not isinstance(sdata, dict):
+        raise ctx.fail("'success' must be a table: [success]", "success")
+    for k, v in sdata.items():
+        if k not in SUCCESS_DEFAULTS:
+            raise ctx.fail(
+                f"unknown key '{k}' of [success]; known: {sorted(SUCCESS_DEFAULTS)}", k, "success"
+            )
+        if k == "criterion" and v not in _CRITERIA:
+            raise ctx.fail(f"criterion must be one of {list(_CRITERIA)}, got {v!r}", k, "success")
+        if k != "criterion" and not (isinstance(v, int | float) and v >= 0):
+            raise ctx.fail(f"{k} must be a number >= 0, got {v!r}", k, "success")
+        success[k] = v
+    gt = data.get("ground_truth", "milp")
+    if gt not in ("milp", "known"):
+        raise ctx.fail(f"ground_truth must be 'milp' or 'known', got {gt!r}", "ground_truth")
     seeds = data.get("seeds", [0])
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     tl = data.get("time_limit", 60.0)
@@ -335,4 +417,59 @@ def parse_suite(
         grace=float(data.get("grace", 10.0)),
         memory_limit_mb=data.get("memory_limit_mb"),
         ground_truth_time_limit=data.get("ground_truth_time_limit"),
+        ground_truth=gt,
+        success=success,
     )
+
+
+def _grid(params: dict[str, Any], fail) -> list[dict[str, Any]]:
+    """Expand list-valued parameters into their Cartesian product (in the order written).
+
+    ``widths`` is itself a list: a list of lists is its grid. Every other parameter is a
+    scalar, so any list is a grid.
+    """
+    import itertools
+
+    axes = []
+    for k, v in params.items():
+        if k == "widths":
+            if isinstance(v, list) and v and all(isinstance(w, list) for w in v):
+                axes.append([(k, list(w)) for w in v])
+            elif isinstance(v, list) and v and all(isinstance(w, int) for w in v):
+                axes.append([(k, v)])
+            else:
+                raise fail(k, f"widths must be a list of ints or a list of such lists, got {v!r}")
+        elif isinstance(v, list):
+            if not v:
+                raise fail(k, f"'{k}' is an empty list: give at least one value")
+            axes.append([(k, x) for x in v])
+        else:
+            axes.append([(k, v)])
+    return [dict(point) for point in itertools.product(*axes)]
+
+
+def _callable_options(spec: str) -> tuple[str, ...] | None:
+    """Import ``"package.module:function"`` and return its option names (``None``: any)."""
+    fn = load_callable(spec)
+    sig = inspect.signature(fn)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return tuple(list(sig.parameters)[1:])
+
+
+def load_callable(spec: str):
+    """The function named ``"package.module:function"`` (an :class:`InputError` if missing)."""
+    import importlib
+
+    mod, _, name = spec.partition(":")
+    try:
+        obj = importlib.import_module(mod)
+    except ImportError as e:
+        raise InputError(f"method {spec!r}: cannot import module '{mod}' ({e})") from None
+    for part in name.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise InputError(f"method {spec!r}: module '{mod}' has no '{name}'")
+    if not callable(obj):
+        raise InputError(f"method {spec!r}: '{name}' is not callable")
+    return obj

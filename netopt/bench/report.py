@@ -1,0 +1,577 @@
+r"""Reports of a results database: a CSV of every task, Markdown and HTML summaries, figures.
+
+:func:`build_report` opens the store read-only (the file is never modified, nor created when
+missing) and writes ``tasks.csv``, ``report.md``, ``report.html`` and ``figures/*.png``.
+
+Definitions
+-----------
+Every instance is a minimization with a nonnegative objective. Let :math:`f` be a task's
+objective, :math:`f^*` the instance's optimum (``ground_truth`` table), :math:`x` the task's
+input and :math:`x^*` the planted input.
+
+*Target.* :math:`T = f^* + \varepsilon_f \max(1, |f^*|)` with :math:`\varepsilon_f` =
+``objective_tol``; equivalently ``gap_to_optimum`` :math:`= (f - f^*)/\max(1, |f^*|) \le
+\varepsilon_f`.
+
+*Success* (only a task of status ``done`` can succeed):
+
+* criterion ``"objective"``: :math:`f \le T` (never, when :math:`f^*` is unknown);
+* criterion ``"x_star"``: ``dist_to_planted`` :math:`= \|x - x^*\|_2 / \max(\|x^*\|_2,
+  10^{-12}) \le \varepsilon_x` (``x_star_tol``; never, without a distance);
+* criterion ``"either"``: one of the two holds.
+
+*No ground truth.* A task whose instance lacks the reference its criterion needs (a known
+:math:`f^*` for ``"objective"``; a planted :math:`x^*` for ``"x_star"``, which the store does not
+hold, so an instance has one when any of its tasks reports ``dist_to_planted``; neither for
+``"either"``) cannot succeed; it is counted apart, outside the success rates.
+
+*Time to target* :math:`t`: :math:`\infty` for a task that is not a success; otherwise the first
+time of the task's trace (``[[seconds, best objective so far], ...]``) whose objective is
+:math:`\le T`, and the task's seconds when there is no trace, no known :math:`T` or no trace
+point reaches it (e.g. a success by ``x_star`` alone).
+
+*Success rate* of a group: successes / its finished tasks with ground truth (``pending`` and
+``running`` tasks are left out, so a partial run is not penalized for what has not run yet).
+
+*Performance profile* (Dolan and Moré, 2002). Problems :math:`p` are the (instance, seed,
+time limit) groups with ground truth, :math:`t_{p,m}` is the time to target of method :math:`m`
+on :math:`p` (:math:`\infty` when it is not a success or did not run),
+
+.. math::
+
+    r_{p,m} = \frac{t_{p,m}}{\min_{m'} t_{p,m'}}, \qquad
+    \rho_m(\tau) = \frac{|\{p : r_{p,m} \le \tau\}|}{|P|},
+
+where a problem no method solved has :math:`r_{p,m} = \infty` for every :math:`m`: it stays in
+:math:`|P|` and never counts. :math:`\rho_m(1)` is the fraction of problems on which :math:`m`
+is fastest, :math:`\rho_m(\infty)` the fraction it solves at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+import os
+import re
+import sqlite3
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# the pure computations behind the figures live with them (numpy only, no matplotlib)
+from netopt.bench.figures import FINISHED, performance_profile, profile_costs, varying_params
+from netopt.bench.store import SCHEMA_VERSION, STATUSES
+from netopt.errors import InputError
+
+__all__ = [
+    "Criterion",
+    "build_report",
+    "read_database",
+    "evaluate",
+    "is_success",
+    "time_to_target",
+    "performance_profile",
+    "profile_costs",
+    "status_table",
+    "success_table",
+    "ground_truth_table",
+    "varying_params",
+]
+
+FORMATS = ("md", "html", "csv", "png")
+DEFAULTS = {"objective_tol": 1e-4, "x_star_tol": 1e-2, "criterion": "objective"}
+CRITERIA = ("objective", "x_star", "either")
+CSV_COLUMNS = (
+    "family", "params", "instance", "method", "formulation", "seed", "time_limit", "status",
+    "solver_status", "objective", "optimum", "gap_to_optimum", "dist_to_planted", "seconds",
+    "success", "time_to_target", "reason", "no_ground_truth",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """What counts as a success (see the module docstring)."""
+
+    objective_tol: float = 1e-4
+    x_star_tol: float = 1e-2
+    criterion: str = "objective"
+
+    def __post_init__(self) -> None:
+        if self.criterion not in CRITERIA:
+            raise InputError(f"unknown success criterion {self.criterion!r}; known: {CRITERIA}")
+        for k in ("objective_tol", "x_star_tol"):
+            v = getattr(self, k)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise InputError(f"{k} must be a finite number >= 0, got {v!r}")
+
+    def target(self, optimum: float | None) -> float | None:
+        """The objective a success must reach: ``optimum + tol * max(1, |optimum|)``."""
+        if optimum is None:
+            return None
+        return optimum + self.objective_tol * max(1.0, abs(optimum))
+
+    def words(self) -> str:
+        obj = f"objective <= optimum + {self.objective_tol:g} * max(1, |optimum|)"
+        x = f"||x - x*|| / max(||x*||, 1e-12) <= {self.x_star_tol:g}"
+        rule = {"objective": obj, "x_star": x, "either": f"{obj}, or {x}"}[self.criterion]
+        return f"a task succeeds when its status is done and {rule} (criterion '{self.criterion}')"
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a netopt store; the checks of ``Store._check_version``."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such results database")
+    # without a WAL file beside it, "immutable" keeps SQLite from creating -wal/-shm files
+    wal = path.with_name(path.name + "-wal").exists()
+    uri = f"{path.resolve().as_uri()}?mode=ro" + ("" if wal else "&immutable=1")
+    con = sqlite3.connect(uri, uri=True)
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    except sqlite3.DatabaseError as e:
+        con.close()
+        raise InputError(f"{path}: not a netopt results database ({e})") from None
+    if row is None or not str(row[0]).isdigit():
+        con.close()
+        raise InputError(f"{path}: not a netopt results database (no schema_version)")
+    if int(row[0]) > SCHEMA_VERSION:
+        con.close()
+        raise InputError(
+            f"{path}: results database schema version {row[0]} is newer than this netopt's "
+            f"({SCHEMA_VERSION}); upgrade netopt to report on it. The file was not modified."
+        )
+    return con
+
+
+def _select(con: sqlite3.Connection, sql: str) -> list[dict[str, Any]]:
+    cur = con.execute(sql)
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur]
+
+
+def read_database(db_path: str | os.PathLike) -> dict[str, Any]:
+    """The raw rows of a store, read without modifying it.
+
+    Returns
+    -------
+    dict
+        ``meta`` (key -> value), ``instances`` (key -> row with ``params`` parsed), ``tasks``
+        (rows with ``result`` parsed) and ``ground_truth`` (instance -> row).
+
+    Raises
+    ------
+    InputError
+        A missing file, a file that is not a netopt store, or a newer schema.
+    """
+    path = Path(db_path)
+    con = _connect_ro(path)
+    try:
+        meta = {r["key"]: r["value"] for r in _select(con, "SELECT * FROM meta")}
+        instances = {r["key"]: r for r in _select(con, "SELECT * FROM instances")}
+        tasks = _select(con, "SELECT * FROM tasks ORDER BY key")
+        gt = {r["instance"]: r for r in _select(con, "SELECT * FROM ground_truth")}
+    except sqlite3.DatabaseError as e:
+        raise InputError(f"{path}: unreadable results database ({e})") from None
+    finally:
+        con.close()
+    for r in instances.values():
+        r["params"] = json.loads(r["params"] or "{}")
+        r["ground_truth"] = json.loads(r["ground_truth"] or "{}")
+    for t in tasks:
+        t["result"] = json.loads(t["result"]) if t["result"] else {}
+    return {"meta": meta, "instances": instances, "tasks": tasks, "ground_truth": gt}
+
+
+def is_success(
+    status: str,
+    objective: float | None,
+    optimum: float | None,
+    dist: float | None,
+    crit: Criterion,
+) -> bool:
+    """Whether a task succeeds under ``crit`` (see the module docstring)."""
+    if status != "done":
+        return False
+    target = crit.target(optimum)
+    obj_ok = objective is not None and target is not None and float(objective) <= target
+    x_ok = dist is not None and float(dist) <= crit.x_star_tol
+    return {"objective": obj_ok, "x_star": x_ok, "either": obj_ok or x_ok}[crit.criterion]
+
+
+def time_to_target(
+    success: bool, seconds: float | None, trace: Any = None, target: float | None = None
+) -> float:
+    """Seconds until the objective first reached ``target`` (``inf`` when not a success).
+
+    ``trace`` is ``[[seconds, best objective so far], ...]`` in ascending time; malformed
+    points are skipped. Without a usable trace point the task's ``seconds`` is the time.
+    """
+    if not success:
+        return math.inf
+    if target is not None and isinstance(trace, list):
+        for point in trace:
+            try:
+                t, f = float(point[0]), float(point[1])
+            except (TypeError, ValueError, IndexError):
+                continue
+            if f <= target:
+                return t
+    return math.inf if seconds is None else float(seconds)
+
+
+def _fmt_value(v: Any) -> str:
+    # widths as "20-100-500": a readable label and a safe file name
+    if isinstance(v, list | tuple):
+        return "-".join(str(x) for x in v)
+    return str(v)
+
+
+def _params_str(params: dict[str, Any], keys: list[str] | None = None) -> str:
+    keys = sorted(params) if keys is None else keys
+    return " ".join(f"{k}={_fmt_value(params[k])}" for k in keys if k in params)
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def evaluate(db: dict[str, Any], crit: Criterion) -> list[dict[str, Any]]:
+    """One flat row per task: the CSV columns plus ``kind``, ``params`` (dict), ``label``,
+    ``success`` (bool), ``no_ground_truth`` (bool) and ``time_to_target`` (float)."""
+    rows = []
+    for t in db["tasks"]:
+        inst = db["instances"].get(t["instance"], {})
+        res = t["result"] or {}
+        g = db["ground_truth"].get(t["instance"])
+        optimum = _num(g["optimum"]) if g is not None else None
+        if optimum is None:  # a planted optimum the runner has not copied (yet)
+            optimum = _num(inst.get("ground_truth", {}).get("optimum"))
+        objective, dist = _num(res.get("objective")), _num(res.get("dist_to_planted"))
+        gap = None  # recomputed: a stored gap may predate the optimum, or lack one
+        if objective is not None and optimum is not None:
+            gap = (objective - optimum) / max(1.0, abs(optimum))
+        seconds = _num(t["seconds"]) if t["seconds"] is not None else _num(res.get("seconds"))
+        ok = is_success(t["status"], objective, optimum, dist, crit)
+        rows.append(
+            {
+                "kind": inst.get("family", "?"),
+                "label": t["instance"].rsplit("-", 2)[0],
+                "params": inst.get("params", {}),
+                "family": inst.get("family", "?"),
+                "params_str": _params_str(inst.get("params", {})),
+                "instance": t["instance"],
+                "method": t["method"],
+                "formulation": t["formulation"],
+                "seed": t["seed"],
+                "time_limit": float(t["time_limit"]),
+                "status": t["status"],
+                "solver_status": res.get("status") if t["status"] == "done" else None,
+                "objective": objective,
+                "optimum": optimum,
+                "gap_to_optimum": gap,
+                "dist_to_planted": dist,
+                "seconds": seconds,
+                "success": ok,
+                "time_to_target": time_to_target(
+                    ok, seconds, res.get("trace"), crit.target(optimum)
+                ),
+                "reason": res.get("reason"),
+            }
+        )
+    planted = {r["instance"] for r in rows if r["dist_to_planted"] is not None}
+    for r in rows:
+        no_f, no_x = r["optimum"] is None, r["instance"] not in planted
+        r["no_ground_truth"] = {"objective": no_f, "x_star": no_x, "either": no_f and no_x}[
+            crit.criterion
+        ]
+    # the family shown in tables: the suite's label and the parameters that tell it apart
+    vary = varying_params(rows)
+    for r in rows:
+        r["family"] = f"{r['label']} {_params_str(r['params'], vary.get(r['kind']))}".strip()
+    return rows
+
+
+def _median(vals: list[float | None]) -> float | None:
+    v = [x for x in vals if x is not None and math.isfinite(x)]
+    return statistics.median(v) if v else None
+
+
+def status_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method: the count of tasks in each status."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        d = out.setdefault(r["method"], {"method": r["method"], **dict.fromkeys(STATUSES, 0)})
+        d[r["status"]] = d.get(r["status"], 0) + 1
+    return [out[m] for m in sorted(out)]
+
+
+def success_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (family, method): tasks, judged (finished, with ground truth), successes, success
+    rate (successes / judged), no-ground-truth count, median gap to optimum, median seconds,
+    median time to target over successes (``None`` where there is nothing to take a median of)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["family"], r["method"]), []).append(r)
+    out = []
+    for (fam, m), rs in sorted(groups.items()):
+        fin = [r for r in rs if r["status"] in FINISHED]
+        judged = [r for r in fin if not r["no_ground_truth"]]
+        wins = [r for r in judged if r["success"]]
+        out.append(
+            {
+                "family": fam,
+                "method": m,
+                "tasks": len(rs),
+                "judged": len(judged),
+                "successes": len(wins),
+                "success_rate": len(wins) / len(judged) if judged else None,
+                "no_ground_truth": sum(r["no_ground_truth"] for r in rs),
+                "median_gap": _median([r["gap_to_optimum"] for r in fin]),
+                "median_seconds": _median([r["seconds"] for r in fin]),
+                "median_ttt": _median([r["time_to_target"] for r in wins]),
+            }
+        )
+    return out
+
+
+def ground_truth_table(db: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per family kind: instances, those with a known optimum (by source), unknown, median
+    seconds of the ground-truth MILPs."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, inst in sorted(db["instances"].items()):
+        d = out.setdefault(
+            inst["family"],
+            {"kind": inst["family"], "instances": 0, "known": 0, "unknown": 0, "sources": {}},
+        )
+        d.setdefault("milp_seconds", [])
+        g = db["ground_truth"].get(key)
+        d["instances"] += 1
+        if g is not None and g["optimum"] is not None:
+            d["known"] += 1
+            d["sources"][g["source"] or "?"] = d["sources"].get(g["source"] or "?", 0) + 1
+        else:
+            d["unknown"] += 1
+        if g is not None and g["source"] == "milp" and g["seconds"] is not None:
+            d["milp_seconds"].append(float(g["seconds"]))
+    for d in out.values():
+        d["median_milp_seconds"] = _median(d.pop("milp_seconds"))
+        d["sources"] = ", ".join(f"{k}: {v}" for k, v in sorted(d["sources"].items()))
+    return [out[k] for k in sorted(out)]
+
+
+def _cell(v: Any, kind: str = "") -> str:
+    if v is None:
+        return "—"
+    if kind == "pct":
+        return f"{100 * v:.0f}%"
+    if kind == "gap":
+        return f"{v:.2e}"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def _csv_value(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, float):
+        return repr(v)  # full precision; inf reads back as float("inf")
+    return v
+
+
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_COLUMNS)
+        for r in rows:
+            row = dict(r, family=r["kind"], params=r["params_str"])
+            w.writerow([_csv_value(row[c]) for c in CSV_COLUMNS])
+
+
+def _md(text: str) -> str:
+    # "||x - x*||" or a method named "a_b_c" must not turn into emphasis, "|" into a column
+    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", text)
+
+
+def _render(blocks: list[tuple], fmt: str) -> str:
+    """Markdown or HTML from ``("h1"|"h2"|"p", text)``, ``("table", header, rows)`` and
+    ``("img", relative path, caption)`` blocks (one structure, so both reports agree)."""
+    out = []
+    for b in blocks:
+        if fmt == "md":
+            if b[0] in ("h1", "h2"):
+                out.append(("# " if b[0] == "h1" else "## ") + _md(b[1]))
+            elif b[0] == "p":  # an optional third item: code (a path), shown verbatim
+                out.append(_md(b[1]) + "".join(f" `{c}`" for c in b[2:]))
+            elif b[0] == "table":
+                esc = [[_md(str(c)) for c in row] for row in [b[1], *b[2]]]
+                out.append("| " + " | ".join(esc[0]) + " |")
+                out.append("|" + "---|" * len(b[1]))
+                out.extend("| " + " | ".join(row) + " |" for row in esc[1:])
+            else:
+                out.append(f"![{b[2]}]({b[1]})")
+            out.append("")
+            continue
+        e = html.escape
+        if b[0] in ("h1", "h2", "p"):
+            code = "".join(f" <code>{e(c)}</code>" for c in b[2:])
+            out.append(f"<{b[0]}>{e(b[1])}{code}</{b[0]}>")
+        elif b[0] == "table":
+            head = "".join(f"<th>{e(str(c))}</th>" for c in b[1])
+            body = "".join(
+                "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in b[2]
+            )
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        else:
+            src, cap = e(b[1], quote=True), e(b[2])
+            out.append(
+                f'<figure><img src="{src}" alt="{cap}"><figcaption>{cap}</figcaption></figure>'
+            )
+    if fmt == "md":
+        return "\n".join(out)
+    css = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
+        "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "th{background:#f2f2f2}td:first-child,td:nth-child(2){text-align:left}"
+        "img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#555;font-size:13px}"
+    )
+    title = html.escape(blocks[0][1]) if blocks else "report"
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{css}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"
+    )
+
+
+def _suite_meta(meta: dict[str, str]) -> dict[str, Any]:
+    try:
+        suite = json.loads(meta.get("suite") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return suite if isinstance(suite, dict) else {}
+
+
+def _criterion(meta: dict[str, str], **given: Any) -> Criterion:
+    # explicit arguments win, then the suite's success table, then the defaults
+    success = _suite_meta(meta).get("success") or {}
+    vals: dict[str, Any] = {}
+    for k, default in DEFAULTS.items():
+        v = given.get(k)
+        v = v if v is not None else success.get(k) if success.get(k) is not None else default
+        try:
+            vals[k] = str(v) if k == "criterion" else float(v)
+        except (TypeError, ValueError):
+            raise InputError(f"{k} must be a number, got {v!r}") from None
+    return Criterion(**vals)
+
+
+def _document(db, rows, crit, db_path, figs, skipped, png) -> list[tuple]:
+    """The report's blocks (see :func:`_render`)."""
+    name = _suite_meta(db["meta"]).get("name") or Path(db_path).stem
+    rule = (
+        f"Success: {crit.words()}. Success rates are over the finished tasks whose instance has "
+        "the ground truth the criterion needs; the others are counted under no ground truth."
+    )
+    st = [[d["method"], *(d[s] for s in STATUSES)] for d in status_table(rows)]
+    head = ["family", "method", "tasks", "success rate", "no ground truth", "median gap",
+            "median s", "median time to target (successes)"]  # fmt: skip
+    body = [
+        [d["family"], d["method"], d["tasks"], f"{_cell(d['success_rate'], 'pct')} "
+         f"({d['successes']}/{d['judged']})", d["no_ground_truth"], _cell(d["median_gap"], "gap"),
+         _cell(d["median_seconds"]), _cell(d["median_ttt"])]
+        for d in success_table(rows)
+    ]  # fmt: skip
+    gt_head = ["kind", "instances", "known optimum", "sources", "unknown optimum", "median MILP s"]
+    gt = [
+        [d["kind"], d["instances"], d["known"], d["sources"] or "—", d["unknown"],
+         _cell(d["median_milp_seconds"])]
+        for d in ground_truth_table(db)
+    ]  # fmt: skip
+    blocks: list[tuple] = [
+        ("h1", f"Benchmark report: {name}"),
+        ("p", f"{len(rows)} tasks from the results database", str(Path(db_path).resolve())),
+        ("p", rule),
+        ("h2", "Task status per method"),
+        ("table", ["method", *STATUSES], st),
+        ("h2", "Success per family and method"),
+        ("table", head, body),
+        ("h2", "Ground truth"),
+        ("table", gt_head, gt),
+    ]
+    if png:
+        blocks += [("h2", "Figures"), *(("p", s) for s in skipped)]
+        blocks += [("img", f"figures/{p.name}", cap) for p, cap in figs]
+    return blocks
+
+
+def build_report(
+    db_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    objective_tol: float | None = None,
+    x_star_tol: float | None = None,
+    criterion: str | None = None,
+    formats: tuple[str, ...] | list[str] = FORMATS,
+) -> dict[str, Any]:
+    """Write the report of a results database into ``out_dir``.
+
+    Parameters
+    ----------
+    db_path : path
+        The store, opened read-only.
+    out_dir : path
+        Created when missing; figures go into ``out_dir/figures``.
+    objective_tol, x_star_tol, criterion : optional
+        The success criterion (module docstring); ``None``: the suite's ``success`` table
+        stored in the database's meta, else ``1e-4``, ``1e-2``, ``"objective"``.
+    formats : tuple of str
+        Among ``"md"``, ``"html"``, ``"csv"``, ``"png"``.
+
+    Returns
+    -------
+    dict
+        ``{"md": Path, "html": Path, "csv": Path, "figures": [Path, ...]}`` for what was written.
+
+    Raises
+    ------
+    InputError
+        A missing, foreign or newer database, a bad criterion or format, or ``"png"`` without
+        matplotlib; nothing is written then.
+    """
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise InputError(f"unknown report format(s) {bad}; known: {list(FORMATS)}")
+    db = read_database(db_path)
+    given = {"objective_tol": objective_tol, "x_star_tol": x_star_tol, "criterion": criterion}
+    crit = _criterion(db["meta"], **given)
+    png = "png" in formats
+    if png:
+        from netopt.bench import figures
+
+        figures.require_matplotlib()  # fail before anything is written
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = evaluate(db, crit)
+    written: dict[str, Any] = {}
+    if "csv" in formats:
+        written["csv"] = out / "tasks.csv"
+        _write_csv(rows, written["csv"])
+    figs: list[tuple[Path, str]] = []
+    skipped: list[str] = []
+    if png:
+        figs, skipped = figures.draw_all(rows, out / "figures", crit)
+        written["figures"] = [p for p, _ in figs]
+    blocks = _document(db, rows, crit, db_path, figs, skipped, png)
+    for fmt in ("md", "html"):
+        if fmt in formats:
+            written[fmt] = out / f"report.{fmt}"
+            written[fmt].write_text(_render(blocks, fmt), encoding="utf-8")
+    return written

@@ -5,6 +5,7 @@ an exhausted memory limit takes down only this process. The outcome ``{"outcome"
 "result": {...}}`` is written to ``OUT.json`` atomically (a temporary file, then a rename): a
 process killed midway leaves no half-written result, which the parent reads as a crash.
 
+``seconds`` times the method's call alone (after the instance is loaded and torch imported).
 The result holds what the report needs and nothing bulky: the solver status, the objective
 (recomputed in float64 by :meth:`~netopt.problems.Problem.solve`), the solver-attested bound,
 the relative distance to the instance's planted input, and a trace of the best objective over
@@ -64,6 +65,20 @@ def trace_of(res: Any, seconds: float) -> list[list[float]] | None:
     ]
 
 
+def _warm_up(form: str) -> None:
+    """Import what the method will import (torch for a first-order or driver method)."""
+    from netopt import formulations
+
+    if ":" in form or form not in formulations.available():
+        return
+    F = formulations.get(form)
+    if getattr(F, "first_order", False) or getattr(F, "driver", None):
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            pass
+
+
 def run(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Run ``job`` in this process; returns ``(outcome, result)``."""
     from netopt.bench.suite import load_callable, method_options
@@ -75,6 +90,10 @@ def run(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         prob = inst.problem
         opts = dict(job["options"])
         form = job["formulation"]
+        _warm_up(form)
+        # the clock times the method alone: not the interpreter's start, the imports or the
+        # instance's loading, which every method pays alike
+        t0 = time.perf_counter()
         if job.get("callable") or ":" in form:
             fn = load_callable(job.get("callable") or form)
             res = fn(prob, seed=job["seed"], time_limit=job["time_limit"], **opts)

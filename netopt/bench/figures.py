@@ -154,8 +154,9 @@ def _label(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def _rate_lines(ax, rows, key_of, methods, style) -> None:
-    """Success rate (over the judged tasks) against ``key_of(row)``, one line per method."""
+def _rate_lines(ax, rows, key_of, methods, style, stat: str = "success") -> None:
+    """Success rate (over the judged tasks) against ``key_of(row)``, one line per method;
+    ``stat="seconds"``: the median wall time of the tasks instead (a hardness curve)."""
     values = {json.dumps(key_of(r), sort_keys=True): key_of(r) for r in rows}
     ordered = sorted(values.values(), key=_sort_key)
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in ordered)
@@ -168,13 +169,18 @@ def _rate_lines(ax, rows, key_of, methods, style) -> None:
         acc: dict[int, list[bool]] = {}
         for r in rows:
             if r["method"] == m:
-                acc.setdefault(pos[json.dumps(key_of(r), sort_keys=True)], []).append(r["success"])
+                v = r["success"] if stat == "success" else r["seconds"]
+                if v is not None:
+                    acc.setdefault(pos[json.dumps(key_of(r), sort_keys=True)], []).append(v)
         if not acc:
             continue
         idx = sorted(acc)
         shift = (j - (len(methods) - 1) / 2) * 0.012 * span
         x = xs[idx] * 10**shift if log else xs[idx] + shift
-        y = [sum(acc[i]) / len(acc[i]) for i in idx]
+        if stat == "success":
+            y = [sum(acc[i]) / len(acc[i]) for i in idx]
+        else:
+            y = [float(np.median(acc[i])) for i in idx]
         ax.plot(x, y, label=m, lw=1.8, ms=7, alpha=0.85, **style[m])
     if log:
         ax.set_xscale("log")
@@ -183,8 +189,18 @@ def _rate_lines(ax, rows, key_of, methods, style) -> None:
         ax.minorticks_off()
     if not numeric:
         ax.set_xlim(-0.5, len(xs) - 0.5)
-    ax.set_ylim(-0.04, 1.04)
-    ax.set_ylabel("success rate")
+    if stat == "success":
+        ax.set_ylim(-0.04, 1.04)
+        ax.set_ylabel("success rate")
+    else:
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        lo, hi = ax.get_ylim()
+        if hi < 10 * lo:  # less than a decade: label the minor ticks too, or there are none
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+        ax.set_ylabel("median time per task (s)")
     ax.legend(title="method")
 
 
@@ -247,6 +263,12 @@ def draw_all(
                 ax.set_xlabel(key)
                 ax.set_title(f"{kind}: success rate vs {key} ({len(sub)} tasks)")
                 save(fig, f"success_{kind}_{key}", f"{kind}: success rate vs {key}")
+                fig, ax = new()
+                _rate_lines(ax, [r for r in sub if key in r["params"]],
+                            lambda r, k=key: r["params"][k], methods, style, "seconds")  # fmt: skip
+                ax.set_xlabel(key)
+                ax.set_title(f"{kind}: median time vs {key} ({len(sub)} tasks)")
+                save(fig, f"time_{kind}_{key}", f"{kind}: median wall time per task vs {key}")
             if not vary[kind]:
                 flat.append(kind)
         if len({r["time_limit"] for r in fin}) > 1:

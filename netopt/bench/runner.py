@@ -19,26 +19,65 @@ from typing import Any
 from netopt.bench.executors import make_executor
 from netopt.bench.store import Store
 from netopt.bench.suite import Family, Suite, Task, folder_files, load_suite, parse_suite
+from netopt.errors import InputError
 
 __all__ = ["run_suite", "make_instance"]
 
 
 def make_instance(fam: Family, index: int, name: str):
     """Generate (or, for a folder, read) instance ``index`` of ``fam``."""
+    import numpy as np
+
     from netopt import instances as I  # noqa: N812
 
     p = fam.params
     seed = int(p.get("seed", 0)) + index
-    if fam.kind == "mlp":
-        return I.mlp_instance(p["widths"], seed, target=p["target"], name=name)
-    if fam.kind == "expansive":
-        return I.expansive_instance(p["widths"], seed, noise=float(p["noise"]), name=name)
-    if fam.kind == "sat3":
-        sat = {"sat": True, "unsat": False, "any": None}[p["kind"]]
-        n = int(p["n"])
-        cnf, assignment = I.random_formula(n, round(p["ratio"] * n), sat, seed)
-        return I.sat3_instance(cnf, p["variant"], name=name, assignment=assignment)
+    try:
+        if fam.kind == "mlp":
+            return I.mlp_instance(
+                p["widths"],
+                seed,
+                target=p["target"],
+                box=tuple(p["box"]),
+                norm=_norm(p["norm"]),
+                name=name,
+            )
+        if fam.kind == "expansive":
+            return I.expansive_instance(
+                p["widths"],
+                seed,
+                noise=float(p["noise"]),
+                noise_kind=p["noise_kind"],
+                activation=p["activation"],
+                norm=_norm(p["norm"]),
+                dtype=np.dtype(p["dtype"]).type,
+                name=name,
+            )
+        if fam.kind == "sat3":
+            sat = {"sat": True, "unsat": False, "any": None}.get(p["kind"], "?")
+            if sat == "?":
+                raise InputError(f"sat3 kind must be sat, unsat or any, got {p['kind']!r}")
+            n = int(p["n"])
+            cnf, assignment = I.random_formula(n, round(p["ratio"] * n), sat, seed)
+            return I.sat3_instance(
+                cnf,
+                p["variant"],
+                rescale=bool(p["rescale"]),
+                permute=bool(p["permute"]),
+                identity_layers=int(p["identity_layers"]),
+                seed=seed,
+                name=name,
+                assignment=assignment,
+            )
+    except (TypeError, ValueError) as e:
+        if isinstance(e, InputError):
+            raise InputError(f"family {fam.label} {fam.params}: {e}") from None
+        raise InputError(f"family {fam.label} {fam.params}: bad parameter ({e})") from None
     return I.load_instance(folder_files(fam)[index])
+
+
+def _norm(v: Any) -> float:
+    return float("inf") if str(v) == "inf" else float(v)
 
 
 def _gap(objective: float | None, optimum: float | None) -> float | None:

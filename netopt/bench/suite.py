@@ -63,9 +63,35 @@ __all__ += ["load_callable", "SUCCESS_DEFAULTS"]
 
 #: parameters of each generator family: name -> default (None: required)
 FAMILY_PARAMS: dict[str, dict[str, Any]] = {
-    "sat3": {"n": None, "ratio": 4.26, "kind": "any", "variant": "box", "count": 1, "seed": 0},
-    "expansive": {"widths": None, "noise": 0.0, "count": 1, "seed": 0},
-    "mlp": {"widths": None, "target": "realizable", "count": 1, "seed": 0},
+    "sat3": {
+        "n": None,
+        "ratio": 4.26,
+        "kind": "any",  # sat | unsat | any
+        "variant": "box",  # box | free | lei4
+        "rescale": False,
+        "permute": False,
+        "identity_layers": 0,
+        "count": 1,
+        "seed": 0,
+    },
+    "expansive": {
+        "widths": None,
+        "noise": 0.0,
+        "noise_kind": "uniform",
+        "activation": "relu",
+        "norm": 1,
+        "dtype": "float32",
+        "count": 1,
+        "seed": 0,
+    },
+    "mlp": {
+        "widths": None,
+        "target": "realizable",  # realizable | outside | unreachable
+        "box": [-1.0, 1.0],
+        "norm": 1,
+        "count": 1,
+        "seed": 0,
+    },
     "folder": {"path": None},
 }
 _TOP_KEYS = {"name", "seeds", "time_limit", "grace", "memory_limit_mb", "ground_truth_time_limit"}
@@ -77,6 +103,8 @@ SUCCESS_DEFAULTS: dict[str, Any] = {
     "criterion": "objective",
 }
 _CRITERIA = ("objective", "x_star", "either")
+#: family parameters whose value is a list (a grid of them is a list of lists)
+_LIST_PARAMS = ("widths", "box")
 _METHOD_KEYS = {"name", "formulation", "options", "families"}
 # what solve() itself takes on the exact path (besides the backend's common options)
 _EXACT_KW = ("solver", "bounds", "tighten", "tighten_time", "relax", "heuristic")
@@ -425,20 +453,20 @@ def parse_suite(
 def _grid(params: dict[str, Any], fail) -> list[dict[str, Any]]:
     """Expand list-valued parameters into their Cartesian product (in the order written).
 
-    ``widths`` is itself a list: a list of lists is its grid. Every other parameter is a
-    scalar, so any list is a grid.
+    ``widths`` and ``box`` are themselves lists: a list of lists is their grid. Every other
+    parameter is a scalar, so any list is a grid.
     """
     import itertools
 
     axes = []
     for k, v in params.items():
-        if k == "widths":
+        if k in _LIST_PARAMS:
             if isinstance(v, list) and v and all(isinstance(w, list) for w in v):
                 axes.append([(k, list(w)) for w in v])
-            elif isinstance(v, list) and v and all(isinstance(w, int) for w in v):
+            elif isinstance(v, list) and v and all(isinstance(w, int | float) for w in v):
                 axes.append([(k, v)])
             else:
-                raise fail(k, f"widths must be a list of ints or a list of such lists, got {v!r}")
+                raise fail(k, f"{k} must be a list of numbers or a list of such lists, got {v!r}")
         elif isinstance(v, list):
             if not v:
                 raise fail(k, f"'{k}' is an empty list: give at least one value")

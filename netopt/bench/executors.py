@@ -25,7 +25,8 @@ from typing import Any, Protocol
 
 from netopt.errors import InputError
 
-__all__ = ["run_job", "LocalExecutor", "DaskExecutor", "make_executor", "EXECUTORS"]
+__all__ = ["run_job", "LocalExecutor", "DaskExecutor", "make_executor", "check_executor"]
+__all__ += ["EXECUTORS"]
 
 #: stderr kept in a crashed job's reason
 _STDERR_TAIL = 2000
@@ -172,10 +173,14 @@ EXECUTORS = ("local", "dask")
 def make_executor(kind: str = "local", workers: int = 2, address: str | None = None):
     """An executor by name: ``"local"`` or ``"dask"`` (``address``: a scheduler, else a
     LocalCluster of ``workers`` processes)."""
-    if kind == "local":
-        if address:
-            raise InputError("--scheduler is for the Dask executor: add --executor dask")
-        return LocalExecutor(workers)
-    if kind == "dask":
-        return DaskExecutor(address, workers)
-    raise InputError(f"unknown executor {kind!r}; known: {list(EXECUTORS)}")
+    check_executor(kind, address)
+    return LocalExecutor(workers) if kind == "local" else DaskExecutor(address, workers)
+
+
+def check_executor(kind: str, address: str | None = None) -> None:
+    """Refuse an unknown executor, or a scheduler address without the Dask executor (cheap:
+    done before any instance is generated)."""
+    if kind not in EXECUTORS:
+        raise InputError(f"unknown executor {kind!r}; known: {list(EXECUTORS)}")
+    if kind == "local" and address:
+        raise InputError("--scheduler is for the Dask executor: add --executor dask")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netopt.bench.executors import make_executor
+from netopt.bench.executors import check_executor, make_executor
 from netopt.bench.store import Store
 from netopt.bench.suite import Family, Suite, Task, folder_files, load_suite, parse_suite
 from netopt.errors import InputError
@@ -101,8 +101,9 @@ def run_suite(
 
     Parameters
     ----------
-    suite : path or Suite
-        A suite file or a parsed :class:`~netopt.bench.suite.Suite`.
+    suite : path, str or Suite
+        A suite file, a suite's TOML text (several lines) or a parsed
+        :class:`~netopt.bench.suite.Suite`.
     db_path : path
         The SQLite store (created when missing). Instance files go into the folder
         ``<db stem>_instances`` beside it.
@@ -128,11 +129,12 @@ def run_suite(
     """
     if isinstance(suite, Suite):
         s = suite
-    elif str(suite).lstrip().startswith(("[", "#", "name", "seeds")) and not Path(suite).exists():
+    elif isinstance(suite, str) and "\n" in suite:  # the suite's text itself
         s = parse_suite(str(suite), extra_methods=extra_methods)
     else:
         s = load_suite(suite, extra_methods)
     extra = {k: f"{f.__module__}:{f.__qualname__}" for k, f in (extra_methods or {}).items()}
+    check_executor(executor, scheduler)
     db = Path(db_path)
     store = Store(db)
     try:

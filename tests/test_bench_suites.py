@@ -1,0 +1,235 @@
+"""netopt bench: suite grammar (grids, per-method families, [success]), the families' ground
+truth against independent references, the CLI, retries, traces."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from netopt.bench.store import Store
+from netopt.bench.suite import load_suite, parse_suite
+from netopt.cli import main
+from netopt.errors import InputError
+
+GRID = """\
+name = "grid"
+[[family]]
+kind = "sat3"
+label = "s"
+n = [5, 6]
+ratio = [3.0, 4.0, 5.0]
+[[family]]
+kind = "mlp"
+widths = [[3, 5, 2], [4, 6, 2]]
+box = [0, 1]
+[[method]]
+name = "milp"
+[[method]]
+name = "adam"
+families = ["mlp"]
+[success]
+objective_tol = 0.01
+criterion = "either"
+"""
+
+
+def test_grid_and_method_families():
+    s = parse_suite(GRID)
+    fams = [(f.label, f.params.get("n"), f.params.get("ratio")) for f in s.families]
+    assert fams[:6] == [("s", n, r) for n in (5, 6) for r in (3.0, 4.0, 5.0)]
+    assert [f.params["widths"] for f in s.families[6:]] == [[3, 5, 2], [4, 6, 2]]
+    assert all(f.params["box"] == [0, 1] for f in s.families[6:])
+    tasks = s.tasks()
+    # milp on all 8 families, adam only on the two mlp ones
+    assert sorted((t.method.name, t.family.kind) for t in tasks).count(("adam", "sat3")) == 0
+    assert len(tasks) == 8 + 2
+    assert s.success == {"objective_tol": 0.01, "x_star_tol": 1e-2, "criterion": "either"}
+    # restricting a method does not change the other tasks' keys (a rerun still resumes)
+    keys = {t.key for t in tasks if t.method.name == "milp"}
+    s2 = parse_suite(GRID.replace('families = ["mlp"]\n', ""))
+    assert keys == {t.key for t in s2.tasks() if t.method.name == "milp"}
+
+
+@pytest.mark.parametrize(
+    "old, new, line, words",
+    [
+        ("objective_tol = 0.01", "objective_tol = 0.01\nrtol = 1", 18, "unknown key 'rtol' of"),
+        ('criterion = "either"', 'criterion = "both"', 18, "criterion must be one of"),
+        ('families = ["mlp"]', 'families = ["mpl"]', 15, "match no family"),
+        ('name = "adam"', 'name = "adam"\nformulation = "os.path:nope"', 15, "has no 'nope'"),
+        ('name = "adam"', 'name = "adam"\nformulation = "no_such_mod:f"', 15, "cannot import"),
+        ("box = [0, 1]", "box = []", 10, "box must be a list"),
+        ("ratio = [3.0, 4.0, 5.0]", "ratio = []", 6, "empty list"),
+    ],
+)
+def test_suite_errors_name_the_line(old, new, line, words):
+    with pytest.raises(InputError, match=rf"g.toml, line {line}: .*{words}"):
+        parse_suite(GRID.replace(old, new), "g.toml")
+
+
+def test_shipped_suites_parse():
+    folder = Path(__file__).resolve().parents[1] / "examples" / "suites"
+    names = sorted(p.stem for p in folder.glob("*.toml"))
+    assert "quick" in names and len(names) >= 4
+    for p in folder.glob("*.toml"):
+        assert load_suite(p).tasks()
+
+
+def _rows(db: Path) -> list[dict]:
+    s = Store(db)
+    try:
+        return s.results()
+    finally:
+        s.close()
+
+
+def _gt(db: Path) -> dict[str, dict]:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return {r["instance"]: dict(r) for r in con.execute("SELECT * FROM ground_truth")}
+    finally:
+        con.close()
+
+
+def test_sat3_ground_truth_matches_sat_solver(tmp_path):
+    """The cached MILP optimum is 0 exactly for satisfiable formulas and >= 1 otherwise
+    (the reduction's gap), as python-sat decides them."""
+    pytest.importorskip("pysat")
+    from netopt.bench.runner import make_instance, run_suite
+    from netopt.instances import load_instance, sat_solve
+
+    text = """\
+time_limit = 30
+[[family]]
+kind = "sat3"
+n = 6
+ratio = [2.0, 7.0]
+count = 2
+[[method]]
+name = "gd"
+options = { max_iter = 50 }
+"""
+    db = tmp_path / "r.sqlite"
+    run_suite(text, db, workers=2)
+    gt = _gt(db)
+    s = Store(db)
+    try:
+        paths = {k: s.instance(k)["path"] for k in gt}
+    finally:
+        s.close()
+    assert len(gt) == 4
+    verdicts = []
+    for ik, g in gt.items():
+        inst = load_instance(paths[ik])
+        sat = sat_solve(inst.cnf)[0] if hasattr(inst, "cnf") else inst.ground_truth["satisfiable"]
+        verdicts.append(sat)
+        assert g["optimum"] is not None
+        if sat:
+            assert g["optimum"] == 0.0
+        else:
+            assert g["optimum"] >= 1.0 - 1e-6 and g["source"] == "milp"
+    assert True in verdicts and False in verdicts  # ratio 2 and 7 give both kinds
+    assert make_instance  # the generator the runner used is importable for regeneration
+
+
+def test_folder_family_and_planted_distance(tmp_path):
+    from netopt.bench.runner import run_suite
+    from netopt.instances import mlp_instance
+
+    folder = tmp_path / "inst"
+    for seed in (3, 4):
+        mlp_instance([3, 8, 2], seed, name=f"m{seed}").save(folder)
+    text = f"""\
+time_limit = 20
+[[family]]
+kind = "folder"
+path = "{folder}"
+[[method]]
+name = "milp"
+[[method]]
+name = "adam"
+options = {{ max_iter = 200 }}
+"""
+    db = tmp_path / "r.sqlite"
+    run_suite(text, db, workers=2)
+    rows = _rows(db)
+    assert len(rows) == 4 and all(r["status"] == "done" for r in rows)
+    for r in rows:
+        res = r["result"]
+        assert np.isfinite(res["dist_to_planted"]) and res["dist_to_planted"] >= 0
+        assert res["gap_to_optimum"] == pytest.approx(res["objective"])  # optimum 0 is planted
+        if r["method"] == "adam":  # first-order: a trace of the best objective over time
+            t = np.array(res["trace"])
+            assert t.shape[1] == 2 and len(t) > 5
+            assert np.all(np.diff(t[:, 0]) >= 0) and np.all(np.diff(t[:, 1]) <= 0)
+            assert t[-1, 0] <= res["seconds"] + 1e-6
+            assert t[-1, 1] == pytest.approx(res["objective"], rel=1e-3, abs=1e-5)
+        else:
+            assert "trace" not in res
+
+
+def test_cli_bench_report_and_retry(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        """\
+time_limit = 10
+grace = 3
+[[family]]
+kind = "mlp"
+widths = [3, 6, 2]
+target = ["realizable", "outside"]
+[[method]]
+name = "milp"
+[[method]]
+name = "broken"
+formulation = "netopt.bench.suite:load_callable"
+"""
+    )
+    assert main(["bench", str(suite), "--workers", "2"]) == 0
+    out = capsys.readouterr()
+    assert "2 done, 2 failed" in out.out and "netopt report s.sqlite" in out.out
+    assert "done 2/4  failed 2  running 0  pending 0" in out.err  # the last progress line
+    rows = {(r["method"], r["instance"]): r for r in _rows(tmp_path / "s.sqlite")}
+    assert {r["status"] for (m, _), r in rows.items() if m == "broken"} == {"failed"}
+    # a rerun repeats nothing; --retry-failed runs the failed tasks once more
+    assert main(["bench", str(suite)]) == 0
+    assert {r["attempts"] for r in _rows(tmp_path / "s.sqlite")} == {1}
+    assert main(["bench", str(suite), "--retry-failed"]) == 0
+    att = {r["method"]: r["attempts"] for r in _rows(tmp_path / "s.sqlite")}
+    assert att == {"milp": 1, "broken": 2}
+    capsys.readouterr()
+    assert main(["report", "s.sqlite"]) == 0
+    listed = capsys.readouterr().out.split()
+    rep = tmp_path / "s_report"
+    assert "s_report/report.md" in listed and (rep / "tasks.csv").exists()
+    md = (rep / "report.md").read_text()
+    assert "milp" in md and "broken" in md
+    csv = (rep / "tasks.csv").read_text().splitlines()
+    assert len(csv) == 1 + 4
+    assert any(p.endswith(".png") for p in listed)
+
+
+def test_cli_errors(tmp_path, capsys):
+    bad = tmp_path / "b.toml"
+    bad.write_text('[[family]]\nkind = "mlp"\nwidths = [2, 2]\n[[method]]\nname = "adamm"\n')
+    assert main(["bench", str(bad), "--db", str(tmp_path / "x.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "b.toml, line 5: unknown method 'adamm'" in err
+    assert not (tmp_path / "x.sqlite").exists()
+    assert main(["report", str(tmp_path / "nope.sqlite")]) == 2
+    assert "nope.sqlite" in capsys.readouterr().err
+    assert main(["bench", str(tmp_path / "missing.toml")]) == 2
+    assert "no such suite file" in capsys.readouterr().err
+    ok = tmp_path / "ok.toml"
+    ok.write_text('[[family]]\nkind = "mlp"\nwidths = [2, 2]\n[[method]]\nname = "milp"\n')
+    assert main(["bench", str(ok), "--scheduler", "tcp://x:1"]) == 2
+    assert "--executor dask" in capsys.readouterr().err
+    # a generator's own check, with the family named
+    assert main(["bench", str(ok), "--db", str(tmp_path / "ok.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "family mlp" in err and "hidden layer" in err

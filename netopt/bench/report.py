@@ -302,6 +302,16 @@ def _median(vals: list[float | None]) -> float | None:
     return statistics.median(v) if v else None
 
 
+def _natural(text: str) -> list:
+    """Sort key reading digit runs as numbers: "widths=30-..." before "widths=110-..."."""
+    import re
+
+    return [
+        (0, float(t), "") if t[0].isdigit() else (1, 0.0, t)
+        for t in re.findall(r"\d+\.?\d*|\D+", text)
+    ]
+
+
 def status_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per method: the count of tasks in each status."""
     out: dict[str, dict[str, Any]] = {}
@@ -319,7 +329,7 @@ def success_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         groups.setdefault((r["family"], r["method"]), []).append(r)
     out = []
-    for (fam, m), rs in sorted(groups.items()):
+    for (fam, m), rs in sorted(groups.items(), key=lambda kv: (_natural(kv[0][0]), kv[0][1])):
         fin = [r for r in rs if r["status"] in FINISHED]
         judged = [r for r in fin if not r["no_ground_truth"]]
         wins = [r for r in judged if r["success"]]

@@ -96,6 +96,7 @@ def run_suite(
     scheduler: str | None = None,
     retry: bool = False,
     extra_methods: dict[str, Callable] | None = None,
+    start: str = "forkserver",
 ) -> dict[str, int]:
     """Run (or resume) every unfinished task of ``suite``; returns the final status counts.
 
@@ -118,6 +119,10 @@ def run_suite(
     retry : bool
         Run again the tasks that failed, timed out or crashed (their earlier attempts stay in
         the attempts log).
+    start : {"forkserver", "subprocess"}
+        How the local executor starts a task's process: forked from a server with netopt and
+        torch imported (default), or a new interpreter (see
+        :func:`~netopt.bench.executors.run_job`).
     extra_methods : dict, optional
         ``{name: function}`` methods beyond the registered formulations; module-level
         functions, which the task's process imports by name.
@@ -139,7 +144,7 @@ def run_suite(
     store = Store(db)
     try:
         _prepare(s, store, db, retry)
-        ex = make_executor(executor, workers, scheduler)
+        ex = make_executor(executor, workers, scheduler, start)
         try:
             return _run(s, store, ex, progress, extra)
         finally:
@@ -253,12 +258,16 @@ def _run(s: Suite, store: Store, ex, progress, extra: dict[str, str]) -> dict[st
         )
 
     report()
+    dirty = False
     while queue or running:
         while queue and len(running) < ex.slots:
             key, job = queue.pop(0)
             attempt = None if key.startswith("gt:") else store.start(key)
             running[ex.submit(job, s.grace)] = (key, time.monotonic(), attempt)
+            dirty = True
+        if dirty:  # once the freed slots are filled again: the counts a user should see
             report()
+            dirty = False
         finished = [f for f in running if f.done()]
         if not finished:
             time.sleep(0.05)
@@ -273,7 +282,7 @@ def _run(s: Suite, store: Store, ex, progress, extra: dict[str, str]) -> dict[st
             _record(store, tasks, key, outcome, out, attempt)
             if not key.startswith("gt:"):
                 durations.append(float(out["seconds"]))
-            report()
+            dirty = True
     _fill_gaps(store)
     report()
     return store.counts()

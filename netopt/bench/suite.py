@@ -6,7 +6,7 @@ A suite file::
     seeds = [0, 1]
     time_limit = 30          # seconds; a number or a list (one task per value)
     grace = 10               # extra wall-clock seconds before a task is killed
-    memory_limit_mb = 4000   # optional, per task (address space)
+    memory_limit_mb = 4000   # optional, per task: address space, ~0.7 GB of it the imported libraries
 
     [[family]]
     kind = "mlp"             # sat3 | expansive | mlp | folder

@@ -1,10 +1,15 @@
-"""Benchmark harness: suites in TOML, a resumable runner and a SQLite results store.
+"""Benchmark harness: heuristics against MILP ground truth on suites of instances.
 
-* :mod:`~netopt.bench.suite` - parse a suite file and expand it into tasks with stable keys;
+* :mod:`~netopt.bench.suite` - parse a suite file (TOML) and expand it into tasks with stable keys;
 * :mod:`~netopt.bench.store` - the SQLite store (versioned schema, resumable task states);
-* :mod:`~netopt.bench.runner` - :func:`~netopt.bench.runner.run_suite`, one child process a task.
+* :mod:`~netopt.bench.runner` - :func:`~netopt.bench.runner.run_suite`: ground truth, then tasks;
+* :mod:`~netopt.bench.executors` - where tasks run: a local pool or Dask, one process per task;
+* :mod:`~netopt.bench.child` - one task in its own process;
+* :mod:`~netopt.bench.report` - tables, CSV and figures (:mod:`~netopt.bench.figures`,
+  :mod:`~netopt.bench.render`) from a database.
 
+``netopt bench SUITE`` and ``netopt report DB`` are the command-line entry points.
 Importing this package imports nothing heavy; the submodules load netopt's solvers lazily.
 """
 
-__all__ = ["suite", "store", "runner"]
+__all__ = ["suite", "store", "runner", "executors", "child", "report", "figures", "render"]

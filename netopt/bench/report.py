@@ -49,8 +49,6 @@ is fastest, :math:`\rho_m(\infty)` the fraction it solves at all.
 
 from __future__ import annotations
 
-import csv
-import html
 import json
 import math
 import os
@@ -63,6 +61,7 @@ from typing import Any
 
 # the pure computations behind the figures live with them (numpy only, no matplotlib)
 from netopt.bench.figures import FINISHED, performance_profile, profile_costs, varying_params
+from netopt.bench.render import cell, render, write_csv
 from netopt.bench.store import SCHEMA_VERSION, STATUSES
 from netopt.errors import InputError
 
@@ -304,7 +303,6 @@ def _median(vals: list[float | None]) -> float | None:
 
 def _natural(text: str) -> list:
     """Sort key reading digit runs as numbers: "widths=30-..." before "widths=110-..."."""
-    import re
 
     return [
         (0, float(t), "") if t[0].isdigit() else (1, 0.0, t)
@@ -375,92 +373,6 @@ def ground_truth_table(db: dict[str, Any]) -> list[dict[str, Any]]:
     return [out[k] for k in sorted(out)]
 
 
-def _cell(v: Any, kind: str = "") -> str:
-    if v is None:
-        return "—"
-    if kind == "pct":
-        return f"{100 * v:.0f}%"
-    if kind == "gap":
-        return f"{v:.2e}"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
-
-
-def _csv_value(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, float):
-        return repr(v)  # full precision; inf reads back as float("inf")
-    return v
-
-
-def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        for r in rows:
-            row = dict(r, family=r["kind"], params=r["params_str"])
-            w.writerow([_csv_value(row[c]) for c in CSV_COLUMNS])
-
-
-def _md(text: str) -> str:
-    # "||x - x*||" or a method named "a_b_c" must not turn into emphasis, "|" into a column
-    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", text)
-
-
-def _render(blocks: list[tuple], fmt: str) -> str:
-    """Markdown or HTML from ``("h1"|"h2"|"p", text)``, ``("table", header, rows)`` and
-    ``("img", relative path, caption)`` blocks (one structure, so both reports agree)."""
-    out = []
-    for b in blocks:
-        if fmt == "md":
-            if b[0] in ("h1", "h2"):
-                out.append(("# " if b[0] == "h1" else "## ") + _md(b[1]))
-            elif b[0] == "p":  # an optional third item: code (a path), shown verbatim
-                out.append(_md(b[1]) + "".join(f" `{c}`" for c in b[2:]))
-            elif b[0] == "table":
-                esc = [[_md(str(c)) for c in row] for row in [b[1], *b[2]]]
-                out.append("| " + " | ".join(esc[0]) + " |")
-                out.append("|" + "---|" * len(b[1]))
-                out.extend("| " + " | ".join(row) + " |" for row in esc[1:])
-            else:
-                out.append(f"![{b[2]}]({b[1]})")
-            out.append("")
-            continue
-        e = html.escape
-        if b[0] in ("h1", "h2", "p"):
-            code = "".join(f" <code>{e(c)}</code>" for c in b[2:])
-            out.append(f"<{b[0]}>{e(b[1])}{code}</{b[0]}>")
-        elif b[0] == "table":
-            head = "".join(f"<th>{e(str(c))}</th>" for c in b[1])
-            body = "".join(
-                "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in b[2]
-            )
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        else:
-            src, cap = e(b[1], quote=True), e(b[2])
-            out.append(
-                f'<figure><img src="{src}" alt="{cap}"><figcaption>{cap}</figcaption></figure>'
-            )
-    if fmt == "md":
-        return "\n".join(out)
-    css = (
-        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
-        "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-        "th{background:#f2f2f2}td:first-child,td:nth-child(2){text-align:left}"
-        "img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#555;font-size:13px}"
-    )
-    title = html.escape(blocks[0][1]) if blocks else "report"
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
-        f"<style>{css}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"
-    )
-
-
 def _suite_meta(meta: dict[str, str]) -> dict[str, Any]:
     try:
         suite = json.loads(meta.get("suite") or "{}")
@@ -494,15 +406,15 @@ def _document(db, rows, crit, db_path, figs, skipped, png) -> list[tuple]:
     head = ["family", "method", "tasks", "success rate", "no ground truth", "median gap",
             "median s", "median time to target (successes)"]  # fmt: skip
     body = [
-        [d["family"], d["method"], d["tasks"], f"{_cell(d['success_rate'], 'pct')} "
-         f"({d['successes']}/{d['judged']})", d["no_ground_truth"], _cell(d["median_gap"], "gap"),
-         _cell(d["median_seconds"]), _cell(d["median_ttt"])]
+        [d["family"], d["method"], d["tasks"], f"{cell(d['success_rate'], 'pct')} "
+         f"({d['successes']}/{d['judged']})", d["no_ground_truth"], cell(d["median_gap"], "gap"),
+         cell(d["median_seconds"]), cell(d["median_ttt"])]
         for d in success_table(rows)
     ]  # fmt: skip
     gt_head = ["kind", "instances", "known optimum", "sources", "unknown optimum", "median MILP s"]
     gt = [
         [d["kind"], d["instances"], d["known"], d["sources"] or "—", d["unknown"],
-         _cell(d["median_milp_seconds"])]
+         cell(d["median_milp_seconds"])]
         for d in ground_truth_table(db)
     ]  # fmt: skip
     blocks: list[tuple] = [
@@ -573,7 +485,7 @@ def build_report(
     written: dict[str, Any] = {}
     if "csv" in formats:
         written["csv"] = out / "tasks.csv"
-        _write_csv(rows, written["csv"])
+        write_csv(rows, written["csv"], CSV_COLUMNS)
     figs: list[tuple[Path, str]] = []
     skipped: list[str] = []
     if png:
@@ -583,5 +495,5 @@ def build_report(
     for fmt in ("md", "html"):
         if fmt in formats:
             written[fmt] = out / f"report.{fmt}"
-            written[fmt].write_text(_render(blocks, fmt), encoding="utf-8")
+            written[fmt].write_text(render(blocks, fmt), encoding="utf-8")
     return written

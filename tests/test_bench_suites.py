@@ -233,3 +233,64 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["bench", str(ok), "--db", str(tmp_path / "ok.sqlite")]) == 2
     err = capsys.readouterr().err
     assert "family mlp" in err and "hidden layer" in err
+
+
+def test_generator_family_surfing_and_shipped_files(tmp_path):
+    """A generator family trains once; Surfing gets the checkpoints through ``instance=``; a job
+    shipped as files (as to a Dask worker) finds them in its own folder."""
+    pytest.importorskip("sklearn")
+    from netopt.bench.executors import _with_files, run_job
+    from netopt.bench.runner import run_suite
+    from netopt.instances import load_instance
+
+    text = """\
+time_limit = 60
+ground_truth = "known"
+[[family]]
+kind = "generator"
+latent = 2
+hidden = 8
+epochs = 1
+checkpoints = 3
+count = 2
+[[method]]
+name = "surf"
+formulation = "netopt.instances.generator:surfing_method"
+options = { steps_per_stage = 30 }
+[[method]]
+name = "adam"
+options = { max_iter = 90 }
+[success]
+criterion = "x_star"
+"""
+    db = tmp_path / "r.sqlite"
+    run_suite(text, db, workers=2)
+    rows = _rows(db)
+    assert len(rows) == 4 and all(r["status"] == "done" for r in rows), rows
+    gens = list((tmp_path / "r_instances" / "generators").iterdir())
+    assert len(gens) == 1 and len(list(gens[0].glob("theta_*.onnx"))) == 3  # trained once
+    s = Store(db)
+    try:
+        path = s.instance(rows[0]["instance"])["path"]
+    finally:
+        s.close()
+    inst = load_instance(path)
+    z = np.asarray(inst.ground_truth["x_star"])
+    assert np.allclose(inst.net.forward(z[None]).ravel(), inst.target)  # z* is a preimage
+    for r in rows:
+        assert r["result"]["dist_to_planted"] >= 0 and r["result"]["objective"] >= 0
+    # the same surfing task, shipped as bytes into a fresh folder, gives the same result
+    job = {
+        "instance": path,
+        "formulation": "netopt.instances.generator:surfing_method",
+        "options": {"steps_per_stage": 30},
+        "seed": 0,
+        "time_limit": 60,
+    }
+    shipped = _with_files(job)
+    assert len(shipped["files"]) == 2 + 3  # JSON, model, three checkpoints
+    outcome, out = run_job(shipped, grace=10, start="subprocess")
+    mine = next(
+        r["result"] for r in rows if r["method"] == "surf" and r["instance"] == rows[0]["instance"]
+    )
+    assert outcome == "done" and out["objective"] == mine["objective"]

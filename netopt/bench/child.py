@@ -14,6 +14,7 @@ time when the method keeps a history.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -96,6 +97,8 @@ def run(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         t0 = time.perf_counter()
         if job.get("callable") or ":" in form:
             fn = load_callable(job.get("callable") or form)
+            if "instance" in inspect.signature(fn).parameters:
+                opts["instance"] = inst
             res = fn(prob, seed=job["seed"], time_limit=job["time_limit"], **opts)
         else:
             allowed = method_options(form)

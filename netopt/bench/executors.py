@@ -239,6 +239,12 @@ def _with_files(job: dict[str, Any]) -> dict[str, Any]:
         # flattened into one folder: the model's SHA-256 in the JSON still pins the network
         files[Path(model).name] = (p.parent / model).read_bytes()
         d["model"] = Path(model).name
+    # a generator instance's checkpoints (relative to the JSON), shipped and flattened too
+    ckpts = d.get("params", {}).get("checkpoints") or []
+    for i, c in enumerate(ckpts):
+        flat = f"ckpt{i:03d}_{Path(c).name}"
+        files[flat] = (p.parent / c).read_bytes()
+        ckpts[i] = flat
     files[p.name] = json.dumps(d).encode()
     return job | {"instance": p.name, "files": files}
 

@@ -24,8 +24,9 @@ from netopt.errors import InputError
 __all__ = ["run_suite", "make_instance"]
 
 
-def make_instance(fam: Family, index: int, name: str):
-    """Generate (or, for a folder, read) instance ``index`` of ``fam``."""
+def make_instance(fam: Family, index: int, name: str, workdir: Path | None = None):
+    """Generate (or, for a folder, read) instance ``index`` of ``fam``; ``workdir`` is where
+    the instance will be saved (a generator family trains its network there, once)."""
     import numpy as np
 
     from netopt import instances as I  # noqa: N812
@@ -69,11 +70,32 @@ def make_instance(fam: Family, index: int, name: str):
                 name=name,
                 assignment=assignment,
             )
+        if fam.kind == "generator":
+            from netopt.instances.generator import generator_instance, train_generator
+
+            base = Path(workdir) if workdir is not None else Path(".")
+            ckpts = train_generator(
+                # one training per distinct training setting, whatever the targets
+                base / "generators" / _train_digest(p),
+                latent=int(p["latent"]),
+                hidden=int(p["hidden"]),
+                epochs=int(p["epochs"]),
+                checkpoints=int(p["checkpoints"]),
+                seed=int(p["train_seed"]),
+            )
+            return generator_instance(ckpts, seed, relative_to=base, name=name)
     except (TypeError, ValueError) as e:
         if isinstance(e, InputError):
             raise InputError(f"family {fam.label} {fam.params}: {e}") from None
         raise InputError(f"family {fam.label} {fam.params}: bad parameter ({e})") from None
     return I.load_instance(folder_files(fam)[index])
+
+
+def _train_digest(p: dict[str, Any]) -> str:
+    import hashlib
+
+    keys = ("latent", "hidden", "epochs", "checkpoints", "train_seed")
+    return hashlib.sha256(json.dumps({k: p[k] for k in keys}).encode()).hexdigest()[:10]
 
 
 def _norm(v: Any) -> float:
@@ -168,7 +190,7 @@ def _prepare(s: Suite, store: Store, db: Path, retry: bool) -> None:
         seen.add(ik)
         row = store.instance(ik)
         if row is None or not Path(row["path"]).exists():
-            inst = make_instance(t.family, t.index, ik)
+            inst = make_instance(t.family, t.index, ik, inst_dir)
             if t.family.kind == "folder":  # read in place: a folder is its own cache
                 path = str(folder_files(t.family)[t.index])
             else:

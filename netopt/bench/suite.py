@@ -9,7 +9,7 @@ A suite file::
     memory_limit_mb = 4000   # optional, per task: address space, ~0.7 GB of it the imported libraries
 
     [[family]]
-    kind = "mlp"             # sat3 | expansive | mlp | folder
+    kind = "mlp"             # sat3 | expansive | mlp | generator | folder
     widths = [3, 6, 2]
     target = "realizable"
     count = 2
@@ -31,7 +31,10 @@ A suite file::
     criterion = "objective"  # objective | x_star | either
 
 A method's ``formulation`` may name a function ``f(problem, seed=..., time_limit=..., **options)
--> Result`` as ``"package.module:function"``: a method of the user's own, run like the others.
+-> Result`` as ``"package.module:function"``: a method of the user's own, run like the others;
+a function with an ``instance`` parameter also receives the task's
+:class:`~netopt.instances.Instance` (its files and ground truth), e.g. Surfing's
+``"netopt.instances.generator:surfing_method"`` on a ``generator`` family.
 Top-level ``ground_truth = "milp"`` (default) solves each instance's MILP once, within
 ``ground_truth_time_limit`` seconds, when its optimum is not known by construction; ``"known"``
 uses only what the generator knows.
@@ -89,6 +92,16 @@ FAMILY_PARAMS: dict[str, dict[str, Any]] = {
         "target": "realizable",  # realizable | outside | unreachable
         "box": [-1.0, 1.0],
         "norm": 1,
+        "count": 1,
+        "seed": 0,
+    },
+    # a digits generator trained once per family (its checkpoints: the Surfing setting)
+    "generator": {
+        "latent": 5,
+        "hidden": 128,
+        "epochs": 60,
+        "checkpoints": 40,
+        "train_seed": 0,
         "count": 1,
         "seed": 0,
     },
@@ -482,7 +495,8 @@ def _callable_options(spec: str) -> tuple[str, ...] | None:
     sig = inspect.signature(fn)
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
-    return tuple(list(sig.parameters)[1:])
+    # "instance" is the runner's to pass (the task's Instance), not an option
+    return tuple(k for k in list(sig.parameters)[1:] if k != "instance")
 
 
 def load_callable(spec: str):

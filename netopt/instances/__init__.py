@@ -4,6 +4,7 @@
 * :mod:`~netopt.instances.sat3` - the 3-SAT -> ReLU inversion reduction with its gap theorem;
 * :mod:`~netopt.instances.expansive` - random expansive generators with a planted latent;
 * :mod:`~netopt.instances.mlp` - random MLPs with realizable / outside / unreachable targets;
+* :mod:`~netopt.instances.generator` - a trained digits generator and its checkpoints (Surfing);
 * :mod:`~netopt.instances.instance` - the :class:`Instance` type and its files
   (ONNX + JSON + VNN-LIB), :func:`load_instance`.
 """
@@ -20,6 +21,7 @@ from netopt.instances.cnf import (
     sat_solve,
 )
 from netopt.instances.expansive import expansive_instance
+from netopt.instances.generator import generator_instance
 from netopt.instances.instance import Instance, load_instance
 from netopt.instances.mlp import mlp_instance
 from netopt.instances.sat3 import decode, sat3_instance
@@ -37,6 +39,7 @@ __all__ = [
     "sat3_instance",
     "decode",
     "expansive_instance",
+    "generator_instance",
     "mlp_instance",
     "Instance",
     "load_instance",

@@ -294,3 +294,77 @@ criterion = "x_star"
         r["result"] for r in rows if r["method"] == "surf" and r["instance"] == rows[0]["instance"]
     )
     assert outcome == "done" and out["objective"] == mine["objective"]
+
+
+def _session_members(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (from /proc: field 6 of /proc/PID/stat)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                out.append(int(d.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_ctrl_c_stops_running_tasks_and_resume_reruns_them(tmp_path):
+    """SIGINT (Ctrl-C) ends `netopt bench` at once, kills its tasks' processes, and leaves them
+    to be run again: nothing finished is lost, nothing is left running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        """\
+time_limit = 300
+ground_truth = "known"
+[[family]]
+kind = "mlp"
+widths = [3, 6, 2]
+[[method]]
+name = "hang"
+formulation = "test_bench:hang"
+[[method]]
+name = "milp"
+"""
+    )
+    db = tmp_path / "s.sqlite"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    cmd = [sys.executable, "-m", "netopt.cli", "bench", str(suite), "--db", str(db)]
+    p = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60:
+        rows = _rows(db) if db.exists() else []
+        if any(r["status"] == "done" for r in rows):
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # the hanging task is surely running
+    os.kill(p.pid, signal.SIGINT)
+    try:
+        rc = p.wait(timeout=20)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL) if p.poll() is None else None
+    assert rc == 130, p.stderr.read()
+    assert "interrupted" in p.stderr.read()
+    # no task process outlives the run (the fork server winds down on its own, promptly)
+    for _ in range(50):
+        left = _session_members(p.pid)
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == []
+    st = {r["method"]: r["status"] for r in _rows(db)}
+    assert st == {"milp": "done", "hang": "running"}  # reset to pending by the next run
+    s = Store(db)
+    try:
+        assert s.reset_running() == 1
+    finally:
+        s.close()

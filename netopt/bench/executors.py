@@ -32,6 +32,8 @@ __all__ += ["EXECUTORS"]
 
 #: stderr kept in a crashed job's reason
 _STDERR_TAIL = 2000
+#: the processes of the jobs running now (so that an interrupted run can kill them)
+_LIVE: set = set()
 
 
 def _forkserver():
@@ -106,6 +108,7 @@ def run_job(
                 stderr=err,
                 env=env,
             )
+            _LIVE.add(proc)
             try:
                 code = proc.wait(timeout=limit)
             except subprocess.TimeoutExpired:
@@ -116,6 +119,8 @@ def run_job(
                 proc.kill()
                 proc.wait()
                 raise
+            finally:
+                _LIVE.discard(proc)
             if out_path.exists():
                 d = json.loads(out_path.read_text())
                 return d["outcome"], d["result"]
@@ -142,12 +147,15 @@ def _run_forked(job, tmp, job_path, out_path, limit, grace) -> tuple[str, dict[s
         target=_forked_main, args=(str(job_path), str(out_path), str(err_path))
     )
     proc.start()
+    _LIVE.add(proc)
     try:
         proc.join(limit)
     except BaseException:  # the runner is being stopped: take the job down with it
         proc.kill()
         proc.join()
         raise
+    finally:
+        _LIVE.discard(proc)
     if proc.is_alive():
         proc.kill()
         proc.join()
@@ -182,7 +190,12 @@ class LocalExecutor:
     def submit(self, job: dict[str, Any], grace: float) -> Future:
         return self._pool.submit(run_job, job, grace, self.start)
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Wait for the jobs (none are left after a complete run); ``kill``: kill the running
+        jobs' processes first (the run was interrupted - they run again on resume)."""
+        if kill:
+            for proc in list(_LIVE):
+                proc.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -204,6 +217,7 @@ class DaskExecutor:
                 "the Dask executor needs dask.distributed: pip install 'netopt[dask]'"
             ) from None
         self._cluster = None
+        self._futures: set = set()
         try:
             if address is None:
                 self._cluster = LocalCluster(
@@ -221,9 +235,14 @@ class DaskExecutor:
         self.slots = max(1, sum(self.client.nthreads().values()))
 
     def submit(self, job: dict[str, Any], grace: float) -> Future:
-        return self.client.submit(run_job, _with_files(job), grace, pure=False)
+        fut = self.client.submit(run_job, _with_files(job), grace, pure=False)
+        self._futures.add(fut)
+        fut.add_done_callback(self._futures.discard)
+        return fut
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        if kill:  # cancelled futures stop their workers' jobs (their processes are killed)
+            self.client.cancel(list(self._futures))
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()

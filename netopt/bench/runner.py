@@ -168,9 +168,12 @@ def run_suite(
         _prepare(s, store, db, retry)
         ex = make_executor(executor, workers, scheduler, start)
         try:
-            return _run(s, store, ex, progress, extra)
-        finally:
-            ex.close()
+            counts = _run(s, store, ex, progress, extra)
+        except BaseException:  # interrupted (Ctrl-C): the running tasks rerun on resume
+            ex.close(kill=True)
+            raise
+        ex.close()
+        return counts
     finally:
         store.close()
 

@@ -77,7 +77,10 @@ def main() -> None:
             "local, a new interpreter per task": ("local", "subprocess"),
         }
         if not a.no_dask:
-            runs["dask LocalCluster, a new interpreter per task"] = ("dask", "subprocess")
+            runs["dask LocalCluster (non-daemonic workers fork their tasks)"] = (
+                "dask",
+                "forkserver",
+            )
         for name, (kind, start) in runs.items():
             db = Path(tmp) / f"{kind}-{start}.sqlite"
             t0 = time.perf_counter()

@@ -220,13 +220,19 @@ class DaskExecutor:
         self._futures: set = set()
         try:
             if address is None:
-                self._cluster = LocalCluster(
-                    n_workers=int(workers),
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
+                import dask
+
+                # non-daemonic workers may fork their tasks from a preloaded server (run_job);
+                # a daemonic worker (the Dask default, as on a user's cluster) starts a new
+                # interpreter per task instead
+                with dask.config.set({"distributed.worker.daemon": False}):
+                    self._cluster = LocalCluster(
+                        n_workers=int(workers),
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
                 self.client = Client(self._cluster)
             else:
                 self.client = Client(address, timeout=30)
@@ -235,7 +241,7 @@ class DaskExecutor:
         self.slots = max(1, sum(self.client.nthreads().values()))
 
     def submit(self, job: dict[str, Any], grace: float) -> Future:
-        fut = self.client.submit(run_job, _with_files(job), grace, pure=False)
+        fut = self.client.submit(run_job, _with_files(job), grace, "forkserver", pure=False)
         self._futures.add(fut)
         fut.add_done_callback(self._futures.discard)
         return fut

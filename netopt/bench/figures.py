@@ -154,6 +154,11 @@ def _label(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def _mantissa(v: float) -> int:
+    """The leading digit of ``v`` > 0 (2 for 0.2, 20, 2000)."""
+    return int(round(v / 10 ** np.floor(np.log10(v)), 6)) if v > 0 else 0
+
+
 def _rate_lines(ax, rows, key_of, methods, style, stat: str = "success") -> None:
     """Success rate (over the judged tasks) against ``key_of(row)``, one line per method;
     ``stat="seconds"``: the median wall time of the tasks instead (a hardness curve)."""
@@ -198,8 +203,12 @@ def _rate_lines(ax, rows, key_of, methods, style, stat: str = "success") -> None
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         lo, hi = ax.get_ylim()
-        if hi < 10 * lo:  # less than a decade: label the minor ticks too, or there are none
-            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+        # within two decades a major tick or two is all there is: label 2, 3 and 5 times a power
+        # of ten as well (plainly, not as 2 x 10^0)
+        wide = hi > 100 * lo
+        ax.yaxis.set_minor_formatter(
+            FuncFormatter(lambda v, _: "" if wide or _mantissa(v) not in (2, 3, 5) else f"{v:g}")
+        )
         ax.set_ylabel("median time per task (s)")
     ax.legend(title="method")
 
@@ -324,7 +333,7 @@ def draw_all(
             ax.set_xlabel("τ  (time to target / best method's time to target)")
             ax.set_ylabel("fraction of problems with ratio ≤ τ")
             ax.set_title(f"Performance profile ({n_prob} problems: instance × seed × time limit)")
-            ax.legend(title="method", loc="lower right")
+            ax.legend(title="method", loc="best", framealpha=0.9)
             save(fig, "performance_profile", "Dolan–Moré performance profile on time to target")
 
         # 3. distribution of the gap to a known optimum (failures never reach any gap)
@@ -354,7 +363,7 @@ def draw_all(
             ax.set_xlabel(f"gap to optimum (values < {GAP_FLOOR:g} drawn at {GAP_FLOOR:g})")
             ax.set_ylabel("fraction of tasks with gap ≤ x")
             ax.set_title(f"Gap to optimum, ECDF ({len(known)} finished tasks, known optimum)")
-            ax.legend(loc="lower right")
+            ax.legend(loc="best", framealpha=0.9)
             save(fig, "gap_cdf", "empirical CDF of the gap to optimum (failed tasks never count)")
 
         # 4. fraction of tasks solved within t seconds

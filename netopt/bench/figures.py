@@ -150,7 +150,9 @@ def _sort_key(v: Any) -> tuple:
 
 def _label(v: Any) -> str:
     if isinstance(v, list | tuple):
-        return "-".join(_label(x) for x in v)
+        if all(isinstance(x, int) and x >= 0 for x in v):  # widths: "20-100-500"
+            return "-".join(str(x) for x in v)
+        return "[" + ", ".join(_label(x) for x in v) + "]"  # a box: "[-1, 1]"
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 

@@ -221,9 +221,12 @@ def time_to_target(
 
 
 def _fmt_value(v: Any) -> str:
-    # widths as "20-100-500": a readable label and a safe file name
+    # widths as "20-100-500": a readable label and a safe file name; a list with a negative
+    # or fractional entry (a box) as "[-1, 1]", where dashes would be ambiguous
     if isinstance(v, list | tuple):
-        return "-".join(str(x) for x in v)
+        if all(isinstance(x, int) and x >= 0 for x in v):
+            return "-".join(str(x) for x in v)
+        return "[" + ", ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v) + "]"
     return str(v)
 
 

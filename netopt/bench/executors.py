@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +35,14 @@ __all__ += ["EXECUTORS"]
 _STDERR_TAIL = 2000
 #: the processes of the jobs running now (so that an interrupted run can kill them)
 _LIVE: set = set()
+#: set by an interrupted run: a job whose process starts after the kill sweep kills it itself
+_STOPPING = threading.Event()
+
+
+def _register(proc: Any) -> None:
+    _LIVE.add(proc)
+    if _STOPPING.is_set():  # the sweep may have missed a process started just now
+        proc.kill()
 
 
 def _forkserver():
@@ -108,7 +117,7 @@ def run_job(
                 stderr=err,
                 env=env,
             )
-            _LIVE.add(proc)
+            _register(proc)
             try:
                 code = proc.wait(timeout=limit)
             except subprocess.TimeoutExpired:
@@ -147,7 +156,7 @@ def _run_forked(job, tmp, job_path, out_path, limit, grace) -> tuple[str, dict[s
         target=_forked_main, args=(str(job_path), str(out_path), str(err_path))
     )
     proc.start()
-    _LIVE.add(proc)
+    _register(proc)
     try:
         proc.join(limit)
     except BaseException:  # the runner is being stopped: take the job down with it
@@ -185,6 +194,7 @@ class LocalExecutor:
             raise InputError(f"start must be 'forkserver' or 'subprocess', got {start!r}")
         self.slots = int(workers)
         self.start = start
+        _STOPPING.clear()
         self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="netopt-bench")
 
     def submit(self, job: dict[str, Any], grace: float) -> Future:
@@ -194,9 +204,11 @@ class LocalExecutor:
         """Wait for the jobs (none are left after a complete run); ``kill``: kill the running
         jobs' processes first (the run was interrupted - they run again on resume)."""
         if kill:
+            _STOPPING.set()
             for proc in list(_LIVE):
                 proc.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        _STOPPING.clear()
 
 
 class DaskExecutor:

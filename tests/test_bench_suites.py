@@ -187,7 +187,7 @@ target = ["realizable", "outside"]
 name = "milp"
 [[method]]
 name = "broken"
-formulation = "netopt.bench.suite:load_callable"
+formulation = "netopt.bench.methods:load_callable"
 """
     )
     assert main(["bench", str(suite), "--workers", "2"]) == 0

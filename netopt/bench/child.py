@@ -82,7 +82,7 @@ def _warm_up(form: str) -> None:
 
 def run(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Run ``job`` in this process; returns ``(outcome, result)``."""
-    from netopt.bench.suite import load_callable, method_options
+    from netopt.bench.methods import load_callable, method_options
     from netopt.instances import load_instance
 
     t0 = time.perf_counter()

@@ -60,6 +60,18 @@ class Progress:
             self.stream.flush()
 
 
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (``kill PID``, a batch system's stop) ends the run as Ctrl-C does: the running
+    tasks' processes are killed and left to rerun. A SIGINT that was ignored when netopt started
+    (a job started with ``nohup ... &``) stays ignored."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from netopt.bench.runner import run_suite
     from netopt.bench.suite import load_suite
@@ -76,6 +88,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     prog = Progress(every=args.progress_every)
+    _terminate_like_interrupt()
     try:
         counts = run_suite(
             suite,

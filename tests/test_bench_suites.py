@@ -326,9 +326,10 @@ def _session_members(sid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_ctrl_c_stops_running_tasks_and_resume_reruns_them(tmp_path):
-    """SIGINT (Ctrl-C) ends `netopt bench` at once, kills its tasks' processes, and leaves them
-    to be run again: nothing finished is lost, nothing is left running."""
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_stops_running_tasks_and_resume_reruns_them(tmp_path, sig):
+    """SIGINT (Ctrl-C) or SIGTERM ends `netopt bench` at once, kills its tasks' processes, and
+    leaves them to be run again: nothing finished is lost, nothing is left running."""
     import os
     import signal
     import subprocess
@@ -353,13 +354,22 @@ name = "milp"
     db = tmp_path / "s.sqlite"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
     cmd = [sys.executable, "-m", "netopt.cli", "bench", str(suite), "--db", str(db)]
-    p = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # a shell that starts a job in the background (as CI may run these tests) leaves SIGINT
+    # ignored, and Python keeps an ignored SIGINT ignored: give the runner the default back
+    p = subprocess.Popen(
+        cmd,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     t0 = time.monotonic()
     while time.monotonic() - t0 < 60 and _statuses(db).count("done") < 1:
         time.sleep(0.2)
     time.sleep(1.0)  # the hanging task is surely running
     assert sorted(_statuses(db)) == ["done", "running"]
-    os.kill(p.pid, signal.SIGINT)
+    os.kill(p.pid, getattr(signal, sig))
     t_int = time.monotonic()
     try:
         rc = p.wait(timeout=60)  # the hanging task alone would take 300 s

@@ -3,6 +3,7 @@ truth against independent references, the CLI, retries, traces."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -392,3 +393,32 @@ name = "milp"
         assert s.reset_running() == 1
     finally:
         s.close()
+
+
+def test_user_family_through_imports(tmp_path):
+    from netopt.bench.runner import run_suite
+
+    text = """\
+imports = ["bench_user_family"]
+time_limit = 20
+[[family]]
+kind = "user_chain"
+width = [4, 8]
+[[method]]
+name = "milp"
+"""
+    db = tmp_path / "r.sqlite"
+    assert run_suite(text, db, workers=2)["done"] == 2
+    s = Store(db)
+    try:
+        widths = sorted(
+            json.loads(r[0])["width"] for r in s.db.execute("SELECT params FROM instances")
+        )
+    finally:
+        s.close()
+    assert widths == [4, 8]
+    bad = text.replace("bench_user_family", "no_such_family_module")
+    with pytest.raises(InputError, match=r"u.toml, line 1: cannot import module"):
+        parse_suite(bad, "u.toml")
+    with pytest.raises(InputError, match=r"u.toml, line 4: unknown family kind 'user_chian'"):
+        parse_suite(text.replace('kind = "user_chain"', 'kind = "user_chian"'), "u.toml")

@@ -1,6 +1,8 @@
 """Benchmark harness: heuristics against MILP ground truth on suites of instances.
 
 * :mod:`~netopt.bench.suite` - parse a suite file (TOML) and expand it into tasks with stable keys;
+* :mod:`~netopt.bench.families` - the instance families (a registry) and
+  :mod:`~netopt.bench.methods` - what a method may be and which options it takes;
 * :mod:`~netopt.bench.store` - the SQLite store (versioned schema, resumable task states);
 * :mod:`~netopt.bench.runner` - :func:`~netopt.bench.runner.run_suite`: ground truth, then tasks;
 * :mod:`~netopt.bench.executors` - where tasks run: a local pool or Dask, one process per task;
@@ -12,4 +14,5 @@
 Importing this package imports nothing heavy; the submodules load netopt's solvers lazily.
 """
 
-__all__ = ["suite", "store", "runner", "executors", "child", "report", "figures", "render"]
+__all__ = ["suite", "families", "methods", "store", "runner", "executors", "child", "report"]
+__all__ += ["figures", "render"]

@@ -17,89 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from netopt.bench.executors import check_executor, make_executor
+from netopt.bench.families import FAMILIES, folder_files
 from netopt.bench.store import Store
-from netopt.bench.suite import Family, Suite, Task, folder_files, load_suite, parse_suite
+from netopt.bench.suite import Family, Suite, Task, load_suite, parse_suite
 from netopt.errors import InputError
 
 __all__ = ["run_suite", "make_instance"]
 
 
 def make_instance(fam: Family, index: int, name: str, workdir: Path | None = None):
-    """Generate (or, for a folder, read) instance ``index`` of ``fam``; ``workdir`` is where
-    the instance will be saved (a generator family trains its network there, once)."""
-    import numpy as np
-
-    from netopt import instances as I  # noqa: N812
-
-    p = fam.params
-    seed = int(p.get("seed", 0)) + index
+    """Instance ``index`` of ``fam`` (its registered maker: :mod:`netopt.bench.families`);
+    ``workdir`` is where the instance will be saved."""
+    spec = FAMILIES.get(fam.kind)
     try:
-        if fam.kind == "mlp":
-            return I.mlp_instance(
-                p["widths"],
-                seed,
-                target=p["target"],
-                box=tuple(p["box"]),
-                norm=_norm(p["norm"]),
-                name=name,
-            )
-        if fam.kind == "expansive":
-            return I.expansive_instance(
-                p["widths"],
-                seed,
-                noise=float(p["noise"]),
-                noise_kind=p["noise_kind"],
-                activation=p["activation"],
-                norm=_norm(p["norm"]),
-                dtype=np.dtype(p["dtype"]).type,
-                name=name,
-            )
-        if fam.kind == "sat3":
-            sat = {"sat": True, "unsat": False, "any": None}.get(p["kind"], "?")
-            if sat == "?":
-                raise InputError(f"sat3 kind must be sat, unsat or any, got {p['kind']!r}")
-            n = int(p["n"])
-            cnf, assignment = I.random_formula(n, round(p["ratio"] * n), sat, seed)
-            return I.sat3_instance(
-                cnf,
-                p["variant"],
-                rescale=bool(p["rescale"]),
-                permute=bool(p["permute"]),
-                identity_layers=int(p["identity_layers"]),
-                seed=seed,
-                name=name,
-                assignment=assignment,
-            )
-        if fam.kind == "generator":
-            from netopt.instances.generator import generator_instance, train_generator
-
-            base = Path(workdir) if workdir is not None else Path(".")
-            ckpts = train_generator(
-                # one training per distinct training setting, whatever the targets
-                base / "generators" / _train_digest(p),
-                latent=int(p["latent"]),
-                hidden=int(p["hidden"]),
-                epochs=int(p["epochs"]),
-                checkpoints=int(p["checkpoints"]),
-                seed=int(p["train_seed"]),
-            )
-            return generator_instance(ckpts, seed, relative_to=base, name=name)
-    except (TypeError, ValueError) as e:
-        if isinstance(e, InputError):
-            raise InputError(f"family {fam.label} {fam.params}: {e}") from None
+        return spec.make(fam.params, index, name, Path(workdir) if workdir else Path("."))
+    except InputError as e:
+        raise InputError(f"family {fam.label} {fam.params}: {e}") from None
+    except (TypeError, ValueError, KeyError) as e:
         raise InputError(f"family {fam.label} {fam.params}: bad parameter ({e})") from None
-    return I.load_instance(folder_files(fam)[index])
-
-
-def _train_digest(p: dict[str, Any]) -> str:
-    import hashlib
-
-    keys = ("latent", "hidden", "epochs", "checkpoints", "train_seed")
-    return hashlib.sha256(json.dumps({k: p[k] for k in keys}).encode()).hexdigest()[:10]
-
-
-def _norm(v: Any) -> float:
-    return float("inf") if str(v) == "inf" else float(v)
 
 
 def _gap(objective: float | None, optimum: float | None) -> float | None:
@@ -195,7 +130,7 @@ def _prepare(s: Suite, store: Store, db: Path, retry: bool) -> None:
         if row is None or not Path(row["path"]).exists():
             inst = make_instance(t.family, t.index, ik, inst_dir)
             if t.family.kind == "folder":  # read in place: a folder is its own cache
-                path = str(folder_files(t.family)[t.index])
+                path = str(folder_files(t.family.params)[t.index])
             else:
                 path = str(inst.save(inst_dir)["json"])
             gt = {k: v for k, v in inst.ground_truth.items() if k != "x_star"}

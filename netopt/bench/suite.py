@@ -9,7 +9,7 @@ A suite file::
     memory_limit_mb = 4000   # optional, per task: address space, ~0.7 GB of it the imported libraries
 
     [[family]]
-    kind = "mlp"             # sat3 | expansive | mlp | generator | folder
+    kind = "mlp"             # sat3 | expansive | mlp | generator | folder (or registered)
     widths = [3, 6, 2]
     target = "realizable"
     count = 2
@@ -46,6 +46,7 @@ positions, so the key is located in the raw text (:func:`_line_of`).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -53,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netopt.bench.families import FAMILIES
 from netopt.bench.methods import _callable_options, load_callable, method_options
 from netopt.errors import InputError
 
@@ -64,51 +66,8 @@ except ImportError:  # pragma: no cover - Python 3.10
 __all__ = ["Suite", "Family", "Method", "Task", "load_suite", "parse_suite", "method_options"]
 __all__ += ["load_callable", "SUCCESS_DEFAULTS"]
 
-#: parameters of each generator family: name -> default (None: required)
-FAMILY_PARAMS: dict[str, dict[str, Any]] = {
-    "sat3": {
-        "n": None,
-        "ratio": 4.26,
-        "kind": "any",  # sat | unsat | any
-        "variant": "box",  # box | free | lei4
-        "rescale": False,
-        "permute": False,
-        "identity_layers": 0,
-        "count": 1,
-        "seed": 0,
-    },
-    "expansive": {
-        "widths": None,
-        "noise": 0.0,
-        "noise_kind": "uniform",
-        "activation": "relu",
-        "norm": 1,
-        "dtype": "float32",
-        "count": 1,
-        "seed": 0,
-    },
-    "mlp": {
-        "widths": None,
-        "target": "realizable",  # realizable | outside | unreachable
-        "box": [-1.0, 1.0],
-        "norm": 1,
-        "count": 1,
-        "seed": 0,
-    },
-    # a digits generator trained once per family (its checkpoints: the Surfing setting)
-    "generator": {
-        "latent": 5,
-        "hidden": 128,
-        "epochs": 60,
-        "checkpoints": 40,
-        "train_seed": 0,
-        "count": 1,
-        "seed": 0,
-    },
-    "folder": {"path": None},
-}
 _TOP_KEYS = {"name", "seeds", "time_limit", "grace", "memory_limit_mb", "ground_truth_time_limit"}
-_TOP_KEYS |= {"family", "method", "success", "ground_truth"}
+_TOP_KEYS |= {"family", "method", "success", "ground_truth", "imports"}
 #: the [success] table: name -> default
 SUCCESS_DEFAULTS: dict[str, Any] = {
     "objective_tol": 1e-4,
@@ -116,8 +75,6 @@ SUCCESS_DEFAULTS: dict[str, Any] = {
     "criterion": "objective",
 }
 _CRITERIA = ("objective", "x_star", "either")
-#: family parameters whose value is a list (a grid of them is a list of lists)
-_LIST_PARAMS = ("widths", "box")
 _METHOD_KEYS = {"name", "formulation", "options", "families"}
 
 
@@ -183,9 +140,7 @@ class Suite:
 
     def instance_count(self, fam: Family) -> int:
         """How many instances ``fam`` yields (a folder: its instance JSON files)."""
-        if fam.kind == "folder":
-            return len(folder_files(fam))
-        return int(fam.params["count"])
+        return FAMILIES.get(fam.kind).instance_count(fam.params)
 
     def tasks(self) -> list[Task]:
         """Every task, in a deterministic order: family, instance, method, seed, time limit."""
@@ -211,11 +166,6 @@ class Suite:
                             )
                             out.append(Task(key, fam, i, m, s, tl))
         return out
-
-
-def folder_files(fam: Family) -> list[Path]:
-    """The instance JSON files of a ``folder`` family, sorted (a stable index)."""
-    return sorted(Path(fam.params["path"]).glob("*.json"))
 
 
 def _digest(obj: Any) -> str:
@@ -301,18 +251,29 @@ def parse_suite(
     for k in data:
         if k not in _TOP_KEYS:
             raise ctx.fail(f"unknown key '{k}'; known: {sorted(_TOP_KEYS)}", k)
+    imports = data.get("imports", [])
+    if isinstance(imports, str) or not isinstance(imports, list):
+        raise ctx.fail("imports must be a list of module names", "imports")
+    for mod in imports:
+        # modules that register the suite's own families (netopt.bench.families.family)
+        # or formulations, before anything is looked up
+        try:
+            importlib.import_module(str(mod))
+        except ImportError as e:
+            raise ctx.fail(f"cannot import module {mod!r} ({e})", "imports") from None
     extra = dict(extra_methods or {})
     fams = []
     for j, f in enumerate(data.get("family", [])):
         kind = f.get("kind")
-        if kind not in FAMILY_PARAMS:
+        if kind not in FAMILIES:
             raise ctx.fail(
-                f"unknown family kind {kind!r}; known: {sorted(FAMILY_PARAMS)}",
+                f"unknown family kind {kind!r}; known: {FAMILIES.names()}",
                 "kind",
                 "family",
                 j,
             )
-        spec = FAMILY_PARAMS[kind]
+        fspec = FAMILIES.get(kind)
+        spec = fspec.params
         params = {}
         for k, v in f.items():
             if k in ("kind", "label"):
@@ -330,7 +291,8 @@ def parse_suite(
                 if default is None:
                     raise ctx.fail(f"family '{kind}' needs '{k}'", "kind", "family", j)
                 params[k] = default
-        for grid_point in _grid(params, lambda k, m, j=j: ctx.fail(m, k, "family", j)):
+        fail = lambda k, m, j=j: ctx.fail(m, k, "family", j)  # noqa: E731
+        for grid_point in _grid(params, fspec.list_params, fail):
             if kind == "folder":
                 fp = Path(grid_point["path"])
                 grid_point["path"] = str(fp if fp.is_absolute() or base is None else base / fp)
@@ -430,17 +392,17 @@ def parse_suite(
     )
 
 
-def _grid(params: dict[str, Any], fail) -> list[dict[str, Any]]:
+def _grid(params: dict[str, Any], list_params: tuple[str, ...], fail) -> list[dict[str, Any]]:
     """Expand list-valued parameters into their Cartesian product (in the order written).
 
-    ``widths`` and ``box`` are themselves lists: a list of lists is their grid. Every other
-    parameter is a scalar, so any list is a grid.
+    A family's list parameters (``widths``, ``box``) are themselves lists: a list of lists is
+    their grid. Every other parameter is a scalar, so any list is a grid.
     """
     import itertools
 
     axes = []
     for k, v in params.items():
-        if k in _LIST_PARAMS:
+        if k in list_params:
             if isinstance(v, list) and v and all(isinstance(w, list) for w in v):
                 axes.append([(k, list(w)) for w in v])
             elif isinstance(v, list) and v and all(isinstance(w, int | float) for w in v):

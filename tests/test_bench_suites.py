@@ -370,6 +370,13 @@ name = "milp"
         time.sleep(0.2)
     time.sleep(1.0)  # the hanging task is surely running
     assert sorted(_statuses(db)) == ["done", "running"]
+    if sig == "SIGTERM":  # meanwhile, a second run on the same database is refused
+        from netopt.bench.runner import run_suite
+
+        before = _statuses(db)
+        with pytest.raises(InputError, match="another netopt bench run is using"):
+            run_suite(suite, db)
+        assert _statuses(db) == before  # and it reset nothing
     os.kill(p.pid, getattr(signal, sig))
     t_int = time.monotonic()
     try:

@@ -99,7 +99,9 @@ def run_suite(
     check_executor(executor, scheduler)
     db = Path(db_path)
     store = Store(db)
+    lock = None
     try:
+        lock = _lock(db)
         _prepare(s, store, db, retry)
         ex = make_executor(executor, workers, scheduler, start)
         try:
@@ -111,6 +113,31 @@ def run_suite(
         return counts
     finally:
         store.close()
+        if lock is not None:
+            lock.close()  # releases the lock
+
+
+def _lock(db: Path):
+    """Hold an exclusive lock on ``<db>.lock`` for the run, or refuse to start.
+
+    Two runs on one database would run the same pending tasks twice, and each would reset the
+    other's running tasks at its start; the lock makes a second run stop with a clear message.
+    The operating system releases it when the process ends, however it ends.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        return None
+    fh = open(db.with_name(db.name + ".lock"), "w")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise InputError(
+            f"{db}: another netopt bench run is using this database; wait for it to finish, "
+            "or give this run another --db"
+        ) from None
+    return fh
 
 
 def _prepare(s: Suite, store: Store, db: Path, retry: bool) -> None:

@@ -128,9 +128,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         criterion=args.criterion,
         formats=formats,
     )
-    for k in ("md", "html", "csv"):
+    for k in ("md", "html", "csv", "instances_csv"):
         if paths.get(k):
-            print(f"{k:5s} {paths[k]}")
+            print(f"{k.split('_')[-1]:5s} {paths[k]}")
     for f in paths.get("figures", []):
         print(f"png   {f}")
     return 0

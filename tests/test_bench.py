@@ -233,3 +233,50 @@ def _gt_rows(db: Path) -> list:
         return con.execute("SELECT * FROM ground_truth").fetchall()
     finally:
         con.close()
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE instances (key TEXT PRIMARY KEY, family TEXT NOT NULL, params TEXT NOT NULL,
+    idx INTEGER NOT NULL, path TEXT NOT NULL, ground_truth TEXT);
+CREATE TABLE tasks (key TEXT PRIMARY KEY, instance TEXT NOT NULL, method TEXT NOT NULL,
+    formulation TEXT NOT NULL, options TEXT NOT NULL, seed INTEGER NOT NULL,
+    time_limit REAL NOT NULL, status TEXT NOT NULL DEFAULT 'pending', result TEXT,
+    seconds REAL, attempts INTEGER NOT NULL DEFAULT 0, updated REAL);
+CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, task TEXT NOT NULL,
+    started REAL NOT NULL, outcome TEXT, seconds REAL);
+CREATE TABLE ground_truth (instance TEXT PRIMARY KEY, optimum REAL, bound REAL,
+    status TEXT NOT NULL, source TEXT NOT NULL, seconds REAL);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO ground_truth VALUES ('i0', 1.5, 1.5, 'optimal', 'milp', 2.0);
+"""
+
+
+def test_schema_1_store_is_migrated_in_place(tmp_path):
+    """A store written by schema 1 (no incumbent column) opens, is upgraded, keeps its rows;
+    the report reads a schema-1 file without upgrading it."""
+    from netopt.bench.report import instance_rows, read_database
+
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript(V1_SCHEMA)
+    con.commit()
+    con.close()
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO instances VALUES ('i0', 'mlp', '{}', 0, 'x.json', '{}')")
+    con.commit()
+    con.close()
+    rows = instance_rows(read_database(db))  # read-only: still schema 1 afterwards
+    assert rows[0]["optimum"] == 1.5 and rows[0]["incumbent"] == 1.5 and rows[0]["gap"] == 0
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT value FROM meta").fetchone()[0] == "1"
+    con.close()
+    s = Store(db)
+    try:
+        g = s.ground_truth("i0")
+        assert g["optimum"] == 1.5 and g["incumbent"] is None  # kept, and the new column
+        s.set_ground_truth("i1", None, 0.5, "time_limit", "milp", 60.0, incumbent=2.0)
+        assert s.ground_truth("i1")["incumbent"] == 2.0
+        assert s.meta("schema_version") == str(SCHEMA_VERSION)
+    finally:
+        s.close()

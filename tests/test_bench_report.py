@@ -200,7 +200,14 @@ def test_build_report_files_and_database_untouched(tmp_path):
     before, listing = db.read_bytes(), sorted(os.listdir(tmp_path))
     out = build_report(db, tmp_path / "rep")
     assert db.read_bytes() == before and sorted(os.listdir(tmp_path)) == listing + ["rep"]
-    assert set(out) == {"md", "html", "csv", "figures"}
+    assert set(out) == {"md", "html", "csv", "instances_csv", "figures"}
+    with open(out["instances_csv"]) as fh:
+        gt = list(csv.DictReader(fh))
+    # one row per instance, its certified optimum (make_db: optimum 0 by the MILP, 2 s)
+    assert [r["instance"] for r in gt] == sorted(inst)
+    assert {(r["optimum"], r["status"], r["source"], r["seconds"]) for r in gt} == {
+        ("0.0", "optimal", "milp", "2.0")
+    }
     with open(out["csv"]) as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(tasks)
@@ -237,8 +244,8 @@ def test_no_figure_data_is_said(tmp_path):
 def test_formats_subset(tmp_path):
     db = make_db(tmp_path / "r.sqlite", INSTANCES, TASKS)
     out = build_report(db, tmp_path / "rep", formats=("csv", "md"))
-    assert set(out) == {"csv", "md"}
-    assert sorted(os.listdir(tmp_path / "rep")) == ["report.md", "tasks.csv"]
+    assert set(out) == {"csv", "instances_csv", "md"}
+    assert sorted(os.listdir(tmp_path / "rep")) == ["instances.csv", "report.md", "tasks.csv"]
 
 
 def test_png_without_matplotlib(tmp_path, monkeypatch):

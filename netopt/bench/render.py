@@ -33,13 +33,16 @@ def _csv_value(v: Any) -> Any:
     return v
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path, columns: tuple[str, ...]) -> None:
-    """One line per task: ``columns`` of each row (``family`` is the kind, ``params`` readable)."""
+def write_csv(
+    rows: list[dict[str, Any]], path: Path, columns: tuple[str, ...], plain: bool = False
+) -> None:
+    """One line per row: its ``columns``. Task rows (``plain=False``) write their kind as
+    ``family`` and their readable parameter string as ``params``."""
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(columns)
         for r in rows:
-            row = dict(r, family=r["kind"], params=r["params_str"])
+            row = r if plain else dict(r, family=r["kind"], params=r["params_str"])
             w.writerow([_csv_value(row[c]) for c in columns])
 
 

@@ -77,6 +77,7 @@ __all__ = [
     "status_table",
     "success_table",
     "ground_truth_table",
+    "instance_rows",
     "varying_params",
 ]
 
@@ -376,6 +377,40 @@ def ground_truth_table(db: dict[str, Any]) -> list[dict[str, Any]]:
     return [out[k] for k in sorted(out)]
 
 
+INSTANCE_COLUMNS = ("instance", "family", "params", "optimum", "incumbent", "bound", "gap")
+INSTANCE_COLUMNS += ("status", "source", "seconds")
+
+
+def instance_rows(db: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per instance, its ground truth: the optimum (known or certified), and for a ground-truth
+    MILP its incumbent, its proven bound (solver-attested), their gap ``|incumbent - bound| /
+    max(1, |incumbent|)``, status and seconds (a store of schema 1 has no incumbent)."""
+    out = []
+    for key, inst in sorted(db["instances"].items(), key=lambda kv: _natural(kv[0])):
+        g = db["ground_truth"].get(key) or {}
+        inc, bound = _num(g.get("incumbent")), _num(g.get("bound"))
+        if inc is None and g.get("status") == "optimal":
+            inc = _num(g.get("optimum"))
+        gap = (
+            abs(inc - bound) / max(1.0, abs(inc)) if inc is not None and bound is not None else None
+        )
+        out.append(
+            {
+                "instance": key,
+                "family": inst["family"],
+                "params": _params_str(inst["params"]),
+                "optimum": _num(g.get("optimum")),
+                "incumbent": inc,
+                "bound": bound,
+                "gap": gap,
+                "status": g.get("status", "none"),
+                "source": g.get("source", ""),
+                "seconds": _num(g.get("seconds")),
+            }
+        )
+    return out
+
+
 def _suite_meta(meta: dict[str, str]) -> dict[str, Any]:
     try:
         suite = json.loads(meta.get("suite") or "{}")
@@ -463,7 +498,9 @@ def build_report(
     Returns
     -------
     dict
-        ``{"md": Path, "html": Path, "csv": Path, "figures": [Path, ...]}`` for what was written.
+        ``{"md": Path, "html": Path, "csv": Path, "instances_csv": Path, "figures": [Path, ...]}``
+        for what was written (``csv`` also writes ``instances.csv``: each instance's ground
+        truth).
 
     Raises
     ------
@@ -489,6 +526,8 @@ def build_report(
     if "csv" in formats:
         written["csv"] = out / "tasks.csv"
         write_csv(rows, written["csv"], CSV_COLUMNS)
+        written["instances_csv"] = out / "instances.csv"
+        write_csv(instance_rows(db), written["instances_csv"], INSTANCE_COLUMNS, plain=True)
     figs: list[tuple[Path, str]] = []
     skipped: list[str] = []
     if png:

@@ -286,6 +286,7 @@ def _record(store: Store, tasks: dict[str, Task], key, outcome, out, attempt) ->
             out.get("status", outcome),
             "milp",
             secs,
+            out.get("objective") if outcome == "done" else None,
         )
         return
     g = store.ground_truth(tasks[key].instance_key)

@@ -1,5 +1,8 @@
 """The results store: one SQLite file (WAL mode) with a versioned schema.
 
+An older store is migrated in place when opened (``_MIGRATIONS``, one transaction); a newer one
+is refused untouched.
+
 Tables: ``meta`` (``schema_version``), ``instances`` (generated instance files),
 ``tasks`` (key, status, result JSON, seconds, attempts), ``attempts`` (an append-only log of
 every attempt and its outcome) and ``ground_truth`` (one cached optimum per instance).
@@ -22,7 +25,12 @@ from netopt.errors import InputError
 
 __all__ = ["Store", "SCHEMA_VERSION", "STATUSES"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: how an older store is brought to this version, step by step (``version -> SQL``)
+_MIGRATIONS = {
+    # v2: the ground-truth MILP's incumbent, kept also when it did not prove optimality
+    1: "ALTER TABLE ground_truth ADD COLUMN incumbent REAL",
+}
 STATUSES = ("pending", "running", "done", "failed", "timeout", "crashed")
 #: outcomes that end a task (a rerun does not repeat them)
 FINAL = ("done", "failed", "timeout", "crashed")
@@ -42,7 +50,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     outcome TEXT, seconds REAL);
 CREATE TABLE IF NOT EXISTS ground_truth (
     instance TEXT PRIMARY KEY, optimum REAL, bound REAL, status TEXT NOT NULL,
-    source TEXT NOT NULL, seconds REAL);
+    source TEXT NOT NULL, seconds REAL, incumbent REAL);
 """
 
 
@@ -58,19 +66,34 @@ class Store:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        if self.path.exists():
-            self._check_version()
+        version = self._check_version() if self.path.exists() else SCHEMA_VERSION
         self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed result survives a power cut too, not only a killed process
         self.db.execute("PRAGMA synchronous=FULL")
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
         with self.db:
             self.db.executescript(_SCHEMA)
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
 
-    def _check_version(self) -> None:
+    def _migrate(self, version: int) -> None:
+        """Bring an older store up to this version, in one transaction (all steps or none)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for v in range(version, SCHEMA_VERSION):
+                self.db.execute(_MIGRATIONS[v])
+            self.db.execute(
+                "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
+            )
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _check_version(self) -> int:
         # checking must never write: without a WAL file beside it, "immutable" keeps SQLite
         # from creating one (plain read-only mode would add -wal and -shm files)
         wal = self.path.with_name(self.path.name + "-wal").exists()
@@ -91,6 +114,7 @@ class Store:
                 f"netopt's ({SCHEMA_VERSION}); upgrade netopt or use another database. "
                 "The file was not modified."
             )
+        return int(row[0])
 
     def close(self) -> None:
         self.db.close()
@@ -213,9 +237,11 @@ class Store:
         status: str,
         source: str,
         seconds: float | None = None,
+        incumbent: float | None = None,
     ) -> None:
         with self.db:
             self.db.execute(
-                "INSERT OR REPLACE INTO ground_truth VALUES (?,?,?,?,?,?)",
-                (instance, optimum, bound, status, source, seconds),
+                "INSERT OR REPLACE INTO ground_truth (instance, optimum, bound, status, source, "
+                "seconds, incumbent) VALUES (?,?,?,?,?,?,?)",
+                (instance, optimum, bound, status, source, seconds, incumbent),
             )

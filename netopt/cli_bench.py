@@ -149,7 +149,12 @@ def add_bench_parsers(sub: Any) -> None:
     b.add_argument("suite", help="the suite file (TOML)")
     b.add_argument("--db", help="results database (default: SUITE_STEM.sqlite here)")
     b.add_argument("--workers", type=int, default=2, help="tasks at once (default 2)")
-    b.add_argument("--executor", default="local", choices=["local", "dask"])
+    b.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "dask"],
+        help="where tasks run: processes on this machine (default) or a Dask cluster",
+    )
     b.add_argument(
         "--scheduler", help="a Dask scheduler address (default: a LocalCluster of --workers)"
     )

@@ -7,12 +7,12 @@
 * :mod:`~netopt.bench.runner` - :func:`~netopt.bench.runner.run_suite`: ground truth, then tasks;
 * :mod:`~netopt.bench.executors` - where tasks run: a local pool or Dask, one process per task;
 * :mod:`~netopt.bench.child` - one task in its own process;
-* :mod:`~netopt.bench.report` - tables, CSV and figures (:mod:`~netopt.bench.figures`,
-  :mod:`~netopt.bench.render`) from a database.
+* :mod:`~netopt.bench.report` - tables, CSV and figures (:mod:`~netopt.bench.tables`,
+  :mod:`~netopt.bench.figures`, :mod:`~netopt.bench.render`) from a database.
 
 ``netopt bench SUITE`` and ``netopt report DB`` are the command-line entry points.
 Importing this package imports nothing heavy; the submodules load netopt's solvers lazily.
 """
 
 __all__ = ["suite", "families", "methods", "store", "runner", "executors", "child", "report"]
-__all__ += ["figures", "render"]
+__all__ += ["tables", "figures", "render"]

@@ -280,3 +280,42 @@ def test_missing_foreign_and_newer_databases(tmp_path):
     with pytest.raises(InputError, match="r.sqlite: .*newer than this netopt"):
         build_report(db, tmp_path / "rep")
     assert db.read_bytes() == before and not (tmp_path / "rep").exists()
+
+
+def test_best_known_reference_for_uncertified_instances(tmp_path):
+    """reference="best": an instance the MILP did not certify is judged against the least
+    objective found on it (the MILP's incumbent or a task's), labelled as such."""
+    inst = dict(INSTANCES)
+    tasks = TASKS + [("mlp-aaa-2", "m2", 1, 10.0, "done", done(0.3))]
+    db = make_db(tmp_path / "r.sqlite", inst, tasks)
+    s = Store(db)
+    try:  # the timed-out MILP's incumbent on C: 0.2, better than any task
+        s.set_ground_truth("mlp-aaa-2", None, 0.0, "time_limit", "milp", 60.0, incumbent=0.2)
+    finally:
+        s.close()
+    certified = {(r["instance"], r["method"], r["seed"]): r for r in rows_of(db)}
+    best = {(r["instance"], r["method"], r["seed"]): r for r in rows_of(db, reference="best")}
+    c1, c2 = ("mlp-aaa-2", "m1", 0), ("mlp-aaa-2", "m2", 1)
+    assert certified[c1]["no_ground_truth"] and certified[c1]["reference"] is None
+    # C's reference is min(0.2 incumbent, 0.0 of m1, 0.3 of m2) = 0.0
+    assert best[c1]["optimum"] == 0.0 and best[c1]["reference"] == "best known"
+    assert best[c1]["success"] and not best[c1]["no_ground_truth"]
+    assert not best[c2]["success"] and best[c2]["gap_to_optimum"] == pytest.approx(0.3)
+    # certified instances are judged as before
+    for k, r in certified.items():
+        if k[0] != "mlp-aaa-2":
+            assert best[k]["success"] == r["success"] and best[k]["reference"] == "certified"
+    with pytest.raises(InputError, match="unknown reference"):
+        rows_of(db, reference="guess")
+    # the incumbent alone sets the reference when no task did better
+    tasks2 = [t for t in TASKS if t[0] != "mlp-aaa-2"] + [("mlp-aaa-2", "m1", 0, 10.0, "done",
+              done(0.25))]  # fmt: skip
+    db2 = make_db(tmp_path / "r2.sqlite", inst, tasks2)
+    s = Store(db2)
+    try:
+        s.set_ground_truth("mlp-aaa-2", None, 0.0, "time_limit", "milp", 60.0, incumbent=0.2)
+    finally:
+        s.close()
+    (r,) = [r for r in rows_of(db2, reference="best", objective_tol=0.01) if r["instance"] ==
+            "mlp-aaa-2"]  # fmt: skip
+    assert r["optimum"] == 0.2 and not r["success"]  # 0.25 > 0.2 + 0.01

@@ -47,7 +47,12 @@ def test_grid_and_method_families():
     # milp on all 8 families, adam only on the two mlp ones
     assert sorted((t.method.name, t.family.kind) for t in tasks).count(("adam", "sat3")) == 0
     assert len(tasks) == 8 + 2
-    assert s.success == {"objective_tol": 0.01, "x_star_tol": 1e-2, "criterion": "either"}
+    assert s.success == {
+        "objective_tol": 0.01,
+        "x_star_tol": 1e-2,
+        "criterion": "either",
+        "reference": "certified",
+    }
     # restricting a method does not change the other tasks' keys (a rerun still resumes)
     keys = {t.key for t in tasks if t.method.name == "milp"}
     s2 = parse_suite(GRID.replace('families = ["mlp"]\n', ""))
@@ -59,6 +64,7 @@ def test_grid_and_method_families():
     [
         ("objective_tol = 0.01", "objective_tol = 0.01\nrtol = 1", 18, "unknown key 'rtol' of"),
         ('criterion = "either"', 'criterion = "both"', 18, "criterion must be one of"),
+        ('criterion = "either"', 'criterion = "either"\nreference = "maybe"', 19, "reference must"),
         ('families = ["mlp"]', 'families = ["mpl"]', 15, "match no family"),
         ('name = "adam"', 'name = "adam"\nformulation = "os.path:nope"', 15, "has no 'nope'"),
         ('name = "adam"', 'name = "adam"\nformulation = "no_such_mod:f"', 15, "cannot import"),

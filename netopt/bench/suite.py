@@ -73,6 +73,7 @@ SUCCESS_DEFAULTS: dict[str, Any] = {
     "objective_tol": 1e-4,
     "x_star_tol": 1e-2,
     "criterion": "objective",
+    "reference": "certified",  # or "best": uncertified instances judged by the best found
 }
 _CRITERIA = ("objective", "x_star", "either")
 _METHOD_KEYS = {"name", "formulation", "options", "families"}
@@ -368,7 +369,9 @@ def parse_suite(
             )
         if k == "criterion" and v not in _CRITERIA:
             raise ctx.fail(f"criterion must be one of {list(_CRITERIA)}, got {v!r}", k, "success")
-        if k != "criterion" and not (isinstance(v, int | float) and v >= 0):
+        if k == "reference" and v not in ("certified", "best"):
+            raise ctx.fail(f"reference must be 'certified' or 'best', got {v!r}", k, "success")
+        if k not in ("criterion", "reference") and not (isinstance(v, int | float) and v >= 0):
             raise ctx.fail(f"{k} must be a number >= 0, got {v!r}", k, "success")
         success[k] = v
     gt = data.get("ground_truth", "milp")

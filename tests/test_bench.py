@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from bench_util import ground_truth, statuses, task_rows
 
 from netopt.bench.store import SCHEMA_VERSION, Store
 from netopt.bench.suite import parse_suite
@@ -77,17 +78,6 @@ def test_newer_schema_refused_untouched(tmp_path):
     assert sorted(os.listdir(tmp_path)) == files
 
 
-def _done_rows(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute("SELECT COUNT(*) FROM tasks WHERE status='done'").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def test_sigkill_midway_then_resume(tmp_path):
     suite = tmp_path / "suite.toml"
     suite.write_text(SUITE)
@@ -99,20 +89,20 @@ def test_sigkill_midway_then_resume(tmp_path):
     # a new session: the kill takes the runner and its children down together, as a crash would
     p = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     t0 = time.monotonic()
-    while _done_rows(db) < 3 and p.poll() is None and time.monotonic() - t0 < 40:
+    while statuses(db).count("done") < 3 and p.poll() is None and time.monotonic() - t0 < 40:
         time.sleep(0.1)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
-    killed_done = _done_rows(db)
+    killed_done = statuses(db).count("done")
     assert 0 < killed_done < 8, "the kill should land midway"
-    first = {r["key"]: r for r in _rows(db) if r["status"] == "done"}
+    first = {r["key"]: r for r in task_rows(db) if r["status"] == "done"}
 
     seen = []
     from netopt.bench.runner import run_suite
 
     counts = run_suite(suite, db, workers=2, progress=seen.append)
     assert counts["done"] == 8 and sum(counts.values()) == 8
-    rows = _rows(db)
+    rows = task_rows(db)
     assert len(rows) == 8 and len({r["key"] for r in rows}) == 8
     for r in rows:
         assert r["status"] == "done" and r["attempts"] >= 1
@@ -129,14 +119,6 @@ def test_sigkill_midway_then_resume(tmp_path):
     assert seen[-1]["done"] == 8 and seen[-1]["pending"] == 0 and seen[-1]["running"] == 0
     # a third run has nothing left to do
     assert run_suite(suite, db)["done"] == 8
-
-
-def _rows(db: Path) -> list[dict]:
-    s = Store(db)
-    try:
-        return s.results()
-    finally:
-        s.close()
 
 
 # test-only methods: module level, so the spawned child imports them by name
@@ -176,7 +158,7 @@ options = { max_iter = 20 }
     counts = run_suite(
         parse_suite(text, extra_methods=extra), tmp_path / "r.sqlite", extra_methods=extra
     )
-    by = {r["method"]: r for r in _rows(tmp_path / "r.sqlite")}
+    by = {r["method"]: r for r in task_rows(tmp_path / "r.sqlite")}
     assert by["hang"]["status"] == "timeout"
     assert by["abort"]["status"] == "crashed" and "exit code" in by["abort"]["result"]["reason"]
     assert by["hog"]["status"] == "crashed" and "Memory" in by["hog"]["result"]["reason"]
@@ -203,7 +185,7 @@ name = "milp"
 def _table(db: Path) -> list[tuple]:
     """The results that must not depend on where a task ran (no times, no attempt counts)."""
     out = []
-    for r in _rows(db):
+    for r in task_rows(db):
         res = r["result"]
         keep = ("status", "objective", "bound", "gap_to_optimum", "dist_to_planted")
         out.append((r["key"], r["status"]) + tuple(res.get(k) for k in keep))
@@ -220,19 +202,10 @@ def test_local_and_dask_executors_same_table(tmp_path):
     ta, tb = _table(a), _table(b)
     assert len(ta) == 8 and all(row[1] == "done" for row in ta)
     assert ta == tb
-    gt = {g["instance"]: g for g in map(dict, _gt_rows(a))}
+    gt = ground_truth(a)
     # the realizable target's optimum is known (0, planted); the other's is the MILP's
     assert len(gt) == 2 and sorted(g["status"] for g in gt.values()) == ["known", "optimal"]
     assert sorted(g["optimum"] > 0 for g in gt.values()) == [False, True]
-
-
-def _gt_rows(db: Path) -> list:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute("SELECT * FROM ground_truth").fetchall()
-    finally:
-        con.close()
 
 
 V1_SCHEMA = """

@@ -4,11 +4,11 @@ truth against independent references, the CLI, retries, traces."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_util import ground_truth, statuses, task_rows
 
 from netopt.bench.store import Store
 from netopt.bench.suite import load_suite, parse_suite
@@ -85,23 +85,6 @@ def test_shipped_suites_parse():
         assert load_suite(p).tasks()
 
 
-def _rows(db: Path) -> list[dict]:
-    s = Store(db)
-    try:
-        return s.results()
-    finally:
-        s.close()
-
-
-def _gt(db: Path) -> dict[str, dict]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return {r["instance"]: dict(r) for r in con.execute("SELECT * FROM ground_truth")}
-    finally:
-        con.close()
-
-
 def test_sat3_ground_truth_matches_sat_solver(tmp_path):
     """The cached MILP optimum is 0 exactly for satisfiable formulas and >= 1 otherwise
     (the reduction's gap), as python-sat decides them."""
@@ -122,7 +105,7 @@ options = { max_iter = 50 }
 """
     db = tmp_path / "r.sqlite"
     run_suite(text, db, workers=2)
-    gt = _gt(db)
+    gt = ground_truth(db)
     s = Store(db)
     try:
         paths = {k: s.instance(k)["path"] for k in gt}
@@ -163,7 +146,7 @@ options = {{ max_iter = 200 }}
 """
     db = tmp_path / "r.sqlite"
     run_suite(text, db, workers=2)
-    rows = _rows(db)
+    rows = task_rows(db)
     assert len(rows) == 4 and all(r["status"] == "done" for r in rows)
     for r in rows:
         res = r["result"]
@@ -201,13 +184,13 @@ formulation = "netopt.bench.methods:load_callable"
     out = capsys.readouterr()
     assert "2 done, 2 failed" in out.out and "netopt report s.sqlite" in out.out
     assert "done 2/4  failed 2  running 0  pending 0" in out.err  # the last progress line
-    rows = {(r["method"], r["instance"]): r for r in _rows(tmp_path / "s.sqlite")}
+    rows = {(r["method"], r["instance"]): r for r in task_rows(tmp_path / "s.sqlite")}
     assert {r["status"] for (m, _), r in rows.items() if m == "broken"} == {"failed"}
     # a rerun repeats nothing; --retry-failed runs the failed tasks once more
     assert main(["bench", str(suite)]) == 0
-    assert {r["attempts"] for r in _rows(tmp_path / "s.sqlite")} == {1}
+    assert {r["attempts"] for r in task_rows(tmp_path / "s.sqlite")} == {1}
     assert main(["bench", str(suite), "--retry-failed"]) == 0
-    att = {r["method"]: r["attempts"] for r in _rows(tmp_path / "s.sqlite")}
+    att = {r["method"]: r["attempts"] for r in task_rows(tmp_path / "s.sqlite")}
     assert att == {"milp": 1, "broken": 2}
     capsys.readouterr()
     assert main(["report", "s.sqlite"]) == 0
@@ -272,7 +255,7 @@ criterion = "x_star"
 """
     db = tmp_path / "r.sqlite"
     run_suite(text, db, workers=2)
-    rows = _rows(db)
+    rows = task_rows(db)
     assert len(rows) == 4 and all(r["status"] == "done" for r in rows), rows
     gens = list((tmp_path / "r_instances" / "generators").iterdir())
     assert len(gens) == 1 and len(list(gens[0].glob("theta_*.onnx"))) == 3  # trained once
@@ -301,20 +284,6 @@ criterion = "x_star"
         r["result"] for r in rows if r["method"] == "surf" and r["instance"] == rows[0]["instance"]
     )
     assert outcome == "done" and out["objective"] == mine["objective"]
-
-
-def _statuses(db: Path) -> list[str]:
-    """Task statuses, read without writing (the runner owns the database)."""
-    if not db.exists():
-        return []
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return [r[0] for r in con.execute("SELECT status FROM tasks")]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return []
 
 
 def _session_members(sid: int) -> list[int]:
@@ -372,17 +341,17 @@ name = "milp"
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 60 and _statuses(db).count("done") < 1:
+    while time.monotonic() - t0 < 60 and statuses(db).count("done") < 1:
         time.sleep(0.2)
     time.sleep(1.0)  # the hanging task is surely running
-    assert sorted(_statuses(db)) == ["done", "running"]
+    assert sorted(statuses(db)) == ["done", "running"]
     if sig == "SIGTERM":  # meanwhile, a second run on the same database is refused
         from netopt.bench.runner import run_suite
 
-        before = _statuses(db)
+        before = statuses(db)
         with pytest.raises(InputError, match="another netopt bench run is using"):
             run_suite(suite, db)
-        assert _statuses(db) == before  # and it reset nothing
+        assert statuses(db) == before  # and it reset nothing
     os.kill(p.pid, getattr(signal, sig))
     t_int = time.monotonic()
     try:
@@ -399,7 +368,7 @@ name = "milp"
             break
         time.sleep(0.1)
     assert left == []
-    st = {r["method"]: r["status"] for r in _rows(db)}
+    st = {r["method"]: r["status"] for r in task_rows(db)}
     assert st == {"milp": "done", "hang": "running"}  # reset to pending by the next run
     s = Store(db)
     try:

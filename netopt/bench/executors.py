@@ -100,42 +100,68 @@ def run_job(
             job["instance"] = str(Path(tmp) / job["instance"])
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "out.json"
         job_path.write_text(json.dumps(job))
-        env = dict(os.environ)
-        # the child imports what this process can (a user's own methods included)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        # tasks run side by side: one thread each keeps them from fighting over the cores
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env.setdefault(var, "1")
         limit = float(job["time_limit"]) + float(grace)
+        err_path = Path(tmp) / "stderr.txt"
         if start == "forkserver":
-            return _run_forked(job, tmp, job_path, out_path, limit, grace)
-        with open(Path(tmp) / "stderr.txt", "w+b") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "netopt.bench.child", str(job_path), str(out_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,  # solver logs
-                stderr=err,
-                env=env,
+            proc = _forkserver().Process(
+                target=_forked_main, args=(str(job_path), str(out_path), str(err_path))
             )
-            _register(proc)
+            proc.start()
+        else:
+            proc = _start_interpreter(job_path, out_path, err_path)
+        return _supervise(proc, job, limit, grace, out_path, err_path)
+
+
+def _start_interpreter(job_path: Path, out_path: Path, err_path: Path) -> subprocess.Popen:
+    """``python -m netopt.bench.child JOB OUT`` with stderr to ``err_path``."""
+    env = dict(os.environ)
+    # the child imports what this process can (a user's own methods included)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    # tasks run side by side: one thread each keeps them from fighting over the cores
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.setdefault(var, "1")
+    with open(err_path, "wb") as err:  # the child holds its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "netopt.bench.child", str(job_path), str(out_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # solver logs
+            stderr=err,
+            env=env,
+        )
+
+
+def _supervise(proc, job, limit, grace, out_path: Path, err_path: Path):
+    """Wait for a task's process (a ``Popen`` or a ``multiprocessing.Process``) up to ``limit``
+    seconds, kill it past that or when the runner stops, and read its outcome."""
+    popen = isinstance(proc, subprocess.Popen)
+
+    def wait(timeout: float | None = None) -> bool:
+        if popen:
             try:
-                code = proc.wait(timeout=limit)
+                proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                return _timeout(job, limit, grace)
-            except BaseException:  # the runner is being stopped: take the job down with it
-                proc.kill()
-                proc.wait()
-                raise
-            finally:
-                _LIVE.discard(proc)
-            if out_path.exists():
-                d = json.loads(out_path.read_text())
-                return d["outcome"], d["result"]
-            err.seek(0)
-            tail = err.read().decode(errors="replace")[-_STDERR_TAIL:]
-        return _crashed(code, tail)
+                return False
+            return True
+        proc.join(timeout)
+        return not proc.is_alive()
+
+    _register(proc)
+    try:
+        if not wait(limit):
+            proc.kill()
+            wait()
+            return _timeout(job, limit, grace)
+    except BaseException:  # the runner is being stopped: take the job down with it
+        proc.kill()
+        wait()
+        raise
+    finally:
+        _LIVE.discard(proc)
+    if out_path.exists():
+        d = json.loads(out_path.read_text())
+        return d["outcome"], d["result"]
+    tail = err_path.read_text(errors="replace")[-_STDERR_TAIL:] if err_path.exists() else ""
+    return _crashed(proc.returncode if popen else proc.exitcode, tail)
 
 
 def _crashed(code: int | None, tail: str) -> tuple[str, dict[str, Any]]:
@@ -148,32 +174,6 @@ def _crashed(code: int | None, tail: str) -> tuple[str, dict[str, Any]]:
 def _timeout(job: dict[str, Any], limit: float, grace: float) -> tuple[str, dict[str, Any]]:
     reason = f"killed after {limit:.1f} s (limit {job['time_limit']} s + {grace} s grace)"
     return "timeout", {"reason": reason, "seconds": limit}
-
-
-def _run_forked(job, tmp, job_path, out_path, limit, grace) -> tuple[str, dict[str, Any]]:
-    err_path = Path(tmp) / "stderr.txt"
-    proc = _forkserver().Process(
-        target=_forked_main, args=(str(job_path), str(out_path), str(err_path))
-    )
-    proc.start()
-    _register(proc)
-    try:
-        proc.join(limit)
-    except BaseException:  # the runner is being stopped: take the job down with it
-        proc.kill()
-        proc.join()
-        raise
-    finally:
-        _LIVE.discard(proc)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
-        return _timeout(job, limit, grace)
-    if out_path.exists():
-        d = json.loads(out_path.read_text())
-        return d["outcome"], d["result"]
-    tail = err_path.read_text(errors="replace")[-_STDERR_TAIL:] if err_path.exists() else ""
-    return _crashed(proc.exitcode, tail)
 
 
 class Future(Protocol):

@@ -63,10 +63,6 @@ def family(
     return deco
 
 
-def _norm(v: Any) -> float:
-    return float("inf") if str(v) == "inf" else float(v)
-
-
 @family(
     "sat3",
     {
@@ -119,6 +115,7 @@ def _expansive(p: dict[str, Any], index: int, name: str, workdir: Path):
     import numpy as np
 
     from netopt.instances import expansive_instance
+    from netopt.problems import parse_norm
 
     return expansive_instance(
         p["widths"],
@@ -126,7 +123,7 @@ def _expansive(p: dict[str, Any], index: int, name: str, workdir: Path):
         noise=float(p["noise"]),
         noise_kind=p["noise_kind"],
         activation=p["activation"],
-        norm=_norm(p["norm"]),
+        norm=parse_norm(p["norm"]),
         dtype=np.dtype(p["dtype"]).type,
         name=name,
     )
@@ -146,13 +143,14 @@ def _expansive(p: dict[str, Any], index: int, name: str, workdir: Path):
 )
 def _mlp(p: dict[str, Any], index: int, name: str, workdir: Path):
     from netopt.instances import mlp_instance
+    from netopt.problems import parse_norm
 
     return mlp_instance(
         p["widths"],
         int(p["seed"]) + index,
         target=p["target"],
         box=tuple(p["box"]),
-        norm=_norm(p["norm"]),
+        norm=parse_norm(p["norm"]),
         name=name,
     )
 

@@ -66,7 +66,7 @@ from typing import Any
 # the pure computations behind the figures live with them (numpy only, no matplotlib)
 from netopt.bench.figures import performance_profile, profile_costs, varying_params
 from netopt.bench.render import cell, render, write_csv
-from netopt.bench.store import SCHEMA_VERSION, STATUSES
+from netopt.bench.store import STATUSES, connect_readonly
 from netopt.bench.tables import (
     INSTANCE_COLUMNS,
     _num,
@@ -151,31 +151,6 @@ class Criterion:
         )
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
-    """A read-only connection to a netopt store; the checks of ``Store._check_version``."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such results database")
-    # without a WAL file beside it, "immutable" keeps SQLite from creating -wal/-shm files
-    wal = path.with_name(path.name + "-wal").exists()
-    uri = f"{path.resolve().as_uri()}?mode=ro" + ("" if wal else "&immutable=1")
-    con = sqlite3.connect(uri, uri=True)
-    try:
-        row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    except sqlite3.DatabaseError as e:
-        con.close()
-        raise InputError(f"{path}: not a netopt results database ({e})") from None
-    if row is None or not str(row[0]).isdigit():
-        con.close()
-        raise InputError(f"{path}: not a netopt results database (no schema_version)")
-    if int(row[0]) > SCHEMA_VERSION:
-        con.close()
-        raise InputError(
-            f"{path}: results database schema version {row[0]} is newer than this netopt's "
-            f"({SCHEMA_VERSION}); upgrade netopt to report on it. The file was not modified."
-        )
-    return con
-
-
 def _select(con: sqlite3.Connection, sql: str) -> list[dict[str, Any]]:
     cur = con.execute(sql)
     cols = [d[0] for d in cur.description]
@@ -197,7 +172,7 @@ def read_database(db_path: str | os.PathLike) -> dict[str, Any]:
         A missing file, a file that is not a netopt store, or a newer schema.
     """
     path = Path(db_path)
-    con = _connect_ro(path)
+    con, _ = connect_readonly(path)
     try:
         meta = {r["key"]: r["value"] for r in _select(con, "SELECT * FROM meta")}
         instances = {r["key"]: r for r in _select(con, "SELECT * FROM instances")}

@@ -102,10 +102,10 @@ def run_suite(
     lock = None
     try:
         lock = _lock(db)
-        _prepare(s, store, db, retry)
+        tasks, paths = _prepare(s, store, db, retry)
         ex = make_executor(executor, workers, scheduler, start)
         try:
-            counts = _run(s, store, ex, progress, extra)
+            counts = _run(s, tasks, paths, store, ex, progress, extra)
         except BaseException:  # interrupted (Ctrl-C): the running tasks rerun on resume
             ex.close(kill=True)
             raise
@@ -140,19 +140,19 @@ def _lock(db: Path):
     return fh
 
 
-def _prepare(s: Suite, store: Store, db: Path, retry: bool) -> None:
-    """Generate the instances (once), insert the tasks (existing keys kept), record the suite."""
+def _prepare(s: Suite, store: Store, db: Path, retry: bool) -> tuple[list[Task], dict[str, str]]:
+    """Generate the instances (once), insert the tasks (existing keys kept), record the suite;
+    returns the tasks and each instance's file."""
     store.reset_running()
     if retry:
         store.retry()
     tasks: list[Task] = s.tasks()
     inst_dir = db.parent / f"{db.stem}_instances"
-    seen: set[str] = set()
+    paths: dict[str, str] = {}
     for t in tasks:
         ik = t.instance_key
-        if ik in seen:
+        if ik in paths:
             continue
-        seen.add(ik)
         row = store.instance(ik)
         if row is None or not Path(row["path"]).exists():
             inst = make_instance(t.family, t.index, ik, inst_dir)
@@ -163,6 +163,7 @@ def _prepare(s: Suite, store: Store, db: Path, retry: bool) -> None:
             gt = {k: v for k, v in inst.ground_truth.items() if k != "x_star"}
             store.add_instance(ik, t.family.kind, t.family.params, t.index, path, gt)
             row = store.instance(ik)
+        paths[ik] = row["path"]
         if store.ground_truth(ik) is None and row["ground_truth"].get("optimum") is not None:
             g = row["ground_truth"]
             store.set_ground_truth(ik, float(g["optimum"]), None, "known", g.get("source", ""))
@@ -192,11 +193,13 @@ def _prepare(s: Suite, store: Store, db: Path, retry: bool) -> None:
             }
         ),
     )
+    return tasks, paths
 
 
-def _run(s: Suite, store: Store, ex, progress, extra: dict[str, str]) -> dict[str, int]:
-    tasks = {t.key: t for t in s.tasks()}
-    paths = {t.instance_key: store.instance(t.instance_key)["path"] for t in tasks.values()}
+def _run(
+    s: Suite, task_list: list[Task], paths: dict[str, str], store: Store, ex, progress, extra
+) -> dict[str, int]:
+    tasks = {t.key: t for t in task_list}
     gt_limit = float(s.ground_truth_time_limit or max(s.time_limits))
     # ground-truth MILPs first: their optima give the tasks' gaps
     queue: list[tuple[str, dict]] = []

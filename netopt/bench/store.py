@@ -23,7 +23,7 @@ from typing import Any
 
 from netopt.errors import InputError
 
-__all__ = ["Store", "SCHEMA_VERSION", "STATUSES"]
+__all__ = ["Store", "SCHEMA_VERSION", "STATUSES", "connect_readonly"]
 
 SCHEMA_VERSION = 2
 #: how an older store is brought to this version, step by step (``version -> SQL``)
@@ -52,6 +52,42 @@ CREATE TABLE IF NOT EXISTS ground_truth (
     instance TEXT PRIMARY KEY, optimum REAL, bound REAL, status TEXT NOT NULL,
     source TEXT NOT NULL, seconds REAL, incumbent REAL);
 """
+
+
+def connect_readonly(path: Path) -> tuple[sqlite3.Connection, int]:
+    """A read-only connection to a netopt store and its schema version, having checked both.
+
+    Checking must never write: without a WAL file beside it, "immutable" keeps SQLite from
+    creating one (plain read-only mode would add -wal and -shm files).
+
+    Raises
+    ------
+    InputError
+        A missing file, a file that is not a netopt store, or a newer schema (the file is left
+        as it was).
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such results database")
+    wal = path.with_name(path.name + "-wal").exists()
+    uri = f"{path.resolve().as_uri()}?mode=ro" + ("" if wal else "&immutable=1")
+    con = sqlite3.connect(uri, uri=True)
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None or not str(row[0]).isdigit():
+            raise InputError(f"{path}: not a netopt results database (no schema_version)")
+        if int(row[0]) > SCHEMA_VERSION:
+            raise InputError(
+                f"{path}: results database schema version {row[0]} is newer than this "
+                f"netopt's ({SCHEMA_VERSION}); upgrade netopt or use another database. "
+                "The file was not modified."
+            )
+    except sqlite3.DatabaseError as e:
+        con.close()
+        raise InputError(f"{path}: not a netopt results database ({e})") from None
+    except InputError:
+        con.close()
+        raise
+    return con, int(row[0])
 
 
 class Store:
@@ -94,27 +130,9 @@ class Store:
         self.db.execute("COMMIT")
 
     def _check_version(self) -> int:
-        # checking must never write: without a WAL file beside it, "immutable" keeps SQLite
-        # from creating one (plain read-only mode would add -wal and -shm files)
-        wal = self.path.with_name(self.path.name + "-wal").exists()
-        uri = f"file:{self.path}?mode=ro" + ("" if wal else "&immutable=1")
-        try:
-            con = sqlite3.connect(uri, uri=True)
-            try:
-                row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            finally:
-                con.close()
-        except sqlite3.DatabaseError as e:
-            raise InputError(f"{self.path}: not a netopt results database ({e})") from None
-        if row is None:
-            raise InputError(f"{self.path}: not a netopt results database (no schema_version)")
-        if int(row[0]) > SCHEMA_VERSION:
-            raise InputError(
-                f"{self.path}: results database schema version {row[0]} is newer than this "
-                f"netopt's ({SCHEMA_VERSION}); upgrade netopt or use another database. "
-                "The file was not modified."
-            )
-        return int(row[0])
+        con, version = connect_readonly(self.path)
+        con.close()
+        return version
 
     def close(self) -> None:
         self.db.close()

@@ -70,11 +70,21 @@ def test_grid_and_method_families():
         ('name = "adam"', 'name = "adam"\nformulation = "no_such_mod:f"', 15, "cannot import"),
         ("box = [0, 1]", "box = []", 10, "box must be a list"),
         ("ratio = [3.0, 4.0, 5.0]", "ratio = []", 6, "empty list"),
+        ('name = "grid"', 'name = "grid"\nseeds = [0, "a"]', 2, "seeds must be"),
+        ('name = "grid"', 'name = "grid"\ntime_limit = -1', 2, "time_limit must be"),
+        ('name = "grid"', 'name = "grid"\ngrace = "long"', 2, "grace must be"),
     ],
 )
 def test_suite_errors_name_the_line(old, new, line, words):
     with pytest.raises(InputError, match=rf"g.toml, line {line}: .*{words}"):
         parse_suite(GRID.replace(old, new), "g.toml")
+
+
+def test_empty_folder_family_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    text = '[[family]]\nkind = "folder"\npath = "empty"\n[[method]]\nname = "milp"\n'
+    with pytest.raises(InputError, match=r"f.toml, line 3: folder .*empty holds no instance"):
+        parse_suite(text, "f.toml", base=tmp_path)
 
 
 def test_shipped_suites_parse():

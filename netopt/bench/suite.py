@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netopt.bench.families import FAMILIES
+from netopt.bench.families import FAMILIES, folder_files
 from netopt.bench.methods import _callable_options, load_callable, method_options
 from netopt.errors import InputError
 
@@ -297,6 +297,12 @@ def parse_suite(
             if kind == "folder":
                 fp = Path(grid_point["path"])
                 grid_point["path"] = str(fp if fp.is_absolute() or base is None else base / fp)
+                if not folder_files(grid_point):  # else the family would silently add nothing
+                    raise fail(
+                        "path",
+                        f"folder {grid_point['path']} holds no instance JSON files; write "
+                        "some with `netopt gen` or Instance.save",
+                    )
             fams.append(Family(kind, grid_point, str(f.get("label", kind))))
     methods = []
     known = sorted(set(formulations.available()) | set(extra))
@@ -378,21 +384,38 @@ def parse_suite(
     if gt not in ("milp", "known"):
         raise ctx.fail(f"ground_truth must be 'milp' or 'known', got {gt!r}", "ground_truth")
     seeds = data.get("seeds", [0])
-    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    seeds = [seeds] if isinstance(seeds, int) else seeds
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(x) for x in seeds):
+        raise ctx.fail(f"seeds must be an integer or a list of integers, got {seeds!r}", "seeds")
     tl = data.get("time_limit", 60.0)
-    tls = [float(t) for t in (tl if isinstance(tl, list) else [tl])]
+    tls = tl if isinstance(tl, list) else [tl]
+    if not tls or not all(_is_positive(t) for t in tls):
+        raise ctx.fail(
+            f"time_limit must be seconds > 0 or a list of them, got {tl!r}", "time_limit"
+        )
+    for k in ("grace", "memory_limit_mb", "ground_truth_time_limit"):
+        if k in data and not _is_positive(data[k]):
+            raise ctx.fail(f"{k} must be a number > 0, got {data[k]!r}", k)
     return Suite(
         name=str(data.get("name", Path(where).stem)),
         families=fams,
         methods=methods,
         seeds=[int(s) for s in seeds],
-        time_limits=tls,
+        time_limits=[float(t) for t in tls],
         grace=float(data.get("grace", 10.0)),
         memory_limit_mb=data.get("memory_limit_mb"),
         ground_truth_time_limit=data.get("ground_truth_time_limit"),
         ground_truth=gt,
         success=success,
     )
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_positive(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < float("inf")
 
 
 def _grid(params: dict[str, Any], list_params: tuple[str, ...], fail) -> list[dict[str, Any]]:

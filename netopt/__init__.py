@@ -15,6 +15,7 @@ from netopt.errors import (
     MissingBoundsError,
     NetoptError,
     OnnxImportError,
+    OptionError,
     SolveError,
     SolverUnavailableError,
     UnsupportedOpError,
@@ -50,6 +51,7 @@ __all__ = [
     "SolverUnavailableError",
     "SolveError",
     "InputError",
+    "OptionError",
 ]
 
 

@@ -56,6 +56,10 @@ class InputError(NetoptError, ValueError):
     """A value passed by the user (an input array, a shape, an option) is malformed."""
 
 
+class OptionError(InputError):
+    """An option's value is invalid (a negative or NaN time limit, a non-integer thread count)."""
+
+
 __all__ = [
     "NetoptError",
     "OnnxImportError",
@@ -66,4 +70,5 @@ __all__ = [
     "SolverUnavailableError",
     "SolveError",
     "InputError",
+    "OptionError",
 ]

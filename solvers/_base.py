@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from netopt.errors import IncompatibleBackendError, SolverUnavailableError
+from netopt.errors import IncompatibleBackendError, OptionError, SolverUnavailableError
 
 #: options every backend understands (anything else goes through ``options=``)
 COMMON_OPTIONS = (
@@ -99,9 +99,55 @@ class Backend:
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse unknown option names and invalid values of the common options, before any work.
+
+    ``time_limit``, ``gap`` and ``abs_gap`` must be finite non-negative numbers (``time_limit``
+    positive), ``threads`` a non-negative integer (0: the solver's default), ``seed`` an integer,
+    ``options`` a dict and ``progress`` a callable. A solver handed ``nan`` or ``-5`` may ignore it
+    silently (HiGHS keeps no limit at all), so the values are checked here, not by the solver.
+    """
     unknown = sorted(set(options) - set(COMMON_OPTIONS))
     if unknown:
         raise IncompatibleBackendError(
             f"backend '{name}': unknown option(s) {unknown}; common options are {list(COMMON_OPTIONS)} "
             "and solver-specific ones go in options={...}"
         )
+    validate_common_options(f"backend '{name}'", options)
+
+
+def _number(where: str, key: str, v: Any, *, positive: bool) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+        raise OptionError(f"{where}: {key} must be a number, got {v!r}")
+    f = float(v)
+    if not np.isfinite(f) or f < 0 or (positive and f == 0):
+        need = "a finite number > 0" if positive else "a finite number >= 0"
+        raise OptionError(f"{where}: {key} must be {need}, got {v!r}")
+    return f
+
+
+def validate_common_options(where: str, options: dict[str, Any]) -> None:
+    """Check the values of the common solver options (see :func:`check_options`).
+
+    Raises
+    ------
+    OptionError
+        Naming the option, the value and what it must be.
+    """
+    for key in ("time_limit", "gap", "abs_gap"):
+        if options.get(key) is not None:
+            _number(where, key, options[key], positive=key == "time_limit")
+    for key in ("threads", "seed"):
+        v = options.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            if not (isinstance(v, float | np.floating) and float(v).is_integer()):
+                raise OptionError(f"{where}: {key} must be an integer, got {v!r}")
+        if key == "threads" and int(v) < 0:
+            raise OptionError(f"{where}: threads must be >= 0 (0: the solver's default), got {v!r}")
+    if options.get("options") is not None and not isinstance(options["options"], dict):
+        raise OptionError(
+            f"{where}: options must be a dict of solver option names to values, got {options['options']!r}"
+        )
+    if options.get("progress") is not None and not callable(options["progress"]):
+        raise OptionError(f"{where}: progress must be a callable, got {options['progress']!r}")

@@ -63,6 +63,7 @@ def tighten_lp(
     time_budget: float = 30.0,
     min_gain: float = 0.02,
     probe: float = 0.1,
+    threads: int | None = None,
 ) -> Bounds:
     """Tighten ``bounds`` (a copy is returned) by LPs over the relaxation; see the module doc.
 
@@ -82,12 +83,19 @@ def tighten_lp(
         fraction of them (at least 16), if no unit became stable and their widths shrank by less
         than ``min_gain`` on average, the rest of the layer is skipped: its LPs would cost time
         and barely change the model. ``min_gain = 0`` always finishes every layer.
+    threads : int, optional
+        HiGHS threads (the exact solve's setting, so the process's HiGHS scheduler is not
+        restarted between the tightening and the MILP).
+
+    A run HiGHS reports as failed proves nothing: the unit keeps its bound, and the number of
+    such runs is ``stats["lp_failed"]``.
     """
     import highspy
 
     from netopt.formulations.milp import MILP
     from netopt.problems import Feasibility
     from netopt.solvers.highs_backend import highs_lp
+    from netopt.solvers.highs_session import HighsSession
 
     t0 = time.perf_counter()
     b = bounds.copy()
@@ -96,6 +104,7 @@ def tighten_lp(
     affine = _affine_in_input(graph)
     output_side = cutoff is not None or isinstance(problem, Feasibility)
     n_lp = 0
+    failed = 0
     improved = 0
     skipped = 0
     for op in targets:
@@ -110,12 +119,15 @@ def tighten_lp(
             break
         f = MILP()
         model = f.build(problem, b).relaxed()
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        # thousands of small LPs: HiGHS's log is captured only to explain a failed run
+        session = HighsSession("LP bound tightening", capture=False)
+        if threads:
+            session.set("threads", int(threads))
+        h = session.h
         lp = highs_lp(model, integrality=False)
         lp.col_cost_ = np.zeros(model.n_vars)  # each LP below sets the cost of one column
         lp.offset_ = 0.0
-        h.passModel(lp)
+        session.pass_model(lp)
         c = np.asarray(model.c, dtype=np.float64)
         if cutoff is not None and np.any(c):
             # objective row: c.v <= cutoff - c0 (a tiny slack keeps the known point inside)
@@ -145,8 +157,14 @@ def tighten_lp(
             col = int(cols[j])
             for sense in (1.0, -1.0):
                 h.changeColCost(col, sense)
-                h.run()
+                ok, why = session.run()
                 n_lp += 1
+                if not ok:
+                    # a failed run proves nothing: this unit keeps its bound
+                    failed += 1
+                    if failed == 1:
+                        log.warning("LP bound tightening: %s (the bound is kept)", why)
+                    continue
                 st = h.getModelStatus()
                 if st == highspy.HighsModelStatus.kInfeasible:
                     infeasible = True
@@ -175,6 +193,7 @@ def tighten_lp(
     b.seconds = bounds.seconds + (time.perf_counter() - t0)
     b.stats["lp_solves"] = n_lp
     b.stats["lp_skipped_units"] = skipped
+    b.stats["lp_failed"] = failed
     b.stats["unstable"] = b.unstable(graph)
     log.info(
         "LP tightening: %d LPs, %d intervals tightened, %d units skipped (no gain), %.2f s",

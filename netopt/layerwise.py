@@ -52,30 +52,25 @@ class _HighsSession:
     """One HiGHS model per layer, kept alive across tolerances and re-solved from its basis."""
 
     def __init__(self, model: LinearModel, options: dict[str, Any]) -> None:
-        try:
-            import highspy
-        except ImportError as e:  # pragma: no cover - highspy is a core dependency
-            raise SolverUnavailableError(
-                "layer-wise LP: backend 'highs' needs highspy (pip install highspy)"
-            ) from e
-        self._hs = highspy
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", bool(options.get("verbose", False)))
+        from netopt.solvers.highs_backend import highs_lp
+        from netopt.solvers.highs_session import HighsSession
+
+        # many small LPs: HiGHS's log is captured only to explain a failed run
+        self.session = HighsSession(
+            "layer-wise LP", verbose=bool(options.get("verbose", False)), capture=False
+        )
         # presolve would rebuild the reduced LP on every re-solve and discard the basis that
         # makes the next, nearly identical LP cheap; these LPs are small and dense anyway
-        h.setOptionValue("presolve", "off")
+        self.session.set("presolve", "off")
+        if options.get("threads") is not None:
+            self.session.set("threads", int(options["threads"]))
         for k, v in (options.get("options") or {}).items():
-            if h.setOptionValue(k, v) != highspy.HighsStatus.kOk:
-                raise InputError(f"layer-wise LP: HiGHS rejected option {k}={v!r}")
-        from netopt.solvers.highs_backend import highs_lp
-
-        lp = highs_lp(model, integrality=False)
-        if h.passModel(lp) == highspy.HighsStatus.kError:
-            raise SolveError("layer-wise LP: HiGHS rejected the layer's model (passModel failed)")
-        self.h = h
+            self.session.set(k, v, user=True)
+        self.session.pass_model(highs_lp(model, integrality=False))
+        self.h = self.session.h
         self._cur = [model.row_lo.copy(), model.row_hi.copy(), model.lb.copy(), model.ub.copy()]
         self._cost = model.c.copy()
-        self.version = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+        self.version = self.session.version
 
     def update(self, p: LPParams) -> None:
         """Apply the bounds and costs of a new tolerance (only the entries that changed)."""
@@ -94,14 +89,16 @@ class _HighsSession:
 
     def solve(self) -> tuple[str, np.ndarray | None, int]:
         """``(status, solution or None, simplex iterations)``; status optimal/infeasible/error."""
-        self.h.run()
+        ok, why = self.session.run()
         ms = self.h.getModelStatus()
-        its = int(self.h.getInfo().simplex_iteration_count)
-        if ms.name not in ("kOptimal", "kInfeasible", "kUnboundedOrInfeasible"):
+        its = int(self.h.getInfo().simplex_iteration_count) if ok else 0
+        if not ok or ms.name not in ("kOptimal", "kInfeasible", "kUnboundedOrInfeasible"):
             # a hot start can end in HiGHS's "unknown" when eps is near its feasibility
             # tolerance (1e-7); the same LP from scratch (no basis) decides it
             self.h.clearSolver()
-            self.h.run()
+            ok, why = self.session.run()
+            if not ok:
+                return f"error: {why}", None, its
             ms = self.h.getModelStatus()
             its += int(self.h.getInfo().simplex_iteration_count)
         name = ms.name

@@ -15,7 +15,7 @@ from netopt.result import Result, Status
 
 log = logging.getLogger("netopt")
 
-__all__ = ["solve", "solve_many", "WITNESS_TOL"]
+__all__ = ["solve", "solve_many", "WITNESS_TOL", "bound_tolerance"]
 
 #: a witness's recomputed constraint violation may exceed 0 by this much (solver round-off)
 WITNESS_TOL = 1e-6
@@ -170,6 +170,7 @@ def solve(
     from netopt.solvers._base import check_options
 
     check_options(solver, options)  # before any heavy work: a typo fails at once
+    B.check_option_values(options)
     dom = problem.domain
     if not dom.bounded:
         raise MissingBoundsError(
@@ -210,7 +211,9 @@ def solve(
         cutoff = None
         if x0 is not None and not isinstance(problem, Feasibility):
             cutoff = _model_objective(problem, v0)
-        bnd = tighten_lp(problem, bnd, cutoff=cutoff, time_budget=budget)
+        bnd = tighten_lp(
+            problem, bnd, cutoff=cutoff, time_budget=budget, threads=options.get("threads")
+        )
     elif tighten not in (None, "lp"):
         raise InputError(f"tighten must be 'lp' or None, got {tighten!r}")
     timings["bounds"] = time.perf_counter() - t1
@@ -234,6 +237,34 @@ def solve(
     timings["verify"] = time.perf_counter() - t3
     res.timings = timings
     return res
+
+
+def bound_tolerance(objective: float, tolerances: dict[str, Any] | None = None) -> float:
+    r"""How far a solver's bound may pass the float64-recomputed objective before it is false.
+
+    .. math::
+
+        \tau = a + (r + 10 \delta)\max(1, |f|)
+
+    with ``a`` the solver's absolute MIP gap, ``r`` its relative MIP gap and ``delta`` its
+    (mixed-integer) feasibility tolerance (defaults ``1e-6`` each when the backend does not say).
+    The solver compares bound and incumbent in its own arithmetic, on a model whose constraints
+    hold only within ``delta``; its point, re-evaluated exactly, may differ by that much.
+    """
+    t = tolerances or {}
+
+    def val(key: str, default: float) -> float:
+        v = t.get(key)
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            return default
+        return v if np.isfinite(v) and v >= 0 else default
+
+    a = val("mip_abs_gap", 1e-6)
+    r = min(val("mip_rel_gap", 1e-6), 1e-4)
+    d = max(val("mip_feasibility_tolerance", 1e-6), val("primal_feasibility_tolerance", 1e-7))
+    return float(min(a, 1e-4) + (r + 10 * d) * max(1.0, abs(objective)))
 
 
 def _assemble(problem: Problem, model, raw, x0, v0, relax: bool) -> Result:
@@ -279,6 +310,9 @@ def _assemble(problem: Problem, model, raw, x0, v0, relax: bool) -> Result:
                 f"the solver's point violates the output constraints by {res.objective:.3g} when "
                 f"recomputed in float64 (tolerance {WITNESS_TOL}); tighten the solver's feasibility tolerance"
             )
+        elif raw.status == "error":
+            res.status = Status.ERROR
+            res.bound = None
         else:
             res.status = Status.TIME_LIMIT if raw.status == "time_limit" else Status.UNKNOWN
         return res
@@ -287,10 +321,32 @@ def _assemble(problem: Problem, model, raw, x0, v0, relax: bool) -> Result:
         res.message = "the input domain is empty (its linear constraints are infeasible)"
         res.x = res.y = res.objective = None
         return res
+    if raw.status == "error":
+        # a failed run attests nothing: no bound, no optimality, no infeasibility
+        res.status = Status.ERROR
+        res.bound = res.gap = None
+        res.message = raw.message or "the solver failed"
+        return res
     if res.objective is not None and res.bound is not None:
-        if sign * (res.bound - res.objective) > 0:
-            # the solver's bound passes the recomputed objective by round-off only (its
-            # tolerances): the proven bound cannot be better than a point that attains it
+        tol = bound_tolerance(res.objective, raw.extra.get("tolerances"))
+        excess = sign * (res.bound - res.objective)
+        res.extra["bound_tolerance"] = tol
+        if excess > tol:
+            # a bound better than a point that attains it is false: the solver's claim and the
+            # float64 re-check disagree by more than the solver's tolerances explain
+            res.status = Status.ERROR
+            res.message = (
+                f"the solver's bound {res.bound:.12g} lies past the objective {res.objective:.12g} "
+                f"recomputed in float64 at its point, by {excess:.3g} (more than the tolerance "
+                f"{tol:.3g} its gap and feasibility tolerances explain); no bound is claimed. "
+                "Tighten the solver's feasibility tolerances or report the model."
+            )
+            res.extra["bound_reported_by_solver"] = res.bound
+            res.bound = res.gap = None
+            return res
+        if excess > 0:
+            # within the solver's tolerances: the proven bound cannot be better than a point
+            # that attains it
             res.extra["bound_reported_by_solver"] = res.bound
             res.bound = res.objective
         res.gap = abs(res.objective - res.bound) / max(1.0, abs(res.objective))

@@ -112,6 +112,22 @@ def check(
     **solve_options
         Passed to :meth:`Feasibility.solve` (solver, bounds, tighten, gap, threads, ...).
     """
+    from netopt.solvers._base import validate_common_options
+
+    # a negative or NaN limit would mean no limit at all further down: refuse it here
+    validate_common_options(
+        "check",
+        {
+            "time_limit": time_limit,
+            **{
+                k: v for k, v in solve_options.items() if k in ("gap", "abs_gap", "threads", "seed")
+            },
+        },
+    )
+    if not (isinstance(bab_time, int | float) and np.isfinite(bab_time) and bab_time >= 0):
+        from netopt.errors import OptionError
+
+        raise OptionError(f"check: bab_time must be a finite number >= 0, got {bab_time!r}")
     t0 = time.perf_counter()
     n_in, n_out = int(np.prod(net.input_shape)), int(np.prod(net.output_shape))
     if not isinstance(prop, VnnlibProperty):

@@ -94,6 +94,14 @@ class Backend:
                 f"backend '{cls.name}' cannot solve a {what}{hint}; backends that can: {', '.join(others) or 'none registered'}"
             )
 
+    @classmethod
+    def check_option_values(cls, options: dict[str, Any]) -> None:
+        """Refuse solver-specific options (``options={...}``) the solver rejects, before any work.
+
+        The default does nothing (the solver is asked when it runs); a backend that can ask its
+        solver cheaply overrides it.
+        """
+
     def solve(self, model: Any, **options: Any) -> RawSolution:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from netopt.errors import IncompatibleBackendError, SolveError
 from netopt.model import LinearModel
 from netopt.solvers import register
 from netopt.solvers._base import Backend, RawSolution, check_options
+from netopt.solvers.highs_session import HighsSession
 
 log = logging.getLogger("netopt")
 
@@ -73,41 +73,32 @@ class HighsBackend(Backend):
     packages = ("highspy",)
     pip = "pip install highspy"
 
+    @classmethod
+    def check_option_values(cls, options: dict[str, Any]) -> None:
+        """Apply the options to a scratch HiGHS instance: a rejected one is an OptionError."""
+        check_options(cls.name, options)
+        cls.require()
+        HighsSession(f"backend '{cls.name}'", capture=False).set_common(options)
+
     def solve(self, model: LinearModel, **opts: Any) -> RawSolution:
         check_options(self.name, opts)
         self.require()
         self.check_model(model)
         import highspy
 
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", bool(opts.get("verbose", False)))
-        if opts.get("time_limit") is not None:
-            h.setOptionValue("time_limit", float(opts["time_limit"]))
-        h.setOptionValue(
-            "mip_rel_gap", float(opts.get("gap") if opts.get("gap") is not None else 1e-6)
-        )
-        if opts.get("abs_gap") is not None:
-            h.setOptionValue("mip_abs_gap", float(opts["abs_gap"]))
-        if opts.get("threads") is not None:
-            h.setOptionValue("threads", int(opts["threads"]))
-        h.setOptionValue("random_seed", int(opts.get("seed") or 0))
-        for k, v in (opts.get("options") or {}).items():
-            st = h.setOptionValue(k, v)
-            if st != highspy.HighsStatus.kOk:
-                raise IncompatibleBackendError(
-                    f"backend 'highs': HiGHS rejected option {k}={v!r}; see HiGHS's option list"
-                )
-
+        # every option call and the run itself are checked (HighsSession): a failed run
+        # returns status "error" with HiGHS's message and no bound, objective or point
+        s = HighsSession(f"backend '{self.name}'", verbose=bool(opts.get("verbose", False)))
+        s.set_common(opts)
+        h = s.h
         lp = highs_lp(model)
         n = model.n_vars
-        st = h.passModel(lp)
-        if st == highspy.HighsStatus.kError:
-            raise SolveError("backend 'highs': HiGHS rejected the model (passModel failed)")
+        s.pass_model(lp)
         if model.start is not None and model.is_mip:
             sol = highspy.HighsSolution()
             sol.col_value = list(map(float, model.start))
             sol.value_valid = True
-            h.setSolution(sol)
+            h.setSolution(sol)  # a rejected start only costs the incumbent, never soundness
         progress = opts.get("progress")
         if progress is not None and model.is_mip:
             last = [0.0]
@@ -128,8 +119,12 @@ class HighsBackend(Backend):
 
             h.cbMipInterrupt.subscribe(on_event)
         t0 = time.perf_counter()
-        h.run()
+        ok, why = s.run()
         dt = time.perf_counter() - t0
+        ver = s.version
+        if not ok:
+            log.warning("%s", why)
+            return RawSolution("error", seconds=dt, message=why, solver_version=ver)
         ms = h.getModelStatus()
         status = _STATUS.get(ms.name, "unknown")
         info = h.getInfo()
@@ -141,13 +136,27 @@ class HighsBackend(Backend):
             else None
         )
         obj = float(info.objective_function_value) if x is not None else None
-        if model.is_mip:
-            bound = float(info.mip_dual_bound)
-            bound = None if not np.isfinite(bound) else bound
-            nodes = int(info.mip_node_count)
-        else:
-            # LP: the optimal value is the bound (duality), attested by the solver
-            bound = obj if status == "optimal" else None
-            nodes = 0
-        ver = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
-        return RawSolution(status, x, obj, bound, nodes, dt, h.modelStatusToString(ms), ver)
+        bound = None
+        nodes = 0
+        if status in ("optimal", "time_limit"):
+            # only a run that ended in a known state attests a bound
+            if model.is_mip:
+                b = float(info.mip_dual_bound)
+                bound = b if np.isfinite(b) else None
+                nodes = int(info.mip_node_count)
+            elif status == "optimal":
+                # LP: the optimal value is the bound (duality), attested by the solver
+                bound = obj
+        elif model.is_mip:
+            nodes = max(0, int(info.mip_node_count))
+        extra = {
+            "tolerances": {
+                "mip_rel_gap": s.option("mip_rel_gap"),
+                "mip_abs_gap": s.option("mip_abs_gap"),
+                "mip_feasibility_tolerance": s.option("mip_feasibility_tolerance"),
+                "primal_feasibility_tolerance": s.option("primal_feasibility_tolerance"),
+            }
+        }
+        return RawSolution(
+            status, x, obj, bound, nodes, dt, h.modelStatusToString(ms), ver, extra=extra
+        )

@@ -12,7 +12,8 @@ networks). Methods:
   bounds :math:`l < 0 < u` is relaxed by :math:`\\alpha x \\le y \\le \\frac{u}{u-l}(x - l)` with the
   adaptive :math:`\\alpha = [u > -l]`; a LeakyReLU likewise; a max-pool window by
   :math:`x_{j^*} \\le y \\le \\max_i u_i`, exact when one cell dominates; smooth ops by their
-  interval bounds.
+  interval bounds (monotone rules for sigmoid and tanh, corner rules in log-sum-exp form for
+  (log-)softmax, all rounded outward so that they hold for the exact functions).
 
 LP-based tightening (``netopt.bounds_lp``) and the output-side tightening used for inversion refine
 these further.
@@ -144,30 +145,188 @@ def interval_op(
         lw = np.where(valid, xl[np.where(valid, idx, 0)], -np.inf)
         hw = np.where(valid, xh[np.where(valid, idx, 0)], -np.inf)
         return lw.max(axis=1), hw.max(axis=1)
-    if op.op == "sigmoid":
-        from netopt.ops import OPS
-
-        f = OPS["sigmoid"].forward
-        return f([xl], {}), f([xh], {})
-    if op.op == "tanh":
-        return np.tanh(xl), np.tanh(xh)
-    if op.op in ("softmax", "log_softmax"):
-        s = shapes[0]
-        ax = tuple(int(t) for t in op.attrs["axes"])
-        L, U = xl.reshape(s), xh.reshape(s)
-        m = U.max(axis=ax, keepdims=True) if ax else U
-        su = np.exp(U - m).sum(axis=ax, keepdims=True) if ax else np.exp(U - m)
-        sl = np.exp(L - m).sum(axis=ax, keepdims=True) if ax else np.exp(L - m)
-        # softmax_i >= e^{l_i} / (e^{l_i} + sum_{j!=i} e^{u_j}); <= e^{u_i} / (e^{u_i} + sum_{j!=i} e^{l_j})
-        el, eu = np.exp(L - m), np.exp(U - m)
-        lo_s = el / np.maximum(el + su - eu, 1e-300)
-        hi_s = eu / np.maximum(eu + sl - el, 1e-300)
-        lo_s, hi_s = np.clip(lo_s, 0, 1), np.clip(hi_s, 0, 1)
-        if op.op == "softmax":
-            return lo_s.reshape(-1), hi_s.reshape(-1)
-        with np.errstate(divide="ignore"):
-            return np.log(lo_s).reshape(-1), np.minimum(np.log(hi_s), 0).reshape(-1)
+    if op.op in _SMOOTH_RANGE:
+        return _smooth_interval(op, shapes[0], xl, xh)
     raise NotImplementedError(f"no interval rule for IR op '{op.op}'")
+
+
+# ---------------------------------------------------------------------------- smooth ops
+#: The range of each smooth op: its interval bounds are clipped to it, and a NaN bound (from
+#: ``inf - inf`` on infinite input bounds) becomes the range's end.
+_SMOOTH_RANGE: dict[str, tuple[float, float]] = {
+    "sigmoid": (0.0, 1.0),
+    "tanh": (-1.0, 1.0),
+    "softmax": (0.0, 1.0),
+    "log_softmax": (-np.inf, 0.0),
+}
+_EPS = float(np.finfo(np.float64).eps)
+#: The absolute margin: 20 ulps of the subnormal range (the smallest subnormal is 5e-324). It
+#: covers a result that underflowed to 0 or lost its relative precision among the subnormals
+#: (where exp's ulp error is an absolute error of a few 5e-324).
+_TINY = 1e-322
+#: The relative margin of every smooth op's bounds, far above the few ulps of error of
+#: numpy's exp/log/tanh/logaddexp (the margins for the rounding of softmax's sums come on top).
+_REL = 1e-12
+
+
+def _nudge(x: np.ndarray, d: np.ndarray | float, direction: int) -> np.ndarray:
+    """``x + direction * d`` on the finite entries; infinite entries stay (no ``inf - inf``)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(np.isfinite(x), x + direction * d, x)
+
+
+def _sigmoid(t: np.ndarray) -> np.ndarray:
+    """The logistic function to an ulp or so, down into the subnormals, without overflow.
+
+    ``scipy.special.expit`` is no substitute: it returns 0 below about -709, where
+    :math:`e^t` is still a positive subnormal. The exact value at :math:`t = -800` is below
+    the smallest subnormal, so 0 is then within the absolute margin of :func:`_widen`.
+    """
+    with np.errstate(under="ignore"):
+        e = np.exp(-np.abs(t))
+        return np.where(t >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _widen(
+    lo: np.ndarray, hi: np.ndarray, rng: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Round ``[lo, hi]`` outward and clip it to the op's range ``rng``.
+
+    The bounds were computed in float64; the widening by :math:`10^{-12}|t| + 10^{-322}`
+    makes them sound for the exact function too. The absolute term matters where a result
+    underflowed: ``sigmoid(-800)`` is 0.0 in float64 but positive, so its upper bound must
+    be positive. NaN bounds (``inf - inf`` on infinite input bounds) become the range's
+    ends, which is always sound. An upper bound is never :math:`-\infty` (nor a lower
+    bound :math:`+\infty`).
+    """
+    lo = _nudge(lo, _REL * np.abs(lo) + _TINY, -1)
+    hi = _nudge(hi, _REL * np.abs(hi) + _TINY, +1)
+    lo = np.clip(np.where(np.isnan(lo), rng[0], lo), rng[0], rng[1])
+    hi = np.clip(np.where(np.isnan(hi), rng[1], hi), rng[0], rng[1])
+    # an upper bound of -inf would say the value is -inf; log-softmax's -(1e308 - (-1e308))
+    # is merely below the float range, so the most negative float bounds it (likewise lo < inf)
+    big = np.finfo(np.float64).max
+    return np.minimum(lo, big), np.maximum(hi, -big)
+
+
+def _lse_others_minus(v: np.ndarray, x: np.ndarray) -> np.ndarray:
+    r"""Leave-one-out log-sum-exp minus ``x``: :math:`D_i = \log\sum_{j \ne i} e^{v_j} - x_i`.
+
+    ``v`` and ``x`` are ``(G, k)``, one group per row; :math:`-\infty` where the sum is
+    empty (``k = 1``). It costs :math:`O(k)` per row, not :math:`O(k^2)`: with ``a`` the
+    row's argmax, :math:`m_1 = v_a` and :math:`S = \sum_j e^{v_j - m_1}`,
+
+    * for :math:`i \ne a`: :math:`D_i = (m_1 - x_i) + \log(S - e^{v_i - m_1})`. The
+      subtraction is well conditioned: what remains of :math:`S` still holds the term
+      :math:`e^0 = 1` of ``a``, so it is at least 1 and its relative error is that of
+      :math:`S` (about :math:`k\epsilon`), an absolute error of the logarithm of that size;
+    * for :math:`i = a`: the sum is recomputed around the second largest entry
+      :math:`m_2`: :math:`D_a = (m_2 - x_a) + \log \sum_{j \ne a} e^{v_j - m_2}` (again
+      a sum of at least 1).
+
+    The large part :math:`m - x_i` is formed first and :math:`\log S' \in [0, \log k]`
+    added last, so the absolute error of :math:`D` is below
+    :math:`\epsilon(2|D| + 3k + 8)` however large the logits themselves are.
+
+    Infinite entries: a :math:`+\infty` among the others makes the sum :math:`+\infty`,
+    others all :math:`-\infty` make it :math:`-\infty`; ``inf - inf`` gives NaN, which
+    the caller maps to the range of the op.
+    """
+    g, k = v.shape
+    if k == 1:
+        return np.full_like(v, -np.inf)
+    rows = np.arange(g)
+    a = np.argmax(v, axis=1)
+    m1 = v[rows, a]
+    rest = v.copy()
+    rest[rows, a] = -np.inf
+    m2 = rest.max(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        s1 = np.where(np.isfinite(m1), m1, 0.0)[:, None]
+        e1 = np.exp(v - s1)  # in [0, 1] where m1 is finite
+        d = (s1 - x) + np.log(e1.sum(axis=1, keepdims=True) - e1)
+        s2 = np.where(np.isfinite(m2), m2, 0.0)
+        top = (s2 - x[rows, a]) + np.log(np.exp(rest - s2[:, None]).sum(axis=1))
+        # an infinite maximum: the sum is that infinity
+        d = np.where(np.isinf(m1)[:, None], m1[:, None] - x, d)
+        top = np.where(np.isinf(m2), m2 - x[rows, a], top)
+    d[rows, a] = top
+    return d
+
+
+def _softmax_interval(
+    log: bool, shape: tuple[int, ...], axes: tuple[int, ...], xl: np.ndarray, xh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Bounds of (log-)softmax over the group ``axes`` (flattened, before outward rounding).
+
+    With :math:`x \in [l, u]`, :math:`\mathrm{softmax}_i(x) = 1 / (1 + \sum_{j \ne i}
+    e^{x_j - x_i})` increases with :math:`x_i` and decreases with every other
+    :math:`x_j`, so its extremes over the box are at corners:
+
+    .. math:: \mathrm{lo}_i = \frac{1}{1 + e^{D^l_i}},\quad D^l_i = \mathrm{LSE}_{j \ne i}(u_j) - l_i,
+              \qquad \mathrm{hi}_i = \frac{1}{1 + e^{D^u_i}},\quad
+              D^u_i = \mathrm{LSE}_{j \ne i}(l_j) - u_i,
+
+    i.e. :math:`\sigma(-D)`, and log-softmax's bounds are
+    :math:`-\log(1 + e^{D}) = -\mathrm{logaddexp}(0, D)`. Only differences of logits enter:
+    no cancellation, no underflow to a wrong 0 or 1 in the log domain (the old rule
+    :math:`e^{l_i}/(e^{l_i} + \sum_j e^{u_j} - e^{u_i})` lost :math:`\sum - e^{u_i}` once the
+    other logits lay about 37 below, and underflowed past a spread of about 745).
+
+    :math:`D` is computed by :func:`_lse_others_minus` in :math:`O(k)` per group; its error
+    is below :math:`\epsilon(2|D| + 3k + 8)`, and it is widened by twice that before the
+    monotone :math:`\sigma` (:func:`_sigmoid`) or :math:`\mathrm{logaddexp}`. A group of
+    size 1 gives exactly 1 (log: 0).
+    """
+    r = len(shape)
+    rest = [t for t in range(r) if t not in axes]
+    perm = (*rest, *axes)
+    k = int(np.prod([shape[t] for t in axes], dtype=np.int64))
+    tshape = tuple(shape[t] for t in perm)
+
+    def grouped(x: np.ndarray) -> np.ndarray:
+        # the group's axes last, one group per row
+        return x.reshape(shape).transpose(perm).reshape(-1, k)
+
+    def ungrouped(x: np.ndarray) -> np.ndarray:
+        return x.reshape(tshape).transpose(np.argsort(perm)).reshape(-1)
+
+    if k == 1:
+        one = np.full(xl.shape, 0.0 if log else 1.0)
+        return one, one.copy()
+    L, U = grouped(xl), grouped(xh)
+    d_lo = _lse_others_minus(U, L)
+    d_hi = _lse_others_minus(L, U)
+    # rounding of D: widen by twice its error bound eps (2|D| + 3k + 8); the bounds decrease
+    # with D, so the lower bound's D moves up and the upper bound's down
+    pad = _EPS * (6 * k + 16)
+    d_lo = _nudge(d_lo, 4 * _EPS * np.abs(d_lo) + pad, +1)
+    d_hi = _nudge(d_hi, 4 * _EPS * np.abs(d_hi) + pad, -1)
+    if log:
+        with np.errstate(invalid="ignore"):
+            lo, hi = -np.logaddexp(0.0, d_lo), -np.logaddexp(0.0, d_hi)
+    else:
+        lo, hi = _sigmoid(-d_lo), _sigmoid(-d_hi)
+    return ungrouped(lo), ungrouped(hi)
+
+
+def _smooth_interval(
+    op: Op, shape: tuple[int, ...], xl: np.ndarray, xh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sound interval bounds of a smooth op, rounded outward and clipped to its range.
+
+    sigmoid and tanh are increasing, so their bounds are the function at the input's
+    bounds; softmax and log-softmax see :func:`_softmax_interval`. The bounds hold for
+    the exact function, not only its float64 evaluation (:func:`_widen`), and are never NaN.
+    """
+    if op.op == "sigmoid":
+        lo, hi = _sigmoid(xl), _sigmoid(xh)  # sigmoid(40) is 1.0, sigmoid(-800) 0.0: see _widen
+    elif op.op == "tanh":
+        lo, hi = np.tanh(xl), np.tanh(xh)
+    else:
+        axes = tuple(int(t) for t in op.attrs["axes"])
+        lo, hi = _softmax_interval(op.op == "log_softmax", tuple(shape), axes, xl, xh)
+    return _widen(lo, hi, _SMOOTH_RANGE[op.op])
 
 
 def relu_relaxation(l: np.ndarray, u: np.ndarray, alpha: float = 0.0):  # noqa: E741

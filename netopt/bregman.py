@@ -28,12 +28,13 @@ the relative objective gap of the first-order point in ``Result.extra["bregman"]
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import numpy as np
 
-from netopt.errors import InputError, SolveError
+from netopt.errors import InputError
 from netopt.formulations.lifted_bregman import (
     REGULARIZERS,
     BregmanLayer,
@@ -47,6 +48,8 @@ from netopt.formulations.lifted_bregman import (
 )
 from netopt.problems import Inversion
 from netopt.result import Result, Status
+
+log = logging.getLogger("netopt")
 
 __all__ = [
     "invert_bregman",
@@ -219,15 +222,30 @@ def certify_block(
 
     Returns ``{"objective": first-order value, "exact": value at the exact solver's point
     (recomputed in float64 after projecting onto the block's domain), "solver_value": cvxpy's own
-    value, "rel_gap": (objective - exact) / max(|exact|, 1e-12), "solver", "seconds"}``. A
-    negative gap means the first-order point is better than the solver's.
+    value, "rel_gap": (objective - exact) / max(|exact|, 1e-12), "solver", "seconds",
+    "certified": True}``. A negative gap means the first-order point is better than the solver's.
+
+    When no cvxpy solver reaches an accurate optimum (an inaccurate, failed or stopped run),
+    nothing is certified: ``exact``, ``solver_value`` and ``rel_gap`` are None, ``certified`` is
+    False and ``message`` says why; the first-order point itself is kept.
     """
     from netopt import solvers
 
     B = solvers.get("cvxpy")
     raw = B().solve(sub, options=dict(solver_options or {}))
-    if raw.status != "optimal" or raw.x is None:
-        raise SolveError(f"cvxpy could not solve block '{sub.name}': {raw.message}")
+    if raw.status != "optimal" or raw.x is None or raw.objective is None:
+        return {
+            "block": sub.name,
+            "objective": sub.objective(u),
+            "exact": None,
+            "solver_value": None,
+            "rel_gap": None,
+            "solver": raw.extra.get("solver", ""),
+            "seconds": raw.seconds,
+            "certified": False,
+            "message": f"cvxpy could not solve block '{sub.name}' accurately "
+            f"(status {raw.status}): {raw.message}",
+        }
     x = raw.x.copy()
     if sub.lo is not None:
         x = np.maximum(x, sub.lo)
@@ -245,6 +263,7 @@ def certify_block(
         "rel_gap": (obj - exact) / max(abs(exact), 1e-12),
         "solver": raw.extra.get("solver", ""),
         "seconds": raw.seconds,
+        "certified": True,
     }
 
 
@@ -684,5 +703,12 @@ def invert_bregman(
         ]
         certs = [certify_block(b, zs[i], cert_opts) for i, b in enumerate(blocks)]
         out["certificate"] = certs
-        out["rel_gap"] = max(c["rel_gap"] for c in certs)
+        # a gap only when every block was solved accurately: one uncertified block leaves the
+        # whole point uncertified
+        out["certified"] = all(c["certified"] for c in certs)
+        out["rel_gap"] = max(c["rel_gap"] for c in certs) if out["certified"] else None
+        if not out["certified"]:
+            log.warning(
+                "lifted Bregman: %s", next(c["message"] for c in certs if not c["certified"])
+            )
     return _result(problem, u, method, out, time.perf_counter() - t0)

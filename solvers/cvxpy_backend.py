@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from netopt.errors import OptionError, SolverUnavailableError
 from netopt.solvers import register
 from netopt.solvers._base import Backend, RawSolution, check_options
 
@@ -90,29 +91,64 @@ class CvxpyBackend(Backend):
     def solve(self, model: Any, **opts: Any) -> RawSolution:
         """Solve ``model`` exactly; ``options={"solver": "SCS", ...}`` picks the cvxpy solver.
 
+        Options: ``time_limit`` (Clarabel's ``time_limit``, SCS's ``time_limit_secs``),
+        ``verbose``, ``options`` (``"solver"``, then settings passed to the conic solver as is).
+        The other common options are validated and have no effect here. Without ``"solver"``,
+        Clarabel is tried first and SCS after it when Clarabel fails or is not accurate.
+
+        Only cvxpy's status ``optimal`` (with a finite point and value) is an answer: ``optimal``
+        comes back with cvxpy's value, ``infeasible`` / ``unbounded`` with nothing. When no
+        solver is accurate, an ``optimal_inaccurate`` point comes back with status ``"unknown"``
+        (no objective, no optimality claim; ``extra["solver_value"]`` is the solver's value), a
+        ``user_limit`` stop as ``"time_limit"`` without point, and anything else
+        (``infeasible_inaccurate`` — no proof of infeasibility —, a
+        :class:`cvxpy.error.SolverError`, ...) as ``"error"`` with every solver's message. No
+        bound is ever returned.
+
         Returns
         -------
         RawSolution
             ``objective`` is cvxpy's optimal value (the block's objective at the solver's point);
-            ``extra["solver"]`` names the conic solver that answered.
+            ``extra["solver"]`` names the conic solver that answered, ``extra["cvxpy_status"]``
+            its status.
+
+        Raises
+        ------
+        OptionError
+            An invalid common option, a ``"solver"`` that is not a string, or a setting the conic
+            solver rejects (cvxpy raises ``TypeError`` / ``ValueError`` for those).
+        SolverUnavailableError
+            cvxpy is missing, or the ``"solver"`` asked for is not installed.
         """
         check_options(self.name, opts)
         self.require()
         self.check_model(model)
         import cvxpy as cp
 
-        t0 = time.perf_counter()
-        prob, u = self._problem(model)
         extra_opts = dict(opts.get("options") or {})
         first = extra_opts.pop("solver", None)
         installed = cp.installed_solvers()
-        order = [first] if first else [s for s in ("CLARABEL", "SCS") if s in installed]
+        if first is not None:
+            if not isinstance(first, str):
+                raise OptionError(
+                    f"backend 'cvxpy': options['solver'] must be a cvxpy solver name, got {first!r}"
+                )
+            if first.upper() not in installed:
+                raise SolverUnavailableError(
+                    f"backend 'cvxpy': cvxpy solver {first!r} is not installed (installed: "
+                    f"{', '.join(installed)})"
+                )
+        order = [first.upper()] if first else [s for s in ("CLARABEL", "SCS") if s in installed]
         if not order:
             return RawSolution(
                 "error", message=f"cvxpy has neither Clarabel nor SCS (installed: {installed})"
             )
+        t0 = time.perf_counter()
+        prob, u = self._problem(model)
         verbose = bool(opts.get("verbose", False))
-        msg = ""
+        notes: list[str] = []
+        kept: dict[str, Any] | None = None  # the first optimal_inaccurate point, for re-checking
+        limited = False
         for name in order:
             kw = dict(extra_opts)
             if name == "SCS":
@@ -120,24 +156,74 @@ class CvxpyBackend(Backend):
                 kw.setdefault("eps_abs", 1e-9)
                 kw.setdefault("eps_rel", 1e-9)
                 kw.setdefault("max_iters", 200000)
-            if opts.get("time_limit") is not None and name == "CLARABEL":
-                kw.setdefault("time_limit", float(opts["time_limit"]))
+            if opts.get("time_limit") is not None:
+                if name == "CLARABEL":
+                    kw.setdefault("time_limit", float(opts["time_limit"]))
+                elif name == "SCS":
+                    kw.setdefault("time_limit_secs", float(opts["time_limit"]))
             try:
                 prob.solve(solver=name, verbose=verbose, **kw)
-            except cp.error.SolverError as e:  # fall back to the next solver
-                msg += f"{name}: {e}; "
+            except cp.error.SolverError as e:  # the solver failed: fall back to the next one
+                notes.append(f"{name}: {e}")
                 continue
-            if prob.status in ("optimal", "optimal_inaccurate") and u.value is not None:
+            except (TypeError, ValueError) as e:
+                if not extra_opts:
+                    raise
+                # cvxpy hands unknown or ill-typed settings to the solver, which raises
+                raise OptionError(
+                    f"backend 'cvxpy': {name} rejects the settings {extra_opts!r} ({e})"
+                ) from e
+            st = prob.status
+            x = None if u.value is None else np.asarray(u.value, dtype=np.float64).reshape(-1)
+            val = prob.value
+            finite = (
+                x is not None
+                and bool(np.all(np.isfinite(x)))
+                and val is not None
+                and bool(np.isfinite(val))
+            )
+            if st == cp.OPTIMAL and finite:
                 return RawSolution(
                     "optimal",
-                    x=np.asarray(u.value, dtype=np.float64),
-                    objective=float(prob.value),
+                    x=x,
+                    objective=float(val),
                     seconds=time.perf_counter() - t0,
-                    message=msg + f"{name}: {prob.status}",
+                    message="; ".join([*notes, f"{name}: {st}"]),
                     solver_version=cp.__version__,
-                    extra={"solver": name, "cvxpy_status": prob.status},
+                    extra={"solver": name, "cvxpy_status": st},
                 )
-            msg += f"{name}: status {prob.status}; "
+            if st in (cp.INFEASIBLE, cp.UNBOUNDED):
+                # a certificate from the solver (the accurate statuses only)
+                return RawSolution(
+                    "infeasible" if st == cp.INFEASIBLE else "unbounded",
+                    seconds=time.perf_counter() - t0,
+                    message="; ".join([*notes, f"{name}: {st}"]),
+                    solver_version=cp.__version__,
+                    extra={"solver": name, "cvxpy_status": st},
+                )
+            notes.append(f"{name}: status {st}" + ("" if st != cp.OPTIMAL else " without a point"))
+            if st == cp.OPTIMAL_INACCURATE and finite and kept is None:
+                kept = {"solver": name, "cvxpy_status": st, "x": x, "solver_value": float(val)}
+            if st == cp.USER_LIMIT:
+                limited = True
+                if opts.get("time_limit") is not None:
+                    break  # the time is spent: the next solver would get as much again
+        dt = time.perf_counter() - t0
+        msg = "; ".join(notes)
+        if kept is not None:
+            # a point for netopt to re-check, never an optimal value or a bound
+            x = kept.pop("x")
+            return RawSolution(
+                "unknown",
+                x=x,
+                seconds=dt,
+                message=msg + " (no solver was accurate: the point is not certified)",
+                solver_version=cp.__version__,
+                extra=kept,
+            )
         return RawSolution(
-            "error", seconds=time.perf_counter() - t0, message=msg, solver_version=cp.__version__
+            "time_limit" if limited else "error",
+            seconds=dt,
+            message=msg,
+            solver_version=cp.__version__,
         )

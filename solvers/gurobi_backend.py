@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from netopt.errors import IncompatibleBackendError, SolveError, SolverUnavailableError
+from netopt.errors import IncompatibleBackendError, OptionError, SolverUnavailableError
 from netopt.model import LinearModel
 from netopt.solvers import register
 from netopt.solvers._base import Backend, RawSolution, check_options
@@ -33,23 +33,41 @@ SIZE_LIMITS = {"variables": 2000, "constraints": 2000, "quadratic_variables": 20
 # Gurobi error codes (GRB.Error) that mean "this licence will not do"
 _NO_LICENSE, _SIZE_LIMIT = 10009, 10010
 
-# Gurobi status codes -> netopt status (limits map to "time_limit" as in the HiGHS backend)
+# Every Gurobi status code (GRB.Status, gurobipy 13) -> netopt status. Only "optimal" and
+# "time_limit" (a limit stopped a run that was going well) may carry a bound; a code missing here
+# is read as "error". INF_OR_UNBD is resolved by a re-solve (see GurobiBackend._solve).
 _STATUS = {
+    1: "error",  # LOADED: optimize() returned without running
     2: "optimal",  # OPTIMAL
     3: "infeasible",  # INFEASIBLE
+    4: "unknown",  # INF_OR_UNBD: still undecided after the re-solve without dual reductions
     5: "unbounded",  # UNBOUNDED
+    6: "unknown",  # CUTOFF: worse than the Cutoff parameter; no point, no bound reported
     7: "time_limit",  # ITERATION_LIMIT
     8: "time_limit",  # NODE_LIMIT
     9: "time_limit",  # TIME_LIMIT
     10: "time_limit",  # SOLUTION_LIMIT
     11: "time_limit",  # INTERRUPTED
-    12: "error",  # NUMERIC
-    13: "unknown",  # SUBOPTIMAL
+    12: "error",  # NUMERIC: numerical trouble, nothing it reports can be trusted
+    13: "unknown",  # SUBOPTIMAL: optimality tolerances not met; the point is re-checked only
+    14: "error",  # INPROGRESS: optimize() returned while still running
     15: "time_limit",  # USER_OBJ_LIMIT
     16: "time_limit",  # WORK_LIMIT
     17: "time_limit",  # MEM_LIMIT
+    18: "unknown",  # LOCALLY_OPTIMAL: a local optimum bounds nothing
+    19: "unknown",  # LOCALLY_INFEASIBLE: not a proof of infeasibility
 }
 _INF_OR_UNBD = 4
+_NUMERIC = 12
+#: statuses that keep the solver's point (re-checked in float64 by netopt.solve)
+_KEEPS_POINT = frozenset({"optimal", "time_limit", "unknown", "unbounded"})
+#: netopt's tolerance names -> the Gurobi parameters that hold them (RawSolution.extra)
+_TOLERANCES = {
+    "mip_rel_gap": "MIPGap",
+    "mip_abs_gap": "MIPGapAbs",
+    "mip_feasibility_tolerance": "IntFeasTol",
+    "primal_feasibility_tolerance": "FeasibilityTol",
+}
 
 
 @dataclass(frozen=True)
@@ -166,8 +184,16 @@ class GurobiBackend(Backend):
     (the licence banner included), ``progress`` (a callable receiving a dict with incumbent, bound,
     gap, nodes and time about once a second, from a MIP callback), ``options`` (any Gurobi
     parameter by name, e.g. ``{"NodeLimit": 100, "MIPFocus": 1}``). ``model.start`` is the MIP
-    start. An INF_OR_UNBD answer is resolved by a re-solve with DualReductions=0 (or, when every
-    variable is bounded, read as infeasible at once).
+    start. An INF_OR_UNBD answer is resolved by a re-solve with DualReductions=0; should that
+    still not decide, the status is "unknown" (never "infeasible").
+
+    Every Gurobi status is mapped explicitly (see ``_STATUS``): only OPTIMAL and the limit
+    statuses (TIME_LIMIT, NODE_LIMIT, ...) carry a bound — a MIP's finite ``ObjBound``, an LP's
+    optimal value at OPTIMAL only. NUMERIC, LOADED, INPROGRESS, an unknown code and a
+    :class:`gurobipy.GurobiError` during the run give status "error" with Gurobi's status name or
+    message and no point, objective or bound. SUBOPTIMAL, CUTOFF, LOCALLY_OPTIMAL and
+    LOCALLY_INFEASIBLE give "unknown" (a point, if any, is kept for netopt's re-check). The
+    tolerances Gurobi ran with are in ``extra["tolerances"]``.
 
     Raises
     ------
@@ -180,7 +206,10 @@ class GurobiBackend(Backend):
         before anything is built; Gurobi's own error 10010 is mapped to the same error should a
         licence have other limits.
     IncompatibleBackendError
-        An unknown Gurobi parameter, or a value it refuses, in ``options``.
+        An unknown Gurobi parameter name in ``options``.
+    OptionError
+        An invalid common option (before any work), or a parameter value Gurobi refuses or does
+        not store as given (``nan``, ``1.5`` for an integer parameter); the message names it.
     """
 
     name = "gurobi"
@@ -262,8 +291,8 @@ class GurobiBackend(Backend):
     def _solve(
         self, gp: Any, GRB: Any, m: Any, model: LinearModel, opts: dict[str, Any]
     ) -> RawSolution:
-        params: dict[str, Any] = {
-            "MIPGap": float(opts.get("gap") if opts.get("gap") is not None else 1e-6)
+        params: dict[str, tuple[Any, str]] = {
+            "MIPGap": (float(opts.get("gap") if opts.get("gap") is not None else 1e-6), "gap")
         }
         for key, par, cast in (
             ("time_limit", "TimeLimit", float),
@@ -272,16 +301,11 @@ class GurobiBackend(Backend):
             ("seed", "Seed", int),
         ):
             if opts.get(key) is not None:
-                params[par] = cast(opts[key])
-        params.update(opts.get("options") or {})
-        for k, v in params.items():
-            try:
-                m.setParam(k, v)
-            except (gp.GurobiError, TypeError, ValueError) as e:
-                raise IncompatibleBackendError(
-                    f"backend 'gurobi': Gurobi refuses parameter {k}={v!r} ({e}); see Gurobi's "
-                    "parameter reference for names and ranges"
-                ) from e
+                params[par] = (cast(opts[key]), key)
+        for k, v in (opts.get("options") or {}).items():
+            params[k] = (v, "")
+        for k, (v, common) in params.items():
+            _set_param(gp, m, k, v, common)
 
         n = model.n_vars
         inf = GRB.INFINITY
@@ -322,42 +346,57 @@ class GurobiBackend(Backend):
                 nodes = int(_m.cbGet(GRB.Callback.MIP_NODCNT))
                 progress({"incumbent": inc, "bound": bnd, "gap": gap, "nodes": nodes, "time": t})
 
+        ver = ".".join(map(str, gp.gurobi.version()))
+        extra = {"tolerances": _tolerances(m)}
         t0 = time.perf_counter()
-        self._optimize(gp, m, cb)
-        st = m.Status
-        if st == _INF_OR_UNBD:
-            if np.all(np.isfinite(model.lb) & np.isfinite(model.ub)):
-                # every variable bounded: the objective cannot be unbounded
-                st = GRB.INFEASIBLE
-            else:
+        try:
+            self._optimize(gp, m, cb)
+            st = int(m.Status)
+            if st == _INF_OR_UNBD:
+                # presolve's dual reductions could not tell infeasible from unbounded: solve again
+                # without them, which decides. INF_OR_UNBD itself is never read as infeasible
+                # (huge finite bounds may be infinite to Gurobi: "all bounded" proves nothing)
                 m.setParam("DualReductions", 0)
                 m.reset()
                 self._optimize(gp, m, cb)
-                st = m.Status
+                st = int(m.Status)
+        except gp.GurobiError as e:
+            # a failure during the run (out of memory, a callback error, ...): nothing it left
+            # behind is a result
+            why = f"backend 'gurobi': Gurobi failed ({e}, error {e.errno})"
+            log.warning("%s", why)
+            return RawSolution(
+                "error",
+                seconds=time.perf_counter() - t0,
+                message=why,
+                solver_version=ver,
+                extra=extra,
+            )
         dt = time.perf_counter() - t0
-        status = _STATUS.get(st, "unknown")
-        xs = obj = bound = None
-        if m.SolCount > 0 and status != "infeasible":
-            xs = np.asarray(x.X, dtype=np.float64)
-            obj = float(m.ObjVal)
-        nodes = None
-        if model.is_mip:
-            if status != "infeasible":
-                try:
-                    b = float(m.ObjBound)
-                    bound = b if np.isfinite(b) and abs(b) < inf else None
-                except (AttributeError, gp.GurobiError):
-                    bound = None
-            nodes = int(m.NodeCount)
-        elif status == "optimal":
-            bound = obj  # an LP's (or convex QP's) optimum is its bound
-        ver = ".".join(map(str, gp.gurobi.version()))
-        names = {getattr(GRB.Status, k): k for k in dir(GRB.Status) if k.isupper()}
-        msg = f"Gurobi status {names.get(st, st)}"
-        return RawSolution(status, xs, obj, bound, nodes, dt, msg, ver)
+        name = _status_name(GRB, st)
+        status = _STATUS.get(st, "error")
+        msg = f"Gurobi status {name}"
+        if st == _INF_OR_UNBD:
+            msg += " (infeasible or unbounded, undecided even without dual reductions)"
+        elif status == "error":
+            msg += " (the run failed: no point, bound or status claim is taken from it)"
+        try:
+            xs, obj, bound, nodes = _read_result(gp, m, x, model, status, inf)
+        except gp.GurobiError as e:
+            why = f"backend 'gurobi': reading Gurobi's result failed ({e}, error {e.errno}); {msg}"
+            log.warning("%s", why)
+            return RawSolution("error", seconds=dt, message=why, solver_version=ver, extra=extra)
+        if status == "error":
+            log.warning("backend 'gurobi': %s", msg)
+        return RawSolution(status, xs, obj, bound, nodes, dt, msg, ver, extra=extra)
 
     @classmethod
     def _optimize(cls, gp: Any, m: Any, cb: Any) -> None:
+        """``m.optimize``; a licence refusal becomes :class:`SolverUnavailableError`.
+
+        Any other :class:`gurobipy.GurobiError` propagates to :meth:`_solve`, which reports it as
+        status "error" with Gurobi's message.
+        """
         try:
             m.optimize(cb) if cb is not None else m.optimize()
         except gp.GurobiError as e:
@@ -367,4 +406,97 @@ class GurobiBackend(Backend):
                 raise SolverUnavailableError(
                     f"backend 'gurobi': no valid Gurobi licence ({e}); check it, or use solver='highs'"
                 ) from e
-            raise SolveError(f"backend 'gurobi': Gurobi failed ({e}, error {e.errno})") from e
+            raise
+
+
+def _status_name(GRB: Any, st: int) -> str:
+    """Gurobi's name of status code ``st`` (the number itself when it has none)."""
+    for k in dir(GRB.Status):
+        if k.isupper() and getattr(GRB.Status, k) == st:
+            return k
+    return str(st)
+
+
+def _same_value(requested: Any, stored: Any) -> bool:
+    """Whether Gurobi stored what was asked for (it ignores ``nan`` and truncates ``1.5`` silently)."""
+    if isinstance(stored, str):
+        return str(requested) == stored
+    try:
+        return float(requested) == float(stored)
+    except (TypeError, ValueError):
+        return False
+
+
+def _set_param(gp: Any, m: Any, name: str, value: Any, common: str = "") -> None:
+    """Set one Gurobi parameter and check that Gurobi took it as given.
+
+    Raises
+    ------
+    IncompatibleBackendError
+        ``name`` is no Gurobi parameter.
+    OptionError
+        Gurobi refuses the value (out of range, wrong type), or stores another one (``nan``
+        ignored, a fractional value for an integer parameter truncated).
+    """
+    what = f"{name}={value!r}" + (f" (from {common}={value!r})" if common else "")
+    try:
+        info = m.getParamInfo(name)
+    except gp.GurobiError:
+        info = None
+    if info is None:
+        raise IncompatibleBackendError(
+            f"backend 'gurobi': unknown Gurobi parameter {name!r}; see Gurobi's parameter "
+            "reference for names"
+        )
+    try:
+        m.setParam(name, value)
+    except (gp.GurobiError, TypeError, ValueError, OverflowError) as e:
+        raise OptionError(
+            f"backend 'gurobi': Gurobi refuses parameter {what} ({e}); see Gurobi's parameter "
+            f"reference for its range (min {info[3]!r}, max {info[4]!r})"
+        ) from e
+    stored = m.getParamInfo(name)[2]
+    if not _same_value(value, stored):
+        raise OptionError(
+            f"backend 'gurobi': Gurobi did not take parameter {what}: it holds {stored!r} "
+            f"instead (min {info[3]!r}, max {info[4]!r}, type {info[1].__name__})"
+        )
+
+
+def _tolerances(m: Any) -> dict[str, float]:
+    """The gap and feasibility tolerances Gurobi runs with (for the float64 re-check)."""
+    return {k: float(m.getParamInfo(par)[2]) for k, par in _TOLERANCES.items()}
+
+
+def _read_result(
+    gp: Any, m: Any, x: Any, model: LinearModel, status: str, inf: float
+) -> tuple[np.ndarray | None, float | None, float | None, int | None]:
+    """``(x, objective, bound, nodes)`` of a finished run whose netopt status is ``status``.
+
+    The point is read only when Gurobi holds a solution (``SolCount > 0``) and the run did not
+    fail; a bound only from an optimal or limit-stopped run: a MIP's ``ObjBound`` when finite, an
+    LP's (or convex QP's) optimal value.
+    """
+    xs = obj = bound = None
+    if status in _KEEPS_POINT and int(m.SolCount) > 0:
+        xs = np.asarray(x.X, dtype=np.float64)
+        o = float(m.ObjVal)
+        obj = o if np.isfinite(o) and abs(o) < inf else None
+        if obj is None or not np.all(np.isfinite(xs)):
+            xs = obj = None
+    if model.is_mip:
+        if status in ("optimal", "time_limit"):
+            try:
+                b = float(m.ObjBound)
+            except (AttributeError, gp.GurobiError):
+                b = np.nan  # not available: no bound
+            bound = b if np.isfinite(b) and abs(b) < inf else None
+        try:
+            nodes = int(m.NodeCount)
+        except (AttributeError, gp.GurobiError):
+            nodes = None
+    else:
+        nodes = None
+        if status == "optimal":
+            bound = obj  # an LP's (or convex QP's) optimum is its bound (duality)
+    return xs, obj, bound, nodes

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netopt.errors import IncompatibleBackendError, SolveError, SolverUnavailableError
+from netopt.errors import (
+    IncompatibleBackendError,
+    OptionError,
+    SolveError,
+    SolverUnavailableError,
+)
 from netopt.model import LinearModel
 from netopt.solvers import register
 from netopt.solvers._base import Backend, RawSolution, check_options
@@ -130,14 +135,19 @@ SOLVERS: dict[str, SolverSpec] = {
 ALIASES = {"appsi_highs": "highs", "scip_direct": "scip", "glpsol": "glpk"}
 
 # Pyomo's termination conditions (all three interfaces, by enum member name) -> netopt status.
-# Limits map to "time_limit" as in the HiGHS backend: an incumbent and a bound may come back.
+# Every member of the three enums (Pyomo 6.10) is listed; a name missing here is read as "error".
+# Only "optimal" and "time_limit" may carry a bound (see PyomoBackend.solve_pyomo); limits map to
+# "time_limit" as in the HiGHS backend, with an incumbent and the solver's bound if it has them.
 _STATUS = {
+    # proven optimal (within the gap)
     "optimal": "optimal",
     "globallyOptimal": "optimal",
     "convergenceCriteriaSatisfied": "optimal",
+    # proven infeasible / unbounded
     "infeasible": "infeasible",
     "provenInfeasible": "infeasible",
     "unbounded": "unbounded",
+    # a limit stopped a run that was going well
     "maxTimeLimit": "time_limit",
     "maxIterations": "time_limit",
     "iterationLimit": "time_limit",
@@ -145,15 +155,44 @@ _STATUS = {
     "objectiveLimit": "time_limit",
     "interrupted": "time_limit",
     "userInterrupt": "time_limit",
-    "resourceInterrupt": "time_limit",
+    # GLPK (classic interface) stopped by its time limit with a solution in hand
+    "feasible": "time_limit",
+    # no claim: a point, if any, is kept for netopt's float64 re-check, never a bound
+    "locallyOptimal": "unknown",
+    "locallyInfeasible": "unknown",  # not a proof of infeasibility
+    "infeasibleOrUnbounded": "unknown",  # "infeasible" when every variable is bounded (_status)
+    "minStepLength": "unknown",
+    "minFunctionValue": "unknown",
+    "intermediateNonInteger": "unknown",
+    "noSolution": "unknown",
+    "other": "unknown",
+    "resourceInterrupt": "unknown",  # out of memory or similar: nothing it reports is trusted
+    # failed or undetermined runs: nothing they report is used
+    "unknown": "error",
     "error": "error",
     "solverFailure": "error",
     "internalSolverError": "error",
     "licensingProblems": "error",
-    # GLPK (classic interface) stopped by its time limit with a solution in hand
-    "feasible": "time_limit",
     "invalidProblem": "error",
+    "invalidSolverConfiguration": "error",
+    "emptyModel": "error",
 }
+# The solver's own status where Pyomo reports "unknown" but the solver stopped at a limit of its
+# own (SCIP's dual bound and incumbent stay valid at these; HiGHS's interrupt is a limit as in the
+# HiGHS backend). Applied only when Pyomo's condition is "unknown".
+_RAW_LIMITS = {
+    ("scip", "memlimit"),
+    ("scip", "sollimit"),
+    ("scip", "bestsollimit"),
+    ("scip", "restartlimit"),
+    ("scip", "terminate"),
+    ("highs", "kInterrupt"),
+    ("highs", "kHighsInterrupt"),
+}
+#: statuses that keep the solver's point (re-checked in float64 by netopt.solve)
+_KEEPS_POINT = frozenset({"optimal", "time_limit", "unknown", "unbounded"})
+#: a variable bound at least this large is infinite to the solvers (HiGHS, Gurobi, SCIP: 1e20)
+_SOLVER_INF = 1e20
 
 
 def _pyomo() -> Any:
@@ -168,6 +207,37 @@ def _pyomo() -> Any:
 
 def _inf_to_none(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
+
+
+def _same_value(requested: Any, stored: Any) -> bool:
+    """Whether a solver stored an option as asked (``nan`` kept as nan, or ``1.5`` truncated, is not)."""
+    if isinstance(stored, str) or isinstance(requested, str):
+        return str(requested) == str(stored)
+    try:
+        return float(requested) == float(stored)
+    except (TypeError, ValueError):
+        return requested == stored
+
+
+def _scan_vars(pm: Any) -> tuple[bool, bool]:
+    """``(any integer variable, every variable finitely bounded)`` over the active variables of ``pm``.
+
+    "Finitely" in the solvers' sense: a bound of magnitude ``_SOLVER_INF`` (1e20) or more is
+    infinite to HiGHS, SCIP and Gurobi, so a model bounded only that loosely may be unbounded to
+    them. A fixed variable counts as bounded.
+    """
+    pyo = _pyomo()
+    any_int, bounded = False, True
+    for v in pm.component_data_objects(pyo.Var, active=True, descend_into=True):
+        if not v.is_continuous():
+            any_int = True
+        if bounded and not v.fixed:
+            lo, hi = v.lb, v.ub
+            if lo is None or hi is None or not (abs(lo) < _SOLVER_INF and abs(hi) < _SOLVER_INF):
+                bounded = False
+        if any_int and not bounded:
+            break
+    return any_int, bounded
 
 
 def _free_name(block: Any, name: str, suffix: str) -> str:
@@ -358,6 +428,27 @@ def to_pyomo(model: LinearModel) -> pyo.ConcreteModel:
     return pm
 
 
+class _ListHandler(logging.Handler):
+    """Keeps the records' messages in a list (a solver's log, read back on failure)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        if len(self.lines) > 2000:  # a long MIP log: keep its head and its tail
+            del self.lines[100:1100]
+
+
+def _highs_failed(highspy: Any, h: Any, run_status: Any) -> bool:
+    """A HiGHS run that failed (``kError``) or left the model status unset: nothing it says counts."""
+    return (
+        run_status == highspy.HighsStatus.kError
+        or h.getModelStatus() == highspy.HighsModelStatus.kNotset
+    )
+
+
 # ------------------------------------------------------------------------------------ backend
 @register("pyomo")
 class PyomoBackend(Backend):
@@ -382,6 +473,22 @@ class PyomoBackend(Backend):
     SolverUnavailableError
         Pyomo, or the chosen solver's package or executable, is missing, or the solver name is
         unknown; the message gives the install command.
+    IncompatibleBackendError
+        An option name the chosen solver does not know (HiGHS and SCIP are asked before the
+        model is built).
+    OptionError
+        An invalid common option, or a value HiGHS or SCIP rejects or would not store as given
+        (``seed=-1``, ``nan``, ``1.5`` for an integer option), before the model is built.
+    SolveError
+        The solver raised inside Pyomo.
+
+    Notes
+    -----
+    What comes back is only what the solver attests: see :meth:`solve_pyomo`. For HiGHS (through
+    APPSI, which ignores the status HiGHS's ``run()`` returns) the run is checked here: a failed
+    run (``kError`` or an unset model status) is status "error" with HiGHS's log lines. Before
+    handing HiGHS to Pyomo, its banner is kept off stdout and its process-wide scheduler is made
+    to accept the ``threads`` asked for (:mod:`netopt.solvers.highs_session`).
     """
 
     name = "pyomo"
@@ -477,12 +584,14 @@ class PyomoBackend(Backend):
         check_options(self.name, opts)
         self.require()
         self.check_model(model)
-        s = self.spec((opts.get("options") or {}).get("solver", "highs"))
+        extra = dict(opts.get("options") or {})
+        s = self.spec(extra.pop("solver", "highs"))
         ok, why = self.solver_available(s.name)
         if not ok:
             raise SolverUnavailableError(f"backend 'pyomo': {why}")
         self._check_solver(s, model)
-        self._validate(s, {k: v for k, v in (opts.get("options") or {}).items() if k != "solver"})
+        # every option the solver will get, checked before the (possibly long) build
+        self._validate(s, *self._native_options(s, opts, extra))
         t0 = time.perf_counter()
         pm = to_pyomo(model)
         build = time.perf_counter() - t0
@@ -506,7 +615,12 @@ class PyomoBackend(Backend):
         Returns
         -------
         RawSolution
-            ``x`` is the full vector in ``model``'s column order.
+            ``x`` is the full vector in ``model``'s column order. The status comes from the
+            solver's termination condition (see ``_STATUS``): a bound only from a run that ended
+            optimal or at a limit and whose solver reports one; a failed or undetermined run
+            ("error", "unknown", "solverFailure", ...) gives status "error" with the condition and
+            no point, bound or claim; ``infeasibleOrUnbounded`` is "infeasible" only when every
+            variable of ``pm`` has finite bounds, else "unknown".
         """
         check_options(self.name, opts)
         extra = dict(opts.get("options") or {})
@@ -514,8 +628,8 @@ class PyomoBackend(Backend):
         ok, why = self.solver_available(s.name)
         if not ok:
             raise SolverUnavailableError(f"backend 'pyomo': {why}")
-        self._validate(s, extra)
-        native = self._native_options(s, opts, extra)
+        native, origin = self._native_options(s, opts, extra)
+        self._validate(s, native, origin)
         verbose = bool(opts.get("verbose", False))
         columns = pm.netopt_columns
         warm = model.start is not None and model.is_mip and "start" in s.features
@@ -536,14 +650,10 @@ class PyomoBackend(Backend):
                 "rerun with verbose=True to see its log"
             ) from e
         dt = time.perf_counter() - t0
-        status = _STATUS.get(out["tc"], "unknown")
-        if out["tc"] == "infeasibleOrUnbounded":
-            # with every variable bounded the objective cannot be unbounded
-            status = (
-                "infeasible" if np.all(np.isfinite(model.lb) & np.isfinite(model.ub)) else "unknown"
-            )
-        x = obj = None
-        if out["has_x"]:
+        tc = out["tc"]
+        status, note = self._status(s, out, pm)
+        x = obj = bound = None
+        if out["has_x"] and status in _KEEPS_POINT:
             vals = [v.value for v in columns]
             # a column in no row and not in the objective is not sent to some solvers: any value
             # within its bounds is optimal, take the one nearest 0
@@ -558,14 +668,17 @@ class PyomoBackend(Backend):
                 pyo = _pyomo()
                 active = next(pm.component_data_objects(pyo.Objective, active=True))
                 obj = float(pyo.value(active))
-        bound = out["bound"]
-        if bound is not None and not np.isfinite(bound):
-            bound = None
-        if not model.is_mip:
-            # an LP's optimum is its bound (duality); a limited LP's incumbent bounds nothing
-            bound = obj if status == "optimal" else None
-        elif status == "infeasible":
-            bound = None
+            if not (np.isfinite(obj) and np.all(np.isfinite(x))):
+                x = obj = None
+        if status in ("optimal", "time_limit"):
+            # the user may have added integer variables to pm: judge the model the solver saw
+            if model.is_mip or _scan_vars(pm)[0]:
+                b = out["bound"]
+                bound = float(b) if b is not None and np.isfinite(b) else None
+            elif status == "optimal" and obj is not None:
+                # an LP's optimum is its bound (duality); a limited LP's incumbent bounds nothing
+                # (APPSI reports it as the bound then)
+                bound = obj
         progress = opts.get("progress")
         if progress is not None:
             gap = (
@@ -576,24 +689,56 @@ class PyomoBackend(Backend):
             progress(
                 {"incumbent": obj, "bound": bound, "gap": gap, "nodes": out["nodes"], "time": dt}
             )
-        msg = f"{s.name} via Pyomo: {out['tc']}" + (
-            f" ({out['message']})" if out.get("message") else ""
-        )
+        msg = f"{s.name} via Pyomo: {tc}"
+        if out.get("raw") and status != "optimal":
+            msg += f" ({s.name} status {out['raw']})"
+        if note:
+            msg += f"; {note}"
+        if out.get("message"):
+            msg += f" ({out['message']})"
+        if status == "error" and out.get("log_tail"):
+            msg += f" (log: {out['log_tail']})"
+        if status == "error":
+            log.warning("backend 'pyomo': %s", msg)
         raw = RawSolution(
             status, x, obj, bound, out["nodes"], dt, msg, f"{s.name} {out['version']}"
         )
         raw.extra["pyomo_solver"] = s.name
+        raw.extra["termination_condition"] = tc
+        if out.get("tolerances"):
+            raw.extra["tolerances"] = out["tolerances"]
         return raw
+
+    @staticmethod
+    def _status(s: SolverSpec, out: dict[str, Any], pm: Any) -> tuple[str, str]:
+        """netopt's status of a finished run, and a note on how it was decided."""
+        tc = out["tc"]
+        if out.get("failed"):
+            return "error", "the solver's run failed: nothing it reports is used"
+        status = _STATUS.get(tc, "error")
+        if tc == "unknown" and (s.name, out.get("raw")) in _RAW_LIMITS:
+            return "time_limit", f"stopped by the solver's {out['raw']} limit"
+        if tc == "infeasibleOrUnbounded":
+            # with every variable bounded (finitely, in the solver's sense) the objective cannot
+            # be unbounded, so the model is infeasible; otherwise nothing is known
+            if _scan_vars(pm)[1]:
+                return "infeasible", "every variable is bounded, so it is infeasible"
+            return "unknown", "infeasible or unbounded, undecided (a variable is unbounded)"
+        if status == "error":
+            return status, "the run failed or ended undetermined: nothing it reports is used"
+        return status, ""
 
     @staticmethod
     def _native_options(
         s: SolverSpec, opts: dict[str, Any], extra: dict[str, Any]
-    ) -> dict[str, Any]:
-        """The solver's own option names and values: common options translated, ``extra`` as is."""
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The solver's own option names and values (common options translated, ``extra`` as is),
+        and, for each translated one, the common option it came from."""
         common = {k: opts.get(k) for k in ("time_limit", "gap", "abs_gap", "threads", "seed")}
         if common["gap"] is None:
             common["gap"] = 1e-6  # as the HiGHS backend: results agree across backends to ~1e-6
         native: dict[str, Any] = {}
+        origin: dict[str, str] = {}
         for k, v in common.items():
             if v is None:
                 continue
@@ -607,69 +752,186 @@ class PyomoBackend(Backend):
             else:
                 v = float(v)
             native[s.option_names[k]] = v
+            origin[s.option_names[k]] = k
         native.update(extra)
-        return native
+        for k in extra:
+            origin.pop(k, None)
+        return native, origin
 
     @staticmethod
-    def _validate(s: SolverSpec, extra: dict[str, Any]) -> None:
-        """Refuse an option the solver does not know before building anything (where it can tell)."""
-        if not extra:
+    def _validate(
+        s: SolverSpec, native: dict[str, Any], origin: dict[str, str] | None = None
+    ) -> None:
+        """Refuse an option the solver does not know or will not take, before building anything.
+
+        HiGHS and SCIP are asked directly (on a scratch instance), and the value they store is
+        read back: HiGHS's ``setOptionValue`` only returns an error for ``time_limit=-5`` (which
+        APPSI ignores, leaving no limit), SCIP truncates ``1.5`` for an integer parameter. CBC and
+        GLPK run as executables and cannot be asked; their common options are checked by
+        :func:`~netopt.solvers._base.check_options`.
+
+        Raises
+        ------
+        IncompatibleBackendError
+            An option name the solver does not know.
+        OptionError
+            A value it refuses or would not store as given; the message names the option (and
+            the common option it was translated from).
+        """
+        if not native:
             return
+        origin = origin or {}
+        unknown: list[str] = []
         bad: list[str] = []
+
+        def what(k: str, v: Any, why: str) -> str:
+            src = f" (from {origin[k]}={v!r})" if k in origin else ""
+            return f"{k}={v!r}{src}: {why}"
+
         if s.name == "highs":
             import highspy
 
-            h = highspy.Highs()
-            h.setOptionValue("output_flag", False)
-            for k, v in extra.items():
+            from netopt.solvers.highs_session import new_highs
+
+            h = new_highs()
+            kok = highspy.HighsStatus.kOk
+            for k, v in native.items():
+                got = h.getOptionValue(k)
+                if not isinstance(got, tuple) or got[0] != kok:
+                    unknown.append(f"{k}={v!r}")
+                    continue
                 try:
                     st = h.setOptionValue(k, v)
-                except Exception:  # highspy raises on a wrong value type
-                    st = None
-                if st != highspy.HighsStatus.kOk:
-                    bad.append(f"{k}={v!r}")
+                except Exception as e:  # highspy raises on a wrong value type
+                    bad.append(what(k, v, f"{type(e).__name__}: {e}"))
+                    continue
+                if st != kok:
+                    bad.append(what(k, v, "HiGHS rejects the value (out of range)"))
+                    continue
+                stored = h.getOptionValue(k)[1]
+                if not _same_value(v, stored):
+                    bad.append(what(k, v, f"HiGHS stores {stored!r} instead"))
         elif s.name == "scip":
             import pyscipopt
 
             sm = pyscipopt.Model()
             sm.hideOutput()
-            for k, v in extra.items():
+            for k, v in native.items():
+                try:
+                    sm.getParam(k)
+                except Exception:
+                    unknown.append(f"{k}={v!r}")
+                    continue
                 try:
                     sm.setParam(k, v)
-                except Exception:
-                    bad.append(f"{k}={v!r}")
-        if bad:
+                except Exception as e:
+                    bad.append(what(k, v, f"SCIP rejects the value ({e})"))
+                    continue
+                stored = sm.getParam(k)
+                if not _same_value(v, stored):
+                    bad.append(what(k, v, f"SCIP stores {stored!r} instead"))
+        if unknown:
             raise IncompatibleBackendError(
-                f"backend 'pyomo': solver '{s.name}' rejects option(s) {', '.join(bad)} "
-                "(unknown name or wrong value); see the solver's option list"
+                f"backend 'pyomo': solver '{s.name}' rejects option(s) {', '.join(unknown)} "
+                "(unknown name); see the solver's option list"
+            )
+        if bad:
+            raise OptionError(
+                f"backend 'pyomo': solver '{s.name}' rejects option value(s) {'; '.join(bad)}; "
+                "see the solver's option list for the ranges"
             )
 
     # ----------------------------------------------------------------- the three APIs
     @staticmethod
     def _run_appsi(s: SolverSpec, pm: Any, native: dict, verbose: bool, warm: bool) -> dict:
+        import highspy
         from pyomo.contrib.appsi.solvers import Highs
 
+        from netopt.solvers import highs_session
+
+        # APPSI creates its own highspy objects: the first of the process must not print
+        # highspy's banner on stdout, and HiGHS's process-wide scheduler must accept the thread
+        # count asked for (it keeps the count of its first run otherwise, and fails the run)
+        highs_session.quiet_banner()
+        threads = int(native.get("threads") or 0)
+        highs_session.prepare_threads(threads or None)
         opt = Highs()
         opt.config.load_solution = False
         opt.config.stream_solver = verbose
         opt.config.warmstart = warm
+        lines: list[str] = []
+        capture = _ListHandler(lines)
+        logger = logging.getLogger("netopt.pyomo.highs")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(capture)
+        opt.config.solver_output_logger = logger
+        opt.config.log_level = logging.INFO
         opt.highs_options = native
-        res = opt.solve(pm)
-        has_x = res.best_feasible_objective is not None
+        ran: list[Any] = []
+        try:
+            # APPSI ignores the status run() returns (and every setOptionValue's): build the
+            # instance first, then wrap its run() to see that status
+            opt.set_instance(pm)
+            h = opt._solver_model
+            orig = h.run
+
+            def checked_run() -> Any:
+                st = orig()
+                if _highs_failed(highspy, h, st) and threads:
+                    # another library started HiGHS's scheduler with another count: reset it
+                    # (HiGHS's documented remedy) and run once more
+                    highs_session._forget_threads()
+                    highs_session.prepare_threads(threads)
+                    st = orig()
+                ran.append(st)
+                return st
+
+            h.run = checked_run
+            for key in opt.update_config:  # nothing changed since set_instance: skip the rescan
+                if key != "treat_fixed_vars_as_params":
+                    setattr(opt.update_config, key, False)
+            res = opt.solve(pm)
+        finally:
+            logger.removeHandler(capture)
+        model_status = h.getModelStatus()
+        failed = not ran or _highs_failed(highspy, h, ran[-1])
+        has_x = res.best_feasible_objective is not None and not failed
         if has_x:
             res.solution_loader.load_vars()
         nodes = None
         try:  # APPSI keeps the highspy object; its info has the node count
-            nodes = int(opt._solver_model.getInfo().mip_node_count)
+            nodes = int(h.getInfo().mip_node_count)
         except Exception:
             pass
+        message = ""
+        if failed:
+            errs = [ln.strip() for ln in lines if "error" in ln.lower()]
+            message = " ".join(errs[-3:]) or (
+                f"run() returned {ran[-1].name if ran else 'nothing'}, "
+                f"model status {model_status.name}"
+            )
+        tol = {}
+        for key in (
+            "mip_rel_gap",
+            "mip_abs_gap",
+            "mip_feasibility_tolerance",
+            "primal_feasibility_tolerance",
+        ):
+            st, v = h.getOptionValue(key)
+            if st == highspy.HighsStatus.kOk:
+                tol[key] = float(v)
         return {
             "tc": res.termination_condition.name,
+            "raw": model_status.name,
+            "failed": failed,
             "has_x": has_x,
             "objective": res.best_feasible_objective,
             "bound": res.best_objective_bound,
             "nodes": nodes if nodes is None or nodes >= 0 else None,
             "version": ".".join(map(str, opt.version())),
+            "message": message,
+            "tolerances": tol,
         }
 
     @staticmethod
@@ -694,25 +956,54 @@ class PyomoBackend(Backend):
             nodes = int(res.extra_info["NNodes"])
         except Exception:
             nodes = None
+        raw = None
+        tol: dict[str, float] = {}
+        sm = getattr(opt, "_solver_model", None)
+        if s.name == "scip" and sm is not None:
+            # Pyomo folds several of SCIP's limits into "unknown": keep SCIP's own status
+            try:
+                raw = str(sm.getStatus())
+                for key, par in (
+                    ("mip_rel_gap", "limits/gap"),
+                    ("mip_abs_gap", "limits/absgap"),
+                    ("mip_feasibility_tolerance", "numerics/feastol"),
+                    ("primal_feasibility_tolerance", "numerics/feastol"),
+                ):
+                    tol[key] = float(sm.getParam(par))
+            except Exception:
+                pass
+        log_text = getattr(res, "solver_log", None)
+        tail = ""
+        if isinstance(log_text, str) and log_text.strip():
+            tail = " ".join(log_text.strip().splitlines()[-3:])
         return {
             "tc": res.termination_condition.name,
+            "raw": raw,
             "has_x": has_x,
             "objective": res.incumbent_objective,
             "bound": res.objective_bound,
             "nodes": nodes,
             "version": ".".join(map(str, opt.version())),
+            "log_tail": tail,  # the solver's last words, shown when the run failed
+            "tolerances": tol,
         }
 
     @staticmethod
     def _run_shell(s: SolverSpec, pm: Any, native: dict, verbose: bool, warm: bool) -> dict:
         pyo = _pyomo()
+        from pyomo.opt import SolverStatus
+
         opt = pyo.SolverFactory(s.pyomo_name)
         kw: dict[str, Any] = {"load_solutions": False, "tee": verbose, "options": native}
         if warm and opt.warm_start_capable():
             kw["warmstart"] = True
         res = opt.solve(pm, **kw)
         tc = res.solver.termination_condition.name
-        has_x = len(res.solution) > 0 and _STATUS.get(tc) != "infeasible"
+        solver_status = res.solver.status
+        # the executable's own verdict: after an error nothing parsed from its output is trusted,
+        # whatever termination condition Pyomo read
+        failed = solver_status == SolverStatus.error
+        has_x = len(res.solution) > 0 and _STATUS.get(tc, "error") in _KEEPS_POINT and not failed
         if has_x:
             # a limit-stopped run loads fine; Pyomo's warning about the 'aborted' status is noise
             quiet = logging.getLogger("pyomo.core")
@@ -728,13 +1019,20 @@ class PyomoBackend(Backend):
         except Exception:
             pass
         bound = res.problem.lower_bound
+        try:
+            bound = None if bound is None else float(bound)
+        except (TypeError, ValueError):  # an unset bound is Pyomo's UndefinedData
+            bound = None
+        # an unset message is Pyomo's UndefinedData, not a str
+        message = res.solver.message if isinstance(res.solver.message, str) else ""
         return {
             "tc": tc,
+            "raw": getattr(solver_status, "name", str(solver_status)),
+            "failed": failed,
             "has_x": has_x,
             "objective": None,
-            "bound": None if bound is None else float(bound),
+            "bound": bound,
             "nodes": nodes,
             "version": ".".join(map(str, opt.version() or ())),
-            # an unset message is Pyomo's UndefinedData, not a str
-            "message": res.solver.message if isinstance(res.solver.message, str) else "",
+            "message": message,
         }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from netopt.certificate import Certificate
 from netopt.errors import (
     FormulationError,
     IncompatibleBackendError,
@@ -22,7 +23,7 @@ from netopt.errors import (
 )
 from netopt.network import Network, load
 from netopt.problems import CrossEntropy, Domain, Feasibility, Inversion, OutputObjective
-from netopt.result import Certificate, Result, Status
+from netopt.result import Result, Status
 
 __version__ = "0.1.0"
 

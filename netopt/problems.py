@@ -526,28 +526,168 @@ def problem_to_json(p: Problem) -> dict[str, Any]:
     return d
 
 
+def _json_array(v: Any, where: str, ndim: int = 1, *, nulls: float | None = None) -> np.ndarray:
+    """A JSON list (``ndim`` deep) of numbers as float64; :class:`InputError` naming ``where``.
+
+    Parameters
+    ----------
+    v : any
+        The parsed JSON value.
+    where : str
+        Its name in messages (``"problem.target"``).
+    ndim : int
+        1 for a vector, 2 for a matrix (a list of equally long rows).
+    nulls : float, optional
+        What a JSON null stands for (``-inf``/``inf`` for an unbounded box side); by default
+        nulls are refused.
+    """
+    if not isinstance(v, list):
+        raise InputError(f"{where} must be a list of numbers, got {_json_type(v)}")
+    if ndim == 1:
+        out = []
+        for i, t in enumerate(v):
+            if t is None and nulls is not None:
+                out.append(nulls)
+            elif isinstance(t, int | float) and not isinstance(t, bool):
+                try:
+                    out.append(float(t))
+                except OverflowError:  # a JSON integer beyond float range
+                    raise InputError(f"{where}[{i}] is out of range") from None
+            else:
+                raise InputError(f"{where}[{i}] must be a number, got {_json_type(t)}")
+        return np.array(out, dtype=np.float64)
+    rows = [_json_array(r, f"{where}[{i}]", ndim - 1, nulls=nulls) for i, r in enumerate(v)]
+    if len({r.shape for r in rows}) > 1:
+        raise InputError(f"{where} has rows of different lengths")
+    return np.array(rows, dtype=np.float64) if rows else np.zeros((0,) * ndim)
+
+
+def _json_type(v: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if v is None:
+        return "null"
+    return names.get(type(v), "a number" if isinstance(v, int | float) else type(v).__name__)
+
+
+def _json_number(d: dict[str, Any], key: str, where: str) -> float:
+    v = d.get(key)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise InputError(f"{where}.{key} must be a number, got {_json_type(v)}")
+    try:
+        return float(v)
+    except OverflowError:
+        raise InputError(f"{where}.{key} is out of range") from None
+
+
 def problem_from_json(net: Network, d: dict[str, Any]) -> Problem:
-    """Rebuild a problem on ``net`` from :func:`problem_to_json`'s output."""
-    shape = tuple(net.input_shape)
-    dom = d["domain"]
-    domain = Domain(
-        _from_inf_list(dom["lo"], -1).reshape(shape),
-        _from_inf_list(dom["hi"], 1).reshape(shape),
-        None if dom.get("A") is None else np.asarray(dom["A"], dtype=np.float64),
-        None if dom.get("b") is None else np.asarray(dom["b"], dtype=np.float64),
-        None
-        if dom.get("integer") is None
-        else np.asarray(dom["integer"], dtype=bool).reshape(shape),
-    )
+    """Rebuild a problem on ``net`` from :func:`problem_to_json`'s output.
+
+    The description comes from a file (a certificate), so every field is checked: a missing
+    key, a value of the wrong type or length, NaN in the domain raise :class:`InputError`
+    naming the field (``problem.domain.lo``, ``problem.target``, ...), never another exception.
+    An empty box (``lo > hi`` somewhere) is accepted: it is what an infeasibility claim about
+    the domain says, and a point cannot lie in it.
+    """
+    if not isinstance(d, dict):
+        raise InputError(f"the problem must be a JSON object, got {_json_type(d)}")
+    for key in ("type", "domain"):
+        if key not in d:
+            raise InputError(f"problem.{key} is missing")
     t = d["type"]
+    if not isinstance(t, str):
+        raise InputError(f"problem.type must be a string, got {_json_type(t)}")
+    dom = d["domain"]
+    if not isinstance(dom, dict):
+        raise InputError(f"problem.domain must be a JSON object, got {_json_type(dom)}")
+    shape = tuple(net.input_shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    box = []
+    for key, side in (("lo", -np.inf), ("hi", np.inf)):
+        if key not in dom:
+            raise InputError(f"problem.domain.{key} is missing")
+        a = _json_array(dom[key], f"problem.domain.{key}", nulls=side)
+        if a.size != n:
+            raise InputError(
+                f"problem.domain.{key} has {a.size} entries; the network input has {n}"
+            )
+        if np.isnan(a).any():
+            raise InputError(f"problem.domain.{key} contains NaN")
+        box.append(a.reshape(shape))
+    A = b = None
+    if dom.get("A") is not None or dom.get("b") is not None:
+        if dom.get("A") is None or dom.get("b") is None:
+            raise InputError("problem.domain: linear input constraints need both A and b")
+        A = _json_array(dom["A"], "problem.domain.A", 2)
+        b = _json_array(dom["b"], "problem.domain.b")
+        if A.shape != (len(b), n):
+            raise InputError(f"problem.domain.A must have shape ({len(b)}, {n}); got {A.shape}")
+        if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
+            raise InputError("problem.domain.A and b must be finite")
+    integer = None
+    if dom.get("integer") is not None:
+        m = dom["integer"]
+        if not isinstance(m, list) or len(m) != n or not all(v in (True, False) for v in m):
+            raise InputError(f"problem.domain.integer must be a list of {n} booleans")
+        integer = np.asarray(m, dtype=bool).reshape(shape)
+    domain = Domain(box[0], box[1], A, b, integer)
+    if t not in ("Inversion", "OutputObjective", "Feasibility", "CrossEntropy"):
+        raise InputError(f"unknown problem type {t!r} in the certificate")
+    try:
+        return _problem_of_type(net, t, d, domain)
+    except InputError as e:
+        msg = str(e)
+        # the constructors' own messages name the argument; say it is the problem's field
+        raise InputError(msg if msg.startswith("problem") else f"problem: {msg}") from None
+
+
+def _problem_of_type(net: Network, t: str, d: dict[str, Any], domain: Domain) -> Problem:
+    """The ``t`` problem of :func:`problem_from_json` from its checked fields."""
+
+    def need(*keys: str) -> None:
+        for k in keys:
+            if k not in d:
+                raise InputError(f"problem.{k} is missing (problem type {t} needs it)")
+
     if t == "Inversion":
-        return Inversion(net, d["target"], norm=d["norm"], weights=d["weights"], domain=domain)
+        need("target", "norm", "weights")
+        if not isinstance(d["norm"], int | float | str) or isinstance(d["norm"], bool):
+            raise InputError(f"problem.norm must be 1, 2 or 'inf', got {_json_type(d['norm'])}")
+        return Inversion(
+            net,
+            _json_array(d["target"], "problem.target"),
+            norm=d["norm"],
+            weights=_json_array(d["weights"], "problem.weights"),
+            domain=domain,
+        )
     if t == "OutputObjective":
-        return OutputObjective(net, d["c"], sense=d["sense"], constant=d["constant"], domain=domain)
+        need("c", "sense", "constant")
+        if not isinstance(d["sense"], str):
+            raise InputError(f"problem.sense must be 'min' or 'max', got {_json_type(d['sense'])}")
+        return OutputObjective(
+            net,
+            _json_array(d["c"], "problem.c"),
+            sense=d["sense"],
+            constant=_json_number(d, "constant", "problem"),
+            domain=domain,
+        )
     if t == "Feasibility":
-        f = Feasibility(net, C=d["C"], d=d["d"], domain=domain)
-        f.tol = float(d.get("tol", 0.0))
+        need("C", "d")
+        C = _json_array(d["C"], "problem.C", 2)
+        dd = _json_array(d["d"], "problem.d")
+        tol = _json_number(d, "tol", "problem") if d.get("tol") is not None else 0.0
+        f = Feasibility(net, C=C, d=dd, domain=domain)
+        f.tol = tol
         return f
     if t == "CrossEntropy":
-        return CrossEntropy(net, int(d["label"]), l2=d["l2"], x_ref=d["x_ref"], domain=domain)
-    raise InputError(f"unknown problem type {t!r} in the certificate")
+        need("label", "l2", "x_ref")
+        label = d["label"]
+        if isinstance(label, bool) or not isinstance(label, int):
+            raise InputError(f"problem.label must be an integer, got {_json_type(label)}")
+        return CrossEntropy(
+            net,
+            label,
+            l2=_json_number(d, "l2", "problem"),
+            x_ref=_json_array(d["x_ref"], "problem.x_ref"),
+            domain=domain,
+        )
+    raise AssertionError(t)  # pragma: no cover - problem_from_json checked the type

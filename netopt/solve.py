@@ -229,6 +229,10 @@ def solve(
     timings["solve"] = raw.seconds
     t3 = time.perf_counter()
     res = _assemble(problem, model, raw, x0, v0, relax)
+    if raw.extra.get("tolerances"):
+        res.extra["tolerances"] = dict(raw.extra["tolerances"])
+    if options.get("gap") is not None:
+        res.extra["gap_limit"] = float(options["gap"])  # what "optimal" means for this run
     res.formulation, res.solver, res.solver_version = formulation, solver, raw.solver_version
     res.bound_method = bnd.method
     res.model_size = model.size()
@@ -291,7 +295,8 @@ def _assemble(problem: Problem, model, raw, x0, v0, relax: bool) -> Result:
         k = int(np.argmin(sign * vals))
         res.x, res.objective = X[k], float(vals[k])
         res.y = problem.net.forward(res.x)
-    if raw.bound is not None:
+    if raw.bound is not None and not feas:
+        # (a Feasibility model minimizes 0: its "bound" says nothing about the violation)
         b = raw.bound
         if squared:
             b = float(np.sqrt(max(b, 0.0)))

@@ -47,7 +47,7 @@ import numpy as np
 
 from netopt.errors import IncompatibleBackendError, InputError
 from netopt.solvers import register
-from netopt.solvers._base import Backend, RawSolution
+from netopt.solvers._base import Backend, RawSolution, validate_common_options
 
 log = logging.getLogger("netopt")
 
@@ -150,6 +150,11 @@ class TorchBackend(Backend):
                 f"backend 'torch': unknown option(s) {unknown} for a {kind}; it understands "
                 f"{sorted(OPTIONS[kind])}"
             )
+        # the values of the options shared with the exact backends (a NaN or negative time limit
+        # would mean no limit at all)
+        validate_common_options(
+            "backend 'torch'", {k: opts.get(k) for k in ("time_limit", "seed") if k in opts}
+        )
         import torch
 
         from netopt.solvers.firstorder.objective import Objective

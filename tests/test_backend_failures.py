@@ -544,3 +544,16 @@ def test_every_bound_is_sound(cfg: Config, limited: bool) -> None:
         if raw.status == "optimal":
             assert abs(raw.objective - case.objective) <= TOL * max(1.0, abs(case.objective))
     assert ran
+
+
+@pytest.mark.parametrize("tl", [-5.0, float("nan"), 0.0, float("inf")])
+def test_first_order_time_limit_is_checked(tl: float) -> None:
+    """The torch backend refuses the same bad time limits (no limit at all would follow)."""
+    pytest.importorskip("torch")
+    from netopt.instances._onnx import mlp_onnx
+
+    rng = np.random.default_rng(0)
+    net = netopt.load(mlp_onnx([rng.normal(size=(4, 3))], [np.zeros(4)], ["relu"]))
+    prob = netopt.Inversion(net, np.ones(4), box=(-1.0, 1.0))
+    with pytest.raises(OptionError, match="time_limit"):
+        prob.solve("adam", time_limit=tl)

@@ -219,3 +219,22 @@ def test_no_banner_on_stdout() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "only this\n"
+
+
+def test_check_json_output_is_only_json(tmp_path: Path) -> None:
+    """``netopt check --json`` on a property the MILP decides prints nothing but the JSON."""
+    net, weights = _net(seed=5, n_in=3, hidden=8)
+    path = tmp_path / "net.onnx"
+    path.write_bytes(net.onnx_bytes)
+    top = _brute_force_max(weights, -1.0, 1.0)
+    prop = tmp_path / "p.vnnlib"
+    decl = "".join(f"(declare-const X_{i} Real)\n" for i in range(3)) + "(declare-const Y_0 Real)\n"
+    box = "".join(f"(assert (>= X_{i} -1))\n(assert (<= X_{i} 1))\n" for i in range(3))
+    prop.write_text(decl + box + f"(assert (>= Y_0 {top - 1e-3}))\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "netopt.cli", "check", str(path), str(prop), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["verdict"] == "sat"

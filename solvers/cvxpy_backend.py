@@ -16,6 +16,7 @@ model is solved.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -162,7 +163,10 @@ class CvxpyBackend(Backend):
                 elif name == "SCS":
                     kw.setdefault("time_limit_secs", float(opts["time_limit"]))
             try:
-                prob.solve(solver=name, verbose=verbose, **kw)
+                with warnings.catch_warnings():
+                    # "Solution may be inaccurate": the status below says so and is acted on
+                    warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                    prob.solve(solver=name, verbose=verbose, **kw)
             except cp.error.SolverError as e:  # the solver failed: fall back to the next one
                 notes.append(f"{name}: {e}")
                 continue

@@ -35,7 +35,7 @@ import numpy as np
 
 from netopt.errors import InputError
 from netopt.problems import Inversion, OutputObjective, Problem
-from netopt.result import Result, Status
+from netopt.result import Outcome, Result, assemble
 
 __all__ = [
     "solve_adr",
@@ -255,20 +255,17 @@ def _finish(
     seconds: float,
     device: str,
 ) -> Result:
-    """The best candidate re-scored in float64 by the reference interpreter."""
-    dom = problem.domain
-    X = np.stack([dom.project(c.reshape(dom.shape)) for c in cands])
-    vals = np.array([problem.objective_of_input(x) for x in X])
-    k = int(np.argmax(vals) if problem.sense == "max" else np.argmin(vals))
-    res = Result(Status.FEASIBLE, problem=problem, sense=problem.sense, formulation=name)
-    res.x = X[k]
-    res.y = problem.net.forward(X[k][None])[0]
-    res.objective = float(vals[k])
-    res.solver = "torch"
-    res.timings = {"solve": seconds}
+    """The best candidate re-scored in float64 by the reference interpreter (no claim)."""
     info["device"] = device
-    res.extra[key] = info
-    return res
+    out = Outcome(
+        list(cands),
+        "none",
+        formulation=name,
+        solver="torch",
+        timings={"solve": seconds},
+        extra={key: info},
+    )
+    return assemble(problem, out)
 
 
 # ------------------------------------------------------------------------------- ADR-GD

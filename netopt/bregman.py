@@ -47,7 +47,7 @@ from netopt.formulations.lifted_bregman import (
     regularizer_value,
 )
 from netopt.problems import Inversion
-from netopt.result import Result, Status
+from netopt.result import Outcome, Result, assemble
 
 log = logging.getLogger("netopt")
 
@@ -483,16 +483,16 @@ def _setup(problem_or_net: Any, target: Any) -> tuple[Inversion, list[BregmanLay
 def _result(
     problem: Inversion, u: np.ndarray, solver: str, info: dict[str, Any], seconds: float
 ) -> Result:
-    x = problem.domain.project(u.reshape(problem.net.input_shape))
-    res = Result(Status.FEASIBLE, problem=problem, sense="min", formulation="lifted_bregman")
-    res.x = x
-    res.y = problem.net.forward(x[None])[0]  # float64 reference interpreter
-    res.objective = float(problem.objective_of_input(x))
-    res.solver = solver
-    res.timings = {"solve": seconds}
-    res.extra["bregman"] = info
-    res.message = f"{solver}: {info.get('iterations')} iterations"
-    return res
+    out = Outcome(
+        [u],
+        "none",
+        formulation="lifted_bregman",
+        solver=solver,
+        timings={"solve": seconds},
+        extra={"bregman": info},
+        message=f"{solver}: {info.get('iterations')} iterations",
+    )
+    return assemble(problem, out)  # projected, re-checked in float64
 
 
 def _image_shape(problem: Inversion, image_shape: Any) -> tuple[int, int] | None:

@@ -34,7 +34,7 @@ import numpy as np
 from netopt.errors import InputError, SolveError, SolverUnavailableError
 from netopt.model import LinearModel
 from netopt.problems import Inversion
-from netopt.result import Result, Status
+from netopt.result import Outcome, Result, assemble
 
 if TYPE_CHECKING:  # pragma: no cover
     from netopt.formulations.layerwise_lp import Layer, LPParams
@@ -515,9 +515,8 @@ def invert_layerwise(
     current = problem.target.reshape(-1)
     eps = float(eps0)
     reports: list[dict[str, Any]] = []
-    res = Result(Status.UNKNOWN, problem=problem, sense="min")
-    res.formulation = f"layerwise_lp ({method})"
-    res.solver = backend if method != "exact" else "numpy.linalg.lstsq"
+    out = Outcome(formulation=f"layerwise_lp ({method})")
+    out.solver = backend if method != "exact" else "numpy.linalg.lstsq"
     failed = None
     notes = []
     for layer in reversed(layers):
@@ -548,7 +547,7 @@ def invert_layerwise(
         }
         reports.append(rep)
         if "solver_version" in sol.info:
-            res.solver_version = sol.info["solver_version"]
+            out.solver_version = sol.info["solver_version"]
         if sol.z is None:
             failed = layer
             break
@@ -569,30 +568,23 @@ def invert_layerwise(
         "layers": reports,
         "lps": int(sum(r.get("lps", 0) for r in reports)),
     }
-    res.extra["layerwise"] = lw
-    res.timings = {
+    out.extra["layerwise"] = lw
+    out.timings = {
         "build": float(sum(r.get("build_seconds", 0.0) for r in reports)),
         "solve": float(sum(r.get("solve_seconds", 0.0) for r in reports)),
     }
     if failed is not None:
         rep = reports[-1]
         lw["failed_layer"] = {"layer": failed.index, "ops": rep["ops"], "where": failed.where}
-        res.status = Status.UNKNOWN
-        res.message = (
+        out.message = (
             f"layer-wise LP ({method}): {failed.where} failed ({rep['status']}): "
             f"{rep.get('message', '')}. Raise eps_cap, or try method='l1' or 'relax'."
         )
-        res.timings["total"] = time.perf_counter() - t_all
-        return res
-    t_v = time.perf_counter()
-    x = dom.project(current.reshape(net.input_shape))
-    res.x = x
-    res.y = net.forward(x)
-    # the problem's own objective (with any input term it has), recomputed in float64
-    res.objective = float(problem.objective_of_input(x))
-    res.status = Status.FEASIBLE
-    res.message = "; ".join(notes)
-    res.timings["verify"] = time.perf_counter() - t_v
-    res.timings["total"] = time.perf_counter() - t_all
-    res.model_size = {"layers": len(layers), "lps": lw["lps"]}
-    return res
+        out.timings["total"] = time.perf_counter() - t_all
+        return assemble(problem, out)  # no point: status unknown
+    # the estimate is projected and re-checked in float64 (with any input term of the objective)
+    out.candidates = [current]
+    out.message = "; ".join(notes)
+    out.model_size = {"layers": len(layers), "lps": lw["lps"]}
+    out.timings["total"] = time.perf_counter() - t_all
+    return assemble(problem, out)

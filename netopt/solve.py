@@ -11,14 +11,12 @@ import numpy as np
 from netopt.bounds import compute_bounds
 from netopt.errors import FormulationError, InputError, MissingBoundsError
 from netopt.problems import Feasibility, Inversion, Problem
-from netopt.result import Result, Status
+from netopt.result import WITNESS_TOL, Outcome, Result, assemble, bound_tolerance
 
 log = logging.getLogger("netopt")
 
 __all__ = ["solve", "solve_many", "WITNESS_TOL", "bound_tolerance"]
 
-#: a witness's recomputed constraint violation may exceed 0 by this much (solver round-off)
-WITNESS_TOL = 1e-6
 #: an inversion objective this small is certified optimal by the trivial bound 0
 TRIVIAL_TOL = 1e-9
 
@@ -194,13 +192,15 @@ def solve(
     timings["start"] = time.perf_counter() - t0
     if isinstance(problem, Inversion) and x0 is not None and v0 <= TRIVIAL_TOL and not relax:
         # a norm is non-negative: a point this close to 0 is optimal, no solver needed
-        res = Result(Status.OPTIMAL, problem=problem, x=x0, sense="min", formulation=formulation)
-        res.y = problem.net.forward(x0)
-        res.objective = float(problem.evaluate(res.y[None])[0])
-        res.bound, res.gap = 0.0, res.objective / max(1.0, res.objective)
-        res.extra["bound_source"] = "trivial: a norm is non-negative"
-        res.solver, res.timings = "none (local search)", timings
-        return res
+        out = Outcome(
+            [x0],
+            "optimal",
+            bound=0.0,
+            bound_source="trivial: a norm is non-negative",
+            formulation=formulation,
+            solver="none (local search)",
+        )
+        return assemble(problem, out, timings)
     t1 = time.perf_counter()
     bnd = compute_bounds(graph, dom.lo, dom.hi, bounds)
     if tighten == "lp" and not relax:
@@ -227,144 +227,53 @@ def solve(
     timings["build"] = time.perf_counter() - t2
     raw = B().solve(model, **options)
     timings["solve"] = raw.seconds
-    t3 = time.perf_counter()
-    res = _assemble(problem, model, raw, x0, v0, relax)
-    if raw.extra.get("tolerances"):
-        res.extra["tolerances"] = dict(raw.extra["tolerances"])
+    out = _recover(problem, model, raw, x0, relax)
+    out.formulation, out.solver, out.solver_version = formulation, solver, raw.solver_version
+    out.bound_method = bnd.method
+    out.model_size = model.size()
+    out.unstable = bnd.stats.get("unstable", {})
+    out.nodes = raw.nodes
+    res = assemble(problem, out, timings)
     if options.get("gap") is not None:
         res.extra["gap_limit"] = float(options["gap"])  # what "optimal" means for this run
-    res.formulation, res.solver, res.solver_version = formulation, solver, raw.solver_version
-    res.bound_method = bnd.method
-    res.model_size = model.size()
-    res.unstable = bnd.stats.get("unstable", {})
-    res.nodes = raw.nodes
-    timings["verify"] = time.perf_counter() - t3
-    res.timings = timings
     return res
 
 
-def bound_tolerance(objective: float, tolerances: dict[str, Any] | None = None) -> float:
-    r"""How far a solver's bound may pass the float64-recomputed objective before it is false.
+_CLAIM = {"optimal": "optimal", "infeasible": "infeasible", "time_limit": "time_limit"}
 
-    .. math::
 
-        \tau = a + (r + 10 \delta)\max(1, |f|)
+def _recover(problem: Problem, model, raw, x0, relax: bool) -> Outcome:
+    """The backend's raw solution in problem space: the input block, the bound's units and sense.
 
-    with ``a`` the solver's absolute MIP gap, ``r`` its relative MIP gap and ``delta`` its
-    (mixed-integer) feasibility tolerance (defaults ``1e-6`` each when the backend does not say).
-    The solver compares bound and incumbent in its own arithmetic, on a model whose constraints
-    hold only within ``delta``; its point, re-evaluated exactly, may differ by that much.
+    The model minimizes; a maximization's bound changes sign, and the 2-norm model minimizes the
+    square, whose bound's square root bounds the norm. Every domain point is a candidate of an
+    optimization problem, so the starting point ``x0`` is one too.
     """
-    t = tolerances or {}
-
-    def val(key: str, default: float) -> float:
-        v = t.get(key)
-        try:
-            v = float(v)
-        except (TypeError, ValueError):
-            return default
-        return v if np.isfinite(v) and v >= 0 else default
-
-    a = val("mip_abs_gap", 1e-6)
-    r = min(val("mip_rel_gap", 1e-6), 1e-4)
-    d = max(val("mip_feasibility_tolerance", 1e-6), val("primal_feasibility_tolerance", 1e-7))
-    return float(min(a, 1e-4) + (r + 10 * d) * max(1.0, abs(objective)))
-
-
-def _assemble(problem: Problem, model, raw, x0, v0, relax: bool) -> Result:
-    """Re-check the solver's point in float64 and label what only the solver attests."""
-    sense = problem.sense
-    sign = 1.0 if sense == "min" else -1.0
-    inp = model.meta["input"]
-    cols = model.blocks[inp].reshape(-1)
-    squared = isinstance(problem, Inversion) and problem.norm == 2
-    res = Result(Status.UNKNOWN, problem=problem, sense=sense, message=raw.message)
-    res.solver_objective = raw.objective
+    cols = model.blocks[model.meta["input"]].reshape(-1)
     feas = isinstance(problem, Feasibility)
-    x = None
-    if raw.x is not None:
-        x = problem.domain.project(raw.x[cols])
-    cand = []
-    if x is not None:
-        cand.append(x)
+    cand = [] if raw.x is None else [raw.x[cols]]
     if x0 is not None and not feas:
-        cand.append(x0)  # every domain point is feasible for an optimization problem
-    if cand:
-        X = np.stack(cand)
-        vals = problem.evaluate(problem.net.forward(X))
-        k = int(np.argmin(sign * vals))
-        res.x, res.objective = X[k], float(vals[k])
-        res.y = problem.net.forward(res.x)
-    if raw.bound is not None and not feas:
-        # (a Feasibility model minimizes 0: its "bound" says nothing about the violation)
-        b = raw.bound
-        if squared:
-            b = float(np.sqrt(max(b, 0.0)))
-        res.bound = sign * b if not squared else b
-    if feas:
-        if raw.status == "infeasible":
-            res.status = Status.INFEASIBLE
-            res.x = res.y = res.objective = None
-        elif res.x is not None and res.objective is not None and res.objective <= WITNESS_TOL:
-            res.status = Status.OPTIMAL
-            res.extra["witness"] = True
-            res.extra["tolerance"] = WITNESS_TOL
-        elif res.x is not None:
-            res.status = Status.UNKNOWN
-            res.message = (
-                f"the solver's point violates the output constraints by {res.objective:.3g} when "
-                f"recomputed in float64 (tolerance {WITNESS_TOL}); tighten the solver's feasibility tolerance"
-            )
-        elif raw.status == "error":
-            res.status = Status.ERROR
-            res.bound = None
+        cand.append(x0)
+    bound = None
+    if raw.bound is not None:
+        if isinstance(problem, Inversion) and problem.norm == 2:
+            bound = float(np.sqrt(max(raw.bound, 0.0)))
         else:
-            res.status = Status.TIME_LIMIT if raw.status == "time_limit" else Status.UNKNOWN
-        return res
-    if raw.status == "infeasible":
-        res.status = Status.INFEASIBLE
-        res.message = "the input domain is empty (its linear constraints are infeasible)"
-        res.x = res.y = res.objective = None
-        return res
-    if raw.status == "error":
-        # a failed run attests nothing: no bound, no optimality, no infeasibility
-        res.status = Status.ERROR
-        res.bound = res.gap = None
-        res.message = raw.message or "the solver failed"
-        return res
-    if res.objective is not None and res.bound is not None:
-        tol = bound_tolerance(res.objective, raw.extra.get("tolerances"))
-        excess = sign * (res.bound - res.objective)
-        res.extra["bound_tolerance"] = tol
-        if excess > tol:
-            # a bound better than a point that attains it is false: the solver's claim and the
-            # float64 re-check disagree by more than the solver's tolerances explain
-            res.status = Status.ERROR
-            res.message = (
-                f"the solver's bound {res.bound:.12g} lies past the objective {res.objective:.12g} "
-                f"recomputed in float64 at its point, by {excess:.3g} (more than the tolerance "
-                f"{tol:.3g} its gap and feasibility tolerances explain); no bound is claimed. "
-                "Tighten the solver's feasibility tolerances or report the model."
-            )
-            res.extra["bound_reported_by_solver"] = res.bound
-            res.bound = res.gap = None
-            return res
-        if excess > 0:
-            # within the solver's tolerances: the proven bound cannot be better than a point
-            # that attains it
-            res.extra["bound_reported_by_solver"] = res.bound
-            res.bound = res.objective
-        res.gap = abs(res.objective - res.bound) / max(1.0, abs(res.objective))
-    if raw.status == "optimal":
-        res.status = Status.OPTIMAL
-        if relax:
-            res.status = Status.FEASIBLE  # x is feasible; the relaxation's value is only a bound
-            res.message = "continuous relaxation: bound is a sound bound on the exact optimum"
-    elif raw.status == "time_limit":
-        res.status = Status.TIME_LIMIT
-    else:
-        res.status = Status.UNKNOWN if res.x is None else Status.FEASIBLE
-    return res
+            bound = raw.bound if problem.sense == "min" else -raw.bound
+    claim = "error" if raw.status == "error" else _CLAIM.get(raw.status, "none")
+    return Outcome(
+        cand,
+        claim,
+        bound=bound,
+        tolerances=raw.extra.get("tolerances"),
+        relaxation=relax,
+        message=(
+            "continuous relaxation: bound is a sound bound on the exact optimum"
+            if relax and claim == "optimal"
+            else raw.message
+        ),
+        solver_objective=raw.objective,
+    )
 
 
 # --------------------------------------------------------------------------- first-order path
@@ -413,27 +322,23 @@ def solve_first_order(
     t2 = time.perf_counter()
     out = []
     for p, raw in zip(plist, raws, strict=True):
-        t3 = time.perf_counter()
-        res = Result(Status.FEASIBLE, problem=p, sense=p.sense, message=raw.message)
-        if raw.x is not None:
-            x = p.domain.project(raw.x)
-            res.x = x
-            res.y = p.net.forward(x)
-            res.objective = p.objective_of_input(x)
-        if raw.status == "error":
-            res.status = Status.ERROR
-        elif res.x is None:
-            res.status = Status.UNKNOWN
-        res.solver_objective = raw.objective
-        res.formulation, res.solver, res.solver_version = formulation, name, raw.solver_version
-        res.model_size = model.size()
-        res.extra.update(raw.extra)
-        res.timings = {
-            "build": t1 - t0,
-            "solve": raw.seconds,
-            "setup": max(0.0, (t2 - t1) - raw.seconds),
-            "verify": time.perf_counter() - t3,
-        }
+        o = Outcome(
+            [] if raw.x is None else [raw.x],
+            "error" if raw.status == "error" else "none",
+            formulation=formulation,
+            solver=name,
+            solver_version=raw.solver_version,
+            message=raw.message,
+            extra=dict(raw.extra),
+            model_size=model.size(),
+            solver_objective=raw.objective,
+            timings={
+                "build": t1 - t0,
+                "solve": raw.seconds,
+                "setup": max(0.0, (t2 - t1) - raw.seconds),
+            },
+        )
+        res = assemble(p, o)
         out.append(res)
     return out
 

@@ -45,7 +45,7 @@ import numpy as np
 from netopt.errors import InputError
 from netopt.network import Network
 from netopt.problems import Inversion
-from netopt.result import Result, Status
+from netopt.result import Outcome, Result, assemble
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -452,19 +452,16 @@ def surf(
         {k: (v[best] if isinstance(v, np.ndarray) and v.ndim >= 1 else v) for k, v in rec.items()}
         for rec in hist
     ]
-    return Result(
-        status=Status.FEASIBLE,
-        problem=problem,
-        x=x,
-        y=last.forward(x),
-        objective=float(objs[best]),
+    out = Outcome(
+        [x],
+        "none",
         formulation="surfing",
         solver="torch",
         solver_version=torch.__version__,
         timings={
             "build": t1 - t0,
             "solve": t2 - t1,
-            "recheck": time.perf_counter() - t2,
+            "recheck": time.perf_counter() - t2,  # every restart scored on the last network
         },
         message=(
             f"surfing over {len(nets)} networks, {sum(ks)} {optimizer} steps in all, "
@@ -479,6 +476,7 @@ def surf(
             "lr": lr,
         },
     )
+    return assemble(problem, out)
 
 
 # ----------------------------------------------------------------------------- a generator

@@ -1,22 +1,48 @@
-"""The formulation base class: a rule table keyed by IR op and a support check."""
+"""The method protocol: every registered method is one :class:`Formulation` subclass.
+
+A method declares what it takes — :meth:`Formulation.accepts` (the problem: its kind, its
+domain) and :meth:`Formulation.check_support` (the network: an op rule table) — and runs with
+:meth:`Formulation.run`, which returns an :class:`~netopt.result.Outcome`: its candidate points
+and its claim. The pipeline (:func:`netopt.solve.solve`) turns the Outcome into a re-checked
+Result with :func:`netopt.result.assemble`; no method builds a Result itself.
+
+Three shapes share the protocol:
+
+* a model formulation (:class:`netopt.formulations._model.ModelFormulation`, the MILP) compiles
+  the problem into a solver-neutral model for a backend and maps the raw solution back;
+* a batched formulation (:class:`netopt.formulations._batch.BatchedFormulation`: ADMM and the
+  gradient methods) builds one model for many problems and runs them at once on the torch backend;
+* an iterative method (layer-wise LPs, lifted Bregman, ADR-GD, Surfing) implements :meth:`run`
+  over its own algorithm module.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
+import inspect
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from netopt.ir import Graph, Op
 
+if TYPE_CHECKING:  # pragma: no cover
+    from netopt.problems import Problem
+    from netopt.result import Outcome
+
 
 class Formulation:
-    """IR + problem (+ bounds) -> model. Never imports a solver package.
+    """A method: what it accepts, what it supports, and how it runs.
 
-    Subclasses fill :attr:`rules` with :meth:`rule` and implement :meth:`build`.
+    Subclasses fill :attr:`rules` with :meth:`rule` (or override :meth:`check_support`) and
+    implement :meth:`run` (or :meth:`run_batch` when :attr:`batched`).
     """
 
     name: ClassVar[str] = ""
     #: the model type its output is (backends declare which they accept)
     model_type: ClassVar[str] = ""
+    #: the backend used when the caller names none (None: the method needs no backend)
+    default_backend: ClassVar[str | None] = None
+    #: True when :meth:`run_batch` solves many problems on one network in one run
+    batched: ClassVar[bool] = False
     rules: ClassVar[dict[str, Callable]] = {}
     #: what :meth:`require_support` says the formulation cannot do, and what to do instead
     support_verb: ClassVar[str] = "model"
@@ -27,6 +53,28 @@ class Formulation:
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         cls.rules = dict(cls.rules)  # each subclass owns its table
+
+    # ------------------------------------------------------------------ the protocol
+    def accepts(self, problem: Problem) -> list[str]:
+        """Why this method cannot take ``problem`` (its kind or domain); empty when it can."""
+        return []
+
+    def run(self, problem: Problem, solver: str | None = None, **options: Any) -> Outcome:
+        """Solve ``problem``: candidate points and the claim about them (not yet re-checked)."""
+        if self.batched:
+            return self.run_batch([problem], solver, **options)[0]
+        raise NotImplementedError(f"method '{self.name}' implements no run()")
+
+    def run_batch(
+        self, problems: Sequence[Problem], solver: str | None = None, **options: Any
+    ) -> list[Outcome]:
+        """Solve several problems (one :meth:`run` each, unless the method batches them)."""
+        return [self.run(p, solver, **options) for p in problems]
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...] | None:
+        """The options ``Problem.solve`` passes to this method (None: it checks them itself)."""
+        return None
 
     @classmethod
     def rule(cls, *ops: str) -> Callable[[Callable], Callable]:
@@ -95,3 +143,21 @@ def chain_support(
             )
         )
     return bad
+
+
+def keyword_options(fn: Callable, extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """The keyword-only parameter names of ``fn`` plus ``extra`` (an algorithm's options)."""
+    sig = inspect.signature(fn)
+    return tuple(p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY) + tuple(
+        sorted(extra)
+    )
+
+
+def no_backend(method: str, solver: str | None, runs_on: str) -> None:
+    """Refuse a ``solver`` for a method that chooses no backend (it runs on ``runs_on``)."""
+    if solver is not None and solver != runs_on:
+        from netopt.errors import IncompatibleBackendError
+
+        raise IncompatibleBackendError(
+            f"method '{method}' runs on {runs_on} and takes no solver; got solver={solver!r}"
+        )

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from netopt.errors import FormulationError, InputError
 from netopt.formulations import register
-from netopt.formulations._base import Formulation
+from netopt.formulations._batch import BatchedFormulation
 from netopt.ir import Graph, Op
 from netopt.linear import linear_map, window_index
 from netopt.problems import Problem
@@ -214,7 +214,7 @@ def _pool_windows(op: Op, shape: tuple[int, ...]) -> np.ndarray:
 
 
 @register("admm")
-class ADMM(Formulation):
+class ADMM(BatchedFormulation):
     """The ADMM splitting (Wong & Kolter 2017) as a :class:`SplitModel` for a first-order backend.
 
     A chain network of linear ops and ReLU / LeakyReLU / max-pool activations; every other op
@@ -226,8 +226,6 @@ class ADMM(Formulation):
     model_type = "SplitModel"
     support_verb = "split"
     support_hint = "Use a gradient method instead: prob.solve('adam')."
-    first_order = True
-    default_backend = "torch"
 
     @classmethod
     def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:

@@ -57,9 +57,13 @@ This module holds no model: ``Problem.solve("adr_gd", ...)`` hands the problem t
 
 from __future__ import annotations
 
+from typing import Any
+
 from netopt.formulations import register
-from netopt.formulations._base import Formulation, chain_support
+from netopt.formulations._base import Formulation, chain_support, keyword_options, no_backend
 from netopt.ir import Graph
+from netopt.problems import Problem
+from netopt.result import Outcome
 
 __all__ = ["ADRGD", "LINEAR_OPS", "ACTIVATION_OPS"]
 
@@ -93,15 +97,25 @@ def _refusal(op) -> str | None:
 
 @register("adr_gd")
 class ADRGD(Formulation):
-    """Support check of ADR-GD; solved by its ``driver`` :func:`netopt.adrgd.solve_adr`."""
+    """ADR-GD (Yu & Gao 2024): its support check, run by :func:`netopt.adrgd.adr_outcome`."""
 
     name = "adr_gd"
     model_type = "none"
-    first_order = False
-    driver = "netopt.adrgd:solve_adr"
     rules = {k: None for k in (*LINEAR_OPS, *ACTIVATION_OPS)}  # type: ignore[dict-item]
 
     @classmethod
     def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
         """``(op id, IR op, reason)`` for every op outside ADR-GD's scope, each with its ONNX node."""
         return chain_support(graph, _refusal, "ADR-GD", branches=True)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        from netopt.adrgd import adr_outcome
+
+        return keyword_options(adr_outcome)
+
+    def run(self, problem: Problem, solver: str | None = None, **options: Any) -> Outcome:
+        from netopt.adrgd import adr_outcome
+
+        no_backend(self.name, solver, "torch")
+        return adr_outcome(problem, **options)

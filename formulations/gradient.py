@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from netopt.formulations import register
-from netopt.formulations._base import Formulation
+from netopt.formulations._batch import BatchedFormulation
 from netopt.ir import Graph
 from netopt.problems import Problem
 
@@ -47,13 +47,11 @@ class GradientModel:
 
 
 @register("gradient")
-class Gradient(Formulation):
+class Gradient(BatchedFormulation):
     """The network plus objective for a gradient method (``method`` in :data:`METHODS`)."""
 
     name = "gradient"
     model_type = "GradientModel"
-    first_order = True
-    default_backend = "torch"
     method: ClassVar[str] = "adam"
 
     @classmethod

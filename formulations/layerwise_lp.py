@@ -31,13 +31,14 @@ table and support check of a formulation and a ``driver``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from netopt.errors import FormulationError, InputError
 from netopt.formulations import register
-from netopt.formulations._base import Formulation, chain_support
+from netopt.formulations._base import Formulation, chain_support, keyword_options
 from netopt.ir import Graph, Op
 from netopt.linear import linear_map
 from netopt.model import LinearModel
@@ -155,18 +156,32 @@ class LayerwiseLP(Formulation):
     """Rule table and support check of the layer-wise LP inversion.
 
     Not a one-model formulation: the method is a sequence of LPs, each built from the previous
-    one's answer, so ``Problem.solve("layerwise_lp", ...)`` hands the problem to its ``driver``
-    (:func:`netopt.layerwise.invert_layerwise`), which owns the persistent solver sessions.
+    one's answer, so :meth:`run` hands the problem to
+    :func:`netopt.layerwise.layerwise_outcome`, which owns the persistent solver sessions.
     """
 
     name = "layerwise_lp"
     model_type = "LinearModel"
-    driver = "netopt.layerwise:invert_layerwise"
 
     @classmethod
     def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
         """``(op id, IR op, reason)`` for every op the layer-wise method cannot invert."""
         return chain_support(graph, _refusal, "the layer-wise method", branches=False)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        from netopt.layerwise import _OPTIONS, layerwise_outcome
+
+        return tuple(
+            k for k in keyword_options(layerwise_outcome, _OPTIONS) if k not in ("norm", "box")
+        )
+
+    def run(self, problem: Any, solver: str | None = None, **options: Any) -> Any:
+        from netopt.layerwise import layerwise_outcome
+
+        if solver is not None:
+            options.setdefault("backend", solver)
+        return layerwise_outcome(problem, **options)[1]
 
 
 @LayerwiseLP.rule(*_LINEAR_OK)

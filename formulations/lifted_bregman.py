@@ -42,13 +42,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from netopt.errors import FormulationError, InputError
 from netopt.formulations import register
-from netopt.formulations._base import Formulation, chain_support
+from netopt.formulations._base import Formulation, chain_support, keyword_options
 from netopt.ir import Graph
 
 __all__ = [
@@ -303,22 +304,34 @@ def _refusal(op) -> str | None:
 
 @register("lifted_bregman")
 class LiftedBregman(Formulation):
-    """Support check of the lifted Bregman inversion; solved by its ``driver``.
+    """The lifted Bregman inversion: its support check, run by :func:`netopt.bregman.bregman_outcome`.
 
     ``Problem.solve("lifted_bregman", ...)`` (an :class:`~netopt.problems.Inversion`) calls
-    :func:`netopt.bregman.invert_bregman`, which runs PDHG (one layer) or coordinate descent over
+    :func:`netopt.bregman.bregman_outcome`, which runs PDHG (one layer) or coordinate descent over
     the lifted variables (several), and certifies the blocks with the ``"cvxpy"`` backend.
     """
 
     name = "lifted_bregman"
     model_type = "BregmanSubproblem"
-    driver = "netopt.bregman:invert_bregman"
     rules = {k: None for k in (*_LINEAR_OK, *_ACTIVATIONS)}  # type: ignore[dict-item]
 
     @classmethod
     def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
         """``(op id, IR op, reason)`` for every op outside the method's scope."""
         return chain_support(graph, _refusal, "the lifted Bregman method", branches=True)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        from netopt.bregman import _OPTIONS, bregman_outcome
+
+        return keyword_options(bregman_outcome, _OPTIONS)
+
+    def run(self, problem: Any, solver: str | None = None, **options: Any) -> Any:
+        from netopt.bregman import bregman_outcome
+
+        if solver is not None:
+            options.setdefault("backend", solver)  # the certifying backend
+        return bregman_outcome(problem, **options)[1]
 
 
 @dataclass(frozen=True, eq=False)

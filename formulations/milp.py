@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from netopt.bounds import Bounds
 from netopt.errors import FormulationError, MissingBoundsError
 from netopt.formulations import register
-from netopt.formulations._base import Formulation
+from netopt.formulations._model import ModelFormulation
 from netopt.interpret import interpret
 from netopt.ir import Graph, Op
 from netopt.linear import linear_map, window_index
@@ -53,7 +53,7 @@ class _Ctx:
 
 
 @register("milp")
-class MILP(Formulation):
+class MILP(ModelFormulation):
     """Big-M mixed-integer linear program (exact for piecewise-linear networks)."""
 
     name = "milp"

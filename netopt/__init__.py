@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# the registries, as DESIGN and the README present them: netopt.formulations.available() and
+# netopt.solvers.available() (importing them loads no formulation or backend module yet)
+from netopt import formulations, solvers
 from netopt.certificate import Certificate
 from netopt.errors import (
     FormulationError,
@@ -29,6 +32,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "formulations",
+    "solvers",
     "load",
     "from_torch",
     "Network",

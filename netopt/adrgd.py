@@ -40,6 +40,8 @@ from netopt.result import Outcome, Result, assemble
 __all__ = [
     "solve_adr",
     "solve_gd_baseline",
+    "adr_outcome",
+    "gd_baseline_outcome",
     "dense_layers",
     "offset_sigmoid",
     "constraint_loss",
@@ -246,7 +248,7 @@ def _norm_step(g: Any) -> Any:
     return torch.where(nrm > 1.0, g / nrm.clamp(min=1e-300), g), nrm.squeeze(1)
 
 
-def _finish(
+def _outcome(
     problem: Problem,
     cands: np.ndarray,
     name: str,
@@ -254,8 +256,8 @@ def _finish(
     info: dict[str, Any],
     seconds: float,
     device: str,
-) -> Result:
-    """The best candidate re-scored in float64 by the reference interpreter (no claim)."""
+) -> Outcome:
+    """The candidates, to be re-scored in float64 by :func:`~netopt.result.assemble` (no claim)."""
     info["device"] = device
     out = Outcome(
         list(cands),
@@ -265,11 +267,11 @@ def _finish(
         timings={"solve": seconds},
         extra={key: info},
     )
-    return assemble(problem, out)
+    return out
 
 
 # ------------------------------------------------------------------------------- ADR-GD
-def solve_adr(
+def adr_outcome(
     problem: Problem,
     *,
     lam: float = DEFAULTS["lam"],
@@ -295,7 +297,7 @@ def solve_adr(
     device: str | None = None,
     dtype: str = "float64",
     history: bool = True,
-) -> Result:
+) -> Outcome:
     r"""Maximize/minimize over the input by ADR-GD (Algorithm 1 of Yu & Gao 2024).
 
     Parameters
@@ -479,13 +481,13 @@ def solve_adr(
         )
         for k in ("lam", "surrogate", "constraint"):
             info[k] = np.stack(hist[k]) if hist[k] else np.zeros((0, R))
-    res = _finish(problem, cands, "adr_gd", "adr", info, seconds, str(dev))
-    res.message = f"ADR-GD: {t_done} iterations x {R} restart(s), {n_perturb} perturbations"
-    return res
+    out = _outcome(problem, cands, "adr_gd", "adr", info, seconds, str(dev))
+    out.message = f"ADR-GD: {t_done} iterations x {R} restart(s), {n_perturb} perturbations"
+    return out
 
 
 # -------------------------------------------------------------------------- GD baseline
-def solve_gd_baseline(
+def gd_baseline_outcome(
     problem: Problem,
     *,
     steps: int = DEFAULTS["steps"],
@@ -495,7 +497,7 @@ def solve_gd_baseline(
     seed: int = 0,
     device: str | None = None,
     dtype: str = "float64",
-) -> Result:
+) -> Outcome:
     r"""The authors' gradient-descent baseline on :math:`x` alone, same budget as ADR-GD.
 
     :math:`x \leftarrow \mathrm{clip}(x - \mathrm{lr}\, g / \max(\|g\|, 1), \text{box})`,
@@ -550,6 +552,16 @@ def solve_gd_baseline(
         "params": {"steps": steps, "lr": lr, "restarts": restarts, "seed": seed},
     }
     cands = np.concatenate([best_x, x.detach().cpu().numpy(), X0[:1]])
-    res = _finish(problem, cands, "gd_baseline", "gd", info, time.perf_counter() - t0, str(dev))
-    res.message = f"GD baseline: {steps} iterations x {len(X0)} restart(s)"
-    return res
+    out = _outcome(problem, cands, "gd_baseline", "gd", info, time.perf_counter() - t0, str(dev))
+    out.message = f"GD baseline: {steps} iterations x {len(X0)} restart(s)"
+    return out
+
+
+def solve_adr(problem: Problem, **kw: Any) -> Result:
+    """ADR-GD on ``problem``, its best point re-checked in float64 (see :func:`adr_outcome`)."""
+    return assemble(problem, adr_outcome(problem, **kw))
+
+
+def solve_gd_baseline(problem: Problem, **kw: Any) -> Result:
+    """The authors' gradient baseline, re-checked in float64 (see :func:`gd_baseline_outcome`)."""
+    return assemble(problem, gd_baseline_outcome(problem, **kw))

@@ -53,6 +53,7 @@ log = logging.getLogger("netopt")
 
 __all__ = [
     "invert_bregman",
+    "bregman_outcome",
     "pdhg",
     "coordinate_descent",
     "landweber",
@@ -482,7 +483,7 @@ def _setup(problem_or_net: Any, target: Any) -> tuple[Inversion, list[BregmanLay
 
 def _result(
     problem: Inversion, u: np.ndarray, solver: str, info: dict[str, Any], seconds: float
-) -> Result:
+) -> Outcome:
     out = Outcome(
         [u],
         "none",
@@ -492,7 +493,7 @@ def _result(
         extra={"bregman": info},
         message=f"{solver}: {info.get('iterations')} iterations",
     )
-    return assemble(problem, out)  # projected, re-checked in float64
+    return out  # projected and re-checked in float64 by assemble
 
 
 def _image_shape(problem: Inversion, image_shape: Any) -> tuple[int, int] | None:
@@ -507,7 +508,7 @@ def _image_shape(problem: Inversion, image_shape: Any) -> tuple[int, int] | None
 _OPTIONS = {"verbose", "time_limit", "options", "backend", "ratio", "inner_iter", "lam"}
 
 
-def invert_bregman(
+def bregman_outcome(
     problem_or_net: Any,
     target: Any = None,
     *,
@@ -526,8 +527,11 @@ def invert_bregman(
     certify: bool = True,
     x0: Any = None,
     **options: Any,
-) -> Result:
+) -> tuple[Inversion, Outcome]:
     r"""Invert a network by the lifted Bregman method (``Problem.solve("lifted_bregman")``).
+
+    Returns the problem and the method's :class:`~netopt.result.Outcome` (its point, not yet
+    re-checked); :func:`invert_bregman` re-checks it.
 
     Parameters
     ----------
@@ -711,4 +715,10 @@ def invert_bregman(
             log.warning(
                 "lifted Bregman: %s", next(c["message"] for c in certs if not c["certified"])
             )
-    return _result(problem, u, method, out, time.perf_counter() - t0)
+    return problem, _result(problem, u, method, out, time.perf_counter() - t0)
+
+
+def invert_bregman(problem_or_net: Any, target: Any = None, **kw: Any) -> Result:
+    """The lifted Bregman method, its point re-checked in float64 (see :func:`bregman_outcome`)."""
+    problem, out = bregman_outcome(problem_or_net, target, **kw)
+    return assemble(problem, out)

@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("netopt")
 
-__all__ = ["invert_layerwise", "invert_layer", "LayerSolution"]
+__all__ = ["invert_layerwise", "layerwise_outcome", "invert_layer", "LayerSolution"]
 
 _BACKENDS = ("highs", "cvxpy")
 
@@ -410,7 +410,7 @@ def invert_layer(
 _OPTIONS = {"verbose", "options", "cvxpy_solver"}
 
 
-def invert_layerwise(
+def layerwise_outcome(
     net_or_problem: Network | Inversion,
     target: Any = None,
     *,
@@ -425,8 +425,11 @@ def invert_layerwise(
     box: Any = None,
     max_lps: int = 1000,
     **options: Any,
-) -> Result:
-    r"""Invert a ReLU/LeakyReLU network backwards, one layer at a time, by LPs.
+) -> tuple[Inversion, Outcome]:
+    r"""Invert a ReLU/LeakyReLU network backwards, one layer at a time, by LPs: the method.
+
+    Returns the problem and the method's :class:`~netopt.result.Outcome` (its estimate, not yet
+    re-checked); :func:`invert_layerwise` and ``prob.solve("layerwise_lp")`` re-check it.
 
     The network must be a chain of layers :math:`x_i = \phi_i(M_i x_{i-1} + b_i)`: ``affine``
     (or stride-1 ``conv2d``, ``scale``, reshapes, composed into :math:`M_i`) followed by
@@ -581,10 +584,20 @@ def invert_layerwise(
             f"{rep.get('message', '')}. Raise eps_cap, or try method='l1' or 'relax'."
         )
         out.timings["total"] = time.perf_counter() - t_all
-        return assemble(problem, out)  # no point: status unknown
+        return problem, out  # no point: status unknown
     # the estimate is projected and re-checked in float64 (with any input term of the objective)
     out.candidates = [current]
     out.message = "; ".join(notes)
     out.model_size = {"layers": len(layers), "lps": lw["lps"]}
     out.timings["total"] = time.perf_counter() - t_all
+    return problem, out
+
+
+def invert_layerwise(net_or_problem: Network | Inversion, target: Any = None, **kw: Any) -> Result:
+    """Invert a ReLU/LeakyReLU network backwards by LPs and re-check the estimate in float64.
+
+    The parameters are :func:`layerwise_outcome`'s; ``prob.solve("layerwise_lp", ...)`` is the
+    same method.
+    """
+    problem, out = layerwise_outcome(net_or_problem, target, **kw)
     return assemble(problem, out)

@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "surf",
+    "surf_outcome",
     "surf_batch",
     "as_networks",
     "check_same_architecture",
@@ -310,7 +311,7 @@ def surf_batch(
     return z.detach(), history
 
 
-def surf(
+def surf_outcome(
     networks: Sequence[NetworkLike],
     target: Any,
     *,
@@ -327,7 +328,7 @@ def surf(
     reset_optimizer: bool = True,
     example_input: Any = None,
     exporter: str = "torchscript",
-) -> Result:
+) -> tuple[Inversion, Outcome]:
     r"""Invert the last network of a training path by surfing along the path.
 
     Minimizes :math:`\tfrac12\|G_{\theta_t}(z) - y\|_2^2` with ``steps_per_stage[t]`` steps on
@@ -476,6 +477,16 @@ def surf(
             "lr": lr,
         },
     )
+    return problem, out
+
+
+def surf(networks: Sequence[NetworkLike], target: Any, **kw: Any) -> Result:
+    """Surfing over ``networks`` to ``target``, the point re-checked on the last network.
+
+    The parameters are :func:`surf_outcome`'s; ``prob.solve("surfing", path=[...])`` is the same
+    method on a problem posed on the last network.
+    """
+    problem, out = surf_outcome(networks, target, **kw)
     return assemble(problem, out)
 
 

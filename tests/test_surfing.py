@@ -165,3 +165,22 @@ def test_tiny_generator_checkpoints(tmp_path):
     assert again[-1].read_bytes() == paths[-1].read_bytes()
     r = surf(paths, nets[-1].forward(np.zeros(3)), steps_per_stage=5)
     assert np.isfinite(r.objective)
+
+
+def test_registered_method_is_surf(seq):
+    """``Inversion(net_T, y).solve("surfing", path=[...])`` is :func:`surf` over path + net_T."""
+    y = seq[-1].forward(np.array([0.3, -0.2, 0.1]))
+    kw = dict(steps_per_stage=20, lr=0.05, seed=3, dtype="float64", restarts=2)
+    direct = surf(seq, y, box=(-1.0, 1.0), **kw)
+    prob = netopt.Inversion(seq[-1], y, norm=2, box=(-1.0, 1.0))
+    via = prob.solve("surfing", path=seq[:-1], **kw)
+    assert via.formulation == "surfing" and via.status == netopt.Status.FEASIBLE
+    np.testing.assert_array_equal(via.x, direct.x)
+    assert via.objective == direct.objective == prob.objective_of_input(via.x)
+    # a per-coordinate box cannot be projected onto by the stages: refused before any work
+    lo = np.array([-1.0, -0.5, -1.0])
+    uneven = netopt.Inversion(seq[-1], y, box=(lo, np.ones(3)))
+    with pytest.raises(netopt.FormulationError, match="one lo and one hi"):
+        uneven.solve("surfing", path=seq[:-1], **kw)
+    with pytest.raises(netopt.IncompatibleBackendError, match="no solver"):
+        prob.solve("surfing", "highs", path=seq[:-1], **kw)

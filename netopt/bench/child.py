@@ -67,13 +67,15 @@ def trace_of(res: Any, seconds: float) -> list[list[float]] | None:
 
 
 def _warm_up(form: str) -> None:
-    """Import what the method will import (torch for a first-order or driver method)."""
+    """Import what the method will import (torch, for every method but a model formulation)."""
     from netopt import formulations
 
     if ":" in form or form not in formulations.available():
         return
     F = formulations.get(form)
-    if getattr(F, "first_order", False) or getattr(F, "driver", None):
+    from netopt.formulations._model import ModelFormulation
+
+    if not issubclass(F, ModelFormulation):
         try:
             import torch  # noqa: F401
         except ImportError:

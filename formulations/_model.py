@@ -1,0 +1,247 @@
+"""Model formulations: compile the problem into a solver-neutral model, solve it on a backend.
+
+:class:`ModelFormulation.run` is the exact pipeline: a starting point (the best of the user's
+points and domain samples, improved by a local search), sound bounds on every value (interval or
+CROWN, then LP tightening that carries the starting point's objective back through the network),
+the model (:meth:`build`), the backend's solve, and :meth:`recover`, which maps the raw solution
+back to the problem's input and units. The claim it returns is the backend's own: the pipeline
+re-checks it (:func:`netopt.result.assemble`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+
+from netopt.errors import FormulationError, InputError, MissingBoundsError
+from netopt.formulations._base import Formulation
+from netopt.problems import CrossEntropy, Feasibility, Inversion, Problem
+from netopt.result import Outcome
+
+__all__ = ["ModelFormulation", "EXACT_OPTIONS", "TRIVIAL_TOL"]
+
+#: an inversion objective this small is certified optimal by the trivial bound 0
+TRIVIAL_TOL = 1e-9
+#: the exact pipeline's own options (the backend's common options come on top)
+EXACT_OPTIONS = (
+    "bounds",
+    "tighten",
+    "tighten_time",
+    "relax",
+    "heuristic",
+    "heuristic_time",
+    "start",
+    "n_samples",
+    "seed",
+)
+_CLAIM = {"optimal": "optimal", "infeasible": "infeasible", "time_limit": "time_limit"}
+
+
+class ModelFormulation(Formulation):
+    """A formulation that builds one model for a backend (``build``) and maps its answer back."""
+
+    default_backend: ClassVar[str | None] = "highs"
+
+    def build(self, problem: Problem, bounds: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def accepts(self, problem: Problem) -> list[str]:
+        if isinstance(problem, CrossEntropy):
+            return [
+                f"formulation '{self.name}' cannot model the cross-entropy objective (it is "
+                "smooth, not piecewise linear); use a first-order method: prob.solve('admm') or "
+                "prob.solve('adam')"
+            ]
+        return []
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        from netopt.solvers._base import COMMON_OPTIONS
+
+        return tuple(dict.fromkeys((*COMMON_OPTIONS, *EXACT_OPTIONS)))
+
+    def run(
+        self,
+        problem: Problem,
+        solver: str | None = None,
+        *,
+        bounds: str = "crown",
+        tighten: str | None = "lp",
+        tighten_time: float | None = None,
+        relax: bool = False,
+        heuristic: bool = True,
+        heuristic_time: float | None = None,
+        start: Any = None,
+        n_samples: int = 64,
+        seed: int = 0,
+        **options: Any,
+    ) -> Outcome:
+        """The exact pipeline; the parameters are :func:`netopt.solve.solve`'s."""
+        from netopt import solvers
+        from netopt.bounds import compute_bounds
+        from netopt.solvers._base import check_options
+
+        solver = solver or self.default_backend
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        B = solvers.get(solver)
+        if (
+            isinstance(problem, Inversion)
+            and problem.norm == 2
+            and "quadratic_integer" not in B.features
+        ):
+            raise FormulationError(
+                "the 2-norm inversion is exact only on a backend with mixed-integer quadratic "
+                f"support (solver='gurobi'); backend '{solver}' has none. Use norm=1 or "
+                f"norm='inf' with '{solver}'."
+            )
+        B.require()
+        check_options(solver, options)  # before any heavy work: a typo fails at once
+        B.check_option_values(options)
+        if tighten not in (None, "lp"):
+            raise InputError(f"tighten must be 'lp' or None, got {tighten!r}")
+        dom = problem.domain
+        if not dom.bounded:
+            raise MissingBoundsError(
+                f"{problem.net.source.name}: the input has no finite box; pass box=(lo, hi) (or "
+                "an l_inf ball) — exact formulations need finite bounds on every ReLU"
+            )
+        user = (
+            [] if start is None else ([start] if np.ndim(start) == len(dom.shape) else list(start))
+        )
+        x0, v0 = _pick_start(
+            problem, n_samples, seed, [np.asarray(u, dtype=np.float64) for u in user]
+        )
+        tl = options.get("time_limit")
+        if heuristic and x0 is not None and not relax:
+            from netopt.heuristics import local_search
+
+            budget = (
+                heuristic_time
+                if heuristic_time is not None
+                else min(10.0, (tl / 6) if tl else 10.0)
+            )
+            rng = np.random.default_rng(seed + 1)
+            starts = np.concatenate([x0[None], dom.sample(max(8, n_samples // 2), rng)])
+            x1, v1 = local_search(problem, starts, time_budget=budget)
+            if v1 < v0:
+                x0, v0 = x1, v1
+        timings["start"] = time.perf_counter() - t0
+        if isinstance(problem, Inversion) and x0 is not None and v0 <= TRIVIAL_TOL and not relax:
+            # a norm is non-negative: a point this close to 0 is optimal, no solver needed
+            return Outcome(
+                [x0],
+                "optimal",
+                bound=0.0,
+                bound_source="trivial: a norm is non-negative",
+                formulation=self.name,
+                solver="none (local search)",
+                timings=timings,
+            )
+        t1 = time.perf_counter()
+        graph = problem.net.graph
+        bnd = compute_bounds(graph, dom.lo, dom.hi, bounds)
+        if tighten == "lp" and not relax:
+            from netopt.bounds_lp import tighten_lp
+
+            budget = (
+                tighten_time if tighten_time is not None else min(60.0, (tl / 3) if tl else 60.0)
+            )
+            cutoff = None
+            if x0 is not None and not isinstance(problem, Feasibility):
+                cutoff = _model_objective(problem, v0)
+            bnd = tighten_lp(
+                problem, bnd, cutoff=cutoff, time_budget=budget, threads=options.get("threads")
+            )
+        timings["bounds"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        model = self.build(problem, bnd)
+        if relax:
+            model = model.relaxed()
+        if x0 is not None and hasattr(self, "start_vector"):
+            model.start = self.start_vector(model, problem, x0)
+        timings["build"] = time.perf_counter() - t2
+        raw = B().solve(model, **options)
+        timings["solve"] = raw.seconds
+        out = self.recover(problem, model, raw, x0, relax)
+        out.formulation, out.solver, out.solver_version = self.name, solver, raw.solver_version
+        out.bound_method = bnd.method
+        out.model_size = model.size()
+        out.unstable = bnd.stats.get("unstable", {})
+        out.nodes = raw.nodes
+        out.timings = timings
+        if options.get("gap") is not None:
+            out.extra["gap_limit"] = float(options["gap"])  # what "optimal" means for this run
+        return out
+
+    def recover(self, problem: Problem, model: Any, raw: Any, x0: Any, relax: bool) -> Outcome:
+        """The backend's raw solution in problem space: the input block, the bound's units.
+
+        The model minimizes; a maximization's bound changes sign, and the 2-norm model
+        minimizes the square, whose bound's square root bounds the norm. Every domain point is a
+        candidate of an optimization problem, so the starting point ``x0`` is one too.
+        """
+        cols = model.blocks[model.meta["input"]].reshape(-1)
+        feas = isinstance(problem, Feasibility)
+        cand = [] if raw.x is None else [raw.x[cols]]
+        if x0 is not None and not feas:
+            cand.append(x0)
+        bound = None
+        if raw.bound is not None:
+            if isinstance(problem, Inversion) and problem.norm == 2:
+                bound = float(np.sqrt(max(raw.bound, 0.0)))
+            else:
+                bound = raw.bound if problem.sense == "min" else -raw.bound
+        claim = "error" if raw.status == "error" else _CLAIM.get(raw.status, "none")
+        return Outcome(
+            cand,
+            claim,
+            bound=bound,
+            tolerances=raw.extra.get("tolerances"),
+            relaxation=relax,
+            message=(
+                "continuous relaxation: bound is a sound bound on the exact optimum"
+                if relax and claim == "optimal"
+                else raw.message
+            ),
+            solver_objective=raw.objective,
+        )
+
+
+def _pick_start(
+    problem: Problem, n_samples: int, seed: int, user: list[np.ndarray]
+) -> tuple[np.ndarray | None, float]:
+    """The best of the user's points and ``n_samples`` domain samples (by recomputed objective)."""
+    rng = np.random.default_rng(seed)
+    dom = problem.domain
+    pts = [dom.project(u) for u in user]
+    if dom.bounded:
+        pts.append(
+            (dom.lo + dom.hi) / 2 if dom.integer is None else dom.project((dom.lo + dom.hi) / 2)
+        )
+    if n_samples > 0:
+        pts.extend(list(dom.sample(n_samples, rng)))
+    pts = [p for p in pts if dom.contains(p)]
+    if not pts:
+        return None, np.inf
+    X = np.stack(pts)
+    vals = problem.evaluate(problem.net.forward(X))
+    if problem.sense == "max":
+        vals = -vals
+    k = int(np.argmin(vals))
+    return X[k], float(vals[k])
+
+
+def _model_objective(problem: Problem, value: float) -> float | None:
+    """The model's (minimized) objective for a problem objective ``value`` (sign-adjusted).
+
+    ``value`` comes from :func:`_pick_start`, already negated for maximization. The 2-norm model
+    minimizes the square.
+    """
+    if not np.isfinite(value):
+        return None
+    if isinstance(problem, Inversion) and problem.norm == 2:
+        return value**2
+    return value

@@ -102,10 +102,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     finally:
         prog.close()
     bad = counts["failed"] + counts["timeout"] + counts["crashed"]
+    # a complete run leaves none of its own tasks pending: any left belong to another suite
+    # (or an older version of this one) and were not run; said, not left to the totals
+    left = counts["pending"] + counts["running"]
     print(
         f"{counts['done']} done, {counts['failed']} failed, {counts['timeout']} timed out, "
         f"{counts['crashed']} crashed; results in {db}"
         + ("" if not bad else " (rerun with --retry-failed to try those again)")
+        + (f"\n{left} other task(s) in {db} are not in this suite and were not run" if left else "")
         + f"\nnext: netopt report {db}"
     )
     return 0

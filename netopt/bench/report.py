@@ -56,6 +56,7 @@ is fastest, :math:`\rho_m(\infty)` the fraction it solves at all.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sqlite3
@@ -66,7 +67,16 @@ from typing import Any
 # the pure computations behind the figures live with them (numpy only, no matplotlib)
 from netopt.bench.figures import performance_profile, profile_costs, varying_params
 from netopt.bench.render import cell, render, write_csv
-from netopt.bench.store import STATUSES, connect_readonly
+from netopt.bench.store import (
+    STATUSES,
+    connect_readonly,
+    description_problems,
+    ground_truth_problems,
+    number_problem,
+    parse_json_object,
+    task_name,
+    task_problem,
+)
 from netopt.bench.tables import (
     INSTANCE_COLUMNS,
     _num,
@@ -79,6 +89,7 @@ from netopt.bench.tables import (
 from netopt.errors import InputError
 
 __all__ = [
+    "UNREADABLE",
     "Criterion",
     "build_report",
     "read_database",
@@ -94,7 +105,13 @@ __all__ = [
     "varying_params",
 ]
 
+log = logging.getLogger("netopt")
+
 FORMATS = ("md", "html", "csv", "png")
+#: the status a report gives a task whose row cannot be read (never one the store writes)
+UNREADABLE = "unreadable"
+#: rows that cannot be read named in warnings (the report's own list has them all)
+_WARN_LINES = 20
 DEFAULTS = {
     "objective_tol": 1e-4,
     "x_star_tol": 1e-2,
@@ -160,16 +177,25 @@ def _select(con: sqlite3.Connection, sql: str) -> list[dict[str, Any]]:
 def read_database(db_path: str | os.PathLike) -> dict[str, Any]:
     """The raw rows of a store, read without modifying it.
 
+    A row that cannot be read back is reported, not fatal, and never taken for what it is not
+    (each is named in a warning, and listed under ``problems``): a task with an unknown status,
+    a final status without a readable result, or a description that cannot be read gets the
+    status :data:`UNREADABLE` (outside every success rate; ``netopt bench`` with its suite on
+    the database repairs it); an instance's params or ground truth that cannot be read, or a
+    ground-truth value that is not a number, is left out (the optimum then counts as unknown).
+    The warnings stop after :data:`_WARN_LINES` lines; the report lists every row.
+
     Returns
     -------
     dict
         ``meta`` (key -> value), ``instances`` (key -> row with ``params`` parsed), ``tasks``
-        (rows with ``result`` parsed) and ``ground_truth`` (instance -> row).
+        (rows with ``result`` parsed), ``ground_truth`` (instance -> row) and ``problems``
+        (one line per row that could not be read).
 
     Raises
     ------
     InputError
-        A missing file, a file that is not a netopt store, or a newer schema.
+        A missing file, a file that is not a netopt store, a damaged one, or a newer schema.
     """
     path = Path(db_path)
     con, _ = connect_readonly(path)
@@ -182,12 +208,74 @@ def read_database(db_path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"{path}: unreadable results database ({e})") from None
     finally:
         con.close()
-    for r in instances.values():
-        r["params"] = json.loads(r["params"] or "{}")
-        r["ground_truth"] = json.loads(r["ground_truth"] or "{}")
+    problems: list[str] = []
+    for key, r in instances.items():
+        params, why = parse_json_object(r["params"])
+        if why is not None:
+            problems.append(f"instance {key}: its params {why}; shown without them")
+        r["params"] = params or {}
+        g, why = parse_json_object(r["ground_truth"])
+        if g is not None and number_problem(g.get("optimum")) is not None:
+            g, why = None, f"optimum {number_problem(g.get('optimum'))}"
+        if why is not None:
+            problems.append(
+                f"instance {key}: its ground_truth {why}; its planted optimum is left out"
+            )
+        r["ground_truth"] = g or {}
+    for key, g in gt.items():
+        bad = ground_truth_problems(g)
+        for col in ("optimum", "bound", "seconds", "incumbent"):
+            if number_problem(g.get(col)) is not None:
+                g[col] = None  # an unknown value, not a wrong one
+        if bad:
+            problems.append(f"ground truth of instance {key}: {'; '.join(bad)}; left out")
     for t in tasks:
-        t["result"] = json.loads(t["result"]) if t["result"] else {}
-    return {"meta": meta, "instances": instances, "tasks": tasks, "ground_truth": gt}
+        _check_task(t, problems)
+    for line in problems[:_WARN_LINES]:
+        log.warning("%s: %s", path, line)
+    if len(problems) > _WARN_LINES:  # a flood would hide everything else on the terminal
+        log.warning(
+            "%s: ... and %d more rows that cannot be read (the report lists them)",
+            path,
+            len(problems) - _WARN_LINES,
+        )
+    return {
+        "meta": meta,
+        "instances": instances,
+        "tasks": tasks,
+        "ground_truth": gt,
+        "problems": problems,
+    }
+
+
+def _check_task(t: dict[str, Any], problems: list[str]) -> None:
+    """Parse a task row's result in place; a row that cannot be read becomes
+    :data:`UNREADABLE`, its ``reason`` saying why, and a line in ``problems``."""
+    name = task_name(t["key"], t["method"], t["instance"], t["seed"], t["time_limit"])
+    res, res_why = parse_json_object(t["result"])
+    status_why = task_problem(t["status"], t["result"], (res, res_why))
+    why = ([] if status_why is None else [status_why]) + description_problems(t)
+    if status_why is None and res_why is not None and t["result"] is not None:
+        # a pending or running task's leftover result is no outcome, and the rerun writes over
+        # it; ignored, but named: damaged bytes are worth knowing of
+        problems.append(f"{name}: status {t['status']}, its result {res_why}; ignored")
+    if not why:
+        t["result"] = res or {}
+        return
+    problems.append(
+        f"{name}: {'; '.join(why)}; reported as {UNREADABLE} (a netopt bench run of its "
+        "suite on this database repairs it)"
+    )
+    # kept where they can be shown; what cannot, shown as unknown (never as another value)
+    for col in ("instance", "method", "formulation", "options"):
+        if any(w.startswith(f"{col} ") for w in why):
+            t[col] = "?"
+    if any(w.startswith("seed ") for w in why):
+        t["seed"] = None
+    if any(w.startswith("time_limit ") for w in why):
+        t["time_limit"] = None
+    t["status"] = UNREADABLE
+    t["result"] = {"reason": f"{UNREADABLE}: {'; '.join(why)}"}
 
 
 def is_success(
@@ -259,7 +347,7 @@ def evaluate(db: dict[str, Any], crit: Criterion) -> list[dict[str, Any]]:
                 "method": t["method"],
                 "formulation": t["formulation"],
                 "seed": t["seed"],
-                "time_limit": float(t["time_limit"]),
+                "time_limit": _num(t["time_limit"]),
                 "status": t["status"],
                 "solver_status": res.get("status") if t["status"] == "done" else None,
                 "objective": objective,
@@ -334,7 +422,9 @@ def _document(db, rows, crit, db_path, figs, skipped, png) -> list[tuple]:
         f"Success: {crit.words()}. Success rates are over the finished tasks whose instance has "
         "the ground truth the criterion needs; the others are counted under no ground truth."
     )
-    st = [[d["method"], *(d[s] for s in STATUSES)] for d in status_table(rows)]
+    # an unreadable task is shown as such, not left out of the counts
+    shown = [*STATUSES, *([UNREADABLE] if any(r["status"] == UNREADABLE for r in rows) else [])]
+    st = [[d["method"], *(d.get(s, 0) for s in shown)] for d in status_table(rows)]
     head = ["family", "method", "tasks", "success rate", "no ground truth", "median gap",
             "median s", "median time to target (successes)"]  # fmt: skip
     body = [
@@ -353,8 +443,9 @@ def _document(db, rows, crit, db_path, figs, skipped, png) -> list[tuple]:
         ("h1", f"Benchmark report: {name}"),
         ("p", f"{len(rows)} tasks from the results database", str(Path(db_path).resolve())),
         ("p", rule),
+        *_problem_blocks(db.get("problems", [])),
         ("h2", "Task status per method"),
-        ("table", ["method", *STATUSES], st),
+        ("table", ["method", *shown], st),
         ("h2", "Success per family and method"),
         ("table", head, body),
         ("h2", "Ground truth"),
@@ -364,6 +455,20 @@ def _document(db, rows, crit, db_path, figs, skipped, png) -> list[tuple]:
         blocks += [("h2", "Figures"), *(("p", s) for s in skipped)]
         blocks += [("img", f"figures/{p.name}", cap) for p, cap in figs]
     return blocks
+
+
+def _problem_blocks(problems: list[str]) -> list[tuple]:
+    """A note on the rows that could not be read (none when all could)."""
+    if not problems:
+        return []
+    n = sum(f"reported as {UNREADABLE}" in p for p in problems)
+    head = f"{len(problems)} row(s) of the database could not be read as they stand"
+    if n:
+        head += (
+            f"; {n} task(s) are counted as {UNREADABLE}, outside every success rate (a netopt "
+            "bench run of the suite on this database repairs them)"
+        )
+    return [("h2", "Unreadable rows"), ("p", head + ":"), *(("p", p) for p in problems)]
 
 
 def build_report(
@@ -428,7 +533,9 @@ def build_report(
     figs: list[tuple[Path, str]] = []
     skipped: list[str] = []
     if png:
-        figs, skipped = figures.draw_all(rows, out / "figures", crit)
+        # an unreadable task has no outcome to draw (nor, maybe, a seed or time limit)
+        readable = [r for r in rows if r["status"] != UNREADABLE]
+        figs, skipped = figures.draw_all(readable, out / "figures", crit)
         written["figures"] = [p for p, _ in figs]
     blocks = _document(db, rows, crit, db_path, figs, skipped, png)
     for fmt in ("md", "html"):

@@ -5,11 +5,16 @@ between tasks, and a crash or a hang takes only that task down), on this machine
 cluster. The runner alone writes to the database, one transaction per state change, so killing
 the run at any moment loses at most the tasks then running; a rerun resets them to pending and
 runs only what is not finished.
+
+A run holds an exclusive lock on the store's file itself (:func:`_lock`, keyed on the resolved
+path), so no two runs share a store whatever names they reach it by, and it first puts back in
+order the rows it cannot read (:meth:`~netopt.bench.store.Store.repair`), warning about each.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -18,11 +23,15 @@ from typing import Any
 
 from netopt.bench.executors import check_executor, make_executor
 from netopt.bench.families import FAMILIES, folder_files
-from netopt.bench.store import Store
+from netopt.bench.store import Store, store_file
 from netopt.bench.suite import Family, Suite, Task, load_suite, parse_suite
 from netopt.errors import InputError
 
 __all__ = ["run_suite", "make_instance"]
+
+log = logging.getLogger("netopt")
+#: repaired rows named in warnings (more are counted)
+_WARN_LINES = 20
 
 
 def make_instance(fam: Family, index: int, name: str, workdir: Path | None = None):
@@ -37,7 +46,14 @@ def make_instance(fam: Family, index: int, name: str, workdir: Path | None = Non
         raise InputError(f"family {fam.label} {fam.params}: bad parameter ({e})") from None
 
 
-def _gap(objective: float | None, optimum: float | None) -> float | None:
+def _number(v: Any) -> float | None:
+    """``v`` as a float when it is a number (not a bool, not text a store row may hold)."""
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _gap(objective: Any, optimum: Any) -> float | None:
+    # values from the store: a damaged one is no number, and gives no gap rather than a crash
+    objective, optimum = _number(objective), _number(optimum)
     if objective is None or optimum is None:
         return None
     return (objective - optimum) / max(1.0, abs(optimum))
@@ -87,7 +103,8 @@ def run_suite(
     Raises
     ------
     InputError
-        A bad suite, or a database of a newer schema (left untouched).
+        A bad suite; a database of a newer schema, a damaged one or one with several names
+        (each left untouched); or another run on the same database file.
     """
     if isinstance(suite, Suite):
         s = suite
@@ -97,11 +114,13 @@ def run_suite(
         s = load_suite(suite, extra_methods)
     extra = {k: f"{f.__module__}:{f.__qualname__}" for k, f in (extra_methods or {}).items()}
     check_executor(executor, scheduler)
-    db = Path(db_path)
-    store = Store(db)
-    lock = None
+    shown = Path(db_path)
+    db = store_file(shown)  # the file itself: every name of it is one store
+    # locked before the store is opened: a refused run must not even migrate it
+    lock = _lock(db, shown)
+    store = None
     try:
-        lock = _lock(db)
+        store = Store(db, name=shown)  # its messages name the store as the user did
         tasks, paths = _prepare(s, store, db, retry)
         ex = make_executor(executor, workers, scheduler, start)
         try:
@@ -112,30 +131,49 @@ def run_suite(
         ex.close()
         return counts
     finally:
-        store.close()
+        if store is not None:
+            store.close()
         if lock is not None:
-            lock.close()  # releases the lock
+            lock.close()  # releases the lock, after SQLite has let go of the file
 
 
-def _lock(db: Path):
+def _lock(db: Path, shown: Path | None = None):
     """Hold an exclusive lock on ``<db>.lock`` for the run, or refuse to start.
 
     Two runs on one database would run the same pending tasks twice, and each would reset the
     other's running tasks at its start; the lock makes a second run stop with a clear message.
     The operating system releases it when the process ends, however it ends.
+
+    ``db`` is the resolved file (:func:`~netopt.bench.store.store_file`), so a symlink, a
+    relative path or a path through ``..`` takes the same lock as the file's own name; a second
+    hard link is refused before this. The lock is a file of its own, not the database: ``flock``
+    on the database's descriptor would have to be closed while SQLite still holds its POSIX
+    locks on the file, and closing any descriptor of a file drops all of a process's POSIX locks
+    on it (and on NFS ``flock`` is itself a POSIX lock, which SQLite's would then overwrite).
+    A lock file beside the database also follows the database through a bind mount or a
+    case-insensitive file system, since it is reached by the same folder.
     """
+    shown = shown or db
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no lock
         return None
-    fh = open(db.with_name(db.name + ".lock"), "w")  # noqa: SIM115 - held for the whole run
+    path = db.with_name(db.name + ".lock")
+    try:
+        fh = open(path, "a")  # noqa: SIM115 - held for the whole run
+    except OSError as e:
+        raise InputError(
+            f"{shown}: cannot create the lock file {path} ({e.strerror}); the database's "
+            "folder must exist and be writable"
+        ) from None
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         fh.close()
+        same = "" if shown == db else f" (the file {db})"
         raise InputError(
-            f"{db}: another netopt bench run is using this database; wait for it to finish, "
-            "or give this run another --db"
+            f"{shown}{same}: another netopt bench run is using this database; wait for it to "
+            "finish, or give this run another --db"
         ) from None
     return fh
 
@@ -143,10 +181,27 @@ def _lock(db: Path):
 def _prepare(s: Suite, store: Store, db: Path, retry: bool) -> tuple[list[Task], dict[str, str]]:
     """Generate the instances (once), insert the tasks (existing keys kept), record the suite;
     returns the tasks and each instance's file."""
+    tasks: list[Task] = s.tasks()
+    rows = [
+        (
+            t.key,
+            t.instance_key,
+            t.method.name,
+            t.method.formulation,
+            json.dumps(t.method.options, sort_keys=True),
+            t.seed,
+            t.time_limit,
+        )
+        for t in tasks
+    ]
+    fixes = store.repair(rows)  # before anything relies on the rows' statuses
+    for fix in fixes[:_WARN_LINES]:
+        log.warning("%s: %s", store.path, fix)
+    if len(fixes) > _WARN_LINES:  # named up to a screenful, counted beyond it
+        log.warning("%s: ... and %d more rows repaired", store.path, len(fixes) - _WARN_LINES)
     store.reset_running()
     if retry:
         store.retry()
-    tasks: list[Task] = s.tasks()
     inst_dir = db.parent / f"{db.stem}_instances"
     paths: dict[str, str] = {}
     for t in tasks:
@@ -154,6 +209,10 @@ def _prepare(s: Suite, store: Store, db: Path, retry: bool) -> tuple[list[Task],
         if ik in paths:
             continue
         row = store.instance(ik)
+        if row is not None and row["problem"] is not None:
+            # generation is seeded: the same instance comes back, and its row is rewritten
+            log.warning("%s: instance %s: %s; generated again", store.path, ik, row["problem"])
+            row = None
         if row is None or not Path(row["path"]).exists():
             inst = make_instance(t.family, t.index, ik, inst_dir)
             if t.family.kind == "folder":  # read in place: a folder is its own cache
@@ -167,20 +226,7 @@ def _prepare(s: Suite, store: Store, db: Path, retry: bool) -> tuple[list[Task],
         if store.ground_truth(ik) is None and row["ground_truth"].get("optimum") is not None:
             g = row["ground_truth"]
             store.set_ground_truth(ik, float(g["optimum"]), None, "known", g.get("source", ""))
-    store.add_tasks(
-        [
-            (
-                t.key,
-                t.instance_key,
-                t.method.name,
-                t.method.formulation,
-                json.dumps(t.method.options, sort_keys=True),
-                t.seed,
-                t.time_limit,
-            )
-            for t in tasks
-        ]
-    )
+    store.add_tasks(rows)
     store.set_meta(
         "suite",
         json.dumps(

@@ -18,15 +18,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netopt.bounds import relu_relaxation
+from netopt.bounds import AffineMap, affine_interval, backsub, leaky_bound
 from netopt.ir import Graph
-from netopt.linear import is_linear, linear_map
+from netopt.linear import is_linear
 
 __all__ = ["BatchCrown", "bab_feasibility", "BabResult"]
 
 
 class BatchCrown:
-    """CROWN bounds of ``C @ output`` for a batch of input boxes (one input, one output)."""
+    """CROWN bounds of ``C @ output`` for a batch of input boxes (one input, one output).
+
+    The bounds hold for the exact (real-arithmetic) network, not only its float64 evaluation:
+    the interval pass uses :func:`netopt.bounds.affine_interval` (centre-radius with Higham's
+    a-priori error term) and :func:`netopt.bounds.leaky_bound`, and the back-substitution
+    :func:`netopt.bounds.backsub`, which carries a rigorous rounding-error term per row and
+    rounds the final bound outward. An "unsat" from :func:`bab_feasibility` is therefore a
+    proof about the exact network.
+    """
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
@@ -35,17 +43,13 @@ class BatchCrown:
             or (o.op in ("relu", "leaky_relu") and 0 <= float(o.attrs.get("alpha", 0)) <= 1)
             for o in graph.ops
         )
-        self.maps = {}
+        self.maps: dict[str, AffineMap] = {}
         if self.ok:
             for o in graph.ops:
                 if is_linear(o):
-                    mats, b = linear_map(o, [graph.value(i).shape for i in o.inputs])
                     # dense layers go through BLAS; scipy's sparse x wide-dense product is slow
-                    mats = [
-                        m.toarray() if m.nnz > 0.2 * m.shape[0] * m.shape[1] else m.tocsr()
-                        for m in mats
-                    ]
-                    self.maps[o.id] = (mats, [abs(m) for m in mats], b)
+                    shapes = [graph.value(i).shape for i in o.inputs]
+                    self.maps[o.id] = AffineMap.of(o, shapes, dense_above=0.2)
         self.relu_inputs = [o.inputs[0] for o in graph.ops if o.op in ("relu", "leaky_relu")]
 
     def _backsub(
@@ -59,55 +63,9 @@ class BatchCrown:
         want_coef: bool = False,
     ):
         """Lower and upper bounds of ``start @ value(vid)`` per box; ``start`` is (B, n, size)."""
-        g = self.graph
-        B, n, _ = start.shape
-        cl = np.zeros((B, n))
-        cu = np.zeros((B, n))
-        coef_l = {vid: start}
-        coef_u = {vid: start.copy()}
-        for op in reversed(g.ops):
-            out = op.outputs[0]
-            if out not in coef_l:
-                continue
-            Ll, Lu = coef_l.pop(out), coef_u.pop(out)
-            if is_linear(op):
-                mats, _, b = self.maps[op.id]
-                cl += Ll @ b
-                cu += Lu @ b
-                for m, i in zip(mats, op.inputs, strict=True):
-                    s_out = m.shape[0]
-                    if isinstance(m, np.ndarray):
-                        ml, mu = Ll @ m, Lu @ m
-                    else:
-                        ml = (m.T @ Ll.reshape(-1, s_out).T).T.reshape(B, n, -1)
-                        mu = (m.T @ Lu.reshape(-1, s_out).T).T.reshape(B, n, -1)
-                    coef_l[i] = coef_l[i] + ml if i in coef_l else ml
-                    coef_u[i] = coef_u[i] + mu if i in coef_u else mu
-                continue
-            x = op.inputs[0]
-            alpha = float(op.attrs.get("alpha", 0.0))
-            lo_s, lo_b, up_s, up_b = relu_relaxation(L[x], H[x], alpha)  # (B, s)
-            lp, ln = np.maximum(Ll, 0), np.minimum(Ll, 0)
-            up, un = np.maximum(Lu, 0), np.minimum(Lu, 0)
-            new_l = lp * lo_s[:, None, :] + ln * up_s[:, None, :]
-            new_u = up * up_s[:, None, :] + un * lo_s[:, None, :]
-            cl += np.einsum("bns,bs->bn", lp, lo_b) + np.einsum("bns,bs->bn", ln, up_b)
-            cu += np.einsum("bns,bs->bn", up, up_b) + np.einsum("bns,bs->bn", un, lo_b)
-            coef_l[x] = coef_l[x] + new_l if x in coef_l else new_l
-            coef_u[x] = coef_u[x] + new_u if x in coef_u else new_u
-        inp = g.inputs[0]
-        Al, Au = coef_l[inp], coef_u[inp]
-        lo = (
-            cl
-            + np.einsum("bns,bs->bn", np.maximum(Al, 0), x_lo)
-            + np.einsum("bns,bs->bn", np.minimum(Al, 0), x_hi)
-        )
-        hi = (
-            cu
-            + np.einsum("bns,bs->bn", np.maximum(Au, 0), x_hi)
-            + np.einsum("bns,bs->bn", np.minimum(Au, 0), x_lo)
-        )
-        return (lo, hi, Al) if want_coef else (lo, hi)
+        inp = self.graph.inputs[0]
+        lo, hi, coef = backsub(self.graph, vid, start, L, H, {inp: x_lo}, {inp: x_hi}, self.maps)
+        return (lo, hi, coef) if want_coef else (lo, hi)
 
     def bound(self, x_lo: np.ndarray, x_hi: np.ndarray, C: np.ndarray, prev: dict | None = None):
         """Lower bounds of ``C @ f(x)`` over each box, and the input coefficients of the bound.
@@ -132,13 +90,10 @@ class BatchCrown:
         for op in g.ops:
             out = op.outputs[0]
             if is_linear(op):
-                mats, absm, b = self.maps[op.id]
-                c = np.tile(b, (B, 1)).astype(np.float64)
-                r = np.zeros_like(c)
-                for m, am, i in zip(mats, absm, op.inputs, strict=True):
-                    c += ((L[i] + H[i]) / 2) @ m.T
-                    r += ((H[i] - L[i]) / 2) @ am.T
-                L[out], H[out] = c - r, c + r
+                amap = self.maps[op.id]
+                L[out], H[out] = affine_interval(
+                    amap, [L[i] for i in op.inputs], [H[i] for i in op.inputs]
+                )
                 if all(i in affine for i in op.inputs):
                     affine.add(out)
                 elif out in self.relu_inputs:
@@ -152,8 +107,9 @@ class BatchCrown:
             else:
                 a = float(op.attrs.get("alpha", 0.0))
                 x = op.inputs[0]
-                L[out] = np.where(L[x] >= 0, L[x], a * L[x])
-                H[out] = np.where(H[x] >= 0, H[x], a * H[x])
+                # 0 <= alpha <= 1: monotone; alpha * x rounds, so outward
+                L[out] = leaky_bound(L[x], a, -1)
+                H[out] = leaky_bound(H[x], a, +1)
         start = np.broadcast_to(np.asarray(C, dtype=np.float64), (B, *np.shape(C)))
         lo, _, coef = self._backsub(g.outputs[0], start, L, H, x_lo, x_hi, want_coef=True)
         return lo, coef, {v: (L[v], H[v]) for v in self.relu_inputs}

@@ -18,11 +18,11 @@ Three shapes share the protocol:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from netopt.ir import Graph, Op
+from netopt.options import Schema, from_signature
 
 if TYPE_CHECKING:  # pragma: no cover
     from netopt.problems import Problem
@@ -72,9 +72,15 @@ class Formulation:
         return [self.run(p, solver, **options) for p in problems]
 
     @classmethod
-    def option_names(cls) -> tuple[str, ...] | None:
-        """The options ``Problem.solve`` passes to this method (None: it checks them itself)."""
+    def options(cls) -> Schema | None:
+        """The options ``Problem.solve`` passes to this method, declared (None: undeclared)."""
         return None
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...] | None:
+        """The names of :meth:`options` (what the bench and the command line offer)."""
+        s = cls.options()
+        return None if s is None else s.names
 
     @classmethod
     def rule(cls, *ops: str) -> Callable[[Callable], Callable]:
@@ -145,12 +151,13 @@ def chain_support(
     return bad
 
 
-def keyword_options(fn: Callable, extra: Sequence[str] = ()) -> tuple[str, ...]:
-    """The keyword-only parameter names of ``fn`` plus ``extra`` (an algorithm's options)."""
-    sig = inspect.signature(fn)
-    return tuple(p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY) + tuple(
-        sorted(extra)
-    )
+def keyword_options(
+    name: str, fn: Callable, extra: Sequence[str] = (), *, drop: Sequence[str] = ()
+) -> Schema:
+    """Method ``name``'s options: ``fn``'s keyword-only parameters (their defaults' types
+    checked), plus ``extra`` names that ``fn`` takes through ``**options``, less ``drop``."""
+    s = from_signature(f"method '{name}'", fn, sorted(extra))
+    return Schema(s.owner, [o for o in s.options.values() if o.name not in drop])
 
 
 def no_backend(method: str, solver: str | None, runs_on: str) -> None:

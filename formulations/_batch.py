@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from netopt.formulations._base import Formulation
+from netopt.options import Option, Schema
 from netopt.problems import Problem
 from netopt.result import Outcome
 
@@ -30,10 +31,15 @@ class BatchedFormulation(Formulation):
         raise NotImplementedError
 
     @classmethod
-    def option_names(cls) -> tuple[str, ...]:
+    def options(cls) -> Schema:
+        from netopt.solvers._base import COMMON
         from netopt.solvers.torch_backend import OPTIONS
 
-        return tuple(OPTIONS[cls.model_type])
+        # the torch backend checks the rest of its options' values itself
+        typed = {o.name: o for o in COMMON if o.name in ("time_limit", "seed")}
+        return Schema(
+            f"method '{cls.name}'", [typed.get(k, Option(k)) for k in OPTIONS[cls.model_type]]
+        )
 
     def run_batch(
         self, problems: Sequence[Problem], solver: str | None = None, **options: Any

@@ -17,6 +17,7 @@ import numpy as np
 
 from netopt.errors import FormulationError, InputError, MissingBoundsError
 from netopt.formulations._base import Formulation
+from netopt.options import Option, Schema, choice, flag, integer, number
 from netopt.problems import CrossEntropy, Feasibility, Inversion, Problem
 from netopt.result import Outcome
 
@@ -37,6 +38,18 @@ EXACT_OPTIONS = (
     "seed",
 )
 _CLAIM = {"optimal": "optimal", "infeasible": "infeasible", "time_limit": "time_limit"}
+_EXACT = (
+    Option("bounds", choice("interval", "crown"), "crown", "how the big-M constants are computed"),
+    Option("tighten", choice("lp", None), "lp", "then tightened by LPs over the relaxation"),
+    Option("tighten_time", number(low=0), None, "seconds for the tightening"),
+    Option("relax", flag, False, "solve the continuous relaxation (a sound bound)"),
+    Option("heuristic", flag, True, "a local search from the best start before the solve"),
+    Option("heuristic_time", number(low=0), None, "seconds for the local search"),
+    Option("start", None, None, "starting point(s), e.g. a first-order result's x"),
+    Option("n_samples", integer(low=0), 64, "domain samples for the starting point"),
+    Option("seed", integer(), 0, "seed of the sampling and the local search"),
+)
+assert tuple(o.name for o in _EXACT) == EXACT_OPTIONS
 
 
 class ModelFormulation(Formulation):
@@ -57,10 +70,10 @@ class ModelFormulation(Formulation):
         return []
 
     @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        from netopt.solvers._base import COMMON_OPTIONS
+    def options(cls) -> Schema:
+        from netopt.solvers._base import COMMON
 
-        return tuple(dict.fromkeys((*COMMON_OPTIONS, *EXACT_OPTIONS)))
+        return Schema(f"method '{cls.name}'", [*COMMON, *_EXACT])
 
     def run(
         self,

@@ -62,6 +62,7 @@ from typing import Any
 from netopt.formulations import register
 from netopt.formulations._base import Formulation, chain_support, keyword_options, no_backend
 from netopt.ir import Graph
+from netopt.options import Schema
 from netopt.problems import Problem
 from netopt.result import Outcome
 
@@ -109,10 +110,10 @@ class ADRGD(Formulation):
         return chain_support(graph, _refusal, "ADR-GD", branches=True)
 
     @classmethod
-    def option_names(cls) -> tuple[str, ...]:
+    def options(cls) -> Schema:
         from netopt.adrgd import adr_outcome
 
-        return keyword_options(adr_outcome)
+        return keyword_options(cls.name, adr_outcome)
 
     def run(self, problem: Problem, solver: str | None = None, **options: Any) -> Outcome:
         from netopt.adrgd import adr_outcome

@@ -42,6 +42,7 @@ from netopt.formulations._base import Formulation, chain_support, keyword_option
 from netopt.ir import Graph, Op
 from netopt.linear import linear_map
 from netopt.model import LinearModel
+from netopt.options import Schema
 
 __all__ = [
     "METHODS",
@@ -169,12 +170,11 @@ class LayerwiseLP(Formulation):
         return chain_support(graph, _refusal, "the layer-wise method", branches=False)
 
     @classmethod
-    def option_names(cls) -> tuple[str, ...]:
+    def options(cls) -> Schema:
         from netopt.layerwise import _OPTIONS, layerwise_outcome
 
-        return tuple(
-            k for k in keyword_options(layerwise_outcome, _OPTIONS) if k not in ("norm", "box")
-        )
+        # the problem carries the norm and the box
+        return keyword_options(cls.name, layerwise_outcome, _OPTIONS, drop=("norm", "box"))
 
     def run(self, problem: Any, solver: str | None = None, **options: Any) -> Any:
         from netopt.layerwise import layerwise_outcome

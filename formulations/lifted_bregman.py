@@ -51,6 +51,7 @@ from netopt.errors import FormulationError, InputError
 from netopt.formulations import register
 from netopt.formulations._base import Formulation, chain_support, keyword_options
 from netopt.ir import Graph
+from netopt.options import Schema
 
 __all__ = [
     "REGULARIZERS",
@@ -321,10 +322,10 @@ class LiftedBregman(Formulation):
         return chain_support(graph, _refusal, "the lifted Bregman method", branches=True)
 
     @classmethod
-    def option_names(cls) -> tuple[str, ...]:
+    def options(cls) -> Schema:
         from netopt.bregman import _OPTIONS, bregman_outcome
 
-        return keyword_options(bregman_outcome, _OPTIONS)
+        return keyword_options(cls.name, bregman_outcome, _OPTIONS)
 
     def run(self, problem: Any, solver: str | None = None, **options: Any) -> Any:
         from netopt.bregman import bregman_outcome

@@ -15,6 +15,7 @@ import numpy as np
 from netopt.formulations import register
 from netopt.formulations._base import Formulation, keyword_options, no_backend
 from netopt.ir import Graph
+from netopt.options import Option, Schema
 from netopt.problems import Inversion, Problem
 from netopt.result import Outcome
 
@@ -52,12 +53,13 @@ class Surfing(Formulation):
         return why
 
     @classmethod
-    def option_names(cls) -> tuple[str, ...]:
+    def options(cls) -> Schema:
         from netopt.surfing import surf_outcome
 
-        return ("path",) + tuple(
-            k for k in keyword_options(surf_outcome) if k not in ("box", "norm")
-        )
+        # the problem carries the norm and the box; path: the networks before the problem's own
+        path = Option("path", None, (), "the networks theta_0 .. theta_{T-1} before the problem's")
+        s = keyword_options(cls.name, surf_outcome, drop=("box", "norm"))
+        return Schema(s.owner, [path, *s.options.values()])
 
     def run(
         self, problem: Problem, solver: str | None = None, *, path: Any = (), **options: Any

@@ -22,6 +22,7 @@ from netopt.errors import (
     OptionError,
     SolveError,
     SolverUnavailableError,
+    UnknownNameError,
     UnsupportedOpError,
 )
 from netopt.network import Network, load
@@ -58,6 +59,7 @@ __all__ = [
     "SolveError",
     "InputError",
     "OptionError",
+    "UnknownNameError",
 ]
 
 

@@ -57,7 +57,16 @@ class InputError(NetoptError, ValueError):
 
 
 class OptionError(InputError):
-    """An option's value is invalid (a negative or NaN time limit, a non-integer thread count)."""
+    """An option is unknown (the message lists the valid names) or its value is invalid (a
+    negative or NaN time limit, a non-integer thread count)."""
+
+
+class UnknownNameError(NetoptError, KeyError):
+    """A name no registry holds (a method, a backend, an instance family); lists what is there."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; this is a sentence
+        return str(self.args[0]) if self.args else ""
 
 
 __all__ = [
@@ -71,4 +80,5 @@ __all__ = [
     "SolveError",
     "InputError",
     "OptionError",
+    "UnknownNameError",
 ]

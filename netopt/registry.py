@@ -7,7 +7,7 @@ import pkgutil
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from netopt.errors import IncompatibleBackendError
+from netopt.errors import UnknownNameError
 
 __all__ = ["Registry"]
 
@@ -52,7 +52,7 @@ class Registry:
         try:
             return self._items[name]
         except KeyError:
-            raise IncompatibleBackendError(
+            raise UnknownNameError(
                 f"no {self.kind} named '{name}'; available: {', '.join(self.names()) or 'none yet'}"
             ) from None
 

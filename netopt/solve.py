@@ -34,6 +34,9 @@ def _method(formulation: str, problem: Problem, options: dict[str, Any]):
                 f"option(s) {given} belong to the exact formulations; formulation "
                 f"'{formulation}' does not take them"
             )
+    schema = F.options()
+    if schema is not None:
+        schema.parse(options)  # one OptionError naming the option and the valid names
     m = F()
     refusals = m.accepts(problem)
     if refusals:

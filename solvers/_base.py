@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from netopt.errors import IncompatibleBackendError, OptionError, SolverUnavailableError
+from netopt.errors import IncompatibleBackendError, SolverUnavailableError
+from netopt.options import Option, Schema, integer, number
 
 #: options every backend understands (anything else goes through ``options=``)
 COMMON_OPTIONS = (
@@ -113,49 +114,51 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     positive), ``threads`` a non-negative integer (0: the solver's default), ``seed`` an integer,
     ``options`` a dict and ``progress`` a callable. A solver handed ``nan`` or ``-5`` may ignore it
     silently (HiGHS keeps no limit at all), so the values are checked here, not by the solver.
-    """
-    unknown = sorted(set(options) - set(COMMON_OPTIONS))
-    if unknown:
-        raise IncompatibleBackendError(
-            f"backend '{name}': unknown option(s) {unknown}; common options are {list(COMMON_OPTIONS)} "
-            "and solver-specific ones go in options={...}"
-        )
-    validate_common_options(f"backend '{name}'", options)
-
-
-def _number(where: str, key: str, v: Any, *, positive: bool) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
-        raise OptionError(f"{where}: {key} must be a number, got {v!r}")
-    f = float(v)
-    if not np.isfinite(f) or f < 0 or (positive and f == 0):
-        need = "a finite number > 0" if positive else "a finite number >= 0"
-        raise OptionError(f"{where}: {key} must be {need}, got {v!r}")
-    return f
-
-
-def validate_common_options(where: str, options: dict[str, Any]) -> None:
-    """Check the values of the common solver options (see :func:`check_options`).
+    Solver-specific options go in ``options={...}``.
 
     Raises
     ------
     OptionError
-        Naming the option, the value and what it must be.
+        Naming the option and what it must be (or, for an unknown name, the valid ones).
     """
-    for key in ("time_limit", "gap", "abs_gap"):
-        if options.get(key) is not None:
-            _number(where, key, options[key], positive=key == "time_limit")
-    for key in ("threads", "seed"):
-        v = options.get(key)
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, int | np.integer):
-            if not (isinstance(v, float | np.floating) and float(v).is_integer()):
-                raise OptionError(f"{where}: {key} must be an integer, got {v!r}")
-        if key == "threads" and int(v) < 0:
-            raise OptionError(f"{where}: threads must be >= 0 (0: the solver's default), got {v!r}")
-    if options.get("options") is not None and not isinstance(options["options"], dict):
-        raise OptionError(
-            f"{where}: options must be a dict of solver option names to values, got {options['options']!r}"
-        )
-    if options.get("progress") is not None and not callable(options["progress"]):
-        raise OptionError(f"{where}: progress must be a callable, got {options['progress']!r}")
+    common_schema(f"backend '{name}'").parse(options)
+
+
+def common_schema(owner: str) -> Schema:
+    """The common options every backend understands, declared (:data:`COMMON`)."""
+    return Schema(owner, COMMON)
+
+
+def validate_common_options(where: str, options: dict[str, Any]) -> None:
+    """Check the values of those of ``options`` that are common options (others are ignored)."""
+    common_schema(where).parse({k: v for k, v in options.items() if k in COMMON_OPTIONS})
+
+
+def _is_dict(v: Any) -> str | None:
+    return (
+        None
+        if v is None or isinstance(v, dict)
+        else "must be a dict of solver option names to values"
+    )
+
+
+def _is_callable(v: Any) -> str | None:
+    return None if v is None or callable(v) else "must be a callable"
+
+
+def _verbosity(v: Any) -> str | None:
+    ok = v is None or isinstance(v, bool | int | np.integer)
+    return None if ok else "must be True or False"
+
+
+#: the options every backend understands, declared
+COMMON = (
+    Option("time_limit", number(low=0, strict=True), None, "seconds of wall time"),
+    Option("gap", number(low=0), None, "relative MIP gap at which to stop"),
+    Option("abs_gap", number(low=0), None, "absolute MIP gap at which to stop"),
+    Option("threads", integer(low=0), None, "solver threads (0: the solver's default)"),
+    Option("seed", integer(), None, "the solver's random seed"),
+    Option("verbose", _verbosity, False, "the solver's log, on stderr"),
+    Option("options", _is_dict, None, "solver-specific options by the solver's own names"),
+    Option("progress", _is_callable, None, "called about once a second with incumbent, bound, gap"),
+)

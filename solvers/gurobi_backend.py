@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from netopt.errors import IncompatibleBackendError, OptionError, SolverUnavailableError
+from netopt.errors import OptionError, SolverUnavailableError
 from netopt.model import LinearModel
 from netopt.solvers import register
 from netopt.solvers._base import Backend, RawSolution, check_options
@@ -444,7 +444,7 @@ def _set_param(gp: Any, m: Any, name: str, value: Any, common: str = "") -> None
     except gp.GurobiError:
         info = None
     if info is None:
-        raise IncompatibleBackendError(
+        raise OptionError(
             f"backend 'gurobi': unknown Gurobi parameter {name!r}; see Gurobi's parameter "
             "reference for names"
         )

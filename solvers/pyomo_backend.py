@@ -831,7 +831,7 @@ class PyomoBackend(Backend):
                 if not _same_value(v, stored):
                     bad.append(what(k, v, f"SCIP stores {stored!r} instead"))
         if unknown:
-            raise IncompatibleBackendError(
+            raise OptionError(
                 f"backend 'pyomo': solver '{s.name}' rejects option(s) {', '.join(unknown)} "
                 "(unknown name); see the solver's option list"
             )

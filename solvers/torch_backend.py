@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from netopt.errors import IncompatibleBackendError, InputError
+from netopt.errors import InputError, OptionError
 from netopt.solvers import register
 from netopt.solvers._base import Backend, RawSolution, validate_common_options
 
@@ -146,9 +146,9 @@ class TorchBackend(Backend):
         kind = type(model).__name__
         unknown = sorted(set(opts) - set(OPTIONS[kind]))
         if unknown:
-            raise IncompatibleBackendError(
-                f"backend 'torch': unknown option(s) {unknown} for a {kind}; it understands "
-                f"{sorted(OPTIONS[kind])}"
+            raise OptionError(
+                f"backend 'torch': unknown option(s) {', '.join(unknown)} for a {kind}; it "
+                f"takes {', '.join(sorted(OPTIONS[kind]))}"
             )
         # the values of the options shared with the exact backends (a NaN or negative time limit
         # would mean no limit at all)

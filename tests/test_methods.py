@@ -21,6 +21,7 @@ def test_one_protocol(name: str) -> None:
     assert runs, f"method '{name}' implements neither run() nor a batched run_batch()"
     names = F.option_names()
     assert names is not None and len(names) == len(set(names)), names
+    assert F.options().names == names  # declared (netopt.options.Schema)
     assert all(isinstance(n, str) and n.isidentifier() for n in names)
     sig = inspect.signature(F.run)
     assert list(sig.parameters)[:3] == ["self", "problem", "solver"]

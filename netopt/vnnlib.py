@@ -29,16 +29,45 @@ Strict inequalities are read as non-strict: ``(< a b)`` becomes ``a <= b``. The 
 the closure of the one written, which is what optimization over it can use anyway (a solver works
 with closed sets and a tolerance); a point found on the boundary of a strict constraint is a
 counterexample only up to that tolerance. ``(= a b)`` becomes ``a <= b`` and ``b <= a``.
+
+Limits (each one an :class:`~netopt.errors.InputError` naming the file, and the line where there
+is one, never a raw Python exception):
+
+* **Numbers.** Every number of the property, written or computed (a literal, each intermediate
+  result of ``+ - * /``, a coefficient or bound of a constraint, the box bound ``r / a`` of
+  ``a * X_i <= r``), must be 0 or have a magnitude in [:data:`MIN_MAGNITUDE`,
+  :data:`MAX_MAGNITUDE`], float32's normal range (about 1.2e-38 to 3.4e38). Why float32: the
+  networks are float32 ONNX models, whose inputs and outputs cannot exceed 3.4e38, and
+  counterexamples are confirmed by onnxruntime in float32, so a larger bound on an input or
+  output means no bound and a sampled input beyond it would turn into inf. Why it is sound in
+  float64: one operation on two accepted values (a product is at most 1.2e77, a quotient at most
+  2.9e76, and at least 3.5e-77 when nonzero) can neither overflow nor underflow, so checking
+  after every operation sees the exact rounded value, never an inf, a NaN or a product that
+  underflowed to 0; and the checks downstream, ``C @ y - d`` with ``|y| <= 3.4e38``, stay far
+  from float64's 1.8e308 for any number of outputs below 1e200.
+* **Nesting.** At most :data:`MAX_DEPTH` levels of parentheses (the reader recurses once per
+  level; VNN-COMP files use fewer than ten).
+* **Size.** At most ``max_disjuncts`` disjuncts, counted operand by operand as the ``and``,
+  ``or`` and ``assert`` operands are read: the error comes at the operand that passes the cap,
+  before the rest is read or a product is built (so ``(and A B false)`` is refused when ``A`` and
+  ``B`` alone pass the cap, while ``(and false A B)`` is empty). At most ``max_bytes`` for the
+  disjuncts' arrays (each disjunct holds dense ``n_inputs`` and ``n_outputs``
+  rows, so the disjunct count alone does not bound the memory: 10 000 disjuncts over 40 000
+  inputs would take 6.4 GB).
+* **Declarations** are checked against their count without enumerating the indices, so
+  ``X_1000000000000`` costs nothing before its error.
 """
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import itertools
 import logging
 import math
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -47,12 +76,34 @@ import numpy as np
 
 from netopt.errors import InputError
 
-__all__ = ["Disjunct", "VnnlibProperty", "load_vnnlib", "DEFAULT_MAX_DISJUNCTS"]
+__all__ = [
+    "Disjunct",
+    "VnnlibProperty",
+    "load_vnnlib",
+    "DEFAULT_MAX_DISJUNCTS",
+    "DEFAULT_MAX_BYTES",
+    "MAX_MAGNITUDE",
+    "MIN_MAGNITUDE",
+    "MAX_DEPTH",
+]
 
 log = logging.getLogger("netopt")
 
 #: The default cap on the number of disjuncts of the disjunctive normal form.
 DEFAULT_MAX_DISJUNCTS = 10_000
+#: The default cap on the bytes of the disjuncts' arrays (an estimate made before building them).
+DEFAULT_MAX_BYTES = 2**30
+#: The largest magnitude of a number in a property: float32's largest finite value (see the
+#: module docstring for why).
+MAX_MAGNITUDE = float(np.finfo(np.float32).max)
+#: The smallest magnitude of a nonzero number in a property: float32's smallest normal value.
+MIN_MAGNITUDE = float(np.finfo(np.float32).tiny)
+#: The deepest nesting of parentheses read. The reader recurses once per level (two Python
+#: frames) and Python's default recursion limit is 1000 frames: this leaves room for the caller.
+MAX_DEPTH = 256
+# an index with more digits is refused at its declaration: no network has 10**18 inputs, and
+# int() refuses strings over 4300 digits with a ValueError
+_MAX_INDEX_DIGITS = 18
 
 # Why a reader of our own: no well-kept VNN-LIB parser on PyPI handles these files with linear
 # terms and DNF conversion. ``vnnlib`` 1.0.x (the VNN-LIB 2.0 reference bindings, a C++
@@ -64,8 +115,13 @@ DEFAULT_MAX_DISJUNCTS = 10_000
 # every error name the file, line and expression.
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_VARIABLE = re.compile(r"([XY])_(0|[1-9]\d*)")
+# ASCII only: in Unicode mode \d also matches other scripts' digits, which float() and int()
+# accept ("X_1\u0661" would be a second name for X_11)
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_VARIABLE = re.compile(r"([XY])_(0|[1-9]\d*)", re.ASCII)
+# SMT-LIB ends lines (and comments) at a line feed; str.splitlines() would also end them at a
+# form feed, \x1c-\x1e, \x85 or \u2028, turning the rest of a comment into code
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _IGNORED_COMMANDS = frozenset(
     {"set-logic", "set-info", "set-option", "check-sat", "get-model", "exit"}
 )
@@ -132,6 +188,17 @@ class Disjunct:
                 "Disjunct needs lo, hi of shape (n,), A_in (k, n), b_in (k,), C (m, n_out) and "
                 f"d (m,); got lo {self.lo.shape}, hi {self.hi.shape}, A_in {self.A_in.shape}, "
                 f"b_in {self.b_in.shape}, C {self.C.shape}, d {self.d.shape}"
+            )
+        # NaN compares false both ways, so a NaN bound or row would silently drop a constraint
+        # (or, in a check "C y - d <= 0", declare everything safe); infinities are allowed only
+        # where they mean "no bound". (One comparison per array: lo < inf is False for NaN.)
+        bad = [] if (self.lo < np.inf).all() else ["lo (NaN or +inf)"]
+        bad += [] if (self.hi > -np.inf).all() else ["hi (NaN or -inf)"]
+        bad += [f for f in ("A_in", "b_in", "C", "d") if not np.isfinite(getattr(self, f)).all()]
+        if bad:
+            raise InputError(
+                f"Disjunct has non-finite values in {', '.join(bad)}; only lo = -inf and "
+                "hi = +inf (no bound) are allowed"
             )
 
     def __eq__(self, other: object) -> bool:
@@ -280,21 +347,55 @@ _Node = _Atom | _List
 
 
 def _render(node: _Node, limit: int = 80) -> str:
-    """The expression as text, shortened for error messages."""
-    if isinstance(node, _Atom):
-        s = node.text
-    else:
-        s = "(" + " ".join(_render(n, limit) for n in node.items) + ")"
+    """The expression as text, shortened to ``limit`` characters for error messages.
+
+    Iterative, and it stops once past ``limit``: the expression may be nested thousands of levels
+    deep or hold a million items, and an error message must not fail on it.
+    """
+    out: list[str] = []
+    size = 0
+    # (items of an open list, index of the next one); the root is a pseudo-list of one item
+    stack: list[tuple[tuple[_Node, ...], int]] = [((node,), 0)]
+    while stack and size <= limit:
+        items, k = stack[-1]
+        if k == len(items):
+            stack.pop()
+            if not stack:
+                break
+            piece = ")"
+        else:
+            stack[-1] = (items, k + 1)
+            child = items[k]
+            sep = " " if k and len(stack) > 1 else ""
+            if isinstance(child, _Atom):
+                piece = sep + child.text
+            else:
+                piece = sep + "("
+                stack.append((child.items, 0))
+        out.append(piece)
+        size += len(piece)
+    s = "".join(out)
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 def _read_sexprs(text: str, source: str) -> list[_Node]:
-    """Tokenize and read the top-level s-expressions (iteratively: no recursion limit)."""
+    """Tokenize and read the top-level s-expressions (iteratively: no recursion limit).
+
+    Nesting deeper than :data:`MAX_DEPTH` is refused here, at the line of the ``(`` that passes
+    it, because evaluating the formulas recurses once per level.
+    """
     stack: list[tuple[int, list[_Node]]] = [(0, [])]
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    new = tuple.__new__  # builds a NamedTuple twice as fast as its generated __new__
+    for lineno, line in enumerate(_LINE_BREAK.split(text), start=1):
         code = line.split(";", 1)[0]
         for tok in _TOKEN.findall(code):
             if tok == "(":
+                if len(stack) > MAX_DEPTH:
+                    raise InputError(
+                        f"{source}:{lineno}: expressions nested too deeply: this '(' opens level "
+                        f"{len(stack)}, more than the {MAX_DEPTH} netopt reads; flatten the "
+                        "nesting ((and a (and b c)) is (and a b c), (+ (+ a b) c) is (+ a b c))"
+                    )
                 stack.append((lineno, []))
             elif tok == ")":
                 if len(stack) == 1:
@@ -303,9 +404,9 @@ def _read_sexprs(text: str, source: str) -> list[_Node]:
                         "remove it or add the missing '('"
                     )
                 start, items = stack.pop()
-                stack[-1][1].append(_List(tuple(items), start))
+                stack[-1][1].append(new(_List, (tuple(items), start)))
             else:
-                stack[-1][1].append(_Atom(tok, lineno))
+                stack[-1][1].append(new(_Atom, (tok, lineno)))
     if len(stack) > 1:
         start, items = stack[-1]
         head = _render(_List(tuple(items), start), 60).removesuffix(")")
@@ -356,11 +457,61 @@ class _Reader:
         where = f" in {_render(shown)}" if shown is not None else ""
         return InputError(f"{self.source}:{node.line}: {what}{where}; {todo}")
 
+    def value(
+        self,
+        v: float,
+        what: str,
+        node: _Node,
+        context: _Node | None = None,
+        *,
+        written: bool = False,
+    ) -> float:
+        """``v`` if it is 0 or within float32's normal range, else an error on ``node``.
+
+        ``what`` names the number in the message: "the number 1e400" (``written``: the text
+        already shows the value) or "the coefficient of X_0 this term computes".
+        """
+        if v == 0.0 or MIN_MAGNITUDE <= abs(v) <= MAX_MAGNITUDE:
+            return v
+        shown = "" if written else f" {v:.6g}"  # inf and nan print as such
+        if math.isnan(v):  # (cannot come from checked operands; kept for safety)
+            why, todo = "not a number", "check the operation"
+        elif abs(v) > MAX_MAGNITUDE:
+            why = f"larger in magnitude than {MAX_MAGNITUDE:.6g} (float32's largest value)"
+            todo = (
+                "leave the bound out if no bound is meant, or rescale the constraint (divide "
+                "both sides by a power of 10)"
+            )
+        else:
+            why = (
+                f"nonzero but smaller in magnitude than {MIN_MAGNITUDE:.6g} (float32's smallest "
+                "normal value)"
+            )
+            todo = (
+                "write 0 if the term is negligible, or rescale the constraint (multiply both "
+                "sides by a power of 10)"
+            )
+        raise self.error(
+            node,
+            f"{what} is{shown}{',' if shown else ''} {why}",
+            f"netopt accepts numbers, written or computed, that are 0 or between "
+            f"{MIN_MAGNITUDE:.2g} and {MAX_MAGNITUDE:.2g} in magnitude: {todo}",
+            context,
+        )
+
+    def linear(self, t: _Lin, node: _List) -> _Lin:
+        """``t`` with every coefficient and its constant checked by :meth:`value`."""
+        for v, c in t[0].items():
+            self.value(c, f"the coefficient of {v} this term computes", node)
+        self.value(t[1], "the constant this term computes", node)
+        return t
+
     # ---------------------------------------------------------------- commands
     def run(self, nodes: list[_Node]) -> _Dnf:
         asserts: list[_Dnf] = []
         assert_nodes: list[_Node] = []
-        for node in nodes:
+        count = 1  # the disjuncts of the conjunction of the asserts so far
+        for i, node in enumerate(nodes):
             if isinstance(node, _Atom):
                 raise self.error(
                     node,
@@ -378,6 +529,16 @@ class _Reader:
                     )
                 asserts.append(self.formula(node.items[1]))
                 assert_nodes.append(node)
+                count *= len(asserts[-1])
+                if count > self.max_disjuncts:
+                    n_left = sum(
+                        isinstance(n, _List)
+                        and bool(n.items)
+                        and isinstance(n.items[0], _Atom)
+                        and n.items[0].text == "assert"
+                        for n in nodes[i + 1 :]
+                    )
+                    raise self.too_many(count, tuple(assert_nodes), len(assert_nodes) - 1, n_left)
             elif name in _IGNORED_COMMANDS:
                 log.debug("%s:%d: ignoring (%s ...)", self.source, node.line, name)
             else:
@@ -387,7 +548,7 @@ class _Reader:
                     "netopt reads (declare-const X_i Real), (declare-const Y_j Real) and "
                     "(assert ...) only",
                 )
-        return self.conjoin(asserts, tuple(assert_nodes))
+        return self.conjoin(asserts)
 
     def declare(self, node: _List) -> None:
         items = node.items
@@ -404,6 +565,15 @@ class _Reader:
                 node,
                 f"unknown variable {name!r}",
                 "VNN-LIB names the flattened inputs X_0, X_1, ... and the outputs Y_0, Y_1, ...",
+            )
+        if len(m.group(2)) > _MAX_INDEX_DIGITS:
+            raise self.error(
+                node,
+                f"the index of {name if len(name) <= 24 else name[:20] + '...'} has "
+                f"{len(m.group(2))} digits, "
+                f"more than any network's flattened size ({_MAX_INDEX_DIGITS} at most)",
+                "VNN-LIB declares X_0 .. X_{n-1} and Y_0 .. Y_{m-1} for a network with n "
+                "inputs and m outputs; check that the property belongs to this network",
             )
         if sort != "Real":
             raise self.error(
@@ -427,10 +597,17 @@ class _Reader:
             )
         op = self.head(node)
         args = node.items[1:]
-        if op == "and":
-            return self.conjoin([self.formula(a) for a in args], args)
-        if op == "or":
-            return self.disjoin([self.formula(a) for a in args], args)
+        if op in ("and", "or"):
+            # the count is checked operand by operand: holding every operand first would let
+            # (or A A ... A), each A a legal 8192-disjunct product, take operands x cap memory
+            dnfs: list[_Dnf] = []
+            count = 1 if op == "and" else 0
+            for k, a in enumerate(args):
+                dnfs.append(self.formula(a))
+                count = count * len(dnfs[-1]) if op == "and" else count + len(dnfs[-1])
+                if count > self.max_disjuncts:
+                    raise self.too_many(count, args, k)
+            return self.conjoin(dnfs) if op == "and" else self.disjoin(dnfs)
         if op in _COMPARISONS:
             return self.comparison(node, op, args)
         if op in _TERM_OPS:
@@ -474,14 +651,29 @@ class _Reader:
         return [(tuple(ineqs),)] if ineqs else _TRUE
 
     def inequality(self, lhs: _Lin, rhs: _Lin, node: _Node) -> _Ineq | bool:
-        """``lhs <= rhs`` as an :class:`_Ineq`, or a bool when no variable is left."""
+        """``lhs <= rhs`` as an :class:`_Ineq`, or a bool when no variable is left.
+
+        The coefficients, the bound and (for one input variable) the box bound ``rhs / a`` are
+        checked by :meth:`_Reader.value`: moving the terms to one side can push them out of range.
+        """
         coef = dict(lhs[0])
         for v, c in rhs[0].items():
             coef[v] = coef.get(v, 0.0) - c
         coef = {v: c for v, c in coef.items() if c != 0.0}
         bound = rhs[1] - lhs[1] + 0.0  # no -0.0 in b_in, d
+        for v, c in coef.items():
+            self.value(c, f"the coefficient of {v} in this constraint", node)
+        self.value(bound, "the bound of this constraint", node)
         if not coef:
             return bool(0.0 <= bound)
+        if len(coef) == 1:
+            ((v, c),) = coef.items()
+            if self.declared[v][0] == "X":
+                # the box bound _Compiler.group computes from this inequality
+                side = "<=" if c > 0 else ">="
+                self.value(
+                    bound / c, f"the bound {v} {side} {bound / c:.6g} it gives", node, written=True
+                )
         kinds = {self.declared[v][0] for v in coef}
         if len(kinds) > 1:
             raise self.error(
@@ -501,12 +693,15 @@ class _Reader:
         args = [self.term(a, node) for a in node.items[1:]] if op in _TERM_OPS else []
         if op in _TERM_OPS and not args:
             raise self.error(node, f"{op} needs at least one term", f"write ({op} a b)")
+        # every operand is checked (by this method or atom()), and each step below is checked
+        # again: one float64 operation on two values in range cannot overflow or underflow, so
+        # no inf, NaN or silent 0 gets past a check (see the module docstring)
         if op == "+":
-            return _sum(args)
+            return self.linear(_sum(args), node)
         if op == "-":
             if len(args) == 1:
                 return _scale(args[0], -1.0)
-            return _sum([args[0], *(_scale(a, -1.0) for a in args[1:])])
+            return self.linear(_sum([args[0], *(_scale(a, -1.0) for a in args[1:])]), node)
         if op == "*":
             variable = [a for a in args if a[0]]
             if len(variable) > 1:
@@ -515,8 +710,11 @@ class _Reader:
                     "unsupported operator: nonlinear product",
                     "netopt handles linear constraints only: multiply variables by constants",
                 )
-            factor = math.prod(a[1] for a in args if not a[0])
-            return _scale(variable[0], factor) if variable else ({}, factor)
+            factor = 1.0
+            for a in args:
+                if not a[0]:  # one factor at a time: a product of many could under/overflow
+                    factor = self.value(factor * a[1], "the product of the constant factors", node)
+            return self.linear(_scale(variable[0], factor), node) if variable else ({}, factor)
         if op == "/":
             if any(a[0] for a in args[1:]):
                 raise self.error(
@@ -524,10 +722,12 @@ class _Reader:
                     "unsupported operator: division by a variable",
                     "netopt handles linear constraints only: divide by constants",
                 )
-            divisor = math.prod(a[1] for a in args[1:])
-            if divisor == 0.0:
-                raise self.error(node, "division by zero", "fix the divisor")
-            return _scale(args[0], 1.0 / divisor)
+            out = args[0]
+            for a in args[1:]:  # (/ a b c) is (a / b) / c, one checked division at a time
+                if a[1] == 0.0:
+                    raise self.error(node, "division by zero", "fix the divisor")
+                out = self.linear(({v: c / a[1] for v, c in out[0].items()}, out[1] / a[1]), node)
+            return out
         if op in _COMPARISONS or op in ("and", "or"):
             raise self.error(
                 node,
@@ -554,7 +754,9 @@ class _Reader:
             )
         if text[0].isdigit() or text[0] in "+-.":
             if _NUMBER.fullmatch(text):
-                return {}, float(text)
+                return {}, self.value(
+                    float(text), f"the number {text[:40]}", node, parent, written=True
+                )
             raise self.error(
                 node,
                 f"cannot parse the number {text!r}",
@@ -569,20 +771,21 @@ class _Reader:
         )
 
     # ---------------------------------------------------------------- DNF
-    def disjoin(self, dnfs: list[_Dnf], nodes: tuple[_Node, ...]) -> _Dnf:
+    @staticmethod
+    def disjoin(dnfs: list[_Dnf]) -> _Dnf:
         """The union of the operands' disjunctions (a concatenation)."""
-        self.check_cap([len(d) for d in dnfs], nodes, sum)
         return [c for d in dnfs for c in d]
 
-    def conjoin(self, dnfs: list[_Dnf], nodes: tuple[_Node, ...]) -> _Dnf:
+    @staticmethod
+    def conjoin(dnfs: list[_Dnf]) -> _Dnf:
         """Distribute ``and`` over the operands' disjunctions (a cartesian product).
 
         Runs of operands with a single disjunct (the usual box constraints) are merged into one
-        group shared by every product term; the textual order of the constraints is kept.
+        group shared by every product term; the textual order of the constraints is kept. The
+        caller has checked the size of the product against the cap.
         """
         if any(not d for d in dnfs):
             return _FALSE
-        self.check_cap([len(d) for d in dnfs], nodes, math.prod)
         template: list[_Group | int] = []  # a fixed group, or the index of a varying operand
         run: list[_Ineq] = []
         varying: list[_Dnf] = []
@@ -605,18 +808,19 @@ class _Reader:
             out.append(tuple(conj))
         return out
 
-    def check_cap(self, sizes: list[int], nodes: tuple[_Node, ...], combine) -> None:
-        """Raise before building a DNF of more than ``max_disjuncts`` disjuncts.
+    def too_many(
+        self, count: int, nodes: tuple[_Node, ...], at: int, n_left: int | None = None
+    ) -> InputError:
+        """The error for a running disjunct count that passes ``max_disjuncts`` at ``nodes[at]``.
 
-        The error cites the operand at which the running count (sum or product) passes the cap.
+        Raised there, before the operands after it are read (``n_left`` of them; by default the
+        rest of ``nodes``): the count is exact when there are none.
         """
-        total = combine(sizes)
-        if total <= self.max_disjuncts:
-            return
-        at = next(k for k in range(len(sizes)) if combine(sizes[: k + 1]) > self.max_disjuncts)
-        raise self.error(
+        n_left = len(nodes) - at - 1 if n_left is None else n_left
+        upto = f" up to this operand ({n_left} more not read)" if n_left else ""
+        return self.error(
             nodes[at],
-            f"the disjunctive normal form would have {total} disjuncts, more than "
+            f"the disjunctive normal form would have {count} disjuncts{upto}, more than "
             f"max_disjuncts={self.max_disjuncts} (passed at this operand)",
             "pass a larger max_disjuncts to load_vnnlib if memory allows, or split the property "
             "into several files (one per disjunct of an outer or)",
@@ -708,8 +912,52 @@ class _Compiler:
 
 
 # --------------------------------------------------------------------------- entry point
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct indices as runs ``(first, last)`` of consecutive ones."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def _gaps(indices: list[int], n: int) -> list[tuple[int, int]]:
+    """The runs of ``0 .. n-1`` missing from sorted distinct ``indices`` (never enumerated)."""
+    gaps: list[tuple[int, int]] = []
+    nxt = 0
+    for i in indices:
+        if i >= n:
+            break
+        if i > nxt:
+            gaps.append((nxt, i - 1))
+        nxt = i + 1
+    if nxt < n:
+        gaps.append((nxt, n - 1))
+    return gaps
+
+
+def _names(kind: str, runs: list[tuple[int, int]], limit: int = 5) -> str:
+    """``X_0 .. X_4, X_7, X_9, ...``: the first ``limit`` runs, a run of three or more as a range."""
+    if not runs:
+        return "none"
+    parts: list[str] = []
+    for a, b in runs:
+        if b - a >= 2:
+            parts.append(f"{kind}_{a} .. {kind}_{b}")
+        else:
+            parts.extend(f"{kind}_{i}" for i in range(a, b + 1))  # one or two names
+    return ", ".join(parts[:limit]) + (", ..." if len(parts) > limit else "")
+
+
 def _count(declared: dict[str, tuple[str, int]], kind: str, given: int | None, source: str) -> int:
-    """The number of ``kind`` variables, checked to be exactly ``kind_0 .. kind_{n-1}``."""
+    """The number of ``kind`` variables, checked to be exactly ``kind_0 .. kind_{n-1}``.
+
+    The indices are distinct (names are unique and have no leading zeros), so after sorting
+    they are ``0 .. n-1`` exactly when there are ``n`` of them and the last is ``n - 1``: the
+    check never builds ``range(n)``, whatever index the file declares.
+    """
     word = "inputs" if kind == "X" else "outputs"
     indices = sorted(i for k, i in declared.values() if k == kind)
     if given is None:
@@ -719,31 +967,88 @@ def _count(declared: dict[str, tuple[str, int]], kind: str, given: int | None, s
                 f"(declare-const {kind}_1 Real), ..."
             )
         n = indices[-1] + 1
-        missing = sorted(set(range(n)) - set(indices))
-        if missing:
+        if len(indices) != n:
             raise InputError(
-                f"{source}: {kind}_{n - 1} is declared but {_names(kind, missing)} not; VNN-LIB "
-                f"declares exactly {kind}_0 .. {kind}_{n - 1}, one per element of the flattened "
-                f"network {word[:-1]}: declare the missing ones"
+                f"{source}: {kind}_{n - 1} is declared but {_names(kind, _gaps(indices, n))} "
+                f"not; VNN-LIB declares exactly {kind}_0 .. {kind}_{n - 1}, one per element of "
+                f"the flattened network {word[:-1]}: declare the missing ones"
             )
         return n
-    if indices != list(range(given)):
+    if len(indices) != given or indices[-1] != given - 1:
+        wrong = []
+        if missing := _gaps(indices, given):
+            wrong.append(f"{_names(kind, missing)} missing")
+        if beyond := indices[bisect.bisect_left(indices, given) :]:
+            wrong.append(f"{_names(kind, _runs(beyond))} beyond them")
         raise InputError(
-            f"{source}: the property declares {len(indices)} {word} ({_names(kind, indices)}) "
-            f"but n_{word}={given} was given ({kind}_0 .. {kind}_{given - 1} expected); check that "
-            "the property belongs to this network"
+            f"{source}: the property declares {len(indices)} {word} "
+            f"({_names(kind, _runs(indices))}) but n_{word}={given} was given "
+            f"({_names(kind, [(0, given - 1)])} expected; {', '.join(wrong)}); check that the "
+            "property belongs to this network"
         )
     return int(given)
 
 
-def _names(kind: str, indices: list[int]) -> str:
-    """``X_0 .. X_4`` for a contiguous run, else the first few names."""
-    if not indices:
-        return "none"
-    if indices == list(range(indices[0], indices[-1] + 1)) and len(indices) > 2:
-        return f"{kind}_{indices[0]} .. {kind}_{indices[-1]}"
-    shown = ", ".join(f"{kind}_{i}" for i in indices[:5])
-    return shown + (", ..." if len(indices) > 5 else "")
+def _array_bytes(dnf: _Dnf, n_in: int, n_out: int, stop: int) -> int:
+    """The bytes of the disjuncts' arrays (``lo``, ``hi``, ``A_in``, ``b_in``, ``C``, ``d``).
+
+    Every disjunct stores its own copy of its groups' rows (the row counts of a shared group are
+    computed once). Stops counting once past ``stop``: the result is then a lower bound.
+    """
+    rows: dict[int, tuple[int, int]] = {}
+    total = 0
+    for conj in dnf:
+        n_a = n_c = 0
+        for g in conj:
+            r = rows.get(id(g))
+            if r is None:
+                r = rows[id(g)] = (
+                    sum(1 for q in g if q.kind == "X" and len(q.coef) > 1),
+                    sum(1 for q in g if q.kind == "Y"),
+                )
+            n_a += r[0]
+            n_c += r[1]
+        total += 8 * (2 * n_in + n_a * (n_in + 1) + n_c * (n_out + 1))
+        if total > stop:
+            break
+    return total
+
+
+def _read_file(path: str) -> str:
+    """The text of a ``.vnnlib`` (or ``.vnnlib.gz``) file; every failure an InputError."""
+    if not path.strip():
+        raise InputError("load_vnnlib got an empty string; pass a .vnnlib path or its text")
+    p = Path(path)
+    try:
+        # (is_file() raises for some errors: a name too long, a permission denied on a parent)
+        if p.is_file():
+            what = None
+        elif p.is_dir():
+            what = "is a folder, not a file"
+        elif p.exists():
+            what = "is not a regular file"  # a FIFO or a device: a read could block or not end
+        else:
+            what = "no such file"
+    except (OSError, ValueError) as e:
+        what = f"cannot be opened ({e.strerror if isinstance(e, OSError) else e})"
+    if what is not None and ("(" in path or "\n" in path):
+        raise InputError(
+            f"load_vnnlib got text that declares no variables ({path[:60]!r}...); "
+            "a VNN-LIB property declares its inputs and outputs with "
+            "(declare-const X_0 Real), (declare-const Y_0 Real), ..."
+        )
+    shown = path if len(path) <= 200 else path[:200] + "..."
+    if what is not None:
+        raise InputError(
+            f"{shown}: {what}; pass the path of a .vnnlib file, or the property text itself"
+        )
+    try:
+        raw = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+        return raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as e:
+        raise InputError(
+            f"{shown}: cannot read the file ({e}); pass a UTF-8 text .vnnlib file"
+        ) from e
 
 
 def load_vnnlib(
@@ -752,6 +1057,7 @@ def load_vnnlib(
     n_outputs: int | None = None,
     *,
     max_disjuncts: int = DEFAULT_MAX_DISJUNCTS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> VnnlibProperty:
     """Read a VNN-LIB property into a union of polyhedra (the counterexample region).
 
@@ -768,6 +1074,11 @@ def load_vnnlib(
         Cap on the number of disjuncts of the disjunctive normal form. Distributing ``and``
         over ``or`` multiplies the disjunct counts (two asserted ``or`` s of 100 give 10 000),
         so the cap stops a blow-up before it is built.
+    max_bytes : int
+        Cap on the bytes of the disjuncts' arrays, estimated before they are built. Each
+        disjunct holds its own dense box and constraint rows, so ``max_disjuncts`` alone does
+        not bound the memory when the network is wide (the default, 1 GiB, holds 10 000
+        disjuncts of a 784-input box many times over).
 
     Returns
     -------
@@ -778,11 +1089,15 @@ def load_vnnlib(
     Raises
     ------
     netopt.errors.InputError
-        A missing file; a syntax error (unbalanced parentheses, a number that does not parse);
-        an unknown or undeclared variable; an unsupported operator or command (``not``,
-        ``ite``, ``max``, nonlinear ``*``, ``declare-fun``, ...); a constraint mixing inputs and
-        outputs; declarations that do not match ``n_inputs``/``n_outputs``; a disjunctive normal
-        form over ``max_disjuncts``. The message gives the file, line and expression.
+        A missing, unreadable or non-UTF-8 file (a folder, a FIFO, a corrupt ``.gz``); a
+        syntax error (unbalanced parentheses, a number that does not parse, nesting deeper
+        than :data:`MAX_DEPTH`); an unknown or undeclared variable; an unsupported operator or
+        command (``not``, ``ite``, ``max``, nonlinear ``*``, ``declare-fun``, ...); a number,
+        written or computed, that is not 0 and outside [:data:`MIN_MAGNITUDE`,
+        :data:`MAX_MAGNITUDE`]; a constraint mixing inputs and outputs; declarations that do
+        not match ``n_inputs``/``n_outputs``; a disjunctive normal form over ``max_disjuncts``
+        or arrays over ``max_bytes``. The message gives the file, and the line and expression
+        where there is one.
 
     Notes
     -----
@@ -808,37 +1123,20 @@ def load_vnnlib(
     if isinstance(path_or_text, os.PathLike) or (
         isinstance(path_or_text, str) and "declare-const" not in path_or_text
     ):
-        path = os.fspath(path_or_text)
+        path = os.fsdecode(path_or_text)
         source = path
-        p = Path(path)
-        if not path.strip():
-            raise InputError("load_vnnlib got an empty string; pass a .vnnlib path or its text")
-        if not p.is_file():
-            if "(" in path or "\n" in path:
-                raise InputError(
-                    f"load_vnnlib got text that declares no variables ({path[:60]!r}...); "
-                    "a VNN-LIB property declares its inputs and outputs with "
-                    "(declare-const X_0 Real), (declare-const Y_0 Real), ..."
-                )
-            what = "is a folder, not a file" if p.is_dir() else "no such file"
-            raise InputError(
-                f"{path}: {what}; pass the path of a .vnnlib file, or the property text itself"
-            )
-        try:
-            raw = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
-            text = raw.decode("utf-8")
-        except (OSError, UnicodeDecodeError, EOFError) as e:
-            raise InputError(
-                f"{path}: cannot read the file ({e}); pass a UTF-8 text .vnnlib file"
-            ) from e
+        text = _read_file(path)
     elif isinstance(path_or_text, str):
         path, source, text = None, "<vnnlib text>", path_or_text
     else:
         raise InputError(
             f"load_vnnlib takes a path or the property text, not {type(path_or_text).__name__}"
         )
-    if max_disjuncts < 1:
-        raise InputError(f"max_disjuncts must be at least 1, not {max_disjuncts}")
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
+    for name, cap in (("max_disjuncts", max_disjuncts), ("max_bytes", max_bytes)):
+        # an int check, not just "< 1": a NaN cap would pass every comparison and cap nothing
+        if not isinstance(cap, int | np.integer) or isinstance(cap, bool) or cap < 1:
+            raise InputError(f"{name} must be at least 1 and an integer, not {cap!r}")
     for name, n in (("n_inputs", n_inputs), ("n_outputs", n_outputs)):
         if n is not None and (not isinstance(n, int | np.integer) or n < 1):
             raise InputError(f"{name} must be a positive integer or None, not {n!r}")
@@ -847,11 +1145,21 @@ def load_vnnlib(
     try:
         dnf = reader.run(_read_sexprs(text, source))
     except RecursionError as e:
+        # a backstop: _read_sexprs caps the nesting at MAX_DEPTH, which fits the default
+        # recursion limit unless the caller's own stack is already deep
         raise InputError(
             f"{source}: the formulas are nested too deeply to read; flatten the and/or nesting"
         ) from e
     n_in = _count(reader.declared, "X", n_inputs, source)
     n_out = _count(reader.declared, "Y", n_outputs, source)
+    size = _array_bytes(dnf, n_in, n_out, max_bytes)
+    if size > max_bytes:
+        raise InputError(
+            f"{source}: the property's {len(dnf)} disjuncts over {n_in} inputs and {n_out} "
+            f"outputs would take at least {size / 2**20:.0f} MiB of arrays, more than "
+            f"max_bytes={max_bytes}; pass a larger max_bytes to "
+            "load_vnnlib if memory allows, or split the property into several files"
+        )
     if reader.n_strict:
         log.debug(
             "%s: %d strict inequalities read as non-strict (the closure of the region)",

@@ -16,16 +16,19 @@ side: the target constrains the last layers, and the LPs carry that back to ever
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.sparse as sp
 
 from netopt.bounds import Bounds, interval_op
 from netopt.linear import is_linear
 
 if TYPE_CHECKING:  # pragma: no cover
+    from netopt.model import LinearModel
     from netopt.problems import Problem
 
 log = logging.getLogger("netopt")
@@ -90,12 +93,8 @@ def tighten_lp(
     A run HiGHS reports as failed proves nothing: the unit keeps its bound, and the number of
     such runs is ``stats["lp_failed"]``.
     """
-    import highspy
-
-    from netopt.formulations.milp import MILP
+    from netopt import solvers
     from netopt.problems import Feasibility
-    from netopt.solvers.highs_backend import highs_lp
-    from netopt.solvers.highs_session import HighsSession
 
     t0 = time.perf_counter()
     b = bounds.copy()
@@ -117,28 +116,10 @@ def tighten_lp(
             continue
         if time.perf_counter() - t0 > time_budget:
             break
-        f = MILP()
-        model = f.build(problem, b).relaxed()
-        # thousands of small LPs: HiGHS's log is captured only to explain a failed run
-        session = HighsSession("LP bound tightening", capture=False)
-        if threads:
-            session.set("threads", int(threads))
-        h = session.h
-        lp = highs_lp(model, integrality=False)
-        lp.col_cost_ = np.zeros(model.n_vars)  # each LP below sets the cost of one column
-        lp.offset_ = 0.0
-        session.pass_model(lp)
-        c = np.asarray(model.c, dtype=np.float64)
-        if cutoff is not None and np.any(c):
-            # objective row: c.v <= cutoff - c0 (a tiny slack keeps the known point inside)
-            nz = np.nonzero(c)[0]
-            h.addRow(
-                -highspy.kHighsInf,
-                cutoff - model.c0 + 1e-7 * max(1.0, abs(cutoff)),
-                len(nz),
-                nz.astype(np.int32),
-                c[nz],
-            )
+        model = _relaxation(problem, b, cutoff)
+        # one warm HiGHS model for the layer, re-solved from its basis for every unit
+        session = solvers.get("highs")().open(model, **({"threads": threads} if threads else {}))
+        zero = np.zeros(model.n_vars)
         cols = model.blocks[v].reshape(-1)
         new_lo, new_hi = lo.copy(), hi.copy()
         infeasible = False
@@ -156,29 +137,29 @@ def tighten_lp(
                     break
             col = int(cols[j])
             for sense in (1.0, -1.0):
-                h.changeColCost(col, sense)
-                ok, why = session.run()
+                cost = zero.copy()
+                cost[col] = sense
+                session.update(cost=cost)
+                raw = session.solve()
                 n_lp += 1
-                if not ok:
+                if raw.status == "error":
                     # a failed run proves nothing: this unit keeps its bound
                     failed += 1
                     if failed == 1:
-                        log.warning("LP bound tightening: %s (the bound is kept)", why)
+                        log.warning("LP bound tightening: %s (the bound is kept)", raw.message)
                     continue
-                st = h.getModelStatus()
-                if st == highspy.HighsModelStatus.kInfeasible:
+                if raw.status == "infeasible":
                     infeasible = True
                     break
-                if st != highspy.HighsModelStatus.kOptimal:
+                if raw.status != "optimal":
                     continue
                 # the LP optimum is a valid bound; shave a hair for the solver's tolerances
-                val = sense * float(h.getInfo().objective_function_value)
+                val = sense * float(raw.objective)
                 tol = 1e-7 * max(1.0, abs(val))
                 if sense > 0:
                     new_lo[j] = max(new_lo[j], val - tol)
                 else:
                     new_hi[j] = min(new_hi[j], val + tol)
-            h.changeColCost(col, 0.0)
             if infeasible:
                 break
         if infeasible:
@@ -203,3 +184,23 @@ def tighten_lp(
         time.perf_counter() - t0,
     )
     return b
+
+
+def _relaxation(problem: Problem, bounds: Bounds, cutoff: float | None) -> LinearModel:
+    """The MILP's LP relaxation with no objective, plus the cutoff row ``c.v <= cutoff - c0``.
+
+    Each LP of the tightening then sets the cost of one column. A tiny slack on the cutoff keeps
+    the known point (whose objective is the cutoff) inside.
+    """
+    from netopt.formulations.milp import MILP
+
+    model = MILP().build(problem, bounds).relaxed()
+    c = np.asarray(model.c, dtype=np.float64)
+    A, row_lo, row_hi = model.A, model.row_lo, model.row_hi
+    if cutoff is not None and np.any(c):
+        A = sp.vstack([A, sp.csr_matrix(c[None, :])], format="csr")
+        row_lo = np.append(row_lo, -np.inf)
+        row_hi = np.append(row_hi, cutoff - model.c0 + 1e-7 * max(1.0, abs(cutoff)))
+    return dataclasses.replace(
+        model, c=np.zeros(model.n_vars), c0=0.0, Q=None, A=A, row_lo=row_lo, row_hi=row_hi
+    )

@@ -37,8 +37,9 @@ from netopt.problems import Inversion
 from netopt.result import Outcome, Result, assemble
 
 if TYPE_CHECKING:  # pragma: no cover
-    from netopt.formulations.layerwise_lp import Layer, LPParams
+    from netopt.formulations.layerwise_lp import Layer
     from netopt.network import Network
+    from netopt.solvers._base import Session
 
 log = logging.getLogger("netopt")
 
@@ -48,139 +49,35 @@ _BACKENDS = ("highs", "cvxpy")
 
 
 # ------------------------------------------------------------------------------------ sessions
-class _HighsSession:
-    """One HiGHS model per layer, kept alive across tolerances and re-solved from its basis."""
+def _session(backend: str, warm: bool, model: LinearModel, options: dict[str, Any]) -> Session:
+    """The backend's session on a layer's LP (:meth:`netopt.solvers._base.Backend.open`).
 
-    def __init__(self, model: LinearModel, options: dict[str, Any]) -> None:
-        from netopt.solvers.highs_backend import highs_lp
-        from netopt.solvers.highs_session import HighsSession
+    ``highs``: one warm HiGHS model re-solved from its basis (``warm=False``: the baseline, a
+    fresh HiGHS model for every LP, presolve off as in the warm one); ``cvxpy``: the LP rebuilt
+    in cvxpy for every solve (``cvxpy_solver`` picks its LP solver).
+    """
+    from netopt import solvers
+    from netopt.solvers._base import RebuildSession
 
-        # many small LPs: HiGHS's log is captured only to explain a failed run
-        self.session = HighsSession(
-            "layer-wise LP", verbose=bool(options.get("verbose", False)), capture=False
-        )
-        # presolve would rebuild the reduced LP on every re-solve and discard the basis that
-        # makes the next, nearly identical LP cheap; these LPs are small and dense anyway
-        self.session.set("presolve", "off")
-        if options.get("threads") is not None:
-            self.session.set("threads", int(options["threads"]))
-        for k, v in (options.get("options") or {}).items():
-            self.session.set(k, v, user=True)
-        self.session.pass_model(highs_lp(model, integrality=False))
-        self.h = self.session.h
-        self._cur = [model.row_lo.copy(), model.row_hi.copy(), model.lb.copy(), model.ub.copy()]
-        self._cost = model.c.copy()
-        self.version = self.session.version
-
-    def update(self, p: LPParams) -> None:
-        """Apply the bounds and costs of a new tolerance (only the entries that changed)."""
-        rlo, rhi, clo, chi = self._cur
-        idx = np.flatnonzero((p.row_lo != rlo) | (p.row_hi != rhi))
-        if len(idx):
-            self.h.changeRowsBounds(len(idx), idx.astype(np.int32), p.row_lo[idx], p.row_hi[idx])
-        idx = np.flatnonzero((p.col_lo != clo) | (p.col_hi != chi))
-        if len(idx):
-            self.h.changeColsBounds(len(idx), idx.astype(np.int32), p.col_lo[idx], p.col_hi[idx])
-        idx = np.flatnonzero(p.cost != self._cost)
-        if len(idx):
-            self.h.changeColsCost(len(idx), idx.astype(np.int32), p.cost[idx])
-        self._cur = [p.row_lo.copy(), p.row_hi.copy(), p.col_lo.copy(), p.col_hi.copy()]
-        self._cost = p.cost.copy()
-
-    def solve(self) -> tuple[str, np.ndarray | None, int]:
-        """``(status, solution or None, simplex iterations)``; status optimal/infeasible/error."""
-        ok, why = self.session.run()
-        ms = self.h.getModelStatus()
-        its = int(self.h.getInfo().simplex_iteration_count) if ok else 0
-        if not ok or ms.name not in ("kOptimal", "kInfeasible", "kUnboundedOrInfeasible"):
-            # a hot start can end in HiGHS's "unknown" when eps is near its feasibility
-            # tolerance (1e-7); the same LP from scratch (no basis) decides it
-            self.h.clearSolver()
-            ok, why = self.session.run()
-            if not ok:
-                return f"error: {why}", None, its
-            ms = self.h.getModelStatus()
-            its += int(self.h.getInfo().simplex_iteration_count)
-        name = ms.name
-        if name == "kOptimal":
-            return "optimal", np.asarray(self.h.getSolution().col_value, dtype=np.float64), its
-        # every layer LP has a bounded objective, so "unbounded or infeasible" means infeasible
-        if name in ("kInfeasible", "kUnboundedOrInfeasible"):
-            return "infeasible", None, its
-        return f"error: {self.h.modelStatusToString(ms)}", None, its
-
-
-class _FreshHighs:
-    """The baseline: a new HiGHS model for every LP (no warm start)."""
-
-    def __init__(self, model: LinearModel, options: dict[str, Any]) -> None:
-        self._model = model
-        self._opts = options
-        self.version = _HighsSession(model, options).version
-
-    def update(self, p: LPParams) -> None:
-        m = self._model
-        self._model = LinearModel(
-            p.cost, 0.0, m.A, p.row_lo, p.row_hi, p.col_lo, p.col_hi, m.integer, m.blocks
-        )
-
-    def solve(self) -> tuple[str, np.ndarray | None, int]:
-        return _HighsSession(self._model, self._opts).solve()
-
-
-class _CvxpySession:
-    """The same LPs through cvxpy (any of its LP solvers; rebuilt for each LP)."""
-
-    def __init__(self, model: LinearModel, options: dict[str, Any]) -> None:
-        try:
-            import cvxpy as cp
-        except ImportError as e:
-            raise SolverUnavailableError(
-                "layer-wise LP: backend 'cvxpy' needs cvxpy (pip install cvxpy, or "
-                "pip install 'netopt[cvxpy]'); backend='highs' needs nothing extra"
-            ) from e
-        self._cp = cp
-        self._model = model
-        self._solver = options.get("cvxpy_solver")
-        self._verbose = bool(options.get("verbose", False))
-        self.version = f"{cp.__version__}" + (f" ({self._solver})" if self._solver else "")
-
-    def update(self, p: LPParams) -> None:
-        m = self._model
-        self._model = LinearModel(
-            p.cost, 0.0, m.A, p.row_lo, p.row_hi, p.col_lo, p.col_hi, m.integer, m.blocks
-        )
-
-    def solve(self) -> tuple[str, np.ndarray | None, int]:
-        cp, m = self._cp, self._model
-        v = cp.Variable(m.n_vars)
-        cons = []
-        for lo_side, bound in ((True, m.row_lo), (False, m.row_hi)):
-            fin = np.flatnonzero(np.isfinite(bound))
-            if len(fin):
-                Ar = m.A[fin]
-                cons.append(Ar @ v >= bound[fin] if lo_side else Ar @ v <= bound[fin])
-        for lo_side, bound in ((True, m.lb), (False, m.ub)):
-            fin = np.flatnonzero(np.isfinite(bound))
-            if len(fin):
-                cons.append(v[fin] >= bound[fin] if lo_side else v[fin] <= bound[fin])
-        prob = cp.Problem(cp.Minimize(m.c @ v), cons)
-        try:
-            prob.solve(solver=self._solver, verbose=self._verbose)
-        except cp.error.SolverError as e:
-            return f"error: {e}", None, 0
-        if prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            return "optimal", np.asarray(v.value, dtype=np.float64), 0
-        if prob.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
-            return "infeasible", None, 0
-        return f"error: cvxpy status {prob.status}", None, 0
-
-
-def _session(backend: str, warm: bool, model: LinearModel, options: dict[str, Any]):
+    verbose = bool(options.get("verbose", False))
     if backend == "highs":
-        return _HighsSession(model, options) if warm else _FreshHighs(model, options)
+        opts = {"verbose": verbose, "options": dict(options.get("options") or {})}
+        if warm:
+            return solvers.get("highs")().open(model, **opts)
+        opts["options"] = {"presolve": "off", **opts["options"]}
+        return RebuildSession(solvers.get("highs")(), model, opts)
     if backend == "cvxpy":
-        return _CvxpySession(model, options)
+        B = solvers.get("cvxpy")
+        ok, why = B.available()
+        if not ok:
+            raise SolverUnavailableError(
+                f"layer-wise LP: backend 'cvxpy' needs cvxpy ({why}; pip install cvxpy, or pip "
+                "install 'netopt[cvxpy]'); backend='highs' needs nothing extra"
+            )
+        solver = options.get("cvxpy_solver")
+        return B().open(
+            model, verbose=verbose, options={} if solver is None else {"solver": solver}
+        )
     raise InputError(f"backend must be one of {_BACKENDS}, got {backend!r}")
 
 
@@ -351,13 +248,25 @@ def invert_layer(
                 f"layer-wise LP: {layer.where} needed more than max_lps={max_lps} LPs; raise "
                 "max_lps, alpha or eps0"
             )
-        sess.update(lp.params(e))
+        p = lp.params(e)
+        sess.update(row_lo=p.row_lo, row_hi=p.row_hi, col_lo=p.col_lo, col_hi=p.col_hi, cost=p.cost)
         t = time.perf_counter()
-        st, v, k = sess.solve()
+        raw = sess.solve()
         t_solve += time.perf_counter() - t
         n_lps += 1
-        its += k
-        return st, v
+        its += int(raw.extra.get("iterations", 0))
+        if raw.status == "optimal" or (raw.status == "unknown" and raw.x is not None):
+            # an inaccurate LP point only costs accuracy: it is the next layer's target, and the
+            # final estimate is re-checked in float64
+            return "optimal", raw.x
+        # every layer LP has a bounded objective, so "unbounded or infeasible" means infeasible;
+        # an inaccurate infeasibility only makes eps grow (no claim rests on it)
+        if (
+            raw.status in ("infeasible", "unbounded_or_infeasible")
+            or raw.extra.get("cvxpy_status") == "infeasible_inaccurate"
+        ):
+            return "infeasible", None
+        return f"error: {raw.message or raw.status}", None
 
     def finish(status: str, z: np.ndarray | None, v: np.ndarray | None, e: float) -> LayerSolution:
         info.update(lps=n_lps, iterations=its, solve_seconds=t_solve, eps=float(e))

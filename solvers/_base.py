@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -105,6 +106,75 @@ class Backend:
 
     def solve(self, model: Any, **options: Any) -> RawSolution:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def open(self, model: Any, **options: Any) -> Session:
+        """A session on ``model`` for repeated solves with changed bounds and costs.
+
+        The default rebuilds the model for every solve (:class:`RebuildSession`); a backend with
+        a persistent solver (HiGHS) keeps it warm instead.
+        """
+        check_options(self.name, options)
+        self.require()
+        self.check_model(model)
+        return RebuildSession(self, model, options)
+
+
+class Session:
+    """A :class:`~netopt.model.LinearModel` held by a backend: change its bounds and costs, solve.
+
+    The persistent-solver API (Pyomo's ``PersistentSolverBase``): the layer-wise LPs re-solve
+    one LP per tolerance, the LP bound tightening one LP per unit; a warm session re-solves from
+    the previous basis.
+    """
+
+    version: str = ""
+
+    def update(
+        self,
+        *,
+        row_lo: np.ndarray | None = None,
+        row_hi: np.ndarray | None = None,
+        col_lo: np.ndarray | None = None,
+        col_hi: np.ndarray | None = None,
+        cost: np.ndarray | None = None,
+    ) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def solve(self) -> RawSolution:  # pragma: no cover - abstract
+        """The current model's solution (``extra["iterations"]``: the solver's iterations)."""
+        raise NotImplementedError
+
+
+class RebuildSession(Session):
+    """A session that rebuilds the model for every solve (no warm start): any backend."""
+
+    def __init__(self, backend: Backend, model: Any, options: dict[str, Any]) -> None:
+        self.backend, self.model, self.options = backend, model, dict(options)
+        self.version = ""
+
+    def update(
+        self,
+        *,
+        row_lo: np.ndarray | None = None,
+        row_hi: np.ndarray | None = None,
+        col_lo: np.ndarray | None = None,
+        col_hi: np.ndarray | None = None,
+        cost: np.ndarray | None = None,
+    ) -> None:
+        m = self.model
+        self.model = dataclasses.replace(
+            m,
+            c=m.c if cost is None else cost,
+            row_lo=m.row_lo if row_lo is None else row_lo,
+            row_hi=m.row_hi if row_hi is None else row_hi,
+            lb=m.lb if col_lo is None else col_lo,
+            ub=m.ub if col_hi is None else col_hi,
+        )
+
+    def solve(self) -> RawSolution:
+        raw = self.backend.solve(self.model, **self.options)
+        self.version = raw.solver_version
+        return raw
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from netopt.errors import OptionError, SolverUnavailableError
 from netopt.solvers import register
-from netopt.solvers._base import Backend, RawSolution, check_options
+from netopt.solvers._base import Backend, RawSolution, RebuildSession, Session, check_options
 
 
 @register("cvxpy")
@@ -230,4 +230,89 @@ class CvxpyBackend(Backend):
             seconds=dt,
             message=msg,
             solver_version=cp.__version__,
+        )
+
+    def open(self, model: Any, **opts: Any) -> Session:
+        """A session; a :class:`~netopt.model.LinearModel` LP is rebuilt in cvxpy for each solve.
+
+        ``options={"solver": NAME}`` picks cvxpy's LP solver (default: cvxpy's choice).
+        """
+        if type(model).__name__ != "LinearModel":
+            return super().open(model, **opts)
+        check_options(self.name, opts)
+        self.require()
+        if model.is_mip or model.is_quadratic:
+            from netopt.errors import IncompatibleBackendError
+
+            raise IncompatibleBackendError(
+                "backend 'cvxpy': a session takes a linear program (no integers, no quadratic "
+                "objective); use backend 'highs' or 'gurobi' for a MILP"
+            )
+        return CvxpyLPSession(model, opts)
+
+
+class CvxpyLPSession(RebuildSession):
+    """An LP through cvxpy (any of its LP solvers), rebuilt for every solve.
+
+    Statuses as :meth:`CvxpyBackend.solve`: only cvxpy's ``optimal`` is an answer; an
+    ``optimal_inaccurate`` point comes back as ``"unknown"`` with the point, and
+    ``extra["cvxpy_status"]`` keeps cvxpy's own status (``infeasible_inaccurate`` is ``"error"``:
+    no proof of infeasibility).
+    """
+
+    def __init__(self, model: Any, opts: dict[str, Any]) -> None:
+        import cvxpy as cp
+
+        super().__init__(CvxpyBackend(), model, opts)
+        extra = dict(opts.get("options") or {})
+        self._solver = extra.pop("solver", None)
+        if self._solver is not None and not isinstance(self._solver, str):
+            raise OptionError(f"backend 'cvxpy': solver must be a name, got {self._solver!r}")
+        self._settings = extra
+        self._verbose = bool(opts.get("verbose", False))
+        self.version = cp.__version__ + (f" ({self._solver})" if self._solver else "")
+
+    def solve(self) -> RawSolution:
+        import cvxpy as cp
+
+        m = self.model
+        t0 = time.perf_counter()
+        v = cp.Variable(m.n_vars)
+        cons = []
+        for lo_side, bound in ((True, m.row_lo), (False, m.row_hi)):
+            fin = np.flatnonzero(np.isfinite(bound))
+            if len(fin):
+                Ar = m.A[fin]
+                cons.append(Ar @ v >= bound[fin] if lo_side else Ar @ v <= bound[fin])
+        for lo_side, bound in ((True, m.lb), (False, m.ub)):
+            fin = np.flatnonzero(np.isfinite(bound))
+            if len(fin):
+                cons.append(v[fin] >= bound[fin] if lo_side else v[fin] <= bound[fin])
+        prob = cp.Problem(cp.Minimize(m.c @ v + m.c0), cons)
+        try:
+            with warnings.catch_warnings():
+                # "Solution may be inaccurate": the status below says so and is acted on
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                warnings.filterwarnings("ignore", message=r"\s*The problem is either infeasible")
+                prob.solve(solver=self._solver, verbose=self._verbose, **self._settings)
+        except cp.error.SolverError as e:
+            return RawSolution("error", message=f"cvxpy: {e}", solver_version=self.version)
+        dt = time.perf_counter() - t0
+        st = prob.status
+        ex = {"cvxpy_status": st, "iterations": 0}
+        x = None if v.value is None else np.asarray(v.value, dtype=np.float64)
+        if st == cp.OPTIMAL and x is not None and np.all(np.isfinite(x)):
+            val = float(prob.value)
+            return RawSolution("optimal", x, val, val, 0, dt, st, self.version, extra=ex)
+        if st == cp.OPTIMAL_INACCURATE and x is not None and np.all(np.isfinite(x)):
+            return RawSolution("unknown", x, None, None, 0, dt, st, self.version, extra=ex)
+        if st == cp.INFEASIBLE:
+            return RawSolution("infeasible", None, None, None, 0, dt, st, self.version, extra=ex)
+        if st == "infeasible_or_unbounded":  # cvxpy.settings.INFEASIBLE_OR_UNBOUNDED
+            # the solver's presolve could not tell which: no infeasibility claim
+            return RawSolution(
+                "unbounded_or_infeasible", None, None, None, 0, dt, st, self.version, extra=ex
+            )
+        return RawSolution(
+            "error", None, None, None, 0, dt, f"cvxpy status {st}", self.version, extra=ex
         )

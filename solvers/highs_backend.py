@@ -10,7 +10,7 @@ import numpy as np
 
 from netopt.model import LinearModel
 from netopt.solvers import register
-from netopt.solvers._base import Backend, RawSolution, check_options
+from netopt.solvers._base import Backend, RawSolution, Session, check_options
 from netopt.solvers.highs_session import HighsSession
 
 log = logging.getLogger("netopt")
@@ -160,3 +160,90 @@ class HighsBackend(Backend):
         return RawSolution(
             status, x, obj, bound, nodes, dt, h.modelStatusToString(ms), ver, extra=extra
         )
+
+    def open(self, model: LinearModel, **opts: Any) -> HighsWarmSession:
+        """A warm session: the model is passed to HiGHS once and re-solved from its basis."""
+        check_options(self.name, opts)
+        self.require()
+        self.check_model(model)
+        return HighsWarmSession(model, opts)
+
+
+class HighsWarmSession(Session):
+    """One HiGHS model kept alive across changes of bounds and costs, re-solved from its basis.
+
+    Presolve is off by default: it would rebuild the reduced LP on every re-solve and discard
+    the basis that makes the next, nearly identical LP cheap (``options={"presolve": "on"}``
+    turns it back on). Only the entries that changed are passed to HiGHS.
+    """
+
+    def __init__(self, model: LinearModel, opts: dict[str, Any]) -> None:
+        # many small LPs: HiGHS's log is captured only to explain a failed run
+        self.session = HighsSession(
+            "HiGHS session", verbose=bool(opts.get("verbose", False)), capture=False
+        )
+        self.session.set("presolve", "off")
+        self.session.set_common({**opts, "options": opts.get("options") or {}}, default_gap=None)
+        self.session.pass_model(highs_lp(model, integrality=False))
+        self.h = self.session.h
+        self._cur = [model.row_lo.copy(), model.row_hi.copy(), model.lb.copy(), model.ub.copy()]
+        self._cost = np.asarray(model.c, dtype=np.float64).copy()
+        self.version = self.session.version
+
+    def update(
+        self,
+        *,
+        row_lo: np.ndarray | None = None,
+        row_hi: np.ndarray | None = None,
+        col_lo: np.ndarray | None = None,
+        col_hi: np.ndarray | None = None,
+        cost: np.ndarray | None = None,
+    ) -> None:
+        rlo, rhi, clo, chi = self._cur
+        row_lo = rlo if row_lo is None else row_lo
+        row_hi = rhi if row_hi is None else row_hi
+        col_lo = clo if col_lo is None else col_lo
+        col_hi = chi if col_hi is None else col_hi
+        idx = np.flatnonzero((row_lo != rlo) | (row_hi != rhi))
+        if len(idx):
+            self.h.changeRowsBounds(len(idx), idx.astype(np.int32), row_lo[idx], row_hi[idx])
+        idx = np.flatnonzero((col_lo != clo) | (col_hi != chi))
+        if len(idx):
+            self.h.changeColsBounds(len(idx), idx.astype(np.int32), col_lo[idx], col_hi[idx])
+        if cost is not None:
+            idx = np.flatnonzero(cost != self._cost)
+            if len(idx):
+                self.h.changeColsCost(len(idx), idx.astype(np.int32), cost[idx])
+            self._cost = np.asarray(cost, dtype=np.float64).copy()
+        self._cur = [row_lo.copy(), row_hi.copy(), col_lo.copy(), col_hi.copy()]
+
+    def solve(self) -> RawSolution:
+        """Re-solve from the current basis; a run that ends undecided is repeated from scratch.
+
+        A hot start can end in HiGHS's "unknown" when a bound sits near its feasibility
+        tolerance (1e-7); the same LP without the basis decides it.
+        """
+        t0 = time.perf_counter()
+        ok, why = self.session.run()
+        its = int(self.h.getInfo().simplex_iteration_count) if ok else 0
+        name = self.h.getModelStatus().name
+        if not ok or name not in ("kOptimal", "kInfeasible", "kUnboundedOrInfeasible"):
+            self.h.clearSolver()
+            ok, why = self.session.run()
+            if not ok:
+                return RawSolution(
+                    "error", seconds=time.perf_counter() - t0, message=why,
+                    solver_version=self.version, extra={"iterations": its},
+                )  # fmt: skip
+            its += int(self.h.getInfo().simplex_iteration_count)
+            name = self.h.getModelStatus().name
+        dt = time.perf_counter() - t0
+        status = _STATUS.get(name, "unknown")
+        x = obj = None
+        if status == "optimal":
+            x = self.session.solution()
+            obj = self.session.objective()
+        return RawSolution(
+            status, x, obj, obj, 0, dt, self.session.model_status_text(), self.version,
+            extra={"iterations": its},
+        )  # fmt: skip

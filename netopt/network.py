@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netopt.errors import InputError
+from netopt.errors import InputError, OnnxImportError
 from netopt.interpret import as_batch, interpret
 from netopt.ir import Graph
 from netopt.ops import OPS
@@ -18,6 +19,58 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = ["Network", "load"]
+
+log = logging.getLogger("netopt")
+
+
+def _ort_message(e: BaseException) -> str:
+    """onnxruntime's message on one line (its errors carry a '[ONNXRuntimeError] : n : KIND'
+    prefix and sometimes a multi-line stack)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 600 else text[:600] + " ..."
+
+
+def _lacks_kernel(e: OnnxImportError) -> str | None:
+    """Why a refusal of onnxruntime's does not make the model invalid, or None.
+
+    onnxruntime's NOT_IMPLEMENTED means its CPU provider has no kernel for a valid node at
+    these dtypes (e.g. a float64 Conv): the model is fine, only the cross-check is missing.
+    """
+    cause = e.__cause__
+    if cause is not None and type(cause).__name__ == "NotImplemented":
+        return (
+            "the model is valid ONNX, but onnxruntime's CPU provider has no kernel for one of "
+            "its nodes at these dtypes, so its results cannot be checked against onnxruntime"
+        )
+    return None
+
+
+def _make_ort_session(data: bytes, name: str) -> Any:
+    """An onnxruntime CPU session for ``data``; its refusal is an :class:`OnnxImportError`.
+
+    The session is first made with onnxruntime's default graph optimizations (what
+    :meth:`Network.run_onnxruntime` has always used). onnxruntime's optimizer has bugs of its
+    own, so where it fails the unoptimized graph (the ONNX semantics) is tried before the
+    model is called invalid.
+    """
+    import onnxruntime as ort
+
+    first: Exception | None = None
+    for level in (None, ort.GraphOptimizationLevel.ORT_DISABLE_ALL):
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if level is not None:
+            so.graph_optimization_level = level
+        try:
+            return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's Fail, InvalidGraph, InvalidArgument, ...
+            first = first or e
+    assert first is not None
+    raise OnnxImportError(
+        f"{name}: onnxruntime refuses the model ({_ort_message(first)}); netopt only imports "
+        "models that onnxruntime, its independent reference, can run: fix the model (the "
+        "dtypes of its inputs and weights, its ranks, attributes and opset) or re-export it"
+    ) from first
 
 
 class Network:
@@ -42,7 +95,20 @@ class Network:
         self.graph = graph
         self.raw_graph = raw_graph or graph
         self.onnx_bytes = onnx_bytes
-        self._ort = None
+        self._ort: tuple | None = None
+        #: onnxruntime's session, made by :func:`load` (or on the first
+        #: :meth:`run_onnxruntime`); None until then
+        self._ort_sess: Any = None
+        #: the message of onnxruntime's refusal, for a model netopt loads on purpose anyway
+        self._ort_refusal: str | None = None
+
+    def _ort_session(self) -> Any:
+        """The onnxruntime session (made once); an :class:`OnnxImportError` if it refuses."""
+        if self._ort_refusal is not None:
+            raise OnnxImportError(self._ort_refusal)
+        if self._ort_sess is None:
+            self._ort_sess = _make_ort_session(self.onnx_bytes, self.source.name)
+        return self._ort_sess
 
     # ------------------------------------------------------------ properties
     @property
@@ -112,18 +178,20 @@ class Network:
 
         Feeds the model in its own dtype and layout, one sample at a time when
         its batch dimension is fixed, and returns float64 with netopt's shapes.
+
+        Raises
+        ------
+        OnnxImportError
+            Where onnxruntime refuses the model or fails to run it (with its message).
         """
         import onnx
-        import onnxruntime as ort
 
         feeds, single = as_batch(self.graph, x)
         if len(feeds) != 1:
             raise InputError("run_onnxruntime takes single-input networks")
         xb = next(iter(feeds.values()))
         if self._ort is None:
-            so = ort.SessionOptions()
-            so.log_severity_level = 3
-            sess = ort.InferenceSession(self.onnx_bytes, so, providers=["CPUExecutionProvider"])
+            sess = self._ort_session()
             m = onnx.load_from_string(self.onnx_bytes)
             inits = {i.name for i in m.graph.initializer}
             vi = next(i for i in m.graph.input if i.name not in inits)
@@ -133,20 +201,52 @@ class Network:
             self._ort = (sess, vi.name, dims, dtype)
         sess, name, dims, dtype = self._ort
         shape = tuple(self.input_shape)
-        if len(dims) == len(shape) + 1 and dims[0] is None:
-            y = sess.run(None, {name: xb.astype(dtype)})[0]
-            ys = np.asarray(y, dtype=np.float64).reshape(xb.shape[0], *self.output_shape)
-        else:
-            lead = (1,) if len(dims) == len(shape) + 1 else ()
-            ys = np.stack(
-                [
-                    np.asarray(
-                        sess.run(None, {name: s.reshape(lead + shape).astype(dtype)})[0],
-                        dtype=np.float64,
-                    ).reshape(self.output_shape)
-                    for s in xb
-                ]
-            )
+
+        def run(feed: np.ndarray) -> np.ndarray:
+            try:
+                return sess.run(None, {name: feed.astype(dtype)})[0]
+            except Exception as e:  # onnxruntime's RuntimeException, InvalidArgument, ...
+                raise OnnxImportError(
+                    f"{self.source.name}: onnxruntime fails to run the model on an input of "
+                    f"shape {feed.shape} ({_ort_message(e)}); netopt cannot check its results "
+                    "against onnxruntime: fix or re-export the model"
+                ) from e
+
+        def as_sample(y: np.ndarray) -> np.ndarray:
+            y = np.asarray(y, dtype=np.float64)
+            if y.size != int(np.prod(self.output_shape)):
+                raise OnnxImportError(
+                    f"{self.source.name}: onnxruntime's output has shape {list(y.shape)} for "
+                    f"one sample, but netopt computes {list(self.output_shape)}; the model's "
+                    "shapes are inconsistent: fix or re-export it"
+                )
+            return y.reshape(self.output_shape)
+
+        lead = (1,) if len(dims) == len(shape) + 1 else ()
+        ys = None
+        if lead and dims[0] is None and len(xb) > 1:
+            # a symbolic batch: one run for all samples. netopt's semantics is the model's on
+            # a batch of one, so where the batched run fails or its output does not split into
+            # samples (a Reshape to [1, -1], a bias broadcast along the batch), run each
+            # sample alone below
+            try:
+                y = np.asarray(run(xb), dtype=np.float64)
+                if y.size == xb.shape[0] * int(np.prod(self.output_shape)):
+                    ys = y.reshape(xb.shape[0], *self.output_shape)
+            except OnnxImportError:
+                pass
+            if ys is not None:
+                # a model that mixes the samples of a batch (a Softmax over axis 0, an
+                # opset-11 Softmax coercing to 2-D at axis 0) gives each sample another
+                # value alone: check the first sample by itself
+                y0 = as_sample(run(xb[:1].reshape(lead + shape)))
+                scale = max(1.0, float(np.max(np.abs(y0), initial=0.0)))
+                with np.errstate(invalid="ignore"):
+                    close = np.abs(ys[0] - y0) <= 1e-5 * scale
+                if not np.all(close | (np.isnan(ys[0]) & np.isnan(y0)) | (ys[0] == y0)):
+                    ys = None
+        if ys is None:
+            ys = np.stack([as_sample(run(s.reshape(lead + shape))) for s in xb])
         return ys[0] if single else ys
 
     # ----------------------------------------------------------------- torch
@@ -217,12 +317,77 @@ def load(
     Raises
     ------
     OnnxImportError, UnsupportedOpError
-        With the file, node and op named, and what to do.
+        With the file, node and op named, and what to do; also where onnxruntime refuses
+        the model (with its message).
+
+    Notes
+    -----
+    The onnxruntime session is made here, not on first use: netopt's results (certificates,
+    counterexamples) are checked against onnxruntime, so a model it refuses (a float64 weight
+    in a float32 Gemm, a string input, a rank-3 Gemm, ...) is refused at load rather than
+    crashing ``netopt verify`` later. This adds about 2.5-7.5 ms to a load on the networks of
+    ``benchmarks/load_time.py`` (see benchmarks/RESULTS.md), and the session is kept for
+    :meth:`Network.run_onnxruntime`. Two refusals do not make a model invalid: a file netopt
+    reads by a documented convention onnxruntime does not know (OMLT's channel-first pooling
+    kernels), and a valid node onnxruntime has no CPU kernel for (NOT_IMPLEMENTED, e.g. a
+    float64 Conv). Such a model loads with a warning, and :meth:`Network.run_onnxruntime`
+    raises onnxruntime's refusal.
     """
     from netopt.frontend import convert_model, read_model
+    from netopt.frontend.loader import ort_deviation
     from netopt.passes import DEFAULT_PASSES, run_passes
 
+    passes = _check_load_arguments(input_shapes, passes)
     model, src = read_model(source)
     raw = convert_model(model, src, input_shapes=input_shapes)
     graph = run_passes(raw, tuple(DEFAULT_PASSES if passes is None else passes))
-    return Network(graph, model.SerializeToString(), raw)
+    net = Network(graph, model.SerializeToString(), raw)
+    try:
+        net._ort_sess = _make_ort_session(net.onnx_bytes, src.name)
+    except OnnxImportError as e:
+        why = ort_deviation(model) or _lacks_kernel(e)
+        if why is None:
+            raise
+        log.warning("%s; netopt loads it anyway: %s", e, why)
+        net._ort_refusal = str(e)
+    return net
+
+
+def _check_load_arguments(input_shapes: Any, passes: Any) -> tuple | None:
+    """Refuse a malformed ``input_shapes`` or ``passes`` before the model is read.
+
+    Returns
+    -------
+    tuple or None
+        ``passes`` as a tuple (an iterator is read once, here).
+
+    Raises
+    ------
+    InputError
+        Naming the argument, the offending entry and the form expected.
+    """
+    if input_shapes is not None:
+        if not isinstance(input_shapes, Mapping):
+            raise InputError(
+                f"input_shapes must be a mapping {{input name: (d1, d2, ...)}}, "
+                f"got {type(input_shapes).__name__}"
+            )
+        for name, dims in input_shapes.items():
+            ok = isinstance(dims, Sequence) and not isinstance(dims, str | bytes)
+            ok = ok and all(
+                isinstance(d, int | np.integer) and not isinstance(d, bool) and d > 0 for d in dims
+            )
+            if not ok:
+                raise InputError(
+                    f"input_shapes[{name!r}] = {dims!r}: expected a tuple of positive integers "
+                    "(the per-sample shape, no batch dimension)"
+                )
+    if passes is None:
+        return None
+    if isinstance(passes, str | bytes) or not isinstance(passes, Iterable):
+        raise InputError(f"passes must be a sequence of callables Graph -> Graph, got {passes!r}")
+    passes = tuple(passes)
+    for k, f in enumerate(passes):
+        if not callable(f):
+            raise InputError(f"passes[{k}] = {f!r} is not callable (a pass maps Graph -> Graph)")
+    return passes

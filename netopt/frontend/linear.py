@@ -57,6 +57,17 @@ def gemm(ctx: NodeContext) -> Var:
         )
     if c is None or beta == 0:
         return y  # onnxruntime, like BLAS, ignores C when beta is 0 (even an inf or NaN C)
+    try:
+        full = np.broadcast_shapes(tuple(c.shape), tuple(y.shape))
+    except ValueError:
+        full = None
+    if c.ndim > 2 or full != tuple(y.shape):
+        # Gemm broadcasts C one way only, to (M, N); a C that would widen the output (a
+        # (N, 1) column on a (1, N) row) is refused by onnxruntime when it runs
+        raise ctx.fail(
+            f"its bias C has shape {list(c.shape)}, which does not broadcast to the output's "
+            f"shape {list(y.shape)} (Gemm broadcasts C one way only); fix the model's inputs"
+        )
     return _bias(ctx, y, beta * f64(c, "bias C"))
 
 

@@ -28,7 +28,7 @@ from netopt.ir import Graph, Op, SourceInfo, Value, sanitize
 
 log = logging.getLogger("netopt")
 
-__all__ = ["load_graph", "read_model", "convert_model"]
+__all__ = ["load_graph", "read_model", "convert_model", "ort_deviation"]
 
 # ops whose value on constant inputs is not a constant
 _NONDETERMINISTIC = {
@@ -134,6 +134,35 @@ def read_model(
     return model, src
 
 
+def ort_deviation(model: onnx.ModelProto) -> str | None:
+    """Why netopt reads ``model`` although onnxruntime refuses it, or None.
+
+    The only such case is OMLT's pooling convention (a kernel_shape ``(channels, kh, kw)``
+    on a 4-D input), which :mod:`netopt.frontend.conv` reads on purpose; any other model
+    onnxruntime refuses is refused by :func:`netopt.load` too.
+    """
+    for n in model.graph.node:
+        if n.op_type in ("MaxPool", "AveragePool") and n.domain in ("", "ai.onnx"):
+            for a in n.attribute:
+                if a.name == "kernel_shape" and len(a.ints) == 3:
+                    return (
+                        f"node '{n.name}' ({n.op_type}) has the kernel_shape {list(a.ints)} "
+                        "of OMLT's channel-first convention, which netopt reads as a 2-D kernel"
+                    )
+    return None
+
+
+#: the largest weight magnitude netopt accepts in a float32 model. float32 ends at 3.4e38; a
+#: weight of 1e30 still leaves 8 orders of magnitude for the inputs and the sums of a layer
+#: before onnxruntime's float32 arithmetic overflows where netopt's float64 would not.
+#: (A float64 model is computed in float64 by onnxruntime too: no limit but finiteness.)
+MAX_WEIGHT_FLOAT32 = 1e30
+
+#: graph input element types netopt computes with: it feeds real numbers and models
+#: float32/float64 arithmetic in float64 (float16 rounding is not modelled)
+_INPUT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE}
+
+
 def _decode_attr(a: onnx.AttributeProto) -> Any:
     v = onnx.helper.get_attribute_value(a)
     if isinstance(v, bytes):
@@ -167,6 +196,16 @@ def _input_var(
     taken: set[str],
     several: bool = False,
 ) -> tuple[Var, Value]:
+    et = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0
+    if et not in _INPUT_TYPES:
+        tname = (
+            onnx.TensorProto.DataType.Name(et) if et in onnx.TensorProto.DataType.values() else et
+        )
+        raise OnnxImportError(
+            f"{name}: graph input '{vi.name}' has the element type {tname}; netopt optimizes "
+            "over real-valued inputs of type FLOAT or DOUBLE (it models neither integer, bool "
+            "or string inputs nor float16 rounding): re-export the model with a float32 input"
+        )
     dims = _dims(vi)
     vid = sanitize(vi.name, taken, "x")
     if override is not None:
@@ -322,6 +361,12 @@ def convert_model(
     if not ir_inputs:
         raise OnnxImportError(
             f"{name}: the graph has no variable input (all inputs are initializers)"
+        )
+    if not g.output:
+        # nothing to optimize, and every consumer of the network reads its first output
+        raise OnnxImportError(
+            f"{name}: the graph declares no output; add the network's output to graph.output "
+            "(e.g. re-export the model)"
         )
 
     # -------- first walk: which nodes are constant, which have no converter at all
@@ -488,5 +533,40 @@ def convert_model(
         ir_outputs.append(t.vid)
         if values[t.vid].onnx_name is None:
             values[t.vid] = Value(t.vid, t.sample_shape, vo.name)
+    in_types = {vi.type.tensor_type.elem_type for vi in free}
+    _check_weights(ops, name, MAX_WEIGHT_FLOAT32 if onnx.TensorProto.FLOAT in in_types else np.inf)
     graph = Graph(values.values(), ops, ir_inputs, ir_outputs, src)
     return graph
+
+
+def _check_weights(ops: Sequence[Op], name: str, limit: float) -> None:
+    """Refuse non-finite weights, and weights above ``limit`` in magnitude, in the final ops.
+
+    :meth:`NodeContext.emit` checks finiteness of the weights it is given, but converters
+    also edit emitted ops in place (a Gemm's bias folded into its affine op), so the final
+    ops are checked again here. ``limit`` is :data:`MAX_WEIGHT_FLOAT32` for a float32 model:
+    larger weights overflow in onnxruntime's float32 arithmetic where netopt's float64 model
+    stays finite.
+    """
+    for o in ops:
+        for k, v in o.attrs.items():
+            if not (isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size):
+                continue
+            where = f"ONNX {o.origin}" if o.origin else f"IR op '{o.id}'"
+            if not np.all(np.isfinite(v)):
+                at = np.argwhere(~np.isfinite(v))[0].tolist()
+                raise OnnxImportError(
+                    f"{name}: {where}: its constant '{k}' holds a non-finite value "
+                    f"({v[tuple(at)]} at {at}); netopt needs finite weights: fix or re-export "
+                    "the model"
+                )
+            big = float(np.max(np.abs(v)))
+            if big > limit:
+                at = np.unravel_index(int(np.argmax(np.abs(v))), v.shape)
+                raise OnnxImportError(
+                    f"{name}: {where}: its constant '{k}' holds {big:.6g} at "
+                    f"{[int(i) for i in at]}, beyond the {limit:.0e} netopt accepts in a float32 model: "
+                    "onnxruntime computes in float32 (largest 3.4e38), where such weights "
+                    "overflow to inf while netopt's float64 model stays finite; fix or "
+                    "rescale the model"
+                )

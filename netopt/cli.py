@@ -11,11 +11,168 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from netopt.errors import NetoptError, UnsupportedOpError
+from netopt.errors import InputError, NetoptError, UnsupportedOpError
 
 __all__ = ["main", "ops_table_markdown"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with netopt's error format: one ``netopt: error: ...`` line, exit status 2.
+
+    argparse's own format (the usage block, then ``netopt invert: error: ...``) is what every
+    other error of netopt is not; the usage is one ``--help`` away, which the line names.
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"netopt: error: {message} (see '{self.prog} --help')\n")
+
+
+def _float_arg(what: str, *, lo: float | None = None, positive: bool = False):
+    """An argparse ``type=``: a finite float, at least ``lo`` (or above 0 if ``positive``).
+
+    Parameters
+    ----------
+    what : str
+        What the number is, for the message ("a number of seconds").
+    lo : float, optional
+        The smallest value allowed.
+    positive : bool
+        Refuse 0 as well.
+    """
+    import math
+
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            v = math.nan
+        ok = math.isfinite(v) and (lo is None or v >= lo) and (not positive or v > 0)
+        if not ok:
+            rng = " > 0" if positive else "" if lo is None else f" >= {lo:g}"
+            raise argparse.ArgumentTypeError(f"expected {what}{rng} (finite), got {s.strip()!r}")
+        return v
+
+    return parse
+
+
+def _int_arg(what: str, lo: int):
+    """An argparse ``type=``: an integer of at least ``lo``."""
+
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            v = lo - 1
+        if v < lo:
+            raise argparse.ArgumentTypeError(
+                f"expected {what}, an integer >= {lo}, got {s.strip()!r}"
+            )
+        return v
+
+    return parse
+
+
+def _norm_arg(s: str) -> str:
+    """An argparse ``type=`` for ``--norm``: 1, 2 or inf."""
+    if s.strip() not in ("1", "2", "inf"):
+        raise argparse.ArgumentTypeError(f"expected 1, 2 or inf, got {s.strip()!r}")
+    return s.strip()
+
+
+def _is_negative_number(token: str) -> bool:
+    """Whether ``token`` is a negative number or a list of numbers led by one (``-1e-3``,
+    ``-0.5,0.2``): a value, since netopt has no option that looks like a number."""
+    if not token.startswith("-") or token.startswith("--") or len(token) < 2:
+        return False
+    parts = token.replace(",", " ").split()
+    try:
+        [float(t) for t in parts]
+    except ValueError:
+        return False
+    return bool(parts)
+
+
+def _protect_negative_numbers(argv: Sequence[str]) -> list[str]:
+    """Let values that start with a minus sign through argparse as typed.
+
+    argparse takes ``-0.5,0.2`` or ``-1e-3`` for an option (only ``-1``-like tokens pass), so
+    ``--target -0.5,0.2`` and ``--box -1e-3 1`` failed. A leading space makes argparse read the
+    token as a value, and every number parser here ignores it. ``--box=LO,HI`` is split into
+    ``--box LO HI`` so the two-value option also has an ``=`` form.
+    """
+    out: list[str] = []
+    for tok in argv:
+        if tok.startswith("--box=") and len(tok[6:].split(",")) == 2:
+            out += ["--box", *(" " + v for v in tok[6:].split(","))]
+        elif _is_negative_number(tok):
+            out.append(" " + tok)
+        else:
+            out.append(tok)
+    return out
+
+
+# the positional arguments that name a file to read, per command: a folder there is refused
+# before any work, with the file kind expected
+_INPUT_FILES = {
+    "info": (("model", "an .onnx file"),),
+    "invert": (("model", "an .onnx file or an instance .json"),),
+    "check": (("model", "an .onnx file"), ("property", "a .vnnlib file")),
+    "verify": (("certificate", "a certificate .json"), ("model", "an .onnx file")),
+    "bench": (("suite", "a suite .toml file"),),
+    "report": (("db", "a results database file"),),
+    "gen": (("formula", "a DIMACS .cnf file"),),
+}
+
+
+def _check_input_files(args: argparse.Namespace) -> None:
+    """Refuse a folder where a command reads a file (else an ``IsADirectoryError`` later)."""
+    for attr, kind in _INPUT_FILES.get(args.command, ()):
+        v = getattr(args, attr, None)
+        if v and Path(v).is_dir():
+            raise NetoptError(f"{v} is a folder; netopt {args.command} expects {kind} here")
+
+
+def _check_writable(path: str, flag: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done.
+
+    The file is opened for appending (an existing file is not changed) or created and removed
+    again: the one test that also holds for root, read-only mounts and odd files.
+    """
+    import os
+
+    p = Path(path)
+    if p.is_dir():
+        raise NetoptError(f"{flag} {path}: is a folder; give a file name (e.g. {p / 'out.json'})")
+    parent = p.parent
+    if parent.exists() and not parent.is_dir():
+        raise NetoptError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not parent.is_dir():
+        raise NetoptError(f"{flag} {path}: the folder {parent} does not exist; create it first")
+    try:
+        if p.exists():
+            with open(p, "ab"):
+                pass
+        else:
+            with open(p, "xb"):
+                pass
+            os.unlink(p)
+    except OSError as e:
+        raise NetoptError(f"{flag} {path}: cannot write here ({e.strerror})") from None
+
+
+def _write_out(write: Callable[[], object], path: str, flag: str) -> str | None:
+    """Run ``write`` (which writes ``path``); the error message if it fails, else None.
+
+    The caller prints its result either way, then the message: the result is never lost.
+    """
+    try:
+        write()
+    except OSError as e:
+        return f"{flag} {path}: cannot write the file ({e.strerror}); the result is printed above"
+    return None
 
 
 def _parse_shapes(items: Sequence[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -32,6 +189,8 @@ def _parse_shapes(items: Sequence[str] | None) -> dict[str, tuple[int, ...]] | N
             out[name] = tuple(int(d) for d in dims.split(",") if d.strip())
         except ValueError:
             raise NetoptError(f"--input-shape '{it}': dimensions must be integers") from None
+        if any(d < 1 for d in out[name]):
+            raise NetoptError(f"--input-shape '{it}': dimensions must be positive integers")
     return out
 
 
@@ -110,28 +269,68 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _read_vector(spec: str, what: str):
-    """Numbers from a .npy/.json/.txt file or a comma/space separated list."""
+    """Numbers from a .npy/.json/.txt file or a comma/space separated list.
+
+    A .json file holds a list of numbers (nested lists for a shaped array) or an object with
+    that list under the key ``what`` (``{"target": [...]}``, other keys ignored). Every number
+    must be finite.
+
+    Raises
+    ------
+    NetoptError
+        Naming ``--what``, the file or value, and the form expected.
+    """
     import json as _json
     from pathlib import Path
 
     import numpy as np
 
+    spec = spec.strip()  # see _protect_negative_numbers
     p = Path(spec)
+    flag = f"--{what} {spec!r}"
+    if spec and p.is_dir():
+        raise NetoptError(f"{flag}: is a folder; give numbers or a .npy/.json/.txt file")
     try:
-        if p.suffix == ".npy" and p.exists():
-            return np.load(p).astype(np.float64)
-        if p.suffix == ".json" and p.exists():
+        if p.suffix == ".npy" and p.is_file():
+            v = np.load(p, allow_pickle=False)
+        elif p.suffix == ".json" and p.is_file():
             v = _json.loads(p.read_text())
             if isinstance(v, dict):
-                v = v.get(what) if what in v else next(iter(v.values()))
-            return np.asarray(v, dtype=np.float64)
-        if p.exists() and p.is_file():
-            return np.asarray(p.read_text().replace(",", " ").split(), dtype=np.float64)
-        return np.asarray(spec.replace(",", " ").split(), dtype=np.float64)
-    except (ValueError, OSError, _json.JSONDecodeError) as e:
+                if what not in v:
+                    raise NetoptError(
+                        f'{flag}: a JSON object must hold the numbers under "{what}" '
+                        f'(like {{"{what}": [0.5, 1.0]}}), or give a plain JSON list; '
+                        + (f"this one has keys {sorted(v)[:5]}" if v else "this one is empty")
+                    )
+                v = v[what]
+            if not _is_number_list(v):
+                raise NetoptError(
+                    f"{flag}: expected a JSON list of numbers (or nested lists), got "
+                    f"{type(v).__name__} {str(v)[:60]}"
+                )
+        elif p.is_file():
+            v = p.read_text().replace(",", " ").split()
+        elif p.suffix in (".npy", ".json", ".txt"):
+            raise NetoptError(f"{flag}: no such file")
+        else:
+            v = spec.replace(",", " ").split()
+        a = np.asarray(v, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError, OSError, UnicodeDecodeError) as e:
         raise NetoptError(
-            f"--{what} '{spec}': not a list of numbers or a readable .npy/.json/.txt file ({e})"
-        ) from e
+            f"{flag}: not a list of numbers or a readable .npy/.json/.txt file ({e})"
+        ) from None
+    if a.size == 0:
+        raise NetoptError(f"{flag}: no numbers given")
+    if not np.all(np.isfinite(a)):
+        raise NetoptError(f"{flag}: every number must be finite (found NaN or inf)")
+    return a
+
+
+def _is_number_list(v) -> bool:
+    """Whether a parsed JSON value is a (nested) list of numbers, or one number."""
+    if isinstance(v, list):
+        return bool(v) and all(_is_number_list(t) for t in v)
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _progress_printer():
@@ -174,7 +373,11 @@ def cmd_invert(args: argparse.Namespace) -> int:
         if args.target or args.box:
             raise NetoptError("an instance JSON carries its target and box; drop --target/--box")
         inst = load_instance(args.model)
-        prob, net = inst.problem, inst.net
+        try:
+            prob, net = inst.problem, inst.net
+        except InputError as e:
+            # the problem's own message names the argument; the user knows the file
+            raise InputError(f"{args.model}: {e}") from None
         model_path = inst.model_path
     else:
         if not args.target:
@@ -193,9 +396,15 @@ def cmd_invert(args: argparse.Namespace) -> int:
         )
         prob = Inversion(net, target, norm=args.norm, box=box)
         model_path = args.model
-    start = (
-        None if args.start is None else _read_vector(args.start, "start").reshape(net.input_shape)
-    )
+    # every input checked before the solve: a wrong --start or --out must not cost a solve
+    start = None
+    if args.start is not None:
+        try:
+            start = prob.check_start(_read_vector(args.start, "start"))
+        except InputError as e:
+            raise InputError(f"--start {args.start.strip()!r}: {e}") from None
+    if args.out:
+        _check_writable(args.out, "--out")
     opts = _solve_options(args)
     kw = dict(opts)
     # the exact path's options only where they were asked for: other formulations refuse them
@@ -211,12 +420,13 @@ def cmd_invert(args: argparse.Namespace) -> int:
     if "progress" in opts:
         print(file=sys.stderr)
     cert = res.certificate
-    if args.out:
-        cert.save(args.out)
+    # written first, but a failure is only reported after the result is printed: a solve is
+    # never lost to a full disk or a folder removed meanwhile
+    write_error = _write_out(lambda: cert.save(args.out), args.out, "--out") if args.out else None
     failed = 1 if res.status == Status.ERROR else 0  # the solver failed: nothing is claimed
     if args.json:
         print(cert.to_json())
-        return failed
+        return _after_write(write_error, failed)
     print(f"model      {model_path}")
     print(
         f"problem    {prob.describe()} over the box, target "
@@ -241,29 +451,41 @@ def cmd_invert(args: argparse.Namespace) -> int:
         print(f"model      none needed: {res.extra['bound_source']}")
     print("time       " + ", ".join(f"{k} {v:.2f} s" for k, v in res.timings.items()))
     print(f"claim      {cert.claim}")
-    if args.out:
+    if args.out and write_error is None:
         print(
             f"certificate written to {args.out}  (check it: netopt verify {args.out} {model_path})"
         )
-    return failed
+    return _after_write(write_error, failed)
+
+
+def _after_write(write_error: str | None, status: int) -> int:
+    """The exit status once the result is printed: 2 with the error line if ``--out`` failed."""
+    if write_error is None:
+        return status
+    print(f"netopt: error: {write_error}", file=sys.stderr)
+    return 2
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     import netopt
     from netopt.vnncheck import check
 
+    if args.out:
+        _check_writable(args.out, "--out")
     net = netopt.load(args.model)
     opts = {k: v for k, v in {"threads": args.threads}.items() if v is not None}
     if getattr(args, "verbose", False):
         opts["verbose"] = True  # the solver's log, on stderr
     r = check(net, args.property, time_limit=args.time_limit, solver=args.solver, **opts)
-    if args.out:
-        from pathlib import Path
-
-        Path(args.out).write_text(r.to_json())
+    # as in invert: a failed write is reported after the verdict, which is printed regardless
+    write_error = (
+        _write_out(lambda: Path(args.out).write_text(r.to_json()), args.out, "--out")
+        if args.out
+        else None
+    )
     if args.json:
         print(r.to_json())
-        return 0
+        return _after_write(write_error, 0)
     print(f"{r.verdict}")
     for d in r.details:
         extra = f", {d['evidence']}" if "evidence" in d else ""
@@ -276,7 +498,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"  f(x) (onnxruntime) = {r.y_onnxruntime.reshape(-1).tolist()}; confirmed: {r.confirmed}"
         )
     print(f"  total {r.seconds:.2f} s")
-    return 0
+    return _after_write(write_error, 0)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -336,7 +558,7 @@ def cmd_ops(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="netopt",
         description="Optimization over the inputs of trained neural networks.",
     )
@@ -371,12 +593,25 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("model", help="path of an .onnx file, or an instance .json from netopt gen")
     inv.add_argument("--target", help="numbers 'a,b,...' or a .npy/.json/.txt file")
     inv.add_argument(
-        "--norm", default="1", choices=["1", "2", "inf"], help="p of the norm (2 needs gurobi)"
+        "--norm", default="1", type=_norm_arg, help="p of the norm: 1, 2 or inf (2 needs gurobi)"
     )
-    inv.add_argument("--box", nargs=2, metavar=("LO", "HI"), help="input box: scalars or files")
-    inv.add_argument("--time-limit", type=float, help="seconds for the solver")
-    inv.add_argument("--gap", type=float, help="relative optimality gap (default 1e-6)")
-    inv.add_argument("--threads", type=int, help="solver threads")
+    inv.add_argument(
+        "--box",
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="input box: scalars or files (also --box=LO,HI)",
+    )
+    inv.add_argument(
+        "--time-limit",
+        type=_float_arg("a number of seconds", positive=True),
+        help="seconds for the solver",
+    )
+    inv.add_argument(
+        "--gap",
+        type=_float_arg("a relative gap", lo=0),
+        help="relative optimality gap (default 1e-6)",
+    )
+    inv.add_argument("--threads", type=_int_arg("a thread count", 1), help="solver threads")
     inv.add_argument(
         "--solver", help="backend (default: the formulation's own; milp: highs, gurobi, pyomo)"
     )
@@ -406,9 +641,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("model", help="path of an .onnx file")
     chk.add_argument("property", help="path of a .vnnlib file")
-    chk.add_argument("--time-limit", type=float, help="seconds for the whole property")
+    chk.add_argument(
+        "--time-limit",
+        type=_float_arg("a number of seconds", positive=True),
+        help="seconds for the whole property",
+    )
     chk.add_argument("--solver", default="highs", help="backend for the MILP stage")
-    chk.add_argument("--threads", type=int, help="solver threads")
+    chk.add_argument("--threads", type=_int_arg("a thread count", 1), help="solver threads")
     chk.add_argument("--out", help="write the verdict and evidence (JSON) here")
     chk.add_argument("--json", action="store_true", help="print JSON")
     chk.set_defaults(func=cmd_check)
@@ -455,15 +694,38 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``netopt`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = _protect_negative_numbers(sys.argv[1:] if argv is None else list(argv))
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        # --help, --version and argument errors (already printed): the status, returned like
+        # every other outcome, so callers in-process see 2 for a bad argument, not an exception
+        return e.code if isinstance(e.code, int) else 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="netopt: %(levelname)s: %(message)s",
     )
     try:
+        _check_input_files(args)
         return int(args.func(args) or 0)
     except NetoptError as e:
         print(f"netopt: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader has gone (`netopt ... | head`): nothing to tell it, and Python's flush of
+        # stdout at exit must not fail again, so stdout goes to the null device
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # no real file descriptor (in-process capture)
+            pass
+        return 1
+    except OSError as e:
+        # the last resort for a file the checks above could not foresee (a disk that fills,
+        # a file removed meanwhile): still one line naming the file, never a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"netopt: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("netopt: interrupted", file=sys.stderr)

@@ -142,6 +142,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_bench_parsers(sub: Any) -> None:
+    from netopt.cli import _float_arg, _int_arg  # numbers are checked where they are typed
+
     b = sub.add_parser(
         "bench",
         help="run (or resume) a benchmark suite into a results database",
@@ -153,7 +155,12 @@ def add_bench_parsers(sub: Any) -> None:
     )
     b.add_argument("suite", help="the suite file (TOML)")
     b.add_argument("--db", help="results database (default: SUITE_STEM.sqlite here)")
-    b.add_argument("--workers", type=int, default=2, help="tasks at once (default 2)")
+    b.add_argument(
+        "--workers",
+        type=_int_arg("a number of tasks", 1),
+        default=2,
+        help="tasks at once (default 2)",
+    )
     b.add_argument(
         "--executor",
         default="local",
@@ -167,7 +174,10 @@ def add_bench_parsers(sub: Any) -> None:
         "--retry-failed", action="store_true", help="run failed/timed-out/crashed tasks again"
     )
     b.add_argument(
-        "--progress-every", type=float, default=10.0, help="seconds between lines when not a tty"
+        "--progress-every",
+        type=_float_arg("a number of seconds", positive=True),
+        default=10.0,
+        help="seconds between lines when not a tty",
     )
     b.set_defaults(func=cmd_bench)
 
@@ -183,8 +193,16 @@ def add_bench_parsers(sub: Any) -> None:
     r.add_argument("db", help="the results database written by netopt bench")
     r.add_argument("--out", help="output folder (default: DB_STEM_report beside the database)")
     r.add_argument("--format", default="md,html,csv,png", help="any of md,html,csv,png")
-    r.add_argument("--objective-tol", type=float, help="success: objective within tol of optimum")
-    r.add_argument("--x-star-tol", type=float, help="success: relative distance to planted x*")
+    r.add_argument(
+        "--objective-tol",
+        type=_float_arg("a tolerance", lo=0.0),
+        help="success: objective within tol of optimum",
+    )
+    r.add_argument(
+        "--x-star-tol",
+        type=_float_arg("a tolerance", lo=0.0),
+        help="success: relative distance to planted x*",
+    )
     r.add_argument("--criterion", choices=["objective", "x_star", "either"])
     r.add_argument(
         "--reference",

@@ -5,16 +5,24 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from netopt.cli import _float_arg, _int_arg, _norm_arg
 from netopt.errors import NetoptError
 
 __all__ = ["add_gen_parser"]
 
 
 def _ints(spec: str, what: str) -> list[int]:
+    """Positive integers from ``"20,100,500"``; :class:`NetoptError` naming ``--what``."""
     try:
-        return [int(v) for v in spec.replace(",", " ").split()]
+        v = [int(t) for t in spec.replace(",", " ").split()]
     except ValueError:
-        raise NetoptError(f"--{what} '{spec}': expected integers like 20,100,500") from None
+        v = []
+    # a width of 0 or less has no layer to build: refused here, not deep in the generator
+    if not v or min(v) < 1:
+        raise NetoptError(
+            f"--{what} {spec.strip()!r}: expected integers >= 1 like 20,100,500"
+        ) from None
+    return v
 
 
 def _dtype(name: str):
@@ -132,6 +140,8 @@ def cmd_gen_mlp(args: argparse.Namespace) -> int:
     from netopt.instances.mlp import mlp_instance
 
     widths = _ints(args.widths, "widths")
+    if not args.box[0] < args.box[1]:
+        raise NetoptError(f"--box {args.box[0]:g} {args.box[1]:g}: LO must be below HI")
     for k in range(args.count):
         inst = mlp_instance(
             widths,
@@ -162,7 +172,12 @@ def add_gen_parser(sub: Any) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--out", required=True, help="output folder (created)")
-        p.add_argument("--seed", type=int, default=0, help="seed (instance k uses seed + k)")
+        p.add_argument(
+            "--seed",
+            type=_int_arg("a seed", 0),
+            default=0,
+            help="seed (instance k uses seed + k)",
+        )
         p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
 
     s = gsub.add_parser(
@@ -173,22 +188,43 @@ def add_gen_parser(sub: Any) -> None:
         "every input misses it by at least 1.",
     )
     s.add_argument("formula", nargs="?", help="a DIMACS .cnf file (else a random formula)")
-    s.add_argument("--vars", type=int, help="number of variables n of a random formula")
-    s.add_argument("--clauses", type=int, help="number of clauses m (default: ratio * n)")
-    s.add_argument("--ratio", type=float, default=4.26, help="clauses per variable (default 4.26)")
+    s.add_argument(
+        "--vars",
+        type=_int_arg("a variable count", 1),
+        help="number of variables n of a random formula",
+    )
+    s.add_argument(
+        "--clauses",
+        type=_int_arg("a clause count", 1),
+        help="number of clauses m (default: ratio * n)",
+    )
+    s.add_argument(
+        "--ratio",
+        type=_float_arg("a ratio", positive=True),
+        default=4.26,
+        help="clauses per variable (default 4.26)",
+    )
     s.add_argument(
         "--kind",
         default="any",
         choices=["any", "sat", "unsat", "planted"],
         help="uniform random, conditioned on sat/unsat (by python-sat), or planted-satisfiable",
     )
-    s.add_argument("--count", type=int, default=1, help="number of formulas")
-    s.add_argument("--max-tries", type=int, default=1000, help="draws for --kind sat/unsat")
+    s.add_argument("--count", type=_int_arg("a count", 1), default=1, help="number of formulas")
+    s.add_argument(
+        "--max-tries",
+        type=_int_arg("a number of draws", 1),
+        default=1000,
+        help="draws for --kind sat/unsat",
+    )
     s.add_argument("--variant", default="box", choices=["box", "free", "lei4"])
     s.add_argument("--rescale", action="store_true", help="random positive rescaling of units")
     s.add_argument("--permute", action="store_true", help="shuffle hidden units")
     s.add_argument(
-        "--identity-layers", type=int, default=0, help="insert N mixing layers computing identity"
+        "--identity-layers",
+        type=_int_arg("a layer count", 0),
+        default=0,
+        help="insert N mixing layers computing identity",
     )
     common(s)
     s.set_defaults(func=cmd_gen_sat3)
@@ -200,11 +236,13 @@ def add_gen_parser(sub: Any) -> None:
     )
     e.add_argument("--widths", default="20,100,500", help="latent first, e.g. 20,100,500")
     e.add_argument("--activation", default="relu", choices=["relu", "leaky_relu"])
-    e.add_argument("--slope", type=float, default=0.1, help="LeakyReLU slope")
-    e.add_argument("--noise", type=float, default=0.0, help="noise level sigma")
+    e.add_argument("--slope", type=_float_arg("a slope"), default=0.1, help="LeakyReLU slope")
+    e.add_argument(
+        "--noise", type=_float_arg("a noise level", lo=0), default=0.0, help="noise level sigma"
+    )
     e.add_argument("--noise-kind", default="uniform", choices=["uniform", "gaussian"])
-    e.add_argument("--norm", default="1", choices=["1", "2", "inf"])
-    e.add_argument("--count", type=int, default=1)
+    e.add_argument("--norm", default="1", type=_norm_arg, help="1, 2 or inf")
+    e.add_argument("--count", type=_int_arg("a count", 1), default=1)
     common(e)
     e.set_defaults(func=cmd_gen_expansive)
 
@@ -217,11 +255,28 @@ def add_gen_parser(sub: Any) -> None:
     m.add_argument(
         "--target", default="realizable", choices=["realizable", "outside", "unreachable"]
     )
-    m.add_argument("--box", nargs=2, type=float, default=[-1.0, 1.0], metavar=("LO", "HI"))
-    m.add_argument("--norm", default="1", choices=["1", "2", "inf"])
-    m.add_argument("--region-tol", type=float, default=1e-3, help="VNN-LIB region half-width")
+    m.add_argument(
+        "--box",
+        nargs=2,
+        type=_float_arg("a bound"),
+        default=[-1.0, 1.0],
+        metavar=("LO", "HI"),
+        help="the input box (also --box=LO,HI)",
+    )
+    m.add_argument("--norm", default="1", type=_norm_arg, help="1, 2 or inf")
+    m.add_argument(
+        "--region-tol",
+        type=_float_arg("a tolerance", lo=0),
+        default=1e-3,
+        help="VNN-LIB region half-width",
+    )
     m.add_argument("--certify", action="store_true", help="record the MILP's certified optimum")
-    m.add_argument("--time-limit", type=float, default=60.0, help="seconds for --certify")
-    m.add_argument("--count", type=int, default=1)
+    m.add_argument(
+        "--time-limit",
+        type=_float_arg("a number of seconds", positive=True),
+        default=60.0,
+        help="seconds for --certify",
+    )
+    m.add_argument("--count", type=_int_arg("a count", 1), default=1)
     common(m)
     m.set_defaults(func=cmd_gen_mlp)

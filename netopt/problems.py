@@ -30,11 +30,34 @@ __all__ = [
 ]
 
 
-def _arr(v: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+def _float_array(v: Any, what: str) -> np.ndarray:
+    """``v`` as a float64 array, or :class:`InputError` naming ``what``.
+
+    Strings are refused even when numpy could parse them (``"1.5"``): an argument of the wrong
+    type is a mistake to report, not to guess at. Complex numbers, objects and integers beyond
+    float range are refused too, never left to a ``TypeError``/``OverflowError`` deep inside.
+    """
+    if isinstance(v, str | bytes):
+        raise InputError(f"{what} must be numbers (an array or a list), got the string {v!r}")
     try:
         a = np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"{what} is not numeric ({e})") from e
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InputError(f"{what} is not numeric ({e})") from None
+    return a
+
+
+def _float_scalar(v: Any, what: str) -> float:
+    """``v`` as a Python float, or :class:`InputError` naming ``what`` (no strings, no bools)."""
+    if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+        raise InputError(f"{what} must be a number, got {v!r}")
+    try:
+        return float(v)
+    except OverflowError:  # an integer beyond float range
+        raise InputError(f"{what} is out of range: {v!r}") from None
+
+
+def _arr(v: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    a = _float_array(v, what)
     if a.size == int(np.prod(shape, dtype=np.int64)) and a.ndim > 0:
         a = a.reshape(shape)
     try:
@@ -44,6 +67,21 @@ def _arr(v: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
     if np.isnan(a).any():
         raise InputError(f"{what} contains NaN at {np.argwhere(np.isnan(a))[0].tolist()}")
     return a
+
+
+def _mask(v: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """A boolean mask of ``shape`` (or broadcastable to it), or :class:`InputError`.
+
+    ``np.asarray("a", dtype=bool)`` is ``True``: a string would silently mark every
+    coordinate, so only booleans and 0/1 numbers are read as a mask.
+    """
+    a = np.asarray(v)
+    if a.dtype.kind not in "biuf" or (a.dtype.kind != "b" and not np.isin(a, (0, 1)).all()):
+        raise InputError(f"{what} must be a boolean mask (True/False or 0/1), got {v!r}")
+    try:
+        return np.broadcast_to(a.astype(bool), shape)
+    except ValueError:
+        raise InputError(f"{what} has shape {a.shape}; expected {shape} (or a scalar)") from None
 
 
 @dataclass
@@ -97,13 +135,22 @@ class Domain:
         lo = np.full(shape, -np.inf)
         hi = np.full(shape, np.inf)
         if box is not None:
+            # a bare number or a string has no (lo, hi) to unpack: say so, not "has no len()"
+            if isinstance(box, str | bytes) or not (
+                isinstance(box, Sequence) or (isinstance(box, np.ndarray) and box.ndim > 0)
+            ):
+                raise InputError(f"box must be a pair (lo, hi), got {box!r}")
             if len(box) != 2:
                 raise InputError(f"box must be (lo, hi), got {box!r}")
             lo = _arr(box[0], shape, "box lo")
             hi = _arr(box[1], shape, "box hi")
+            # lo = +inf or hi = -inf leaves no point, and is never what an "unbounded side" means
+            if np.any(np.isposinf(lo)) or np.any(np.isneginf(hi)):
+                raise InputError("box lo must be below +inf and box hi above -inf")
         if center is not None or eps is not None:
             if center is None or eps is None:
                 raise InputError("an l_inf ball needs both center and eps")
+            eps = _float_scalar(eps, "eps")
             if not np.isfinite(eps) or eps < 0:
                 raise InputError(f"eps must be a finite non-negative number, got {eps}")
             c = _arr(center, shape, "center")
@@ -115,9 +162,9 @@ class Domain:
             )
         intmask = np.zeros(shape, dtype=bool)
         if integer is not None:
-            intmask |= np.broadcast_to(np.asarray(integer, dtype=bool), shape)
+            intmask |= _mask(integer, shape, "integer")
         if binary is not None:
-            bm = np.broadcast_to(np.asarray(binary, dtype=bool), shape)
+            bm = _mask(binary, shape, "binary")
             intmask |= bm
             lo, hi = np.where(bm, np.maximum(lo, 0), lo), np.where(bm, np.minimum(hi, 1), hi)
         if intmask.any():
@@ -129,8 +176,8 @@ class Domain:
             if A is None or b is None:
                 raise InputError("linear input constraints need both A and b")
             n = int(np.prod(shape))
-            Am = np.atleast_2d(np.asarray(A, dtype=np.float64))
-            bm_ = np.asarray(b, dtype=np.float64).reshape(-1)
+            Am = np.atleast_2d(_float_array(A, "A"))
+            bm_ = _float_array(b, "b").reshape(-1)
             if Am.shape != (len(bm_), n):
                 raise InputError(
                     f"A must have shape ({len(bm_)}, {n}) for b of length {len(bm_)}; got {Am.shape}"
@@ -202,11 +249,20 @@ class Problem:
     def __init__(
         self, net: Network, domain: Domain | None = None, *, box=None, **domain_kw: Any
     ) -> None:
+        from netopt.network import Network
+
+        # a path or a model where a Network belongs fails later with an AttributeError
+        if not isinstance(net, Network):
+            raise InputError(
+                f"net must be a netopt Network (from netopt.load), got {type(net).__name__}"
+            )
         self.net = net
         if domain is None:
             domain = Domain.make(net.input_shape, box, **domain_kw)
         elif box is not None or domain_kw:
             raise InputError("pass either a Domain or box/center/eps/A/b/integer, not both")
+        elif not isinstance(domain, Domain):
+            raise InputError(f"domain must be a netopt Domain, got {type(domain).__name__}")
         if domain.shape != tuple(net.input_shape):
             raise InputError(
                 f"the domain has shape {domain.shape}; the network input is {net.input_shape}"
@@ -245,16 +301,62 @@ class Problem:
         """
         from netopt.solve import solve
 
+        if options.get("start") is not None:
+            # checked here, before any bound or model is built, for every formulation alike
+            options["start"] = self.check_start(options["start"])
         return solve(self, formulation=formulation, solver=solver, **options)
+
+    def check_start(self, start: Any) -> np.ndarray:
+        """Starting point(s) as float64, or :class:`InputError` naming what is wrong.
+
+        Parameters
+        ----------
+        start : array
+            One point (the input's shape, or flat) or a batch of ``k`` points, shaped
+            ``(k, *input_shape)`` or ``(k, n)`` (the exact MILP tries each).
+
+        Returns
+        -------
+        ndarray
+            One point shaped like the input, or ``(k, *input_shape)``.
+        """
+        shape = tuple(self.net.input_shape)
+        n = int(np.prod(shape, dtype=np.int64))
+        if isinstance(start, list | tuple) and any(np.ndim(u) > 0 for u in start):
+            # a list of points, each flat or shaped: stacked point by point, since numpy
+            # cannot stack points of different layouts itself
+            pts = [_float_array(u, f"start[{k}]") for k, u in enumerate(start)]
+            if len({u.shape for u in pts}) > 1:
+                for k, u in enumerate(pts):
+                    if u.size != n:
+                        raise InputError(
+                            f"start[{k}] has {u.size} entries (shape {u.shape}); the network "
+                            f"input has {n} (shape {shape})"
+                        )
+                start = np.stack([u.reshape(shape) for u in pts])
+        x = _float_array(start, "start")
+        if x.size == n:
+            x = x.reshape(shape)
+        elif x.ndim >= 2 and x.shape[0] > 0 and x.shape[1:] in (shape, (n,)):
+            x = x.reshape((x.shape[0], *shape))
+        else:
+            raise InputError(
+                f"start has {x.size} entries (shape {x.shape}); the network input has {n} "
+                f"(shape {shape}): give one point, or a batch shaped (k, {n})"
+            )
+        if not np.all(np.isfinite(x)):
+            k = np.argwhere(~np.isfinite(x.reshape(-1)))[0].tolist()
+            raise InputError(f"start contains NaN or inf at flat index {k}")
+        return x
 
     def describe(self) -> str:
         return type(self).__name__
 
 
 def _target(net: Network, target: Any, what: str = "target") -> np.ndarray:
-    t = np.asarray(target, dtype=np.float64) if target is not None else None
-    if t is None:
+    if target is None:
         raise InputError(f"{what} is required")
+    t = _float_array(target, what)
     shape = tuple(net.output_shape)
     if t.size != int(np.prod(shape)):
         raise InputError(
@@ -337,7 +439,9 @@ class OutputObjective(Problem):
         if sense not in ("min", "max"):
             raise InputError(f"sense must be 'min' or 'max', got {sense!r}")
         self.sense = sense
-        self.constant = float(constant)
+        self.constant = _float_scalar(constant, "constant")
+        if not np.isfinite(self.constant):
+            raise InputError(f"constant must be finite, got {constant!r}")
 
     def evaluate(self, y: np.ndarray) -> np.ndarray:
         return np.asarray(y).reshape(len(y), -1) @ self.c.reshape(-1) + self.constant
@@ -378,19 +482,20 @@ class Feasibility(Problem):
                 raise InputError("give either target/tol or C/d")
             if C is None or d is None:
                 raise InputError("polyhedral output constraints need both C and d")
-            self.C = np.atleast_2d(np.asarray(C, dtype=np.float64))
-            self.d = np.asarray(d, dtype=np.float64).reshape(-1)
+            self.C = np.atleast_2d(_float_array(C, "C"))
+            self.d = _float_array(d, "d").reshape(-1)
             if self.C.shape != (len(self.d), n):
                 raise InputError(f"C must have shape ({len(self.d)}, {n}); got {self.C.shape}")
             self.target = None
         else:
             t = _target(net, target).reshape(-1)
+            tol = _float_scalar(tol, "tol")
             if not np.isfinite(tol) or tol < 0:
                 raise InputError(f"tol must be finite and non-negative, got {tol}")
             self.C = np.vstack([np.eye(n), -np.eye(n)])
             self.d = np.concatenate([t + tol, -(t - tol)])
             self.target = t.reshape(net.output_shape)
-        self.tol = float(tol)
+        self.tol = _float_scalar(tol, "tol")
         if not (np.all(np.isfinite(self.C)) and np.all(np.isfinite(self.d))):
             raise InputError("C and d must be finite")
 
@@ -449,6 +554,7 @@ class CrossEntropy(Problem):
             raise InputError(f"label must be an integer class index, got {label!r}")
         if not 0 <= int(label) < n:
             raise InputError(f"label {label} is out of range: the network has {n} outputs")
+        l2 = _float_scalar(l2, "l2")
         if not np.isfinite(l2) or l2 < 0:
             raise InputError(f"l2 must be a finite non-negative number, got {l2}")
         self.label = int(label)

@@ -74,6 +74,9 @@ def solve(
         ``threads``, ``verbose``, ``progress``, ``options={...}``.
     """
     m = _method(formulation, problem, options)
+    if options.get("start") is not None:
+        # one point or a batch of points of the input's size (a wrong length is named here)
+        options["start"] = problem.check_start(options["start"])
     return assemble(problem, m.run(problem, solver, **options))
 
 

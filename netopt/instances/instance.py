@@ -106,6 +106,13 @@ class Instance:
         from netopt.problems import Inversion
 
         shape = self.net.input_shape
+        n = int(np.prod(shape, dtype=np.int64))
+        if self.lo.size != n or self.hi.size != n:
+            # reshape would fail with numpy's message; say which instance and what fits
+            raise InputError(
+                f"instance {self.name}: the box has {self.lo.size} (lo) and {self.hi.size} (hi) "
+                f"entries; the network input has {n} (shape {tuple(shape)})"
+            )
         return Inversion(
             self.net,
             self.target,
@@ -186,30 +193,46 @@ def load_instance(path: str | os.PathLike) -> Instance:
     """Read an instance JSON written by :meth:`Instance.save` (its ONNX file beside it).
 
     The model's SHA-256 is checked against the JSON, so a JSON never silently pairs with a
-    different network.
+    different network. The file is user input: every field is checked, and anything malformed
+    raises :class:`~netopt.errors.InputError` naming the file and the field, never another
+    exception.
     """
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a folder; give the instance .json file written by netopt gen")
     try:
         d = json.loads(p.read_text())
     except FileNotFoundError:
         raise InputError(f"{p}: no such file") from None
+    except OSError as e:
+        raise InputError(f"{p}: cannot read the instance file ({e.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{p}: not valid JSON ({e})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise InputError(f'{p}: not a netopt instance file (no "format": "{FORMAT}")')
-    if int(d.get("format_version", 0)) > FORMAT_VERSION:
+    fv = d.get("format_version", 0)
+    if isinstance(fv, bool) or not isinstance(fv, int):
+        raise InputError(f"{p}: format_version must be an integer, got {fv!r}")
+    if fv > FORMAT_VERSION:
         raise InputError(
-            f"{p}: instance format version {d['format_version']} is newer than this netopt "
+            f"{p}: instance format version {fv} is newer than this netopt "
             f"reads ({FORMAT_VERSION}); upgrade netopt"
         )
     missing = [k for k in ("name", "family", "model", "region_tol", "problem") if k not in d]
     if missing:
         raise InputError(f"{p}: the instance file lacks {missing}; write it with Instance.save")
+    for k in ("name", "family", "model"):
+        if not isinstance(d[k], str) or not d[k]:
+            raise InputError(f"{p}: {k} must be a non-empty string, got {d[k]!r}")
     mp = p.parent / d["model"]
+    if mp.is_dir():
+        raise InputError(f"{p}: its model {d['model']!r} names the folder {mp}, not an .onnx file")
     try:
         data = mp.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{p}: its model {mp} is missing") from None
+    except OSError as e:
+        raise InputError(f"{p}: cannot read its model {mp} ({e.strerror})") from None
     if hashlib.sha256(data).hexdigest() != d.get("model_sha256"):
         raise InputError(
             f"{p}: {mp} is not the model this instance was written with (SHA-256 differs)"
@@ -220,23 +243,75 @@ def load_instance(path: str | os.PathLike) -> Instance:
         raise InputError(f"{p}: only Inversion instances are supported, got {kind!r}")
     if any(k not in prob for k in ("target", "norm", "domain")):
         raise InputError(f"{p}: its problem lacks the target, norm or domain")
+    target = _numbers(prob["target"], p, "problem.target")
+    dom = prob["domain"]
+    if not isinstance(dom, dict):
+        raise InputError(
+            f"{p}: problem.domain must be an object with lists 'lo' and 'hi', got {dom!r:.80}"
+        )
+    for k in ("lo", "hi"):
+        if k not in dom:
+            raise InputError(f"{p}: problem.domain lacks {k!r} (a list of numbers)")
+    lo = _numbers(dom["lo"], p, "problem.domain.lo")
+    hi = _numbers(dom["hi"], p, "problem.domain.hi")
+    if lo.size != hi.size:
+        raise InputError(f"{p}: problem.domain.lo has {lo.size} entries but hi has {hi.size}")
     norm = prob["norm"]
+    if norm not in (1, 2, "inf") or isinstance(norm, bool):
+        raise InputError(f'{p}: problem.norm must be 1, 2 or "inf", got {norm!r}')
+    region_tol = d["region_tol"]
+    if (
+        isinstance(region_tol, bool)
+        or not isinstance(region_tol, int | float)
+        or not np.isfinite(region_tol)
+        or region_tol < 0
+    ):
+        raise InputError(
+            f"{p}: region_tol must be a finite non-negative number, got {region_tol!r}"
+        )
+    for k in ("ground_truth", "params", "attachments"):
+        if not isinstance(d.get(k, {}), dict):
+            raise InputError(f"{p}: {k} must be an object, got {d[k]!r:.80}")
     attachments = {}
     for k, fn in d.get("attachments", {}).items():
+        if not isinstance(fn, str) or not fn:
+            raise InputError(f"{p}: attachments[{k!r}] must be a file name, got {fn!r}")
         ap = p.parent / fn
-        if ap.exists():
-            attachments[k] = ap.read_text()
+        if ap.is_file():
+            try:
+                attachments[k] = ap.read_text()
+            except (OSError, UnicodeDecodeError) as e:
+                raise InputError(f"{p}: cannot read its attachment {ap} ({e})") from None
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as e:  # protobuf's DecodeError and friends: the file is not ONNX
+        raise InputError(f"{p}: its model {mp} is not a readable ONNX file ({e})") from None
     return Instance(
         name=d["name"],
         family=d["family"],
-        model=onnx.load_from_string(data),
-        target=prob["target"],
-        lo=prob["domain"]["lo"],
-        hi=prob["domain"]["hi"],
+        model=model,
+        target=target,
+        lo=lo,
+        hi=hi,
         norm=float("inf") if norm == "inf" else float(norm),
-        region_tol=float(d["region_tol"]),
+        region_tol=float(region_tol),
         ground_truth=d.get("ground_truth", {}),
         params=d.get("params", {}),
         attachments=attachments,
         model_path=str(mp),
     )
+
+
+def _numbers(v: Any, p: Path, where: str) -> np.ndarray:
+    """A JSON list of finite numbers as float64, or :class:`InputError` naming file and field."""
+    if not isinstance(v, list) or not all(
+        isinstance(t, int | float) and not isinstance(t, bool) for t in v
+    ):
+        raise InputError(f"{p}: {where} must be a list of numbers, got {v!r:.80}")
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except OverflowError:  # a JSON integer beyond float range
+        raise InputError(f"{p}: {where} has a number out of range") from None
+    if not np.all(np.isfinite(a)):
+        raise InputError(f"{p}: {where} must be finite")
+    return a

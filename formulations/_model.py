@@ -25,7 +25,6 @@ __all__ = ["ModelFormulation", "EXACT_OPTIONS", "TRIVIAL_TOL"]
 
 #: an inversion objective this small is certified optimal by the trivial bound 0
 TRIVIAL_TOL = 1e-9
-#: the exact pipeline's own options (the backend's common options come on top)
 EXACT_OPTIONS = (
     "bounds",
     "tighten",
@@ -49,7 +48,8 @@ _EXACT = (
     Option("n_samples", integer(low=0), 64, "domain samples for the starting point"),
     Option("seed", integer(), 0, "seed of the sampling and the local search"),
 )
-assert tuple(o.name for o in _EXACT) == EXACT_OPTIONS
+#: the exact pipeline's own options (the backend's common options come on top)
+EXACT_OPTIONS = tuple(o.name for o in _EXACT)
 
 
 class ModelFormulation(Formulation):

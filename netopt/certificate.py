@@ -9,7 +9,6 @@ attempt (samples and short descents) may still expose a false one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -27,10 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from netopt.problems import Problem
 
 __all__ = ["Certificate", "KINDS"]
-
-
-def _sha256_file(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 #: The kinds of certificate: an input with its objective (and perhaps a bound), a bound alone,

@@ -183,7 +183,7 @@ class HighsWarmSession(Session):
             "HiGHS session", verbose=bool(opts.get("verbose", False)), capture=False
         )
         self.session.set("presolve", "off")
-        self.session.set_common({**opts, "options": opts.get("options") or {}}, default_gap=None)
+        self.session.set_common(opts, default_gap=None)
         self.session.pass_model(highs_lp(model, integrality=False))
         self.h = self.session.h
         self._cur = [model.row_lo.copy(), model.row_hi.copy(), model.lb.copy(), model.ub.copy()]

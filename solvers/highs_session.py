@@ -36,7 +36,15 @@ import numpy as np
 
 from netopt.errors import OptionError, SolveError, SolverUnavailableError
 
-__all__ = ["HighsSession", "new_highs", "quiet_banner", "prepare_threads", "highs_version"]
+__all__ = [
+    "HighsSession",
+    "new_highs",
+    "quiet_banner",
+    "prepare_threads",
+    "restart_scheduler",
+    "run_failed",
+    "highs_version",
+]
 
 _lock = threading.Lock()
 _banner_done = False
@@ -135,10 +143,22 @@ def prepare_threads(threads: int | None) -> None:
         _scheduler_threads = int(threads)
 
 
-def _forget_threads() -> None:
+def restart_scheduler(threads: int) -> None:
+    """Reset HiGHS's scheduler for ``threads`` even where netopt believes it has that count.
+
+    For a run that failed because another library (Pyomo's own HiGHS objects) restarted the
+    scheduler with another count behind netopt's back.
+    """
     global _scheduler_threads
     with _lock:
         _scheduler_threads = None
+    prepare_threads(threads)
+
+
+def run_failed(h: Any, run_status: Any) -> bool:
+    """A HiGHS run that failed (``kError``) or left the model status unset: nothing it says counts."""
+    hs = _highspy()
+    return run_status == hs.HighsStatus.kError or h.getModelStatus() == hs.HighsModelStatus.kNotset
 
 
 class HighsSession:
@@ -243,8 +263,7 @@ class HighsSession:
         if self._failed(st):
             if self.threads and "scheduler" in self._errors():
                 # another library started HiGHS's scheduler with another count: reset and retry
-                _forget_threads()
-                prepare_threads(self.threads)
+                restart_scheduler(self.threads)
                 st = self.h.run()
             if self._failed(st) and not self.capture:
                 # repeat once with the log captured, to say why
@@ -260,10 +279,7 @@ class HighsSession:
         return True, ""
 
     def _failed(self, st: Any) -> bool:
-        return (
-            st == self.hs.HighsStatus.kError
-            or self.h.getModelStatus() == self.hs.HighsModelStatus.kNotset
-        )
+        return run_failed(self.h, st)
 
     def _errors(self) -> str:
         lines = [m.strip() for m in self.log if "ERROR" in m or "error" in m.lower()]

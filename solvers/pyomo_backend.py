@@ -441,14 +441,6 @@ class _ListHandler(logging.Handler):
             del self.lines[100:1100]
 
 
-def _highs_failed(highspy: Any, h: Any, run_status: Any) -> bool:
-    """A HiGHS run that failed (``kError``) or left the model status unset: nothing it says counts."""
-    return (
-        run_status == highspy.HighsStatus.kError
-        or h.getModelStatus() == highspy.HighsModelStatus.kNotset
-    )
-
-
 # ------------------------------------------------------------------------------------ backend
 @register("pyomo")
 class PyomoBackend(Backend):
@@ -878,11 +870,10 @@ class PyomoBackend(Backend):
 
             def checked_run() -> Any:
                 st = orig()
-                if _highs_failed(highspy, h, st) and threads:
+                if highs_session.run_failed(h, st) and threads:
                     # another library started HiGHS's scheduler with another count: reset it
                     # (HiGHS's documented remedy) and run once more
-                    highs_session._forget_threads()
-                    highs_session.prepare_threads(threads)
+                    highs_session.restart_scheduler(threads)
                     st = orig()
                 ran.append(st)
                 return st
@@ -895,7 +886,7 @@ class PyomoBackend(Backend):
         finally:
             logger.removeHandler(capture)
         model_status = h.getModelStatus()
-        failed = not ran or _highs_failed(highspy, h, ran[-1])
+        failed = not ran or highs_session.run_failed(h, ran[-1])
         has_x = res.best_feasible_objective is not None and not failed
         if has_x:
             res.solution_loader.load_vars()

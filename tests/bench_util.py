@@ -39,3 +39,18 @@ def ground_truth(db: Path) -> dict[str, dict]:
         return {r["instance"]: dict(r) for r in con.execute("SELECT * FROM ground_truth")}
     finally:
         con.close()
+
+
+def session_members(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (field 6 of /proc/PID/stat)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                out.append(int(d.name))
+    return out

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from bench_util import statuses, task_rows
+from bench_util import session_members, statuses, task_rows
 
 from netopt.bench.report import UNREADABLE, build_report, read_database
 from netopt.bench.runner import run_suite
@@ -107,21 +107,6 @@ def _bench_process(suite: Path, db: Path) -> subprocess.Popen:
     )
 
 
-def _session_members(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (field 6 of /proc/PID/stat)."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[3]) == sid and fields[0] != "Z":
-                out.append(int(d.name))
-    return out
-
-
 def _wait_for(cond: Callable[[], bool], seconds: float, what: str) -> None:
     t0 = time.monotonic()
     while not cond():
@@ -200,7 +185,7 @@ def test_every_name_of_a_store_is_one_store(tmp_path, monkeypatch, capsys):
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
         p.wait()
-    _wait_for(lambda: not _session_members(p.pid), 20, "the killed run's processes to end")
+    _wait_for(lambda: not session_members(p.pid), 20, "the killed run's processes to end")
 
     # with the run gone, a run through the symlink works on the file itself, its instances
     # beside it: the task done before is not repeated
@@ -492,7 +477,7 @@ def test_sigkill_at_random_moments(tmp_path):
             os.kill(p.pid, signal.SIGKILL)
         p.wait()
         # its tasks notice their runner is gone and end (no SIGKILL of the group here)
-        _wait_for(lambda p=p: not _session_members(p.pid), 30, "the killed run's processes")
+        _wait_for(lambda p=p: not session_members(p.pid), 30, "the killed run's processes")
         if db.exists():
             rows = read_database(db)  # readable, not damaged: the integrity check passes
             assert rows["problems"] == []

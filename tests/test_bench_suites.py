@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench_util import ground_truth, statuses, task_rows
+from bench_util import ground_truth, session_members, statuses, task_rows
 
 from netopt.bench.store import Store
 from netopt.bench.suite import load_suite, parse_suite
@@ -296,21 +296,6 @@ criterion = "x_star"
     assert outcome == "done" and out["objective"] == mine["objective"]
 
 
-def _session_members(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (from /proc: field 6 of /proc/PID/stat)."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[3]) == sid and fields[0] != "Z":
-                out.append(int(d.name))
-    return out
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_stops_running_tasks_and_resume_reruns_them(tmp_path, sig):
@@ -373,7 +358,7 @@ name = "milp"
     assert "interrupted" in err and time.monotonic() - t_int < 60
     # no task process outlives the run (the fork server winds down on its own, promptly)
     for _ in range(50):
-        left = _session_members(p.pid)
+        left = session_members(p.pid)
         if not left:
             break
         time.sleep(0.1)

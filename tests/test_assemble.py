@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_model
+from helpers.nets import make_model
 from onnx import helper
 
 import netopt

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import make_model
+from helpers.nets import make_model
 from onnx import helper
 
 import netopt

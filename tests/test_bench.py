@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bench_util import ground_truth, statuses, task_rows
+from helpers.bench import ground_truth, statuses, task_rows
 
 from netopt.bench.store import SCHEMA_VERSION, Store
 from netopt.bench.suite import parse_suite

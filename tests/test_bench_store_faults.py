@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from bench_util import session_members, statuses, task_rows
+from helpers.bench import session_members, statuses, task_rows
 
 from netopt.bench.report import UNREADABLE, build_report, read_database
 from netopt.bench.runner import run_suite

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench_util import ground_truth, session_members, statuses, task_rows
+from helpers.bench import ground_truth, session_members, statuses, task_rows
 
 from netopt.bench.store import Store
 from netopt.bench.suite import load_suite, parse_suite
@@ -376,7 +376,7 @@ def test_user_family_through_imports(tmp_path):
     from netopt.bench.runner import run_suite
 
     text = """\
-imports = ["bench_user_family"]
+imports = ["helpers.bench_user_family"]
 time_limit = 20
 [[family]]
 kind = "user_chain"
@@ -394,7 +394,7 @@ name = "milp"
     finally:
         s.close()
     assert widths == [4, 8]
-    bad = text.replace("bench_user_family", "no_such_family_module")
+    bad = text.replace("helpers.bench_user_family", "no_such_family_module")
     with pytest.raises(InputError, match=r"u.toml, line 1: cannot import module"):
         parse_suite(bad, "u.toml")
     with pytest.raises(InputError, match=r"u.toml, line 4: unknown family kind 'user_chian'"):

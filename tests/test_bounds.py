@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REAL_NETS, net_id, require_nets
+from helpers.nets import REAL_NETS, net_id, require_nets
 
 import netopt
 from netopt.bounds import compute_bounds, linear_bounds

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_model
+from helpers.nets import make_model
 from onnx import helper
 
 import netopt

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import make_model
+from helpers.nets import make_model
 from onnx import helper
 
 import netopt

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import NETS, ROOT, require_nets
+from helpers.nets import NETS, ROOT, require_nets
 
 import netopt
 from netopt.certificate import Certificate

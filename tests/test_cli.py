@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ROOT, make_model
+from helpers.nets import ROOT, make_model
 from onnx import helper
 
 from netopt.cli import build_parser, main

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REAL_NETS, make_model, require_nets
+from helpers.nets import REAL_NETS, make_model, require_nets
 from onnx import TensorProto, helper
 
 import netopt

@@ -387,7 +387,7 @@ def test_admm_reaches_small_residuals_on_relu_nets(seed):
 
 
 def test_admm_convnet_with_maxpool_runs_and_improves():
-    from conftest import NETS
+    from helpers.nets import NETS
 
     path = NETS / "conv" / "Convnet_maxpool.onnx"
     if not path.exists():
@@ -401,7 +401,7 @@ def test_admm_convnet_with_maxpool_runs_and_improves():
 
 
 def test_admm_refuses_an_op_it_cannot_split_naming_the_node():
-    from conftest import make_model
+    from helpers.nets import make_model
     from onnx import helper
 
     m = make_model(

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _net(seed: int = 3, n_in: int = 20, hidden: int = 6) -> tuple[netopt.Network, tuple]:
     """A ``n_in -> hidden -> 1`` ReLU net as a torch-free ONNX model, with its weights."""
     import onnx
-    from conftest import make_model
+    from helpers.nets import make_model
 
     rng = np.random.default_rng(seed)
     W1 = rng.normal(size=(hidden, n_in)) / np.sqrt(n_in)

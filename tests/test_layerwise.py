@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import make_model
+from helpers.nets import make_model
 from onnx import helper
 from scipy.optimize import linprog
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import tomllib
-from conftest import ROOT
+from helpers.nets import ROOT
 
 
 def test_every_package_folder_is_listed():

@@ -34,7 +34,7 @@ def test_the_registries_are_bound_on_import() -> None:
 
 def test_exact_options_to_another_method_are_refused() -> None:
     import numpy as np
-    from conftest import make_model
+    from helpers.nets import make_model
     from onnx import helper
 
     node = helper.make_node("Gemm", ["x", "W", "b"], ["y"], transB=1)

@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import REAL_NETS, make_model, require_nets
+from helpers.nets import REAL_NETS, make_model, require_nets
 from onnx import helper
 from scipy.optimize import linprog
 

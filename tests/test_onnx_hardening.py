@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import NETS, REAL_NETS, rel_err
+from helpers.nets import NETS, REAL_NETS, rel_err
 from onnx import TensorProto, helper, numpy_helper
 
 import netopt

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_model, rel_err
+from helpers.nets import make_model, rel_err
 from onnx import helper
 
 import netopt

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT
+from helpers.nets import ROOT
 
 from netopt.cli import ops_table_markdown
 

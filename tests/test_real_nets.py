@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ORT_REJECTS, REAL_NETS, net_id, rel_err, require_nets
+from helpers.nets import ORT_REJECTS, REAL_NETS, net_id, rel_err, require_nets
 
 import netopt
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import mpmath
 import numpy as np
 import pytest
-from conftest import make_model
+from helpers.nets import make_model
 from onnx import TensorProto, helper, numpy_helper
 
 import netopt

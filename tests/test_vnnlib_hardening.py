@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import NETS, ROOT
+from helpers.nets import NETS, ROOT
 
 from netopt.errors import InputError, NetoptError
 from netopt.vnnlib import (

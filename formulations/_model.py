@@ -6,6 +6,9 @@ CROWN, then LP tightening that carries the starting point's objective back throu
 the model (:meth:`build`), the backend's solve, and :meth:`recover`, which maps the raw solution
 back to the problem's input and units. The claim it returns is the backend's own: the pipeline
 re-checks it (:func:`netopt.result.assemble`).
+
+The local search's pattern LPs and the LP tightening get their LPs from
+:meth:`ModelFormulation.lp_context`: this formulation's model, solved on :data:`LP_BACKEND`.
 """
 
 from __future__ import annotations
@@ -15,13 +18,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from netopt.control import Deadline, emit, interrupted
 from netopt.errors import FormulationError, InputError, MissingBoundsError
-from netopt.formulations._base import Formulation
+from netopt.formulations._base import Formulation, array_like
+from netopt.model import LPContext
 from netopt.options import Option, Schema, choice, flag, integer, number
-from netopt.problems import CrossEntropy, Feasibility, Inversion, Problem
+from netopt.problems import CrossEntropy, Inversion, Problem
 from netopt.result import Outcome
 
-__all__ = ["ModelFormulation", "EXACT_OPTIONS", "TRIVIAL_TOL"]
+__all__ = ["ModelFormulation", "EXACT_OPTIONS", "TRIVIAL_TOL", "LP_BACKEND"]
+
+#: the backend of the LPs before the exact solve (local search, tightening), whichever backend
+#: the exact solve runs on: its warm sessions re-solve each unit's LP from the previous basis
+LP_BACKEND = "highs"
 
 #: an inversion objective this small is certified optimal by the trivial bound 0
 TRIVIAL_TOL = 1e-9
@@ -36,7 +45,12 @@ EXACT_OPTIONS = (
     "n_samples",
     "seed",
 )
-_CLAIM = {"optimal": "optimal", "infeasible": "infeasible", "time_limit": "time_limit"}
+_CLAIM = {
+    "optimal": "optimal",
+    "infeasible": "infeasible",
+    "time_limit": "time_limit",
+    "interrupted": "interrupted",
+}
 _EXACT = (
     Option("bounds", choice("interval", "crown"), "crown", "how the big-M constants are computed"),
     Option("tighten", choice("lp", None), "lp", "then tightened by LPs over the relaxation"),
@@ -44,7 +58,7 @@ _EXACT = (
     Option("relax", flag, False, "solve the continuous relaxation (a sound bound)"),
     Option("heuristic", flag, True, "a local search from the best start before the solve"),
     Option("heuristic_time", number(low=0), None, "seconds for the local search"),
-    Option("start", None, None, "starting point(s), e.g. a first-order result's x"),
+    Option("start", array_like, None, "starting point(s), e.g. a first-order result's x"),
     Option("n_samples", integer(low=0), 64, "domain samples for the starting point"),
     Option("seed", integer(), 0, "seed of the sampling and the local search"),
 )
@@ -59,6 +73,27 @@ class ModelFormulation(Formulation):
 
     def build(self, problem: Problem, bounds: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @classmethod
+    def lp_context(cls, backend: str = LP_BACKEND, *, threads: int | None = None) -> LPContext:
+        """The LPs this formulation lends to bounds and heuristics (:class:`LPContext`).
+
+        ``build`` is this formulation's :meth:`build` on a fresh instance (a build keeps state
+        for :meth:`start_vector`, which the exact solve's own build must own); ``solve`` and
+        ``open`` run on ``backend``. ``threads`` (None or 0: the solver's default) goes to every
+        LP: the exact solve's count, so that HiGHS's process-wide scheduler, which a different
+        explicit count restarts, keeps one count from the first LP to the exact solve.
+        """
+        from netopt import solvers
+
+        B = solvers.get(backend)
+        opts: dict[str, Any] = {"threads": threads} if threads else {}
+        return LPContext(
+            build=lambda problem, bounds: cls().build(problem, bounds),
+            solve=lambda model: B().solve(model, **opts),
+            open=lambda model: B().open(model, **opts),
+            name=backend,
+        )
 
     def accepts(self, problem: Problem) -> list[str]:
         if isinstance(problem, CrossEntropy):
@@ -91,7 +126,14 @@ class ModelFormulation(Formulation):
         seed: int = 0,
         **options: Any,
     ) -> Outcome:
-        """The exact pipeline; the parameters are :func:`netopt.solve.solve`'s."""
+        """The exact pipeline; the parameters are :func:`netopt.solve.solve`'s.
+
+        ``time_limit`` is the wall time of the whole pipeline: the local search gets a sixth of
+        what remains (at most 10 s), the LP tightening a third of what then remains (at most
+        60 s), and the solver the rest, less a reserve for the float64 re-check. Where the
+        budget runs out (or the user interrupts) before the solver, the best point so far is
+        returned with no bound.
+        """
         from netopt import solvers
         from netopt.bounds import compute_bounds
         from netopt.solvers._base import check_options
@@ -99,6 +141,8 @@ class ModelFormulation(Formulation):
         solver = solver or self.default_backend
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        deadline = Deadline(options.get("time_limit"), start=t0)
+        progress = options.get("progress")
         B = solvers.get(solver)
         if (
             isinstance(problem, Inversion)
@@ -127,56 +171,84 @@ class ModelFormulation(Formulation):
         x0, v0 = _pick_start(
             problem, n_samples, seed, [np.asarray(u, dtype=np.float64) for u in user]
         )
-        tl = options.get("time_limit")
-        if heuristic and x0 is not None and not relax:
+        sense = 1.0 if problem.sense == "min" else -1.0
+        emit(progress, "start", deadline, incumbent=_finite(sense * v0))
+        lp = self.lp_context(threads=options.get("threads"))
+        if heuristic and x0 is not None and not relax and not deadline.expired():
             from netopt.heuristics import local_search
 
             budget = (
-                heuristic_time
+                min(heuristic_time, deadline.remaining())
                 if heuristic_time is not None
-                else min(10.0, (tl / 6) if tl else 10.0)
+                else deadline.share(1 / 6, 10.0)
             )
+            emit(progress, "local search", deadline, incumbent=_finite(sense * v0))
             rng = np.random.default_rng(seed + 1)
             starts = np.concatenate([x0[None], dom.sample(max(8, n_samples // 2), rng)])
-            x1, v1 = local_search(problem, starts, time_budget=budget)
+            x1, v1 = local_search(problem, starts, lp=lp, time_budget=budget)
             if v1 < v0:
                 x0, v0 = x1, v1
         timings["start"] = time.perf_counter() - t0
-        if isinstance(problem, Inversion) and x0 is not None and v0 <= TRIVIAL_TOL and not relax:
-            # a norm is non-negative: a point this close to 0 is optimal, no solver needed
+        trivial = problem.trivial_bound()
+        if trivial is not None and x0 is not None and v0 <= trivial[0] + TRIVIAL_TOL and not relax:
+            # e.g. a norm is non-negative: a point this close to 0 is optimal, no solver needed
             return Outcome(
                 [x0],
                 "optimal",
-                bound=0.0,
-                bound_source="trivial: a norm is non-negative",
+                bound=trivial[0],
+                bound_source=f"trivial: {trivial[1]}",
                 formulation=self.name,
                 solver="none (local search)",
                 timings=timings,
             )
         t1 = time.perf_counter()
         graph = problem.net.graph
+        incumbent = _finite(sense * v0)
+        emit(progress, "bounds", deadline, incumbent=incumbent)
         bnd = compute_bounds(graph, dom.lo, dom.hi, bounds)
-        if tighten == "lp" and not relax:
-            from netopt.bounds_lp import tighten_lp
+        if tighten == "lp" and not relax and not deadline.expired():
+            from netopt.bounds.lp import tighten_lp
 
             budget = (
-                tighten_time if tighten_time is not None else min(60.0, (tl / 3) if tl else 60.0)
+                min(tighten_time, deadline.remaining())
+                if tighten_time is not None
+                else deadline.share(1 / 3, 60.0)
             )
+            emit(progress, "tightening", deadline, incumbent=incumbent)
             cutoff = None
-            if x0 is not None and not isinstance(problem, Feasibility):
+            if x0 is not None and not problem.feasibility:
                 cutoff = _model_objective(problem, v0)
-            bnd = tighten_lp(
-                problem, bnd, cutoff=cutoff, time_budget=budget, threads=options.get("threads")
-            )
+            bnd = tighten_lp(problem, bnd, lp=lp, cutoff=cutoff, time_budget=budget)
         timings["bounds"] = time.perf_counter() - t1
         t2 = time.perf_counter()
+        emit(progress, "build", deadline, incumbent=incumbent)
         model = self.build(problem, bnd)
         if relax:
             model = model.relaxed()
         if x0 is not None and hasattr(self, "start_vector"):
             model.start = self.start_vector(model, problem, x0)
         timings["build"] = time.perf_counter() - t2
-        raw = B().solve(model, **options)
+        if deadline.expired():
+            # the budget went to the phases before the solver (or the user stopped the run):
+            # the best point so far, no bound
+            return Outcome(
+                [] if x0 is None else [x0],
+                "interrupted" if interrupted() else "time_limit",
+                formulation=self.name,
+                solver=solver,
+                timings=timings,
+                message="stopped before the solver ran"
+                + (" (interrupted)" if interrupted() else " (time limit)"),
+            )
+        run_opts = dict(options)
+        if deadline.time_limit is not None:
+            # the solver gets what is left, less a reserve for the float64 re-check
+            reserve = min(1.0, 0.05 * deadline.time_limit)
+            run_opts["time_limit"] = max(0.01, deadline.remaining() - reserve)
+        if progress is not None:
+            run_opts["progress"] = _solver_progress(problem, progress, deadline)
+        emit(progress, "solve", deadline, incumbent=incumbent)
+        raw = B().solve(model, **run_opts)
         timings["solve"] = raw.seconds
         out = self.recover(problem, model, raw, x0, relax)
         out.formulation, out.solver, out.solver_version = self.name, solver, raw.solver_version
@@ -197,7 +269,7 @@ class ModelFormulation(Formulation):
         candidate of an optimization problem, so the starting point ``x0`` is one too.
         """
         cols = model.blocks[model.meta["input"]].reshape(-1)
-        feas = isinstance(problem, Feasibility)
+        feas = problem.feasibility
         cand = [] if raw.x is None else [raw.x[cols]]
         if x0 is not None and not feas:
             cand.append(x0)
@@ -258,3 +330,35 @@ def _model_objective(problem: Problem, value: float) -> float | None:
     if isinstance(problem, Inversion) and problem.norm == 2:
         return value**2
     return value
+
+
+def _finite(v: float | None) -> float | None:
+    return float(v) if v is not None and np.isfinite(v) else None
+
+
+def _solver_progress(problem: Problem, progress: Any, deadline: Deadline) -> Any:
+    """The backend's progress (the model's minimized objective) in the problem's units.
+
+    The same mapping as :meth:`ModelFormulation.recover`: a maximization's values change sign,
+    the 2-norm model's square root is taken; so the live gap is the one the result will state.
+    """
+    sq = isinstance(problem, Inversion) and problem.norm == 2
+    sign = 1.0 if problem.sense == "min" else -1.0
+
+    def units(v: Any) -> float | None:
+        if v is None or not np.isfinite(v) or abs(v) >= 1e30:
+            return None
+        return float(np.sqrt(max(v, 0.0))) if sq else sign * float(v)
+
+    def on_event(d: dict) -> None:
+        extra = {k: d[k] for k in ("nodes",) if k in d}
+        emit(
+            progress,
+            "solve",
+            deadline,
+            incumbent=units(d.get("incumbent")),
+            bound=units(d.get("bound")),
+            **extra,
+        )
+
+    return on_event

@@ -1,10 +1,13 @@
 """The exact big-M MILP formulation of a piecewise-linear network.
 
 Every IR value gets a variable block (index remaps alias their input's columns); linear ops become
-equality rows ``y - sum_i M_i x_i = b`` built from :func:`netopt.linear.linear_map` in one sparse
+equality rows ``y - sum_i M_i x_i = b`` built from :func:`netopt.ir.ops.linear_map` in one sparse
 operation each; ReLU, LeakyReLU and max-pool units get the big-M encodings below with the tightest
 bounds available, and units whose bounds prove them stable get no binary at all. A smooth op is
 refused by :meth:`MILP.check_support` before anything is built.
+
+:func:`lp_context` lends this model (solved on HiGHS) to the LP bound tightening and the local
+search where no exact solve constructs them one (a bound computation of its own, a test).
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ from netopt.bounds import Bounds
 from netopt.errors import FormulationError, MissingBoundsError
 from netopt.formulations import register
 from netopt.formulations._model import ModelFormulation
-from netopt.interpret import interpret
 from netopt.ir import Graph, Op
-from netopt.linear import linear_map, window_index
-from netopt.model import LinearModel, ModelBuilder
+from netopt.ir.interpret import interpret
+from netopt.ir.ops import linear_map, window_index
+from netopt.model import LinearModel, LPContext, ModelBuilder
 from netopt.problems import Problem
 
-__all__ = ["MILP"]
+__all__ = ["MILP", "lp_context"]
 
 
 class _Ctx:
@@ -455,3 +458,15 @@ def _maxpool(ctx: _Ctx, op: Op) -> np.ndarray:
 
         ctx.start_rules.append((z, start))
     return out
+
+
+def lp_context(backend: str = "highs", *, threads: int | None = None) -> LPContext:
+    """The big-M model's LPs on ``backend``: :meth:`ModelFormulation.lp_context` of :class:`MILP`.
+
+    For :func:`netopt.bounds.lp.tighten_lp` and :func:`netopt.heuristics.local_search` outside an
+    exact solve (which constructs its own).
+
+    ``threads`` (None or 0: the solver's default) goes to every LP; pass the count of the exact
+    solve that follows, so HiGHS's process-wide scheduler is not restarted in between.
+    """
+    return MILP.lp_context(backend, threads=threads)

@@ -78,8 +78,8 @@ def load_vnnlib(path: Any, n_inputs: int | None = None, n_outputs: int | None = 
 
 
 def check(net: Network, prop: Any, **kw: Any) -> Any:
-    """Decide a VNN-LIB property on ``net`` (see :func:`netopt.vnncheck.check`)."""
-    from netopt.vnncheck import check as _check
+    """Decide a VNN-LIB property on ``net`` (see :func:`netopt.vnnlib.check.check`)."""
+    from netopt.vnnlib.check import check as _check
 
     return _check(net, prop, **kw)
 

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from netopt.errors import InputError
+from netopt.network import Network, load
+from netopt.problems import Problem
+from netopt.problems.base import _json_array
 from netopt.result import Result, Status
-
-if TYPE_CHECKING:  # pragma: no cover
-    from netopt.network import Network
-    from netopt.problems import Problem
 
 __all__ = ["Certificate", "KINDS"]
 
@@ -33,8 +33,8 @@ __all__ = ["Certificate", "KINDS"]
 KINDS = ("point", "bound", "infeasible")
 #: The statuses each kind may carry (a point is never "infeasible"; only "infeasible" is).
 _KIND_STATUSES = {
-    "point": ("optimal", "time_limit", "feasible", "unknown", "error"),
-    "bound": ("time_limit", "feasible", "unknown", "error"),
+    "point": ("optimal", "time_limit", "interrupted", "feasible", "unknown", "error"),
+    "bound": ("time_limit", "interrupted", "feasible", "unknown", "error"),
     "infeasible": ("infeasible",),
 }
 #: The relative gap an "optimal" claim may have when the certificate states no gap limit: the
@@ -72,7 +72,7 @@ class Certificate:
         The claim in words, for people reading the file. :meth:`verify` never trusts it: it
         rebuilds the claim from the evidence and reports when the two differ.
     evidence : dict
-        ``status``, ``problem`` (see :func:`netopt.problems.problem_to_json`), ``sense``; for a
+        ``status``, ``problem`` (see :meth:`netopt.problems.Problem.to_json`), ``sense``; for a
         point ``x``, ``input_shape``, ``y`` and ``objective`` (and ``witness``, ``tolerance`` for
         a feasibility witness); ``bound``, ``bound_tolerance`` (how far a solver's bound may pass
         the objective by round-off), ``gap`` and ``gap_limit`` (the solver's relative gap
@@ -92,20 +92,18 @@ class Certificate:
     @classmethod
     def from_result(cls, r: Result) -> Certificate:
         """The certificate of a result: its claim and the evidence :meth:`verify` re-checks."""
-        import netopt
-        from netopt.problems import Feasibility
-
         p = r.problem
         net = p.net if p is not None else None
+        feas = p is not None and p.feasibility
         ev: dict[str, Any] = {
             "status": str(r.status),
-            "problem": _problem_json(p) if p is not None else None,
+            "problem": p.to_json() if p is not None else None,
             "sense": r.sense,
             "formulation": r.formulation,
             "solver": r.solver,
             "solver_version": r.solver_version,
             "bound_method": r.bound_method,
-            "gap": r.gap if not isinstance(p, Feasibility) else None,
+            "gap": r.gap if not feas else None,
             "tolerance": r.extra.get("tolerance"),
         }
         if r.extra.get("bound_tolerance") is not None:
@@ -117,7 +115,7 @@ class Certificate:
         attested = r.extra.get("bound_source") or f"{r.solver} {r.solver_version}".strip()
         # a Feasibility model has the objective 0: the solver's "bound" says nothing about the
         # constraint violation that is this problem's objective, so it is no claim
-        bound = None if isinstance(p, Feasibility) else r.bound
+        bound = None if feas else r.bound
         if r.x is not None:
             kind = "point"
             ev.update(
@@ -147,10 +145,10 @@ class Certificate:
             bound=bound,
             witness=witness,
             tolerance=r.extra.get("tolerance"),
-            feasibility=isinstance(p, Feasibility),
+            feasibility=feas,
         )
         sha = net.source.sha256 if net is not None else None
-        return cls(kind, claim, ev, sha, netopt.__version__)
+        return cls(kind, claim, ev, sha, _netopt_version())
 
     def to_json(self) -> str:
         return json.dumps(
@@ -282,12 +280,9 @@ class Certificate:
         InputError
             A malformed certificate: a field missing or of the wrong type or length (named).
         """
-        import netopt
-        from netopt.problems import Feasibility, problem_from_json
-
         self._check_form()
-        if not isinstance(net, netopt.Network):
-            net = netopt.load(net)
+        if not isinstance(net, Network):
+            net = load(net)
         rep = _Report(self.claim)
         same = net.source.sha256 == self.onnx_sha256
         rep.check(
@@ -309,9 +304,9 @@ class Certificate:
             return rep.finish(None)
         if not isinstance(ev["problem"], dict):
             raise InputError(f"evidence.problem must be a JSON object, got {_tname(ev['problem'])}")
-        prob = problem_from_json(net, ev["problem"])
+        prob = Problem.from_json(net, ev["problem"])
         e = _read_evidence(ev, self.kind, net)
-        feas = isinstance(prob, Feasibility)
+        feas = prob.feasibility
         sense = prob.sense
         witness = e.witness if e.witness is not None else (feas and e.status == "optimal")
         claim = _claim(
@@ -421,8 +416,6 @@ class Certificate:
 
         A witness's "optimal" status is about the witness, so its gap is not required small.
         """
-        from netopt.problems import Inversion
-
         bound = e.bound
         assert bound is not None
         finite = bool(np.isfinite(bound))
@@ -483,10 +476,14 @@ class Certificate:
                     gap <= allowed,
                     f"gap {gap:.3g}, allowed {allowed:.3g}",
                 )
-        if isinstance(prob, Inversion) and bound <= 0.0:
-            # a weighted norm (weights are non-negative) is never below 0: no solver needed
+        trivial = prob.trivial_bound()
+        if trivial is not None and bound <= trivial[0]:
+            # e.g. a weighted norm (weights are non-negative) is never below 0: no solver needed
             rep.check(
-                f"the bound {bound:.9g} holds: the objective is a norm, never below 0", True, ""
+                f"the bound {bound:.9g} holds: the objective is never below {trivial[0]:.9g} "
+                f"({trivial[1]})",
+                True,
+                "",
             )
             return
         src = _short(e.attested_by or "the solver", 160, quote=False)
@@ -502,8 +499,6 @@ class Certificate:
         rep: _Report, prob: Problem, e: _Evidence, *, refute: bool, samples: int, seed: int
     ) -> None:
         """Infeasibility: checked for an empty box; else attested, and a refutation attempt."""
-        from netopt.problems import Feasibility
-
         dom = prob.domain
         empty = np.argwhere(dom.lo > dom.hi)
         if dom.integer is not None:
@@ -518,7 +513,7 @@ class Certificate:
             )
             return
         src = _short(e.attested_by or "the solver", 160, quote=False)
-        if isinstance(prob, Feasibility):
+        if prob.feasibility:
             rep.unchecked.append(
                 f"infeasibility: no input in the domain satisfies C f(x) <= d — attested by {src}"
             )
@@ -601,8 +596,6 @@ class _Evidence:
 
 def _read_evidence(ev: dict[str, Any], kind: str, net: Network) -> _Evidence:
     """Type-check the evidence's fields; :class:`InputError` names the first malformed one."""
-    from netopt.problems import _json_array
-
     statuses = [s.value for s in Status]
     status = ev.get("status")
     if not isinstance(status, str) or status not in statuses:
@@ -862,11 +855,9 @@ def _refute_bound(
 
 def _refute_infeasible(rep: _Report, prob: Problem, *, samples: int, seed: int) -> None:
     """Look for a domain point (and, for a Feasibility problem, one satisfying its constraints)."""
-    from netopt.problems import Feasibility
-
     X = _candidates(prob, [], samples, seed)
     n = len(X)
-    if not isinstance(prob, Feasibility):
+    if not prob.feasibility:
         refuted = n > 0
         detail = (
             f"{n} of {samples} seeded samples and the midpoint lie in the domain"
@@ -902,6 +893,15 @@ def _refute_infeasible(rep: _Report, prob: Problem, *, samples: int, seed: int) 
         )
 
 
+def _netopt_version() -> str:
+    """``netopt.__version__``, read from the package facade without importing it from here.
+
+    The facade is the front layer, above this module; but Python imports a package before any of
+    its modules, so by the time this runs it is always loaded.
+    """
+    return sys.modules["netopt"].__version__
+
+
 def _jsonable(v: Any) -> Any:
     if isinstance(v, np.ndarray):
         return v.tolist()
@@ -910,9 +910,3 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, Enum):
         return v.value
     raise TypeError(f"not JSON serializable: {type(v)}")
-
-
-def _problem_json(p: Problem) -> dict[str, Any]:
-    from netopt.problems import problem_to_json
-
-    return problem_to_json(p)

@@ -1,11 +1,13 @@
 """Primal heuristics: good inputs, fast, to seed exact solvers and to answer quickly.
 
 * :func:`descent` — projected Adam on the problem's (sub)gradient from many starts at once, in
-  float64 numpy (the reverse pass is :func:`netopt.interpret.vjp`), so it needs no torch;
+  float64 numpy (the reverse pass is :func:`netopt.ir.interpret.vjp`), so it needs no torch;
 * :func:`pattern_lp` — fixes the activation pattern of a point and solves the LP over that
   linear region (the network is affine there): the best point of the region, exactly;
 * :func:`local_search` — alternates the two from the best starts.
 
+The pattern LP's model and solver come from the caller's :class:`~netopt.model.LPContext` (the
+method's exact model and a backend): the heuristics know neither the formulation nor the solver.
 Every point returned lies in the domain and is scored by the float64 reference interpreter.
 """
 
@@ -17,9 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netopt.interpret import interpret, vjp
+from netopt.control import interrupted
+from netopt.ir.interpret import interpret, vjp
 
 if TYPE_CHECKING:  # pragma: no cover
+    from netopt.model import LPContext
     from netopt.problems import Problem
 
 log = logging.getLogger("netopt")
@@ -84,15 +88,17 @@ def descent(
     return np.stack([dom.project(x) for x in X])
 
 
-def pattern_lp(problem: Problem, x: np.ndarray, bounds=None) -> np.ndarray | None:
-    """The best point of ``x``'s linear region (its ReLU pattern fixed), by one LP with HiGHS.
+def pattern_lp(problem: Problem, x: np.ndarray, bounds=None, *, lp: LPContext) -> np.ndarray | None:
+    """The best point of ``x``'s linear region (its ReLU pattern fixed), by one LP.
+
+    Every (leaky) ReLU input ``z_j`` is held on its side at ``x`` (``z_j >= 0`` or ``z_j <= 0``),
+    by its bounds; the exact model over those bounds (``lp.build``) then has no binaries, and on
+    that region the network is affine, so ``lp.solve`` returns the region's best point.
 
     Returns None when the region's LP cannot be solved (or the network has max-pools, whose
-    pattern is not a box constraint).
+    pattern is not a box constraint, or the objective is quadratic).
     """
     from netopt.bounds import Bounds, compute_bounds
-    from netopt.formulations.milp import MILP
-    from netopt.solvers.highs_backend import HighsBackend
 
     g = problem.net.graph
     if any(o.op == "maxpool2d" for o in g.ops):
@@ -114,13 +120,13 @@ def pattern_lp(problem: Problem, x: np.ndarray, bounds=None) -> np.ndarray | Non
             b.lo[o.inputs[0]] = np.where(z >= 0, np.maximum(lo, 0.0), lo)
             b.hi[o.inputs[0]] = np.where(z >= 0, hi, np.minimum(hi, 0.0))
     try:
-        model = MILP().build(problem, b)
+        model = lp.build(problem, b)
     except Exception as e:  # an empty region or a bound issue: no polish
         log.debug("pattern LP not built: %s", e)
         return None
     if model.is_quadratic:
         return None  # the 2-norm's region problem is a QP; descent alone serves it
-    raw = HighsBackend().solve(model)
+    raw = lp.solve(model)
     if raw.status != "optimal" or raw.x is None:
         return None
     return dom.project(raw.x[model.blocks[g.inputs[0]].reshape(-1)])
@@ -130,6 +136,7 @@ def local_search(
     problem: Problem,
     starts: np.ndarray,
     *,
+    lp: LPContext,
     time_budget: float = 5.0,
     keep: int = 8,
     iters: int = 150,
@@ -137,7 +144,8 @@ def local_search(
 ) -> tuple[np.ndarray, float]:
     """Descent from all ``starts``, then alternate pattern LPs and short descents on the best.
 
-    Returns the best point and its (minimized) objective.
+    ``lp`` builds and solves the pattern LPs (:func:`pattern_lp`). Returns the best point and its
+    (minimized) objective.
     """
     t0 = time.perf_counter()
     X = descent(problem, starts, iters=iters)
@@ -148,9 +156,9 @@ def local_search(
     for x in pool[order]:
         cur, cur_s = x, float(_scores(problem, x[None])[0])
         for _ in range(rounds):
-            if time.perf_counter() - t0 > time_budget:
+            if time.perf_counter() - t0 > time_budget or interrupted():
                 break
-            y = pattern_lp(problem, cur)
+            y = pattern_lp(problem, cur, lp=lp)
             if y is None:
                 break
             cand = np.concatenate([y[None], descent(problem, y[None], iters=30)])
@@ -161,6 +169,6 @@ def local_search(
             cur, cur_s = cand[k], float(cs[k])
         if cur_s < best:
             best_x, best = cur, cur_s
-        if time.perf_counter() - t0 > time_budget:
+        if time.perf_counter() - t0 > time_budget or interrupted():
             break
     return best_x, best

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from netopt.errors import InputError, OnnxImportError
-from netopt.interpret import as_batch, interpret
 from netopt.ir import Graph
-from netopt.ops import OPS
+from netopt.ir.interpret import as_batch, interpret
+from netopt.ir.ops import OPS
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
     import torch
 
-__all__ = ["Network", "load"]
+__all__ = ["Network", "load", "check_same_architecture"]
 
 log = logging.getLogger("netopt")
 
@@ -253,7 +253,7 @@ class Network:
     def torch_module(
         self, dtype: torch.dtype | None = None, device: str | torch.device | None = None
     ):
-        """The graph as a batched ``torch.nn.Module`` (see :mod:`netopt.torch_module`).
+        """The graph as a batched ``torch.nn.Module`` (see :mod:`netopt.ir.torch_module`).
 
         Parameters
         ----------
@@ -262,7 +262,7 @@ class Network:
         device : str or torch.device, optional
             Default: ``"cuda"`` when available, else ``"cpu"``.
         """
-        from netopt.torch_module import GraphModule
+        from netopt.ir.torch_module import GraphModule
 
         return GraphModule(self.graph, dtype=dtype, device=device)
 
@@ -307,7 +307,7 @@ def load(
     input_shapes : mapping, optional
         Per-sample shapes for inputs whose shape the file leaves symbolic.
     passes : sequence of callables, optional
-        Graph rewrites to run (default :data:`netopt.passes.DEFAULT_PASSES`;
+        Graph rewrites to run (default :data:`netopt.ir.passes.DEFAULT_PASSES`;
         ``()`` keeps the converted graph as is).
 
     Returns
@@ -326,7 +326,7 @@ def load(
     counterexamples) are checked against onnxruntime, so a model it refuses (a float64 weight
     in a float32 Gemm, a string input, a rank-3 Gemm, ...) is refused at load rather than
     crashing ``netopt verify`` later. This adds about 2.5-7.5 ms to a load on the networks of
-    ``benchmarks/load_time.py`` (see benchmarks/RESULTS.md), and the session is kept for
+    ``benchmarks/perf/load_time.py`` (see benchmarks/RESULTS.md), and the session is kept for
     :meth:`Network.run_onnxruntime`. Two refusals do not make a model invalid: a file netopt
     reads by a documented convention onnxruntime does not know (OMLT's channel-first pooling
     kernels), and a valid node onnxruntime has no CPU kernel for (NOT_IMPLEMENTED, e.g. a
@@ -335,7 +335,7 @@ def load(
     """
     from netopt.frontend import convert_model, read_model
     from netopt.frontend.loader import ort_deviation
-    from netopt.passes import DEFAULT_PASSES, run_passes
+    from netopt.ir.passes import DEFAULT_PASSES, run_passes
 
     passes = _check_load_arguments(input_shapes, passes)
     model, src = read_model(source)
@@ -391,3 +391,60 @@ def _check_load_arguments(input_shapes: Any, passes: Any) -> tuple | None:
         if not callable(f):
             raise InputError(f"passes[{k}] = {f!r} is not callable (a pass maps Graph -> Graph)")
     return passes
+
+
+def _attr_signature(v: Any) -> Any:
+    """What of an attribute must agree along a training path: an array's shape, else the value."""
+    if isinstance(v, np.ndarray):
+        return ("array", tuple(v.shape))
+    return v
+
+
+def check_same_architecture(nets: Sequence[Network]) -> None:
+    """Refuse a sequence whose networks are not one architecture at different weights.
+
+    Compared against ``nets[0]``: the IR input and output shapes, the number of ops, and per op
+    (in graph order) its IR kind, input/output value shapes, attribute names, the shapes of array
+    attributes (weights) and the values of the others (strides, pads, axes, ...).
+
+    Raises
+    ------
+    InputError
+        Naming the index of the first network that differs and what differs.
+    """
+    ref = nets[0]
+    rg = ref.graph
+    for i, net in enumerate(nets[1:], start=1):
+        g = net.graph
+
+        def refuse(what: str, i: int = i, net: Network = net) -> None:
+            raise InputError(
+                f"networks[{i}] ({net.source.name}) differs in architecture from networks[0] "
+                f"({ref.source.name}): {what}. Surfing follows one architecture through "
+                "training; pass checkpoints of the same model"
+            )
+
+        if tuple(net.input_shape) != tuple(ref.input_shape):
+            refuse(f"input shape {net.input_shape} vs {ref.input_shape}")
+        if tuple(net.output_shape) != tuple(ref.output_shape):
+            refuse(f"output shape {net.output_shape} vs {ref.output_shape}")
+        if len(g.ops) != len(rg.ops):
+            refuse(f"{len(g.ops)} IR ops vs {len(rg.ops)}")
+        for k, (a, b) in enumerate(zip(rg.ops, g.ops, strict=True)):
+            where = f"op {k} ('{b.id}'" + (f", from {b.origin}" if b.origin else "") + ")"
+            if a.op != b.op:
+                refuse(f"{where} is '{b.op}' where networks[0] has '{a.op}'")
+            sa = [rg.value(v).shape for v in (*a.inputs, *a.outputs)]
+            sb = [g.value(v).shape for v in (*b.inputs, *b.outputs)]
+            if sa != sb:
+                refuse(f"{where} '{b.op}' has value shapes {sb} where networks[0] has {sa}")
+            if set(a.attrs) != set(b.attrs):
+                refuse(
+                    f"{where} has attributes {sorted(b.attrs)} where networks[0] has "
+                    f"{sorted(a.attrs)}"
+                )
+            for name in a.attrs:
+                x, y = _attr_signature(a.attrs[name]), _attr_signature(b.attrs[name])
+                same = x == y if not isinstance(x, np.ndarray) else np.array_equal(x, y)
+                if not same:
+                    refuse(f"{where} attribute '{name}' is {y} where networks[0] has {x}")

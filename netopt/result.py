@@ -28,7 +28,7 @@ __all__ = ["Status", "Result", "Outcome", "assemble", "bound_tolerance", "WITNES
 #: a witness's recomputed constraint violation may exceed 0 by this much (solver round-off)
 WITNESS_TOL = 1e-6
 #: the claims a method may make about its candidates (see :class:`Outcome`)
-CLAIMS = ("optimal", "infeasible", "time_limit", "none", "error")
+CLAIMS = ("optimal", "infeasible", "time_limit", "interrupted", "none", "error")
 
 
 class Status(str, Enum):
@@ -37,12 +37,17 @@ class Status(str, Enum):
     OPTIMAL = "optimal"  # x is optimal within the gap tolerance (bound proven)
     INFEASIBLE = "infeasible"  # proven: no input satisfies the constraints
     TIME_LIMIT = "time_limit"  # stopped by the limit: best incumbent (if any) and proven bound
+    INTERRUPTED = "interrupted"  # stopped by the user (Ctrl-C): best incumbent and proven bound
     FEASIBLE = "feasible"  # a point, with no proof of optimality (heuristics)
     UNKNOWN = "unknown"  # the solver stopped without a usable claim
     ERROR = "error"
 
     def __str__(self) -> str:
         return self.value
+
+
+#: claims of a run stopped early (the bound proven so far is kept) and the status each becomes
+_LIMIT_STATUS = {"time_limit": Status.TIME_LIMIT, "interrupted": Status.INTERRUPTED}
 
 
 @dataclass
@@ -137,12 +142,13 @@ class Outcome:
         Input points (any shape with the input's size), in problem space. The best of them by the
         recomputed objective becomes ``Result.x``; every domain point is a valid candidate for an
         optimization problem, so a method may add its starting point.
-    claim : {"optimal", "infeasible", "time_limit", "none", "error"}
+    claim : {"optimal", "infeasible", "time_limit", "interrupted", "none", "error"}
         ``optimal``: the bound proves the best candidate optimal (for a Feasibility problem: the
         method believes a candidate is a witness — only the float64 re-check decides);
         ``infeasible``: proven that no input satisfies the constraints (or, for an optimization
         problem, that the domain is empty); ``time_limit``: stopped by a limit, with the bound
-        proven so far; ``none``: no claim (a heuristic, or a solver that stopped without one);
+        proven so far; ``interrupted``: the same, stopped at the user's request (Ctrl-C);
+        ``none``: no claim (a heuristic, or a solver that stopped without one);
         ``error``: the method failed — no bound and no claim, but a point found before the
         failure is kept.
     bound : float, optional
@@ -231,15 +237,13 @@ def assemble(problem: Problem, outcome: Outcome, timings: dict[str, float] | Non
     """
     import time
 
-    from netopt.problems import Feasibility
-
     t0 = time.perf_counter()
     o = outcome
     if o.claim not in CLAIMS:
         raise ValueError(f"unknown claim {o.claim!r}; one of {CLAIMS}")  # a method's bug
     sense = problem.sense
     sign = 1.0 if sense == "min" else -1.0
-    feas = isinstance(problem, Feasibility)
+    feas = problem.feasibility
     res = Result(Status.UNKNOWN, problem=problem, sense=sense, message=o.message)
     res.formulation, res.solver, res.solver_version = o.formulation, o.solver, o.solver_version
     res.bound_method, res.model_size, res.unstable = o.bound_method, o.model_size, o.unstable
@@ -299,7 +303,7 @@ def assemble(problem: Problem, outcome: Outcome, timings: dict[str, float] | Non
         elif res.x is not None and o.claim == "none":
             res.status = Status.FEASIBLE
         else:
-            res.status = Status.TIME_LIMIT if o.claim == "time_limit" else Status.UNKNOWN
+            res.status = _LIMIT_STATUS.get(o.claim, Status.UNKNOWN)
     else:
         if res.objective is not None and bound is not None:
             tol = bound_tolerance(res.objective, o.tolerances)
@@ -328,8 +332,8 @@ def assemble(problem: Problem, outcome: Outcome, timings: dict[str, float] | Non
                 res.gap = abs(res.objective - bound) / max(1.0, abs(res.objective))
             if o.claim == "optimal" and not o.relaxation and res.x is not None:
                 res.status = Status.OPTIMAL
-            elif o.claim == "time_limit":
-                res.status = Status.TIME_LIMIT
+            elif o.claim in _LIMIT_STATUS:
+                res.status = _LIMIT_STATUS[o.claim]
             else:
                 res.status = Status.UNKNOWN if res.x is None else Status.FEASIBLE
     res.timings = {**(timings or {}), **o.timings, "verify": time.perf_counter() - t0}

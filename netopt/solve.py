@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from netopt.control import sigint_guard
 from netopt.errors import FormulationError, InputError
 from netopt.problems import Problem
 from netopt.result import WITNESS_TOL, Result, assemble, bound_tolerance
 
 log = logging.getLogger("netopt")
 
-__all__ = ["solve", "solve_many", "solve_first_order", "WITNESS_TOL", "bound_tolerance"]
+__all__ = ["solve", "solve_many", "WITNESS_TOL", "bound_tolerance"]
 
 
 def _method(formulation: str, problem: Problem, options: dict[str, Any]):
@@ -58,8 +59,9 @@ def solve(
         first-order ``"admm"``, ``"adam"``, ``"gd"``, ``"pgd"``, ``"sign_pgd"``, ``"gradient"``,
         and ``"layerwise_lp"``, ``"lifted_bregman"``, ``"adr_gd"``, ``"surfing"``.
     solver : str, optional
-        A registered backend (``netopt.solvers.available()``); default the method's natural one
-        (``"highs"`` for ``"milp"``, ``"torch"`` for the first-order ones).
+        A registered backend (``netopt.solvers.available()``) for a method that takes one;
+        default the method's natural one (``"highs"`` for ``"milp"``). The first-order methods
+        run their own torch iterations and take none (``device=`` chooses CPU or CUDA).
     **options
         The method's options (``netopt.formulations.get(name).option_names()``). The exact
         MILP's: ``bounds`` ({"interval", "crown"}: how the big-M constants are computed first),
@@ -71,19 +73,25 @@ def solve(
         a sixth of ``time_limit``, at most 10 s), ``start`` (starting point(s); a first-order
         result's point works as is: ``prob.solve("milp", start=prob.solve("adam").x)``),
         ``n_samples``, ``seed``, and the backend's ``time_limit``, ``gap``, ``abs_gap``,
-        ``threads``, ``verbose``, ``progress``, ``options={...}``.
+        ``threads``, ``verbose``, ``progress``, ``options={...}``. ``time_limit`` is the wall
+        time of the whole solve, every phase included (see :class:`netopt.control.Deadline`).
+
+    A first Ctrl-C during the solve stops it where it is and returns the best point and the
+    bound proven so far with status ``interrupted``; a second one raises ``KeyboardInterrupt``.
     """
     m = _method(formulation, problem, options)
     if options.get("start") is not None:
         # one point or a batch of points of the input's size (a wrong length is named here)
         options["start"] = problem.check_start(options["start"])
-    return assemble(problem, m.run(problem, solver, **options))
+    with sigint_guard():
+        return assemble(problem, m.run(problem, solver, **options))
 
 
 def solve_many(
     problems: list[Problem], formulation: str = "adam", solver: str | None = None, **options: Any
 ) -> list[Result]:
-    """Solve several problems: batched in one run where the method batches, else in turn."""
+    """Solve several problems: batched in one run where the method batches (its ``run_batch``:
+    ``"admm"`` and the gradient methods, for problems on one network), else in turn."""
     from netopt import formulations
 
     if formulations.get(formulation).batched and problems:
@@ -91,20 +99,3 @@ def solve_many(
         outs = m.run_batch(problems, solver, **options)
         return [assemble(p, o) for p, o in zip(problems, outs, strict=True)]
     return [solve(p, formulation, solver, **options) for p in problems]
-
-
-def solve_first_order(
-    problems: Problem | list[Problem],
-    formulation: str = "adam",
-    solver: str | None = None,
-    **options: Any,
-) -> list[Result]:
-    """One or several problems on one network with a batched first-order method (one Result each)."""
-    from netopt import formulations
-
-    if not formulations.get(formulation).batched:
-        raise InputError(
-            f"formulation '{formulation}' is not a first-order method; use netopt.solve.solve"
-        )
-    plist = [problems] if isinstance(problems, Problem) else list(problems)
-    return solve_many(plist, formulation, solver, **options)

@@ -1,8 +1,8 @@
 """Backends: solver-neutral model -> raw solution.
 
 Installed as ``netopt.solvers`` (setuptools ``package-dir``). One module per
-backend (``highs_backend.py``, ``torch_backend.py``, ...): the suffix keeps
-``netopt.solvers.torch`` from shadowing the real torch. Backends declare the
+backend (``highs_backend.py``, ``cvxpy_backend.py``, ...): the suffix keeps
+``netopt.solvers.cvxpy`` from shadowing the real cvxpy. Backends declare the
 model types and features they accept and import their packages lazily.
 """
 

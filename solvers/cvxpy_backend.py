@@ -1,6 +1,6 @@
 r"""Backend ``"cvxpy"``: the exact solution of one convex block of the lifted Bregman objective.
 
-The model is a :class:`netopt.formulations.lifted_bregman.BregmanSubproblem`,
+The model is a :class:`netopt.model.ConvexBlock`,
 
 .. math::
     \min_{lo \le u \le hi}\ D(u) + B_{\Psi_{in}}(u, a) + \alpha J(u),
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from netopt.errors import OptionError, SolverUnavailableError
+from netopt.model import ConvexBlock, grad_operator
 from netopt.solvers import register
 from netopt.solvers._base import Backend, RawSolution, RebuildSession, Session, check_options
 
@@ -31,16 +32,14 @@ class CvxpyBackend(Backend):
     """Exact convex subproblems of the lifted Bregman method through cvxpy (Clarabel, SCS)."""
 
     name = "cvxpy"
-    model_types = ("BregmanSubproblem",)
+    model_types = ("ConvexBlock",)
     features = frozenset({"quadratic"})
     packages = ("cvxpy",)
     pip = "pip install 'netopt[cvxpy]'"
 
     @staticmethod
-    def _problem(model: Any) -> tuple[Any, Any]:
+    def _problem(model: ConvexBlock) -> tuple[Any, Any]:
         import cvxpy as cp
-
-        from netopt.formulations.lifted_bregman import grad_operator
 
         n = model.n
         u = cp.Variable(n)

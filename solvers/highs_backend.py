@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from netopt.control import interrupted
 from netopt.model import LinearModel
 from netopt.solvers import register
 from netopt.solvers._base import Backend, RawSolution, Session, check_options
@@ -119,7 +120,7 @@ class HighsBackend(Backend):
 
             h.cbMipInterrupt.subscribe(on_event)
         t0 = time.perf_counter()
-        ok, why = s.run()
+        ok, why = s.run(interruptible=True)
         dt = time.perf_counter() - t0
         ver = s.version
         if not ok:
@@ -127,6 +128,9 @@ class HighsBackend(Backend):
             return RawSolution("error", seconds=dt, message=why, solver_version=ver)
         ms = h.getModelStatus()
         status = _STATUS.get(ms.name, "unknown")
+        if ms.name == "kInterrupt" and interrupted():
+            # stopped on the user's request (Ctrl-C): a limit like time, the bound still proven
+            status = "interrupted"
         info = h.getInfo()
         sol = h.getSolution()
         has_x = bool(getattr(info, "primal_solution_status", 0) == 2) or (status == "optimal")
@@ -138,7 +142,7 @@ class HighsBackend(Backend):
         obj = float(info.objective_function_value) if x is not None else None
         bound = None
         nodes = 0
-        if status in ("optimal", "time_limit"):
+        if status in ("optimal", "time_limit", "interrupted"):
             # only a run that ended in a known state attests a bound
             if model.is_mip:
                 b = float(info.mip_dual_bound)

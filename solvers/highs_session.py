@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from netopt.control import interrupted
 from netopt.errors import OptionError, SolveError, SolverUnavailableError
 
 __all__ = [
@@ -161,6 +162,15 @@ def run_failed(h: Any, run_status: Any) -> bool:
     return run_status == hs.HighsStatus.kError or h.getModelStatus() == hs.HighsModelStatus.kNotset
 
 
+def _on_interrupt_check(e: Any) -> None:
+    """HiGHS's interrupt callback: stop the run once the user asked (Ctrl-C)."""
+    try:
+        if interrupted():
+            e.interrupt()
+    except BaseException:  # noqa: BLE001 - never let an exception unwind through HiGHS's C++
+        e.interrupt()
+
+
 class HighsSession:
     """A ``highspy.Highs`` whose every option call and run is checked.
 
@@ -250,13 +260,20 @@ class HighsSession:
                 f"{self.where}: HiGHS rejected the model (passModel failed){self._tail()}"
             )
 
-    def run(self) -> tuple[bool, str]:
+    def run(self, *, interruptible: bool = False) -> tuple[bool, str]:
         """Run HiGHS; ``(ok, message)``.
 
         ``ok`` is False when ``run()`` returned ``kError`` or the model status is unset, in which
         case nothing HiGHS reports about the model may be used; ``message`` carries HiGHS's error
-        lines.
+        lines. ``interruptible``: stop at HiGHS's next interrupt check once the user asked the
+        solve to stop (:func:`netopt.control.interrupted`, Ctrl-C); HiGHS then ends with model
+        status ``kInterrupt`` and keeps its incumbent and dual bound. Off for loops of many
+        small LPs, whose callers poll between LPs (a Python callback per simplex check costs).
         """
+        if interruptible and not getattr(self, "_interruptible", False):
+            for cb in (self.h.cbMipInterrupt, self.h.cbSimplexInterrupt, self.h.cbIpmInterrupt):
+                cb.subscribe(_on_interrupt_check)
+            self._interruptible = True
         prepare_threads(self.threads)
         self.log.clear()
         st = self.h.run()

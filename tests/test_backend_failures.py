@@ -24,7 +24,7 @@ from netopt.errors import (
     OptionError,
     SolverUnavailableError,
 )
-from netopt.model import LinearModel, ModelBuilder
+from netopt.model import ConvexBlock, LinearModel, ModelBuilder
 from netopt.problems import Inversion
 from netopt.result import Status
 
@@ -344,7 +344,7 @@ def test_pyomo_rejected_option_value_before_build(
     monkeypatch: pytest.MonkeyPatch, cfg: Config, bad: dict[str, Any]
 ) -> None:
     cfg.skip_unless_available()
-    from netopt.solvers import pyomo_backend
+    from netopt.solvers.pyomo_backend import backend as pyomo_backend
 
     def no_build(model: Any) -> None:
         raise AssertionError("the model was built before the options were checked")
@@ -412,13 +412,11 @@ def test_pyomo_failure_end_to_end(
 # ------------------------------------------------------------------------------------ cvxpy
 def _block() -> Any:
     """A small lifted-Bregman block (least squares through a ReLU layer, l2 regularizer, box)."""
-    from netopt.formulations.lifted_bregman import BregmanSubproblem
-
     rng = np.random.default_rng(0)
     W = rng.standard_normal((8, 5)) / np.sqrt(5)
     b = 0.1 * rng.standard_normal(8)
     f = np.maximum(W @ rng.uniform(0, 1, 5) + b, 0)
-    return BregmanSubproblem(W, b, f, 0.0, reg="l2", alpha=1e-2, lo=np.zeros(5), hi=np.ones(5))
+    return ConvexBlock(W, b, f, 0.0, reg="l2", alpha=1e-2, lo=np.zeros(5), hi=np.ones(5))
 
 
 def _cvxpy() -> Any:
@@ -551,7 +549,7 @@ def test_every_bound_is_sound(cfg: Config, limited: bool) -> None:
 
 @pytest.mark.parametrize("tl", [-5.0, float("nan"), 0.0, float("inf")])
 def test_first_order_time_limit_is_checked(tl: float) -> None:
-    """The torch backend refuses the same bad time limits (no limit at all would follow)."""
+    """The first-order methods refuse the same bad time limits (no limit at all would follow)."""
     pytest.importorskip("torch")
     from netopt.instances._onnx import mlp_onnx
 

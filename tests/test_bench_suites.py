@@ -88,7 +88,7 @@ def test_empty_folder_family_is_an_error(tmp_path):
 
 
 def test_shipped_suites_parse():
-    folder = Path(__file__).resolve().parents[1] / "examples" / "suites"
+    folder = Path(__file__).resolve().parents[1] / "benchmarks" / "suites"
     names = sorted(p.stem for p in folder.glob("*.toml"))
     assert "quick" in names and len(names) >= 4
     for p in folder.glob("*.toml"):
@@ -255,7 +255,7 @@ checkpoints = 3
 count = 2
 [[method]]
 name = "surf"
-formulation = "netopt.instances.generator:surfing_method"
+formulation = "netopt.instances.digits_generator:surfing_method"
 options = { steps_per_stage = 30 }
 [[method]]
 name = "adam"
@@ -282,7 +282,7 @@ criterion = "x_star"
     # the same surfing task, shipped as bytes into a fresh folder, gives the same result
     job = {
         "instance": path,
-        "formulation": "netopt.instances.generator:surfing_method",
+        "formulation": "netopt.instances.digits_generator:surfing_method",
         "options": {"steps_per_stage": 30},
         "seed": 0,
         "time_limit": 60,

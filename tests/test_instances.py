@@ -246,7 +246,7 @@ def test_reduction_bad_input():
         sat3_instance(CNF(3, ((1, 2, 3),)), assignment=(False, False, False))
 
 
-# MILP verdict vs python-sat on a small sample (the full run is benchmarks/sat3_agreement.py)
+# MILP verdict vs python-sat on a small sample (the full run is benchmarks/papers/sat3_agreement.py)
 MILP_CASES = [
     (n, sat, variant, disguise)
     for (n, variant), sat, disguise in zip(
@@ -332,7 +332,7 @@ def test_instance_load_errors(tmp_path):
 
 @pytest.mark.parametrize("sat", [True, False])
 def test_vnnlib_verdict_is_satisfiability(tmp_path, sat):
-    from netopt.vnncheck import check
+    from netopt.vnnlib.check import check
 
     f, _ = random_formula(8, 34, sat, seed=11)
     paths = sat3_instance(f, "free").save(tmp_path)

@@ -18,8 +18,12 @@ def method_options(formulation: str) -> tuple[str, ...] | None:
     """The option names ``formulation`` accepts through ``Problem.solve`` (``None``: any)."""
     from netopt import formulations
 
-    names = formulations.get(formulation).option_names()
-    return None if names is None else tuple(names) + ("solver",)
+    F = formulations.get(formulation)
+    names = F.option_names()
+    if names is None:
+        return None
+    # the batched first-order methods run their own torch iterations and refuse a solver
+    return tuple(names) + (() if F.batched else ("solver",))
 
 
 def _callable_options(spec: str) -> tuple[str, ...] | None:

@@ -34,7 +34,7 @@ A method's ``formulation`` may name a function ``f(problem, seed=..., time_limit
 -> Result`` as ``"package.module:function"``: a method of the user's own, run like the others;
 a function with an ``instance`` parameter also receives the task's
 :class:`~netopt.instances.Instance` (its files and ground truth), e.g. Surfing's
-``"netopt.instances.generator:surfing_method"`` on a ``generator`` family.
+``"netopt.instances.digits_generator:surfing_method"`` on a ``generator`` family.
 Top-level ``ground_truth = "milp"`` (default) solves each instance's MILP once, within
 ``ground_truth_time_limit`` seconds, when its optimum is not known by construction; ``"known"``
 uses only what the generator knows.

@@ -22,7 +22,7 @@ import numpy as np
 from netopt.errors import OnnxImportError
 from netopt.frontend.registry import Unsupported
 from netopt.ir import Op, Origin, Value, sanitize
-from netopt.ops import OPS
+from netopt.ir.ops import OPS
 
 __all__ = ["Const", "Var", "NodeContext", "Unsupported"]
 

@@ -4,7 +4,8 @@
 * :mod:`~netopt.instances.sat3` - the 3-SAT -> ReLU inversion reduction with its gap theorem;
 * :mod:`~netopt.instances.expansive` - random expansive generators with a planted latent;
 * :mod:`~netopt.instances.mlp` - random MLPs with realizable / outside / unreachable targets;
-* :mod:`~netopt.instances.generator` - a trained digits generator and its checkpoints (Surfing);
+* :mod:`~netopt.instances.generator` - inversion of a trained digits generator (Surfing);
+* :mod:`~netopt.instances.digits_generator` - training that generator, saving its checkpoints;
 * :mod:`~netopt.instances.instance` - the :class:`Instance` type and its files
   (ONNX + JSON + VNN-LIB), :func:`load_instance`.
 """

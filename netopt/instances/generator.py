@@ -1,7 +1,8 @@
 r"""Inversion of a trained generator, with its training path: the Surfing setting.
 
 A ReLU decoder :math:`G_\theta: \mathbb{R}^k \to \mathbb{R}^{64}` trained on scikit-learn's 8x8
-digits (:func:`netopt.surfing.train_generator_with_checkpoints`, seeded) leaves checkpoints
+digits (:func:`~netopt.instances.digits_generator.train_generator_with_checkpoints`, seeded)
+leaves checkpoints
 :math:`\theta_0, \dots, \theta_T`. An instance inverts the trained network :math:`G_{\theta_T}`
 at :math:`y = G_{\theta_T}(z^*)` for a planted :math:`z^* \sim N(0, I_k)`: the optimum of
 :math:`\min_z \|G_{\theta_T}(z) - y\|_2` is 0, attained at :math:`z^*`. The box is
@@ -10,7 +11,8 @@ at :math:`y = G_{\theta_T}(z^*)` for a planted :math:`z^* \sim N(0, I_k)`: the o
 
 The checkpoints are listed in the instance's ``params["checkpoints"]``, relative to the
 instance file's folder, so that Surfing (Song, Fan & Lafferty 2019) can descend along the
-training path (:func:`surfing_method`) while every other method sees only :math:`G_{\theta_T}`.
+training path (:func:`~netopt.instances.digits_generator.surfing_method`) while every other
+method sees only :math:`G_{\theta_T}`.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from netopt.errors import InputError
+from netopt.instances.digits_generator import train_generator_with_checkpoints
 from netopt.instances.instance import Instance
 
-__all__ = ["generator_instance", "train_generator", "surfing_method"]
+__all__ = ["generator_instance", "train_generator"]
 
 
 def train_generator(
@@ -46,8 +48,6 @@ def train_generator(
         paths = sorted(d.glob("theta_*.onnx"))
         if len(paths) == len(done.read_text().split()):
             return paths
-    from netopt.surfing import train_generator_with_checkpoints
-
     return train_generator_with_checkpoints(
         d, latent=latent, hidden=hidden, epochs=epochs, seed=seed, n_checkpoints=checkpoints
     )
@@ -110,43 +110,3 @@ def generator_instance(
         "seed": seed,
     }
     return inst
-
-
-def surfing_method(
-    problem: Any,
-    *,
-    instance: Instance,
-    seed: int = 0,
-    time_limit: float | None = None,
-    steps_per_stage: int = 100,
-    lr: float = 1e-2,
-    restarts: int = 1,
-    init: str = "normal",
-    dtype: str = "float32",
-) -> Any:
-    """Surfing along the instance's checkpoints, as a benchmark method
-    (``formulation = "netopt.instances.generator:surfing_method"`` in a suite).
-
-    ``time_limit`` is not enforced inside the descent (the runner's limit is); the budget is
-    ``steps_per_stage`` times the number of checkpoints.
-    """
-    from netopt.surfing import surf
-
-    ckpts = instance.params.get("checkpoints")
-    if not ckpts:
-        raise InputError(f"instance {instance.name} lists no checkpoints: not a generator instance")
-    base = Path(instance.model_path).parent if instance.model_path else Path(".")
-    paths = [str(base / c) for c in ckpts]
-    lo, hi = float(np.min(problem.domain.lo)), float(np.max(problem.domain.hi))
-    return surf(
-        paths,
-        problem.target,
-        steps_per_stage=steps_per_stage,
-        lr=lr,
-        restarts=restarts,
-        init=init,
-        seed=seed,
-        dtype=dtype,
-        box=(lo, hi),
-        norm=problem.norm,
-    )

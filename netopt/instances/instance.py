@@ -140,7 +140,6 @@ class Instance:
 
     def to_json(self, model_file: str | None = None) -> dict[str, Any]:
         from netopt import __version__
-        from netopt.problems import problem_to_json
 
         data = self.model.SerializeToString()
         gt = {
@@ -161,7 +160,7 @@ class Instance:
             "model_sha256": hashlib.sha256(data).hexdigest(),
             "vnnlib": f"{self.name}.vnnlib",
             "region_tol": self.region_tol,
-            "problem": problem_to_json(self.problem),
+            "problem": self.problem.to_json(),
             "ground_truth": gt,
             "params": self.params,
             "attachments": {k: f"{self.name}.{k}" for k in self.attachments},

@@ -58,3 +58,16 @@ def make_model(
 def require_nets() -> None:
     if not REAL_NETS:
         pytest.skip(f"the shared networks folder {NETS} is absent")
+
+
+def mlp_net(widths, acts, seed=0):
+    """A float64 MLP network with random weights: ``(net, weights, biases)``."""
+    import netopt
+    from netopt.instances._onnx import mlp_onnx
+
+    rng = np.random.default_rng(seed)
+    Ws = [
+        rng.normal(size=(o, i)) / np.sqrt(i) for i, o in zip(widths[:-1], widths[1:], strict=True)
+    ]
+    bs = [rng.normal(scale=0.1, size=o) for o in widths[1:]]
+    return netopt.load(mlp_onnx(Ws, bs, acts, dtype=np.float64)), Ws, bs

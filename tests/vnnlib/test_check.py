@@ -1,0 +1,179 @@
+"""VNN-LIB verdicts, counterexamples confirmed by onnxruntime, certificates re-checked."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers.nets import NETS, ROOT, require_nets
+
+import netopt
+from netopt.certificate import Certificate
+from netopt.cli import main
+from netopt.problems import Inversion
+from netopt.result import Status
+from netopt.vnnlib.check import check
+
+DIGITS = ROOT / "examples" / "models" / "digits_mlp.onnx"
+
+
+@pytest.mark.parametrize(
+    "net,prop,verdict",
+    [
+        ("test/test_nano.onnx", "test/test_nano.vnnlib", "unsat"),
+        ("test/test_tiny.onnx", "test/test_tiny.vnnlib", "unsat"),
+        ("test/test_small.onnx", "test/test_small.vnnlib", "unsat"),
+        ("acasxu/ACASXU_run2a_1_1_batch_2000.onnx", "test/test_prop.vnnlib", "unsat"),
+        ("acasxu/ACASXU_run2a_1_1_batch_2000.onnx", "acasxu/prop_1.vnnlib", "unsat"),
+        ("acasxu/ACASXU_run2a_1_1_batch_2000.onnx", "acasxu/prop_4.vnnlib", "unsat"),
+    ],
+)
+def test_verdicts(net, prop, verdict):
+    require_nets()
+    r = check(netopt.load(NETS / net), NETS / prop, time_limit=60)
+    assert r.verdict == verdict
+
+
+def test_attack_finds_what_sampling_misses_and_onnxruntime_confirms_it():
+    """MNIST 256x2 at eps 0.05 around image 3: the competition's consensus is "sat" (8 tools);
+    uniform samples of the 784-dimensional box miss the counterexample, the falsifier finds it."""
+    require_nets()
+    net = netopt.load(NETS / "mnistfc" / "mnist-net_256x2.onnx")
+    r = check(net, NETS / "mnistfc" / "prop_3_0.05.vnnlib", time_limit=60, bab_time=0)
+    assert r.verdict == "sat" and r.confirmed
+    assert [d["method"] for d in r.details][-1] == "attack"
+    dj = r.disjunct
+    prop = netopt.load_vnnlib(NETS / "mnistfc" / "prop_3_0.05.vnnlib", 784, 10)
+    lo, hi = prop.disjuncts[dj].lo, prop.disjuncts[dj].hi
+    assert np.all(r.x.reshape(-1) >= lo) and np.all(r.x.reshape(-1) <= hi)
+    C, d = prop.disjuncts[dj].C, prop.disjuncts[dj].d
+    assert np.all(C @ np.asarray(r.y_onnxruntime, dtype=np.float64).reshape(-1) - d <= 1e-5)
+
+
+def test_sat_counterexample_is_confirmed_by_onnxruntime():
+    """Tighten ACAS Xu property 1's threshold until it is violated: the witness must hold in ORT."""
+    require_nets()
+    net = netopt.load(NETS / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    text = (NETS / "acasxu" / "prop_1.vnnlib").read_text().replace("3.991125645861615", "-0.02")
+    r = check(net, text, time_limit=60)
+    assert r.verdict == "sat" and r.confirmed
+    assert 0.6 <= r.x.reshape(-1)[0] <= 0.679857769
+    assert r.y_onnxruntime[0] >= -0.02 - 1e-5
+    # the same through the MILP alone (no sampling, no attack, no branch and bound)
+    r2 = check(net, text, time_limit=60, n_samples=0, bab_time=0, attack_time=0)
+    assert r2.verdict == "sat" and r2.confirmed and r2.details[-1]["method"] == "milp"
+
+
+def test_unsat_by_milp_alone():
+    require_nets()
+    net = netopt.load(NETS / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    r = check(net, NETS / "acasxu" / "prop_4.vnnlib", time_limit=120, n_samples=0, bab_time=0)
+    assert r.verdict == "unsat" and r.details[0]["method"] in ("milp", "crown")
+
+
+def test_certificate_roundtrip_and_tampering(tmp_path):
+    net = netopt.load(DIGITS)
+    target = json.loads((DIGITS.parent / "digits_target.json").read_text())["target"]
+    res = Inversion(net, target, norm=1, box=(0, 1)).solve(time_limit=60)
+    assert res.status == Status.OPTIMAL and res.x is not None
+    assert res.objective > 1.0 and res.gap <= 1e-6  # an unreachable "very confident 3"
+    p = tmp_path / "c.json"
+    res.certificate.save(p)
+    rep = Certificate.load(p).verify(DIGITS)
+    assert rep["ok"], rep
+    # a tampered objective is caught
+    d = json.loads(p.read_text())
+    d["evidence"]["objective"] = d["evidence"]["objective"] - 0.5
+    p.write_text(json.dumps(d))
+    assert not Certificate.load(p).verify(DIGITS)["ok"]
+    # a different model is caught
+    require_nets()
+    d["evidence"]["objective"] += 0.5
+    p.write_text(json.dumps(d))
+    other = NETS / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx"
+    rep = Certificate.load(p).verify(other)
+    assert not rep["ok"] and not rep["checks"][0]["ok"]
+
+
+def test_cli_invert_verify_check(tmp_path, capsys):
+    require_nets()
+    t = tmp_path / "t.json"
+    t.write_text(json.dumps({"target": [3.7452884848949517, 0.1939554363489151]}))
+    cert = tmp_path / "cert.json"
+    net = NETS / "bench" / "mlp_10-32-32-2_seed0.onnx"
+    assert (
+        main(
+            [
+                "invert",
+                str(net),
+                "--target",
+                str(t),
+                "--box",
+                "-1",
+                "1",
+                "--time-limit",
+                "5",
+                "--quiet",
+                "--out",
+                str(cert),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "objective" in out and "bound" in out
+    # every re-checkable claim holds; the MILP's bound is the solver's word alone: exit 3
+    assert main(["verify", str(cert), str(net)]) == 3
+    assert main(["verify", str(cert), str(net), "--allow-attested"]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "check",
+                str(NETS / "test" / "test_nano.onnx"),
+                str(NETS / "test" / "test_nano.vnnlib"),
+            ]
+        )
+        == 20
+    )
+    assert capsys.readouterr().out.startswith("unsat")
+    assert main(["invert", str(net), "--target", "1,2,3", "--box", "-1", "1"]) == 2
+    assert "target" in capsys.readouterr().err
+
+
+def test_infeasible_certificate():
+    require_nets()
+    net = netopt.load(NETS / "bench" / "mlp_10-32-32-2_seed0.onnx")
+    from netopt.problems import Feasibility
+
+    r = Feasibility(net, [3.7452884848949517, 0.1939554363489151], tol=1e-3, box=(-1, 1)).solve(
+        time_limit=60
+    )
+    assert r.status == Status.INFEASIBLE and r.verdict == "unsat"
+    c = r.certificate
+    assert c.kind == "infeasible" and "solver" in c.claim
+
+
+def test_disjunct_status_lists_every_disjunct(tmp_path):
+    """Tried disjuncts carry their verdict; those never reached are "not tried"."""
+    import numpy as np
+    import onnx
+    from helpers.nets import make_model
+    from onnx import helper
+
+    m = make_model(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        [1, 2],
+        [1, 1],
+        {"W": np.array([[1.0], [1.0]], dtype=np.float32)},
+    )
+    onnx.save(m, tmp_path / "sum.onnx")
+    net = netopt.load(tmp_path / "sum.onnx")
+    head = "(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n"
+    box = "(assert (and (>= X_0 0) (<= X_0 1) (>= X_1 0) (<= X_1 1)))\n"
+    r = check(net, head + box + "(assert (or (>= Y_0 5) (>= Y_0 1) (>= Y_0 7)))")
+    assert r.verdict == "sat" and r.disjunct_status == ["unsat", "sat", "not tried"]
+    assert json.loads(r.to_json())["disjunct_status"] == r.disjunct_status
+    r = check(net, head + box + "(assert (or (>= Y_0 5) (>= Y_0 7)))")
+    assert r.verdict == "unsat" and r.disjunct_status == ["unsat", "unsat"]

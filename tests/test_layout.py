@@ -47,7 +47,8 @@ def test_registries_importable():
 
 
 def test_import_is_lazy():
-    heavy = ["torch", "cvxpy", "pyomo", "gurobipy", "onnxruntime", "highspy"]
+    # scipy.sparse too: it doubles the import time, and only building a model or a bound needs it
+    heavy = ["torch", "cvxpy", "pyomo", "gurobipy", "onnxruntime", "highspy", "scipy.sparse"]
     code = (
         f"import sys, netopt; heavy = {heavy!r}; "
         "print(','.join(m for m in heavy if m in sys.modules))"

@@ -346,7 +346,23 @@ def fuzz(
     """
     import logging
 
-    logging.getLogger("netopt").setLevel(logging.ERROR)  # warnings would flood the table
+    # warnings would flood the table; the level is restored for the caller (a test session)
+    logger = logging.getLogger("netopt")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return _fuzz(n, seed, nets, timeout, kinds)
+    finally:
+        logger.setLevel(level)
+
+
+def _fuzz(
+    n: int,
+    seed: int,
+    nets: Path | None,
+    timeout: float,
+    kinds: list[str] | None,
+) -> tuple[dict[str, collections.Counter], list[tuple[str, str, str, str, bytes]]]:
     rng = np.random.default_rng(seed)
     seeds = seed_models(nets)
     kinds = kinds or MUTATIONS

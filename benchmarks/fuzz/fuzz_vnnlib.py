@@ -654,10 +654,28 @@ def run(
     progress: bool = False,
 ) -> Report:
     """Fuzz ``n`` mutants with ``random.Random(seed)``; the same arguments give the same mutants."""
+    # "the region is empty" warnings and debug lines are expected for mutants: keep them quiet,
+    # and give the caller (a test session) its level back
+    logger = logging.getLogger("netopt")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return _fuzz(n, seed, timeout, module, nets, kinds, progress)
+    finally:
+        logger.setLevel(level)
+
+
+def _fuzz(
+    n: int,
+    seed: int,
+    timeout: float,
+    module: str | None,
+    nets: Path,
+    kinds: list[str] | None,
+    progress: bool,
+) -> Report:
     from netopt.errors import NetoptError
 
-    # "the region is empty" warnings and debug lines are expected for mutants: keep them quiet
-    logging.getLogger("netopt").setLevel(logging.ERROR)
     mod = load_module(module)
     rng = random.Random(seed)
     pool = seeds(nets)

@@ -8,14 +8,17 @@ shared by their forward passes, their sparse matrices and their bounds.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.lib.stride_tricks import sliding_window_view
 
 from netopt.ir.ops.linear import LinearRules
 from netopt.ir.ops.spec import check_arity, register_op, size
+
+# scipy is imported where a map is built, so that `import netopt` does not load it
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = ["Conv2d", "AvgPool2d", "MaxPool2d", "pool_output_size", "window_index", "conv_matrix"]
 
@@ -137,6 +140,8 @@ def window_index(shape: Shape, attrs) -> np.ndarray:
 
 def conv_matrix(shape: Shape, a) -> tuple[sp.csr_matrix, np.ndarray]:
     """The sparse matrix and bias of ``conv2d`` on a ``(C, H, W)`` sample (flattened)."""
+    import scipy.sparse as sp
+
     w, g = a["weight"], int(a["group"])
     m_out, cg, kh, kw = w.shape
     c, h, wd = shape
@@ -230,6 +235,8 @@ class AvgPool2d(LinearRules):
 
     @staticmethod
     def linear_map(shapes, a, out):
+        import scipy.sparse as sp
+
         shape = shapes[0]
         idx = window_index(shape, a)  # (C, OH, OW, k)
         n_out = idx.shape[0] * idx.shape[1] * idx.shape[2]

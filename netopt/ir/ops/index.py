@@ -6,17 +6,24 @@ matrices are 0/1 selections and interval bounds pass through them exactly.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
 
 from netopt.ir.ops.linear import LinearRules
 from netopt.ir.ops.spec import check_arity, register_op, size
+
+# scipy is imported where a map is built, so that `import netopt` does not load it
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = ["Reshape", "Transpose", "Select", "Pad"]
 
 
 def _selection(src: np.ndarray, n_in: int) -> sp.csr_matrix:
     """The 0/1 matrix whose row ``k`` picks input entry ``src[k]``."""
+    import scipy.sparse as sp
+
     n_out = len(src)
     return sp.csr_matrix((np.ones(n_out), (np.arange(n_out), src)), shape=(n_out, n_in))
 
@@ -39,6 +46,8 @@ class Reshape(LinearRules):
 
     @staticmethod
     def linear_map(shapes, a, out):
+        import scipy.sparse as sp
+
         n_out = size(out)
         return [sp.identity(n_out, format="csr")], np.zeros(n_out)
 
@@ -117,6 +126,8 @@ class Pad(LinearRules):
 
     @staticmethod
     def linear_map(shapes, a, out):
+        import scipy.sparse as sp
+
         n_in, n_out = size(shapes[0]), size(out)
         r = len(shapes[0])
         p = [int(t) for t in a["pads"]]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
 
 from netopt.ir.ops.affine import linear_interval
 from netopt.ir.ops.spec import (
@@ -13,6 +14,10 @@ from netopt.ir.ops.spec import (
     register_op,
     size,
 )
+
+# scipy is imported where a map is built, so that `import netopt` does not load it
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["Affine", "Scale", "Add", "Concat", "Identity"]
 
@@ -52,6 +57,8 @@ class Affine(LinearRules):
 
     @staticmethod
     def linear_map(shapes, a, out):
+        import scipy.sparse as sp
+
         w = a["weight"]
         lead = size(shapes[0][:-1])
         mat = sp.kron(sp.identity(lead, format="csr"), sp.csr_matrix(w), format="csr")
@@ -85,6 +92,8 @@ class Scale(LinearRules):
 
     @staticmethod
     def linear_map(shapes, a, out):
+        import scipy.sparse as sp
+
         n_in, n_out = size(shapes[0]), size(out)
         src = np.broadcast_to(np.arange(n_in).reshape(shapes[0]), out).reshape(-1)
         mul = np.broadcast_to(a["mul"], out).reshape(-1)
@@ -107,6 +116,8 @@ class Identity(LinearRules):
 
     @staticmethod
     def linear_map(shapes, a, out):
+        import scipy.sparse as sp
+
         n_out = size(out)
         return [sp.identity(n_out, format="csr")], np.zeros(n_out)
 
@@ -128,6 +139,8 @@ class Add(LinearRules):
 
     @staticmethod
     def linear_map(shapes, a, out):
+        import scipy.sparse as sp
+
         n_out = size(out)
         eye = sp.identity(n_out, format="csr")
         return [eye, sp.identity(n_out, format="csr")], np.zeros(n_out)
@@ -157,6 +170,8 @@ class Concat(LinearRules):
 
     @staticmethod
     def linear_map(shapes, a, out):
+        import scipy.sparse as sp
+
         n_out = size(out)
         ax = int(a["axis"])
         pos = np.arange(n_out).reshape(out)

@@ -90,7 +90,9 @@ class ModelFormulation(Formulation):
         opts: dict[str, Any] = {"threads": threads} if threads else {}
         return LPContext(
             build=lambda problem, bounds: cls().build(problem, bounds),
-            solve=lambda model: B().solve(model, **opts),
+            solve=lambda model, time_limit=None: B().solve(
+                model, **opts, **({} if time_limit is None else {"time_limit": time_limit})
+            ),
             open=lambda model: B().open(model, **opts),
             name=backend,
         )

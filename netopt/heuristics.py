@@ -88,7 +88,14 @@ def descent(
     return np.stack([dom.project(x) for x in X])
 
 
-def pattern_lp(problem: Problem, x: np.ndarray, bounds=None, *, lp: LPContext) -> np.ndarray | None:
+def pattern_lp(
+    problem: Problem,
+    x: np.ndarray,
+    bounds=None,
+    *,
+    lp: LPContext,
+    time_limit: float | None = None,
+) -> np.ndarray | None:
     """The best point of ``x``'s linear region (its ReLU pattern fixed), by one LP.
 
     Every (leaky) ReLU input ``z_j`` is held on its side at ``x`` (``z_j >= 0`` or ``z_j <= 0``),
@@ -126,7 +133,7 @@ def pattern_lp(problem: Problem, x: np.ndarray, bounds=None, *, lp: LPContext) -
         return None
     if model.is_quadratic:
         return None  # the 2-norm's region problem is a QP; descent alone serves it
-    raw = lp.solve(model)
+    raw = lp.solve(model, time_limit=time_limit)  # stopped by the limit: no polish
     if raw.status != "optimal" or raw.x is None:
         return None
     return dom.project(raw.x[model.blocks[g.inputs[0]].reshape(-1)])
@@ -158,7 +165,8 @@ def local_search(
         for _ in range(rounds):
             if time.perf_counter() - t0 > time_budget or interrupted():
                 break
-            y = pattern_lp(problem, cur, lp=lp)
+            left = max(0.01, time_budget - (time.perf_counter() - t0))
+            y = pattern_lp(problem, cur, lp=lp, time_limit=left)
             if y is None:
                 break
             cand = np.concatenate([y[None], descent(problem, y[None], iters=30)])

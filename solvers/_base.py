@@ -140,8 +140,12 @@ class Session:
     ) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def solve(self) -> RawSolution:  # pragma: no cover - abstract
-        """The current model's solution (``extra["iterations"]``: the solver's iterations)."""
+    def solve(self, time_limit: float | None = None) -> RawSolution:  # pragma: no cover
+        """The current model's solution (``extra["iterations"]``: the solver's iterations).
+
+        ``time_limit``: seconds for this solve; a run it stops is not ``optimal`` and proves
+        nothing.
+        """
         raise NotImplementedError
 
 
@@ -171,8 +175,9 @@ class RebuildSession(Session):
             ub=m.ub if col_hi is None else col_hi,
         )
 
-    def solve(self) -> RawSolution:
-        raw = self.backend.solve(self.model, **self.options)
+    def solve(self, time_limit: float | None = None) -> RawSolution:
+        opts = self.options if time_limit is None else {**self.options, "time_limit": time_limit}
+        raw = self.backend.solve(self.model, **opts)
         self.version = raw.solver_version
         return raw
 

@@ -271,7 +271,8 @@ class CvxpyLPSession(RebuildSession):
         self._verbose = bool(opts.get("verbose", False))
         self.version = cp.__version__ + (f" ({self._solver})" if self._solver else "")
 
-    def solve(self) -> RawSolution:
+    def solve(self, time_limit: float | None = None) -> RawSolution:
+        """One solve of the current LP (cvxpy's solvers take no common time limit: ignored)."""
         import cvxpy as cp
 
         m = self.model

@@ -173,6 +173,10 @@ class HighsBackend(Backend):
         return HighsWarmSession(model, opts)
 
 
+#: HiGHS's default time limit (no limit)
+_NO_LIMIT = float("inf")
+
+
 class HighsWarmSession(Session):
     """One HiGHS model kept alive across changes of bounds and costs, re-solved from its basis.
 
@@ -188,6 +192,7 @@ class HighsWarmSession(Session):
         )
         self.session.set("presolve", "off")
         self.session.set_common(opts, default_gap=None)
+        self._time_limit = opts.get("time_limit")  # per solve, unless a solve says otherwise
         self.session.pass_model(highs_lp(model, integrality=False))
         self.h = self.session.h
         self._cur = [model.row_lo.copy(), model.row_hi.copy(), model.lb.copy(), model.ub.copy()]
@@ -221,17 +226,23 @@ class HighsWarmSession(Session):
             self._cost = np.asarray(cost, dtype=np.float64).copy()
         self._cur = [row_lo.copy(), row_hi.copy(), col_lo.copy(), col_hi.copy()]
 
-    def solve(self) -> RawSolution:
+    def solve(self, time_limit: float | None = None) -> RawSolution:
         """Re-solve from the current basis; a run that ends undecided is repeated from scratch.
 
         A hot start can end in HiGHS's "unknown" when a bound sits near its feasibility
-        tolerance (1e-7); the same LP without the basis decides it.
+        tolerance (1e-7); the same LP without the basis decides it. ``time_limit`` bounds this
+        solve (HiGHS's ``time_limit``; a run it stops is ``time_limit``, never repeated).
         """
         t0 = time.perf_counter()
+        limit = time_limit if time_limit is not None else self._time_limit
+        self.session.set("time_limit", float(limit) if limit is not None else _NO_LIMIT)
         ok, why = self.session.run()
         its = int(self.h.getInfo().simplex_iteration_count) if ok else 0
         name = self.h.getModelStatus().name
-        if not ok or name not in ("kOptimal", "kInfeasible", "kUnboundedOrInfeasible"):
+        stopped = name in ("kTimeLimit", "kInterrupt")
+        if not stopped and (
+            not ok or name not in ("kOptimal", "kInfeasible", "kUnboundedOrInfeasible")
+        ):
             self.h.clearSolver()
             ok, why = self.session.run()
             if not ok:

@@ -45,12 +45,12 @@ class _Recording:
         self.bounds.append(bounds)
         return self.inner.build(problem, bounds)
 
-    def solve(self, model):
+    def solve(self, model, time_limit=None):
         self.solves += 1
         return (
             RawSolution("error", message="the solver failed")
             if self.fail
-            else (self.inner.solve(model))
+            else (self.inner.solve(model, time_limit=time_limit))
         )
 
 

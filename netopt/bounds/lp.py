@@ -143,7 +143,8 @@ def tighten_lp(
                 cost = zero.copy()
                 cost[col] = sense
                 session.update(cost=cost)
-                raw = session.solve()
+                # the LP itself is bounded too: one large LP must not outlast the budget
+                raw = session.solve(time_limit=max(0.01, time_budget - (time.perf_counter() - t0)))
                 n_lp += 1
                 if raw.status == "error":
                     # a failed run proves nothing: this unit keeps its bound

@@ -56,7 +56,7 @@ class LPSession(Protocol):
         cost: np.ndarray | None = None,
     ) -> None: ...
 
-    def solve(self) -> LPSolution: ...
+    def solve(self, time_limit: float | None = None) -> LPSolution: ...
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,9 @@ class LPContext:
         (:meth:`LinearModel.relaxed`) is a sound relaxation of the network on the bounded set.
         A unit whose bounds fix its side (``lo >= 0`` or ``hi <= 0`` before a ReLU) is encoded
         without a binary, so fixing every unit's side leaves an LP.
-    solve : callable ``(model) -> LPSolution``
-        Solve ``model`` once.
+    solve : callable ``(model, time_limit=None) -> LPSolution``
+        Solve ``model`` once, within ``time_limit`` seconds when given (a run stopped by it
+        proves nothing: its status is not ``optimal``).
     open : callable ``(model) -> LPSession``
         A session on ``model`` for many re-solves with changed costs and bounds (warm where the
         backend can keep its basis).
@@ -81,6 +82,6 @@ class LPContext:
     """
 
     build: Callable[[Problem, Any], LinearModel]
-    solve: Callable[[LinearModel], LPSolution]
+    solve: Callable[..., LPSolution]
     open: Callable[[LinearModel], LPSession]
     name: str = ""

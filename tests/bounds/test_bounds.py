@@ -107,6 +107,7 @@ class _Counting:
     def __init__(self, inner: LPContext, fail: bool = False) -> None:
         self.inner, self.fail = inner, fail
         self.builds = self.opens = self.solves = 0
+        self.limits: list = []
 
     def context(self) -> LPContext:
         return LPContext(build=self.build, solve=self.solve_once, open=self.open, name="counting")
@@ -115,9 +116,11 @@ class _Counting:
         self.builds += 1
         return self.inner.build(problem, bounds)
 
-    def solve_once(self, model):
+    def solve_once(self, model, time_limit=None):
         self.solves += 1
-        return RawSolution("error", message="no solver") if self.fail else self.inner.solve(model)
+        if self.fail:
+            return RawSolution("error", message="no solver")
+        return self.inner.solve(model, time_limit=time_limit)
 
     def open(self, model):
         self.opens += 1
@@ -128,11 +131,12 @@ class _Counting:
             def update(self, **kw):
                 session.update(**kw)
 
-            def solve(self):
+            def solve(self, time_limit=None):
                 outer.solves += 1
+                outer.limits.append(time_limit)
                 if outer.fail:
                     return RawSolution("error", message="the solver failed")
-                return session.solve()
+                return session.solve(time_limit=time_limit)
 
         return _Session()
 
@@ -224,3 +228,30 @@ def test_exact_solve_lends_its_lps_with_its_thread_count(monkeypatch):
     # the optimum of a 3-input network: no sampled point beats it
     X = np.random.default_rng(0).uniform(-1, 1, (4000, 3))
     assert r.objective >= float(prob.net.forward(X).max()) - 1e-9
+
+
+def test_each_lp_gets_what_remains_of_the_budget():
+    """Every LP of the tightening is itself bounded by the time left (one large LP must not
+    outlast the budget): the limits handed to the sessions are finite and never above it."""
+    from netopt.formulations.milp import lp_context
+
+    prob, b = _small_problem()
+    c = _Counting(lp_context())
+    budget = 1e6
+    tighten_lp(prob, b, lp=c.context(), min_gain=0.0, time_budget=budget)
+    assert c.limits and all(lim is not None and 0 < lim <= budget for lim in c.limits)
+    assert c.limits == sorted(c.limits, reverse=True)  # what remains only shrinks
+
+
+def test_a_warm_highs_solve_stopped_by_its_limit_is_not_an_answer():
+    """HiGHS stopped by a solve's time limit: status time_limit, no point, and not re-run."""
+    from netopt.formulations.milp import lp_context
+
+    prob, b = _small_problem()
+    lp = lp_context()
+    model = lp.build(prob, b).relaxed()
+    s = lp.open(model)
+    s.update(cost=np.eye(model.n_vars)[0])
+    raw = s.solve(time_limit=1e-9)
+    assert raw.status == "time_limit" and raw.x is None and raw.bound is None
+    assert s.solve().status == "optimal"  # the session's own (unlimited) limit again

@@ -36,7 +36,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     import time
 
     import netopt
+    from netopt.errors import NetoptError
     from netopt.vnnlib.check import check
+
+    if args.instances is not None:
+        if args.model or args.property:
+            raise NetoptError("give either MODEL PROPERTY or --instances CSV, not both")
+        from netopt.cli.instances import cmd_check_instances
+
+        return cmd_check_instances(args)
+    if not (args.model and args.property):
+        raise NetoptError("netopt check needs MODEL PROPERTY (or --instances CSV)")
 
     t_cmd = time.perf_counter()
     if args.out:
@@ -128,8 +138,22 @@ def add_parser(sub: Any) -> None:
         description="Decide a VNN-LIB property; a counterexample is re-checked in onnxruntime.",
         epilog=EXIT_EPILOG,
     )
-    chk.add_argument("model", help="path of an .onnx file")
-    chk.add_argument("property", help="path of a .vnnlib file")
+    chk.add_argument("model", nargs="?", help="path of an .onnx file")
+    chk.add_argument("property", nargs="?", help="path of a .vnnlib file")
+    chk.add_argument(
+        "--instances",
+        metavar="CSV",
+        help="decide every line 'onnx,vnnlib,timeout' of a VNN-COMP instances.csv (paths "
+        "relative to it) in one process, instead of MODEL PROPERTY; writes --results and each "
+        "counterexample in VNN-COMP's format; exit 0 (130 on Ctrl-C)",
+    )
+    chk.add_argument(
+        "--results",
+        default="results.csv",
+        metavar="CSV",
+        help="with --instances: the results file (default results.csv; counterexamples go to "
+        "<its stem>_counterexamples/)",
+    )
     chk.add_argument(
         "--time-limit",
         type=_float_arg("a number of seconds", positive=True),

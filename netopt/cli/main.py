@@ -56,7 +56,11 @@ def _protect_negative_numbers(argv: Sequence[str]) -> list[str]:
 _INPUT_FILES = {
     "info": (("model", "an .onnx file"),),
     "invert": (("model", "an .onnx file or an instance .json"),),
-    "check": (("model", "an .onnx file"), ("property", "a .vnnlib file")),
+    "check": (
+        ("model", "an .onnx file"),
+        ("property", "a .vnnlib file"),
+        ("instances", "an instances .csv file"),
+    ),
     "verify": (("certificate", "a certificate .json"), ("model", "an .onnx file")),
     "bench": (("suite", "a suite .toml file"),),
     "report": (("db", "a results database file"),),

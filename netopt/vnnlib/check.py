@@ -132,7 +132,8 @@ def check(
         ``BAB_FULL_DIM`` coordinates); 0 skips it.
     attack_time : float
         Seconds per disjunct for the falsifier (:func:`netopt.attack.falsify`, at most a fifth
-        of the time left) after the bounds fail to decide it; 0 skips it. Needs torch.
+        of the time left) after the bounds fail to decide it, on inputs of more than
+        ``BAB_FULL_DIM`` coordinates (fewer go to input splitting); 0 skips it. Needs torch.
     progress : callable, optional
         Receives one event (a dict, see :func:`netopt.control.emit`) as each phase of each
         disjunct starts: ``phase`` (``"sampling"``, ``"crown"``, ``"attack"``, ``"input-split BaB"``,
@@ -271,8 +272,10 @@ def _check(
                 continue
         # 3. a falsifier: batched PGD on the disjunct's margin (netopt.attack), kept short: it
         # finds the counterexamples that sampling misses in a high-dimensional box in about a
-        # second, and a point is a claim only once float64 and onnxruntime confirm it
-        if dom.bounded and dom.A is None and attack_time > 0:
+        # second, and a point is a claim only once float64 and onnxruntime confirm it. A box of
+        # few inputs goes to input splitting instead, which tries points in every piece it
+        # keeps: there the attack's seconds are better spent splitting
+        if dom.bounded and dom.A is None and attack_time > 0 and n_in > BAB_FULL_DIM:
             if stopped_inside(info, "attack", tk):
                 break
             emit(progress, "attack", deadline, **where)

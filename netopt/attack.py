@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from netopt.control import interrupted
+from netopt.errors import InputError
 
 __all__ = ["AttackResult", "falsify"]
 
@@ -107,7 +108,6 @@ def falsify(
     """
     import torch
 
-    from netopt.ir.torch_module import GraphModule
     from netopt.torch_utils import resolve_device
 
     t0 = time.perf_counter()
@@ -116,14 +116,24 @@ def falsify(
     hi64 = np.asarray(hi, dtype=np.float64).reshape(-1)
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
     d = np.asarray(d, dtype=np.float64).reshape(-1)
+    n_in, n_out = int(np.prod(shape)), int(np.prod(net.output_shape))
+    if lo64.size != n_in or hi64.size != n_in or not np.all(lo64 <= hi64):
+        raise InputError(
+            f"falsify: the box must be two arrays of the input's {n_in} values with lo <= hi "
+            f"(got {lo64.size} and {hi64.size} values)"
+        )
+    if C.shape[1] != n_out or len(d) != C.shape[0]:
+        raise InputError(
+            f"falsify: C must be (k, {n_out}) for the {n_out} outputs and d of length k (got C "
+            f"{C.shape}, d {d.shape})"
+        )
     rng = np.random.default_rng(seed)
     dev = resolve_device(device)
-    cache = getattr(net, "_attack_modules", None)
-    if cache is None:
-        cache = net._attack_modules = {}
+    # one module per network and device: a check attacks every disjunct of a property
+    cache = net.__dict__.setdefault("_attack_modules", {})
     mod = cache.get(str(dev))
     if mod is None:
-        mod = cache[str(dev)] = GraphModule(net.graph, dtype=torch.float32, device=dev)
+        mod = cache[str(dev)] = net.torch_module(dtype=torch.float32, device=dev)
     tl = torch.tensor(lo64, dtype=torch.float32, device=dev)
     th = torch.tensor(hi64, dtype=torch.float32, device=dev)
     width = th - tl
@@ -149,14 +159,16 @@ def falsify(
         return best_m <= 0.0
 
     for r in range(max(1, rounds)):
-        starts = [rng.uniform(lo64, hi64, size=(restarts, n))]
+        # the best point so far, then (first round) the centre and random vertices, then
+        # uniform samples up to the batch size
+        starts = [] if best_x is None else [best_x[None]]
         if r == 0:
             starts.append(((lo64 + hi64) / 2)[None])
             corners = rng.integers(0, 2, size=(max(1, restarts // 4), n)).astype(bool)
             starts.append(np.where(corners, hi64, lo64))
-        if best_x is not None:
-            starts.append(best_x[None])
-        X0 = np.concatenate(starts)[: max(restarts, 2)]
+        taken = sum(len(s) for s in starts)
+        starts.append(rng.uniform(lo64, hi64, size=(max(restarts - taken, 1), n)))
+        X0 = np.concatenate(starts)
         if check64(X0):
             break
         x = torch.as_tensor(X0, dtype=torch.float32, device=dev).requires_grad_(True)

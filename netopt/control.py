@@ -115,16 +115,15 @@ class Deadline:
         """Whether the budget is spent or the user interrupted the solve."""
         return interrupted() or self.remaining() <= 0.0
 
-    def share(self, fraction: float, cap: float, floor: float = 0.0) -> float:
-        r"""A phase's budget: :math:`\max(\text{floor}, \min(\text{cap}, f \cdot r))`.
+    def share(self, fraction: float, cap: float) -> float:
+        r"""A phase's budget: :math:`\min(\text{cap}, f \cdot r)`.
 
-        ``r`` is the time remaining now (without a limit, the phase gets ``cap``). The floor is
-        itself capped by ``r``: a phase never gets more than what is left.
+        ``r`` is the time remaining now; without a limit the phase gets ``cap``.
         """
         r = self.remaining()
         if not math.isfinite(r):
             return float(cap)
-        return min(r, max(float(floor), min(float(cap), fraction * r)))
+        return min(float(cap), fraction * r)
 
 
 def relative_gap(incumbent: float | None, bound: float | None) -> float | None:

@@ -115,3 +115,42 @@ def test_threshold_against_a_grid(seed):
         rounds=1, device="cpu",
     )  # fmt: skip
     assert r2.x is None and r2.margin > 0
+
+
+def _abs_sum_net(n):
+    """y = sum_i |x_i|, as relu(x) + relu(-x)."""
+    W1 = np.vstack([np.eye(n), -np.eye(n)])
+    nodes = [
+        helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "W2", "b2"], ["y"], transB=1),
+    ]
+    inits = {"W1": W1, "b1": np.zeros(2 * n), "W2": np.ones((1, 2 * n)), "b2": np.zeros(1)}
+    return netopt.load(make_model(nodes, [1, n], [1, 1], inits))
+
+
+def test_the_box_centre_is_among_the_starts():
+    """y = sum |x_i| <= 1e-9 on [-1, 1]^40 holds only near the centre, which no uniform sample
+    or vertex reaches: with no descent step at all, the centre start alone finds it."""
+    net = _abs_sum_net(40)
+    r = falsify(
+        net, -np.ones(40), np.ones(40), np.ones((1, 1)), np.array([1e-9]),
+        steps=0, rounds=1, device="cpu",
+    )  # fmt: skip
+    assert r.x is not None and np.all(r.x == 0)
+
+
+@pytest.mark.parametrize(
+    "lo, hi, C, d, words",
+    [
+        (-np.ones(3), np.ones(3), np.ones((1, 1)), np.zeros(1), "input's 40 values"),
+        (np.ones(40), -np.ones(40), np.ones((1, 1)), np.zeros(1), "lo <= hi"),
+        (-np.ones(40), np.ones(40), np.ones((1, 2)), np.zeros(1), "C must be"),
+        (-np.ones(40), np.ones(40), np.ones((1, 1)), np.zeros(2), "d of length"),
+    ],
+)
+def test_bad_arguments_are_input_errors(lo, hi, C, d, words):
+    from netopt.errors import InputError
+
+    with pytest.raises(InputError, match=words):
+        falsify(_abs_sum_net(40), lo, hi, C, d, device="cpu")

@@ -17,7 +17,7 @@ from netopt.cli.args import (
     _int_arg,
     _write_out,
 )
-from netopt.cli.live import LiveLine, wants_live_line
+from netopt.cli.live import LiveLine, add_live_flags, wants_live_line
 
 __all__ = ["EXIT_EPILOG", "add_parser", "cmd_check", "disjunct_lines"]
 
@@ -163,11 +163,5 @@ def add_parser(sub: Any) -> None:
     chk.add_argument("--solver", default="highs", help="backend for the MILP stage")
     chk.add_argument("--threads", type=_int_arg("a thread count", 1), help="solver threads")
     chk.add_argument("--out", help="write the verdict and evidence (JSON) here")
-    chk.add_argument("--json", action="store_true", help="print JSON")
-    chk.add_argument(
-        "--progress",
-        action="store_true",
-        help="the live line on stderr even when not on a terminal (or with --json)",
-    )
-    chk.add_argument("--quiet", action="store_true", help="no live line")
+    add_live_flags(chk, "print JSON")
     chk.set_defaults(func=cmd_check)

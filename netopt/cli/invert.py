@@ -20,7 +20,7 @@ from netopt.cli.args import (
     _read_vector,
     _write_out,
 )
-from netopt.cli.live import LiveLine, wants_live_line
+from netopt.cli.live import LiveLine, add_live_flags, wants_live_line
 from netopt.errors import InputError, NetoptError
 from netopt.options import Option, Schema
 
@@ -406,11 +406,5 @@ def add_parser(sub: Any) -> None:
     inv.add_argument("--no-tighten", action="store_true", help="skip LP bound tightening")
     inv.add_argument("--start", help="a starting input (numbers or file) for the solver")
     inv.add_argument("--out", help="write the certificate (JSON) here")
-    inv.add_argument("--json", action="store_true", help="print the certificate as JSON")
-    inv.add_argument(
-        "--progress",
-        action="store_true",
-        help="the live line on stderr even when not on a terminal (or with --json)",
-    )
-    inv.add_argument("--quiet", action="store_true", help="no live line")
+    add_live_flags(inv, "print the certificate as JSON")
     inv.set_defaults(func=cmd_invert)

@@ -15,10 +15,21 @@ from typing import Any, TextIO
 
 from netopt.control import relative_gap
 
-__all__ = ["LiveLine", "wants_live_line"]
+__all__ = ["LiveLine", "add_live_flags", "wants_live_line"]
 
 #: at most this many redraws per second (a phase change is always drawn at once)
 RATE = 5.0
+
+
+def add_live_flags(parser: Any, json_help: str) -> None:
+    """``--json``, ``--progress`` and ``--quiet``: what a command with a live line prints."""
+    parser.add_argument("--json", action="store_true", help=json_help)
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="the live line on stderr even when not on a terminal (or with --json)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no live line")
 
 
 def wants_live_line(args: Any) -> bool:

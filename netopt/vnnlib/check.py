@@ -280,13 +280,12 @@ def _check(
                 break
             emit(progress, "attack", deadline, **where)
             x_adv = _attack(net, dj, deadline.share(0.2, attack_time), seed)
-            if x_adv is not None:
-                trial = _sat(net, CheckResult("sat"), x_adv, dj, k)
-                if trial.confirmed:
-                    res = _sat(net, res, x_adv, dj, k)
-                    info.update(verdict="sat", method="attack", seconds=time.perf_counter() - tk)
-                    res.details.append(info)
-                    break
+            ev = None if x_adv is None else _evidence(net, x_adv, dj)
+            if ev is not None and ev[2]:  # a claim only once onnxruntime confirms the point
+                res = _sat(net, res, x_adv, dj, k, ev)
+                info.update(verdict="sat", method="attack", seconds=time.perf_counter() - tk)
+                res.details.append(info)
+                break
         # 4. input splitting with batched CROWN (networks of linear ops and (leaky) ReLUs)
         if dom.bounded and dom.A is None and bab_time > 0:
             from netopt.bounds.bab import bab_feasibility
@@ -412,11 +411,27 @@ def _attack(net: Network, dj: Any, budget: float, seed: int) -> np.ndarray | Non
     return r.x
 
 
-def _sat(net: Network, res: CheckResult, x: np.ndarray, dj, k: int) -> CheckResult:
+def _evidence(net: Network, x: np.ndarray, dj: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``f(x)`` in float64 and in onnxruntime, and whether onnxruntime's output satisfies the
+    disjunct (within :data:`ORT_TOL`) at a point of its box."""
     y = net.forward(x)
     y_ort = net.run_onnxruntime(x)
-    res.verdict, res.x, res.y, res.y_onnxruntime, res.disjunct = "sat", x, y, y_ort, k
-    res.confirmed = _violation(dj.C, dj.d, y_ort) <= ORT_TOL and bool(
+    ok = _violation(dj.C, dj.d, y_ort) <= ORT_TOL and bool(
         np.all(x.reshape(-1) >= dj.lo - 1e-12) and np.all(x.reshape(-1) <= dj.hi + 1e-12)
     )
+    return y, y_ort, ok
+
+
+def _sat(
+    net: Network,
+    res: CheckResult,
+    x: np.ndarray,
+    dj: Any,
+    k: int,
+    evidence: tuple[np.ndarray, np.ndarray, bool] | None = None,
+) -> CheckResult:
+    """``res`` as "sat" at ``x`` for disjunct ``k``, with its evidence (computed if not given)."""
+    y, y_ort, ok = _evidence(net, x, dj) if evidence is None else evidence
+    res.verdict, res.x, res.y, res.y_onnxruntime, res.disjunct = "sat", x, y, y_ort, k
+    res.confirmed = ok
     return res

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from netopt import certificate_unsat as _unsat
+from netopt.bounds.proof import BabProof
 from netopt.errors import InputError
 from netopt.network import Network, load
 from netopt.problems import Problem
@@ -29,13 +31,15 @@ __all__ = ["Certificate", "KINDS"]
 
 
 #: The kinds of certificate: an input with its objective (and perhaps a bound), a bound alone,
-#: or the claim that no input is feasible.
-KINDS = ("point", "bound", "infeasible")
+#: the claim that no input is feasible, or that no input satisfies a VNN-LIB property
+#: (:mod:`netopt.certificate_unsat`).
+KINDS = ("point", "bound", "infeasible", "unsat")
 #: The statuses each kind may carry (a point is never "infeasible"; only "infeasible" is).
 _KIND_STATUSES = {
     "point": ("optimal", "time_limit", "interrupted", "feasible", "unknown", "error"),
     "bound": ("time_limit", "interrupted", "feasible", "unknown", "error"),
     "infeasible": ("infeasible",),
+    "unsat": ("infeasible",),
 }
 #: The relative gap an "optimal" claim may have when the certificate states no gap limit: the
 #: larger of the MIP backends' defaults (Gurobi's MIPGap; HiGHS's mip_rel_gap is 1e-6).
@@ -62,12 +66,13 @@ class Certificate:
 
     Kinds: ``point`` (an input with its recomputed objective, and, for a certified optimum, the
     solver's bound), ``bound`` (no point, a bound), ``infeasible`` (no input satisfies the
-    constraints). :meth:`verify` re-checks everything that can be checked without the solver and
+    constraints; with a branch-and-bound ``proof``, re-checked in float64), ``unsat`` (no
+    input satisfies a VNN-LIB property: :meth:`from_check`, :mod:`netopt.certificate_unsat`). :meth:`verify` re-checks everything that can be checked without the solver and
     lists what only the solver attests.
 
     Attributes
     ----------
-    kind : {"point", "bound", "infeasible"}
+    kind : {"point", "bound", "infeasible", "unsat"}
     claim : str
         The claim in words, for people reading the file. :meth:`verify` never trusts it: it
         rebuilds the claim from the evidence and reports when the two differ.
@@ -131,6 +136,9 @@ class Certificate:
         elif r.status == Status.INFEASIBLE:
             kind = "infeasible"
             ev["attested_by"] = f"{r.solver} {r.solver_version}".strip()
+            if isinstance(r.extra.get("proof"), BabProof):
+                # a branch-and-bound tree that verify re-checks in float64
+                ev["proof"] = r.extra["proof"].to_dict()
         else:
             kind = "bound"
             ev["bound"] = bound
@@ -146,9 +154,21 @@ class Certificate:
             witness=witness,
             tolerance=r.extra.get("tolerance"),
             feasibility=feas,
+            proof="proof" in ev,
         )
         sha = net.source.sha256 if net is not None else None
         return cls(kind, claim, ev, sha, _netopt_version())
+
+    @classmethod
+    def from_check(cls, res: Any, prop: Any, net: Network) -> Certificate:
+        """The ``unsat`` certificate of a VNN-LIB check (:func:`netopt.vnnlib.check.check`).
+
+        ``res`` must have the verdict "unsat"; ``prop`` is the property (a
+        :class:`~netopt.vnnlib.property.VnnlibProperty` or its path). Each disjunct is stored
+        as a Feasibility problem with its branch-and-bound proof, or the solver attesting it.
+        """
+        ev = _unsat.unsat_evidence(res, prop, net)
+        return cls("unsat", _unsat.unsat_claim(ev), ev, net.source.sha256, _netopt_version())
 
     def to_json(self) -> str:
         return json.dumps(
@@ -234,6 +254,7 @@ class Certificate:
         refute: bool = True,
         samples: int = 256,
         seed: int = 0,
+        vnnlib_path: str | os.PathLike | None = None,
     ) -> dict[str, Any]:
         """Re-check the certificate against a network (a Network, or the ONNX file's path).
 
@@ -263,6 +284,11 @@ class Certificate:
             Domain points sampled by a refutation attempt.
         seed : int
             Seed of the sampling.
+        vnnlib_path : path, optional
+            For an ``unsat`` certificate: the ``.vnnlib`` file; its disjuncts must be exactly
+            the certificate's (without it, a note says they are taken from the certificate).
+            Each disjunct's branch-and-bound proof is re-checked in float64
+            (:func:`netopt.bounds.proof.check_proof`), as is an infeasibility certificate's.
 
         Returns
         -------
@@ -294,6 +320,9 @@ class Certificate:
             # a certificate about another model: nothing else can be checked against this one
             return rep.finish(None)
         ev = self.evidence
+        if self.kind == "unsat":
+            _unsat.verify_unsat(rep, net, ev, vnnlib_path)
+            return rep.finish(_unsat.unsat_claim(ev))
         if ev.get("problem") is None:
             rep.check(
                 "the certificate states its problem",
@@ -319,6 +348,7 @@ class Certificate:
             witness=witness,
             tolerance=e.tolerance,
             feasibility=feas,
+            proof=ev.get("proof") is not None,
         )
         if e.sense is not None:
             rep.check(
@@ -396,6 +426,12 @@ class Certificate:
         else:
             if e.bound is not None:
                 rep.check("an infeasibility certificate states no bound", False, f"{e.bound!r}")
+            proof = ev.get("proof")
+            if proof is not None and prob.feasibility:
+                proven = _unsat.check_bab_proof(rep, net, prob, proof, "infeasibility")
+                if proven is not None:
+                    # re-checked (True) or failed (False): nothing is left to the solver's word
+                    return rep.finish(claim)
             self._check_infeasible(rep, prob, e, refute=refute, samples=samples, seed=seed)
         return rep.finish(claim)
 
@@ -710,6 +746,7 @@ def _claim(
     witness: bool,
     tolerance: float | None,
     feasibility: bool,
+    proof: bool = False,
 ) -> str:
     """The claim in one sentence, from the evidence alone (the same words when written and read)."""
     side = "at least" if sense == "min" else "at most"
@@ -731,9 +768,8 @@ def _claim(
         return f"{s}; the optimum is {side} {bound:.9g}."
     if kind == "infeasible":
         if feasibility:
-            return (
-                "No input in the domain satisfies the output constraints (attested by the solver)."
-            )
+            how = "proven by branch and bound" if proof else "attested by the solver"
+            return f"No input in the domain satisfies the output constraints ({how})."
         return "The input domain is empty: no input satisfies its constraints."
     if bound is None:
         return "No claim."

@@ -57,7 +57,8 @@ def solve(
     formulation : str
         A registered method (``netopt.formulations.available()``): ``"milp"`` (exact), the
         first-order ``"admm"``, ``"adam"``, ``"gd"``, ``"pgd"``, ``"sign_pgd"``, ``"gradient"``,
-        and ``"layerwise_lp"``, ``"lifted_bregman"``, ``"adr_gd"``, ``"surfing"``.
+        and ``"layerwise_lp"``, ``"lifted_bregman"``, ``"adr_gd"``, ``"surfing"``, ``"bab"``
+        (branch and bound with proofs, for Feasibility problems over a box).
     solver : str, optional
         A registered backend (``netopt.solvers.available()``) for a method that takes one;
         default the method's natural one (``"highs"`` for ``"milp"``). The first-order methods

@@ -1,5 +1,6 @@
 """The falsifier (netopt.attack): counterexamples found where the competition's verdict is "sat",
-each re-checked in float64 and in onnxruntime, never one where a point cannot exist."""
+each re-checked in float64 and in onnxruntime, never one where a point cannot exist; the numpy and
+torch gradients against an explicit product of the layers' Jacobians; the batched box attack."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from helpers.nets import NETS, make_model
 from onnx import helper
 
 import netopt
-from netopt.attack import falsify
+from netopt import control
+from netopt.attack import _NumpyChain, _TorchEngine, falsify, falsify_boxes, falsify_disjuncts
 from netopt.vnnlib import load_vnnlib
 
 pytest.importorskip("torch")
@@ -43,14 +45,16 @@ def _check_point(net, x, dj):
 
 
 @pytest.mark.parametrize(
-    "folder, onnx, vnnlib",
+    "folder, onnx, vnnlib, device",
     [
-        ("acasxu", "ACASXU_run2a_4_5_batch_2000.onnx", "prop_2.vnnlib"),
-        ("acasxu", "ACASXU_run2a_1_9_batch_2000.onnx", "prop_3.vnnlib"),
-        ("mnistfc", "mnist-net_256x2.onnx", "prop_3_0.05.vnnlib"),
+        ("acasxu", "ACASXU_run2a_4_5_batch_2000.onnx", "prop_2.vnnlib", "cpu"),
+        ("acasxu", "ACASXU_run2a_1_9_batch_2000.onnx", "prop_3.vnnlib", "cpu"),
+        ("acasxu", "ACASXU_run2a_1_2_batch_2000.onnx", "prop_2.vnnlib", None),
+        ("acasxu", "ACASXU_run2a_2_9_batch_2000.onnx", "prop_8.vnnlib", None),
+        ("mnistfc", "mnist-net_256x2.onnx", "prop_3_0.05.vnnlib", "cpu"),
     ],
 )
-def test_counterexamples_of_sat_instances(folder, onnx, vnnlib):
+def test_counterexamples_of_sat_instances(folder, onnx, vnnlib, device):
     if not (NETS / folder).is_dir():
         pytest.skip(f"{NETS / folder} is absent")
     assert _verdict(folder, onnx, vnnlib) == "sat"  # the competition's consensus
@@ -58,7 +62,7 @@ def test_counterexamples_of_sat_instances(folder, onnx, vnnlib):
     prop = _prop(net, NETS / folder / vnnlib)
     found = None
     for dj in prop.disjuncts:
-        r = falsify(net, dj.lo, dj.hi, dj.C, dj.d, time_limit=20, device="cpu")
+        r = falsify(net, dj.lo, dj.hi, dj.C, dj.d, time_limit=20, device=device)
         if r.x is not None:
             found = (r, dj)
             break
@@ -154,3 +158,208 @@ def test_bad_arguments_are_input_errors(lo, hi, C, d, words):
 
     with pytest.raises(InputError, match=words):
         falsify(_abs_sum_net(40), lo, hi, C, d, device="cpu")
+
+
+# ---------------------------------------------------------------- all disjuncts at once
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_every_class_at_once_finds_the_mnist_counterexample(device):
+    """MNIST 256x2, image 0 at eps 0.05 (8 tools: "sat"): the label 8 is beaten only by class 9
+    (disjunct 8, "Y_9 >= Y_8"), which plain PGD misses (see the plateau test below); attacking
+    the nine disjuncts as one batch finds it, confirmed in float64 and in onnxruntime."""
+    folder, onnx, vnnlib = "mnistfc", "mnist-net_256x2.onnx", "prop_0_0.05.vnnlib"
+    if not (NETS / folder).is_dir():
+        pytest.skip(f"{NETS / folder} is absent")
+    assert _verdict(folder, onnx, vnnlib) == "sat"
+    net = netopt.load(NETS / folder / onnx)
+    prop = _prop(net, NETS / folder / vnnlib)
+    rs = falsify_disjuncts(
+        net, [(dj.lo, dj.hi, dj.C, dj.d) for dj in prop.disjuncts], time_limit=30, device=device
+    )
+    hits = [k for k, r in enumerate(rs) if r.x is not None]
+    assert hits, [r.margin for r in rs]
+    k = hits[0]
+    assert rs[k].margin <= 0
+    _check_point(net, rs[k].x, prop.disjuncts[k])
+    # the winning class is a true one: y_j >= y_8 for the j of that disjunct
+    y = net.forward(rs[k].x).reshape(-1)
+    j = int(np.nonzero(prop.disjuncts[k].C[0] < 0)[0][0])
+    assert y[j] >= y[8]
+
+
+def test_check_decides_mnist_prop_0_by_the_attack():
+    """`netopt check` attacks every disjunct before the bounds of the first: "sat" (confirmed in
+    onnxruntime) without spending the MILP on the disjuncts that hold."""
+    if not (NETS / "mnistfc").is_dir():
+        pytest.skip(f"{NETS / 'mnistfc'} is absent")
+    from netopt.vnnlib.check import check
+
+    net = netopt.load(NETS / "mnistfc" / "mnist-net_256x2.onnx")
+    r = check(net, NETS / "mnistfc" / "prop_0_0.05.vnnlib", time_limit=60)
+    assert r.verdict == "sat" and r.confirmed
+    assert r.details[-1]["method"] == "attack" and r.details[-1]["disjunct"] == r.disjunct
+    assert r.disjunct_status[r.disjunct] == "sat"
+
+
+def test_every_disjunct_at_once_finds_acasxu_prop_8():
+    """ACAS Xu 2_9, property 8 (6 tools: "sat"): the counterexample satisfies only the second of
+    three disjuncts (the first holds with margin ~0.04): two rounds on all three find it."""
+    folder, onnx, vnnlib = "acasxu", "ACASXU_run2a_2_9_batch_2000.onnx", "prop_8.vnnlib"
+    if not (NETS / folder).is_dir():
+        pytest.skip(f"{NETS / folder} is absent")
+    assert _verdict(folder, onnx, vnnlib) == "sat"
+    net = netopt.load(NETS / folder / onnx)
+    prop = _prop(net, NETS / folder / vnnlib)
+    rs = falsify_disjuncts(net, [(dj.lo, dj.hi, dj.C, dj.d) for dj in prop.disjuncts], rounds=2)
+    assert rs[1].x is not None and rs[0].x is None and rs[0].margin > 0
+    _check_point(net, rs[1].x, prop.disjuncts[1])
+
+
+# ---------------------------------------------------------------- dead ReLUs
+def _plateau_net(n=40, cut=34.0):
+    """``y = -relu(sum(x) - cut)``: the unit is off on all of ``[0, 1]^n`` but a corner."""
+    nodes = [
+        helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "W2", "b2"], ["y"], transB=1),
+    ]
+    inits = {
+        "W1": np.ones((1, n)),
+        "b1": np.array([-cut]),
+        "W2": -np.ones((1, 1)),
+        "b2": np.zeros(1),
+    }
+    return netopt.load(make_model(nodes, [1, n], [1, 1], inits))
+
+
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_a_leaky_backward_pass_leaves_the_plateau(device):
+    """y <= -1 needs sum(x) >= 35 on [0, 1]^40. Uniform samples (sum ~ 20 +- 1.8) and random
+    vertices (P(sum >= 35) ~ 1e-6) start where the unit is off and the exact gradient is zero:
+    plain PGD (leak 0) stays at margin 1. The leaky backward pass sees the unit and climbs."""
+    net = _plateau_net()
+    lo, hi, C, d = np.zeros(40), np.ones(40), np.ones((1, 1)), np.array([-1.0])
+    plain = falsify(net, lo, hi, C, d, leaks=(0.0,), rounds=2, device=device)
+    assert plain.x is None and plain.margin == pytest.approx(1.0)
+    r = falsify(net, lo, hi, C, d, rounds=2, device=device)
+    assert r.x is not None and r.x.reshape(-1).sum() >= 35 - 1e-9
+    assert float(net.forward(r.x).reshape(-1)[0]) <= -1.0
+
+
+def _mlp(rng, sizes):
+    """A random MLP (Gemm/Relu chain) with the given layer widths."""
+    nodes, inits, prev = [], {}, "x"
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        inits[f"W{i}"], inits[f"b{i}"] = rng.normal(size=(b, a)), rng.normal(size=b) * 0.3
+        out = "y" if i == len(sizes) - 2 else f"h{i}"
+        nodes.append(helper.make_node("Gemm", [prev, f"W{i}", f"b{i}"], [out], transB=1))
+        prev = out
+        if i < len(sizes) - 2:
+            nodes.append(helper.make_node("Relu", [prev], [f"r{i}"]))
+            prev = f"r{i}"
+    return netopt.load(make_model(nodes, [1, sizes[0]], [1, sizes[-1]], inits)), inits
+
+
+@pytest.mark.parametrize("leak", [0.0, 0.01, 0.5])
+def test_margins_and_gradients_equal_the_jacobian_product(leak):
+    """Both engines' margin is max_i (C f(x) - d)_i and their gradient the winning row of C
+    through W_L D_{L-1} ... D_1 W_1, D_k = diag(1 where the unit is on, else the leak)."""
+    rng = np.random.default_rng(3)
+    sizes = [6, 9, 7, 4]
+    net, w = _mlp(rng, sizes)
+    X = rng.normal(size=(32, 6))
+    C = rng.normal(size=(32, 2, 4))
+    D = rng.normal(size=(32, 2))
+    lk = np.full(32, leak)
+    want_m, want_g = [], []
+    for x, c, dd in zip(X, C, D, strict=True):
+        J, h = np.eye(6), x
+        for i in range(3):
+            z = w[f"W{i}"] @ h + w[f"b{i}"]
+            J = w[f"W{i}"] @ J
+            if i < 2:
+                J = np.where(z > 0, 1.0, leak)[:, None] * J
+                z = np.maximum(z, 0)
+            h = z
+        v = c @ h - dd
+        want_m.append(v.max())
+        want_g.append(c[int(np.argmax(v))] @ J)
+    chain = _NumpyChain.build(net)
+    assert chain is not None
+    torch_engine = _TorchEngine(net, "cpu", C, D, lk)
+    for engine in (chain, torch_engine):
+        m, g = engine(X.astype(np.float32), C.astype(np.float32), D.astype(np.float32), lk)
+        np.testing.assert_allclose(m, want_m, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(g, want_g, rtol=1e-3, atol=1e-4)
+
+
+def test_only_chains_get_the_numpy_engine():
+    """A graph with an op outside reshape/affine/relu (here a Sigmoid) goes to torch."""
+    nodes = [
+        helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], transB=1),
+        helper.make_node("Sigmoid", ["h"], ["y"]),
+    ]
+    net = netopt.load(make_model(nodes, [1, 3], [1, 2], {"W1": np.ones((2, 3)), "b1": np.zeros(2)}))
+    assert _NumpyChain.build(net) is None
+    assert _NumpyChain.build(_relu_net(np.random.default_rng(0))) is not None
+
+
+# ---------------------------------------------------------------- boxes of a branch and bound
+def test_boxes_points_lie_inside_and_margins_are_float64():
+    """The 8 octants of [-1, 1]^3 at once: every point lies in its own box, every margin is the
+    float64 interpreter's, a box holding a grid point below the threshold yields a
+    counterexample, and a box CROWN proves above it never does."""
+    from netopt.bounds import compute_bounds, linear_bounds
+
+    rng = np.random.default_rng(5)
+    net = _relu_net(rng)
+    bits = (np.arange(8)[:, None] >> np.arange(3)[None, :]) & 1
+    lo, hi = np.where(bits == 1, 0.0, -1.0), np.where(bits == 1, 1.0, 0.0)
+    g = np.linspace(-1, 1, 41)
+    G = np.stack(np.meshgrid(g, g, g), -1).reshape(-1, 3)
+    yg = net.forward(G).reshape(-1)
+    t = float(np.quantile(yg, 0.01))
+    C, d = np.ones((1, 1)), np.array([t])
+    r = falsify_boxes(net, lo, hi, C, d, device=None)
+    assert r.x.shape == (8, 3) and r.margin.shape == (8,)
+    assert np.all(r.x >= lo) and np.all(r.x <= hi)
+    np.testing.assert_array_equal(r.margin, net.forward(r.x).reshape(-1) - t)
+    # the box of the grid's minimum holds points below t: one is found there
+    b_min = int(np.flatnonzero(np.all((G[np.argmin(yg)] >= lo) & (G[np.argmin(yg)] <= hi), 1))[0])
+    assert r.margin[b_min] <= 0 and r.found is not None
+    for b in range(8):
+        bb = compute_bounds(net.graph, lo[b], hi[b], "crown")
+        low, _ = linear_bounds(net.graph, bb, net.graph.outputs[0], C)
+        if low[0] > t:
+            assert r.margin[b] > 0
+
+
+def test_boxes_on_the_torch_engine_agree_with_float64():
+    rng = np.random.default_rng(6)
+    net = _relu_net(rng)
+    lo = rng.uniform(-1, 0, size=(5, 3))
+    hi = lo + rng.uniform(0.1, 1, size=(5, 3))
+    r = falsify_boxes(net, lo, hi, np.ones((1, 1)), np.array([-100.0]), device="cpu")
+    assert np.all(r.x >= lo) and np.all(r.x <= hi) and r.found is None
+    np.testing.assert_array_equal(r.margin, net.forward(r.x).reshape(-1) + 100.0)
+
+
+def test_boxes_bad_shapes_are_input_errors():
+    from netopt.errors import InputError
+
+    net = _relu_net(np.random.default_rng(0))
+    with pytest.raises(InputError, match="lo and hi"):
+        falsify_boxes(net, np.zeros((2, 3)), np.ones((3, 3)), np.ones((1, 1)), np.zeros(1))
+    with pytest.raises(InputError, match="lo <= hi"):
+        falsify_boxes(net, np.ones((2, 3)), np.zeros((2, 3)), np.ones((1, 1)), np.zeros(1))
+
+
+# ---------------------------------------------------------------- Ctrl-C
+def test_a_pending_interrupt_stops_before_the_first_step():
+    """With Ctrl-C requested only the starts are evaluated: no descent step runs."""
+    net = _plateau_net()
+    control.request_interrupt()
+    try:
+        r = falsify(net, np.zeros(40), np.ones(40), np.ones((1, 1)), np.array([-1.0]), restarts=64)
+    finally:
+        control.clear_interrupt()
+    assert r.x is None and r.evaluations == 64

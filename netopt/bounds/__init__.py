@@ -32,7 +32,8 @@ batches.
 The package: :mod:`~netopt.rounding` (the outward-rounding error terms),
 :mod:`~netopt.bounds.interval` (the interval pass), :mod:`~netopt.bounds.crown`
 (back-substitution), :mod:`~netopt.bounds.compute` (:class:`Bounds`, :func:`compute_bounds`),
-:mod:`~netopt.bounds.lp` and :mod:`~netopt.bounds.bab`. The per-op rules (``interval``,
+:mod:`~netopt.bounds.lp`, :mod:`~netopt.bounds.bab` and :mod:`~netopt.bounds.proof`
+(branch-and-bound proofs, :class:`BabProof`, re-checked by :func:`check_proof`). The per-op rules (``interval``,
 ``relax``) live with the ops in :mod:`netopt.ir.ops`: an engine walks the graph and asks each
 op for them, so another engine (a batched one on other hardware, say) reuses the same rules.
 """
@@ -42,6 +43,7 @@ from __future__ import annotations
 from netopt.bounds.compute import METHODS, Bounds, compute_bounds
 from netopt.bounds.crown import backsub, concretize, linear_bounds, relu_relaxation
 from netopt.bounds.interval import AffineMap, affine_interval, interval_op
+from netopt.bounds.proof import BabProof, ProofCheck, check_proof
 from netopt.ir.ops.activations import leaky_bound
 
 __all__ = [
@@ -56,4 +58,7 @@ __all__ = [
     "leaky_bound",
     "backsub",
     "concretize",
+    "BabProof",
+    "ProofCheck",
+    "check_proof",
 ]

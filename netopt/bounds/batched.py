@@ -1,4 +1,4 @@
-r"""CROWN and alpha-CROWN bounds of a chain network, batched over many boxes, in torch.
+r"""CROWN, alpha-CROWN and beta-CROWN bounds of a chain network, batched over many boxes, in torch.
 
 For a chain (:mod:`netopt.ir.chain`) :math:`z_j = M_j a_{j-1} + b_j`, :math:`a_j = \sigma_j(z_j)`
 (:math:`\sigma_j` a ReLU or leaky ReLU, or the identity on a last layer), :math:`a_0 = x`, and
@@ -21,6 +21,16 @@ those slopes, maximized by projected Adam from CROWN's adaptive choice, per box.
 **Splits**: a ReLU split fixes a unit's side (``+1``: :math:`z \ge 0`, ``-1``: :math:`z \le 0`)
 in a box; its bounds are intersected with that half-line before the lines are chosen.
 
+**beta-CROWN** (Wang et al. 2021): a split :math:`s_i z_i \ge 0` also enters the final bound
+through a multiplier :math:`\beta_i \ge 0`: on the points of the box that respect the splits,
+:math:`c^\top f(x) \ge c^\top f(x) - \sum_i \beta_i s_i z_i`, and CROWN bounds the right side
+(the coefficient of :math:`z_i` loses :math:`\beta_i s_i`). Every :math:`\beta \ge 0` gives a
+valid bound; the multipliers are optimized jointly with the slopes.
+
+**Branching scores**: BaBSR (Bunel et al. 2020) for ReLU splitting
+(:meth:`ChainBounds.babsr_scores`), and the input coefficients' smear :math:`|\Lambda_i| (u_i -
+l_i)` for input splitting (:meth:`ChainBounds.input_scores`).
+
 This module is the search's engine (float32 by default, on CUDA when present): its bounds are
 computed in floating point without directed rounding, so a box it closes is a claim only once
 the float64 bounds of :mod:`netopt.bounds` — which round outward — close it too.
@@ -28,7 +38,7 @@ the float64 bounds of :mod:`netopt.bounds` — which round outward — close it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,7 +55,7 @@ _ACTIVATIONS = ("relu", "leaky_relu")
 
 @dataclass
 class SpecBound:
-    """Lower bounds of ``C f(x) - d`` over each box, with what produced them.
+    r"""Lower bounds of ``C f(x) - d`` over each box, with what produced them.
 
     Attributes
     ----------
@@ -54,12 +64,28 @@ class SpecBound:
     slopes : list of Tensor
         The lower slopes used at each activation layer, ``(B, n_j)``.
     pre : list of tuple of Tensor
-        The bounds ``(l_j, u_j)`` of each activation's input, ``(B, n_j)`` each.
+        The bounds ``(l_j, u_j)`` of each activation's input, ``(B, n_j)`` each (intersected
+        with the splits' half-lines).
+    betas : list of Tensor
+        beta-CROWN's multipliers per activation layer, ``(B, k, n_j)``, zero where a unit is not
+        split; empty when beta-CROWN was not used.
+    row : Tensor or None
+        ``(B,)`` (int64): each box's best row, the one with the largest lower bound.
+    coef : Tensor or None
+        ``(B, n_in)``: the input coefficients :math:`\Lambda_0` of each box's best row; its
+        bound is :math:`\Lambda_0^+ l + \Lambda_0^- u` plus a constant.
+    lams : list of Tensor
+        ``(B, k, n_j)``: the coefficients :math:`\Lambda_j` of each row's bound on the
+        activation outputs :math:`a_j` (what the activation step receives), for branching scores.
     """
 
     lower: Any
     slopes: list
     pre: list
+    betas: list = field(default_factory=list)
+    row: Any = None
+    coef: Any = None
+    lams: list = field(default_factory=list)
 
 
 class ChainBounds:
@@ -106,6 +132,8 @@ class ChainBounds:
                     float(act.attrs.get("alpha", 0.0)) if act.op == "leaky_relu" else 0.0
                 )
         self.n_in = self.W[0].shape[1]
+        # the activation layers: every layer before the first identity one
+        self.n_act = next((j for j, a in enumerate(self.leak) if a is None), len(self.leak))
 
     # ------------------------------------------------------------------ helpers
     def _t(self, a: Any):
@@ -118,17 +146,41 @@ class ChainBounds:
     def _lines(self, j: int, l: Any, u: Any, slope: Any = None):  # noqa: E741
         return relu_relaxation(l, u, self.leak[j], slope)
 
-    def _backward(self, Lam: Any, top: int, lo: Any, hi: Any, lines: list) -> Any:
+    def _signs(self, splits: list | None) -> list:
+        """``splits`` as tensors on the device, one per activation layer (``None``: no split)."""
+        out = [None] * self.n_act
+        if splits is not None:
+            for j, s in enumerate(splits[: self.n_act]):
+                if s is not None:
+                    out[j] = self._t(s)
+        return out
+
+    def _backward(
+        self,
+        Lam: Any,
+        top: int,
+        lo: Any,
+        hi: Any,
+        lines: list,
+        shift: list | None = None,
+        keep: bool = False,
+    ) -> Any:
         r"""Lower bound of :math:`\Lambda z_{top}` over the boxes, back-substituting to the input.
 
         ``Lam`` is ``(B, k, n_top)``; ``lines[j]`` holds the relaxation of activation ``j`` for
-        every ``j < top``.
+        every ``j < top``. ``shift[j]`` (``(B, k, n_j)`` or ``None``) is subtracted from the
+        coefficient of :math:`z_j` after the activation step (beta-CROWN's
+        :math:`\beta_j s_j`). With ``keep``, returns ``(bound, lams, coef)``: the coefficients
+        of every :math:`a_j` (``lams[j]``, ``(B, k, n_j)``) and of the input (``(B, k, n_in)``).
         """
         import torch
 
         const = torch.einsum("bkn,n->bk", Lam, self.b[top])
         Lam = torch.einsum("bkn,nm->bkm", Lam, self.W[top])
+        lams: list = [None] * top
         for j in range(top - 1, -1, -1):
+            if keep:
+                lams[j] = Lam
             lo_s, lo_b, up_s, up_b = lines[j]
             pos, neg = Lam.clamp(min=0), Lam.clamp(max=0)
             const = (
@@ -137,59 +189,150 @@ class ChainBounds:
                 + torch.einsum("bkn,bn->bk", neg, up_b)
             )
             Lam = pos * lo_s[:, None, :] + neg * up_s[:, None, :]
+            if shift is not None and shift[j] is not None:
+                Lam = Lam - shift[j]
             const = const + torch.einsum("bkn,n->bk", Lam, self.b[j])
             Lam = torch.einsum("bkn,nm->bkm", Lam, self.W[j])
         pos, neg = Lam.clamp(min=0), Lam.clamp(max=0)
-        return const + torch.einsum("bkn,bn->bk", pos, lo) + torch.einsum("bkn,bn->bk", neg, hi)
+        bound = const + torch.einsum("bkn,bn->bk", pos, lo) + torch.einsum("bkn,bn->bk", neg, hi)
+        return (bound, lams, Lam) if keep else bound
 
     # ------------------------------------------------------------------ bounds
-    def pre_bounds(self, lo: Any, hi: Any, splits: list | None = None) -> tuple[list, list]:
-        """CROWN bounds of every activation's input, and the relaxation lines they give.
+    def pre_bounds(
+        self,
+        lo: Any,
+        hi: Any,
+        splits: list | None = None,
+        *,
+        prev: list | None = None,
+        reuse: bool = False,
+    ) -> tuple[list, list]:
+        r"""CROWN bounds of every activation's input, and the relaxation lines they give.
 
-        ``splits[j]`` (optional, ``(B, n_j)`` in {-1, 0, 1}) fixes units' sides.
-        Returns ``(pre, lines)``: ``pre[j] = (l_j, u_j)`` and ``lines[j]`` CROWN's lines.
+        Parameters
+        ----------
+        lo, hi : (B, n_in)
+            The boxes.
+        splits : list, optional
+            ``splits[j]`` (``(B, n_j)`` in {-1, 0, 1}) fixes units' sides: the bounds are
+            intersected with :math:`z \ge 0` (``+1``) or :math:`z \le 0` (``-1``).
+        prev : list of (l_j, u_j), optional
+            Bounds valid on a superset of each box (its parent's): they hold here too, so each
+            layer's new bounds are intersected with them (max of the lows, min of the highs)
+            before the next layer uses them.
+        reuse : bool
+            Take ``prev`` as the bounds, intersected with the splits, with no backward pass at
+            all (the box is the parent's and only splits were added: recomputing would only
+            gain from the new splits' effect on deeper layers). ``lo``, ``hi`` are then unused.
+
+        Returns
+        -------
+        ``(pre, lines)``: ``pre[j] = (l_j, u_j)`` and ``lines[j]`` CROWN's lines on them.
         """
         import torch
 
-        lo, hi = self._t(lo), self._t(hi)
-        B = lo.shape[0]
-        pre, lines = [], []
-        a_lo, a_hi = lo, hi  # interval bounds of the current layer's input
-        for j in range(len(self.W)):
-            if self.leak[j] is None:
-                break
-            n = self.W[j].shape[0]
-            eye = torch.eye(n, dtype=self.dtype, device=self.device).expand(B, n, n)
-            low = self._backward(eye, j, lo, hi, lines)
-            up = -self._backward(-eye, j, lo, hi, lines)
-            # CROWN is not always tighter than interval arithmetic on every unit: keep the better
-            Wp, Wn = self.W[j].clamp(min=0), self.W[j].clamp(max=0)
-            low = torch.maximum(low, a_lo @ Wp.T + a_hi @ Wn.T + self.b[j])
-            up = torch.minimum(up, a_hi @ Wp.T + a_lo @ Wn.T + self.b[j])
-            if splits is not None and splits[j] is not None:
-                s = self._t(splits[j])
-                low = torch.where(s > 0, low.clamp(min=0), low)
-                up = torch.where(s < 0, up.clamp(max=0), up)
-            pre.append((low, up))
-            lines.append(self._lines(j, low, up))
-            leak = self.leak[j]
-            a_lo = torch.where(low >= 0, low, leak * low)
-            a_hi = torch.where(up >= 0, up, leak * up)
+        signs = self._signs(splits)
+        with torch.no_grad():
+            if reuse:
+                if prev is None:
+                    raise ValueError("pre_bounds(reuse=True) needs the bounds to reuse (prev=)")
+                pre = [
+                    self._clip(self._t(pl), self._t(pu), signs[j])
+                    for j, (pl, pu) in enumerate(prev[: self.n_act])
+                ]
+                return pre, [self._lines(j, *p) for j, p in enumerate(pre)]
+            lo, hi = self._t(lo), self._t(hi)
+            B = lo.shape[0]
+            pre, lines = [], []
+            a_lo, a_hi = lo, hi  # interval bounds of the current layer's input
+            for j in range(self.n_act):
+                n = self.W[j].shape[0]
+                eye = torch.eye(n, dtype=self.dtype, device=self.device).expand(B, n, n)
+                low = self._backward(eye, j, lo, hi, lines)
+                up = -self._backward(-eye, j, lo, hi, lines)
+                # CROWN is not always tighter than interval arithmetic on every unit: keep the
+                # better
+                Wp, Wn = self.W[j].clamp(min=0), self.W[j].clamp(max=0)
+                low = torch.maximum(low, a_lo @ Wp.T + a_hi @ Wn.T + self.b[j])
+                up = torch.minimum(up, a_hi @ Wp.T + a_lo @ Wn.T + self.b[j])
+                if prev is not None:
+                    low = torch.maximum(low, self._t(prev[j][0]))
+                    up = torch.minimum(up, self._t(prev[j][1]))
+                low, up = self._clip(low, up, signs[j])
+                pre.append((low, up))
+                lines.append(self._lines(j, low, up))
+                leak = self.leak[j]
+                a_lo = torch.where(low >= 0, low, leak * low)
+                a_hi = torch.where(up >= 0, up, leak * up)
         return pre, lines
 
-    def crown(self, lo: Any, hi: Any, C: Any, d: Any, splits: list | None = None) -> SpecBound:
-        """CROWN lower bounds of ``C f(x) - d`` over each box ``[lo[i], hi[i]]``."""
-        lo_t, hi_t = self._t(lo), self._t(hi)
-        pre, lines = self.pre_bounds(lo_t, hi_t, splits)
-        return SpecBound(self._spec(lo_t, hi_t, C, d, lines), [ln[0] for ln in lines], pre)
+    @staticmethod
+    def _clip(low: Any, up: Any, s: Any) -> tuple[Any, Any]:
+        """Bounds intersected with the split half-lines (``s`` in {-1, 0, 1} or ``None``)."""
+        import torch
 
-    def _spec(self, lo: Any, hi: Any, C: Any, d: Any, lines: list) -> Any:
-        C, d = self._t(np.atleast_2d(C)), self._t(np.reshape(d, -1))
+        if s is None:
+            return low, up
+        return torch.where(s > 0, low.clamp(min=0), low), torch.where(s < 0, up.clamp(max=0), up)
+
+    def _bounds_of(
+        self,
+        lo: Any,
+        hi: Any,
+        splits: list | None,
+        pre: list | None,
+        prev: list | None,
+    ) -> tuple[list, list]:
+        if pre is not None and prev is not None:
+            raise ValueError("give the parent's bounds either to reuse (pre=) or to intersect")
+        if pre is not None:
+            return self.pre_bounds(lo, hi, splits, prev=pre, reuse=True)
+        return self.pre_bounds(lo, hi, splits, prev=prev)
+
+    def _spec_start(self, B: int, C: Any, d: Any) -> tuple[Any, Any, int]:
+        C, d = self._t(C), self._t(d).reshape(-1)
+        C = C[None, :] if C.dim() == 1 else C
         top = len(self.W) - 1
         if self.leak[top] is not None:
             raise FormulationError("the chain must end with a linear layer (the output)")
-        Lam = C.expand(lo.shape[0], *C.shape)
+        return C.expand(B, *C.shape), d, top
+
+    def _spec(self, lo: Any, hi: Any, C: Any, d: Any, lines: list) -> Any:
+        Lam, d, top = self._spec_start(lo.shape[0], C, d)
         return self._backward(Lam, top, lo, hi, lines) - d
+
+    @staticmethod
+    def _result(lower: Any, slopes: list, pre: list, betas: list, lams: list, coefs: Any):
+        import torch
+
+        row = lower.argmax(dim=1)
+        coef = coefs[torch.arange(lower.shape[0], device=lower.device), row]
+        return SpecBound(lower, slopes, pre, betas, row, coef, lams)
+
+    def crown(
+        self,
+        lo: Any,
+        hi: Any,
+        C: Any,
+        d: Any,
+        splits: list | None = None,
+        *,
+        pre: list | None = None,
+        prev: list | None = None,
+    ) -> SpecBound:
+        """CROWN lower bounds of ``C f(x) - d`` over each box ``[lo[i], hi[i]]``.
+
+        ``pre`` (reuse) and ``prev`` (intersect) pass a parent's activation bounds on to
+        :meth:`pre_bounds`.
+        """
+        import torch
+
+        lo_t, hi_t = self._t(lo), self._t(hi)
+        pre, lines = self._bounds_of(lo_t, hi_t, splits, pre, prev)
+        with torch.no_grad():
+            Lam, d_t, top = self._spec_start(lo_t.shape[0], C, d)
+            bound, lams, coefs = self._backward(Lam, top, lo_t, hi_t, lines, keep=True)
+        return self._result(bound - d_t, [ln[0] for ln in lines], pre, [], lams, coefs)
 
     def alpha_crown(
         self,
@@ -202,42 +345,164 @@ class ChainBounds:
         iters: int = 20,
         lr: float = 0.25,
         init: list | None = None,
+        beta: bool = False,
+        lr_beta: float = 0.05,
+        init_betas: list | None = None,
+        pre: list | None = None,
+        prev: list | None = None,
     ) -> SpecBound:
-        """alpha-CROWN: CROWN with the unstable units' lower slopes optimized per box.
+        r"""alpha-CROWN (and with ``beta``, beta-CROWN): slopes and multipliers optimized per box.
 
-        A box is closed when one row's lower bound is positive, so the slopes of each box take
-        ``iters`` projected Adam steps maximizing its largest row bound, starting from ``init``
-        (a parent's, for warm starts) or CROWN's choice. Per box, the bounds returned are those
-        of the best slopes seen (never worse than the start), and ``slopes`` are those slopes as
-        the rule used them (clipped into :math:`[\alpha_{\text{leak}}, 1]`): recomputing the
-        bound with them gives the same lines.
+        A box is closed when one row's lower bound is positive, so the parameters of each box
+        take ``iters`` projected Adam steps maximizing its largest row bound: the slopes
+        (learning rate ``lr``, from ``init`` — a parent's, for warm starts — or CROWN's choice)
+        and, with ``beta``, the multipliers :math:`\beta \ge 0` of the split units (rate
+        ``lr_beta``, from ``init_betas`` or 0). The bound minimized over the box is
+
+        .. math::
+
+            C f(x) - d \;\ge\; C f(x) - d - \sum_j (\beta_j \odot s_j) z_j,
+
+        valid on the points respecting the splits :math:`s_j z_j \ge 0` for every
+        :math:`\beta_j \ge 0` (``(B, k, n_j)``: one multiplier per row and unit, zero where
+        :math:`s_j = 0`).
+
+        Per box, the bounds returned are those of the best parameters seen (never worse than
+        the start), and ``slopes`` / ``betas`` are those parameters as the bound used them
+        (slopes clipped into :math:`[\alpha_{\text{leak}}, 1]`, multipliers projected onto
+        :math:`\beta \ge 0` and masked to the splits): recomputing the bound with them gives
+        the same value. ``pre`` / ``prev``: a parent's activation bounds, reused as they are or
+        intersected with recomputed ones (:meth:`pre_bounds`).
         """
         import torch
 
         lo_t, hi_t = self._t(lo), self._t(hi)
-        pre, lines = self.pre_bounds(lo_t, hi_t, splits)
+        pre, lines = self._bounds_of(lo_t, hi_t, splits, pre, prev)
+        Lam0, d_t, top = self._spec_start(lo_t.shape[0], C, d)
+        B, k = Lam0.shape[:2]
+        signs = self._signs(splits)
         if init is not None:
-            lines = [self._lines(j, pre[j][0], pre[j][1], self._t(s)) for j, s in enumerate(init)]
-        best = self._spec(lo_t, hi_t, C, d, lines)
-        best_slopes = [ln[0].detach().clone() for ln in lines]
-        if not best_slopes or iters <= 0:
-            return SpecBound(best, best_slopes, pre)
-        params = [s.clone().requires_grad_(True) for s in best_slopes]
-        opt = torch.optim.Adam(params, lr=lr)
-        for _ in range(iters):
-            opt.zero_grad()
-            lines_a = [self._lines(j, pre[j][0], pre[j][1], params[j]) for j in range(len(pre))]
-            bound = self._spec(lo_t, hi_t, C, d, lines_a)
-            score = bound.max(dim=1).values
-            (-score.sum()).backward()
-            with torch.no_grad():
-                better = score > best.max(dim=1).values
-                best = torch.where(better[:, None], bound, best)
-                for j in range(len(params)):
-                    used = lines_a[j][0].detach()
-                    best_slopes[j] = torch.where(better[:, None], used, best_slopes[j])
-            opt.step()
-            with torch.no_grad():
-                for j, p_ in enumerate(params):
-                    p_.clamp_(min=self.leak[j], max=1.0)
-        return SpecBound(best.detach(), best_slopes, pre)
+            slopes = [self._t(s) for s in init[: self.n_act]]
+        else:
+            slopes = [ln[0] for ln in lines]
+        # the multipliers: only the layers with a split unit carry them
+        masks: list = [None] * self.n_act
+        betas: list = [None] * self.n_act
+        if beta:
+            for j, s in enumerate(signs):
+                if s is None or not bool((s != 0).any()):
+                    continue
+                masks[j] = (s != 0).to(self.dtype)[:, None, :]
+                if init_betas is not None and init_betas[j] is not None:
+                    betas[j] = self._t(init_betas[j]).clamp(min=0) * masks[j]
+                else:
+                    betas[j] = torch.zeros(B, k, s.shape[1], dtype=self.dtype, device=self.device)
+
+        def evaluate(slopes: list, betas: list):
+            lines = [self._lines(j, p[0], p[1], slopes[j]) for j, p in enumerate(pre)]
+            shift = [
+                None if b_ is None else b_ * signs[j][:, None, :] for j, b_ in enumerate(betas)
+            ]
+            bound, lams, coefs = self._backward(Lam0, top, lo_t, hi_t, lines, shift, keep=True)
+            return bound - d_t, [ln[0] for ln in lines], lams, coefs
+
+        with torch.no_grad():
+            best, best_slopes, best_lams, best_coefs = evaluate(slopes, betas)
+        best_betas = list(betas)
+        n_par = self.n_act + sum(b_ is not None for b_ in betas)
+        if n_par and iters > 0:
+            a_params = [s.detach().clone().requires_grad_(True) for s in best_slopes]
+            b_params = [None if b_ is None else b_.clone().requires_grad_(True) for b_ in betas]
+            groups = [{"params": a_params, "lr": lr}]
+            if any(p is not None for p in b_params):
+                groups.append({"params": [p for p in b_params if p is not None], "lr": lr_beta})
+            opt = torch.optim.Adam(groups)
+            for _ in range(iters):
+                opt.zero_grad()
+                used_b = [None if p is None else p * masks[j] for j, p in enumerate(b_params)]
+                bound, used_s, lams, coefs = evaluate(a_params, used_b)
+                score = bound.max(dim=1).values
+                (-score.sum()).backward()
+                with torch.no_grad():
+                    better = score > best.max(dim=1).values
+                    b1, b2 = better[:, None], better[:, None, None]
+                    best = torch.where(b1, bound.detach(), best)
+                    best_coefs = torch.where(b2, coefs.detach(), best_coefs)
+                    for j in range(self.n_act):
+                        best_slopes[j] = torch.where(b1, used_s[j].detach(), best_slopes[j])
+                        best_lams[j] = torch.where(b2, lams[j].detach(), best_lams[j])
+                        if used_b[j] is not None:
+                            best_betas[j] = torch.where(b2, used_b[j].detach(), best_betas[j])
+                opt.step()
+                with torch.no_grad():
+                    for j, p_ in enumerate(a_params):
+                        p_.clamp_(min=self.leak[j], max=1.0)
+                    for p_ in b_params:
+                        if p_ is not None:
+                            p_.clamp_(min=0)
+        out_betas: list = []
+        if beta:
+            out_betas = [
+                b_
+                if b_ is not None
+                else torch.zeros(B, k, self.W[j].shape[0], dtype=self.dtype, device=self.device)
+                for j, b_ in enumerate(best_betas)
+            ]
+        return self._result(best, best_slopes, pre, out_betas, best_lams, best_coefs)
+
+    # ------------------------------------------------------------------ branching
+    def babsr_scores(self, res: SpecBound, reduce: str = "min") -> list:
+        r"""BaBSR scores of every activation unit, for each box's best row (Bunel et al. 2020).
+
+        With :math:`\lambda` the coefficient of the unit's output :math:`a` in the bound of the
+        box's best row (``res.lams``), :math:`b` its layer's bias, :math:`[l, u]` its input's
+        bounds, :math:`\alpha` the leak and the upper line's slope and intercept
+        :math:`r = (u - \alpha l) / (u - l)`, :math:`t = (1 - \alpha)(-l) u / (u - l)`, the
+        score estimates how much a split moves the bound:
+
+        .. math::
+
+            s = \bigl|\operatorname{reduce}\bigl(b\lambda(r - 1),\ b\lambda(r - \alpha)\bigr)
+                + \min(\lambda, 0)\, t\bigr|,
+
+        the bias's contribution lost when the unit's coefficient on :math:`z` goes from
+        :math:`\lambda r` to :math:`\lambda` (active) or :math:`\lambda \alpha` (inactive), and
+        the upper line's intercept, which both sides drop. ``reduce`` is ``"min"`` or ``"max"``
+        over the two sides. Stable units (:math:`l \ge 0` or :math:`u \le 0`, split units among
+        them: their bounds were clipped to the split's half-line) score 0.
+
+        Returns
+        -------
+        list of Tensor, one ``(B, n_j)`` per activation layer.
+        """
+        import torch
+
+        if reduce not in ("min", "max"):
+            raise ValueError(f"reduce must be 'min' or 'max', not {reduce!r}")
+        if res.row is None or len(res.lams) < self.n_act:
+            raise ValueError("babsr_scores needs a SpecBound from crown() or alpha_crown()")
+        op = torch.minimum if reduce == "min" else torch.maximum
+        with torch.no_grad():
+            B = res.lower.shape[0]
+            idx = torch.arange(B, device=res.lower.device)
+            scores = []
+            for j in range(self.n_act):
+                lam = res.lams[j][idx, res.row]  # (B, n_j)
+                low, up = res.pre[j]
+                a = self.leak[j]
+                unst = (low < 0) & (up > 0)
+                width = torch.where(unst, up - low, torch.ones_like(low))
+                r = torch.where(unst, (up - a * low) / width, torch.zeros_like(low))
+                t = torch.where(unst, (1 - a) * (-low) * up / width, torch.zeros_like(low))
+                bl = self.b[j] * lam
+                s = (op(bl * (r - 1), bl * (r - a)) + lam.clamp(max=0) * t).abs()
+                scores.append(torch.where(unst, s, torch.zeros_like(s)))
+        return scores
+
+    def input_scores(self, res: SpecBound, lo: Any, hi: Any) -> Any:
+        r"""The smear :math:`|\Lambda_{0,i}| (u_i - l_i)` of each input for each box's best row.
+
+        The best row's bound depends on input :math:`i` through :math:`\Lambda_{0,i}^+ l_i +
+        \Lambda_{0,i}^- u_i`; halving the widest such term gains most (``(B, n_in)``).
+        """
+        return res.coef.abs() * (self._t(hi) - self._t(lo))

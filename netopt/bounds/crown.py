@@ -86,6 +86,8 @@ def backsub(
     in_hi: Mapping[str, np.ndarray],
     maps: dict[str, AffineMap],
     ops: list[Op] | None = None,
+    relax: Mapping[str, tuple] | None = None,
+    extra_lower: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     r"""CROWN bounds of ``start @ vid`` by back-substitution, rigorous in floating point.
 
@@ -102,6 +104,18 @@ def backsub(
         ``op id -> AffineMap`` of the linear ops (filled in as needed).
     ops : list of Op, optional
         The ops to go through, in topological order (default: all of the graph's).
+    relax : mapping, optional
+        ``op id -> relaxation`` used instead of the op's own ``relax`` rule (e.g. ``("lines",
+        *relu_relaxation(l, u, alpha, lower=slopes))`` for alpha-CROWN's slopes). Any
+        relaxation whose lines hold on the bounds ``lo``, ``hi`` keeps the bound sound.
+    extra_lower : mapping, optional
+        ``value id -> (..., n, size)`` coefficients added to the *lower* bound's coefficients
+        of that value (beta-CROWN's split terms :math:`-\beta_j s_j z_j`). The caller
+        guarantees that :math:`\sum_v E_v z_v \le 0` at every point the bound is about (for
+        beta-CROWN: :math:`\beta \ge 0` and every point satisfies its splits
+        :math:`s_j z_j \ge 0`), so :math:`q^\top z_{vid} \ge q^\top z_{vid} + \sum_v E_v
+        z_v`, which is where the lower back-substitution starts. The values must lie between
+        the inputs and ``vid``.
 
     Returns
     -------
@@ -140,6 +154,14 @@ def backsub(
       :math:`\gamma_{2k}|\hat\Lambda| Z_{best}`; smooth ops (interval constants):
       :math:`\gamma_{s+2}` times the constants' magnitudes;
     * the final concretization: :func:`concretize`.
+
+    With ``extra_lower``, the start is :math:`\hat\Lambda = q` on ``vid`` plus
+    :math:`\hat\Lambda_v = E_v` on the other values, exactly (the invariant holds with
+    :math:`\varepsilon = 0` by the caller's guarantee); reaching such a value, the coefficients
+    of its consumers are added to :math:`E_v` (a rounded sum, charged as any two branches'
+    sum). The ReLU step's shortcut for the next linear step's gauge is skipped for these values
+    (their coefficient is not the step's own). ``relax`` changes the chosen lines only; the
+    error terms of a lines step hold for any float slopes and intercepts.
 
     Cost: one matrix-vector product :math:`|\hat\Lambda| g` per step and side, next to the
     matrix-matrix products of CROWN itself; a ReLU step folds it into the products it makes
@@ -211,18 +233,26 @@ def backsub(
     # |Lambda| @ g of a linear step, computed ahead by the (leaky) ReLU step that produced
     # Lambda (see there): op id -> (lower, upper)
     ahead: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for v, e in (extra_lower or {}).items():
+        # exact: the caller's chosen coefficients (see the Notes); the upper side has none
+        coef_l[v] = np.array(e, dtype=np.float64)  # a copy: the steps may write in place
 
     with np.errstate(invalid="ignore", over="ignore"):
         for op in reversed(op_list):
             out = op.outputs[0]
             if out not in coef_l:
                 continue
-            Ll, Lu = coef_l.pop(out), coef_u.pop(out)
+            Ll = coef_l.pop(out)
+            # a value with extra lower coefficients only may have no upper ones yet
+            Lu = coef_u.pop(out) if out in coef_u else np.zeros_like(Ll)
             s_o = Ll.shape[-1]
             x = op.inputs[0]
             xl, xh = (None, None) if is_linear(op) else (lo[x], hi[x])
-            rel = OPS[op.op].relax
-            rel = None if rel is None else rel(op, graph.value(x).shape, xl, xh)
+            if relax is not None and op.id in relax:
+                rel = relax[op.id]
+            else:
+                rel = OPS[op.op].relax
+                rel = None if rel is None else rel(op, graph.value(x).shape, xl, xh)
             if rel == "linear":
                 amap, g, ab = lin_gauge(op)
                 ab = tiny * (ab + 2 * s_o + 4)

@@ -51,6 +51,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     t_cmd = time.perf_counter()
     if args.out:
         _check_writable(args.out, "--out")
+    if args.certificate:
+        _check_writable(args.certificate, "--certificate")
     live = LiveLine(start=t_cmd) if wants_live_line(args) else None
     if live is not None:
         live({"phase": "loading", "elapsed": 0.0})  # from the first second: a large model is slow
@@ -74,6 +76,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.out
         else None
     )
+    cert_note = None
+    if args.certificate:
+        if r.verdict == "unsat":
+            from netopt.certificate import Certificate
+
+            cert = Certificate.from_check(r, args.property, net)
+            err = _write_out(lambda: cert.save(args.certificate), args.certificate, "--certificate")
+            write_error = write_error or err
+            if err is None:
+                cert_note = f"  certificate written to {args.certificate}"
+        else:
+            # only an unsat verdict has a certificate (a counterexample is its own evidence)
+            cert_note = f"  no certificate written: the verdict is {r.verdict}, not unsat"
     code = EXIT_INTERRUPTED if r.stopped == "interrupted" else _exit_status(r.verdict)
     if args.json:
         print(r.to_json())
@@ -89,6 +104,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if r.stopped == "interrupted":
         print("  interrupted (Ctrl-C): the disjuncts above were decided before it")
     print(f"  total {r.seconds:.2f} s deciding, {wall:.1f} s in all")
+    if cert_note:
+        print(cert_note)
     return _after_write(write_error, code)
 
 
@@ -97,7 +114,7 @@ def disjunct_lines(r: Any) -> list[str]:
 
     A tried disjunct shows its verdict, the method that decided it (or the phase it stopped in),
     its seconds and its evidence; one never reached shows why: ``not tried (counterexample found
-    earlier)``, ``not tried (time limit)`` or ``not tried (interrupted)``.
+    in another disjunct)``, ``not tried (time limit)`` or ``not tried (interrupted)``.
     """
     tried = {d["disjunct"]: d for d in r.details}
     n = len(r.disjunct_status) or len(tried)
@@ -105,8 +122,9 @@ def disjunct_lines(r: Any) -> list[str]:
     for k in range(n):
         d = tried.get(k)
         if d is None:
-            if r.verdict == "sat" and r.disjunct is not None and k > r.disjunct:
-                why = "counterexample found earlier"
+            if r.verdict == "sat" and r.disjunct is not None and k != r.disjunct:
+                # the attack on all disjuncts at once may find a later one's first
+                why = "counterexample found in another disjunct"
             else:
                 why = r.stopped or "time limit"
             out.append(f"  disjunct {k}: not tried ({why})")
@@ -163,5 +181,13 @@ def add_parser(sub: Any) -> None:
     chk.add_argument("--solver", default="highs", help="backend for the MILP stage")
     chk.add_argument("--threads", type=_int_arg("a thread count", 1), help="solver threads")
     chk.add_argument("--out", help="write the verdict and evidence (JSON) here")
+    chk.add_argument(
+        "--certificate",
+        metavar="PATH",
+        help="for an unsat verdict, write a certificate (each disjunct's branch-and-bound proof, "
+        "or the solver attesting it) that 'netopt verify PATH MODEL --property PROPERTY' "
+        "re-checks; with --instances, PATH is a folder receiving one "
+        "<onnx stem>__<vnnlib stem>.json per unsat instance",
+    )
     add_live_flags(chk, "print JSON")
     chk.set_defaults(func=cmd_check)

@@ -18,7 +18,10 @@ process, so the imports and each network's load are paid once. Written:
        (Y_0 2.5))
 
   with the inputs and the outputs onnxruntime computes for them (what the competition's checker
-  re-evaluates).
+  re-evaluates);
+* with ``--certificate FOLDER``, for every ``unsat`` instance its certificate
+  (:meth:`netopt.certificate.Certificate.from_check`) as ``FOLDER/<onnx stem>__<vnnlib
+  stem>.json``, which ``netopt verify`` re-checks.
 
 A Ctrl-C stops at the instance being decided (it is recorded as ``unknown``); the rest are not
 tried and the rows written so far stay.
@@ -154,6 +157,17 @@ def cmd_check_instances(args: argparse.Namespace) -> int:
                     cex_dir.mkdir(parents=True, exist_ok=True)
                     name = f"{onnx_p.stem}__{vnn_p.stem}.counterexample"
                     (cex_dir / name).write_text(counterexample_text(r.x, r.y_onnxruntime))
+                if result == "unsat" and getattr(args, "certificate", None):
+                    from netopt.certificate import Certificate
+
+                    cert_dir = Path(args.certificate)
+                    try:
+                        cert_dir.mkdir(parents=True, exist_ok=True)
+                        Certificate.from_check(r, vnn_p, net).save(
+                            cert_dir / f"{onnx_p.stem}__{vnn_p.stem}.json"
+                        )
+                    except OSError as e:
+                        row["message"] = f"certificate not written ({e.strerror})"
                 stopped = r.stopped == "interrupted"
             except NetoptError as e:
                 row.update(result="error", message=str(e))

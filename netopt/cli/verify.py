@@ -14,7 +14,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from netopt.certificate import Certificate
 
     cert = Certificate.load(args.certificate)
-    rep = cert.verify(args.model)
+    rep = cert.verify(args.model, vnnlib_path=args.property)
     print(f"certificate {args.certificate}: {cert.kind}")
     # the claim rebuilt from the evidence, never the file's own text
     print(f"claim: {rep['claim'] if rep['claim'] is not None else '(none: see the checks)'}")
@@ -45,16 +45,26 @@ def add_parser(sub: Any) -> None:
         "verify",
         help="re-check a certificate without the solver (the point through onnxruntime)",
         description="Re-check everything in a certificate that can be checked without a solver; "
-        "list what only the solver attests (a MILP's bound, infeasibility). Exit status: 0 every "
+        "list what only the solver attests (a MILP's bound, infeasibility); branch-and-bound proofs "
+        "of infeasibility are re-checked in float64. Exit status: 0 every "
         "claim re-checked, 3 every re-checkable claim holds but some claim is only attested by "
         "the solver, 1 a check failed, 2 a malformed certificate.",
     )
-    ver.add_argument("certificate", help="certificate JSON written by netopt invert --out")
+    ver.add_argument(
+        "certificate",
+        help="certificate JSON written by netopt invert --out or netopt check --certificate",
+    )
     ver.add_argument("model", help="the .onnx file it is about")
     ver.add_argument(
         "--allow-attested",
         action="store_true",
         help="exit 0, not 3, when everything re-checkable holds and the rest is solver-attested "
         "(still listed)",
+    )
+    ver.add_argument(
+        "--property",
+        metavar="FILE.vnnlib",
+        help="for an unsat certificate (netopt check --certificate): the property, whose "
+        "disjuncts must be exactly the certificate's",
     )
     ver.set_defaults(func=cmd_verify)

@@ -3,8 +3,11 @@
 Each disjunct of the property's counterexample region is decided in turn, cheapest first:
 sampled inputs (a counterexample found by a forward pass), then symbolic (CROWN) bounds on the
 output constraints ``C y`` (an "unsat" proof when a row's lower bound exceeds its limit), then
-branch and bound over the input box (:mod:`netopt.bounds.bab`), then the exact MILP (a witness, or
-infeasibility attested by the solver).
+branch and bound (:mod:`netopt.bounds.branch`: input or ReLU splits, every "unsat" with a proof
+``netopt verify`` re-checks), then the exact MILP (a witness, or infeasibility attested by the
+solver). A property of several disjuncts over a wide input (MNIST's
+one disjunct per class) is first attacked as a whole (:func:`netopt.attack.falsify_disjuncts`), so
+that a counterexample of its last disjunct is not found only after the MILP of the first.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ class CheckResult:
     disjunct_status : list of str
         One entry per disjunct of the property, in its order: ``"sat"``, ``"unsat"`` or
         ``"unknown"`` for a disjunct that was tried; ``"not tried"`` for one the check never
-        reached: a counterexample in an earlier disjunct already decided the property
-        (``verdict == "sat"``, ``disjunct`` before it) or the check stopped (``stopped``).
+        reached: a counterexample in another disjunct already decided the property
+        (``verdict == "sat"``; found by the attack on every disjunct at once, that disjunct may
+        come after it) or the check stopped (``stopped``).
     stopped : str or None
         Why the check stopped before deciding every disjunct: ``"time limit"`` (the budget ran
         out), ``"interrupted"`` (Ctrl-C); None when it ran to its end.
@@ -83,17 +87,28 @@ class CheckResult:
             "y_onnxruntime": None
             if self.y_onnxruntime is None
             else self.y_onnxruntime.reshape(-1).tolist(),
-            "details": self.details,
+            # a disjunct's proof (a BabProof) goes into a certificate, not into this summary
+            "details": [{k: v for k, v in i.items() if k != "proof"} for i in self.details],
             "disjunct_status": self.disjunct_status,
             "stopped": self.stopped,
         }
         return json.dumps(d, indent=2)
 
 
-#: Input dimension up to which input-splitting BaB gets its whole budget before the MILP.
+#: Input dimension up to which the falsifier is left to branch and bound (which tries points in
+#: every piece it keeps).
 BAB_FULL_DIM = 8
-#: Seconds of input splitting for wider inputs.
-BAB_SHORT_TRY = 3.0
+#: Seconds of the attack on all disjuncts at once for inputs of at most ``BAB_FULL_DIM``
+#: coordinates (before their branch and bound; more would cost every "unsat" that much).
+LOW_DIM_ATTACK = 0.2
+#: Seconds the MILP needs at least on a network of more than ``BAB_FULL_DIM`` inputs (its bounds
+#: and model build are not interruptible); with less left the check stops before it.
+MILP_MIN_SECONDS = 5.0
+#: A bound closes a box for a proof only this far (relative) past its limit: the proof checker
+#: bounds the one row again, and a last-bit difference must not turn the proof down.
+PROOF_MARGIN = 1e-9
+#: The share of the time left that branch and bound takes for a disjunct (the MILP gets the rest).
+BAB_SHARE = 0.8
 
 
 def _violation(C: np.ndarray, d: np.ndarray, y: np.ndarray) -> float:
@@ -127,16 +142,19 @@ def check(
     n_samples : int
         Random inputs tried per disjunct before any solver.
     bab_time : float
-        Seconds per disjunct for input-splitting branch and bound before the MILP (at most half
-        of the time left; at most ``BAB_SHORT_TRY`` when the input has more than
-        ``BAB_FULL_DIM`` coordinates); 0 skips it.
+        Seconds per disjunct for branch and bound (:func:`netopt.bounds.branch.branch_and_bound`:
+        input splitting up to ``INPUT_SPLIT_MAX_DIM`` inputs, ReLU splitting beyond) before
+        the MILP, at most ``BAB_SHARE`` of the time left; 0 skips it.
     attack_time : float
-        Seconds per disjunct for the falsifier (:func:`netopt.attack.falsify`, at most a fifth
-        of the time left) after the bounds fail to decide it, on inputs of more than
-        ``BAB_FULL_DIM`` coordinates (fewer go to input splitting); 0 skips it. Needs torch.
+        Seconds for the falsifier (at most a fifth of the time left) on inputs of more than
+        ``BAB_FULL_DIM`` coordinates (fewer go to input splitting); 0 skips it. A property of
+        several box disjuncts gets one run on all of them at once, before any bound
+        (:func:`netopt.attack.falsify_disjuncts`); otherwise each disjunct gets one after its
+        bounds fail to decide it (:func:`netopt.attack.falsify`). Needs torch unless the network
+        is a chain of affine maps and ReLUs.
     progress : callable, optional
         Receives one event (a dict, see :func:`netopt.control.emit`) as each phase of each
-        disjunct starts: ``phase`` (``"sampling"``, ``"crown"``, ``"attack"``, ``"input-split BaB"``,
+        disjunct starts: ``phase`` (``"sampling"``, ``"crown"``, ``"attack"``, ``"branch and bound"``,
         ``"milp: <its phase>"``), ``elapsed`` since the check started, ``disjunct`` (1-based)
         and ``disjuncts``; the MILP's events carry its ``incumbent``/``bound``/``gap``.
     **solve_options
@@ -220,7 +238,40 @@ def _check(
         res.verdict, res.stopped = "unknown", why
         return True
 
-    for k, dj in enumerate(prop.disjuncts):
+    # 0. one falsifier run on every disjunct at once (netopt.attack.falsify_disjuncts): a
+    # property "some class j scores at least the label" has one disjunct per class, and deciding
+    # them in turn would spend the bounds and the MILP of the first classes before the attack
+    # ever saw the class whose counterexample exists. Step 3 then skips the disjuncts it
+    # covered. A box of few inputs goes to branch and bound, which starts with a burst on every
+    # disjunct (step 4).
+    attacked_all = False
+    if n_dj > 1 and attack_time > 0 and n_in > BAB_FULL_DIM and _attackable(prop):
+        tk = time.perf_counter()
+        emit(progress, "attack", deadline, disjuncts=n_dj)
+        hit = _attack_all(net, prop, deadline.share(0.2, attack_time), seed)
+        attacked_all = hit is not None
+        if hit is not None and hit[1] is not None:
+            k, x_adv = hit
+            ev = _evidence(net, x_adv, prop.disjuncts[k])
+            if ev[2]:  # a claim only once onnxruntime confirms the point
+                res = _sat(net, res, x_adv, prop.disjuncts[k], k, ev)
+                secs = time.perf_counter() - tk
+                res.details.append(
+                    {"disjunct": k, "verdict": "sat", "method": "attack", "seconds": secs}
+                )
+                return res
+
+    # the disjuncts in turn; one that branch and bound leaves open while others are still to be
+    # tried goes to the back of the queue (with its share of the time spent) and is retried,
+    # with the MILP, once every disjunct has had its turn: a counterexample in a later disjunct
+    # (ACAS Xu 1_9 prop 7) is then not hidden behind an earlier one that is hard to prove
+    queue = list(range(n_dj))
+    retried: set[int] = set()
+    burst = False
+    while queue:
+        k = queue.pop(0)
+        dj = prop.disjuncts[k]
+        retry = k in retried
         why = stop_reason()
         if why is not None:
             # the remaining disjuncts are not tried; without a counterexample no verdict
@@ -236,7 +287,7 @@ def _check(
         )
         info: dict[str, Any] = {"disjunct": k}
         # 1. sampling: a counterexample by forward passes alone
-        if dom.bounded and n_samples:
+        if dom.bounded and n_samples and not retry:
             emit(progress, "sampling", deadline, **where)
             X = np.concatenate(
                 [
@@ -254,12 +305,11 @@ def _check(
                 res.details.append(info)
                 break
         # 2. symbolic bounds on C y
-        if dom.bounded:
+        if dom.bounded and not retry:
             if stopped_inside(info, "crown", tk):
                 break
             emit(progress, "crown", deadline, **where)
-            b = compute_bounds(net.graph, dom.lo, dom.hi, "crown")
-            lo_c, _ = linear_bounds(net.graph, b, net.graph.outputs[0], dj.C)
+            lo_c, proof = _crown_rows(net, dom, dj)
             if np.any(lo_c > dj.d):
                 i = int(np.argmax(lo_c - dj.d))
                 info.update(
@@ -268,6 +318,8 @@ def _check(
                     seconds=time.perf_counter() - tk,
                     evidence=f"lower bound {lo_c[i]:.6g} of constraint row {i} exceeds {dj.d[i]:.6g}",
                 )
+                if proof is not None:
+                    info["proof"] = proof
                 res.details.append(info)
                 continue
         # 3. a falsifier: batched PGD on the disjunct's margin (netopt.attack), kept short: it
@@ -275,7 +327,14 @@ def _check(
         # second, and a point is a claim only once float64 and onnxruntime confirm it. A box of
         # few inputs goes to input splitting instead, which tries points in every piece it
         # keeps: there the attack's seconds are better spent splitting
-        if dom.bounded and dom.A is None and attack_time > 0 and n_in > BAB_FULL_DIM:
+        if (
+            dom.bounded
+            and dom.A is None
+            and attack_time > 0
+            and n_in > BAB_FULL_DIM
+            and not attacked_all
+            and not retry
+        ):
             if stopped_inside(info, "attack", tk):
                 break
             emit(progress, "attack", deadline, **where)
@@ -286,35 +345,89 @@ def _check(
                 info.update(verdict="sat", method="attack", seconds=time.perf_counter() - tk)
                 res.details.append(info)
                 break
-        # 4. input splitting with batched CROWN (networks of linear ops and (leaky) ReLUs)
+        # 4. branch and bound (networks of linear ops and (leaky) ReLUs): input splitting on
+        # few inputs, ReLU splitting with alpha/beta-CROWN on more; an "unsat" carries its tree,
+        # every leaf closed by the rigorous float64 bounds (netopt.bounds.branch)
         if dom.bounded and dom.A is None and bab_time > 0:
-            from netopt.bounds.bab import bab_feasibility
+            from netopt.bounds.branch import branch_and_bound
 
-            if stopped_inside(info, "input-split BaB", tk):
+            if stopped_inside(info, "branch and bound", tk):
                 break
-            budget = deadline.share(0.5, bab_time)
-            if n_in > BAB_FULL_DIM:
-                # input splitting halves one coordinate per level: past a few input dimensions
-                # it rarely closes before the MILP would, so it only gets a short try
-                budget = min(budget, BAB_SHORT_TRY)
-            emit(progress, "input-split BaB", deadline, **where)
-            br = bab_feasibility(net, dom.lo, dom.hi, dj.C, dj.d, time_limit=budget)
+            if n_in <= BAB_FULL_DIM and not burst and attack_time > 0 and _attackable(prop):
+                # once, before the first branch and bound: many starts on every disjunct for a
+                # moment. A counterexample in a sliver of the box (ACAS Xu 2_9 prop 8) is found
+                # by 4096 starts in a twentieth of a second, and by splitting only after
+                # thousands of pieces, possibly of another disjunct first
+                burst = True
+                emit(progress, "attack", deadline, **where)
+                budget = min(deadline.share(0.2, attack_time), LOW_DIM_ATTACK)
+                hit = _attack_all(net, prop, budget, seed, restarts=4096)
+                if hit is not None and hit[1] is not None:
+                    kh, x_adv = hit
+                    ev = _evidence(net, x_adv, prop.disjuncts[kh])
+                    if ev[2]:
+                        res = _sat(net, res, x_adv, prop.disjuncts[kh], kh, ev)
+                        secs = time.perf_counter() - tk
+                        res.details.append(
+                            {"disjunct": kh, "verdict": "sat", "method": "attack", "seconds": secs}
+                        )
+                        break
+            budget = deadline.share(BAB_SHARE, bab_time)
+            first = [j for j in queue if j not in retried]  # still to have their first turn
+            share = not retry and first and deadline.time_limit is not None
+            if share:
+                budget = min(budget, deadline.remaining() / (len(first) + 1))
+            emit(progress, "branch and bound", deadline, **where)
+            br = branch_and_bound(
+                net,
+                dom.lo,
+                dom.hi,
+                dj.C,
+                dj.d,
+                time_limit=budget,
+                progress=None if progress is None else _bab_progress(progress, deadline, where),
+            )
             if br is not None and br.verdict != "unknown":
                 info.update(
                     verdict=br.verdict,
-                    method="input-split BaB",
-                    pieces=br.boxes,
+                    method=f"BaB ({br.stats['mode']} splits)",
+                    pieces=br.stats["nodes"],
                     seconds=time.perf_counter() - tk,
+                    bab=_bab_stats(br.stats),
                 )
+                if br.proof is not None:
+                    info["proof"] = br.proof
                 res.details.append(info)
                 if br.verdict == "sat":
                     res = _sat(net, res, br.x, dj, k)
                     break
                 continue
+            if br is not None:
+                info["bab"] = _bab_stats(br.stats)
+                if share and br.stopped == "time limit" and not stop_reason():
+                    info.update(verdict="unknown", method="branch and bound (to retry)")
+                    info["seconds"] = time.perf_counter() - tk
+                    res.details.append(info)
+                    retried.add(k)
+                    queue.append(k)
+                    continue
         # 5. exact MILP: at most what remains of the whole check
         if stopped_inside(info, "milp", tk):
             break
         left = None if deadline.time_limit is None else deadline.remaining()
+        if left is not None and left < MILP_MIN_SECONDS and n_in > BAB_FULL_DIM:
+            # the model's bounds and build alone take seconds on a wide network, and are
+            # not interruptible: with less left, starting them only overruns the limit
+            info.update(
+                verdict="unknown",
+                method="milp",
+                seconds=time.perf_counter() - tk,
+                stopped="time limit",
+                evidence=f"{left:.2f} s left: too little to build the MILP",
+            )
+            res.details.append(info)
+            res.verdict, res.stopped = "unknown", "time limit"
+            break
         opts = dict(solve_options)
         if progress is not None:
             opts["progress"] = _milp_progress(progress, deadline, where)
@@ -364,6 +477,49 @@ def _check(
     return res
 
 
+def _crown_rows(net: Network, dom: Domain, dj: Any) -> tuple[np.ndarray, Any]:
+    """Sound lower bounds of the rows of ``C f(x)`` over the disjunct's box, and the one-leaf
+    proof of the box when a row's bound exceeds its limit (None otherwise).
+
+    Chains of linear ops and (leaky) ReLUs take the batched float64 CROWN that
+    :func:`netopt.bounds.proof.check_proof` re-checks (:class:`netopt.bounds.bab.BatchCrown`),
+    closing the box only with a margin (:data:`PROOF_MARGIN`, relative) so that the checker's
+    own pass of the one row agrees; other networks (smooth ops) get the general CROWN of
+    :func:`netopt.bounds.compute_bounds`, and no proof: a certificate leaves them attested.
+    """
+    from netopt.bounds.bab import batch_crown_of
+    from netopt.bounds.proof_format import BabProof
+
+    bc = batch_crown_of(net)
+    lo, hi = dom.lo.reshape(1, -1), dom.hi.reshape(1, -1)
+    if bc.ok:
+        low, _, _ = bc.bound(lo, hi, dj.C)
+        low = low[0]
+        gap = low - dj.d
+        i = int(np.argmax(gap))
+        if gap[i] > PROOF_MARGIN * (1.0 + abs(dj.d[i])):
+            return low, BabProof.single_leaf(dom.lo, dom.hi, dj.C, dj.d, i)
+    b = compute_bounds(net.graph, dom.lo, dom.hi, "crown")
+    low, _ = linear_bounds(net.graph, b, net.graph.outputs[0], dj.C)
+    return low, None
+
+
+def _bab_stats(st: dict[str, Any]) -> dict[str, Any]:
+    """The branch-and-bound statistics kept in a disjunct's details (rounded for reading)."""
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in st.items()}
+
+
+def _bab_progress(
+    progress: Callable[[dict], Any], deadline: Deadline, where: dict[str, int]
+) -> Callable[[dict], None]:
+    """Branch and bound's events (domains, open, leaves) as the check's."""
+
+    def on_event(ev: dict) -> None:
+        progress({**ev, "elapsed": deadline.elapsed(), **where})
+
+    return on_event
+
+
 def _milp_progress(
     progress: Callable[[dict], Any], deadline: Deadline, where: dict[str, int]
 ) -> Callable[[dict], None]:
@@ -409,6 +565,46 @@ def _attack(net: Network, dj: Any, budget: float, seed: int) -> np.ndarray | Non
     except (ImportError, UnsupportedOpError, SolverUnavailableError):
         return None
     return r.x
+
+
+def _attackable(prop: VnnlibProperty) -> bool:
+    """Whether every disjunct is a finite box without input constraints (what PGD projects on)."""
+    return all(
+        len(dj.A_in) == 0 and bool(np.all(np.isfinite(dj.lo)) and np.all(np.isfinite(dj.hi)))
+        for dj in prop.disjuncts
+    )
+
+
+def _attack_all(
+    net: Network, prop: VnnlibProperty, budget: float, seed: int, restarts: int | None = None
+) -> tuple[int, np.ndarray | None] | None:
+    """Every disjunct attacked in one batch (:func:`netopt.attack.falsify_disjuncts`).
+
+    ``(k, x)`` for a counterexample ``x`` of disjunct ``k``; ``(-1, None)`` when the attack ran
+    and found none; None where it could not run (no time, no torch, an op without a torch rule,
+    or Ctrl-C), so that each disjunct gets its own attack later.
+    """
+    if budget <= 0:
+        return None
+    try:
+        from netopt.attack import falsify_disjuncts
+
+        rs = falsify_disjuncts(
+            net,
+            [(dj.lo, dj.hi, dj.C, dj.d) for dj in prop.disjuncts],
+            time_limit=budget,
+            seed=seed,
+            restarts=restarts,
+            # two rounds: the MNIST counterexamples fall in the first; where the bounds prove
+            # every disjunct, more rounds would only delay the proof
+            rounds=2,
+        )
+    except (ImportError, UnsupportedOpError, SolverUnavailableError):
+        return None
+    for k, r in enumerate(rs):
+        if r.x is not None:
+            return k, r.x
+    return None if interrupted() else (-1, None)
 
 
 def _evidence(net: Network, x: np.ndarray, dj: Any) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -1,5 +1,7 @@
-"""Batched torch CROWN / alpha-CROWN of chain networks (netopt.bounds.batched), against the float64
-numpy CROWN and against sampled points (a lower bound no sampled point goes under)."""
+"""Batched torch CROWN / alpha-CROWN / beta-CROWN of chain networks (netopt.bounds.batched), against
+the float64 numpy CROWN, against sampled points (a lower bound no sampled point goes under) and
+against the LP over the triangle relaxation; the reuse of a parent's bounds; BaBSR and input
+branching scores against their formulas."""
 
 from __future__ import annotations
 
@@ -143,3 +145,341 @@ def test_non_chain_is_refused():
     net = netopt.load(make_model(nodes, [1, 3], [1, 3]))
     with pytest.raises(FormulationError, match="add"):
         ChainBounds(net.graph, device="cpu")
+
+
+# ---------------------------------------------------------------- beta-CROWN, reuse, scores
+def _forward_pre(net, X):
+    """Every activation's input at the points ``X`` (``(N, n_in)``), by the reference interpreter."""
+    from netopt.ir.interpret import interpret
+
+    env = interpret(net.graph, {net.graph.inputs[0]: X}, keep=True)
+    pre = [op.inputs[0] for op in net.graph.ops if op.op in ("relu", "leaky_relu")]
+    return [env[v] for v in pre], env[net.graph.outputs[0]]
+
+
+def _feasible_splits(rng, net, lo, hi, p=0.3):
+    """Random splits of each box that one point of the box (its centre) respects."""
+    Z, _ = _forward_pre(net, (lo + hi) / 2)
+    return [np.where(rng.random(z.shape) < p, np.where(z >= 0, 1, -1), 0) for z in Z]
+
+
+def _lp_min(cb, lo, hi, c, d, pre, splits):
+    """min c.f(x) - d over the box, the splits and the triangle relaxation on the bounds ``pre``
+    (scipy's HiGHS): every CROWN / alpha / beta bound on the same bounds is at most this."""
+    from scipy.optimize import linprog
+
+    W = [w.double().numpy() for w in cb.W]
+    b = [v.double().numpy() for v in cb.b]
+    sizes = [len(lo)] + [2 * w.shape[0] for w in W[:-1]]  # x, then (z_j, a_j) per layer
+    off = np.concatenate([[0], np.cumsum(sizes)])
+    nv = int(off[-1])
+    A_eq, b_eq, A_ub, b_ub, bounds = [], [], [], [], list(zip(lo, hi, strict=True))
+    prev_a = np.arange(len(lo))
+    for j in range(len(W) - 1):
+        n = W[j].shape[0]
+        zi, ai = off[j + 1] + np.arange(n), off[j + 1] + n + np.arange(n)
+        leak = cb.leak[j]
+        low, up = (t.double().numpy() for t in pre[j])
+        bounds += [(low[i], up[i]) for i in range(n)] + [(None, None)] * n
+        for i in range(n):
+            row = np.zeros(nv)
+            row[zi[i]] = 1
+            row[prev_a] = -W[j][i]
+            A_eq.append(row)
+            b_eq.append(b[j][i])
+            s = splits[j][i] if splits is not None else 0
+            lz, uz = (
+                (max(low[i], 0), up[i]) if s > 0 else (low[i], min(up[i], 0) if s < 0 else up[i])
+            )
+            row = np.zeros(nv)
+            row[ai[i]] = 1
+            if lz >= 0 or uz <= 0:  # a = z or a = leak z
+                row[zi[i]] = -1 if lz >= 0 else -leak
+                A_eq.append(row)
+                b_eq.append(0.0)
+                continue
+            for slope in (1.0, leak):  # a >= slope z
+                r = np.zeros(nv)
+                r[zi[i]], r[ai[i]] = slope, -1
+                A_ub.append(r)
+                b_ub.append(0.0)
+            ch = (uz - leak * lz) / (uz - lz)  # a <= chord
+            row[zi[i]] = -ch
+            A_ub.append(row)
+            b_ub.append(uz - ch * uz)
+        prev_a = ai
+    obj = np.zeros(nv)
+    obj[prev_a] = c @ W[-1]
+    res = linprog(
+        obj,
+        A_ub=np.array(A_ub) if A_ub else None,
+        b_ub=b_ub or None,
+        A_eq=np.array(A_eq),
+        b_eq=b_eq,
+        bounds=bounds,
+        method="highs",
+    )
+    assert res.status == 0, res.message
+    return res.fun + c @ b[-1] - d
+
+
+@pytest.mark.parametrize("leak", [None, 0.1])
+def test_float64_crown_equals_batchcrown(leak):
+    """The numpy BaB engine (netopt.bounds.bab.BatchCrown, float64, outward rounding) is the
+    reference: same bounds, same best-row input coefficients, same activation bounds, also when
+    a parent's bounds are intersected in (prev=)."""
+    from netopt.bounds.bab import BatchCrown
+
+    rng = np.random.default_rng(10)
+    net = _mlp(rng, [4, 12, 10, 3], leak)
+    C = rng.normal(size=(3, 3))
+    d = rng.normal(size=3)
+    lo, hi = _boxes(rng, 4, 8, 0.6)
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    ref = BatchCrown(net.graph)
+    r_lo, r_coef, r_pre = ref.bound(lo, hi, C)
+    got = cb.crown(lo, hi, C, d)
+    scale = max(1.0, float(np.abs(r_lo).max()))
+    np.testing.assert_allclose(got.lower.numpy(), r_lo - d, rtol=1e-9, atol=1e-9 * scale)
+    assert np.array_equal(got.row.numpy(), np.argmax(r_lo - d, axis=1))
+    best = r_coef[np.arange(8), got.row.numpy()]
+    np.testing.assert_allclose(got.coef.numpy(), best, rtol=1e-9, atol=1e-12)
+    for (gl, gu), (rl, ru) in zip(got.pre, r_pre.values(), strict=True):
+        np.testing.assert_allclose(gl.numpy(), rl, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(gu.numpy(), ru, rtol=1e-9, atol=1e-12)
+    # children: the lower half of each box along input 0, with the parents' bounds
+    mid = (lo[:, 0] + hi[:, 0]) / 2
+    c_hi = hi.copy()
+    c_hi[:, 0] = mid
+    r2_lo, _, r2_pre = ref.bound(lo, c_hi, C, prev=r_pre)
+    got2 = cb.crown(lo, c_hi, C, d, prev=got.pre)
+    np.testing.assert_allclose(got2.lower.numpy(), r2_lo - d, rtol=1e-9, atol=1e-9 * scale)
+    for (gl, gu), (rl, ru) in zip(got2.pre, r2_pre.values(), strict=True):
+        np.testing.assert_allclose(gl.numpy(), rl, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(gu.numpy(), ru, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("leak", [None, 0.2])
+def test_beta_crown_sound_on_points_and_below_the_lp(dtype, leak):
+    """beta-CROWN on split boxes (splits a point of each box respects), from random multipliers
+    (negative ones too), with the parent's bounds reused or intersected: every sampled point that
+    respects the splits is above the bound, and in float64 no bound exceeds the LP optimum over
+    the triangle relaxation on the same activation bounds."""
+    rng = np.random.default_rng(11)
+    net = _mlp(rng, [3, 12, 12, 2], leak)
+    C = rng.normal(size=(2, 2))
+    d = rng.normal(size=2)
+    B = 24
+    lo, hi = _boxes(rng, 3, B, 0.7)
+    cb = ChainBounds(net.graph, dtype=getattr(torch, dtype), device="cpu")
+    splits = _feasible_splits(rng, net, lo, hi)
+    parent = cb.crown(lo, hi, C, d)
+    init_b = [rng.normal(size=(B, 2, 12)) for _ in range(2)]
+    res = {
+        "beta": cb.alpha_crown(lo, hi, C, d, splits, iters=30, beta=True, init_betas=init_b),
+        "beta_reuse": cb.alpha_crown(lo, hi, C, d, splits, iters=30, beta=True, pre=parent.pre),
+        "beta_prev": cb.alpha_crown(lo, hi, C, d, splits, iters=30, beta=True, prev=parent.pre),
+        "crown_reuse": cb.crown(lo, hi, C, d, splits, pre=parent.pre),
+    }
+    X = rng.uniform(lo[:, None, :], hi[:, None, :], size=(B, 2000, 3))
+    Z, Y = _forward_pre(net, X.reshape(-1, 3))
+    val = Y.reshape(B, 2000, -1) @ C.T - d
+    keep = np.ones((B, 2000), bool)
+    for z, s in zip(Z, splits, strict=True):
+        z = z.reshape(B, 2000, -1)
+        s = s[:, None, :]
+        keep &= np.all((s == 0) | ((s > 0) & (z >= 0)) | ((s < 0) & (z <= 0)), axis=2)
+    assert keep.sum(axis=1).min() > 0  # every box keeps points (its centre's side at least)
+    tol = 1e-9 if dtype == "float64" else 1e-4
+    for name, r in res.items():
+        low = r.lower.double().numpy()
+        for i in range(B):
+            assert np.all(val[i][keep[i]] >= low[i] - tol), (name, i)
+    for r in (res["beta"], res["beta_prev"]):
+        for b_, s in zip(r.betas, splits, strict=True):
+            assert torch.all(b_ >= 0)
+            assert torch.all(b_[torch.as_tensor(s == 0)[:, None, :].expand_as(b_)] == 0)
+    if dtype == "float64":
+        for name in ("beta", "beta_prev"):
+            r = res[name]
+            for i in range(0, B, 4):
+                k = int(r.row[i])
+                pre_i = [(pl[i], pu[i]) for pl, pu in r.pre]
+                lp = _lp_min(cb, lo[i], hi[i], C[k], d[k], pre_i, [s[i] for s in splits])
+                assert r.lower[i, k].item() <= lp + 1e-7, (name, i)
+
+
+def test_beta_never_worse_than_alpha_on_split_leaves():
+    """On the split leaves of a seeded net: beta-CROWN started from alpha-CROWN's slopes is never
+    below alpha-CROWN's bound, and better on some boxes; started cold (slopes and multipliers
+    optimized jointly, the slopes then take another path), it is better on most boxes."""
+    rng = np.random.default_rng(12)
+    net = _mlp(rng, [4, 16, 16, 3])
+    C = rng.normal(size=(2, 3))
+    d = np.zeros(2)
+    lo, hi = _boxes(rng, 4, 32, 0.8)
+    splits = _feasible_splits(rng, net, lo, hi, p=0.4)
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    a = cb.alpha_crown(lo, hi, C, d, splits, iters=20)
+    best_a = a.lower.max(dim=1).values
+    warm = cb.alpha_crown(lo, hi, C, d, splits, iters=20, beta=True, init=a.slopes)
+    best_w = warm.lower.max(dim=1).values
+    assert torch.all(best_w >= best_a - 1e-6)
+    assert torch.any(best_w > best_a + 1e-3)
+    cold = cb.alpha_crown(lo, hi, C, d, splits, iters=20, beta=True)
+    assert int((cold.lower.max(dim=1).values > best_a).sum()) >= 24
+    assert torch.equal(cold.row, cold.lower.argmax(dim=1))
+
+
+def test_beta_strictly_better_on_a_constructed_split():
+    r"""y = relu(x) - relu(-x) = x on [-1, 1], split relu(x)'s input z_1 = x >= 0. Without beta
+    the unsplit unit a_2 = relu(-x) on [-1, 1] takes its chord, y >= x - (-x/2 + 1/2) >= -2; the
+    constraint x >= 0 (beta on z_1) gives the LP optimum min_{x >= 0} 1.5 x - 0.5 = -0.5."""
+    nodes = [
+        helper.make_node("Gemm", ["x", "W0", "b0"], ["h0"], transB=1),
+        helper.make_node("Relu", ["h0"], ["r0"]),
+        helper.make_node("Gemm", ["r0", "W1", "b1"], ["y"], transB=1),
+    ]
+    inits = {"W0": [[1.0], [-1.0]], "b0": [0.0, 0.0], "W1": [[1.0, -1.0]], "b1": [0.0]}
+    net = netopt.load(make_model(nodes, [1, 1], [1, 1], inits))
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    lo, hi, C, d = [[-1.0]], [[1.0]], [[1.0]], [0.0]
+    splits = [np.array([[1, 0]])]
+    a = cb.alpha_crown(lo, hi, C, d, splits, iters=50)
+    b = cb.alpha_crown(lo, hi, C, d, splits, iters=200, beta=True, lr_beta=0.1)
+    assert a.lower.item() == pytest.approx(-2.0, abs=1e-9)
+    assert -0.5 - 0.02 <= b.lower.item() <= -0.5 + 1e-9
+    assert b.betas[0][0, 0, 0].item() == pytest.approx(1.5, abs=0.02)
+    assert b.betas[0][0, 0, 1].item() == 0.0  # unsplit unit: no multiplier
+
+
+def test_recorded_parameters_reproduce_the_bound_and_warm_start():
+    """The returned slopes and betas, given back as the start with no step, give the same bound
+    (a warm start from a parent uses them as they are); more steps from there never lose."""
+    rng = np.random.default_rng(13)
+    net = _mlp(rng, [3, 10, 10, 2], 0.1)
+    C = rng.normal(size=(2, 2))
+    d = rng.normal(size=2)
+    lo, hi = _boxes(rng, 3, 12, 0.8)
+    splits = _feasible_splits(rng, net, lo, hi, p=0.4)
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    r = cb.alpha_crown(lo, hi, C, d, splits, iters=15, beta=True)
+    again = cb.alpha_crown(
+        lo, hi, C, d, splits, iters=0, beta=True, init=r.slopes, init_betas=r.betas
+    )
+    torch.testing.assert_close(again.lower, r.lower, rtol=1e-12, atol=1e-12)
+    for x, y in zip(again.lams, r.lams, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(again.coef, r.coef, rtol=1e-12, atol=1e-12)
+    more = cb.alpha_crown(
+        lo, hi, C, d, splits, iters=10, beta=True, init=r.slopes, init_betas=r.betas
+    )
+    assert torch.all(more.lower.max(dim=1).values >= r.lower.max(dim=1).values)
+
+
+def test_reusing_parent_bounds():
+    """pre= (reuse): the parent's bounds clipped to the new splits, no backward pass. It equals
+    recomputing with the parent's bounds intersected (prev=) when the new splits are all in the
+    last activation layer (the earlier layers' bounds cannot change); with a new split in the
+    first layer, recomputing is at least as tight on every unit."""
+    rng = np.random.default_rng(14)
+    net = _mlp(rng, [4, 14, 12, 3])
+    C = rng.normal(size=(2, 3))
+    d = rng.normal(size=2)
+    lo, hi = _boxes(rng, 4, 16, 0.8)
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    base = _feasible_splits(rng, net, lo, hi, p=0.2)
+    parent = cb.crown(lo, hi, C, d, base)
+    extra = _feasible_splits(rng, net, lo, hi, p=0.3)
+    late = [base[0], np.where(base[1] != 0, base[1], extra[1])]
+    reuse = cb.crown(lo, hi, C, d, late, pre=parent.pre)
+    again = cb.crown(lo, hi, C, d, late, prev=parent.pre)
+    for (rl, ru), (al, au), (pl, pu), s in zip(reuse.pre, again.pre, parent.pre, late, strict=True):
+        s = torch.as_tensor(s, dtype=torch.float64)
+        torch.testing.assert_close(rl, torch.where(s > 0, pl.clamp(min=0), pl))
+        torch.testing.assert_close(ru, torch.where(s < 0, pu.clamp(max=0), pu))
+        torch.testing.assert_close(al, rl, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(au, ru, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(again.lower, reuse.lower, rtol=1e-12, atol=1e-12)
+    early = [np.where(base[0] != 0, base[0], extra[0]), base[1]]
+    reuse = cb.crown(lo, hi, C, d, early, pre=parent.pre)
+    again = cb.crown(lo, hi, C, d, early, prev=parent.pre)
+    fresh = cb.crown(lo, hi, C, d, early)
+    for (rl, ru), (al, au), (fl, fu) in zip(reuse.pre, again.pre, fresh.pre, strict=True):
+        assert torch.all(al >= rl) and torch.all(au <= ru)
+        assert torch.all(al >= fl) and torch.all(au <= fu)
+    # the second layer gains from the first layer's new splits somewhere
+    assert torch.any(again.pre[1][0] > reuse.pre[1][0]) or torch.any(
+        again.pre[1][1] < reuse.pre[1][1]
+    )
+    with pytest.raises(ValueError):
+        cb.crown(lo, hi, C, d, early, pre=parent.pre, prev=parent.pre)
+
+
+@pytest.mark.parametrize("leak", [None, 0.1])
+def test_babsr_scores_of_one_hidden_layer(leak):
+    r"""With one hidden layer the coefficient of a_1 in row c's bound is c W_2 exactly, so the
+    score is computable from the weights: |min(b lam (r - 1), b lam (r - alpha)) + min(lam, 0) t|
+    on unstable units, 0 on stable and split ones."""
+    rng = np.random.default_rng(15)
+    net = _mlp(rng, [3, 20, 4], leak)
+    C = rng.normal(size=(3, 4))
+    d = rng.normal(size=3)
+    lo, hi = _boxes(rng, 3, 10, 0.8)
+    splits = _feasible_splits(rng, net, lo, hi, p=0.3)
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    r = cb.alpha_crown(lo, hi, C, d, splits, iters=5, beta=True)
+    a = cb.leak[0]  # the model's float32 attribute, as the engine reads it
+    W2, b1 = cb.W[1].numpy(), cb.b[0].numpy()
+    (sc,) = cb.babsr_scores(r)
+    (sc_max,) = cb.babsr_scores(r, reduce="max")
+    low, up = (t.numpy() for t in r.pre[0])
+    for i in range(10):
+        lam = C[int(r.row[i])] @ W2
+        np.testing.assert_allclose(r.lams[0][i].numpy(), C @ W2, rtol=1e-12, atol=1e-12)
+        for n in range(20):
+            if low[i, n] >= 0 or up[i, n] <= 0:
+                assert sc[i, n] == 0 and sc_max[i, n] == 0
+                continue
+            assert splits[0][i, n] == 0
+            rr = (up[i, n] - a * low[i, n]) / (up[i, n] - low[i, n])
+            t = (1 - a) * -low[i, n] * up[i, n] / (up[i, n] - low[i, n])
+            c1, c2 = b1[n] * lam[n] * (rr - 1), b1[n] * lam[n] * (rr - a)
+            icpt = min(lam[n], 0) * t
+            assert sc[i, n].item() == pytest.approx(abs(min(c1, c2) + icpt), rel=1e-9, abs=1e-13)
+            assert sc_max[i, n].item() == pytest.approx(
+                abs(max(c1, c2) + icpt), rel=1e-9, abs=1e-13
+            )
+    assert torch.all(sc[torch.as_tensor(splits[0] != 0)] == 0)
+    assert torch.any(sc > 0)
+
+
+def test_input_scores_are_the_best_rows_smear():
+    """The input score is |coef| * width; an input no row depends on scores 0."""
+    rng = np.random.default_rng(16)
+    net = _mlp(rng, [3, 8, 8, 2])
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    cb.W[0][:, 2] = 0.0  # input 2 no longer reaches the output
+    C = rng.normal(size=(2, 2))
+    lo, hi = _boxes(rng, 3, 6, 0.5)
+    r = cb.alpha_crown(lo, hi, C, np.zeros(2), iters=5)
+    s = cb.input_scores(r, lo, hi)
+    assert s.shape == (6, 3)
+    assert torch.all(s[:, 2] == 0) and torch.all(s[:, :2] > 0)
+    torch.testing.assert_close(s, r.coef.abs() * torch.as_tensor(hi - lo))
+
+
+def test_dtype_and_device_of_every_result():
+    rng = np.random.default_rng(17)
+    net = _mlp(rng, [3, 8, 8, 2])
+    lo, hi = _boxes(rng, 3, 4, 0.5)
+    splits = _feasible_splits(rng, net, lo, hi)
+    C, d = rng.normal(size=(2, 2)), np.zeros(2)
+    for dt in (torch.float32, torch.float64):
+        cb = ChainBounds(net.graph, dtype=dt, device="cpu")
+        r = cb.alpha_crown(lo, hi, C, d, splits, iters=3, beta=True)
+        tensors = [r.lower, r.coef, *r.slopes, *r.betas, *r.lams] + [t for p in r.pre for t in p]
+        assert all(t.dtype == dt and t.device.type == "cpu" for t in tensors)
+        assert r.row.dtype == torch.int64
+        assert [tuple(b_.shape) for b_ in r.betas] == [(4, 2, 8), (4, 2, 8)]

@@ -343,7 +343,8 @@ def test_reproducer_answers_sat(tmp_path, capsys, s):
 
 
 def test_open_smooth_property_is_unknown_not_an_error(tmp_path, capsys):
-    """Sampling misses it, CROWN cannot decide it, the MILP has no softmax rule: "unknown".
+    """Sampling misses it, CROWN cannot decide it, the MILP has no softmax rule: "unknown"
+    without the falsifier (which may find it).
 
     0.4 <= y0 <= 0.5 holds only in a band 1e4 (x0 + 1) - x1 in [log(2/3), 0], about 4e-5 wide
     in x0, that no vertex of the box touches and the seeded samples miss.
@@ -352,12 +353,17 @@ def test_open_smooth_property_is_unknown_not_an_error(tmp_path, capsys):
     prop = tmp_path / "band.vnnlib"
     prop.write_text(PROP.format(out="(<= Y_0 0.5))\n(assert (>= Y_0 0.4)"))
     net = netopt.load(model)
-    r = netopt.check(net, prop, time_limit=30, n_samples=16)
+    r = netopt.check(net, prop, time_limit=30, n_samples=16, attack_time=0)
     assert r.verdict == "unknown"
     assert any("no exact model" in d.get("evidence", "") for d in r.details)
+    # with the falsifier, whose short burst of many starts may reach the band (within its
+    # fraction of a second): a counterexample onnxruntime confirms, or the same "unknown"
     rc = main(["check", str(model), str(prop), "--time-limit", "30"])
     out = capsys.readouterr()
-    assert rc == 0 and out.out.startswith("unknown"), out
+    if rc == 10:
+        assert out.out.startswith("sat") and "confirmed: True" in out.out, out
+    else:
+        assert rc == 0 and out.out.startswith("unknown") and "no exact model" in out.out, out
 
 
 @pytest.mark.parametrize(

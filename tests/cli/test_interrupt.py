@@ -219,7 +219,7 @@ def test_invert_solver_gets_what_the_command_has_left(solver_calls, capsys):
 def test_check_milp_gets_at_most_what_the_command_has_left(
     solver_calls, tmp_path, monkeypatch, capsys
 ):
-    import netopt.bounds.bab
+    import netopt.bounds.branch
 
     # y = (x_0 + x_1, x_0 - x_1): each of y_0 >= 1.9 and y_1 >= 0.5 is reachable in the unit box
     # (CROWN refutes neither row), both at once are not (x_0 >= 1.2); no sample satisfies them
@@ -234,7 +234,7 @@ def test_check_milp_gets_at_most_what_the_command_has_left(
     onnx.save(m, d / "two.onnx")
     head = HEAD + "(declare-const Y_1 Real)\n"
     (d / "p.vnnlib").write_text(head + BOX + "(assert (and (>= Y_0 1.9) (>= Y_1 0.5)))")
-    monkeypatch.setattr(netopt.bounds.bab, "bab_feasibility", lambda *a, **k: None)
+    monkeypatch.setattr(netopt.bounds.branch, "branch_and_bound", lambda *a, **k: None)
     assert main(["check", str(d / "two.onnx"), str(d / "p.vnnlib"), "--time-limit", "10"]) == 20
     assert "unsat by milp" in capsys.readouterr().out
     assert solver_calls and all(0 < lim and at + lim <= 10 for at, lim in solver_calls)
@@ -310,7 +310,7 @@ def test_sat_lists_later_disjuncts_as_not_tried(sum_net, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("  disjunct 0: unsat by crown")
     assert lines[2].startswith("  disjunct 1: sat by sampling")
-    assert lines[3] == "  disjunct 2: not tried (counterexample found earlier)"
+    assert lines[3] == "  disjunct 2: not tried (counterexample found in another disjunct)"
 
 
 def test_disjunct_lines_name_every_disjunct():

@@ -58,7 +58,13 @@ def test_help_lists_every_method(capsys):
     assert all(name in text for name in formulations.available())
 
 
-@pytest.mark.parametrize("method", formulations.available())
+#: the methods of Feasibility problems only (``--within``): test_bab_decides_within_from_the_cli
+FEASIBILITY_ONLY = ("bab",)
+
+
+@pytest.mark.parametrize(
+    "method", [m for m in formulations.available() if m not in FEASIBILITY_ONLY]
+)
 def test_every_method_runs_from_the_cli(inst, optimum, capsys, method):
     rc, cert, err = _invert(inst, capsys, "--formulation", method, *OPTIONS.get(method, []))
     assert rc == 0, err
@@ -75,6 +81,22 @@ def test_every_method_runs_from_the_cli(inst, optimum, capsys, method):
     obj = float(prob.evaluate(y[None])[0])
     assert obj == pytest.approx(ev["objective"], abs=1e-9)
     assert obj >= optimum - 1e-6  # no method beats the proven optimum
+
+
+def test_bab_decides_within_from_the_cli(inst, capsys):
+    # a target the network reaches within 1e3 (exit 10: a witness), and one far out of reach
+    # (exit 20: unsat, with the branch-and-bound tree in the certificate)
+    onnx_path = str(inst.with_suffix(".onnx"))
+    for target, rc_want in (("0,0", 10), ("50,50", 20)):
+        argv = ["invert", onnx_path, "--json", "--target", target, "--box", "-1", "1"]
+        rc = main([*argv, "--within", "1e3" if rc_want == 10 else "0.1", "--formulation", "bab"])
+        out, err = capsys.readouterr()
+        assert rc == rc_want, err
+        cert = json.loads(out)
+        if rc_want == 10:
+            assert cert["evidence"]["witness"]
+        else:
+            assert cert["kind"] == "infeasible" and "proof" in cert["evidence"]
 
 
 def test_layerwise_lp_takes_the_common_time_limit(inst, capsys):

@@ -51,6 +51,7 @@ PREFIX_LAYER = (
     ("netopt.formulations", "methods"),
     ("netopt.solve", "pipeline"),
     ("netopt.certificate", "pipeline"),
+    ("netopt.certificate_unsat", "pipeline"),
     ("netopt.cli", "front"),
     ("netopt.bench", "front"),
     ("netopt.instances", "front"),

@@ -1,0 +1,132 @@
+"""`netopt check --instances` on the shared VNN-COMP 2021 instances, against the competition.
+
+    python benchmarks/compare/vnncomp_check.py [--sets acasxu mnistfc] [--timeout 30] [--no-verify]
+
+For each set (``../shared/nets/<set>/verdicts.csv``: the instances, the competition's consensus
+verdict and its fastest tool's time) this writes a VNN-COMP ``instances.csv`` with every line's
+timeout set to ``--timeout``, runs ``netopt check --instances`` on it in one process, and prints
+per instance our verdict and wall time next to the competition's, then a summary: decided,
+agreeing, wrong (a verdict that contradicts the consensus: must be 0), our median and maximum
+time and the fastest tool's median on the same instances (the ratio is the baseline of this
+script). Every "unsat" is written with its certificate, which is then re-checked by
+``netopt verify --property`` (proofs in float64, no solver): the count of fully re-checked
+certificates is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NETS = Path(__file__).resolve().parents[2].parent / "shared" / "nets"
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def run_set(name: str, timeout: float, verify: bool, work: Path) -> dict:
+    """Decide every instance of one set; returns the summary's figures."""
+    folder = NETS / name
+    truth = _rows(folder / "verdicts.csv")
+    inst = work / f"{name}.csv"
+    with inst.open("w") as f:
+        for r in truth:
+            f.write(f"{folder / r['onnx']},{folder / r['vnnlib']},{timeout}\n")
+    results = work / f"{name}_results.csv"
+    certs = work / f"{name}_certificates"
+    t0 = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netopt",
+            "check",
+            "--instances",
+            str(inst),
+            "--results",
+            str(results),
+            "--certificate",
+            str(certs),
+            "--quiet",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - t0
+    ours = _rows(results)
+    decided = agree = wrong = verified = unsat = 0
+    times, fastest = [], []
+    print(f"\n{name}: {len(truth)} instances, timeout {timeout:g} s, process wall {wall:.1f} s")
+    print(f"{'instance':48s} {'ours':8s} {'s':>7s}   {'VNN-COMP':9s} {'fastest s':>9s}  how")
+    for t, o in zip(truth, ours, strict=True):
+        v = o["result"]
+        sec = float(o["seconds"])
+        times.append(sec)
+        fastest.append(float(t["fastest_runtime_s"]))
+        ok = v in ("sat", "unsat")
+        decided += ok
+        if ok and t["verdict"] in ("sat", "unsat"):
+            agree += v == t["verdict"]
+            wrong += v != t["verdict"]
+        elif ok:
+            agree += 1  # a tie: either verdict, with its evidence
+        extra = ""
+        if v == "unsat":
+            unsat += 1
+            if verify:
+                extra = _verify(certs, folder, t)
+                verified += extra == "proof re-checked"
+        label = f"{Path(t['onnx']).stem[:30]} {Path(t['vnnlib']).stem}"
+        print(
+            f"{label:48s} {v:8s} {sec:7.2f}   {t['verdict']:9s} {float(t['fastest_runtime_s']):9.2f}"
+            f"  {o['method']} {extra}"
+        )
+    med, fmed = statistics.median(times), statistics.median(fastest)
+    print(
+        f"{name}: decided {decided}/{len(truth)}, agree {agree}, WRONG {wrong}; median "
+        f"{med:.2f} s (fastest tool {fmed:.2f} s, ratio {med / fmed:.2f}), max {max(times):.2f} s"
+        + (f"; unsat certificates re-checked {verified}/{unsat}" if verify else "")
+    )
+    return {"decided": decided, "wrong": wrong, "median": med, "max": max(times)}
+
+
+def _verify(certs: Path, folder: Path, t: dict[str, str]) -> str:
+    from netopt.certificate import Certificate
+
+    path = certs / f"{Path(t['onnx']).stem}__{Path(t['vnnlib']).stem}.json"
+    if not path.exists():
+        return "no certificate"
+    rep = Certificate.load(path).verify(folder / t["onnx"], vnnlib_path=folder / t["vnnlib"])
+    if not rep["ok"]:
+        return "CERTIFICATE FAILED"
+    return "proof re-checked" if rep["fully_checked"] else "solver-attested part"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", nargs="*", default=["acasxu", "mnistfc"])
+    ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--no-verify", action="store_true")
+    args = ap.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, load {load:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.sets:
+            run_set(name, args.timeout, not args.no_verify, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+r"""Branch and bound with proofs: the method ``"bab"`` for :class:`~netopt.problems.Feasibility`.
+
+Decides whether some :math:`x` in a box :math:`[l, u]` has :math:`C f(x) \le d`, for networks of
+linear ops and ReLU / leaky ReLU activations (slope :math:`0 \le \alpha \le 1`). The box is cut
+into *domains* — sub-boxes (input splitting, on few inputs) or the box with some ReLUs' signs
+fixed (ReLU splitting) — and each domain is bounded by (alpha/beta-)CROWN: a domain is closed
+when some row has
+
+.. math::
+
+    \min_{x \in \text{domain}} (C f(x) - d)_i \;\ge\; \underline{b}_i > 0,
+
+with :math:`\underline{b}_i` the rigorous float64 bound (outward rounding) of
+:mod:`netopt.bounds.proof`; a domain's candidate points are tried in float64, and one with
+:math:`C f(x) \le d` ends the search. An "unsat" is the tree of splits with every leaf closed:
+:func:`netopt.bounds.proof.check_proof` re-checks it in float64 without torch or a solver, and
+the Result's certificate carries it, so the claim is not solver-attested.
+
+* :mod:`~netopt.formulations.bab.outcome`: one run of
+  :func:`netopt.bounds.branch.branch_and_bound` as an :class:`~netopt.result.Outcome`.
+
+``prob.solve("bab")`` runs it; ``Problem.solve()`` without a method name stays the MILP: on the
+README's digits example (a Feasibility problem with 20 output rows, 64 inputs) ReLU splitting
+stops at its domain limit after minutes where the MILP proves "unsat" in under a second.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netopt.formulations import register
+from netopt.formulations._base import Formulation, keyword_options, no_backend, torch_device
+from netopt.formulations.bab.outcome import STATS, bab_outcome
+from netopt.ir import Graph
+from netopt.ir.ops import OPS
+from netopt.options import Schema, choice, integer, number
+from netopt.problems import Feasibility, Problem
+from netopt.result import Outcome
+
+__all__ = ["Bab", "bab_outcome", "STATS"]
+
+
+def _callable(v: Any) -> str | None:
+    return None if v is None or callable(v) else "must be a callable"
+
+
+@register("bab")
+class Bab(Formulation):
+    """Branch and bound on CROWN bounds, for Feasibility problems over a box.
+
+    Its rule table is that of :class:`netopt.bounds.bab.BatchCrown`: every linear IR op, ReLU,
+    and leaky ReLU with :math:`0 \\le \\alpha \\le 1` (above 1 the function is concave, and
+    CROWN's lines are those of a convex piece).
+    """
+
+    name = "bab"
+    model_type = "none"
+    support_verb = "bound"
+    support_hint = (
+        "Branch and bound takes linear ops and (leaky) ReLUs; use the exact MILP "
+        "(prob.solve('milp')) for max-pooling, a first-order method for smooth activations."
+    )
+
+    # ------------------------------------------------------------------ what it takes
+    def accepts(self, problem: Problem) -> list[str]:
+        if not isinstance(problem, Feasibility):
+            return [
+                f"method 'bab' decides Feasibility problems (is there x with C f(x) <= d?), not "
+                f"a {type(problem).__name__}; use the exact MILP (prob.solve('milp')) or a "
+                "first-order method"
+            ]
+        dom = problem.domain
+        why = []
+        if dom.A is not None or dom.integer is not None:
+            why.append(
+                "method 'bab' splits a box; this domain has linear constraints A x <= b or "
+                "integer coordinates: use the exact MILP (prob.solve('milp'))"
+            )
+        if not dom.bounded:
+            why.append(
+                "method 'bab' needs a bounded box (finite lo and hi on every input); use the "
+                "exact MILP (prob.solve('milp'))"
+            )
+        return why
+
+    @classmethod
+    def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
+        """``(op id, IR op, reason)`` for every op branch and bound cannot bound."""
+        bad = []
+        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+            bad.append(
+                (
+                    "<graph>",
+                    "-",
+                    f"{len(graph.inputs)} inputs and {len(graph.outputs)} outputs; "
+                    "branch and bound takes one of each",
+                )
+            )
+        for o in graph.ops:
+            rule = cls.rules.get(o.op)
+            why = f"no {cls.name} rule for '{o.op}'" if rule is None else rule(o)
+            if why is not None:
+                origin = f" (from ONNX {o.origin})" if o.origin else ""
+                bad.append((o.id, o.op, why + origin))
+        return bad
+
+    # ------------------------------------------------------------------ options and run
+    @classmethod
+    def options(cls) -> Schema:
+        return keyword_options(
+            cls.name,
+            bab_outcome,
+            checks={
+                "time_limit": number(low=0, strict=True),
+                "mode": choice("auto", "input", "relu"),
+                "device": torch_device,
+                "batch": integer(low=1),
+                "progress": _callable,
+            },
+        )
+
+    def run(self, problem: Problem, solver: str | None = None, **options: Any) -> Outcome:
+        # input splitting runs numpy, ReLU splitting torch: no backend either way
+        no_backend(self.name, solver)
+        assert isinstance(problem, Feasibility)  # accepts() said so
+        return bab_outcome(problem, **options)
+
+
+def _linear(op: Any) -> str | None:
+    return None
+
+
+def _relu(op: Any) -> str | None:
+    return None
+
+
+def _leaky_relu(op: Any) -> str | None:
+    a = float(op.attrs.get("alpha", 0.0))
+    if 0.0 <= a <= 1.0:
+        return None
+    # CROWN's lines for a leaky ReLU are those of a convex piece: slope in [0, 1]
+    return f"leaky_relu with alpha={a:g}; branch and bound takes 0 <= alpha <= 1"
+
+
+Bab.rule(*sorted(n for n, spec in OPS.items() if spec.kind == "linear"))(_linear)
+Bab.rule("relu")(_relu)
+Bab.rule("leaky_relu")(_leaky_relu)

@@ -1,0 +1,282 @@
+r"""Branch-and-bound proofs of "no input in the box satisfies ``C f(x) <= d``", and their checker.
+
+A proof is a tree over the input box :math:`[l, h]`. A split node divides its domain in two:
+
+* ``["x", i, cut]`` -- an input split on flat coordinate ``i``: first the piece with
+  :math:`h_i = cut`, then the piece with :math:`l_i = cut` (``cut`` is clipped into the
+  parent's :math:`[l_i, h_i]`, so the two pieces always cover the parent);
+* ``["r", layer, unit]`` -- a ReLU split of the input :math:`z` of activation op number
+  ``layer`` (relu / leaky_relu, counted in ``graph.ops`` order) at flat index ``unit``: first
+  the points with :math:`z \le 0` (sign :math:`-1`), then those with :math:`z \ge 0` (sign
+  :math:`+1`).
+
+A leaf ``["leaf", row]`` or ``["leaf", row, p]`` claims that the lower bound of row ``row`` of
+:math:`C f(x) - d` over its domain (its box, and the split constraints :math:`s_j z_j \ge 0` on
+its path) is positive; ``params[p]`` may give alpha-CROWN slopes (``"slopes"``: per activation
+op a list of its units' lower-line slopes, or null) and beta-CROWN multipliers (``"betas"``:
+``[layer, unit, beta]`` triples) for that bound. The nodes are listed in pre-order.
+
+:func:`check_proof` walks the tree (iteratively), derives each leaf's box and split signs, and
+bounds the leaves in batches with :meth:`netopt.bounds.bab.BatchCrown.bound`: float64 CROWN with
+outward rounding, so its bounds hold for the exact network. Nothing from the proof is trusted
+but its choices: a slope is clipped into :math:`[\alpha, 1]` (any such lower line is valid), a
+beta to :math:`\ge 0` (then :math:`\beta s z \ge 0` on the leaf, so subtracting it only lowers
+the bound), a cut into the parent's interval. The tree is accepted iff it is well formed and
+every leaf's bound of its row exceeds ``d[row]`` (or its domain is empty). Every point of the box
+then lies in some leaf (each split covers its parent), where its row is positive: no input
+satisfies :math:`C f(x) \le d`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from netopt.bounds.bab import BatchCrown
+from netopt.bounds.proof_format import BabProof, _node_error, _read_params
+from netopt.errors import InputError
+from netopt.ir.graph import Graph
+
+__all__ = ["BabProof", "ProofCheck", "check_proof"]
+
+
+@dataclass
+class ProofCheck:
+    """The outcome of :func:`check_proof`.
+
+    Attributes
+    ----------
+    ok : bool
+        The tree is well formed and every leaf is closed.
+    leaves, closed : int
+        Leaves found, and those whose bound closed them (or whose domain is empty).
+    failed_node : int or None
+        The index in ``nodes`` of the first failing node (a malformed one or an open leaf).
+    reason : str
+        Why the proof fails (empty when it holds).
+    seconds : float
+    """
+
+    ok: bool
+    leaves: int = 0
+    closed: int = 0
+    failed_node: int | None = None
+    reason: str = ""
+    seconds: float = 0.0
+
+
+class _Malformed(Exception):
+    def __init__(self, node: int | None, why: str) -> None:
+        super().__init__(why)
+        self.node, self.why = node, why
+
+
+def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofCheck:
+    """Re-check a branch-and-bound proof on ``graph`` in rigorous float64.
+
+    Parameters
+    ----------
+    graph : Graph
+        One input, one output, linear ops and (leaky) ReLUs with ``0 <= alpha <= 1``.
+    proof : BabProof
+    batch : int
+        Leaves bounded together.
+
+    Returns
+    -------
+    ProofCheck
+    """
+    t0 = time.perf_counter()
+
+    def fail(node: int | None, why: str, leaves: int = 0, closed: int = 0) -> ProofCheck:
+        return ProofCheck(False, leaves, closed, node, why, time.perf_counter() - t0)
+
+    bc = BatchCrown(graph)
+    if not bc.ok:
+        return fail(None, "the network has ops the proof checker does not cover")
+    acts = [o for o in graph.ops if o.op in ("relu", "leaky_relu")]
+    sizes = [graph.value(o.inputs[0]).size for o in acts]
+    n_in = graph.value(graph.inputs[0]).size
+    n_out = graph.value(graph.outputs[0]).size
+    P = proof
+    if P.lo.size != n_in or P.hi.size != n_in:
+        return fail(None, f"the box has {P.lo.size} coordinates; the network's input {n_in}")
+    if P.C.shape != (P.d.size, n_out):
+        return fail(None, f"C has shape {P.C.shape}; expected ({P.d.size}, {n_out})")
+    if not (np.all(np.isfinite(P.lo)) and np.all(np.isfinite(P.hi)) and np.all(P.lo <= P.hi)):
+        return fail(None, "the root box must be finite with lo <= hi")
+    if not (np.all(np.isfinite(P.C)) and np.all(np.isfinite(P.d))):
+        return fail(None, "C and d must be finite")
+    try:
+        params = [_leaf_arrays(p, k, sizes) for k, p in enumerate(P.params)]
+    except InputError as e:
+        return fail(None, str(e))
+
+    n_leaves = n_closed = 0
+    first_bad: tuple[int, str] | None = None
+    pending: list[tuple] = []
+
+    def flush() -> None:
+        nonlocal n_closed, first_bad
+        if not pending:
+            return
+        ok, why = _bound_leaves(bc, P, pending, sizes, params)
+        n_closed += int(ok.sum())
+        if first_bad is None and not ok.all():
+            k = int(np.argmin(ok))
+            first_bad = (pending[k][0], why[k])
+        pending.clear()
+
+    lo, hi = P.lo.copy(), P.hi.copy()
+    signs: dict[tuple[int, int], int] = {}
+    # actions, last first: ("visit",) takes the next node; ("x", i, lo_i, hi_i) sets a
+    # coordinate's interval; ("r", key, sign) sets (or, with sign 0, drops) a split
+    stack: list[tuple] = [("visit",)]
+    pos = 0
+    nodes = P.nodes
+    try:
+        while stack:
+            act = stack.pop()
+            if act[0] == "x":
+                lo[act[1]], hi[act[1]] = act[2], act[3]
+                continue
+            if act[0] == "r":
+                if act[2]:
+                    signs[act[1]] = act[2]
+                else:
+                    del signs[act[1]]
+                continue
+            if pos >= len(nodes):
+                raise _Malformed(None, "the node list ends before the tree does")
+            k, nd = pos, nodes[pos]
+            pos += 1
+            bad = _node_error(nd, n_in, P.d.size, len(params))
+            if bad:
+                raise _Malformed(k, bad)
+            if nd[0] == "leaf":
+                n_leaves += 1
+                pending.append((k, lo.copy(), hi.copy(), dict(signs), nd[1], nd[2:]))
+                if len(pending) >= batch:
+                    flush()
+            elif nd[0] == "x":
+                i = nd[1]
+                li, hi_ = lo[i], hi[i]
+                cut = min(max(float(nd[2]), li), hi_)
+                # first child: hi_i = cut; then lo_i = cut; then the parent's interval again
+                stack += [("x", i, li, hi_), ("visit",), ("x", i, cut, hi_), ("visit",)]
+                hi[i] = cut
+            else:
+                key = (nd[1], nd[2])
+                if nd[1] >= len(sizes) or nd[2] >= sizes[nd[1]]:
+                    raise _Malformed(k, f"ReLU split ({nd[1]}, {nd[2]}) out of range")
+                if key in signs:
+                    raise _Malformed(k, f"unit ({nd[1]}, {nd[2]}) is split twice on one path")
+                stack += [("r", key, 0), ("visit",), ("r", key, 1), ("visit",)]
+                signs[key] = -1
+        if pos != len(nodes):
+            raise _Malformed(pos, f"{len(nodes) - pos} node(s) after the end of the tree")
+    except _Malformed as e:
+        return fail(e.node, f"malformed tree: {e.why}", n_leaves, n_closed)
+    flush()
+    if first_bad is not None:
+        return fail(first_bad[0], first_bad[1], n_leaves, n_closed)
+    return ProofCheck(True, n_leaves, n_closed, None, "", time.perf_counter() - t0)
+
+
+def _leaf_arrays(p: Any, k: int, sizes: list[int]) -> tuple[list, dict]:
+    """``params[k]`` checked against the network: slopes per layer, betas by (layer, unit)."""
+    where = f"params[{k}]"
+    slopes, betas = _read_params(p, "proof." + where)
+    if slopes is not None:
+        if len(slopes) != len(sizes):
+            raise InputError(
+                f"{where}.slopes has {len(slopes)} entries; the network has {len(sizes)} "
+                "activation ops"
+            )
+        for j, s in enumerate(slopes):
+            if s is not None and s.size != sizes[j]:
+                raise InputError(
+                    f"{where}.slopes[{j}] has {s.size} entries; activation op {j} has "
+                    f"{sizes[j]} units"
+                )
+    b: dict[tuple[int, int], float] = {}
+    for layer, unit, beta in betas:
+        if layer >= len(sizes) or unit >= sizes[layer]:
+            raise InputError(f"{where}.betas: unit ({layer}, {unit}) out of range")
+        b[(layer, unit)] = float(beta)
+    return (slopes or [None] * len(sizes)), b
+
+
+def _bound_leaves(
+    bc: Any, P: BabProof, leaves: list[tuple], sizes: list[int], params: list
+) -> tuple[np.ndarray, list[str]]:
+    """Whether each leaf is closed (its row's rigorous lower bound > d[row]), and why not."""
+    B = len(leaves)
+    lo = np.stack([lf[1] for lf in leaves])
+    hi = np.stack([lf[2] for lf in leaves])
+    rows = np.array([lf[4] for lf in leaves], dtype=np.int64)
+    nl = len(sizes)
+    splits: list = [None] * nl
+    slopes: list = [None] * nl
+    betas: list = [None] * nl
+    for b, lf in enumerate(leaves):
+        for (j, u), s in lf[3].items():
+            if splits[j] is None:
+                splits[j] = np.zeros((B, sizes[j]), dtype=np.int8)
+            splits[j][b, u] = s
+        if not lf[5]:
+            continue
+        sl, bt = params[lf[5][0]]
+        for j, s in enumerate(sl):
+            if s is not None:
+                if slopes[j] is None:
+                    slopes[j] = np.full((B, sizes[j]), np.nan)
+                slopes[j][b] = s
+        for (j, u), v in bt.items():
+            if betas[j] is None:
+                betas[j] = np.zeros((B, sizes[j]))
+            betas[j][b, u] = v
+    any_split = any(s is not None for s in splits)
+
+    def bound(sel: np.ndarray, fixed: dict | None) -> np.ndarray:
+        def cut(a: list) -> list | None:
+            return None if a is None else [None if x is None else x[sel] for x in a]
+
+        lower, _, _ = bc.bound(
+            lo[sel],
+            hi[sel],
+            P.C,
+            rows=rows[sel],
+            splits=cut(splits) if any_split else None,
+            slopes=cut(slopes) if any(s is not None for s in slopes) else None,
+            # a beta without a split on its leaf multiplies nothing (its sign is 0)
+            betas=cut(betas) if any_split and any(b_ is not None for b_ in betas) else None,
+            fixed=fixed,
+        )
+        return lower[:, 0]
+
+    lower = np.full(B, -np.inf)
+    # leaves of the root's own box (ReLU splits only) first take the root's activation bounds,
+    # intersected with their splits (as the search does): one final pass each; the rest, and
+    # any leaf that does not close so, are bounded from scratch
+    at_root = np.all(lo == P.lo, axis=1) & np.all(hi == P.hi, axis=1)
+    if at_root.any():
+        sel = np.nonzero(at_root)[0]
+        _, _, root_pre = bc.bound(P.lo[None], P.hi[None], P.C)
+        fixed = {v: (a[0], b_[0]) for v, (a, b_) in root_pre.items()}
+        lower[sel] = bound(sel, fixed)
+    again = np.nonzero(~(lower > P.d[rows]))[0]
+    if len(again):
+        lower[again] = bound(again, None)
+    ok = lower > P.d[rows]
+    why = [
+        ""
+        if ok[b]
+        else f"open leaf: the lower bound {lower[b]:.9g} of row {rows[b]} is not above "
+        f"d = {P.d[rows[b]]:.9g}"
+        for b in range(B)
+    ]
+    return ok, why

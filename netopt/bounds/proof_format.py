@@ -1,0 +1,195 @@
+"""The format of branch-and-bound proofs: :class:`BabProof` and its JSON form.
+
+The tree's node forms and what a leaf claims are described in :mod:`netopt.bounds.proof`, whose
+:func:`~netopt.bounds.proof.check_proof` re-checks a proof; this module holds the data alone, so
+that the search (:func:`netopt.bounds.bab.bab_feasibility`) can record proofs without importing
+the checker.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from netopt.errors import InputError
+
+__all__ = ["BabProof", "FORMAT", "VERSION"]
+
+#: The format's name and version, written into every proof.
+FORMAT = "netopt-bab-proof"
+VERSION = 1
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _floats(v: Any, where: str, ndim: int) -> np.ndarray:
+    """A JSON list (of lists) of numbers as a float64 array of ``ndim`` dimensions."""
+    if isinstance(v, np.ndarray) and v.dtype.kind in "fiu":
+        a = v.astype(np.float64)
+    else:
+        if not isinstance(v, list):
+            raise InputError(f"proof.{where} must be a list, got {type(v).__name__}")
+        try:
+            a = np.asarray(v)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"proof.{where} must hold numbers only") from None
+        # (a null, a string, a boolean or a ragged list is no array of numbers)
+        if a.dtype.kind not in "fiu":
+            raise InputError(f"proof.{where} must hold numbers only")
+        a = a.astype(np.float64)
+    if ndim == 2 and a.size == 0:
+        a = a.reshape(len(a), -1) if a.ndim >= 1 else a.reshape(0, 0)
+    if a.ndim != ndim:
+        raise InputError(f"proof.{where} must have {ndim} dimension(s), got {a.ndim}")
+    return a
+
+
+@dataclass
+class BabProof:
+    """A branch-and-bound tree proving that no ``x`` in ``[lo, hi]`` has ``C f(x) <= d``.
+
+    Attributes
+    ----------
+    lo, hi : (n_in,) float64
+        The flattened root box.
+    C : (k, n_out) float64
+    d : (k,) float64
+    nodes : list
+        The tree in pre-order: ``["x", i, cut]``, ``["r", layer, unit]``, ``["leaf", row]`` or
+        ``["leaf", row, p]`` (see the module's docstring).
+    params : list of dict
+        Per-leaf bound parameters: ``{"slopes": [...], "betas": [[layer, unit, beta], ...]}``.
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    C: np.ndarray
+    d: np.ndarray
+    nodes: list = field(default_factory=list)
+    params: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.lo = np.asarray(self.lo, dtype=np.float64).reshape(-1)
+        self.hi = np.asarray(self.hi, dtype=np.float64).reshape(-1)
+        self.C = np.atleast_2d(np.asarray(self.C, dtype=np.float64))
+        self.d = np.asarray(self.d, dtype=np.float64).reshape(-1)
+
+    @classmethod
+    def single_leaf(
+        cls, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, d: np.ndarray, row: int
+    ) -> BabProof:
+        """The proof of a root box closed by CROWN alone on row ``row``."""
+        return cls(lo, hi, C, d, [["leaf", int(row)]], [])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The proof as a JSON-able dict (:meth:`from_dict` reads it back)."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "lo": self.lo.tolist(),
+            "hi": self.hi.tolist(),
+            "C": self.C.tolist(),
+            "d": self.d.tolist(),
+            "nodes": [list(n) for n in self.nodes],
+            "params": [dict(p) for p in self.params],
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> BabProof:
+        """A proof from its parsed JSON; :class:`InputError` names the bad field or node.
+
+        The fields' types and shapes, and the indices that need no network (an input
+        coordinate below ``len(lo)``, a row below ``len(d)``, a parameter set that exists)
+        are checked here; the network-dependent ones by :func:`check_proof`.
+        """
+        if not isinstance(obj, dict):
+            raise InputError(f"a proof must be a JSON object, got {type(obj).__name__}")
+        for key in ("lo", "hi", "C", "d", "nodes"):
+            if key not in obj:
+                raise InputError(f"proof.{key} is missing")
+        lo, hi = _floats(obj["lo"], "lo", 1), _floats(obj["hi"], "hi", 1)
+        if lo.shape != hi.shape:
+            raise InputError(f"proof.lo has {lo.size} entries, proof.hi {hi.size}")
+        C, d = _floats(obj["C"], "C", 2), _floats(obj["d"], "d", 1)
+        if C.shape[0] != d.size:
+            raise InputError(f"proof.C has {C.shape[0]} rows, proof.d {d.size} entries")
+        nodes, params = obj["nodes"], obj.get("params", [])
+        if not isinstance(nodes, list):
+            raise InputError("proof.nodes must be a list")
+        if not isinstance(params, list):
+            raise InputError("proof.params must be a list")
+        for k, p in enumerate(params):
+            _read_params(p, f"proof.params[{k}]")
+        n_in, n_rows = lo.size, d.size
+        for k, nd in enumerate(nodes):
+            bad = _node_error(nd, n_in, n_rows, len(params))
+            if bad:
+                raise InputError(f"proof.nodes[{k}]: {bad}")
+        return cls(lo, hi, C, d, nodes, params)
+
+
+def _node_error(nd: Any, n_in: int, n_rows: int, n_params: int) -> str:
+    """What is wrong with one node's form (empty when nothing)."""
+    if not isinstance(nd, list) or not nd or not isinstance(nd[0], str):
+        return f"a node is a list starting with 'x', 'r' or 'leaf', got {str(nd)[:60]}"
+    t = nd[0]
+    if t == "x":
+        if len(nd) != 3 or not _is_int(nd[1]) or not _is_num(nd[2]):
+            return "an input split is ['x', coordinate, cut]"
+        if not 0 <= nd[1] < n_in:
+            return f"input coordinate {nd[1]} out of range (the box has {n_in})"
+        if not math.isfinite(nd[2]):
+            return f"the cut {nd[2]!r} is not finite"
+    elif t == "r":
+        if len(nd) != 3 or not _is_int(nd[1]) or not _is_int(nd[2]):
+            return "a ReLU split is ['r', layer, unit]"
+        if nd[1] < 0 or nd[2] < 0:
+            return "a ReLU split's layer and unit are non-negative"
+    elif t == "leaf":
+        if len(nd) not in (2, 3) or not all(_is_int(v) for v in nd[1:]):
+            return "a leaf is ['leaf', row] or ['leaf', row, params index]"
+        if not 0 <= nd[1] < n_rows:
+            return f"row {nd[1]} out of range (C has {n_rows})"
+        if len(nd) == 3 and not 0 <= nd[2] < n_params:
+            return f"params index {nd[2]} out of range ({n_params} given)"
+    else:
+        return f"unknown node type {t[:20]!r}"
+    return ""
+
+
+def _read_params(p: Any, where: str) -> tuple[list | None, list]:
+    """A parameter set's slopes (per layer an array or None) and betas, type-checked."""
+    if not isinstance(p, dict):
+        raise InputError(f"{where} must be a JSON object")
+    slopes = p.get("slopes")
+    out: list | None = None
+    if slopes is not None:
+        if not isinstance(slopes, list):
+            raise InputError(f"{where}.slopes must be a list (one entry per activation op)")
+        out = []
+        for j, s in enumerate(slopes):
+            out.append(None if s is None else _floats(s, f"{where[6:]}.slopes[{j}]", 1))
+    betas = p.get("betas") or []
+    if not isinstance(betas, list):
+        raise InputError(f"{where}.betas must be a list of [layer, unit, beta]")
+    for t in betas:
+        if not (
+            isinstance(t, list)
+            and len(t) == 3
+            and _is_int(t[0])
+            and _is_int(t[1])
+            and t[0] >= 0
+            and t[1] >= 0
+            and _is_num(t[2])
+        ):
+            raise InputError(f"{where}.betas: each entry is [layer, unit, beta], got {t!r:.60}")
+    return out, betas

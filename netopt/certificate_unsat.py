@@ -79,11 +79,11 @@ def unsat_claim(ev: dict[str, Any]) -> str:
     """The claim of an unsat certificate, from its evidence alone."""
     dj = ev.get("disjuncts")
     n = len(dj) if isinstance(dj, list) else 0
-    name = ev.get("vnnlib")
-    what = f"the property {name}" if isinstance(name, str) else "the property"
+    # the property's file name is the certificate's word; what is re-checked are the disjuncts
+    # (and, with --property, that they are the file's): the claim is about them
     return (
-        f"No input satisfies {what}: each of its {n} disjunct(s) has no input in its box with "
-        "C f(x) <= d."
+        f"No input satisfies the property of {n} disjunct(s) given in this certificate: none has "
+        "an input in its box with C f(x) <= d."
     )
 
 

@@ -66,6 +66,7 @@ class BatchCrown:
         want_coef: bool = False,
         relax: dict | None = None,
         extra_lower: dict | None = None,
+        gauges: dict | None = None,
     ):
         """Lower and upper bounds of ``start @ value(vid)`` per box; ``start`` is (B, n, size)."""
         inp = self.graph.inputs[0]
@@ -80,6 +81,7 @@ class BatchCrown:
             self.maps,
             relax=relax,
             extra_lower=extra_lower,
+            gauges=gauges,
         )
         return (lo, hi, coef) if want_coef else (lo, hi)
 
@@ -143,6 +145,11 @@ class BatchCrown:
         H = {g.inputs[0]: x_hi}
         affine = {g.inputs[0]}
         empty = np.zeros(B, dtype=bool)
+        # the linear ops' error gauges, computed once for all the layers' back-substitutions:
+        # a gauge depends on its op's input bounds, which only ever shrink after it is first
+        # needed (intersections with splits or a parent's bounds), so a kept gauge can only
+        # overestimate the rounding error, never under
+        gauges: dict = {}
         relax: dict = {}
         extra: dict = {}
         j = -1  # the index of the activation op
@@ -161,7 +168,7 @@ class BatchCrown:
                 elif out in self.relu_inputs:
                     s = g.value(out).size
                     eye = np.broadcast_to(np.eye(s), (B, s, s))
-                    cl, cu = self._backsub(out, eye, L, H, x_lo, x_hi)
+                    cl, cu = self._backsub(out, eye, L, H, x_lo, x_hi, gauges=gauges)
                     L[out], H[out] = np.maximum(L[out], cl), np.minimum(H[out], cu)
                 if prev is not None and out in prev:
                     L[out] = np.maximum(L[out], prev[out][0])
@@ -212,6 +219,7 @@ class BatchCrown:
                 want_coef=True,
                 relax=relax or None,
                 extra_lower=ext or None,
+                gauges=gauges,
             )
         # the minimum over an empty set: +inf
         lo = np.where(empty[:, None], np.inf, lo)

@@ -88,6 +88,7 @@ def backsub(
     ops: list[Op] | None = None,
     relax: Mapping[str, tuple] | None = None,
     extra_lower: Mapping[str, np.ndarray] | None = None,
+    gauges: dict[str, tuple] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     r"""CROWN bounds of ``start @ vid`` by back-substitution, rigorous in floating point.
 
@@ -116,6 +117,11 @@ def backsub(
         :math:`s_j z_j \ge 0`), so :math:`q^\top z_{vid} \ge q^\top z_{vid} + \sum_v E_v
         z_v`, which is where the lower back-substitution starts. The values must lie between
         the inputs and ``vid``.
+    gauges : dict, optional
+        A cache of the linear ops' error gauges (op id -> map, gauge, underflow count), filled
+        in as they are computed and read back. A gauge depends only on the bounds of its op's
+        inputs: the caller shares one cache between calls only while those bounds stay the same
+        (the successive layers of one CROWN pass, :meth:`netopt.bounds.bab.BatchCrown.bound`).
 
     Returns
     -------
@@ -214,6 +220,8 @@ def backsub(
 
     def lin_gauge(op: Op) -> tuple[AffineMap, np.ndarray, np.ndarray]:
         """The linear op's map, its gauge g (error <= |Lambda| @ g) and underflow count."""
+        if gauges is not None and op.id in gauges:
+            return gauges[op.id]
         amap = maps.get(op.id)
         if amap is None:
             amap = maps[op.id] = AffineMap.of(op, [graph.value(i).shape for i in op.inputs])
@@ -223,6 +231,8 @@ def backsub(
             zi = mag(i)
             g = g + _gam(c) * (_rmul(zi, am) + _FLOOR * max(c, 1))
             ab = ab + c * zi.sum(axis=-1, keepdims=True)
+        if gauges is not None:
+            gauges[op.id] = (amap, g, ab)
         return amap, g, ab
 
     op_list = graph.ops if ops is None else ops
@@ -234,8 +244,15 @@ def backsub(
     # Lambda (see there): op id -> (lower, upper)
     ahead: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for v, e in (extra_lower or {}).items():
-        # exact: the caller's chosen coefficients (see the Notes); the upper side has none
-        coef_l[v] = np.array(e, dtype=np.float64)  # a copy: the steps may write in place
+        e = np.array(e, dtype=np.float64)  # a copy: the steps may write in place
+        if v in coef_l:
+            # the value bounded itself (an output that also feeds an activation): the extra
+            # coefficients add to the start's, and the sum rounds once (merge's error term)
+            coef_l[v] = coef_l[v] + e
+            el = el + _gam(1) * _mv(np.abs(coef_l[v]), _mag(lo[v], hi[v]) + _FLOOR)
+        else:
+            # exact: the caller's chosen coefficients (see the Notes); the upper side has none
+            coef_l[v] = e
 
     with np.errstate(invalid="ignore", over="ignore"):
         for op in reversed(op_list):

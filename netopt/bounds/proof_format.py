@@ -28,7 +28,10 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    # an integer beyond float64's range (JSON allows any) would overflow float(): refused
+    if isinstance(v, int) and not isinstance(v, bool):
+        return abs(v) < 2**1023
+    return isinstance(v, float)
 
 
 def _floats(v: Any, where: str, ndim: int) -> np.ndarray:

@@ -296,6 +296,9 @@ def _check(
                     _vertices(dom, n_samples, rng),
                 ]
             )
+            if dom.A is not None:
+                # the centre (and anything else) only where the input constraints hold too
+                X = X[np.all(X.reshape(len(X), -1) @ dom.A.T <= dom.b, axis=1)]
             Y = net.forward(X)
             viol = Y.reshape(len(X), -1) @ dj.C.T - dj.d
             ok = np.nonzero(viol.max(axis=1) <= 0)[0] if viol.shape[1] else np.arange(len(X))
@@ -609,12 +612,17 @@ def _attack_all(
 
 def _evidence(net: Network, x: np.ndarray, dj: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     """``f(x)`` in float64 and in onnxruntime, and whether onnxruntime's output satisfies the
-    disjunct (within :data:`ORT_TOL`) at a point of its box."""
+    disjunct (within :data:`ORT_TOL`) at a point of its box that satisfies its input
+    constraints ``A x <= b`` (within 1e-12 relative)."""
     y = net.forward(x)
     y_ort = net.run_onnxruntime(x)
+    xf = x.reshape(-1)
     ok = _violation(dj.C, dj.d, y_ort) <= ORT_TOL and bool(
-        np.all(x.reshape(-1) >= dj.lo - 1e-12) and np.all(x.reshape(-1) <= dj.hi + 1e-12)
+        np.all(xf >= dj.lo - 1e-12) and np.all(xf <= dj.hi + 1e-12)
     )
+    if ok and len(dj.A_in):
+        slack = dj.A_in @ xf - dj.b_in
+        ok = bool(np.all(slack <= 1e-12 * (1.0 + np.abs(dj.b_in))))
     return y, y_ort, ok
 
 

@@ -400,3 +400,49 @@ def test_acasxu_property_1_proof():
     # the tree is about this property: another limit breaks it
     other = BabProof(r.proof.lo, r.proof.hi, r.proof.C, r.proof.d + 1e3, r.proof.nodes)
     assert not check_proof(net.graph, other).ok
+
+
+def test_beta_on_the_bounded_output_itself_cannot_prove_a_false_claim(tmp_path):
+    """An output that also feeds a ReLU (dead in the graph) is an activation input: a beta on
+    it must add to the bounded row's coefficients, not replace them. f(x) = x_0 reaches -1, so
+    "f <= -0.5 nowhere on [-1, 1]^2" is false and no proof of it may pass."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    W = np.array([[1.0, 0.0]], dtype=np.float32)
+    b = np.array([0.0], dtype=np.float32)
+    g = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "W", "b"], ["z"], transB=1),
+            helper.make_node("Relu", ["z"], ["r"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 1])],
+        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "b")],
+    )
+    path = tmp_path / "dangling.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    net = netopt.load(path)
+    lo, hi, C, d = -np.ones(2), np.ones(2), np.array([[1.0]]), np.array([-0.5])
+    assert float(net.forward(np.array([[-1.0, 0.0]])).reshape(-1)[0]) <= d[0]  # a witness
+    for beta in (0.0, 1e-9, 1.0, 1e6):
+        nodes = [["r", 0, 0], ["leaf", 0, 0], ["leaf", 0, 0]]
+        assert not check_proof(
+            net.graph, BabProof(lo, hi, C, d, nodes, [{"betas": [[0, 0, beta]]}])
+        ).ok
+
+
+def test_integers_beyond_float_range_are_a_clear_error():
+    big = 10**400
+    with pytest.raises(InputError):
+        BabProof.from_dict(
+            {
+                "lo": [0.0],
+                "hi": [1.0],
+                "C": [[1.0]],
+                "d": [0.0],
+                "nodes": [["x", 0, big]],
+                "params": [],
+            }
+        )

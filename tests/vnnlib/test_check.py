@@ -177,3 +177,27 @@ def test_disjunct_status_lists_every_disjunct(tmp_path):
     assert json.loads(r.to_json())["disjunct_status"] == r.disjunct_status
     r = check(net, head + box + "(assert (or (>= Y_0 5) (>= Y_0 7)))")
     assert r.verdict == "unsat" and r.disjunct_status == ["unsat", "unsat"]
+
+
+def test_sampled_centre_outside_the_input_constraints_is_no_counterexample(tmp_path):
+    """The box's centre x = 0 satisfies y = x_0 >= 0 but not x_0 + x_1 <= -1.5; on the region
+    x_0 <= -0.5, so the property is unsat and no point may be claimed."""
+    import onnx
+    from helpers.nets import make_model
+    from onnx import helper
+
+    m = make_model(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        [1, 2],
+        [1, 1],
+        {"W": np.array([[1.0], [0.0]], dtype=np.float32)},
+    )
+    onnx.save(m, tmp_path / "x0.onnx")
+    net = netopt.load(tmp_path / "x0.onnx")
+    prop = (
+        "(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n"
+        "(assert (>= X_0 -1))\n(assert (<= X_0 1))\n(assert (>= X_1 -1))\n(assert (<= X_1 1))\n"
+        "(assert (<= (+ X_0 X_1) -1.5))\n(assert (>= Y_0 0))\n"
+    )
+    r = check(net, prop, time_limit=30)
+    assert r.verdict == "unsat", (r.verdict, r.x, r.details)

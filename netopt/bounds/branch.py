@@ -345,30 +345,20 @@ class _Search:
             leaves=self.stats["leaves"],
         )
 
-    def _numpy_bound(
-        self, lo: np.ndarray, hi: np.ndarray, prev: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rigorous float64 CROWN: ``(C f - d)`` lower bounds ``(B, k)``, input coefs, and the
-        activations' input bounds flattened ``(B, 2 * units)`` (valid for sub-boxes)."""
+    def _numpy_bound(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rigorous float64 CROWN: ``(C f - d)`` lower bounds ``(B, k)`` and input coefs.
+
+        A half's activation bounds are not intersected with its parent's (valid, but the
+        tighter bounds change CROWN's adaptive lower slopes for the worse as often as not).
+        Measured on ACAS Xu, nodes to decide the first two disjuncts without / with: 3_3 p1
+        457 / 445, 4_5 p10 938 / 902, 1_1 p3 5949 / 12953, 1_1 p4 1369 / 1385, 1_1 p6
+        4306 / 4830, 1_9 p2 969 / 1153, 1_1 p2 805 / 749.
+        """
         t = time.perf_counter()
-        pv = None
-        if prev is not None and INHERIT:
-            pv, o = {}, 0
-            for v, n in self.relu_sizes:
-                pv[v] = (prev[:, o : o + n], prev[:, o + n : o + 2 * n])
-                o += 2 * n
-        lower, coef, relu_b = self.bc.bound(lo, hi, self.C, pv)
-        flat = (
-            np.concatenate(
-                [np.concatenate([relu_b[v][0], relu_b[v][1]], axis=1) for v, _ in self.relu_sizes],
-                axis=1,
-            )
-            if self.relu_sizes
-            else np.zeros((len(lo), 0))
-        )
+        lower, coef, _ = self.bc.bound(lo, hi, self.C)
         self.stats["t_bound"] += time.perf_counter() - t
         self.stats["nodes"] += len(lo)
-        return lower - self.d, coef, flat
+        return lower - self.d, coef
 
     # ------------------------------------------------------------------ input splitting
     def _input_split(self) -> BranchResult:
@@ -379,16 +369,15 @@ class _Search:
         largest best-row bound, :func:`_pick`) — both halves are bounded anyway, and the
         chosen ones' bounds are kept.
         """
-        self.relu_sizes = [(v, self.net.graph.value(v).size) for v in self.bc.relu_inputs]
-        s, coef, pre = self._numpy_bound(self.lo, self.hi)
-        stack = [(self.lo, self.hi, s, coef, pre, np.zeros(1, dtype=np.int64), 0)]
+        s, coef = self._numpy_bound(self.lo, self.hi)
+        stack = [(self.lo, self.hi, s, coef, np.zeros(1, dtype=np.int64), 0)]
         n_open, n_in, rounds = 1, self.lo.shape[1], 0
         look = min(LOOKAHEAD, n_in)
         while stack:
             why = self._stop(n_open)
             if why is not None:
                 return BranchResult("unknown", stopped=why)
-            lo, hi, s, coef, pre, ids, depth = _pop(stack, self.batch)
+            lo, hi, s, coef, ids, depth = _pop(stack, self.batch)
             n_open -= len(lo)
             self.stats["depth"] = max(self.stats["depth"], depth)
             rows = s.argmax(axis=1)
@@ -401,7 +390,7 @@ class _Search:
             keep = ~closed
             if not keep.any():
                 continue
-            lo, hi, ids, rows, pre = lo[keep], hi[keep], ids[keep], rows[keep], pre[keep]
+            lo, hi, ids, rows = lo[keep], hi[keep], ids[keep], rows[keep]
             B = len(lo)
             ar = np.arange(B)
             a = coef[keep][ar, rows]
@@ -438,16 +427,14 @@ class _Search:
                     kids_lo.append(l2)
                     kids_hi.append(h2)
             self.stats["t_branch"] += time.perf_counter() - t
-            s2, coef2, pre2 = self._numpy_bound(
-                np.concatenate(kids_lo), np.concatenate(kids_hi), np.tile(pre, (2 * look, 1))
-            )
+            KL, KH = np.concatenate(kids_lo), np.concatenate(kids_hi)
+            s2, coef2 = self._numpy_bound(KL, KH)
             q = _pick(s2.max(axis=1).reshape(2, look, B))
             j = dims[ar, q]
             c0, c1 = self.tree.split(ids, "x", j, mid[ar, j])
             i0, i1 = q * B + ar, look * B + q * B + ar
-            KL, KH = np.concatenate(kids_lo), np.concatenate(kids_hi)
-            stack.append((KL[i1], KH[i1], s2[i1], coef2[i1], pre2[i1], c1, depth + 1))
-            stack.append((KL[i0], KH[i0], s2[i0], coef2[i0], pre2[i0], c0, depth + 1))
+            stack.append((KL[i1], KH[i1], s2[i1], coef2[i1], c1, depth + 1))
+            stack.append((KL[i0], KH[i0], s2[i0], coef2[i0], c0, depth + 1))
             n_open += 2 * B
             rounds += 1
             if rounds % 16 == 0:
@@ -715,14 +702,6 @@ def _choose_relu(scores: list, kt: Any, sp: list) -> tuple:
     return best_layer, best_unit, best_val > 0
 
 
-#: Whether a box's halves intersect their bounds of the activations' inputs with the parent's
-#: (valid: a half is inside its parent). Off: the tighter bounds change CROWN's adaptive lower
-#: slopes for the worse as often as not; measured on ACAS Xu (nodes to decide the first two
-#: disjuncts, off / on): 3_3 p1 457 / 445, 4_5 p10 938 / 902, 1_1 p3 5949 / 12953, 1_1 p4
-#: 1369 / 1385, 1_1 p6 4306 / 4830, 1_9 p2 969 / 1153, 1_1 p2 805 / 749.
-INHERIT = False
-
-
 def _pick(best: np.ndarray) -> np.ndarray:
     """Of ``look`` candidate splits, the one with the best half: ``best`` is ``(2, look, B)``,
     each half's best row bound.
@@ -738,13 +717,13 @@ def _pick(best: np.ndarray) -> np.ndarray:
 def _pop(stack: list, batch: int) -> tuple:
     """Up to ``batch`` domains from the top of the stack, merged (and the deepest one's depth).
 
-    Entries are ``(lo, hi, s, coef, pre, ids, depth)``, arrays with the domains along axis 0.
+    Entries are ``(lo, hi, s, coef, ids, depth)``, arrays with the domains along axis 0.
     """
-    parts: list[list] = [[] for _ in range(6)]
+    parts: list[list] = [[] for _ in range(5)]
     depth, n = 0, 0
     while stack and n < batch:
         entry = stack.pop()
-        arrs, dep = list(entry[:6]), entry[6]
+        arrs, dep = list(entry[:5]), entry[5]
         k = batch - n
         if len(arrs[0]) > k:
             stack.append((*[a[k:] for a in arrs], dep))
@@ -753,8 +732,8 @@ def _pop(stack: list, batch: int) -> tuple:
             p.append(a)
         depth = max(depth, dep)
         n += len(arrs[0])
-    lo, hi, s, coef, pre, ids = (np.concatenate(p) for p in parts)
-    return lo, hi, s, coef, pre, ids, depth
+    lo, hi, s, coef, ids = (np.concatenate(p) for p in parts)
+    return lo, hi, s, coef, ids, depth
 
 
 def _slopes_of(sb: Any, idx: np.ndarray) -> list[np.ndarray] | None:

@@ -314,8 +314,9 @@ def _as_problem(
 def _search(
     net: Any,
     problems: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    who: str,
     *,
-    restarts: int,
+    restarts: int | None,
     steps: int,
     rounds: int,
     step0: float,
@@ -324,29 +325,51 @@ def _search(
     device: Any,
     leaks: Sequence[float],
     stop_at_first: bool,
-    t0: float,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Batched PGD on ``P`` validated problems at once (module doc).
+) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """Batched PGD on ``P`` problems ``(lo, hi, C, d)`` at once (module doc).
 
-    Returns the per-problem best points ``(P, n)`` and float64 margins ``(P,)`` (``inf`` where
-    no point was evaluated) and the forward passes spent.
+    The problems are validated first (``who`` names the caller in error messages); the time
+    limit counts from the call. ``restarts`` None takes ``clip(2**16 / (n P), 16, 1024)``
+    starts per problem for ``n`` inputs.
+
+    Returns
+    -------
+    X : (P, *input_shape) ndarray
+        Each problem's best point (its box centre where none was evaluated).
+    margin : (P,) ndarray
+        Their float64 margins (``inf`` where no point was evaluated).
+    evaluations : int
+        Forward passes (points) spent.
+    seconds : float
     """
+    t0 = time.perf_counter()
     shape = tuple(net.input_shape)
-    P, n = len(problems), int(np.prod(shape))
+    n_in, n_out = int(np.prod(shape)), int(np.prod(net.output_shape))
+    if not problems:
+        raise InputError(f"{who}: no problem to attack")
+    problems = [_as_problem(*p, n_in, n_out, who) for p in problems]
+    if restarts is None:
+        # the batch of one falsify shared out, down to 16 starts each: 1024 starts per disjunct
+        # of a 5-input box (sparse counterexamples want dense sampling), 16 per MNIST class
+        restarts = int(np.clip(2**16 // (max(n_in, 1) * len(problems)), 16, 1024))
+    P, n = len(problems), n_in
     LO = np.stack([p[0] for p in problems])
     HI = np.stack([p[1] for p in problems])
     k_max = max(len(p[3]) for p in problems)
-    n_out = problems[0][2].shape[1]
     # rows padded to a common count: a padding row 0 y - PAD never attains the max
     CP = np.zeros((P, max(k_max, 1), n_out))
     DP = np.full((P, max(k_max, 1)), _PAD)
     for j, (_, _, C, d) in enumerate(problems):
         CP[j, : len(d)], DP[j, : len(d)] = C, d
     best_x, best_m, evals = (LO + HI) / 2, np.full(P, math.inf), 0
+
+    def result() -> tuple[np.ndarray, np.ndarray, int, float]:
+        return best_x.reshape(P, *shape), best_m, evals, time.perf_counter() - t0
+
     if k_max == 0:
         # no constraint at all: every point of a box is a counterexample
         best_m[:] = -math.inf
-        return best_x, best_m, evals
+        return result()
 
     rng = np.random.default_rng(seed)
     R = max(1, int(restarts))
@@ -433,7 +456,7 @@ def _search(
 
     with _few_threads(isinstance(engine, _TorchEngine), on_cpu and B * n <= _ONE_THREAD_ENTRIES):
         run()
-    return best_x, best_m, evals
+    return result()
 
 
 def _default_restarts(n: int) -> int:
@@ -541,19 +564,10 @@ def falsify_disjuncts(
         One per problem, in order; the search stops once any has ``x`` set (the others report
         their best margin so far).
     """
-    t0 = time.perf_counter()
-    shape = tuple(net.input_shape)
-    n_in, n_out = int(np.prod(shape)), int(np.prod(net.output_shape))
-    if not problems:
-        raise InputError("falsify: no problem to attack")
-    probs = [_as_problem(*p, n_in, n_out, "falsify") for p in problems]
-    if restarts is None:
-        # the batch of one falsify shared out, down to 16 starts each: 1024 starts per disjunct
-        # of a 5-input box (sparse counterexamples want dense sampling), 16 per MNIST class
-        restarts = int(np.clip(2**16 // (max(n_in, 1) * len(probs)), 16, 1024))
-    X, M, evals = _search(
+    X, M, evals, secs = _search(
         net,
-        probs,
+        problems,
+        "falsify",
         restarts=restarts,
         steps=steps,
         rounds=rounds,
@@ -563,20 +577,12 @@ def falsify_disjuncts(
         device=device,
         leaks=leaks,
         stop_at_first=True,
-        t0=t0,
     )
-    secs = time.perf_counter() - t0
     out = []
     for x, m in zip(X, M, strict=True):
         seen = bool(m < math.inf)  # some point of this problem was evaluated
         out.append(
-            AttackResult(
-                x.reshape(shape) if m <= 0.0 else None,
-                float(m),
-                evals,
-                secs,
-                x.reshape(shape) if seen else None,
-            )
+            AttackResult(x if m <= 0.0 else None, float(m), evals, secs, x if seen else None)
         )
     return out
 
@@ -622,9 +628,7 @@ def falsify_boxes(
         Every box's best point and its float64 margin; the search runs all its steps unless
         the time runs out or every box has a counterexample.
     """
-    t0 = time.perf_counter()
-    shape = tuple(net.input_shape)
-    n_in, n_out = int(np.prod(shape)), int(np.prod(net.output_shape))
+    n_in = int(np.prod(net.input_shape))
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     if lo.ndim < 1 or len(lo) == 0 or lo.shape != hi.shape:
@@ -633,12 +637,10 @@ def falsify_boxes(
             f"(got {lo.shape} and {hi.shape})"
         )
     lo, hi = lo.reshape(len(lo), -1), hi.reshape(len(hi), -1)
-    probs = [
-        _as_problem(a, b, C, d, n_in, n_out, "falsify_boxes") for a, b in zip(lo, hi, strict=True)
-    ]
-    X, M, evals = _search(
+    X, M, evals, secs = _search(
         net,
-        probs,
+        [(a, b, C, d) for a, b in zip(lo, hi, strict=True)],
+        "falsify_boxes",
         restarts=restarts,
         steps=steps,
         rounds=rounds,
@@ -648,6 +650,5 @@ def falsify_boxes(
         device=device,
         leaks=leaks,
         stop_at_first=False,
-        t0=t0,
     )
-    return BoxAttackResult(X.reshape(len(X), *shape), M, evals, time.perf_counter() - t0)
+    return BoxAttackResult(X, M, evals, secs)

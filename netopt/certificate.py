@@ -82,7 +82,8 @@ class Certificate:
         a feasibility witness); ``bound``, ``bound_tolerance`` (how far a solver's bound may pass
         the objective by round-off), ``gap`` and ``gap_limit`` (the solver's relative gap
         setting, when known); the solver's name and version; ``bound_attested_by`` and
-        ``attested_by`` (who vouches for what cannot be re-checked).
+        ``attested_by`` (who vouches for what cannot be re-checked); ``bound_proof``, a
+        branch-and-bound proof of the bound that :meth:`verify` re-checks.
     onnx_sha256 : str or None
         The sha256 of the ONNX file the claim is about.
     netopt_version : str
@@ -144,6 +145,9 @@ class Certificate:
             ev["bound"] = bound
             if bound is not None:
                 ev["bound_attested_by"] = attested
+        if bound is not None and isinstance(r.extra.get("proof"), BabProof):
+            # a branch-and-bound tree whose rows imply the bound: verify re-checks both
+            ev["bound_proof"] = r.extra["proof"].to_dict()
         claim = _claim(
             kind,
             what=p.describe() if p is not None else "objective",
@@ -155,6 +159,7 @@ class Certificate:
             tolerance=r.extra.get("tolerance"),
             feasibility=feas,
             proof="proof" in ev,
+            bound_proof="bound_proof" in ev,
         )
         sha = net.source.sha256 if net is not None else None
         return cls(kind, claim, ev, sha, _netopt_version())
@@ -271,7 +276,10 @@ class Certificate:
         listed as unchecked; for those, a refutation attempt (``samples`` seeded domain points,
         the domain's midpoint and the certificate's point, then a short projected descent from
         the best) looks for a point that contradicts the claim. Finding one fails the
-        certificate; finding none proves nothing.
+        certificate; finding none proves nothing. A bound with a branch-and-bound proof is
+        re-checked instead (:func:`~netopt.certificate_unsat.check_bound_proof`: its rows imply
+        the bound exactly, its box is the domain's, its tree holds in float64); a wrong proof
+        fails the certificate.
 
         Parameters
         ----------
@@ -349,6 +357,7 @@ class Certificate:
             tolerance=e.tolerance,
             feasibility=feas,
             proof=ev.get("proof") is not None,
+            bound_proof=ev.get("bound_proof") is not None,
         )
         if e.sense is not None:
             rep.check(
@@ -368,6 +377,8 @@ class Certificate:
             rep.check(f"a certificate of kind '{self.kind}' has no point x", not e.has_point, "")
         if e.bound is None and e.gap is not None:
             rep.check("a gap is stated only with a bound", False, f"gap {e.gap!r} without a bound")
+        if e.bound is None and e.bound_proof is not None:
+            rep.check("a bound proof comes with a bound", False, "evidence.bound is null")
 
         if self.kind == "point":
             x, y_stated = e.x, e.y
@@ -448,7 +459,9 @@ class Certificate:
         samples: int,
         seed: int,
     ) -> None:
-        """The bound: finite, on the right side of the objective, its gap; trivial or attested.
+        """The bound: finite, on the right side of the objective, its gap; proven by the
+        certificate's branch-and-bound proof (:func:`~netopt.certificate_unsat.check_bound_proof`),
+        trivial, or attested.
 
         A witness's "optimal" status is about the witness, so its gap is not required small.
         """
@@ -512,6 +525,11 @@ class Certificate:
                     gap <= allowed,
                     f"gap {gap:.3g}, allowed {allowed:.3g}",
                 )
+        if e.bound_proof is not None:
+            proven = _unsat.check_bound_proof(rep, prob.net, prob, e.bound_proof, bound)
+            if proven is not None:
+                # re-checked (True) or failed (False): nothing is left to the solver's word
+                return
         trivial = prob.trivial_bound()
         if trivial is not None and bound <= trivial[0]:
             # e.g. a weighted norm (weights are non-negative) is never below 0: no solver needed
@@ -628,6 +646,7 @@ class _Evidence:
     witness: bool | None
     sense: str | None
     attested_by: str | None
+    bound_proof: Any  # the proof's JSON, read by check_bound_proof (a malformed one fails there)
 
 
 def _read_evidence(ev: dict[str, Any], kind: str, net: Network) -> _Evidence:
@@ -683,6 +702,7 @@ def _read_evidence(ev: dict[str, Any], kind: str, net: Network) -> _Evidence:
         witness=witness,
         sense=sense,
         attested_by=attested,
+        bound_proof=ev.get("bound_proof"),
     )
 
 
@@ -747,9 +767,11 @@ def _claim(
     tolerance: float | None,
     feasibility: bool,
     proof: bool = False,
+    bound_proof: bool = False,
 ) -> str:
     """The claim in one sentence, from the evidence alone (the same words when written and read)."""
     side = "at least" if sense == "min" else "at most"
+    proven = " (proven by branch and bound)" if bound_proof else ""
     if kind == "point":
         if witness:
             t = 0.0 if tolerance is None else tolerance
@@ -762,10 +784,11 @@ def _claim(
             return s + "."
         if status == "optimal" and objective is not None:
             return (
-                f"{s}, and no input in the domain does better than {bound:.9g} (optimal within "
-                f"a relative gap of {_gap(objective, bound):.3g})."
+                f"{s}, and no input in the domain does better than {bound:.9g} ("
+                + ("proven by branch and bound; " if bound_proof else "")
+                + f"optimal within a relative gap of {_gap(objective, bound):.3g})."
             )
-        return f"{s}; the optimum is {side} {bound:.9g}."
+        return f"{s}; the optimum is {side} {bound:.9g}{proven}."
     if kind == "infeasible":
         if feasibility:
             how = "proven by branch and bound" if proof else "attested by the solver"
@@ -773,7 +796,7 @@ def _claim(
         return "The input domain is empty: no input satisfies its constraints."
     if bound is None:
         return "No claim."
-    return f"The optimum of '{what}' is {side} {bound:.9g}."
+    return f"The optimum of '{what}' is {side} {bound:.9g}{proven}."
 
 
 # ----------------------------------------------------------------------- refutation attempts

@@ -7,6 +7,10 @@ disjunct's box (and ``A x <= b``) has ``C f(x) <= d``. The certificate lists eac
 :func:`~netopt.bounds.proof.check_proof`) or the name of the solver that attests it. Only proofs
 make a certificate fully checked. :class:`netopt.certificate.Certificate` builds and verifies it
 through the functions here.
+
+A proof also backs an optimization problem's bound (:func:`check_bound_proof`): its rows ``C``
+are linear minorants of the objective (:mod:`netopt.bounds.objective_rows`), and a tree on
+which every leaf has ``C[row] f(x) > d[row]`` over the problem's box bounds the objective.
 """
 
 from __future__ import annotations
@@ -18,12 +22,19 @@ from typing import Any
 
 import numpy as np
 
+from netopt.bounds.objective_rows import rows_imply_bound
 from netopt.bounds.proof import BabProof, check_proof
 from netopt.errors import InputError
 from netopt.network import Network
 from netopt.problems import Domain, Feasibility, Problem
 
-__all__ = ["unsat_evidence", "unsat_claim", "verify_unsat", "check_bab_proof"]
+__all__ = [
+    "unsat_evidence",
+    "unsat_claim",
+    "verify_unsat",
+    "check_bab_proof",
+    "check_bound_proof",
+]
 
 
 def _sha256(path: str | os.PathLike) -> str:
@@ -128,6 +139,83 @@ def check_bab_proof(
     rep.check(
         f"{what}: branch-and-bound proof re-checked in float64 (no input in the box has "
         "C f(x) <= d)",
+        pc.ok,
+        detail,
+    )
+    return pc.ok
+
+
+def check_bound_proof(
+    rep: Any, net: Network, prob: Problem, proof_obj: Any, bound: float
+) -> bool | None:
+    r"""Re-check a branch-and-bound proof of ``bound`` on an optimization problem into ``rep``.
+
+    With :math:`\sigma = +1` when minimizing and :math:`-1` when maximizing, the proof's rows
+    :math:`C_i` are valid minorants of the minimized objective :math:`g = \sigma \cdot
+    \mathrm{obj}`: :math:`g(x) \ge C_i f(x) + e(C_i)` for every output. Three checks, each a
+    line of ``rep``, in order of cost (the first that fails ends the re-check):
+
+    1. the rows are valid and imply the bound, :math:`d_i + e(C_i) \ge \sigma \cdot
+       \text{bound}`, in exact rational arithmetic
+       (:func:`~netopt.bounds.objective_rows.rows_imply_bound`);
+    2. the proof's box is the problem's domain box, exactly (a proof over a smaller box says
+       nothing about the rest of the domain);
+    3. the tree, in rigorous float64 (:func:`~netopt.bounds.proof.check_proof`): every point of
+       the box lies in a leaf where :math:`C_i f(x) > d_i` for the leaf's row :math:`i`.
+
+    Then :math:`g(x) > d_i + e(C_i) \ge \sigma \cdot \text{bound}` everywhere on the box.
+
+    Returns
+    -------
+    bool or None
+        True (proven), False (a check failed, or the proof is malformed: a failed check that
+        names the reason, never an exception) or None: the domain has ``A x <= b`` rows or
+        integer coordinates, which a proof over the box is not accepted for (noted; the bound
+        stays attested, as an infeasibility proof's does in :func:`check_bab_proof`).
+    """
+    what = "bound proof"
+    try:
+        proof = BabProof.from_dict(proof_obj)
+    except InputError as e:
+        rep.check(f"{what}: a well-formed branch-and-bound proof", False, str(e))
+        return False
+    dom = prob.domain
+    has_int = dom.integer is not None and bool(np.any(dom.integer))
+    if dom.A is not None or has_int:
+        extra = "A x <= b constraints" if dom.A is not None else "integer coordinates"
+        rep.notes.append(
+            f"{what}: the domain has {extra}; a branch-and-bound proof is checked only over a "
+            "plain box, so the bound stays attested"
+        )
+        return None
+    side = "lower" if prob.sense == "min" else "upper"
+    why = rows_imply_bound(prob, proof.C, proof.d, bound)
+    rep.check(
+        f"{what}: its rows C f(x) > d imply the {side} bound {bound:.9g} (valid linear "
+        "minorants of the objective; exact rational arithmetic)",
+        why is None,
+        f"{len(proof.d)} row(s)" if why is None else why,
+    )
+    if why is not None:
+        return False
+    same = np.array_equal(proof.lo, dom.lo.reshape(-1)) and np.array_equal(
+        proof.hi, dom.hi.reshape(-1)
+    )
+    rep.check(
+        f"{what}: its box is the problem's domain",
+        same,
+        "" if same else "they differ: the proof covers another box",
+    )
+    if not same:
+        return False
+    pc = check_proof(net.graph, proof)
+    detail = f"{pc.leaves} leaves, {pc.seconds:.2f} s"
+    if not pc.ok:
+        node = "" if pc.failed_node is None else f" at node {pc.failed_node}"
+        detail = f"{pc.reason}{node}; {pc.closed} of {pc.leaves} leaves closed"
+    rep.check(
+        f"{what}: tree re-checked in float64 (every leaf has C[row] f(x) > d[row] on its piece "
+        "of the box)",
         pc.ok,
         detail,
     )

@@ -6,8 +6,8 @@ of :math:`n` terms computed in any order is within :math:`\gamma_n = nu/(1 - nu)
 one relative to the dot product of the absolute values, :math:`u = 2^{-53}`), plus underflow
 terms, and rounded outward. This module holds the constants and the small exact helpers that
 the linear ops' interval rule (:mod:`netopt.ir.ops.affine`), CROWN (:mod:`netopt.bounds.crown`)
-and the batched branch and bound (:mod:`netopt.bounds.bab`) share. The ops' own interval rules
-round outward with their own margins (:mod:`netopt.ir.ops.activations`,
+and the batched bounds of branch and bound (:mod:`netopt.bounds.bab`) share. The ops' own
+interval rules round outward with their own margins (:mod:`netopt.ir.ops.activations`,
 :mod:`netopt.ir.ops.smooth`).
 """
 

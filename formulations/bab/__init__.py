@@ -1,4 +1,4 @@
-r"""Branch and bound with proofs: the method ``"bab"`` for :class:`~netopt.problems.Feasibility`.
+r"""Branch and bound with proofs: the method ``"bab"`` for Feasibility and optimization problems.
 
 Decides whether some :math:`x` in a box :math:`[l, u]` has :math:`C f(x) \le d`, for networks of
 linear ops and ReLU / leaky ReLU activations (slope :math:`0 \le \alpha \le 1`). The box is cut
@@ -16,18 +16,26 @@ with :math:`\underline{b}_i` the rigorous float64 bound (outward rounding) of
 :func:`netopt.bounds.proof.check_proof` re-checks it in float64 without torch or a solver, and
 the Result's certificate carries it, so the claim is not solver-attested.
 
+For an :class:`~netopt.problems.Inversion` (norm 1, 2 or inf) or an
+:class:`~netopt.problems.OutputObjective` over a box it optimizes instead
+(:func:`netopt.bounds.optimize.minimize`: best-first input splitting on linear minorants of
+the objective); the proven bound's tree goes to ``Result.extra["proof"]`` the same way.
+
 * :mod:`~netopt.formulations.bab.outcome`: one run of
-  :func:`netopt.bounds.branch.branch_and_bound` as an :class:`~netopt.result.Outcome`.
+  :func:`netopt.bounds.branch.branch_and_bound` as an :class:`~netopt.result.Outcome`;
+* :mod:`~netopt.formulations.bab.optimum`: one run of :func:`~netopt.bounds.optimize.minimize`.
 
 ``prob.solve("bab")`` runs it; ``Problem.solve()`` without a method name stays the MILP: on the
 README's digits example (a Feasibility problem with 20 output rows, 64 inputs) ReLU splitting
-stops at its domain limit after minutes where the MILP proves "unsat" in under a second.
+stops at its domain limit after minutes where the MILP proves "unsat" in under a second, and
+optimization splits inputs only, which suits ten or so of them (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from netopt.errors import FormulationError
 from netopt.formulations import register
 from netopt.formulations._base import Formulation, keyword_options, no_backend, torch_device
 from netopt.formulations.bab.outcome import STATS, bab_outcome
@@ -46,7 +54,7 @@ def _callable(v: Any) -> str | None:
 
 @register("bab")
 class Bab(Formulation):
-    """Branch and bound on CROWN bounds, for Feasibility problems over a box.
+    """Branch and bound on CROWN bounds, for Feasibility and optimization problems over a box.
 
     Its rule table is that of :class:`netopt.bounds.bab.BatchCrown`: every linear IR op, ReLU,
     and leaky ReLU with :math:`0 \\le \\alpha \\le 1` (above 1 the function is concave, and
@@ -63,10 +71,12 @@ class Bab(Formulation):
 
     # ------------------------------------------------------------------ what it takes
     def accepts(self, problem: Problem) -> list[str]:
-        if not isinstance(problem, Feasibility):
+        from netopt.bounds.objective_rows import minorant_of
+
+        if not isinstance(problem, Feasibility) and minorant_of(problem) is None:
             return [
-                f"method 'bab' decides Feasibility problems (is there x with C f(x) <= d?), not "
-                f"a {type(problem).__name__}; use the exact MILP (prob.solve('milp')) or a "
+                f"method 'bab' decides Feasibility problems and optimizes Inversion (norm 1, 2 "
+                f"or inf) and OutputObjective problems, not a {type(problem).__name__}; use a "
                 "first-order method"
             ]
         dom = problem.domain
@@ -115,6 +125,7 @@ class Bab(Formulation):
                 "mode": choice("auto", "input", "relu"),
                 "device": torch_device,
                 "batch": integer(low=1),
+                "gap": number(low=0),
                 "progress": _callable,
             },
         )
@@ -122,7 +133,20 @@ class Bab(Formulation):
     def run(self, problem: Problem, solver: str | None = None, **options: Any) -> Outcome:
         # input splitting runs numpy, ReLU splitting torch: no backend either way
         no_backend(self.name, solver)
-        assert isinstance(problem, Feasibility)  # accepts() said so
+        if not isinstance(problem, Feasibility):
+            from netopt.formulations.bab.optimum import optimum_outcome
+
+            if options.get("mode", "auto") not in ("auto", "input"):
+                raise FormulationError(
+                    "method 'bab' optimizes by splitting inputs only; mode='relu' decides "
+                    "Feasibility problems. Leave mode out, or use the exact MILP "
+                    "(prob.solve('milp'))"
+                )
+            for k in ("mode", "device"):
+                # only input splitting optimizes: these choose among ReLU splitting's settings
+                options.pop(k, None)
+            return optimum_outcome(problem, **options)
+        options.pop("gap", None)
         return bab_outcome(problem, **options)
 
 

@@ -61,6 +61,7 @@ def bab_outcome(
     mode: str = "auto",
     device: Any = None,
     batch: int | None = None,
+    gap: float = 1e-6,
     progress: Callable[[dict], Any] | None = None,
 ) -> Outcome:
     """Decide ``problem`` by branch and bound (:func:`~netopt.bounds.branch.branch_and_bound`).
@@ -81,6 +82,9 @@ def bab_outcome(
         re-checked in float64 whatever it is.
     batch : int, optional
         Domains bounded per round (default: sized to the device's memory).
+    gap : float
+        The relative gap at which an optimization problem stops (:mod:`.optimum`); a
+        Feasibility problem has none.
     progress : callable, optional
         Receives a ``"branch and bound"`` event (domains, open, leaves) every few rounds.
 

@@ -26,16 +26,18 @@ any scale. Methods:
   (log-)softmax, all rounded outward so that they hold for the exact functions).
 
 LP-based tightening (:mod:`netopt.bounds.lp`) and the output-side tightening used for inversion
-refine these further; :mod:`netopt.bounds.bab` splits the input box and bounds the pieces in
-batches.
+refine these further; branch and bound (:mod:`netopt.bounds.branch`) splits the input box or the
+ReLUs and bounds the pieces in batches.
 
 The package: :mod:`~netopt.rounding` (the outward-rounding error terms),
 :mod:`~netopt.bounds.interval` (the interval pass), :mod:`~netopt.bounds.crown`
 (back-substitution), :mod:`~netopt.bounds.compute` (:class:`Bounds`, :func:`compute_bounds`),
-:mod:`~netopt.bounds.lp`, :mod:`~netopt.bounds.bab` and :mod:`~netopt.bounds.proof`
-(branch-and-bound proofs, :class:`BabProof`, re-checked by :func:`check_proof`). The per-op rules (``interval``,
-``relax``) live with the ops in :mod:`netopt.ir.ops`: an engine walks the graph and asks each
-op for them, so another engine (a batched one on other hardware, say) reuses the same rules.
+:mod:`~netopt.bounds.lp`, :mod:`~netopt.bounds.bab` (rigorous float64 CROWN over a batch of
+boxes), :mod:`~netopt.bounds.branch` (branch and bound) and :mod:`~netopt.bounds.proof`
+(branch-and-bound proofs, :class:`BabProof`, re-checked by :func:`check_proof`). The per-op
+rules (``interval``, ``relax``) live with the ops in :mod:`netopt.ir.ops`: an engine walks the
+graph and asks each op for them, so another engine (a batched one on other hardware, say) reuses
+the same rules.
 """
 
 from __future__ import annotations

@@ -1,20 +1,19 @@
-"""Branch and bound over the input box with batched symbolic (CROWN) bounds.
+"""Rigorous float64 CROWN bounds for a batch of input boxes (:class:`BatchCrown`).
 
-For networks with few inputs (ACAS Xu has five), splitting the input box and bounding each piece
-with CROWN decides most properties faster than any MILP: a piece is discarded once a bound proves
-that no input in it satisfies the constraints, a piece whose centre satisfies them is a
-counterexample, and the rest are split in two along the input with the largest influence on the
-bound ("smear": coefficient times width). All pieces of one round are bounded together in numpy,
-batched over the pieces.
+The lower bounds of ``C f(x)`` over many boxes (or one box under different ReLU splits, slopes
+and multipliers) are computed together in numpy, batched over the boxes, and hold for the exact
+(real-arithmetic) network. They are the float64 side of branch and bound
+(:func:`netopt.bounds.branch.branch_and_bound`): input splitting bounds its pieces with them,
+ReLU splitting confirms each leaf with them, and :func:`netopt.bounds.proof.check_proof`
+re-checks a proof's leaves with them.
 
-Supported ops: the linear ones, ReLU and LeakyReLU (``0 <= alpha <= 1``). Other networks return
-None from :func:`bab_feasibility`, and callers fall back to the exact MILP.
+Supported ops: the linear ones, ReLU and LeakyReLU (``0 <= alpha <= 1``). For other networks
+:attr:`BatchCrown.ok` is False, :func:`~netopt.bounds.branch.branch_and_bound` returns None, and
+callers fall back to the exact MILP.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from netopt.ir.graph import Graph
 from netopt.ir.ops import is_linear
 from netopt.ir.ops.activations import leaky_bound, relu_relaxation
 
-__all__ = ["BatchCrown", "bab_feasibility", "BabResult", "batch_crown_of"]
+__all__ = ["BatchCrown", "batch_crown_of"]
 
 
 class BatchCrown:
@@ -35,8 +34,8 @@ class BatchCrown:
     the interval pass uses :func:`netopt.bounds.affine_interval` (centre-radius with Higham's
     a-priori error term) and :func:`netopt.bounds.leaky_bound`, and the back-substitution
     :func:`netopt.bounds.backsub`, which carries a rigorous rounding-error term per row and
-    rounds the final bound outward. An "unsat" from :func:`bab_feasibility` is therefore a
-    proof about the exact network.
+    rounds the final bound outward. A box that these bounds close (a leaf of a
+    branch-and-bound proof) is therefore closed for the exact network.
     """
 
     def __init__(self, graph: Graph) -> None:
@@ -103,7 +102,7 @@ class BatchCrown:
         Parameters
         ----------
         x_lo, x_hi : (B, n_in) flattened boxes
-        C : (m, n_out)
+        C : (m, n_out), or (B, m, n_out): rows of its own for each box
         prev : dict, optional
             ReLU-input bounds ``{value: (L, H)}`` (each (B, size)) known for a superset of each
             box (its parent piece): valid here too, so they are intersected with the new ones.
@@ -202,7 +201,9 @@ class BatchCrown:
                 L[out] = leaky_bound(L[x], a, -1)
                 H[out] = leaky_bound(H[x], a, +1)
         C = np.asarray(C, dtype=np.float64)
-        if rows is None:
+        if C.ndim == 3:
+            start = C  # rows of their own per box
+        elif rows is None:
             start = np.broadcast_to(C, (B, *np.shape(C)))
         else:
             start = np.atleast_2d(C)[np.asarray(rows, dtype=np.int64)][:, None, :]
@@ -234,159 +235,3 @@ def batch_crown_of(net: Any) -> BatchCrown:
         bc = BatchCrown(net.graph)
         net._batch_crown = bc
     return bc
-
-
-def _take(queue: list, batch: int) -> tuple[np.ndarray, np.ndarray, dict | None, np.ndarray]:
-    """Pop up to ``batch`` pieces from the front of the queue, merged into arrays.
-
-    A queue item is ``(lo, hi, prev, ids)``: boxes, their parents' ReLU bounds (or None) and
-    their node numbers in the recorded tree.
-    """
-    los, his, prevs, idss, n = [], [], [], [], 0
-    while queue and n < batch:
-        lo, hi, prev, ids = queue.pop(0)
-        k = min(batch - n, len(lo))
-        if k < len(lo):
-            queue.insert(
-                0,
-                (
-                    lo[k:],
-                    hi[k:],
-                    None if prev is None else {v: (a[k:], b[k:]) for v, (a, b) in prev.items()},
-                    ids[k:],
-                ),
-            )
-            lo, hi, ids = lo[:k], hi[:k], ids[:k]
-            prev = None if prev is None else {v: (a[:k], b[:k]) for v, (a, b) in prev.items()}
-        los.append(lo)
-        his.append(hi)
-        prevs.append(prev)
-        idss.append(ids)
-        n += k
-    if any(p is None for p in prevs):
-        merged = None
-    else:
-        merged = {
-            v: (np.concatenate([p[v][0] for p in prevs]), np.concatenate([p[v][1] for p in prevs]))
-            for v in prevs[0]
-        }
-    return np.concatenate(los), np.concatenate(his), merged, np.concatenate(idss)
-
-
-@dataclass
-class BabResult:
-    verdict: str  # "sat", "unsat" or "unknown"
-    x: np.ndarray | None = None
-    boxes: int = 0
-    seconds: float = 0.0
-    #: with ``record=True`` and an "unsat" verdict, the tree as a
-    #: :class:`~netopt.bounds.proof_format.BabProof` that :func:`~netopt.bounds.proof.check_proof`
-    #: re-checks
-    proof: Any = None
-
-
-def bab_feasibility(
-    net,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    C: np.ndarray,
-    d: np.ndarray,
-    *,
-    time_limit: float = 10.0,
-    batch: int = 512,
-    max_boxes: int = 2_000_000,
-    inherit: bool = False,
-    record: bool = False,
-) -> BabResult | None:
-    """Is there ``x`` in ``[lo, hi]`` with ``C f(x) <= d``? Input splitting with CROWN.
-
-    Returns None when the network has ops this method does not cover. "unsat" is a proof (every
-    piece of the box has a constraint row whose sound lower bound exceeds its limit); "sat" comes
-    with a point whose float64 forward pass satisfies every row. With ``record``, an "unsat"
-    result carries the search tree as a :class:`~netopt.bounds.proof.BabProof` (``proof``).
-    """
-    bc = batch_crown_of(net)
-    if not bc.ok:
-        return None
-    t0 = time.perf_counter()
-    shape = tuple(net.input_shape)
-    lo = np.asarray(lo, dtype=np.float64).reshape(1, -1)
-    hi = np.asarray(hi, dtype=np.float64).reshape(1, -1)
-    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
-    d = np.asarray(d, dtype=np.float64).reshape(-1)
-    # the queue holds pieces with the ReLU-input bounds of their parent
-    queue: list[tuple[np.ndarray, np.ndarray, dict | None, np.ndarray]] = [
-        (lo, hi, None, np.zeros(1, dtype=np.int64))
-    ]
-    # the recorded tree: node number -> ("leaf", row) or ("x", i, cut, first child)
-    tree: list = [None]
-    n_boxes = 0
-    while queue:
-        if time.perf_counter() - t0 > time_limit or n_boxes > max_boxes:
-            return BabResult("unknown", None, n_boxes, time.perf_counter() - t0)
-        cur_l, cur_h, prev, ids = _take(queue, batch)
-        n_boxes += len(cur_l)
-        # parents' ReLU bounds are valid for their pieces, but intersecting them changed CROWN's
-        # adaptive slopes for the worse on ACAS Xu (16x more pieces on property 3): off for now
-        lower, coef, relu_b = bc.bound(cur_l, cur_h, C, prev if inherit else None)
-        open_ = ~np.any(lower > d, axis=1)
-        if record:
-            best = np.argmax(lower - d, axis=1)
-            for n_, r_ in zip(ids[~open_], best[~open_], strict=True):
-                tree[n_] = ("leaf", int(r_))
-        if not open_.any():
-            continue
-        cur_l, cur_h, lower, coef = cur_l[open_], cur_h[open_], lower[open_], coef[open_]
-        ids = ids[open_]
-        relu_b = {v: (a[open_], b_[open_]) for v, (a, b_) in relu_b.items()}
-        # a counterexample at the centre of an open piece, or at the corner minimizing the
-        # linear lower bound of its hardest row (where the relaxation points)?
-        mid = (cur_l + cur_h) / 2
-        row = np.argmin(d[None, :] - lower, axis=1)
-        a = coef[np.arange(len(row)), row]
-        corner = np.where(a > 0, cur_l, cur_h)
-        cand = np.concatenate([mid, corner, (mid + corner) / 2])
-        y = net.forward(cand.reshape(-1, *shape)).reshape(len(cand), -1)
-        ok = np.nonzero(np.all(y @ C.T <= d, axis=1))[0]
-        if len(ok):
-            return BabResult("sat", cand[ok[0]].reshape(shape), n_boxes, time.perf_counter() - t0)
-        # split along the input with the largest smear of the hardest row's bound
-        smear = np.abs(a) * (cur_h - cur_l)
-        smear = np.where(cur_h - cur_l > 0, smear, -1)
-        j = smear.argmax(axis=1)
-        cut = mid[np.arange(len(j)), j]
-        lo2, hi1 = cur_l.copy(), cur_h.copy()
-        hi1[np.arange(len(j)), j] = cut
-        lo2[np.arange(len(j)), j] = cut
-        # depth-first-ish: new pieces go first so that memory stays bounded
-        first = len(tree) + np.arange(len(j), dtype=np.int64)
-        second = first + len(j)
-        if record:
-            for n_, j_, c_, f_ in zip(ids, j, cut, first, strict=True):
-                tree[n_] = ("x", int(j_), float(c_), int(f_), int(f_) + len(j))
-            tree.extend([None] * (2 * len(j)))
-        queue[:0] = [(cur_l, hi1, relu_b, first), (lo2, cur_h, relu_b, second)]
-    res = BabResult("unsat", None, n_boxes, time.perf_counter() - t0)
-    if record:
-        from netopt.bounds.proof_format import BabProof
-
-        res.proof = BabProof(lo[0], hi[0], C, d, _preorder(tree), [])
-    return res
-
-
-def _preorder(tree: list) -> list:
-    """The recorded tree's nodes in pre-order (iteratively: the tree may be deep).
-
-    ``tree[n]`` is ``("leaf", row)`` or ``("x", i, cut, first, second)`` (children's numbers).
-    """
-    out: list = []
-    stack = [0]
-    while stack:
-        node = tree[stack.pop()]
-        if node[0] == "leaf":
-            out.append(["leaf", node[1]])
-        else:
-            out.append(["x", node[1], node[2]])
-            stack.append(node[4])
-            stack.append(node[3])
-    return out

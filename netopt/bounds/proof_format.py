@@ -2,8 +2,8 @@
 
 The tree's node forms and what a leaf claims are described in :mod:`netopt.bounds.proof`, whose
 :func:`~netopt.bounds.proof.check_proof` re-checks a proof; this module holds the data alone, so
-that the search (:func:`netopt.bounds.bab.bab_feasibility`) can record proofs without importing
-the checker.
+that the search (:func:`netopt.bounds.branch.branch_and_bound`) can record proofs without
+importing the checker.
 """
 
 from __future__ import annotations

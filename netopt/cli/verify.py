@@ -46,7 +46,8 @@ def add_parser(sub: Any) -> None:
         help="re-check a certificate without the solver (the point through onnxruntime)",
         description="Re-check everything in a certificate that can be checked without a solver; "
         "list what only the solver attests (a MILP's bound, infeasibility); branch-and-bound proofs "
-        "of infeasibility are re-checked in float64. Exit status: 0 every "
+        "(of infeasibility, or of an optimization's bound) are re-checked in float64. Exit "
+        "status: 0 every "
         "claim re-checked, 3 every re-checkable claim holds but some claim is only attested by "
         "the solver, 1 a check failed, 2 a malformed certificate.",
     )

@@ -16,7 +16,8 @@ import pytest
 from helpers.nets import NETS, mlp_net, require_nets
 
 import netopt
-from netopt.bounds.bab import BatchCrown, bab_feasibility
+from netopt.bounds.bab import BatchCrown
+from netopt.bounds.branch import LOOKAHEAD, branch_and_bound
 from netopt.bounds.proof import BabProof, check_proof
 from netopt.errors import InputError
 
@@ -53,7 +54,7 @@ def _unsat_d(margin: np.ndarray, gap: float = 0.05) -> np.ndarray:
 def _build(bc: BatchCrown, lo, hi, C, d, splits=None, depth=0) -> list:
     """A tree by input bisection of the widest side until CROWN closes a piece (pre-order).
 
-    Written here, independent of bab_feasibility: the smallest tree that the test's own
+    Written here, independent of branch_and_bound: the smallest tree that the test's own
     bisection finds, with ``splits`` (a dict (layer, unit) -> sign) fixed on every piece.
     """
     sp = None
@@ -141,12 +142,18 @@ def test_input_split_tree_is_accepted_and_sound(chain):
     assert check_proof(net.graph, again).ok
 
 
-def test_bab_feasibility_records_a_checkable_tree(chain):
+def test_input_splitting_records_a_checkable_tree(chain):
     net, Ws, bs, _, margin = chain
     d = _unsat_d(margin)
-    r = bab_feasibility(net, LO, HI, C1, d, record=True, batch=4)
+    r = branch_and_bound(net, LO, HI, C1, d, mode="input", batch=4)
     assert r.verdict == "unsat" and r.proof is not None
-    assert len(r.proof.nodes) == r.boxes  # every piece bounded is a node
+    # every piece kept is a node: each closed one a leaf, each split one a node with two
+    # children (and the look-ahead's other candidate halves, bounded too, are not in the tree)
+    n_leaf = sum(n[0] == "leaf" for n in r.proof.nodes)
+    n_split = sum(n[0] == "x" for n in r.proof.nodes)
+    assert n_leaf + n_split == len(r.proof.nodes) and n_split == n_leaf - 1
+    assert n_leaf == r.stats["leaves"] == r.stats["proof_leaves"]
+    assert r.stats["nodes"] == 1 + 2 * min(LOOKAHEAD, len(LO)) * n_split
     pc = check_proof(net.graph, r.proof)
     assert pc.ok, pc.reason
     _assert_leaves_sound(Ws, bs, r.proof)
@@ -393,8 +400,8 @@ def test_acasxu_property_1_proof():
 
     net = netopt.load(NETS / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
     (dj,) = load_vnnlib(NETS / "acasxu" / "prop_1.vnnlib", n_inputs=5, n_outputs=5).disjuncts
-    r = bab_feasibility(net, dj.lo, dj.hi, dj.C, dj.d, record=True, time_limit=60)
-    assert r.verdict == "unsat"
+    r = branch_and_bound(net, dj.lo, dj.hi, dj.C, dj.d, mode="input", time_limit=60)
+    assert r.verdict == "unsat", r.stopped
     pc = check_proof(net.graph, BabProof.from_dict(json.loads(json.dumps(r.proof.to_dict()))))
     assert pc.ok and pc.leaves > 1, pc.reason
     # the tree is about this property: another limit breaks it

@@ -13,7 +13,7 @@ import onnx
 import pytest
 
 import netopt
-from netopt.bounds.bab import bab_feasibility
+from netopt.bounds.branch import branch_and_bound
 from netopt.certificate import Certificate
 from netopt.errors import InputError
 from netopt.instances._onnx import mlp_onnx
@@ -72,7 +72,9 @@ def _infeasible_cert(env, A=None, b=None) -> Certificate:
     prob = Feasibility(net, C=C1, d=d, box=(LO, HI), A=A, b=b)
     r = prob.solve(time_limit=20)
     assert str(r.status) == "infeasible"
-    r.extra["proof"] = bab_feasibility(net, LO, HI, C1, d, record=True).proof
+    bb = branch_and_bound(net, LO, HI, C1, d, mode="input", time_limit=20)
+    assert bb.verdict == "unsat", bb.stopped
+    r.extra["proof"] = bb.proof
     # through the file format
     return Certificate.from_dict(json.loads(Certificate.from_result(r).to_json()))
 

@@ -166,8 +166,12 @@ def test_leaky_relu_slope_above_one_is_refused():
 
 def test_other_problems_and_domains_are_refused_naming_the_milp():
     net, _ = _case(0)
-    with pytest.raises(FormulationError, match=r"Feasibility problems.*Inversion.*'milp'"):
-        netopt.Inversion(net, np.zeros(2), box=(-1.0, 1.0)).solve("bab")
+    with pytest.raises(FormulationError, match=r"optimizes Inversion.*CrossEntropy.*first-order"):
+        netopt.CrossEntropy(net, label=0, box=(-1.0, 1.0)).solve("bab")
+    with pytest.raises(FormulationError, match=r"A x <= b.*'milp'"):
+        netopt.Inversion(net, np.zeros(2), box=(-1.0, 1.0), A=[[1.0, 0, 0]], b=[0.0]).solve("bab")
+    with pytest.raises(FormulationError, match=r"splitting inputs only; mode='relu'"):
+        netopt.Inversion(net, np.zeros(2), box=(-1.0, 1.0)).solve("bab", mode="relu")
     with pytest.raises(FormulationError, match=r"A x <= b.*'milp'"):
         netopt.Feasibility(net, C=C, d=[0.0], box=(-1.0, 1.0), A=[[1.0, 0, 0]], b=[0.0]).solve(
             "bab"

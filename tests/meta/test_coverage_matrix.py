@@ -55,7 +55,7 @@ ACCEPTS = {
     "adam": (Y, Y, Y, Y, Y, Y),
     "admm": (Y, Y, Y, Y, Y, Y),
     "adr_gd": (Y, Y, Y, Y, Y, Y),
-    "bab": (N, N, N, N, Y, N),
+    "bab": (Y, Y, Y, Y, Y, N),
     "gd": (Y, Y, Y, Y, Y, Y),
     "gradient": (Y, Y, Y, Y, Y, Y),
     "layerwise_lp": (Y, Y, Y, Y, Y, Y),

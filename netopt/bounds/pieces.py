@@ -1,0 +1,134 @@
+r"""A box's exact bound through its few unstable ReLUs: one LP per sign pattern.
+
+On a box where only the units :math:`U` (one or two) are unstable, every sign pattern
+:math:`s \in \{-1, +1\}^U` gives a *piece* of the box, :math:`\{x : s_k z_k(x) \ge 0\}`, on
+which the network is affine, :math:`f(x) = A_s x + c_s`, as is each :math:`z_k(x) = a_k^\top x +
+b_k` (the layers below a split unit are stable). For a norm objective the piece's minimum is, by
+LP duality (:math:`v` the minorant row, :math:`\beta_k \ge 0` the multipliers of the split
+constraints, :math:`r` the box's radius around its centre :math:`m`),
+
+.. math::
+
+    \max_{v \in \mathcal{V},\, \beta \ge 0} \; v^\top (A_s m + c_s - y)
+    - \sum_k \beta_k s_k z_k(m) - \sum_i \Big| \big(A_s^\top v - \textstyle\sum_k \beta_k s_k
+    a_k\big)_i \Big| r_i,
+
+the Lagrangian bound that beta-CROWN computes with the row :math:`v` and the multipliers
+:math:`\beta` (on the piece :math:`\beta_k s_k z_k \ge 0`, so subtracting it only lowers the
+bound). So a ReLU split of the box into its pieces, each a leaf with its row and betas, proves
+the box's exact minimum: the input splits alone approach it only as fast as the box shrinks
+(an optimum on a ReLU's boundary keeps that unit unstable in every box around it).
+
+:func:`piece_rows` solves the pieces' LPs (scipy's HiGHS) from the chain's float64 weights; the
+search then bounds every piece again in rigorous float64 (:class:`~netopt.bounds.bab.BatchCrown`
+with the splits and betas) and keeps what that confirms.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+__all__ = ["MAX_UNSTABLE", "PIECES_PER_ROUND", "piece_rows"]
+
+#: a box is split into its pieces when at most this many ReLUs are unstable on it (2^k LPs)
+MAX_UNSTABLE = 2
+#: boxes split into pieces per round at most (their LPs are solved one by one)
+PIECES_PER_ROUND = 64
+#: the multipliers' cap: an empty piece makes the LP unbounded; a large multiplier closes it
+BETA_CAP = 1e6
+
+
+def piece_rows(
+    kind: str,
+    w: np.ndarray,
+    y: np.ndarray,
+    chain: tuple[list, list, list],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    unstable: list[tuple[int, int]],
+    active: list[np.ndarray],
+) -> list[tuple[tuple[int, ...], np.ndarray, np.ndarray]] | None:
+    r"""Each piece's LP-optimal row and multipliers, for one box.
+
+    Parameters
+    ----------
+    kind : {"l1", "linf"}
+    w, y : (m,)
+        The objective's weights and target.
+    chain : (Ws, bs, leaks)
+        The chain's float64 layers: ``Ws[j]`` ``(n_{j+1}, n_j)``, ``bs[j]``, and the slope
+        below 0 of the activation after layer ``j`` (None for the output layer).
+    lo, hi : (n,)
+        The box.
+    unstable : list of (layer, unit)
+        The unstable units, in layer order (the activation op's index and the unit).
+    active : list of (n_j,) bool
+        Per activation layer, the stable units that are active (the rest of the stable
+        units are inactive; the unstable ones are set by the pattern).
+
+    Returns
+    -------
+    One ``(signs, v, betas)`` per pattern, in the order of
+    :func:`itertools.product` over ``(-1, +1)`` (the proof's order: ``z <= 0`` first), or None
+    where an LP failed.
+    """
+    from scipy.optimize import linprog
+
+    Ws, bs, leaks = chain
+    n = lo.size
+    mid, rad = (lo + hi) / 2, (hi - lo) / 2
+    keep = np.nonzero(w > 0)[0]
+    q, k = len(keep), len(unstable)
+    out = []
+    for signs in itertools.product((-1, 1), repeat=k):
+        M, c = np.eye(n), np.zeros(n)
+        a_rows, b_vals = [], []
+        for j in range(len(Ws) - 1):
+            Z, z0 = Ws[j] @ M, Ws[j] @ c + bs[j]
+            slope = np.where(active[j], 1.0, leaks[j])
+            for (lj, u), s in zip(unstable, signs, strict=True):
+                if lj == j:
+                    a_rows.append(Z[u])
+                    b_vals.append(z0[u])
+                    slope[u] = 1.0 if s > 0 else leaks[j]
+            M, c = slope[:, None] * Z, slope * z0
+        A, c_out = Ws[-1] @ M, Ws[-1] @ c + bs[-1]
+        Ak = A[keep]  # (q, n)
+        S = np.asarray(signs, dtype=np.float64)
+        Ka = np.asarray(a_rows).reshape(k, n) * S[:, None]  # s_k a_k
+        kb = np.asarray(b_vals).reshape(k) * S  # s_k b_k
+        # variables: v (q), beta (k), t (n), and for linf sv (q) >= |v|
+        nv = q + k + n + (q if kind == "linf" else 0)
+        G = np.hstack([Ak.T, -Ka.T])  # the input coefficient: A^T v - sum beta s a
+        rows = [
+            np.hstack([G, -np.eye(n), np.zeros((n, nv - q - k - n))]),
+            np.hstack([-G, -np.eye(n), np.zeros((n, nv - q - k - n))]),
+        ]
+        rhs = [np.zeros(n), np.zeros(n)]
+        if kind == "linf":
+            eye, zq = np.eye(q), np.zeros((q, k + n))
+            rows += [
+                np.hstack([eye, zq, -eye]),
+                np.hstack([-eye, zq, -eye]),
+                np.hstack([np.zeros((1, q + k + n)), (1.0 / w[keep])[None]]),
+            ]
+            rhs += [np.zeros(q), np.zeros(q), np.ones(1)]
+        cost = np.concatenate(
+            [
+                -(Ak @ mid + c_out[keep] - y[keep]),
+                kb + Ka @ mid,  # beta_k s_k z_k(mid)
+                rad,
+                np.zeros(nv - q - k - n),
+            ]
+        )
+        vb = [(-a, a) for a in w[keep]] if kind == "l1" else [(None, None)] * q
+        bounds = vb + [(0, BETA_CAP)] * k + [(0, None)] * (nv - q - k)
+        res = linprog(cost, A_ub=np.vstack(rows), b_ub=np.concatenate(rhs), bounds=bounds)
+        if res.status != 0 or res.x is None:
+            return None
+        v = np.zeros(w.size)
+        v[keep] = res.x[:q]
+        out.append((signs, v, res.x[q : q + k]))
+    return out

@@ -69,8 +69,10 @@ def optimum_outcome(
 ) -> Outcome:
     """Optimize ``problem`` over its box by branch and bound (see the module docstring)."""
     from netopt.bounds.optimize import minimize
+    from netopt.errors import SolveError
     from netopt.formulations.milp import lp_context
-    from netopt.heuristics import local_search
+    from netopt.heuristics import descent, local_search
+    from netopt.problems import Inversion
 
     t0 = time.perf_counter()
     dl = Deadline(time_limit, start=t0)
@@ -81,19 +83,34 @@ def optimum_outcome(
     starts = np.concatenate([((lo + hi) / 2)[None], rng.uniform(lo, hi, (63, lo.size))])
     budget = START_MAX if time_limit is None else min(START_MAX, START_SHARE * time_limit)
     shape = tuple(problem.net.input_shape)
-    x0, _ = local_search(problem, starts.reshape(-1, *shape), lp=lp, time_budget=budget)
+    # the local search's twin for the 2-norm: its region problems are QPs, which the pattern LP
+    # does not take, while the 1-norm's LPs land on the exact points that reach a target
+    twin = problem
+    if isinstance(problem, Inversion) and problem.norm == 2:
+        twin = Inversion(
+            problem.net, problem.target, norm=1, weights=problem.weights, domain=problem.domain
+        )
+
+    def search(X: np.ndarray, **kw: Any) -> np.ndarray:
+        try:
+            x, _ = local_search(twin, X, lp=lp, **kw)
+        except SolveError:
+            # an LP the backend refuses (e.g. weights near float64's range): descent only
+            x = descent(problem, X, iters=kw.get("iters", 150))
+        return np.asarray(x).reshape(-1, lo.size)
+
+    x0 = search(starts.reshape(-1, *shape), time_budget=budget)
 
     def polish(X: np.ndarray) -> np.ndarray:
         # short: the bound is the search's work, this only has to land on the optimal vertex
-        x, _ = local_search(problem, X, lp=lp, time_budget=0.5, keep=4, iters=40, rounds=2)
-        return np.asarray(x)[None]
+        return search(X, time_budget=0.5, keep=4, iters=40, rounds=2)
 
     res = minimize(
         problem,
         deadline=dl,
         rel_gap=gap,
         batch=256 if batch is None else batch,
-        starts=np.asarray(x0).reshape(1, -1),
+        starts=x0,
         polish=polish,
         progress=progress,
     )

@@ -118,7 +118,10 @@ class Minorant:
             v1, v2 = v1 * (1 - 1e-12), v2 * (1 - 1e-12)
         else:  # linf: the residual of largest weighted size, determined or at the centre
             ar = np.arange(B)
-            gap = np.where((det != 0) & (w > 0), np.maximum(lo_out - y, y - hi_out) * w, -np.inf)
+            with np.errstate(invalid="ignore"):  # inf * 0 where a weight is 0: masked
+                gap = np.where(
+                    (det != 0) & (w > 0), np.maximum(lo_out - y, y - hi_out) * w, -np.inf
+                )
             j1 = gap.argmax(axis=1)
             j2 = (w * np.abs(r)).argmax(axis=1)
             v1 = np.zeros((B, self.m))

@@ -169,7 +169,7 @@ class Tighten:
                 for u in np.nonzero((a[i] < 0) & (h[i] > 0))[0]
             ]
             active = [a[i] >= 0 for a, _ in vals]
-            pieces = piece_rows(mn.kind, mn.w, mn.y, self.chain, lo[b], hi[b], uns, active)
+            pieces = piece_rows(mn, self.chain, lo[b], hi[b], uns, active)
             if pieces is None:
                 continue
             boxes.append((b, uns, pieces))

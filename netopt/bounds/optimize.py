@@ -438,7 +438,7 @@ class _Search(Tighten):
                     # an LP row's bound needs no slopes (every ReLU is stable)
                     up[np.nonzero(lp)[0][u3]] = False
             frags: dict[int, tuple] = {}
-            if self.chain is not None and self.mn.kind in ("l1", "linf") and not late:
+            if self.chain is not None and self.mn.kind != "l2" and not late:
                 tol = self._tol()
                 still = np.maximum(own_k, eff[rep][sel]) < self.ub - tol
                 if still.any():
@@ -547,7 +547,13 @@ class _Search(Tighten):
             # nothing open and nothing pruned: the root was closed at once (its own bound)
             low = float(self.nodes.own[0])
         low = min(low, self.ub)  # a bound past a point that attains it says nothing more
-        claim = low - MARGIN * (1.0 + abs(low))
+        # room for the proof check's own rounding: a leaf's row bound and its d are of the size
+        # of the row offsets e(v) (a target or constant far from 0), not only of the bound
+        emax = float(np.max(np.abs(self.mn.offsets(np.stack(self.rows.table)))))
+        claim = low - MARGIN * (1.0 + abs(low)) - 64 * np.finfo(float).eps * emax
+        if stopped is None and self.ub - max(claim, self.mn.floor) > 2 * self._tol():
+            # the room taken leaves the gap wider than asked (a gap near the float64 limits)
+            stopped = "precision"
         proof = None
         if claim > self.mn.floor and np.isfinite(claim):
             nodes, row_ids, params = self.nodes.preorder(low, self.slopes, self.frags)

@@ -27,6 +27,7 @@ with the splits and betas) and keeps what that confirms.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 
@@ -41,9 +42,7 @@ BETA_CAP = 1e6
 
 
 def piece_rows(
-    kind: str,
-    w: np.ndarray,
-    y: np.ndarray,
+    mn: Any,
     chain: tuple[list, list, list],
     lo: np.ndarray,
     hi: np.ndarray,
@@ -54,9 +53,10 @@ def piece_rows(
 
     Parameters
     ----------
-    kind : {"l1", "linf"}
-    w, y : (m,)
-        The objective's weights and target.
+    mn : Minorant
+        The objective's rows (:class:`~netopt.bounds.objective_rows.Minorant`, kind "l1",
+        "linf" or "linear"; for "linear" the row is fixed, :math:`\sigma c`, and only the
+        multipliers are optimized).
     chain : (Ws, bs, leaks)
         The chain's float64 layers: ``Ws[j]`` ``(n_{j+1}, n_j)``, ``bs[j]``, and the slope
         below 0 of the activation after layer ``j`` (None for the output layer).
@@ -79,8 +79,15 @@ def piece_rows(
     Ws, bs, leaks = chain
     n = lo.size
     mid, rad = (lo + hi) / 2, (hi - lo) / 2
-    keep = np.nonzero(w > 0)[0]
+    kind = mn.kind
+    fixed = kind == "linear"
+    m = Ws[-1].shape[0]
+    # the optimized entries of v: none for a linear objective, the weighted outputs for a norm
+    keep = np.zeros(0, dtype=np.int64) if fixed else np.nonzero(mn.w > 0)[0]
+    v_fix = mn.sign * mn.c if fixed else np.zeros(m)
+    target = np.zeros(m) if fixed else mn.y
     q, k = len(keep), len(unstable)
+    extra = q if kind == "linf" else 0
     out = []
     for signs in itertools.product((-1, 1), repeat=k):
         M, c = np.eye(n), np.zeros(n)
@@ -99,36 +106,37 @@ def piece_rows(
         S = np.asarray(signs, dtype=np.float64)
         Ka = np.asarray(a_rows).reshape(k, n) * S[:, None]  # s_k a_k
         kb = np.asarray(b_vals).reshape(k) * S  # s_k b_k
+        g0 = A.T @ v_fix  # the fixed part of the input coefficient
         # variables: v (q), beta (k), t (n), and for linf sv (q) >= |v|
-        nv = q + k + n + (q if kind == "linf" else 0)
-        G = np.hstack([Ak.T, -Ka.T])  # the input coefficient: A^T v - sum beta s a
+        nv = q + k + n + extra
+        G = np.hstack([Ak.T, -Ka.T])  # the input coefficient: g0 + A^T v - sum beta s a
         rows = [
-            np.hstack([G, -np.eye(n), np.zeros((n, nv - q - k - n))]),
-            np.hstack([-G, -np.eye(n), np.zeros((n, nv - q - k - n))]),
+            np.hstack([G, -np.eye(n), np.zeros((n, extra))]),
+            np.hstack([-G, -np.eye(n), np.zeros((n, extra))]),
         ]
-        rhs = [np.zeros(n), np.zeros(n)]
+        rhs = [-g0, g0]
         if kind == "linf":
             eye, zq = np.eye(q), np.zeros((q, k + n))
             rows += [
                 np.hstack([eye, zq, -eye]),
                 np.hstack([-eye, zq, -eye]),
-                np.hstack([np.zeros((1, q + k + n)), (1.0 / w[keep])[None]]),
+                np.hstack([np.zeros((1, q + k + n)), (1.0 / mn.w[keep])[None]]),
             ]
             rhs += [np.zeros(q), np.zeros(q), np.ones(1)]
         cost = np.concatenate(
             [
-                -(Ak @ mid + c_out[keep] - y[keep]),
+                -(Ak @ mid + c_out[keep] - target[keep]),
                 kb + Ka @ mid,  # beta_k s_k z_k(mid)
                 rad,
-                np.zeros(nv - q - k - n),
+                np.zeros(extra),
             ]
         )
-        vb = [(-a, a) for a in w[keep]] if kind == "l1" else [(None, None)] * q
+        vb = [(-a, a) for a in mn.w[keep]] if kind == "l1" else [(None, None)] * q
         bounds = vb + [(0, BETA_CAP)] * k + [(0, None)] * (nv - q - k)
         res = linprog(cost, A_ub=np.vstack(rows), b_ub=np.concatenate(rhs), bounds=bounds)
         if res.status != 0 or res.x is None:
             return None
-        v = np.zeros(w.size)
+        v = v_fix.copy()
         v[keep] = res.x[:q]
         out.append((signs, v, res.x[q : q + k]))
     return out

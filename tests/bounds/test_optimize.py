@@ -189,3 +189,59 @@ def test_a_bab_certificate_is_fully_checked_and_a_tampered_one_fails(norm, tmp_p
     bad = Certificate.from_dict(d).verify(net)
     assert bad["outcome"] != "verified"
     assert any(c["check"].startswith("bound proof:") and not c["ok"] for c in bad["checks"])
+
+
+def test_a_target_far_from_zero_still_gives_a_checkable_proof():
+    # outputs near 2^24 and an objective near 0.02: the proof's room must cover the rounding of
+    # numbers of the outputs' size, not only of the bound's (else its leaves fail re-checking)
+    from onnx import numpy_helper
+
+    model, Ws, _ = random_mlp(9)
+    last = f"b{len(Ws) - 1}"
+    for i, init in enumerate(model.graph.initializer):
+        if init.name == last:
+            shifted = numpy_helper.to_array(init).astype(np.float64) + 2.0**24
+            model.graph.initializer[i].CopyFrom(
+                numpy_helper.from_array(shifted.astype(np.float32), last)
+            )
+    net = netopt.load(model)
+    rng = np.random.default_rng(9)
+    y0 = net(rng.uniform(-1, 1, net.input_shape)).reshape(-1).astype(np.float64)
+    prob = Inversion(net, y0 + rng.normal(size=y0.size) * 0.01, norm=1, box=(-1, 1))
+    r = prob.solve("bab", time_limit=30)
+    assert r.bound is not None and r.bound > 0
+    rep = r.certificate.verify(net, refute=False)
+    assert rep["outcome"] == "verified", [c for c in rep["checks"] if not c["ok"]]
+
+
+def test_a_linear_objective_with_its_optimum_on_a_kink_closes():
+    # the maximum of a linear objective on a ReLU's boundary: input splitting alone only
+    # approaches it as boxes shrink; the pieces' LPs (with multipliers) close it exactly
+    model, Ws, bs = random_mlp(5, max_relus=8)
+    net = netopt.load(model)
+    rng = np.random.default_rng(1005)
+    n_in, m = Ws[0].shape[1], Ws[-1].shape[0]
+    lo = rng.uniform(-2, 0, n_in)
+    hi = lo + rng.uniform(0.1, 2.5, n_in)
+    rng.random()
+    prob = OutputObjective(
+        net,
+        rng.normal(size=m),
+        sense="max",
+        constant=float(rng.normal() * 5),
+        box=(lo.reshape(net.input_shape), hi.reshape(net.input_shape)),
+    )
+    ref = prob.solve("milp", time_limit=60)
+    r = prob.solve("bab", time_limit=60)
+    assert r.status == Status.OPTIMAL, r.message
+    assert r.objective == pytest.approx(ref.objective, rel=1e-6, abs=1e-7)
+    assert r.bound >= ref.objective - 1e-9
+    assert r.certificate.verify(net, refute=False)["outcome"] == "verified"
+
+
+def test_a_gap_below_the_proofs_room_is_not_claimed_optimal():
+    net, _, _ = mlp_net([3, 6, 1], ["relu", None], seed=2)
+    r = Inversion(net, [3.0], norm=1, box=(-1, 1)).solve("bab", time_limit=20, gap=0.0)
+    assert r.status != Status.OPTIMAL
+    assert r.bound is not None and r.bound <= r.objective
+    assert r.certificate.verify(net, refute=False)["outcome"] == "verified"

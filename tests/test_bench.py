@@ -253,3 +253,20 @@ def test_schema_1_store_is_migrated_in_place(tmp_path):
         assert s.meta("schema_version") == str(SCHEMA_VERSION)
     finally:
         s.close()
+
+
+def test_ground_truth_by_branch_and_bound_matches_the_milp(tmp_path):
+    # ground_truth = "bab": the same certified optimum as the MILP's, recorded with its source
+    from netopt.bench.runner import run_suite
+
+    bab = SMALL.replace('name = "small"', 'name = "small"\nground_truth = "bab"')
+    (tmp_path / "bab.toml").write_text(bab)
+    (tmp_path / "milp.toml").write_text(SMALL)
+    run_suite(tmp_path / "bab.toml", tmp_path / "bab.sqlite", workers=2)
+    run_suite(tmp_path / "milp.toml", tmp_path / "milp.sqlite", workers=2)
+    gb, gm = ground_truth(tmp_path / "bab.sqlite"), ground_truth(tmp_path / "milp.sqlite")
+    solved = {k: g for k, g in gb.items() if g["status"] == "optimal"}
+    assert len(solved) == 1 and all(g["source"] == "bab" for g in solved.values())
+    for k, g in solved.items():
+        assert gm[k]["status"] == "optimal" and gm[k]["source"] == "milp"
+        assert g["optimum"] == pytest.approx(gm[k]["optimum"], rel=1e-5, abs=1e-7)

@@ -249,10 +249,10 @@ def _run(
     gt_limit = float(s.ground_truth_time_limit or max(s.time_limits))
     # ground-truth MILPs first: their optima give the tasks' gaps
     queue: list[tuple[str, dict]] = []
-    if s.ground_truth == "milp":
+    if s.ground_truth in ("milp", "bab"):
         for ik, path in paths.items():
             if store.ground_truth(ik) is None:
-                job = {"instance": path, "formulation": "milp", "options": {}, "seed": 0}
+                job = {"instance": path, "formulation": s.ground_truth, "options": {}, "seed": 0}
                 queue.append((f"gt:{ik}", job | {"time_limit": gt_limit}))
     for key in store.pending(list(tasks)):
         t = tasks[key]
@@ -315,7 +315,7 @@ def _run(
             except Exception as e:  # the executor lost the job (a Dask worker died, ...)
                 outcome, out = "crashed", {"reason": f"{type(e).__name__}: {e}"}
             out.setdefault("seconds", time.monotonic() - t0)
-            _record(store, tasks, key, outcome, out, attempt)
+            _record(store, tasks, key, outcome, out, attempt, s.ground_truth)
             if not key.startswith("gt:"):
                 durations.append(float(out["seconds"]))
             dirty = True
@@ -324,7 +324,9 @@ def _run(
     return store.counts()
 
 
-def _record(store: Store, tasks: dict[str, Task], key, outcome, out, attempt) -> None:
+def _record(
+    store: Store, tasks: dict[str, Task], key, outcome, out, attempt, gt_method: str = "milp"
+) -> None:
     secs = float(out.get("seconds", 0.0))
     if key.startswith("gt:"):
         ok = outcome == "done" and out.get("status") == "optimal"
@@ -333,7 +335,7 @@ def _record(store: Store, tasks: dict[str, Task], key, outcome, out, attempt) ->
             out.get("objective") if ok else None,
             out.get("bound"),
             out.get("status", outcome),
-            "milp",
+            gt_method,
             secs,
             out.get("objective") if outcome == "done" else None,
         )

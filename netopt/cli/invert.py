@@ -355,7 +355,10 @@ def add_parser(sub: Any) -> None:
     inv.add_argument("model", help="path of an .onnx file, or an instance .json from netopt gen")
     inv.add_argument("--target", help="numbers 'a,b,...' or a .npy/.json/.txt file")
     inv.add_argument(
-        "--norm", default="1", type=_norm_arg, help="p of the norm: 1, 2 or inf (2 needs gurobi)"
+        "--norm",
+        default="1",
+        type=_norm_arg,
+        help="p of the norm: 1, 2 or inf (2: the MILP needs gurobi; --formulation bab does not)",
     )
     inv.add_argument(
         "--box",

@@ -131,18 +131,13 @@ def check_bab_proof(
     )
     if not same:
         return False
-    pc = check_proof(net.graph, proof)
-    detail = f"{pc.leaves} leaves, {pc.seconds:.2f} s"
-    if not pc.ok:
-        node = "" if pc.failed_node is None else f" at node {pc.failed_node}"
-        detail = f"{pc.reason}{node}; {pc.closed} of {pc.leaves} leaves closed"
-    rep.check(
+    return _check_tree(
+        rep,
+        net,
+        proof,
         f"{what}: branch-and-bound proof re-checked in float64 (no input in the box has "
         "C f(x) <= d)",
-        pc.ok,
-        detail,
     )
-    return pc.ok
 
 
 def check_bound_proof(
@@ -208,17 +203,23 @@ def check_bound_proof(
     )
     if not same:
         return False
+    return _check_tree(
+        rep,
+        net,
+        proof,
+        f"{what}: tree re-checked in float64 (every leaf has C[row] f(x) > d[row] on its piece "
+        "of the box)",
+    )
+
+
+def _check_tree(rep: Any, net: Network, proof: BabProof, check: str) -> bool:
+    """Re-check ``proof``'s tree in float64 (:func:`check_proof`) as the report's ``check``."""
     pc = check_proof(net.graph, proof)
     detail = f"{pc.leaves} leaves, {pc.seconds:.2f} s"
     if not pc.ok:
         node = "" if pc.failed_node is None else f" at node {pc.failed_node}"
         detail = f"{pc.reason}{node}; {pc.closed} of {pc.leaves} leaves closed"
-    rep.check(
-        f"{what}: tree re-checked in float64 (every leaf has C[row] f(x) > d[row] on its piece "
-        "of the box)",
-        pc.ok,
-        detail,
-    )
+    rep.check(check, pc.ok, detail)
     return pc.ok
 
 

@@ -415,19 +415,8 @@ class _Search:
             # again the search would descend along the sliver until the box is a point
             weak = smear[ar[:, None], dims] < LOOKAHEAD_MIN_SMEAR * smear[ar[:, None], dims[:, :1]]
             dims = np.where(weak, dims[:, :1], dims)
-            kids_lo, kids_hi = [], []
-            for side in (0, 1):
-                for q in range(look):
-                    j = dims[:, q]
-                    l2, h2 = lo.copy(), hi.copy()
-                    if side == 0:
-                        h2[ar, j] = mid[ar, j]
-                    else:
-                        l2[ar, j] = mid[ar, j]
-                    kids_lo.append(l2)
-                    kids_hi.append(h2)
+            KL, KH = split_halves(lo, hi, dims)
             self.stats["t_branch"] += time.perf_counter() - t
-            KL, KH = np.concatenate(kids_lo), np.concatenate(kids_hi)
             s2, coef2 = self._numpy_bound(KL, KH)
             q = _pick(s2.max(axis=1).reshape(2, look, B))
             j = dims[ar, q]
@@ -700,6 +689,21 @@ def _choose_relu(scores: list, kt: Any, sp: list) -> tuple:
         n = len(sp[0]) if sp else 0
         return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
     return best_layer, best_unit, best_val > 0
+
+
+def split_halves(lo: np.ndarray, hi: np.ndarray, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both halves of every box ``[lo, hi]`` (``(B, n)``) cut at the middle of each candidate
+    input ``dims`` (``(B, look)``): ``(2 * look * B, n)`` corners, side-major — the halves with
+    ``hi_j = mid_j`` candidate by candidate, then those with ``lo_j = mid_j``."""
+    B, look = dims.shape
+    ar = np.arange(B)
+    KL, KH = np.tile(lo, (2 * look, 1)), np.tile(hi, (2 * look, 1))
+    for q in range(look):
+        j = dims[:, q]
+        mid = (lo[ar, j] + hi[ar, j]) / 2
+        KH[q * B + ar, j] = mid
+        KL[(look + q) * B + ar, j] = mid
+    return KL, KH
 
 
 def _pick(best: np.ndarray) -> np.ndarray:

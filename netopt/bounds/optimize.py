@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from netopt.bounds.branch import split_halves
 from netopt.bounds.opt_tighten import ALPHA_ITERS, Tighten, chain64, chain_bounds
 from netopt.bounds.opt_tree import RowTable, SearchTree
 from netopt.control import Deadline, emit, interrupted
@@ -384,18 +385,7 @@ class _Search(Tighten):
                 # (no better until both halves are split again), and would never come back
                 sliver = rel.max(axis=1) > MAX_ASPECT * rel.min(axis=1)
                 dims[sliver] = wide[sliver, None]
-            KL, KH = [], []
-            for side in (0, 1):
-                for q in range(look):
-                    j = dims[:, q]
-                    l2, h2 = L.copy(), H.copy()
-                    if side == 0:
-                        h2[ar, j] = mid[ar, j]
-                    else:
-                        l2[ar, j] = mid[ar, j]
-                    KL.append(l2)
-                    KH.append(h2)
-            KL, KH = np.concatenate(KL), np.concatenate(KH)
+            KL, KH = split_halves(L, H, dims)
             self.stats["t_branch"] += time.perf_counter() - t
             rep = np.tile(np.arange(B), 2 * look)
             own2, row2, coef2, olo2, ohi2, _ = self._bound(KL, KH, OL[rep], OH[rep], PR[rep])

@@ -47,7 +47,7 @@ def _method(formulation: str, problem: Problem, options: dict[str, Any]):
 
 
 def solve(
-    problem: Problem, formulation: str = "milp", solver: str | None = None, **options: Any
+    problem: Problem, formulation: str = "auto", solver: str | None = None, **options: Any
 ) -> Result:
     """Solve ``problem`` with a registered method and return a re-checked :class:`Result`.
 
@@ -55,10 +55,13 @@ def solve(
     ----------
     problem : Problem
     formulation : str
-        A registered method (``netopt.formulations.available()``): ``"milp"`` (exact), the
+        A registered method (``netopt.formulations.available()``): ``"auto"`` (the default,
+        exact: branch and bound on problems of few inputs over a box, where it certifies more
+        than the MILP, then the MILP with the time left; the MILP alone elsewhere — see
+        :mod:`netopt.formulations.auto`), ``"milp"`` (the exact big-M MILP), the
         first-order ``"admm"``, ``"adam"``, ``"gd"``, ``"pgd"``, ``"sign_pgd"``, ``"gradient"``,
         and ``"layerwise_lp"``, ``"lifted_bregman"``, ``"adr_gd"``, ``"surfing"``, ``"bab"``
-        (branch and bound with proofs, for Feasibility problems over a box).
+        (branch and bound with proofs over a box: Feasibility, Inversion, OutputObjective).
     solver : str, optional
         A registered backend (``netopt.solvers.available()``) for a method that takes one;
         default the method's natural one (``"highs"`` for ``"milp"``). The first-order methods

@@ -78,7 +78,7 @@ def test_threads_in_any_order_give_the_same_proven_optimum() -> None:
     seen = []
     for threads in (None, 1, 2, None, 1):
         kw = {} if threads is None else {"threads": threads}
-        r = prob.solve(time_limit=60, heuristic=False, n_samples=0, **kw)
+        r = prob.solve("milp", time_limit=60, heuristic=False, n_samples=0, **kw)
         assert r.status == netopt.Status.OPTIMAL, (threads, r.status, r.message)
         assert r.bound is not None and r.bound >= truth - 1e-6, (threads, r.bound, truth)
         assert abs(r.objective - truth) <= 1e-6 * max(1.0, abs(truth)), (threads, r.objective)
@@ -90,9 +90,9 @@ def test_lp_tightening_and_milp_with_another_thread_count(small_net) -> None:
     """The scheduler is started by the LP tightening, then the MILP asks for another count."""
     target = small_net(np.array([0.3, -0.2, 0.5]).reshape(small_net.input_shape))
     prob = netopt.Inversion(small_net, target + 0.5, norm=1, box=(-1.0, 1.0))
-    ref = prob.solve(time_limit=30)
+    ref = prob.solve("milp", time_limit=30)
     for threads in (1, 2, 1):
-        r = prob.solve(time_limit=30, threads=threads)
+        r = prob.solve("milp", time_limit=30, threads=threads)
         assert r.status == netopt.Status.OPTIMAL, r.message
         assert abs(r.bound - ref.bound) <= 1e-6 * max(1.0, abs(ref.bound))
 
@@ -131,7 +131,7 @@ def test_failed_run_gives_no_bound(monkeypatch: pytest.MonkeyPatch, small_net, h
     assert raw.status == "error"
     assert raw.bound is None and raw.x is None and raw.objective is None
     # end to end: the local search's point is kept (re-checked), no bound, no claim
-    res = prob.solve(time_limit=10)
+    res = prob.solve("milp", time_limit=10)
     assert res.status == netopt.Status.ERROR
     assert res.bound is None and res.gap is None
     assert "HiGHS failed" in res.message
@@ -139,7 +139,7 @@ def test_failed_run_gives_no_bound(monkeypatch: pytest.MonkeyPatch, small_net, h
     assert "bound" not in cert.evidence or cert.evidence["bound"] is None
     # a feasibility question: never "unsat" from a failed run
     f = netopt.Feasibility(small_net, target + 50.0, tol=0.1, box=(-1.0, 1.0))
-    fr = f.solve(time_limit=10)
+    fr = f.solve("milp", time_limit=10)
     assert fr.status == netopt.Status.ERROR and fr.verdict != "unsat"
 
 
@@ -148,7 +148,7 @@ def test_bound_past_objective_is_an_error_not_a_clamp(
 ) -> None:
     target = np.zeros(small_net.output_shape) + 50.0  # out of reach: the MILP must prove it
     prob = netopt.Inversion(small_net, target, norm=1, box=(-1.0, 1.0))
-    good = prob.solve(time_limit=30)
+    good = prob.solve("milp", time_limit=30)
     assert "bound_source" not in good.extra
     assert good.status == netopt.Status.OPTIMAL
     real = HighsBackend.solve
@@ -160,10 +160,10 @@ def test_bound_past_objective_is_an_error_not_a_clamp(
 
     monkeypatch.setattr(HighsBackend, "solve", lying)
     shift = 1e-9  # round-off: within the tolerance, taken as the objective
-    r = prob.solve(time_limit=30)
+    r = prob.solve("milp", time_limit=30)
     assert r.status == netopt.Status.OPTIMAL and r.bound == r.objective
     shift = 0.5  # a false bound
-    r = prob.solve(time_limit=30)
+    r = prob.solve("milp", time_limit=30)
     assert r.status == netopt.Status.ERROR and r.bound is None
     assert f"{good.objective:.6g}"[:5] in r.message and "past the objective" in r.message
 
@@ -185,14 +185,14 @@ def test_bad_option_values_are_refused_before_any_work(small_net, bad: dict) -> 
     prob = netopt.Inversion(small_net, np.zeros(small_net.output_shape), box=(-1.0, 1.0))
     key = next(iter(bad))
     with pytest.raises(OptionError, match=key):
-        prob.solve(**bad)
+        prob.solve("milp", **bad)
 
 
 def test_an_option_highs_rejects_names_it(small_net) -> None:
     # an unreachable target, so that the solver would be needed
     prob = netopt.Inversion(small_net, np.zeros(small_net.output_shape) + 50, box=(-1.0, 1.0))
     with pytest.raises(OptionError, match="mip_rel_gap"):
-        prob.solve(options={"mip_rel_gap": -3.0})
+        prob.solve("milp", options={"mip_rel_gap": -3.0})
 
 
 def test_json_output_is_only_json(tmp_path: Path) -> None:

@@ -1,12 +1,13 @@
 """The shared MILP benchmark (../shared/nets/bench): branch and bound against the big-M MILP, same run.
 
-    python benchmarks/compare/bench_bab.py [--time-limit 60] [--only bab|milp] [--nets SUBSTR]
-                                           [--verify] [--out FILE.json]
+    python benchmarks/compare/bench_bab.py [--time-limit 60] [--methods bab,milp,auto]
+                                           [--nets SUBSTR] [--verify] [--out FILE.json]
 
 Problem: minimize sum_j |f(x)_j - y_j| over x in [-1, 1]^n for the three targets of each net.
 ``bab``: ``prob.solve("bab")`` (input splitting on float64 CROWN, alpha-CROWN rows, exact LP rows
-on affine boxes and pieces, a local-search incumbent); ``milp``: ``prob.solve()`` (CROWN + LP
-tightened big-M on HiGHS). One thread each, relative gap 1e-6. Prints status, objective, bound,
+on affine boxes and pieces, a local-search incumbent); ``milp``: ``prob.solve("milp")`` (CROWN +
+LP tightened big-M on HiGHS); ``auto``: ``prob.solve()``, the default (branch and bound with 3/4
+of the time, then the MILP with the rest). One thread each, relative gap 1e-6. Prints status, objective, bound,
 gap and wall time (load included), and the ratio of times where both certify. With
 ``--verify``, each bab certificate is re-checked by ``Certificate.verify`` (its proof in float64)
 and the check's time printed.
@@ -33,6 +34,8 @@ def run(path: Path, target, box, tl: float, method: str, verify: bool) -> dict:
     prob = Inversion(net, target, norm=1, box=box)
     if method == "bab":
         res = prob.solve("bab", time_limit=tl)
+    elif method == "milp":
+        res = prob.solve("milp", time_limit=tl, threads=1)
     else:
         res = prob.solve(time_limit=tl, threads=1)
     total = time.perf_counter() - t0
@@ -44,7 +47,9 @@ def run(path: Path, target, box, tl: float, method: str, verify: bool) -> dict:
         "total": total,
         "stats": {k: v for k, v in res.extra.get("bab", {}).items() if not isinstance(v, dict)},
     }
-    if verify and method == "bab":
+    if "auto" in res.extra:
+        out["auto"] = res.extra["auto"]
+    if verify and res.formulation == "bab":
         t = time.perf_counter()
         rep = res.certificate.verify(net)
         out["verify"] = {"ok": bool(rep["ok"]), "seconds": time.perf_counter() - t}
@@ -64,13 +69,16 @@ def _fmt(r: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=60.0)
-    ap.add_argument("--only", choices=["bab", "milp"])
+    ap.add_argument("--methods", default="bab,milp", help="comma-separated: bab, milp, auto")
     ap.add_argument("--nets", default="", help="run only nets whose name contains this")
     ap.add_argument("--verify", action="store_true")
     ap.add_argument("--out")
     a = ap.parse_args()
     targets = json.loads((BENCH / "targets.json").read_text())
-    methods = [a.only] if a.only else ["bab", "milp"]
+    methods = [m.strip() for m in a.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in ("bab", "milp", "auto")]
+    if bad:
+        ap.error(f"--methods: unknown {bad}; choose among bab, milp, auto")
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
         f"python {platform.python_version()}, time limit {a.time_limit:g} s"
@@ -84,8 +92,10 @@ def main() -> None:
             for m in methods:
                 row[m] = run(BENCH / name, target, tuple(spec["box"]), a.time_limit, m, a.verify)
                 print(f"{name:<28} {tname:<18} {m:<5} {_fmt(row[m])}", flush=True)
-            if len(methods) == 2:
-                both = all(row[m]["status"] == "optimal" for m in methods)
+                if "auto" in row[m]:
+                    print(f"{'':<47} plan {row[m]['auto']}", flush=True)
+            if "bab" in methods and "milp" in methods:
+                both = all(row[m]["status"] == "optimal" for m in ("bab", "milp"))
                 if both:
                     print(
                         f"{'':<47} milp / bab time: {row['milp']['total'] / row['bab']['total']:.2f}x"

@@ -29,7 +29,9 @@ def run_netopt(path: Path, target, box, tl: float, solver: str = "highs") -> dic
     t0 = time.perf_counter()
     net = netopt.load(path)
     try:
-        res = Inversion(net, target, norm=1, box=box).solve(solver=solver, time_limit=tl, threads=1)
+        res = Inversion(net, target, norm=1, box=box).solve(
+            "milp", solver=solver, time_limit=tl, threads=1
+        )
     except netopt.NetoptError as e:  # e.g. over the size-limited Gurobi licence
         return {
             "status": f"refused: {str(e).splitlines()[0][:60]}",

@@ -74,7 +74,7 @@ def run(kind: str, seed: int, milp_time: float) -> dict:
     if kind == "small" and milp_time > 0:
         # the exact optimum, warm-started by the better heuristic point
         start = adr.x if adr.objective >= gd.objective else gd.x
-        ex = p.solve(time_limit=milp_time, start=start)
+        ex = p.solve("milp", time_limit=milp_time, start=start)
         row.update(milp=ex.objective, milp_bound=ex.bound, milp_status=str(ex.status))
     return row
 

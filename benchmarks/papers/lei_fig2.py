@@ -14,7 +14,7 @@ Methods, on the same nets and observations:
 * ``l1`` LP: Algorithm 2 layer by layer (same schedule);
 * Adam on 0.5 ||G(z) - x||^2 (torch, CPU, float64, one thread), lr 0.01, z0 ~ N(0, I), for each
   iteration budget in ``--adam-steps`` (one trajectory, read at each budget);
-* the exact big-M MILP (``Inversion(net, x, norm=1, box=(-5, 5)).solve(time_limit=...)``) on
+* the exact big-M MILP (``Inversion(net, x, norm=1, box=(-5, 5)).solve("milp", time_limit=...)``) on
   ``--milp-nets`` nets of each k in ``--milp-ks``: ground truth where it proves optimality.
 
 Prints a markdown table and writes ``benchmarks/figures/lei_fig2.png`` and ``lei_fig2.json``.
@@ -98,7 +98,9 @@ def run_milp(net, x: np.ndarray, z: np.ndarray, time_limit: float) -> dict:
     import netopt
 
     t0 = time.perf_counter()
-    res = netopt.Inversion(net, x, norm=1, box=(-5.0, 5.0)).solve(time_limit=time_limit, threads=1)
+    res = netopt.Inversion(net, x, norm=1, box=(-5.0, 5.0)).solve(
+        "milp", time_limit=time_limit, threads=1
+    )
     err = float(np.linalg.norm(res.x - z) / np.linalg.norm(z)) if res.x is not None else np.inf
     return {
         "err": err,

@@ -61,7 +61,7 @@ def run_one(i: int, args: argparse.Namespace) -> dict:
         ground_truth=False,
     )
     t = time.perf_counter()
-    r = inst.problem.solve(time_limit=args.time_limit, threads=1)
+    r = inst.problem.solve("milp", time_limit=args.time_limit, threads=1)
     rec["seconds"] = time.perf_counter() - t
     rec["status"] = str(r.status)
     rec["objective"] = r.objective

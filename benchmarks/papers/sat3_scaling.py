@@ -74,7 +74,7 @@ def run_one(n: int, sat: bool, j: int, args: argparse.Namespace, skip: set[str])
         "decide": lambda: netopt.Feasibility(inst.net, inst.target, tol=0.5, box=box).solve(
             time_limit=tl, threads=1
         ),
-        "optimum": lambda: inst.problem.solve(time_limit=tl, threads=1),
+        "optimum": lambda: inst.problem.solve("milp", time_limit=tl, threads=1),
         "baseline": lambda: inst.problem.solve(
             time_limit=tl, threads=1, bounds="interval", tighten=None
         ),

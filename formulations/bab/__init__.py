@@ -25,10 +25,13 @@ the objective); the proven bound's tree goes to ``Result.extra["proof"]`` the sa
   :func:`netopt.bounds.branch.branch_and_bound` as an :class:`~netopt.result.Outcome`;
 * :mod:`~netopt.formulations.bab.optimum`: one run of :func:`~netopt.bounds.optimize.minimize`.
 
-``prob.solve("bab")`` runs it; ``Problem.solve()`` without a method name stays the MILP: on the
-README's digits example (a Feasibility problem with 20 output rows, 64 inputs) ReLU splitting
-stops at its domain limit after minutes where the MILP proves "unsat" in under a second, and
-optimization splits inputs only, which suits ten or so of them (benchmarks/RESULTS.md).
+``prob.solve("bab")`` runs it; ``Problem.solve()`` without a method name runs it first where it
+is measured the stronger — optimization over at most 16 inputs, decisions over at most
+:data:`~netopt.bounds.branch.INPUT_SPLIT_MAX_DIM` — and the MILP after it
+(:mod:`netopt.formulations.auto`): on the README's digits example (a Feasibility problem with 20
+output rows, 64 inputs) ReLU splitting stops at its domain limit after minutes where the MILP
+proves "unsat" in under a second, and optimization splits inputs only, which suits ten or so
+of them (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

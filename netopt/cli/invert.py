@@ -390,9 +390,12 @@ def add_parser(sub: Any) -> None:
     )
     inv.add_argument(
         "--formulation",
-        default="milp",
+        default="auto",
         metavar="METHOD",
-        help=_MethodsHelp("the method: %s (default milp, the exact MILP)"),
+        help=_MethodsHelp(
+            "the method: %s (default auto: exact, branch and bound on up to 16 inputs over a "
+            "box, then the MILP; milp: the MILP alone)"
+        ),
     )
     inv.add_argument(
         "--option",

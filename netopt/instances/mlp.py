@@ -148,7 +148,7 @@ def mlp_instance(
             "upper bound: the objective at x*",
         }
     if certify:
-        r = inst.problem.solve(time_limit=time_limit)
+        r = inst.problem.solve("milp", time_limit=time_limit)
         gt["milp"] = {"status": str(r.status), "objective": r.objective, "bound": r.bound}
         if r.bound is not None:
             gt["optimum_lower_bound"] = max(gt.get("optimum_lower_bound") or 0.0, float(r.bound))

@@ -192,11 +192,13 @@ class Problem:
         y = self.net.forward(xb)
         return float(self.evaluate(y)[0] + self.penalty(xb)[0])
 
-    def solve(self, formulation: str = "milp", solver: str | None = None, **options: Any) -> Result:
+    def solve(self, formulation: str = "auto", solver: str | None = None, **options: Any) -> Result:
         """Solve with a formulation and a backend; see :func:`netopt.solve.solve`.
 
-        ``solver`` defaults to the formulation's natural backend (``"highs"`` for ``"milp"``);
-        the first-order formulations (``"admm"``, ``"adam"``, ``"gd"``, ...) take none.
+        The default ``"auto"`` is exact: branch and bound where it is measured the stronger (few
+        inputs, a box), then the MILP (:mod:`netopt.formulations.auto`). ``solver`` defaults to
+        the formulation's natural backend (``"highs"`` for ``"milp"``); the first-order
+        formulations (``"admm"``, ``"adam"``, ``"gd"``, ...) take none.
         """
         from netopt.solve import solve
 

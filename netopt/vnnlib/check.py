@@ -436,7 +436,7 @@ def _check(
             opts["progress"] = _milp_progress(progress, deadline, where)
         try:
             r = Feasibility(net, C=dj.C, d=dj.d, domain=dom).solve(
-                time_limit=left, seed=seed, **opts
+                "milp", time_limit=left, seed=seed, **opts
             )
         except (FormulationError, UnsupportedOpError) as e:
             # no exact model of this network (a smooth op): the disjunct stays open
@@ -460,7 +460,7 @@ def _check(
                 margin = ORT_TOL * max(1.0, float(np.max(np.abs(dj.d), initial=0.0)))
                 left = None if deadline.time_limit is None else deadline.remaining()
                 r2 = Feasibility(net, C=dj.C, d=dj.d - margin, domain=dom).solve(
-                    time_limit=left, seed=seed, **opts
+                    "milp", time_limit=left, seed=seed, **opts
                 )
                 if r2.verdict == "sat":
                     res = _sat(net, res, r2.x, dj, k)

@@ -77,7 +77,7 @@ def env(tmp_path_factory) -> dict[str, Any]:
     }
     certs, results = {}, {}
     for name, prob in problems.items():
-        res = prob.solve(time_limit=20)
+        res = prob.solve("milp", time_limit=20)
         results[name] = res
         certs[name] = json.loads(res.certificate.to_json())
     assert results["inv"].status == Status.OPTIMAL and results["inv"].bound > 0
@@ -349,7 +349,7 @@ def test_widened_box_refuted_on_a_larger_margin(env, capsys):
     lo, hi = -50.0, 50.0
     c["evidence"]["problem"]["domain"].update(lo=[lo] * 3, hi=[hi] * 3)
     wide = Inversion(env["net"], prob.target, norm=1, box=(lo, hi))
-    assert wide.solve(time_limit=20).objective < c["evidence"]["bound"] - 0.1
+    assert wide.solve("milp", time_limit=20).objective < c["evidence"]["bound"] - 0.1
     code, out, _ = _cli(env, c, capsys)
     assert code == 1 and "REFUTED" in out, out
 

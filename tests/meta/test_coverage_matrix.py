@@ -55,6 +55,7 @@ ACCEPTS = {
     "adam": (Y, Y, Y, Y, Y, Y),
     "admm": (Y, Y, Y, Y, Y, Y),
     "adr_gd": (Y, Y, Y, Y, Y, Y),
+    "auto": (Y, Y, Y, Y, Y, N),
     "bab": (Y, Y, Y, Y, Y, N),
     "gd": (Y, Y, Y, Y, Y, Y),
     "gradient": (Y, Y, Y, Y, Y, Y),

@@ -51,7 +51,6 @@ PREFIX_LAYER = (
     ("netopt.formulations", "methods"),
     ("netopt.solve", "pipeline"),
     ("netopt.certificate", "pipeline"),
-    ("netopt.certificate_unsat", "pipeline"),
     ("netopt.cli", "front"),
     ("netopt.bench", "front"),
     ("netopt.instances", "front"),

@@ -114,6 +114,8 @@ def test_cli_invert_verify_check(tmp_path, capsys):
                 "1",
                 "--time-limit",
                 "5",
+                "--formulation",
+                "milp",
                 "--quiet",
                 "--out",
                 str(cert),

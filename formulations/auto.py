@@ -1,0 +1,182 @@
+r"""The default exact method ``"auto"``: branch and bound where it is the stronger, the MILP after.
+
+``Problem.solve()`` without a method name runs this. It picks, per problem, by what
+``benchmarks/RESULTS.md`` measured:
+
+* **branch and bound first** (:mod:`netopt.formulations.bab`, input splitting with a proof of its
+  bound that ``netopt verify`` re-checks) for an optimization problem (``Inversion``,
+  ``OutputObjective``) over a box of at most :data:`BAB_MAX_INPUTS` inputs, and for a
+  ``Feasibility`` problem of at most :data:`~netopt.bounds.branch.INPUT_SPLIT_MAX_DIM` inputs,
+  on a network branch and bound supports, when no backend is named. On the shared
+  MILP benchmark it certifies 6 of 9 in 60 s where the big-M MILP on HiGHS certifies 4, and
+  where neither finishes its proven bound is the higher; on ACAS Xu it decides where the MILP
+  stays undecided;
+* **then the MILP** (:mod:`netopt.formulations.milp`) with what is left of the time limit,
+  started from branch and bound's incumbent, when branch and bound stopped without closing the
+  gap (or deciding) and was not interrupted;
+* **the MILP alone** everywhere else: wider inputs (input splitting halves one coordinate per
+  level, which closes nothing in 64 dimensions: on the digits inversion the MILP proves its
+  optimum in seconds), linear input constraints or integer coordinates, ops branch and bound has
+  no rule for (max pooling), a relaxation (``relax=True``), or a backend named: ``solver=``
+  asks for the MILP on it (Gurobi's is the stronger MILP: it certifies the 10-32-32-2 benchmark
+  branch and bound does not).
+
+The Result is the phase whose claim is the stronger — an optimum or a decision, else the higher
+proven bound (lower, when maximizing) — with every phase's points as candidates, so the float64
+re-check keeps the best point found by either. Its ``formulation`` is that phase's (``"bab"`` or
+``"milp"``: who proved the bound); ``extra["auto"]`` records the plan, why, and each phase's
+claim, bound and seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from netopt.errors import NetoptError
+from netopt.formulations import register
+from netopt.formulations._base import Formulation
+from netopt.ir import Graph
+from netopt.options import Schema
+from netopt.problems import Feasibility, Inversion, Problem
+from netopt.result import Outcome
+
+__all__ = ["Auto", "BAB_MAX_INPUTS", "BAB_SHARE", "plan"]
+
+#: branch and bound goes first for optimization over at most this many inputs (measured on
+#: 5, 8, 10 and 16 inputs: it certified every instance the MILP did, and three more)
+BAB_MAX_INPUTS = 16
+#: branch and bound's share of a time limit; the MILP gets the rest (and what it left)
+BAB_SHARE = 0.75
+
+
+def _milp():
+    from netopt import formulations
+
+    return formulations.get("milp")
+
+
+def _bab():
+    from netopt import formulations
+
+    return formulations.get("bab")
+
+
+def plan(problem: Problem, solver: str | None, options: dict[str, Any]) -> tuple[list[str], str]:
+    """The phases ``"auto"`` runs on ``problem`` (``["bab", "milp"]``, ``["bab"]`` or
+    ``["milp"]``) and why, in words."""
+    if solver is not None:
+        return ["milp"], f"backend '{solver}' named: the MILP on it"
+    if options.get("relax"):
+        return ["milp"], "relax=True: the MILP's continuous relaxation"
+    Bab = _bab()
+    why = Bab().accepts(problem)
+    if why:
+        return ["milp"], "branch and bound does not take this problem (" + why[0] + ")"
+    if Bab.check_support(problem.net.graph):
+        return ["milp"], "branch and bound has no rule for some op of the network"
+    n = int(np.prod(problem.domain.shape))
+    if isinstance(problem, Feasibility):
+        from netopt.bounds.branch import INPUT_SPLIT_MAX_DIM
+
+        limit = INPUT_SPLIT_MAX_DIM
+    else:
+        limit = BAB_MAX_INPUTS
+    if n > limit:
+        return ["milp"], f"{n} inputs: more than branch and bound's {limit}"
+    if isinstance(problem, Inversion) and problem.norm == 2:
+        # the MILP of the 2-norm needs a mixed-integer QP backend; HiGHS is not one
+        return ["bab"], f"{n} inputs, 2-norm on HiGHS: branch and bound only"
+    return ["bab", "milp"], f"{n} inputs over a box: branch and bound, then the MILP"
+
+
+@register("auto")
+class Auto(Formulation):
+    """Branch and bound where measured stronger, then the big-M MILP (see the module)."""
+
+    name = "auto"
+    model_type = "none"
+    support_verb = "model"
+
+    def accepts(self, problem: Problem) -> list[str]:
+        # whatever the MILP takes: it is the phase that runs when branch and bound does not
+        return _milp()().accepts(problem)
+
+    @classmethod
+    def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
+        return _milp().check_support(graph)
+
+    @classmethod
+    def options(cls) -> Schema:
+        # the MILP's: branch and bound takes the common ones among them (time_limit, gap,
+        # progress); the exact pipeline's (bounds, tighten, ...) go to the MILP phase
+        return Schema(f"method '{cls.name}'", _milp().options().options.values())
+
+    def run(self, problem: Problem, solver: str | None = None, **options: Any) -> Outcome:
+        phases, why = plan(problem, solver, options)
+        record: dict[str, Any] = {"plan": phases, "why": why}
+        if phases == ["milp"]:
+            out = _milp()().run(problem, solver, **options)
+            out.extra["auto"] = record
+            return out
+        t0 = time.perf_counter()
+        limit = options.get("time_limit")
+        bab_opts = {k: options[k] for k in ("gap", "progress") if options.get(k) is not None}
+        if limit is not None:
+            bab_opts["time_limit"] = BAB_SHARE * limit
+        first = _bab()().run(problem, None, **bab_opts)
+        record["bab"] = _summary(first, time.perf_counter() - t0)
+        if first.claim in ("optimal", "infeasible", "interrupted", "error") or len(phases) == 1:
+            first.extra["auto"] = record
+            return first
+        left = None if limit is None else limit - (time.perf_counter() - t0)
+        if left is not None and left <= 0:
+            first.extra["auto"] = record
+            return first
+        t1 = time.perf_counter()
+        milp_opts = dict(options)
+        if left is not None:
+            milp_opts["time_limit"] = left
+        n = int(np.prod(problem.domain.shape))
+        starts = [np.asarray(c, dtype=float).reshape(-1) for c in first.candidates]
+        if options.get("start") is not None:
+            starts += list(np.asarray(options["start"], dtype=float).reshape(-1, n))
+        if starts:
+            milp_opts["start"] = np.stack(starts)
+        try:
+            second = _milp()().run(problem, solver, **milp_opts)
+        except NetoptError as e:
+            # branch and bound's point and proven bound stand; the MILP's failure is reported
+            record["milp"] = {"error": str(e), "seconds": round(time.perf_counter() - t1, 3)}
+            first.extra["auto"] = record
+            return first
+        record["milp"] = _summary(second, time.perf_counter() - t1)
+        out = _stronger(problem, first, second)
+        if second.claim == "interrupted" and out is first:
+            out.claim = "interrupted"  # the user stopped the run: say so, with the better bound
+        record["bound_from"] = out.formulation
+        out.candidates = [*second.candidates, *first.candidates]
+        out.extra["auto"] = record
+        return out
+
+
+def _summary(o: Outcome, seconds: float) -> dict[str, Any]:
+    return {"claim": o.claim, "bound": o.bound, "seconds": round(seconds, 3)}
+
+
+def _stronger(problem: Problem, a: Outcome, b: Outcome) -> Outcome:
+    """Of two phases' Outcomes, the one whose claim says more: a decision or an optimum, else
+    the tighter proven bound (``b`` on ties: the later phase)."""
+    decided = ("optimal", "infeasible")
+    if b.claim in decided:
+        return b
+    if a.claim in decided:
+        return a
+    if a.bound is None:
+        return b
+    if b.bound is None:
+        return a
+    tighter_a = a.bound > b.bound if problem.sense == "min" else a.bound < b.bound
+    return a if tighter_a else b

@@ -134,7 +134,7 @@ class Bab(Formulation):
         )
 
     def run(self, problem: Problem, solver: str | None = None, **options: Any) -> Outcome:
-        # input splitting runs numpy, ReLU splitting torch: no backend either way
+        # input splitting runs numpy (and torch), ReLU splitting torch: no backend either way
         no_backend(self.name, solver)
         if not isinstance(problem, Feasibility):
             from netopt.formulations.bab.optimum import optimum_outcome

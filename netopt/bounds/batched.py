@@ -336,6 +336,26 @@ class ChainBounds:
             bound, lams, coefs = self._backward(Lam, top, lo_t, hi_t, lines, keep=True)
         return self._result(bound - d_t, [ln[0] for ln in lines], pre, [], lams, coefs)
 
+    def crown_rows(self, lo: Any, hi: Any, C: Any, d: Any) -> tuple[np.ndarray, np.ndarray]:
+        """CROWN lower bounds of ``C f(x) - d`` per box and row (``(B, k)``) and every row's
+        input coefficients (``(B, k, n_in)``), as float64 numpy arrays.
+
+        Computed in the engine's dtype (float32 by default) and not rounded outward: a search
+        heuristic, whose closing bounds the caller re-computes rigorously
+        (:class:`netopt.bounds.bab.BatchCrown`).
+        """
+        import torch
+
+        lo_t, hi_t = self._t(lo), self._t(hi)
+        _, lines = self._bounds_of(lo_t, hi_t, None, None, None)
+        with torch.no_grad():
+            Lam, d_t, top = self._spec_start(lo_t.shape[0], C, d)
+            bound, _, coefs = self._backward(Lam, top, lo_t, hi_t, lines, keep=True)
+        return (
+            (bound - d_t).to(torch.float64).cpu().numpy(),
+            coefs.to(torch.float64).cpu().numpy(),
+        )
+
     def alpha_crown(
         self,
         lo: Any,

@@ -131,5 +131,7 @@ def branch_and_bound(
         except (FormulationError, ImportError):
             return None
     search_cls = _InputSearch if mode == "input" else _ReluSearch
-    search = search_cls(net, cb, lo, hi, C, d, dl, mode, batch, alpha_iters, max_domains, progress)
+    search = search_cls(
+        net, cb, lo, hi, C, d, dl, mode, batch, alpha_iters, max_domains, progress, device
+    )
     return search.run()

@@ -1,8 +1,11 @@
-r"""Input splitting: depth first over sub-boxes, each bounded by rigorous float64 CROWN.
+r"""Input splitting: depth first over sub-boxes, each closed by rigorous float64 CROWN.
 
 For networks of few inputs (at most :data:`~netopt.bounds.branch.INPUT_SPLIT_MAX_DIM`: ACAS Xu)
-halving the box is cheaper than optimizing slopes, and the numpy float64 bounds
-(:mod:`netopt.bounds.bab`) that close a box are already the proof's. A box is split along the
+halving the box is cheaper than optimizing slopes. The numpy float64 bounds
+(:mod:`netopt.bounds.bab`) that close a box are the proof's; after :data:`FAST_AFTER` seconds
+the search bounds its boxes by float32 CROWN in torch instead (about 3.5 times the boxes per
+second) and only the boxes those bounds close are bounded again in float64, which alone closes
+them. A box is split along the
 input of the largest smear :math:`|\lambda_i|(u_i - l_i)` of its best row, chosen by looking
 ahead at both halves of a few candidates (:func:`split_halves`, :func:`_pick`); points the
 bounds point to and, now and then, a falsifier's attack (:mod:`netopt.attack`) look for a
@@ -12,12 +15,14 @@ counterexample. :func:`split_halves` also serves branch and bound for optimizati
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
 import numpy as np
 
 from netopt.bounds.branch_search import BranchResult, _Search
+from netopt.errors import FormulationError
 
 #: Input splitting bounds both halves along this many candidate inputs (those of the largest
 #: smear) and keeps the split whose halves come closest to closing.
@@ -33,15 +38,30 @@ LOOKAHEAD_MIN_SMEAR = 0.1
 ATTACK_EVERY = 1.0
 ATTACK_BOXES = 64
 
+#: Seconds of search on the float64 bounds before the float32 torch engine
+#: (:meth:`netopt.bounds.batched.ChainBounds.crown_rows`) bounds the boxes instead, the float64
+#: bounds then only confirming the boxes it closes. Measured on ACAS Xu (1024 boxes an eighth of
+#: the property's width, 2-core CPU): 3200 boxes/s in float32 torch against 930 in rigorous
+#: float64 numpy; a box the search closes is one in ten to twenty of those it bounds. The
+#: delay keeps the second of torch's import off the instances decided within it.
+FAST_AFTER = 1.0
+
+
+def _torch_loaded() -> bool:
+    """Whether torch is imported already (then the float32 engine costs no start-up)."""
+    return "torch" in sys.modules
+
 
 class _InputSearch(_Search):
     """A run of input splitting (the domains are sub-boxes; no torch)."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.last_attack = time.perf_counter()
+        self.t_start = self.last_attack = time.perf_counter()
         self.attack_gap = ATTACK_EVERY
         self.root_attacked = False
+        self.fast: Any = None  # the float32 engine, once the search has run FAST_AFTER
+        self.fast_tried = False
 
     def _default_batch(self) -> int:
         # numpy, memory-bound: a few hundred boxes per product keep it in cache
@@ -62,6 +82,51 @@ class _InputSearch(_Search):
         self.stats["nodes"] += len(lo)
         return lower - self.d, coef
 
+    def _bound(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(C f - d)`` lower bounds and input coefs: float64 CROWN for the first
+        :data:`FAST_AFTER` seconds, then float32 CROWN in torch (not rigorous: a box it closes
+        is confirmed by :meth:`_confirm` before it becomes a leaf)."""
+        if (
+            self.fast is None
+            and not self.fast_tried
+            # torch already imported (an earlier search in this process): no reason to wait
+            and (_torch_loaded() or time.perf_counter() - self.t_start > FAST_AFTER)
+        ):
+            self.fast_tried = True
+            try:
+                from netopt.bounds.batched import ChainBounds
+
+                self.fast = ChainBounds(self.net.graph, device=self.device)
+                self.stats["device"] = (
+                    f"{self.fast.device} (torch float32 search, numpy float64 leaves)"
+                )
+            except (FormulationError, ImportError):
+                pass  # not a chain, or no torch: the float64 bounds go on alone
+        if self.fast is None:
+            return self._numpy_bound(lo, hi)
+        t = time.perf_counter()
+        s, coef = self.fast.crown_rows(lo, hi, self.C, self.d)
+        self.stats["t_bound"] += time.perf_counter() - t
+        self.stats["nodes"] += len(lo)
+        return s, coef
+
+    def _confirm(
+        self, lo: np.ndarray, hi: np.ndarray, closed: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The boxes the float32 bounds close, re-bounded by the rigorous float64 CROWN: only
+        those it closes stay closed (on the row it closes them by); the others are split on."""
+        idx = np.nonzero(closed)[0]
+        t = time.perf_counter()
+        lower, _, _ = self.bc.bound(lo[idx], hi[idx], self.C)
+        self.stats["t_check"] += time.perf_counter() - t
+        over = lower - self.d - self.margin
+        ok = (over > 0).any(axis=1)
+        closed, rows = closed.copy(), rows.copy()
+        closed[idx[~ok]] = False
+        rows[idx[ok]] = over[ok].argmax(axis=1)
+        self.stats["float64_reopened"] += int((~ok).sum())
+        return closed, rows
+
     def _split(self) -> BranchResult:
         """Depth first over sub-boxes, each bounded by the rigorous float64 CROWN itself.
 
@@ -70,7 +135,7 @@ class _InputSearch(_Search):
         largest best-row bound, :func:`_pick`) — both halves are bounded anyway, and the
         chosen ones' bounds are kept.
         """
-        s, coef = self._numpy_bound(self.lo, self.hi)
+        s, coef = self._bound(self.lo, self.hi)
         stack = [(self.lo, self.hi, s, coef, np.zeros(1, dtype=np.int64), 0)]
         n_open, n_in, rounds = 1, self.lo.shape[1], 0
         look = min(LOOKAHEAD, n_in)
@@ -85,6 +150,8 @@ class _InputSearch(_Search):
             ar = np.arange(len(rows))
             best = s[ar, rows]
             closed = best > self.margin[rows]
+            if closed.any() and self.fast is not None:
+                closed, rows = self._confirm(lo, hi, closed, rows)
             if closed.any():
                 self.tree.close(ids[closed], rows[closed], [None] * int(closed.sum()))
                 self.stats["leaves"] += int(closed.sum())
@@ -118,7 +185,7 @@ class _InputSearch(_Search):
             dims = np.where(weak, dims[:, :1], dims)
             KL, KH = split_halves(lo, hi, dims)
             self.stats["t_branch"] += time.perf_counter() - t
-            s2, coef2 = self._numpy_bound(KL, KH)
+            s2, coef2 = self._bound(KL, KH)
             q = _pick(s2.max(axis=1).reshape(2, look, B))
             j = dims[ar, q]
             c0, c1 = self.tree.split(ids, "x", j, mid[ar, j])

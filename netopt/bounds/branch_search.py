@@ -116,11 +116,13 @@ class _Search:
         alpha_iters: int | None,
         max_domains: int,
         progress: Any,
+        device: Any = None,
     ) -> None:
         from netopt.bounds.bab import batch_crown_of
 
         self.net, self.cb, self.lo, self.hi, self.C, self.d = net, cb, lo, hi, C, d
         self.dl, self.mode, self.progress = dl, mode, progress
+        self.device = device  # the torch device asked for (None: CUDA when present)
         self.max_domains = max_domains
         self.iters = 8 if alpha_iters is None else alpha_iters
         self.widths = [] if cb is None else [w.shape[0] for w in cb.W[:-1]]

@@ -202,6 +202,49 @@ def test_input_splitting_decides_like_brute_force(seed):
     _check_result(inst, r, "input")
 
 
+@pytest.mark.parametrize("seed", SEEDS[:6])
+@pytest.mark.parametrize("fast_after", [0.0, float("inf")], ids=["float32-search", "float64"])
+def test_input_splitting_decides_the_same_with_either_engine(seed, fast_after, monkeypatch):
+    """The float32 torch search (from the start) and the float64 one alone: same verdicts,
+    every unsat's leaves closed in float64 (the proof check)."""
+    import netopt.bounds.branch_input as bi
+
+    monkeypatch.setattr(bi, "FAST_AFTER", fast_after)
+    if fast_after == float("inf"):
+        monkeypatch.setattr(bi, "_torch_loaded", lambda: False)
+    inst = _instance(seed)
+    r = branch_and_bound(
+        inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+    )
+    assert r.verdict == ("sat" if inst["opt"] < 0 else "unsat"), (r.stopped, inst["opt"])
+    assert ("float32" in r.stats["device"]) == (fast_after == 0.0)
+    _check_result(inst, r, "input")
+
+
+@pytest.mark.parametrize("seed", [s for s in SEEDS if _instance(s)["opt"] < 0][:3])
+def test_a_float32_bound_that_lies_closes_nothing(seed, monkeypatch):
+    """A float32 engine claiming every box closed: the float64 check reopens each one, and the
+    search still finds the counterexample that exists."""
+    import netopt.bounds.branch_input as bi
+    from netopt.bounds.batched import ChainBounds
+
+    monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
+    real = ChainBounds.crown_rows
+
+    def lying(self, lo, hi, C, d):
+        s, coef = real(self, lo, hi, C, d)
+        return s + 1e3, coef
+
+    monkeypatch.setattr(ChainBounds, "crown_rows", lying)
+    inst = _instance(seed)
+    r = branch_and_bound(
+        inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+    )
+    assert r.verdict == "sat"
+    assert r.stats["float64_reopened"] > 0
+    _check_result(inst, r, "input")
+
+
 #: ReLU splitting gets wider margins (10-30% of the spread): see below
 RELU_MARGIN = (0.1, 0.3)
 

@@ -18,13 +18,13 @@ import netopt
 from netopt import formulations
 from netopt.cli.main import main
 from netopt.errors import SolveError
-from netopt.formulations.auto import BAB_MAX_INPUTS, _stronger, plan
+from netopt.formulations.auto import BAB_MAX_INPUTS, BAB_MAX_OUTPUTS, _stronger, plan
 from netopt.problems import Feasibility, Inversion, OutputObjective
 from netopt.result import Outcome, Status
 
 
-def _net(n_in: int, seed: int = 0):
-    net, _, _ = mlp_net([n_in, 6, 2], ["relu", None], seed=seed)
+def _net(n_in: int, seed: int = 0, n_out: int = 2):
+    net, _, _ = mlp_net([n_in, 6, n_out], ["relu", None], seed=seed)
     return net
 
 
@@ -41,18 +41,23 @@ def _net(n_in: int, seed: int = 0):
         (3, "l1", {"solver": "highs"}, ["milp"]),  # a backend named: the MILP on it
         (3, "l1", {"relax": True}, ["milp"]),
         (3, "l1", {"A": True}, ["milp"]),  # linear input constraints: no box to split
+        (3, "l1", {"outputs": BAB_MAX_OUTPUTS}, ["bab", "milp"]),
+        (3, "l1", {"outputs": BAB_MAX_OUTPUTS + 1}, ["milp"]),  # rows through every output
+        (3, "max", {"outputs": BAB_MAX_OUTPUTS + 1}, ["milp"]),
+        (3, "feas", {"outputs": BAB_MAX_OUTPUTS + 1}, ["milp"]),
     ],
 )
 def test_the_plan_follows_the_rule(n_in, kind, kw, phases):
-    net = _net(n_in)
+    n_out = kw.get("outputs", 2)
+    net = _net(n_in, n_out=n_out)
     dom = {"box": (-1.0, 1.0)}
     if kw.get("A"):
         dom.update(A=np.ones((1, n_in)), b=np.ones(1))
-    y = np.zeros(2)
+    y = np.zeros(n_out)
     if kind in ("l1", "l2", "linf"):
         prob = Inversion(net, y, norm={"l1": 1, "l2": 2, "linf": "inf"}[kind], **dom)
     elif kind == "max":
-        prob = OutputObjective(net, [1.0, -1.0], sense="max", **dom)
+        prob = OutputObjective(net, np.eye(n_out)[0] - np.eye(n_out)[1], sense="max", **dom)
     else:
         prob = Feasibility(net, y, tol=0.1, **dom)
     opts = {k: v for k, v in kw.items() if k in ("relax",)}
@@ -185,3 +190,22 @@ def test_the_cli_default_writes_a_certificate_verify_accepts_without_the_solver(
     assert doc["evidence"]["status"] == "optimal"
     # the bound is proven by a tree verify re-checks: no solver-attested claim, exit 0
     assert main(["verify", str(cert), str(path)]) == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_default_decides_feasibility_by_branch_and_bound_with_a_proof(seed):
+    model, Ws, bs = random_mlp(10 + seed)
+    net = netopt.load(model)
+    rng = np.random.default_rng(seed)
+    y0 = net(rng.uniform(-1, 1, net.input_shape))
+    ref = brute_force(Ws, bs, y0, np.inf)  # 0: y0 is reached
+    far = y0 + 50.0
+    assert ref <= 1e-9 and brute_force(Ws, bs, far, np.inf) > 1.0
+    sat = Feasibility(net, y0, tol=0.05, box=(-1, 1)).solve(time_limit=30)
+    assert sat.verdict == "sat" and sat.extra["auto"]["plan"] == ["bab", "milp"]
+    unsat = Feasibility(net, far, tol=1.0, box=(-1, 1)).solve(time_limit=30)
+    assert unsat.status == Status.INFEASIBLE
+    assert unsat.formulation == "bab"
+    cert = unsat.certificate
+    assert "proof" in cert.evidence  # a tree verify re-checks, not a solver's word
+    assert cert.verify(net)["ok"]

@@ -203,3 +203,20 @@ def test_sampled_centre_outside_the_input_constraints_is_no_counterexample(tmp_p
     )
     r = check(net, prop, time_limit=30)
     assert r.verdict == "unsat", (r.verdict, r.x, r.details)
+
+
+@pytest.mark.parametrize(
+    ("kw", "name"),
+    [
+        ({"bab_time": -1.0}, "bab_time"),
+        ({"attack_time": -1.0}, "attack_time"),
+        ({"attack_time": float("nan")}, "attack_time"),
+    ],
+)
+def test_bad_phase_times_are_option_errors(kw, name):
+    from netopt.errors import OptionError
+
+    require_nets()
+    net = netopt.load(NETS / "test" / "test_nano.onnx")
+    with pytest.raises(OptionError, match=name):
+        check(net, NETS / "test" / "test_nano.vnnlib", **kw)

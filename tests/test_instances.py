@@ -269,7 +269,7 @@ def test_milp_decides_satisfiability(n, sat, variant, disguise):
     # feasibility tolerance (1e-6 on the big-M rows) its proven bound may lie up to ~1e-6 under
     # the exact optimum, and did on highspy 1.15.1 (bound 0.99999887, objective 0.99999987)
     tight = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9}
-    r = inst.problem.solve(time_limit=120, threads=1, gap=1e-8, abs_gap=1e-9, options=tight)
+    r = inst.problem.solve("milp", time_limit=120, threads=1, gap=1e-8, abs_gap=1e-9, options=tight)
     assert r.status == netopt.Status.OPTIMAL
     if sat:
         assert r.objective <= 1e-5

@@ -28,13 +28,13 @@ def test_milp_matches_brute_force(seed, p):
     target = net(rng.uniform(-2, 2, net.input_shape)) + rng.normal(size=net.output_shape) * 0.3
     ref = brute_force(Ws, bs, target, p)
     res = Inversion(net, target, norm=p, box=(-1, 1)).solve(
-        bounds="interval" if seed % 2 else "crown"
+        "milp", bounds="interval" if seed % 2 else "crown"
     )
     assert res.status == Status.OPTIMAL
     assert abs(res.objective - ref) <= 1e-6 * max(1.0, abs(ref))
     assert res.bound <= res.objective + 1e-6 * max(1.0, abs(res.objective))  # the gap tolerance
     # the relaxation never exceeds the exact optimum
-    relax = Inversion(net, target, norm=p, box=(-1, 1)).solve(relax=True)
+    relax = Inversion(net, target, norm=p, box=(-1, 1)).solve("milp", relax=True)
     assert relax.bound <= ref + 1e-7
 
 
@@ -88,12 +88,12 @@ def test_fixed_input_gives_the_forward_pass(rng):
         x0 = rng.uniform(-1, 1, net.input_shape)
         y0 = net(x0)
         box = (x0, x0)
-        sat = Feasibility(net, y0, tol=1e-7, box=box).solve()
+        sat = Feasibility(net, y0, tol=1e-7, box=box).solve("milp")
         assert sat.verdict == "sat"
         for j in range(2):
             off = np.zeros(2)
             off[j] = 1e-3
-            unsat = Feasibility(net, y0 + off, tol=1e-4, box=box).solve()
+            unsat = Feasibility(net, y0 + off, tol=1e-4, box=box).solve("milp")
             assert unsat.verdict == "unsat"
 
 
@@ -102,7 +102,7 @@ def test_conv_net_solver_objective_is_the_true_objective(rng):
     net = _conv_net(rng)
     for sense in ("min", "max"):
         c = rng.normal(size=2)
-        res = OutputObjective(net, c, sense=sense, box=(-1, 1)).solve()
+        res = OutputObjective(net, c, sense=sense, box=(-1, 1)).solve("milp")
         assert res.status == Status.OPTIMAL
         assert abs(
             res.objective - res.solver_objective * (1 if sense == "min" else -1)
@@ -117,13 +117,13 @@ def test_linear_input_constraints_and_integers(rng):
     net = netopt.load(model)
     n = net.input_shape[0]
     A, b = np.ones((1, n)), np.array([0.5])
-    res = OutputObjective(
-        net, np.ones(net.output_shape), sense="max", box=(-1, 1), A=A, b=b
-    ).solve()
+    res = OutputObjective(net, np.ones(net.output_shape), sense="max", box=(-1, 1), A=A, b=b).solve(
+        "milp"
+    )
     assert res.status == Status.OPTIMAL and A @ res.x <= b + 1e-9
     resi = OutputObjective(
         net, np.ones(net.output_shape), sense="max", box=(-1, 1), integer=True
-    ).solve()
+    ).solve("milp")
     grid = np.array(list(itertools.product([-1.0, 0.0, 1.0], repeat=n)))
     assert abs(resi.objective - net(grid).sum(axis=1).max()) <= 1e-6
 
@@ -133,7 +133,7 @@ def test_time_limit_returns_incumbent_and_bound():
     path = next(p for p in REAL_NETS if p.name == "mlp_5-50-50-50-5_seed0.onnx")
     net = netopt.load(path)
     t = net(np.full(5, 1.5)) + 0.05
-    res = Inversion(net, t, norm=1, box=(-1, 1)).solve(time_limit=1.0)
+    res = Inversion(net, t, norm=1, box=(-1, 1)).solve("milp", time_limit=1.0)
     assert res.status in (Status.TIME_LIMIT, Status.OPTIMAL)
     assert res.x is not None and res.objective is not None and res.bound is not None
     assert res.bound <= res.objective + 1e-9
@@ -150,9 +150,9 @@ def test_bad_inputs(rng):
     with pytest.raises(InputError, match="empty"):
         Inversion(net, np.zeros(k), box=(1, -1))
     with pytest.raises(MissingBoundsError, match="box"):
-        Inversion(net, np.zeros(k)).solve()
+        Inversion(net, np.zeros(k)).solve("milp")
     with pytest.raises(FormulationError, match="gurobi"):
-        Inversion(net, np.zeros(k), norm=2, box=(-1, 1)).solve(solver="highs")
+        Inversion(net, np.zeros(k), norm=2, box=(-1, 1)).solve("milp", solver="highs")
 
 
 def test_sigmoid_net_is_refused_with_the_node():
@@ -160,4 +160,4 @@ def test_sigmoid_net_is_refused_with_the_node():
     path = next(p for p in REAL_NETS if p.name == "keras_linear_131_sigmoid.onnx")
     net = netopt.load(path)
     with pytest.raises(FormulationError, match=r"(?s)Sigmoid.*first-order"):
-        OutputObjective(net, [1.0], box=(-1, 1)).solve()
+        OutputObjective(net, [1.0], box=(-1, 1)).solve("milp")

@@ -327,6 +327,13 @@ class ChainBounds:
         ``pre`` (reuse) and ``prev`` (intersect) pass a parent's activation bounds on to
         :meth:`pre_bounds`.
         """
+        lower, lines, pre, lams, coefs = self._crown_pass(lo, hi, C, d, splits, pre, prev)
+        return self._result(lower, [ln[0] for ln in lines], pre, [], lams, coefs)
+
+    def _crown_pass(
+        self, lo: Any, hi: Any, C: Any, d: Any, splits: Any, pre: Any, prev: Any
+    ) -> tuple:
+        """One CROWN pass: ``(C f - d lower bounds, lines, pre, lams, every row's coefs)``."""
         import torch
 
         lo_t, hi_t = self._t(lo), self._t(hi)
@@ -334,7 +341,7 @@ class ChainBounds:
         with torch.no_grad():
             Lam, d_t, top = self._spec_start(lo_t.shape[0], C, d)
             bound, lams, coefs = self._backward(Lam, top, lo_t, hi_t, lines, keep=True)
-        return self._result(bound - d_t, [ln[0] for ln in lines], pre, [], lams, coefs)
+        return bound - d_t, lines, pre, lams, coefs
 
     def crown_rows(self, lo: Any, hi: Any, C: Any, d: Any) -> tuple[np.ndarray, np.ndarray]:
         """CROWN lower bounds of ``C f(x) - d`` per box and row (``(B, k)``) and every row's
@@ -346,15 +353,8 @@ class ChainBounds:
         """
         import torch
 
-        lo_t, hi_t = self._t(lo), self._t(hi)
-        _, lines = self._bounds_of(lo_t, hi_t, None, None, None)
-        with torch.no_grad():
-            Lam, d_t, top = self._spec_start(lo_t.shape[0], C, d)
-            bound, _, coefs = self._backward(Lam, top, lo_t, hi_t, lines, keep=True)
-        return (
-            (bound - d_t).to(torch.float64).cpu().numpy(),
-            coefs.to(torch.float64).cpu().numpy(),
-        )
+        lower, _, _, _, coefs = self._crown_pass(lo, hi, C, d, None, None, None)
+        return lower.to(torch.float64).cpu().numpy(), coefs.to(torch.float64).cpu().numpy()
 
     def alpha_crown(
         self,

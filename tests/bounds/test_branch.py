@@ -311,7 +311,7 @@ def edge():
     inst = dict(net=net, Ws=Ws, bs=bs, alphas=[0.0, 0.1], lo=-np.ones(3), hi=np.ones(3))
     C = np.array([[1.0]])
     m = _exact_min(Ws, bs, inst["alphas"], inst["lo"], inst["hi"], C, np.zeros(1))
-    milp = netopt.OutputObjective(net, np.ones(1), box=(inst["lo"], inst["hi"])).solve()
+    milp = netopt.OutputObjective(net, np.ones(1), box=(inst["lo"], inst["hi"])).solve("milp")
     assert abs(milp.objective - m) <= 1e-6 * max(1.0, abs(m))
     return inst, C, m
 
@@ -425,7 +425,9 @@ def relu_proof():
     r = branch_and_bound(net, inst["lo"], inst["hi"], C, d, mode="relu", device="cpu")
     assert r.verdict == "unsat"
     _check_result(inst, r, "relu")
-    milp = netopt.Feasibility(net, C=C, d=d, box=(inst["lo"], inst["hi"])).solve(time_limit=60)
+    milp = netopt.Feasibility(net, C=C, d=d, box=(inst["lo"], inst["hi"])).solve(
+        "milp", time_limit=60
+    )
     assert milp.verdict == "unsat"
     assert sum(nd[0] == "r" for nd in r.proof.nodes) >= 2 and r.proof.params
     return inst, r.proof
@@ -489,7 +491,7 @@ def test_mutated_relu_split_proof_is_rejected_or_sound(relu_proof):
     assert rejected > 0
     # the same tree for a limit the exact MILP finds a point under: never accepted
     d_sat = P.d + 0.2
-    sat = netopt.Feasibility(net, C=P.C, d=d_sat, box=(P.lo, P.hi)).solve(time_limit=60)
+    sat = netopt.Feasibility(net, C=P.C, d=d_sat, box=(P.lo, P.hi)).solve("milp", time_limit=60)
     assert sat.verdict == "sat"
     assert not check_proof(net.graph, proof(d=d_sat)).ok
 

@@ -70,7 +70,7 @@ def _infeasible_cert(env, A=None, b=None) -> Certificate:
     net = env["net"]
     d = np.array([-env["limit"]])
     prob = Feasibility(net, C=C1, d=d, box=(LO, HI), A=A, b=b)
-    r = prob.solve(time_limit=20)
+    r = prob.solve("milp", time_limit=20)
     assert str(r.status) == "infeasible"
     bb = branch_and_bound(net, LO, HI, C1, d, mode="input", time_limit=20)
     assert bb.verdict == "unsat", bb.stopped

@@ -389,10 +389,10 @@ def test_api_bad_argument(net, call: Callable[[Any], Any], match: str) -> None:
 def test_api_good_arguments_still_work(net) -> None:
     """The checks refuse nothing valid: arrays, tuples, numpy scalars, an ndarray box."""
     p = Inversion(net, np.array([0.0, 0.0]), norm="inf", box=np.array([[0.0] * 3, [1.0] * 3]))
-    r = p.solve(time_limit=5, start=[0.5, 0.5, 0.5])
+    r = p.solve("milp", time_limit=5, start=[0.5, 0.5, 0.5])
     assert r.objective is not None
     # a batch of starts, which the exact MILP tries in turn
-    assert p.solve(time_limit=5, start=np.full((2, 3), 0.25)).objective is not None
+    assert p.solve("milp", time_limit=5, start=np.full((2, 3), 0.25)).objective is not None
     assert netopt.load(net.onnx_bytes, passes=(), input_shapes={"x": (3,)}).input_shape == (3,)
     netopt.Feasibility(net, [0, 0], tol=np.float32(0.1), box=(0, 1))
     netopt.CrossEntropy(net, np.int64(1), l2=1, box=(-1, 1))

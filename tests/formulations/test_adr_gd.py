@@ -122,7 +122,7 @@ def test_inversion_reaches_a_target_and_never_worsens(norm):
 def test_sound_against_the_exact_milp_optimum():
     net = _rand_net([4, 10, 10, 1], 7)
     p = netopt.OutputObjective(net, [1.0], sense="max", box=(-1, 1))
-    exact = p.solve(time_limit=30)
+    exact = p.solve("milp", time_limit=30)
     assert exact.status == netopt.Status.OPTIMAL
     r = p.solve("adr_gd", steps=600, restarts=4, seed=0)
     gd = solve_gd_baseline(p, steps=600)

@@ -38,6 +38,12 @@ LOOKAHEAD_MIN_SMEAR = 0.1
 ATTACK_EVERY = 1.0
 ATTACK_BOXES = 64
 
+#: An open box with at most this many unstable ReLUs (by the float32 bounds) is bounded
+#: through its pieces, one LP each (:meth:`_InputSearch._pieces`). Measured on ACAS Xu 1_1
+#: prop 5's hardest disjunct (2-core CPU): nodes / seconds without pieces 18597 / 10.4, with
+#: at most 2 unstable 10753 / 6.2, 3: 8729 / 5.3, 4: 8393 / 5.3 (every box tried closed).
+PIECES_MAX_UNSTABLE = 3
+
 #: Seconds of search on the float64 bounds before the float32 torch engine
 #: (:meth:`netopt.bounds.batched.ChainBounds.crown_rows`) bounds the boxes instead, the float64
 #: bounds then only confirming the boxes it closes. Measured on ACAS Xu (1024 boxes an eighth of
@@ -62,13 +68,16 @@ class _InputSearch(_Search):
         self.root_attacked = False
         self.fast: Any = None  # the float32 engine, once the search has run FAST_AFTER
         self.fast_tried = False
+        self.chain: Any = None  # the chain's float64 layers, for the pieces' LPs (with fast)
+        self.stats.update(pieces_closed=0, pieces_tried=0, t_pieces=0.0)
 
     def _default_batch(self) -> int:
         # numpy, memory-bound: a few hundred boxes per product keep it in cache
         return 256
 
-    def _numpy_bound(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rigorous float64 CROWN: ``(C f - d)`` lower bounds ``(B, k)`` and input coefs.
+    def _numpy_bound(self, lo: np.ndarray, hi: np.ndarray) -> tuple:
+        """Rigorous float64 CROWN: ``(C f - d)`` lower bounds ``(B, k)``, input coefs and the
+        activations' input bounds (``(B, 2, N)``, as :meth:`ChainBounds.crown_rows` gives them).
 
         A half's activation bounds are not intersected with its parent's (valid, but the
         tighter bounds change CROWN's adaptive lower slopes for the worse as often as not).
@@ -77,13 +86,18 @@ class _InputSearch(_Search):
         4306 / 4830, 1_9 p2 969 / 1153, 1_1 p2 805 / 749.
         """
         t = time.perf_counter()
-        lower, coef, _ = self.bc.bound(lo, hi, self.C)
+        lower, coef, pre = self.bc.bound(lo, hi, self.C)
+        vals = list(pre.values())  # in activation op order
+        P = np.stack(
+            [np.concatenate([a for a, _ in vals], 1), np.concatenate([b for _, b in vals], 1)], 1
+        )
         self.stats["t_bound"] += time.perf_counter() - t
         self.stats["nodes"] += len(lo)
-        return lower - self.d, coef
+        return lower - self.d, coef, P
 
-    def _bound(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(C f - d)`` lower bounds and input coefs: float64 CROWN for the first
+    def _bound(self, lo: np.ndarray, hi: np.ndarray) -> tuple:
+        """``(C f - d)`` lower bounds, input coefs and the activations' input bounds (to find
+        a box's unstable ReLUs, :meth:`_pieces`): float64 CROWN for the first
         :data:`FAST_AFTER` seconds, then float32 CROWN in torch (not rigorous: a box it closes
         is confirmed by :meth:`_confirm` before it becomes a leaf)."""
         if (
@@ -97,6 +111,9 @@ class _InputSearch(_Search):
                 from netopt.bounds.batched import ChainBounds
 
                 self.fast = ChainBounds(self.net.graph, device=self.device)
+                from netopt.bounds.opt_tighten import chain64
+
+                self.chain = chain64(self.net)
                 self.stats["device"] = (
                     f"{self.fast.device} (torch float32 search, numpy float64 leaves)"
                 )
@@ -105,10 +122,10 @@ class _InputSearch(_Search):
         if self.fast is None:
             return self._numpy_bound(lo, hi)
         t = time.perf_counter()
-        s, coef = self.fast.crown_rows(lo, hi, self.C, self.d)
+        s, coef, P = self.fast.crown_rows(lo, hi, self.C, self.d, with_pre=True)
         self.stats["t_bound"] += time.perf_counter() - t
         self.stats["nodes"] += len(lo)
-        return s, coef
+        return s, coef, P
 
     def _confirm(
         self, lo: np.ndarray, hi: np.ndarray, closed: np.ndarray, rows: np.ndarray
@@ -127,6 +144,116 @@ class _InputSearch(_Search):
         self.stats["float64_reopened"] += int((~ok).sum())
         return closed, rows
 
+    def _pieces(
+        self,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        P: np.ndarray,
+        s: np.ndarray,
+        rows: np.ndarray,
+        ids: np.ndarray,
+        depth: np.ndarray,
+        cand: np.ndarray,
+    ) -> np.ndarray:
+        r"""Open boxes with at most :data:`~netopt.bounds.pieces.MAX_UNSTABLE` unstable ReLUs,
+        closed through their pieces: which of the boxes did (a bool mask).
+
+        Where a property is nearly tight the boxes around its tightest points keep one or two
+        unstable ReLUs however small they get (their relaxations err by about the box's
+        width, and so does the margin), and input splitting descends dozens of levels there
+        (ACAS Xu 1_1 prop 5: leaves at median depth 33, two unstable ReLUs). On each piece
+        (a sign pattern of those units) the network is affine, and the LP of the box's best
+        row over the piece (:func:`~netopt.bounds.pieces.piece_rows`) gives beta multipliers
+        with which CROWN's bound is the piece's exact minimum. Each piece is then bounded in
+        rigorous float64 (:class:`~netopt.bounds.bab.BatchCrown` with the splits and betas);
+        the box closes, as ReLU splits whose leaves carry their betas, only if every piece
+        does.
+        """
+        from netopt.bounds.pieces import PIECES_PER_ROUND, fixed_row, piece_rows
+
+        L, H = P[:, 0], P[:, 1]
+        n_uns = ((L < 0) & (H > 0)).sum(axis=1)
+        ok = cand & (n_uns >= 1) & (n_uns <= PIECES_MAX_UNSTABLE)
+        self.stats["pieces_tried"] += int(min(ok.sum(), PIECES_PER_ROUND))
+        closed = np.zeros(len(lo), dtype=bool)
+        if not ok.any():
+            return closed
+        t = time.perf_counter()
+        idx = np.nonzero(ok)[0]
+        # the boxes nearest to closing first
+        idx = idx[np.argsort(-s[idx, rows[idx]])][:PIECES_PER_ROUND]
+        sizes = [w.shape[0] for w in self.chain[0][:-1]]
+        offs = np.cumsum([0, *sizes])
+        boxes, P_lo, P_hi, P_row, P_sp, P_bt = [], [], [], [], [], []
+        for b in idx:
+            uns = [
+                (j, int(u - offs[j]))
+                for j in range(len(sizes))
+                for u in range(offs[j], offs[j + 1])
+                if L[b, u] < 0 < H[b, u]
+            ]
+            active = [L[b, offs[j] : offs[j + 1]] >= 0 for j in range(len(sizes))]
+            r = int(rows[b])
+            pieces = piece_rows(fixed_row(self.C[r]), self.chain, lo[b], hi[b], uns, active)
+            if pieces is None:
+                continue
+            boxes.append((b, uns, r, len(pieces)))
+            for signs, _, beta in pieces:
+                sp = [np.zeros(n) for n in sizes]
+                bt = [np.zeros(n) for n in sizes]
+                for (j, u), sg, be in zip(uns, signs, beta, strict=True):
+                    sp[j][u], bt[j][u] = sg, be
+                P_lo.append(lo[b])
+                P_hi.append(hi[b])
+                P_row.append(r)
+                P_sp.append(sp)
+                P_bt.append(bt)
+        if boxes:
+            splits = [np.stack([p[j] for p in P_sp]) for j in range(len(sizes))]
+            betas = [np.stack([p[j] for p in P_bt]) for j in range(len(sizes))]
+            R = np.asarray(P_row)
+            lower, _, _ = self.bc.bound(
+                np.stack(P_lo), np.stack(P_hi), self.C, rows=R, splits=splits, betas=betas
+            )
+            over = lower[:, 0] - self.d[R] - self.margin[R]
+            k = 0
+            for b, uns, r, n_p in boxes:
+                if np.all(over[k : k + n_p] > 0):
+                    closed[b] = True
+                    leaves = [
+                        [
+                            [j, u, float(betas[j][k + q, u])]
+                            for j, u in uns
+                            if betas[j][k + q, u] > 0
+                        ]
+                        for q in range(n_p)
+                    ]
+                    self._close_pieces(int(ids[b]), uns, r, leaves)
+                    self.stats["leaves"] += n_p
+                    self.stats["depth"] = max(self.stats["depth"], int(depth[b]) + len(uns))
+                k += n_p
+            self.stats["nodes"] += len(R)
+        self.stats["t_pieces"] += time.perf_counter() - t
+        self.stats["pieces_closed"] += int(closed.sum())
+        return closed
+
+    def _close_pieces(self, node: int, uns: list, row: int, leaves: list) -> None:
+        """Record a box closed by its pieces: a ReLU split per unit (``z <= 0`` first), the
+        leaves in :func:`itertools.product` order, each with its betas."""
+        it = iter(leaves)
+
+        def walk(n: int, level: int) -> None:
+            if level == len(uns):
+                bl = next(it)
+                self.tree.close(np.array([n]), np.array([row]), [{"betas": bl} if bl else None])
+                return
+            j, u = uns[level]
+            c0, c1 = self.tree.split(np.array([n]), "r", np.array([j]), np.array([u]))
+            walk(int(c0[0]), level + 1)
+            walk(int(c1[0]), level + 1)
+
+        walk(node, 0)
+
     def _split(self) -> BranchResult:
         """Depth first over sub-boxes, each bounded by the rigorous float64 CROWN itself.
 
@@ -135,17 +262,18 @@ class _InputSearch(_Search):
         largest best-row bound, :func:`_pick`) — both halves are bounded anyway, and the
         chosen ones' bounds are kept.
         """
-        s, coef = self._bound(self.lo, self.hi)
-        stack = [(self.lo, self.hi, s, coef, np.zeros(1, dtype=np.int64), 0)]
+        s, coef, P = self._bound(self.lo, self.hi)
+        zero = np.zeros(1, dtype=np.int64)
+        stack = [(self.lo, self.hi, s, coef, P, zero, zero)]
         n_open, n_in, rounds = 1, self.lo.shape[1], 0
         look = min(LOOKAHEAD, n_in)
         while stack:
             why = self._stop(n_open)
             if why is not None:
                 return BranchResult("unknown", stopped=why)
-            lo, hi, s, coef, ids, depth = _pop(stack, self.batch)
+            lo, hi, s, coef, P, ids, depth = _pop(stack, self.batch)
             n_open -= len(lo)
-            self.stats["depth"] = max(self.stats["depth"], depth)
+            self.stats["depth"] = max(self.stats["depth"], int(depth.max()))
             rows = s.argmax(axis=1)
             ar = np.arange(len(rows))
             best = s[ar, rows]
@@ -156,9 +284,11 @@ class _InputSearch(_Search):
                 self.tree.close(ids[closed], rows[closed], [None] * int(closed.sum()))
                 self.stats["leaves"] += int(closed.sum())
             keep = ~closed
+            if keep.any() and self.chain is not None:
+                keep &= ~self._pieces(lo, hi, P, s, rows, ids, depth, keep)
             if not keep.any():
                 continue
-            lo, hi, ids, rows = lo[keep], hi[keep], ids[keep], rows[keep]
+            lo, hi, ids, rows, depth = lo[keep], hi[keep], ids[keep], rows[keep], depth[keep]
             B = len(lo)
             ar = np.arange(B)
             a = coef[keep][ar, rows]
@@ -185,13 +315,13 @@ class _InputSearch(_Search):
             dims = np.where(weak, dims[:, :1], dims)
             KL, KH = split_halves(lo, hi, dims)
             self.stats["t_branch"] += time.perf_counter() - t
-            s2, coef2 = self._bound(KL, KH)
+            s2, coef2, P2 = self._bound(KL, KH)
             q = _pick(s2.max(axis=1).reshape(2, look, B))
             j = dims[ar, q]
             c0, c1 = self.tree.split(ids, "x", j, mid[ar, j])
             i0, i1 = q * B + ar, look * B + q * B + ar
-            stack.append((KL[i1], KH[i1], s2[i1], coef2[i1], c1, depth + 1))
-            stack.append((KL[i0], KH[i0], s2[i0], coef2[i0], c0, depth + 1))
+            stack.append((KL[i1], KH[i1], s2[i1], coef2[i1], P2[i1], c1, depth + 1))
+            stack.append((KL[i0], KH[i0], s2[i0], coef2[i0], P2[i0], c0, depth + 1))
             n_open += 2 * B
             rounds += 1
             if rounds % 16 == 0:
@@ -272,22 +402,19 @@ def _pick(best: np.ndarray) -> np.ndarray:
 
 
 def _pop(stack: list, batch: int) -> tuple:
-    """Up to ``batch`` domains from the top of the stack, merged (and the deepest one's depth).
+    """Up to ``batch`` domains from the top of the stack, merged.
 
-    Entries are ``(lo, hi, s, coef, ids, depth)``, arrays with the domains along axis 0.
+    Entries are ``(lo, hi, s, coef, P, ids, depth)``, arrays with the domains along axis 0.
     """
-    parts: list[list] = [[] for _ in range(5)]
-    depth, n = 0, 0
+    parts: list[list] = [[] for _ in range(7)]
+    n = 0
     while stack and n < batch:
-        entry = stack.pop()
-        arrs, dep = list(entry[:5]), entry[5]
+        arrs = list(stack.pop())
         k = batch - n
         if len(arrs[0]) > k:
-            stack.append((*[a[k:] for a in arrs], dep))
+            stack.append(tuple(a[k:] for a in arrs))
             arrs = [a[:k] for a in arrs]
         for p, a in zip(parts, arrs, strict=True):
             p.append(a)
-        depth = max(depth, dep)
         n += len(arrs[0])
-    lo, hi, s, coef, ids = (np.concatenate(p) for p in parts)
-    return lo, hi, s, coef, ids, depth
+    return tuple(np.concatenate(p) for p in parts)

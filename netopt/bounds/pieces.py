@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_UNSTABLE", "PIECES_PER_ROUND", "piece_rows"]
+__all__ = ["MAX_UNSTABLE", "PIECES_PER_ROUND", "fixed_row", "piece_rows"]
 
 #: a box is split into its pieces when at most this many ReLUs are unstable on it (2^k LPs)
 MAX_UNSTABLE = 2
@@ -39,6 +39,17 @@ MAX_UNSTABLE = 2
 PIECES_PER_ROUND = 64
 #: the multipliers' cap: an empty piece makes the LP unbounded; a large multiplier closes it
 BETA_CAP = 1e6
+
+
+def fixed_row(c: np.ndarray) -> Any:
+    """A linear objective :math:`c^\top f(x)` in the shape :func:`piece_rows` reads (a
+    decision's property row): its pieces' LPs optimize only the multipliers."""
+    from types import SimpleNamespace
+
+    m = len(c)
+    return SimpleNamespace(
+        kind="linear", sign=1.0, c=np.asarray(c, dtype=np.float64), w=np.zeros(m), y=np.zeros(m)
+    )
 
 
 def piece_rows(

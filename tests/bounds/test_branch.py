@@ -175,14 +175,18 @@ def _check_result(inst: dict, r, mode: str) -> None:
         assert pc.ok, pc.reason
         kinds = [nd[0] for nd in P.nodes]
         assert pc.leaves == kinds.count("leaf") == st["leaves"]
-        assert set(kinds) <= ({"x", "leaf"} if mode == "input" else {"r", "leaf"})
+        # input splitting closes a box of few unstable ReLUs by splitting them (its pieces)
+        assert set(kinds) <= ({"x", "r", "leaf"} if mode == "input" else {"r", "leaf"})
+        if mode == "input" and not st.get("pieces_closed"):
+            assert "r" not in kinds
         assert _depth(P.nodes) == st["depth"]
         # every bounded domain of a ReLU-split run is a node of the tree; input splitting also
         # bounds the halves of the split it does not take
         if mode == "relu":
             assert len(P.nodes) == st["nodes"]
         else:
-            assert len(P.nodes) <= st["nodes"]
+            # (a box's pieces are bounded as leaves; their ReLU split nodes are not domains)
+            assert len(P.nodes) - kinds.count("r") <= st["nodes"]
         _assert_leaves_sound(inst, P)
     else:
         assert r.proof is None and r.x is None and r.stopped is not None
@@ -231,9 +235,9 @@ def test_a_float32_bound_that_lies_closes_nothing(seed, monkeypatch):
     monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
     real = ChainBounds.crown_rows
 
-    def lying(self, lo, hi, C, d):
-        s, coef = real(self, lo, hi, C, d)
-        return s + 1e3, coef
+    def lying(self, lo, hi, C, d, with_pre=False):
+        s, coef, P = real(self, lo, hi, C, d, with_pre=True)
+        return s + 1e3, coef, P
 
     monkeypatch.setattr(ChainBounds, "crown_rows", lying)
     inst = _instance(seed)
@@ -412,8 +416,7 @@ def test_networks_it_does_not_cover_give_none():
 
 
 # ------------------------------------------------------------------- a ReLU-split proof, mutated
-@pytest.fixture(scope="module")
-def relu_proof():
+def _relu_split_proof():
     """A ReLU-split proof on a 2-16-16-2 chain (y0 - y1 <= d unsat: the MILP says so)."""
     net, Ws, bs = mlp_net([2, 16, 16, 2], ["relu", "relu", None], seed=0)
     inst = dict(net=net, Ws=Ws, bs=bs, alphas=[0.0, 0.0], lo=-np.ones(2), hi=np.ones(2))
@@ -430,7 +433,36 @@ def relu_proof():
     )
     assert milp.verdict == "unsat"
     assert sum(nd[0] == "r" for nd in r.proof.nodes) >= 2 and r.proof.params
+    inst["d_sat"] = r.proof.d + 0.2
     return inst, r.proof
+
+
+def _pieces_proof():
+    """An input-splitting proof (the float32 search from the start) in which boxes of few
+    unstable ReLUs closed through their pieces: ReLU splits under input splits, their leaves
+    with the pieces' multipliers."""
+    import netopt.bounds.branch_input as bi
+
+    inst = dict(_instance(10))
+    old = bi.FAST_AFTER
+    bi.FAST_AFTER = 0.0
+    try:
+        r = branch_and_bound(
+            inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+        )
+    finally:
+        bi.FAST_AFTER = old
+    assert r.verdict == "unsat" and r.stats["pieces_closed"] > 0
+    _check_result(inst, r, "input")
+    kinds = [nd[0] for nd in r.proof.nodes]
+    assert {"x", "r"} <= set(kinds) and r.proof.params
+    inst["d_sat"] = inst["d"] + 2 * inst["opt"]  # the exact minimum moves to -opt < 0
+    return inst, r.proof
+
+
+@pytest.fixture(scope="module", params=["relu-splits", "input-splits-with-pieces"])
+def relu_proof(request):
+    return _relu_split_proof() if request.param == "relu-splits" else _pieces_proof()
 
 
 def _subtree_end(nodes: list, k: int) -> int:
@@ -481,7 +513,7 @@ def test_mutated_relu_split_proof_is_rejected_or_sound(relu_proof):
         e2 = _subtree_end(nodes, e1)
         swapped = nodes[: k + 1] + nodes[e1:e2] + nodes[k + 1 : e1] + nodes[e2:]
         moved = [list(nd) for nd in nodes]
-        moved[k][2] = (moved[k][2] + 1) % 16
+        moved[k][2] = (moved[k][2] + 1) % inst["Ws"][moved[k][1]].shape[0]
         for mut in (swapped, moved):
             pc = check_proof(net.graph, proof(nodes=mut))
             if pc.ok:
@@ -490,7 +522,7 @@ def test_mutated_relu_split_proof_is_rejected_or_sound(relu_proof):
                 rejected += 1
     assert rejected > 0
     # the same tree for a limit the exact MILP finds a point under: never accepted
-    d_sat = P.d + 0.2
+    d_sat = inst["d_sat"]
     sat = netopt.Feasibility(net, C=P.C, d=d_sat, box=(P.lo, P.hi)).solve("milp", time_limit=60)
     assert sat.verdict == "sat"
     assert not check_proof(net.graph, proof(d=d_sat)).ok

@@ -76,6 +76,7 @@ def branch_and_bound(
     alpha_iters: int | None = None,
     max_domains: int = 200_000,
     progress: Any = None,
+    groups: np.ndarray | None = None,
 ) -> BranchResult | None:
     r"""Is there ``x`` in ``[lo, hi]`` with ``C f(x) <= d``? Branch and bound with proofs.
 
@@ -101,6 +102,14 @@ def branch_and_bound(
         always gets at least 20.
     max_domains : int
         Open domains kept at most; beyond it the search stops ("domain limit").
+    groups : (k,) int array, optional
+        Input splitting only: several disjuncts over the one box, ``groups[r]`` the disjunct
+        of row ``r`` (``0 .. G-1``). Is there ``x`` satisfying every row of *some* disjunct?
+        One tree serves them all: a box's bounds (whose cost is mostly the activations', the
+        same for every row) close it for each disjunct one of whose rows is positive, and it
+        is split while any is open. A "sat" names its disjunct (``group``); otherwise
+        ``parts`` holds each disjunct's result, an "unsat" with its own proof (the shared tree
+        cut at that disjunct's leaves) — also when the search stops early.
 
     Returns
     -------
@@ -130,8 +139,14 @@ def branch_and_bound(
             cb = ChainBounds(net.graph, device=device, dtype=dtype)
         except (FormulationError, ImportError):
             return None
+    if groups is not None and mode != "input":
+        from netopt.errors import OptionError
+
+        raise OptionError("branch_and_bound: groups (several disjuncts) need input splitting")
     search_cls = _InputSearch if mode == "input" else _ReluSearch
     search = search_cls(
         net, cb, lo, hi, C, d, dl, mode, batch, alpha_iters, max_domains, progress, device
     )
+    if groups is not None:
+        search.set_groups(groups)
     return search.run()

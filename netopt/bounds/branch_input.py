@@ -127,22 +127,36 @@ class _InputSearch(_Search):
         self.stats["nodes"] += len(lo)
         return s, coef, P
 
+    def _group_best(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per box and disjunct, the best bound among the disjunct's rows and that row (its
+        index in ``C``): ``(B, G)`` each."""
+        B = len(s)
+        best = np.empty((B, self.n_groups))
+        row = np.empty((B, self.n_groups), dtype=np.int64)
+        ar = np.arange(B)
+        for g in range(self.n_groups):
+            idx = self._rows_of(g)
+            k = s[:, idx].argmax(axis=1)
+            best[:, g], row[:, g] = s[ar, idx[k]], idx[k]
+        return best, row
+
     def _confirm(
-        self, lo: np.ndarray, hi: np.ndarray, closed: np.ndarray, rows: np.ndarray
+        self, lo: np.ndarray, hi: np.ndarray, closing: np.ndarray, grow: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The boxes the float32 bounds close, re-bounded by the rigorous float64 CROWN: only
-        those it closes stay closed (on the row it closes them by); the others are split on."""
-        idx = np.nonzero(closed)[0]
+        """The (box, disjunct) pairs the float32 bounds close, the boxes re-bounded by the
+        rigorous float64 CROWN: only those it closes stay closed (on the row it closes them
+        by); the others are split on."""
+        idx = np.nonzero(closing.any(axis=1))[0]
         t = time.perf_counter()
         lower, _, _ = self.bc.bound(lo[idx], hi[idx], self.C)
         self.stats["t_check"] += time.perf_counter() - t
-        over = lower - self.d - self.margin
-        ok = (over > 0).any(axis=1)
-        closed, rows = closed.copy(), rows.copy()
-        closed[idx[~ok]] = False
-        rows[idx[ok]] = over[ok].argmax(axis=1)
-        self.stats["float64_reopened"] += int((~ok).sum())
-        return closed, rows
+        best, row = self._group_best(lower - self.d - self.margin)
+        ok = best > 0
+        closing, grow = closing.copy(), grow.copy()
+        self.stats["float64_reopened"] += int((closing[idx] & ~ok).sum())
+        closing[idx] &= ok
+        grow[idx] = np.where(ok, row, grow[idx])
+        return closing, grow
 
     def _pieces(
         self,
@@ -154,6 +168,7 @@ class _InputSearch(_Search):
         ids: np.ndarray,
         depth: np.ndarray,
         cand: np.ndarray,
+        worst: np.ndarray,
     ) -> np.ndarray:
         r"""Open boxes with at most :data:`~netopt.bounds.pieces.MAX_UNSTABLE` unstable ReLUs,
         closed through their pieces: which of the boxes did (a bool mask).
@@ -228,7 +243,7 @@ class _InputSearch(_Search):
                         ]
                         for q in range(n_p)
                     ]
-                    self._close_pieces(int(ids[b]), uns, r, leaves)
+                    self._close_pieces(int(ids[b]), uns, r, leaves, int(worst[b]))
                     self.stats["leaves"] += n_p
                     self.stats["depth"] = max(self.stats["depth"], int(depth[b]) + len(uns))
                 k += n_p
@@ -237,15 +252,19 @@ class _InputSearch(_Search):
         self.stats["pieces_closed"] += int(closed.sum())
         return closed
 
-    def _close_pieces(self, node: int, uns: list, row: int, leaves: list) -> None:
-        """Record a box closed by its pieces: a ReLU split per unit (``z <= 0`` first), the
-        leaves in :func:`itertools.product` order, each with its betas."""
+    def _close_pieces(self, node: int, uns: list, row: int, leaves: list, group: int) -> None:
+        """Record a box closed for ``group`` (its only open disjunct) by its pieces: a ReLU
+        split per unit (``z <= 0`` first), the leaves in :func:`itertools.product` order, each
+        with its betas."""
         it = iter(leaves)
+        local = int(np.searchsorted(self._rows_of(group), row))
 
         def walk(n: int, level: int) -> None:
             if level == len(uns):
                 bl = next(it)
-                self.tree.close(np.array([n]), np.array([row]), [{"betas": bl} if bl else None])
+                self.tree.close(
+                    np.array([n]), np.array([local]), [{"betas": bl} if bl else None], group
+                )
                 return
             j, u = uns[level]
             c0, c1 = self.tree.split(np.array([n]), "r", np.array([j]), np.array([u]))
@@ -264,31 +283,46 @@ class _InputSearch(_Search):
         """
         s, coef, P = self._bound(self.lo, self.hi)
         zero = np.zeros(1, dtype=np.int64)
-        stack = [(self.lo, self.hi, s, coef, P, zero, zero)]
+        G = self.n_groups
+        everyone = np.ones((1, G), dtype=bool)
+        stack = [(self.lo, self.hi, s, coef, P, zero, zero, everyone)]
         n_open, n_in, rounds = 1, self.lo.shape[1], 0
         look = min(LOOKAHEAD, n_in)
         while stack:
             why = self._stop(n_open)
             if why is not None:
+                # a disjunct open in no box left is decided
+                still = np.zeros(G, dtype=bool)
+                for entry in stack:
+                    still |= entry[7].any(axis=0)
+                self.done_groups = (~still).tolist()
                 return BranchResult("unknown", stopped=why)
-            lo, hi, s, coef, P, ids, depth = _pop(stack, self.batch)
+            lo, hi, s, coef, P, ids, depth, opn = _pop(stack, self.batch)
             n_open -= len(lo)
             self.stats["depth"] = max(self.stats["depth"], int(depth.max()))
-            rows = s.argmax(axis=1)
-            ar = np.arange(len(rows))
-            best = s[ar, rows]
-            closed = best > self.margin[rows]
-            if closed.any() and self.fast is not None:
-                closed, rows = self._confirm(lo, hi, closed, rows)
-            if closed.any():
-                self.tree.close(ids[closed], rows[closed], [None] * int(closed.sum()))
-                self.stats["leaves"] += int(closed.sum())
-            keep = ~closed
+            gbest, grow = self._group_best(s)
+            closing = opn & (gbest > self.margin[grow])
+            if closing.any() and self.fast is not None:
+                closing, grow = self._confirm(lo, hi, closing, grow)
+            for g in range(G):
+                m = closing[:, g]
+                if m.any():
+                    local = np.searchsorted(self._rows_of(g), grow[m, g])
+                    self.tree.close(ids[m], local, [None] * int(m.sum()), g)
+            self.stats["leaves"] += int(closing.sum())
+            opn = opn & ~closing
+            keep = opn.any(axis=1)
+            # each box is split for its open disjunct of the lowest bound, on that one's best row
+            worst = np.where(opn, gbest, np.inf).argmin(axis=1)
+            ar = np.arange(len(lo))
+            rows = grow[ar, worst]
             if keep.any() and self.chain is not None:
-                keep &= ~self._pieces(lo, hi, P, s, rows, ids, depth, keep)
+                one = opn.sum(axis=1) == 1
+                keep &= ~self._pieces(lo, hi, P, s, rows, ids, depth, keep & one, worst)
             if not keep.any():
                 continue
             lo, hi, ids, rows, depth = lo[keep], hi[keep], ids[keep], rows[keep], depth[keep]
+            opn, worst = opn[keep], worst[keep]
             B = len(lo)
             ar = np.arange(B)
             a = coef[keep][ar, rows]
@@ -296,7 +330,7 @@ class _InputSearch(_Search):
             corner = np.where(a > 0, lo, hi)
             x = self._points(np.concatenate([mid, corner, (mid + corner) / 2]))
             if x is None:
-                x = self._attack(lo, hi, s[keep][ar, rows])
+                x = self._attack(lo, hi, s[keep][ar, rows], worst)
             if x is not None:
                 return BranchResult("sat", x=x)
             t = time.perf_counter()
@@ -316,19 +350,25 @@ class _InputSearch(_Search):
             KL, KH = split_halves(lo, hi, dims)
             self.stats["t_branch"] += time.perf_counter() - t
             s2, coef2, P2 = self._bound(KL, KH)
-            q = _pick(s2.max(axis=1).reshape(2, look, B))
+            # a half's score: the lowest, over the disjuncts still open on the box, of their
+            # best row's bound
+            gb2, _ = self._group_best(s2)
+            o2 = np.tile(opn, (2 * look, 1))
+            q = _pick(np.where(o2, gb2, np.inf).min(axis=1).reshape(2, look, B))
             j = dims[ar, q]
             c0, c1 = self.tree.split(ids, "x", j, mid[ar, j])
             i0, i1 = q * B + ar, look * B + q * B + ar
-            stack.append((KL[i1], KH[i1], s2[i1], coef2[i1], P2[i1], c1, depth + 1))
-            stack.append((KL[i0], KH[i0], s2[i0], coef2[i0], P2[i0], c0, depth + 1))
+            stack.append((KL[i1], KH[i1], s2[i1], coef2[i1], P2[i1], c1, depth + 1, opn))
+            stack.append((KL[i0], KH[i0], s2[i0], coef2[i0], P2[i0], c0, depth + 1, opn))
             n_open += 2 * B
             rounds += 1
             if rounds % 16 == 0:
                 self._emit(n_open)
         return BranchResult("unsat")
 
-    def _attack(self, lo: np.ndarray, hi: np.ndarray, best: np.ndarray) -> np.ndarray | None:
+    def _attack(
+        self, lo: np.ndarray, hi: np.ndarray, best: np.ndarray, worst: np.ndarray
+    ) -> np.ndarray | None:
         """After :data:`ATTACK_EVERY` seconds, then after gaps that double, a quarter of a
         second of PGD: the first time on the whole box, then in the open boxes of the lowest
         bounds (:func:`netopt.attack.falsify_boxes`): where the bounds are worst, a
@@ -343,6 +383,10 @@ class _InputSearch(_Search):
         self.attack_gap *= 2
         from netopt.attack import falsify, falsify_boxes
 
+        # the disjunct of the lowest bound, in the boxes it is the lowest in
+        g = int(worst[np.argmin(best)])
+        rows = self._rows_of(g)
+        C, d = self.C[rows], self.d[rows]
         if not self.root_attacked:
             # the first time: the whole box, with the falsifier's full set of starts (a
             # counterexample in a sliver that the pieces' corners and centres have missed)
@@ -351,8 +395,8 @@ class _InputSearch(_Search):
                 self.net,
                 self.lo[0],
                 self.hi[0],
-                self.C,
-                self.d,
+                C,
+                d,
                 time_limit=min(ATTACK_EVERY / 4, max(self.dl.remaining(), 0.0)),
             )
             self.stats["t_attack"] += time.perf_counter() - now
@@ -360,13 +404,14 @@ class _InputSearch(_Search):
                 return self._points(np.asarray(r0.x).reshape(1, -1))
             now = time.perf_counter()
 
-        pick = np.argsort(best)[:ATTACK_BOXES]
+        mine = np.nonzero(worst == g)[0]
+        pick = mine[np.argsort(best[mine])][:ATTACK_BOXES]
         r = falsify_boxes(
             self.net,
             lo[pick],
             hi[pick],
-            self.C,
-            self.d,
+            C,
+            d,
             time_limit=min(ATTACK_EVERY / 4, max(self.dl.remaining(), 0.0)),
         )
         self.stats["t_attack"] += time.perf_counter() - now
@@ -404,9 +449,10 @@ def _pick(best: np.ndarray) -> np.ndarray:
 def _pop(stack: list, batch: int) -> tuple:
     """Up to ``batch`` domains from the top of the stack, merged.
 
-    Entries are ``(lo, hi, s, coef, P, ids, depth)``, arrays with the domains along axis 0.
+    Entries are ``(lo, hi, s, coef, P, ids, depth, open)``, arrays with the domains along
+    axis 0 (``open``: which disjuncts each box is still open for).
     """
-    parts: list[list] = [[] for _ in range(7)]
+    parts: list[list] = [[] for _ in range(8)]
     n = 0
     while stack and n < batch:
         arrs = list(stack.pop())

@@ -48,16 +48,34 @@ class BranchResult:
     proof: Any = None
     stats: dict[str, Any] = field(default_factory=dict)
     stopped: str | None = None
+    #: several disjuncts searched at once (``groups``): the one whose rows ``x`` satisfies
+    group: int | None = None
+    #: several disjuncts: one result per disjunct ("unsat" with its proof, or "unknown"; a
+    #: "sat" search answers for the whole property and leaves this None)
+    parts: list | None = None
 
 
 class _Tree:
-    """The search tree as it grows: split nodes and closed leaves, by integer node id."""
+    """The search tree as it grows: split nodes and closed leaves, by integer node id.
 
-    def __init__(self) -> None:
+    A search over several disjuncts at once (input splitting of a property whose disjuncts
+    share a box) shares the splits; each disjunct (``group``) has its own leaves and
+    parameters, and its own tree is the shared one cut at its leaves (:meth:`preorder`).
+    """
+
+    def __init__(self, groups: int = 1) -> None:
         self.next_id = 1  # the root is 0
         self.splits: dict[int, tuple] = {}
-        self.leaves: dict[int, tuple] = {}
-        self.params: list[dict] = []
+        self.gleaves: list[dict[int, tuple]] = [{} for _ in range(groups)]
+        self.gparams: list[list[dict]] = [[] for _ in range(groups)]
+
+    @property
+    def leaves(self) -> dict[int, tuple]:
+        return self.gleaves[0]
+
+    @property
+    def params(self) -> list[dict]:
+        return self.gparams[0]
 
     def children(self, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(parents)
@@ -73,28 +91,33 @@ class _Tree:
             self.splits[p] = (kind, ai, bi, i0, i1)
         return c0, c1
 
-    def close(self, ids: np.ndarray, rows: np.ndarray, params: list[dict | None]) -> None:
+    def close(
+        self, ids: np.ndarray, rows: np.ndarray, params: list[dict | None], group: int = 0
+    ) -> None:
+        leaves, plist = self.gleaves[group], self.gparams[group]
         for i, r, p in zip(ids.tolist(), rows.tolist(), params, strict=True):
             if p is None:
-                self.leaves[i] = (int(r), None)
+                leaves[i] = (int(r), None)
             else:
-                self.params.append(p)
-                self.leaves[i] = (int(r), len(self.params) - 1)
+                plist.append(p)
+                leaves[i] = (int(r), len(plist) - 1)
 
-    def preorder(self) -> list[list]:
-        """The tree as ``BabProof.nodes`` (every node must be split or closed)."""
+    def preorder(self, group: int = 0) -> list[list]:
+        """The tree of ``group`` as ``BabProof.nodes`` (every node must be split or closed):
+        a node that closed the group is its leaf, even where the shared tree goes on."""
+        leaves = self.gleaves[group]
         out: list[list] = []
         stack = [0]
         while stack:
             n = stack.pop()
-            if n in self.splits:
+            if n in leaves:
+                row, p = leaves[n]
+                out.append(["leaf", row] if p is None else ["leaf", row, p])
+            else:
                 kind, a, b, c0, c1 = self.splits[n]
                 out.append([kind, a, b])
                 stack.append(c1)
                 stack.append(c0)
-            else:
-                row, p = self.leaves[n]
-                out.append(["leaf", row] if p is None else ["leaf", row, p])
         return out
 
 
@@ -129,6 +152,11 @@ class _Search:
         if batch is None:
             batch = self._default_batch()
         self.batch = int(batch)
+        # the disjunct of each row: one (0) unless several are searched at once (set_groups)
+        self.groups = np.zeros(len(C), dtype=np.int64)
+        self.n_groups = 1
+        self.done_groups: list[bool] = []
+        self.found_group: int | None = None
         self.tree = _Tree()
         # the float64 bounds: rigorous (outward rounding), the same that netopt verify uses
         self.bc = batch_crown_of(net)
@@ -167,20 +195,50 @@ class _Search:
         st = self.stats
         st["seconds"] = time.perf_counter() - t0
         st["domains_per_s"] = st["nodes"] / max(st["seconds"], 1e-9)
-        st["proof_leaves"] = len(self.tree.leaves)
+        st["proof_leaves"] = sum(len(lv) for lv in self.tree.gleaves)
         res.stats = st
-        if res.verdict == "unsat":
-            from netopt.bounds.proof_format import BabProof
-
-            res.proof = BabProof(
-                lo=self.lo[0].copy(),
-                hi=self.hi[0].copy(),
-                C=self.C.copy(),
-                d=self.d.copy(),
-                nodes=self.tree.preorder(),
-                params=self.tree.params,
-            )
+        if self.n_groups == 1:
+            if res.verdict == "unsat":
+                res.proof = self._proof(0)
+        elif res.verdict == "sat":
+            res.group = self.found_group
+        else:
+            done = [True] * self.n_groups if res.verdict == "unsat" else self.done_groups
+            res.parts = [
+                BranchResult("unsat", proof=self._proof(g), stats=st)
+                if done[g]
+                else BranchResult("unknown", stats=st, stopped=res.stopped)
+                for g in range(self.n_groups)
+            ]
         return res
+
+    def set_groups(self, groups: np.ndarray) -> None:
+        """Search several disjuncts of one box at once: ``groups[r]`` is row ``r``'s disjunct
+        (``0 .. G-1``, each with at least one row). Each is "unsat" once every box is closed
+        for it by one of its own rows."""
+        g = np.asarray(groups, dtype=np.int64).reshape(-1)
+        if g.shape != (len(self.C),) or g.min() < 0 or set(g.tolist()) != set(range(g.max() + 1)):
+            raise ValueError("groups: one disjunct index 0..G-1 per row of C, each index used")
+        self.groups, self.n_groups = g, int(g.max()) + 1
+        self.tree = _Tree(self.n_groups)
+
+    def _rows_of(self, g: int) -> np.ndarray:
+        return np.nonzero(self.groups == g)[0]
+
+    def _proof(self, g: int) -> Any:
+        """Disjunct ``g``'s proof: its rows, and the tree cut at its leaves (a leaf's row is
+        its index among the disjunct's rows)."""
+        from netopt.bounds.proof_format import BabProof
+
+        rows = self._rows_of(g)
+        return BabProof(
+            lo=self.lo[0].copy(),
+            hi=self.hi[0].copy(),
+            C=self.C[rows].copy(),
+            d=self.d[rows].copy(),
+            nodes=self.tree.preorder(g),
+            params=self.tree.gparams[g],
+        )
 
     def _stop(self, n_open: int) -> str | None:
         if interrupted():
@@ -192,12 +250,18 @@ class _Search:
         return None
 
     def _points(self, X: np.ndarray) -> np.ndarray | None:
-        """A point of ``X`` whose float64 output satisfies every row, or None."""
+        """A point of ``X`` whose float64 output satisfies every row of some disjunct, or None
+        (its disjunct: :attr:`found_group`)."""
         t = time.perf_counter()
         y = self.net.forward(X.reshape(-1, *self.shape)).reshape(len(X), -1)
-        ok = np.nonzero(np.all(y @ self.C.T <= self.d, axis=1))[0]
+        sat = y @ self.C.T <= self.d
+        hit = np.stack([np.all(sat[:, self._rows_of(g)], axis=1) for g in range(self.n_groups)], 1)
+        ok = np.nonzero(hit.any(axis=1))[0]
         self.stats["t_points"] += time.perf_counter() - t
-        return X[ok[0]].reshape(self.shape) if len(ok) else None
+        if not len(ok):
+            return None
+        self.found_group = int(np.argmax(hit[ok[0]]))
+        return X[ok[0]].reshape(self.shape)
 
     def _emit(self, n_open: int) -> None:
         emit(

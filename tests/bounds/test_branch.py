@@ -249,6 +249,96 @@ def test_a_float32_bound_that_lies_closes_nothing(seed, monkeypatch):
     _check_result(inst, r, "input")
 
 
+@functools.cache
+def _group_instance(seed: int) -> dict:
+    """Two or three disjuncts over one box of a random small chain, each of 1-2 rows with its
+    own limits; each disjunct's exact minimum of ``max_i (C_g f - d_g)_i`` by brute force."""
+    base = _instance(seed)
+    rng = np.random.default_rng(100 + seed)
+    G = int(rng.integers(2, 4))
+    n_out = base["Ws"][-1].shape[0]
+    Cs, ds, opts = [], [], []
+    for _ in range(G):
+        C = rng.normal(size=(int(rng.integers(1, 3)), n_out))
+        v = _exact_min(
+            base["Ws"], base["bs"], base["alphas"], base["lo"], base["hi"], C, 0 * C[:, 0]
+        )
+        # the limit a little below or above the exact minimum (mostly unsat, as in a property)
+        delta = rng.choice([-1.0, 1.0], p=[0.25, 0.75]) * rng.uniform(0.02, 0.2) * (1 + abs(v))
+        Cs.append(C)
+        ds.append(np.full(len(C), v - delta))
+        opts.append(delta)  # > 0: this disjunct is empty
+    return dict(base, Cs=Cs, ds=ds, opts=opts)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:8])
+def test_disjuncts_searched_at_once_decide_like_brute_force(seed, monkeypatch):
+    """Several disjuncts over one box in one input-splitting tree (``groups``): "sat" exactly
+    when some disjunct has a point, with a point of that disjunct; otherwise one proof per
+    disjunct, each re-checked on its own rows and sound at sampled points of its leaves."""
+    import netopt.bounds.branch_input as bi
+
+    monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
+    gi = _group_instance(seed)
+    C, d = np.concatenate(gi["Cs"]), np.concatenate(gi["ds"])
+    groups = np.concatenate([[g] * len(c) for g, c in enumerate(gi["Cs"])])
+    r = branch_and_bound(
+        gi["net"], gi["lo"], gi["hi"], C, d, mode="input", time_limit=30, groups=groups
+    )
+    if any(o < 0 for o in gi["opts"]):
+        assert r.verdict == "sat" and r.parts is None
+        g = r.group
+        x = np.asarray(r.x, dtype=np.float64).reshape(-1)
+        y, _ = _forward(gi["Ws"], gi["bs"], gi["alphas"], x)
+        assert np.all(y @ gi["Cs"][g].T <= gi["ds"][g]) and gi["opts"][g] < 0
+        assert np.all(gi["lo"] <= x) and np.all(x <= gi["hi"])
+        return
+    assert r.verdict == "unsat" and r.proof is None and len(r.parts) == len(gi["Cs"])
+    leaves = 0
+    for g, part in enumerate(r.parts):
+        P = part.proof
+        assert part.verdict == "unsat"
+        assert np.array_equal(P.C, gi["Cs"][g]) and np.array_equal(P.d, gi["ds"][g])
+        pc = check_proof(gi["net"].graph, BabProof.from_dict(json.loads(json.dumps(P.to_dict()))))
+        assert pc.ok, pc.reason
+        leaves += pc.leaves
+        _assert_leaves_sound(gi, P)
+    assert leaves == r.stats["leaves"]
+
+
+def test_a_search_of_several_disjuncts_stopped_early_keeps_the_decided_ones(monkeypatch):
+    """Stopped after its first split, a search of two disjuncts answers "unknown" but keeps
+    the proof of the one the root's bounds already closed."""
+    import netopt.bounds.branch_input as bi
+
+    # the float64 bounds alone (the float32 search's pieces would close this root at once)
+    monkeypatch.setattr(bi, "FAST_AFTER", float("inf"))
+    monkeypatch.setattr(bi, "_torch_loaded", lambda: False)
+    inst = _instance(0)
+    n_out = inst["Ws"][-1].shape[0]
+    C0 = np.eye(n_out)[:1]
+    far = np.array([-1e6])  # y_0 <= -1e6: no point of the box, closed at the root
+    C = np.concatenate([C0, inst["C"]])
+    d = np.concatenate([far, inst["d"]])  # the second: empty by 1-5 %, far from the root
+    groups = np.array([0] + [1] * len(inst["C"]))
+    r = branch_and_bound(
+        inst["net"], inst["lo"], inst["hi"], C, d, mode="input", max_domains=1, groups=groups
+    )
+    assert r.verdict == "unknown" and r.stopped == "domain limit"
+    assert r.parts[0].verdict == "unsat" and r.parts[1].verdict == "unknown"
+    assert check_proof(inst["net"].graph, r.parts[0].proof).ok
+    assert r.parts[0].proof.nodes == [["leaf", 0]]
+
+
+def test_groups_are_for_input_splitting_only():
+    inst = _instance(0)
+    with pytest.raises(netopt.OptionError):
+        branch_and_bound(
+            inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="relu",
+            groups=np.zeros(len(inst["C"]), dtype=int),
+        )  # fmt: skip
+
+
 #: ReLU splitting gets wider margins (10-30% of the spread): see below
 RELU_MARGIN = (0.1, 0.3)
 

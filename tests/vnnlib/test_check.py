@@ -220,3 +220,24 @@ def test_bad_phase_times_are_option_errors(kw, name):
     net = netopt.load(NETS / "test" / "test_nano.onnx")
     with pytest.raises(OptionError, match=name):
         check(net, NETS / "test" / "test_nano.vnnlib", **kw)
+
+
+def test_disjuncts_over_one_box_share_one_tree_and_each_keeps_its_proof(tmp_path):
+    """ACAS Xu prop 10 is four disjuncts over one box: decided by one input-splitting tree,
+    each disjunct "unsat" with its own proof, the certificate fully re-checked."""
+    require_nets()
+    onnx_path = NETS / "acasxu" / "ACASXU_run2a_4_5_batch_2000.onnx"
+    prop_path = NETS / "acasxu" / "prop_10.vnnlib"
+    net = netopt.load(onnx_path)
+    r = check(net, prop_path, time_limit=60)
+    assert r.verdict == "unsat" and r.disjunct_status == ["unsat"] * 4
+    by_k = {d["disjunct"]: d for d in r.details}
+    assert all("4 disjuncts at once" in by_k[k]["method"] for k in range(4))
+    proofs = [by_k[k]["proof"] for k in range(4)]
+    prop = netopt.load_vnnlib(prop_path, 5, 5)
+    for k, P in enumerate(proofs):
+        assert np.array_equal(P.C, prop.disjuncts[k].C) and np.array_equal(P.d, prop.disjuncts[k].d)
+    cert = Certificate.from_check(r, prop_path, net)
+    cert.save(tmp_path / "c.json")
+    rep = Certificate.load(tmp_path / "c.json").verify(onnx_path, vnnlib_path=prop_path)
+    assert rep["ok"] and rep["fully_checked"] and not rep["unchecked"], rep

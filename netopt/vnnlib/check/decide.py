@@ -212,21 +212,72 @@ def _check(
                             {"disjunct": kh, "verdict": "sat", "method": "attack", "seconds": secs}
                         )
                         break
-            budget = deadline.share(BAB_SHARE, bab_time)
+            # the disjuncts still waiting over this one's box: one input-splitting tree for all
+            # (a box's bounds cost the same for every row; ACAS Xu prop 6 is two boxes of four)
+            members = _same_box(prop, k, queue, retried, n_in)
+            budget = deadline.share(BAB_SHARE, bab_time * len(members))
             first = [j for j in queue if j not in retried]  # still to have their first turn
             share = not retry and first and deadline.time_limit is not None
             if share:
-                budget = min(budget, deadline.remaining() / (len(first) + 1))
+                budget = min(budget, deadline.remaining() * len(members) / (len(first) + 1))
             emit(progress, "branch and bound", deadline, **where)
+            rows = [prop.disjuncts[m] for m in members]
             br = branch_and_bound(
                 net,
                 dom.lo,
                 dom.hi,
-                dj.C,
-                dj.d,
+                np.concatenate([r.C for r in rows]) if len(rows) > 1 else dj.C,
+                np.concatenate([r.d for r in rows]) if len(rows) > 1 else dj.d,
                 time_limit=budget,
                 progress=None if progress is None else _bab_progress(progress, deadline, where),
+                groups=(
+                    np.concatenate([[i] * len(r.d) for i, r in enumerate(rows)])
+                    if len(rows) > 1
+                    else None
+                ),
             )
+            if br is not None and len(members) > 1:
+                if br.verdict == "sat":
+                    kg = members[br.group]
+                    info.update(disjunct=kg)
+                    info.update(
+                        verdict="sat",
+                        method="BaB (input splits)",
+                        pieces=br.stats["nodes"],
+                        seconds=time.perf_counter() - tk,
+                        bab=_bab_stats(br.stats),
+                    )
+                    res.details.append(info)
+                    res = _sat(net, res, br.x, prop.disjuncts[kg], kg)
+                    break
+                # every member the tree closed is decided, with its own proof; the others
+                # are left to their turn as if searched alone (this one: below)
+                secs = time.perf_counter() - tk
+                for m, part in zip(members, br.parts, strict=True):
+                    if part.verdict != "unsat":
+                        continue
+                    if m != k:
+                        queue.remove(m)
+                    res.details.append(
+                        {
+                            "disjunct": m,
+                            "verdict": "unsat",
+                            "method": f"BaB (input splits, {len(members)} disjuncts at once)",
+                            "pieces": br.stats["nodes"],
+                            "seconds": secs,
+                            "bab": _bab_stats(br.stats),
+                            "proof": part.proof,
+                        }
+                    )
+                if br.parts[0].verdict == "unsat":
+                    continue
+                if share and br.stopped == "time limit" and not stop_reason():
+                    # the open ones wait, with this one, for a second turn (together again)
+                    for m, part in zip(members[1:], br.parts[1:], strict=True):
+                        if part.verdict != "unsat":
+                            queue.remove(m)
+                            retried.add(m)
+                            queue.append(m)
             if br is not None and br.verdict != "unknown":
                 info.update(
                     verdict=br.verdict,
@@ -315,6 +366,28 @@ def _check(
             res.stopped = "interrupted"
             break
     return res
+
+
+def _same_box(
+    prop: VnnlibProperty, k: int, queue: list[int], retried: set[int], n_in: int
+) -> list[int]:
+    """Disjunct ``k`` and those waiting in ``queue`` for the same turn (a first one, or a
+    retry) over exactly its box, with no input constraints: searched at once by input
+    splitting (:func:`~netopt.bounds.branch.branch_and_bound`'s ``groups``). Just ``[k]``
+    where splitting goes to ReLUs."""
+    from netopt.bounds.branch import INPUT_SPLIT_MAX_DIM
+
+    dj = prop.disjuncts[k]
+    if n_in > INPUT_SPLIT_MAX_DIM or len(dj.A_in):
+        return [k]
+    return [k] + [
+        j
+        for j in queue
+        if (j in retried) == (k in retried)
+        and not len(prop.disjuncts[j].A_in)
+        and np.array_equal(prop.disjuncts[j].lo, dj.lo)
+        and np.array_equal(prop.disjuncts[j].hi, dj.hi)
+    ]
 
 
 def _crown_rows(net: Network, dom: Domain, dj: Any) -> tuple[np.ndarray, Any]:

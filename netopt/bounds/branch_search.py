@@ -204,6 +204,8 @@ class _Search:
             res.group = self.found_group
         else:
             done = [True] * self.n_groups if res.verdict == "unsat" else self.done_groups
+            if len(done) != self.n_groups:  # a stop that did not say: nothing is decided
+                done = [False] * self.n_groups
             res.parts = [
                 BranchResult("unsat", proof=self._proof(g), stats=st)
                 if done[g]

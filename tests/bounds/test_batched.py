@@ -483,3 +483,29 @@ def test_dtype_and_device_of_every_result():
         assert all(t.dtype == dt and t.device.type == "cpu" for t in tensors)
         assert r.row.dtype == torch.int64
         assert [tuple(b_.shape) for b_ in r.betas] == [(4, 2, 8), (4, 2, 8)]
+
+
+def test_the_slopes_adam_takes_torch_adams_steps():
+    """alpha/beta-CROWN's Adam (written out: torch.optim's first use imports torch._dynamo,
+    about a second) against torch.optim.Adam itself, two groups of their own rates."""
+    import torch
+
+    from netopt.bounds.batched import _Adam
+
+    torch.manual_seed(0)
+    a, b = torch.randn(5, 3), torch.randn(4)
+    ours = [a.clone().requires_grad_(True), b.clone().requires_grad_(True)]
+    ref = [a.clone().requires_grad_(True), b.clone().requires_grad_(True)]
+
+    def groups(p):
+        return [{"params": [p[0]], "lr": 0.25}, {"params": [p[1]], "lr": 0.05}]
+
+    opts = [(ours, _Adam(groups(ours))), (ref, torch.optim.Adam(groups(ref)))]
+    for _ in range(20):
+        for p, opt in opts:
+            opt.zero_grad()
+            ((p[0] ** 3).sum() + (p[1].sin() * p[0][0, 0]).sum()).backward()
+            opt.step()
+    for x, y in zip(ours, ref, strict=True):
+        assert torch.allclose(x, y, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(ours[0], a)  # the steps moved it

@@ -27,9 +27,7 @@ through a multiplier :math:`\beta_i \ge 0`: on the points of the box that respec
 (the coefficient of :math:`z_i` loses :math:`\beta_i s_i`). Every :math:`\beta \ge 0` gives a
 valid bound; the multipliers are optimized jointly with the slopes.
 
-**Branching scores**: BaBSR (Bunel et al. 2020) for ReLU splitting
-(:meth:`ChainBounds.babsr_scores`), and the input coefficients' smear :math:`|\Lambda_i| (u_i -
-l_i)` for input splitting (:meth:`ChainBounds.input_scores`).
+**Branching scores** on these bounds (BaBSR, the input smear): :mod:`netopt.bounds.branching`.
 
 This module is the search's engine (float32 by default, on CUDA when present): its bounds are
 computed in floating point without directed rounding, so a box it closes is a claim only once
@@ -38,7 +36,6 @@ the float64 bounds of :mod:`netopt.bounds` — which round outward — close it 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +45,7 @@ from netopt.errors import FormulationError
 from netopt.ir.chain import chain_refusals, split_chain
 from netopt.ir.graph import Graph
 from netopt.ir.ops.activations import relu_relaxation
+from netopt.torch_utils import Adam
 
 __all__ = ["ChainBounds", "SpecBound"]
 
@@ -96,46 +94,6 @@ def _dot(Lam: Any, v: Any) -> Any:
     times as long on a 2-core CPU (256 boxes, 100 rows of 50).
     """
     return (Lam * v[:, None, :]).sum(-1)
-
-
-class _Adam:
-    r"""Adam (Kingma & Ba 2015) on parameter groups ``[{"params": [...], "lr": ...}]``, with
-    torch's default constants and its update :math:`p \leftarrow p - \frac{lr}{1 - \beta_1^t}
-    \, m / (\sqrt{v} / \sqrt{1 - \beta_2^t} + \epsilon)`.
-
-    Written here rather than taken from ``torch.optim``: the first ``torch.optim.Adam`` of a
-    process imports ``torch._dynamo`` (0.95 s measured on the 2-core CPU, as long as torch's
-    own import), which a ``netopt check`` of one MNIST property paid on top of its 2-20 s, and
-    each of its steps cost about 1 ms of overhead on these small tensors.
-    """
-
-    def __init__(self, groups: list[dict], betas: tuple[float, float] = (0.9, 0.999)) -> None:
-        import torch
-
-        self.groups = [(list(g["params"]), float(g["lr"])) for g in groups]
-        self.b1, self.b2, self.eps, self.t = betas[0], betas[1], 1e-8, 0
-        self.m = [[torch.zeros_like(p) for p in ps] for ps, _ in self.groups]
-        self.v = [[torch.zeros_like(p) for p in ps] for ps, _ in self.groups]
-
-    def zero_grad(self) -> None:
-        for ps, _ in self.groups:
-            for p in ps:
-                p.grad = None
-
-    def step(self) -> None:
-        import torch
-
-        self.t += 1
-        c1, c2 = 1 - self.b1**self.t, math.sqrt(1 - self.b2**self.t)
-        with torch.no_grad():
-            for (ps, lr), ms, vs in zip(self.groups, self.m, self.v, strict=True):
-                for p, m, v in zip(ps, ms, vs, strict=True):
-                    if p.grad is None:
-                        continue
-                    g = p.grad
-                    m.mul_(self.b1).add_(g, alpha=1 - self.b1)
-                    v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-                    p.addcdiv_(m, (v.sqrt() / c2).add_(self.eps), value=-lr / c1)
 
 
 class ChainBounds:
@@ -516,7 +474,7 @@ class ChainBounds:
             groups = [{"params": a_params, "lr": lr}]
             if any(p is not None for p in b_params):
                 groups.append({"params": [p for p in b_params if p is not None], "lr": lr_beta})
-            opt = _Adam(groups)
+            opt = Adam(groups)
             for _ in range(iters):
                 opt.zero_grad()
                 used_b = [None if p is None else p * masks[j] for j, p in enumerate(b_params)]
@@ -602,7 +560,7 @@ class ChainBounds:
             groups = [{"params": [v_param], "lr": lr_row}]
             if a_params:
                 groups.append({"params": a_params, "lr": lr})
-            opt = _Adam(groups)
+            opt = Adam(groups)
             for _ in range(iters):
                 opt.zero_grad()
                 score, used = evaluate(a_params, v_param)
@@ -619,60 +577,3 @@ class ChainBounds:
                         p_.clamp_(min=self.leak[j], max=1.0)
                     v_param.copy_(project(v_param))
         return best, best_sl, best_v
-
-    # ------------------------------------------------------------------ branching
-    def babsr_scores(self, res: SpecBound, reduce: str = "min") -> list:
-        r"""BaBSR scores of every activation unit, for each box's best row (Bunel et al. 2020).
-
-        With :math:`\lambda` the coefficient of the unit's output :math:`a` in the bound of the
-        box's best row (``res.lams``), :math:`b` its layer's bias, :math:`[l, u]` its input's
-        bounds, :math:`\alpha` the leak and the upper line's slope and intercept
-        :math:`r = (u - \alpha l) / (u - l)`, :math:`t = (1 - \alpha)(-l) u / (u - l)`, the
-        score estimates how much a split moves the bound:
-
-        .. math::
-
-            s = \bigl|\operatorname{reduce}\bigl(b\lambda(r - 1),\ b\lambda(r - \alpha)\bigr)
-                + \min(\lambda, 0)\, t\bigr|,
-
-        the bias's contribution lost when the unit's coefficient on :math:`z` goes from
-        :math:`\lambda r` to :math:`\lambda` (active) or :math:`\lambda \alpha` (inactive), and
-        the upper line's intercept, which both sides drop. ``reduce`` is ``"min"`` or ``"max"``
-        over the two sides. Stable units (:math:`l \ge 0` or :math:`u \le 0`, split units among
-        them: their bounds were clipped to the split's half-line) score 0.
-
-        Returns
-        -------
-        list of Tensor, one ``(B, n_j)`` per activation layer.
-        """
-        import torch
-
-        if reduce not in ("min", "max"):
-            raise ValueError(f"reduce must be 'min' or 'max', not {reduce!r}")
-        if res.row is None or len(res.lams) < self.n_act:
-            raise ValueError("babsr_scores needs a SpecBound from crown() or alpha_crown()")
-        op = torch.minimum if reduce == "min" else torch.maximum
-        with torch.no_grad():
-            B = res.lower.shape[0]
-            idx = torch.arange(B, device=res.lower.device)
-            scores = []
-            for j in range(self.n_act):
-                lam = res.lams[j][idx, res.row]  # (B, n_j)
-                low, up = res.pre[j]
-                a = self.leak[j]
-                unst = (low < 0) & (up > 0)
-                width = torch.where(unst, up - low, torch.ones_like(low))
-                r = torch.where(unst, (up - a * low) / width, torch.zeros_like(low))
-                t = torch.where(unst, (1 - a) * (-low) * up / width, torch.zeros_like(low))
-                bl = self.b[j] * lam
-                s = (op(bl * (r - 1), bl * (r - a)) + lam.clamp(max=0) * t).abs()
-                scores.append(torch.where(unst, s, torch.zeros_like(s)))
-        return scores
-
-    def input_scores(self, res: SpecBound, lo: Any, hi: Any) -> Any:
-        r"""The smear :math:`|\Lambda_{0,i}| (u_i - l_i)` of each input for each box's best row.
-
-        The best row's bound depends on input :math:`i` through :math:`\Lambda_{0,i}^+ l_i +
-        \Lambda_{0,i}^- u_i`; halving the widest such term gains most (``(B, n_in)``).
-        """
-        return res.coef.abs() * (self._t(hi) - self._t(lo))

@@ -193,7 +193,7 @@ class _InputSearch(_Search):
         the box closes, as ReLU splits whose leaves carry their betas, only if every piece
         does.
         """
-        from netopt.bounds.pieces import PIECES_PER_ROUND, fixed_row, piece_rows
+        from netopt.bounds.pieces import PIECES_PER_ROUND, fixed_row, piece_arrays, piece_rows
 
         L, H = P[:, 0], P[:, 1]
         n_uns = ((L < 0) & (H > 0)).sum(axis=1)
@@ -208,7 +208,7 @@ class _InputSearch(_Search):
         idx = idx[np.argsort(-s[idx, rows[idx]])][:PIECES_PER_ROUND]
         sizes = [w.shape[0] for w in self.chain[0][:-1]]
         offs = np.cumsum([0, *sizes])
-        boxes, P_lo, P_hi, P_row, P_sp, P_bt = [], [], [], [], [], []
+        boxes, P_lo, P_hi, P_row, parts = [], [], [], [], []
         for b in idx:
             uns = [
                 (j, int(u - offs[j]))
@@ -223,18 +223,12 @@ class _InputSearch(_Search):
                 continue
             boxes.append((b, uns, r, len(pieces)))
             for signs, _, beta in pieces:
-                sp = [np.zeros(n) for n in sizes]
-                bt = [np.zeros(n) for n in sizes]
-                for (j, u), sg, be in zip(uns, signs, beta, strict=True):
-                    sp[j][u], bt[j][u] = sg, be
                 P_lo.append(lo[b])
                 P_hi.append(hi[b])
                 P_row.append(r)
-                P_sp.append(sp)
-                P_bt.append(bt)
+                parts.append((uns, signs, beta))
         if boxes:
-            splits = [np.stack([p[j] for p in P_sp]) for j in range(len(sizes))]
-            betas = [np.stack([p[j] for p in P_bt]) for j in range(len(sizes))]
+            splits, betas = piece_arrays(parts, sizes)
             R = np.asarray(P_row)
             lower, _, _ = self.bc.bound(
                 np.stack(P_lo), np.stack(P_hi), self.C, rows=R, splits=splits, betas=betas

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from netopt.bounds.branch_search import BranchResult, _Search
+from netopt.bounds.branching import babsr_scores
 
 #: ReLU splitting gives up ("unpromising") once it has run this many seconds with fewer than
 #: this share of its domains closed. Measured: an MNIST 256x2 disjunct that it decides closes
@@ -170,7 +171,7 @@ class _ReluSearch(_Search):
                 if x is not None:
                     return BranchResult("sat", x=x)
                 t = time.perf_counter()
-                layer, unit, can = _choose_relu(cb.babsr_scores(sb), kt, [s[kt] for s in sp])
+                layer, unit, can = _choose_relu(babsr_scores(cb, sb), kt, [s[kt] for s in sp])
                 if not can.all():
                     # no unstable unit left: the network is affine on the domain, yet no row
                     # closed it (their combination might: a bound of one row cannot) and no

@@ -155,6 +155,7 @@ class _Search:
         # the disjunct of each row: one (0) unless several are searched at once (set_groups)
         self.groups = np.zeros(len(C), dtype=np.int64)
         self.n_groups = 1
+        self.group_rows = [np.arange(len(C))]  # each disjunct's rows, in order
         self.done_groups: list[bool] = []
         self.found_group: int | None = None
         self.tree = _Tree()
@@ -220,12 +221,18 @@ class _Search:
         for it by one of its own rows."""
         g = np.asarray(groups, dtype=np.int64).reshape(-1)
         if g.shape != (len(self.C),) or g.min() < 0 or set(g.tolist()) != set(range(g.max() + 1)):
-            raise ValueError("groups: one disjunct index 0..G-1 per row of C, each index used")
+            from netopt.errors import InputError
+
+            raise InputError(
+                f"branch_and_bound: groups must give one disjunct index 0..G-1 per row of C "
+                f"({len(self.C)} rows), each index used; got {g.tolist()!r:.80}"
+            )
         self.groups, self.n_groups = g, int(g.max()) + 1
+        self.group_rows = [np.nonzero(g == k)[0] for k in range(self.n_groups)]
         self.tree = _Tree(self.n_groups)
 
     def _rows_of(self, g: int) -> np.ndarray:
-        return np.nonzero(self.groups == g)[0]
+        return self.group_rows[g]
 
     def _proof(self, g: int) -> Any:
         """Disjunct ``g``'s proof: its rows, and the tree cut at its leaves (a leaf's row is

@@ -150,7 +150,7 @@ class Tighten:
         ReLUs, bounded exactly through their pieces (:func:`~netopt.bounds.pieces.piece_rows`)
         and confirmed in rigorous float64. ``pre`` is indexed by ``sel`` (the bound call's
         boxes). Returns the new own bounds and, per raised box, its proof fragment."""
-        from netopt.bounds.pieces import MAX_UNSTABLE, PIECES_PER_ROUND, piece_rows
+        from netopt.bounds.pieces import MAX_UNSTABLE, PIECES_PER_ROUND, piece_arrays, piece_rows
 
         t = time.perf_counter()
         mn = self.mn
@@ -159,7 +159,7 @@ class Tighten:
         ok = cand & (n_uns >= 1) & (n_uns <= MAX_UNSTABLE)
         idx = np.nonzero(ok)[0]
         idx = idx[np.argsort(own[idx])][:PIECES_PER_ROUND]
-        boxes, P_lo, P_hi, P_v, P_sp, P_bt = [], [], [], [], [], []
+        boxes, P_lo, P_hi, P_v, parts = [], [], [], [], []
         sizes = [a.shape[-1] for a, _ in vals]
         for b in idx:
             i = sel[b]
@@ -174,20 +174,14 @@ class Tighten:
                 continue
             boxes.append((b, uns, pieces))
             for signs, v, beta in pieces:
-                sp = [np.zeros(n) for n in sizes]
-                bt = [np.zeros(n) for n in sizes]
-                for (j, u), sg, be in zip(uns, signs, beta, strict=True):
-                    sp[j][u], bt[j][u] = sg, be
                 P_lo.append(lo[b])
                 P_hi.append(hi[b])
                 P_v.append(v)
-                P_sp.append(sp)
-                P_bt.append(bt)
+                parts.append((uns, signs, beta))
         frags: dict[int, tuple] = {}
         if boxes:
             V = mn.valid(np.stack(P_v))
-            splits = [np.stack([p[j] for p in P_sp]) for j in range(len(sizes))]
-            betas = [np.stack([p[j] for p in P_bt]) for j in range(len(sizes))]
+            splits, betas = piece_arrays(parts, sizes)
             lower, _, _ = self.bc.bound(
                 np.stack(P_lo), np.stack(P_hi), V[:, None, :], splits=splits, betas=betas
             )

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_UNSTABLE", "PIECES_PER_ROUND", "fixed_row", "piece_rows"]
+__all__ = ["MAX_UNSTABLE", "PIECES_PER_ROUND", "fixed_row", "piece_arrays", "piece_rows"]
 
 #: a box is split into its pieces when at most this many ReLUs are unstable on it (2^k LPs)
 MAX_UNSTABLE = 2
@@ -39,6 +39,18 @@ MAX_UNSTABLE = 2
 PIECES_PER_ROUND = 64
 #: the multipliers' cap: an empty piece makes the LP unbounded; a large multiplier closes it
 BETA_CAP = 1e6
+
+
+def piece_arrays(parts: list[tuple], sizes: list[int]) -> tuple[list, list]:
+    """Pieces' split signs and multipliers as the bounds take them (``splits=``, ``betas=`` of
+    :meth:`netopt.bounds.bab.BatchCrown.bound`): per activation layer a ``(P, n_j)`` array each.
+    ``parts`` holds one ``(unstable units, signs, betas)`` per piece (:func:`piece_rows`)."""
+    splits = [np.zeros((len(parts), n)) for n in sizes]
+    betas = [np.zeros((len(parts), n)) for n in sizes]
+    for p, (uns, signs, beta) in enumerate(parts):
+        for (j, u), sg, be in zip(uns, signs, beta, strict=True):
+            splits[j][p, u], betas[j][p, u] = sg, be
+    return splits, betas
 
 
 def fixed_row(c: np.ndarray) -> Any:

@@ -16,6 +16,7 @@ from netopt.errors import FormulationError
 
 torch = pytest.importorskip("torch")
 from netopt.bounds.batched import ChainBounds  # noqa: E402
+from netopt.bounds.branching import babsr_scores, input_scores  # noqa: E402
 
 
 def _mlp(rng, sizes, leak=None):
@@ -432,8 +433,8 @@ def test_babsr_scores_of_one_hidden_layer(leak):
     r = cb.alpha_crown(lo, hi, C, d, splits, iters=5, beta=True)
     a = cb.leak[0]  # the model's float32 attribute, as the engine reads it
     W2, b1 = cb.W[1].numpy(), cb.b[0].numpy()
-    (sc,) = cb.babsr_scores(r)
-    (sc_max,) = cb.babsr_scores(r, reduce="max")
+    (sc,) = babsr_scores(cb, r)
+    (sc_max,) = babsr_scores(cb, r, reduce="max")
     low, up = (t.numpy() for t in r.pre[0])
     for i in range(10):
         lam = C[int(r.row[i])] @ W2
@@ -464,7 +465,7 @@ def test_input_scores_are_the_best_rows_smear():
     C = rng.normal(size=(2, 2))
     lo, hi = _boxes(rng, 3, 6, 0.5)
     r = cb.alpha_crown(lo, hi, C, np.zeros(2), iters=5)
-    s = cb.input_scores(r, lo, hi)
+    s = input_scores(cb, r, lo, hi)
     assert s.shape == (6, 3)
     assert torch.all(s[:, 2] == 0) and torch.all(s[:, :2] > 0)
     torch.testing.assert_close(s, r.coef.abs() * torch.as_tensor(hi - lo))
@@ -490,7 +491,7 @@ def test_the_slopes_adam_takes_torch_adams_steps():
     about a second) against torch.optim.Adam itself, two groups of their own rates."""
     import torch
 
-    from netopt.bounds.batched import _Adam
+    from netopt.torch_utils import Adam
 
     torch.manual_seed(0)
     a, b = torch.randn(5, 3), torch.randn(4)
@@ -500,7 +501,7 @@ def test_the_slopes_adam_takes_torch_adams_steps():
     def groups(p):
         return [{"params": [p[0]], "lr": 0.25}, {"params": [p[1]], "lr": 0.05}]
 
-    opts = [(ours, _Adam(groups(ours))), (ref, torch.optim.Adam(groups(ref)))]
+    opts = [(ours, Adam(groups(ours))), (ref, torch.optim.Adam(groups(ref)))]
     for _ in range(20):
         for p, opt in opts:
             opt.zero_grad()

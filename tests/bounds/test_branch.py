@@ -332,6 +332,10 @@ def test_a_search_of_several_disjuncts_stopped_early_keeps_the_decided_ones(monk
 
 def test_groups_are_for_input_splitting_only():
     inst = _instance(0)
+    args = (inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"])
+    for bad in (np.zeros(len(inst["C"]) + 1, dtype=int), np.full(len(inst["C"]), 1)):
+        with pytest.raises(netopt.InputError, match="groups"):
+            branch_and_bound(*args, mode="input", groups=bad)
     with pytest.raises(netopt.OptionError):
         branch_and_bound(
             inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="relu",

@@ -226,8 +226,8 @@ def _check(
                 net,
                 dom.lo,
                 dom.hi,
-                np.concatenate([r.C for r in rows]) if len(rows) > 1 else dj.C,
-                np.concatenate([r.d for r in rows]) if len(rows) > 1 else dj.d,
+                np.concatenate([r.C for r in rows]),
+                np.concatenate([r.d for r in rows]),
                 time_limit=budget,
                 progress=None if progress is None else _bab_progress(progress, deadline, where),
                 groups=(
@@ -239,8 +239,8 @@ def _check(
             if br is not None and len(members) > 1:
                 if br.verdict == "sat":
                     kg = members[br.group]
-                    info.update(disjunct=kg)
                     info.update(
+                        disjunct=kg,
                         verdict="sat",
                         method="BaB (input splits)",
                         pieces=br.stats["nodes"],

@@ -53,6 +53,16 @@ ATTACK_BOXES = 64
 #: at most 2 unstable 10753 / 6.2, 3: 8729 / 5.3, 4: 8393 / 5.3 (every box tried closed).
 PIECES_MAX_UNSTABLE = 3
 
+#: An open box with at most this many unstable ReLUs (by the float32 bounds) that its pieces
+#: did not close gets alpha-CROWN's optimized slopes (:meth:`_InputSearch._alpha`):
+#: :data:`ALPHA_ITERS` Adam steps, at most :data:`ALPHA_PER_ROUND` boxes a round.
+ALPHA_MAX_UNSTABLE = 40
+ALPHA_ITERS = 10
+ALPHA_LR = 0.25
+#: the slopes a proof records are rounded to this many decimals (any slope is valid)
+ALPHA_DECIMALS = 4
+ALPHA_PER_ROUND = 256
+
 #: Seconds of search on the float64 bounds before the float32 torch engine
 #: (:meth:`netopt.bounds.batched.ChainBounds.crown_rows`) bounds the boxes instead, the float64
 #: bounds then only confirming the boxes it closes. Measured on ACAS Xu (1024 boxes an eighth of
@@ -78,7 +88,14 @@ class _InputSearch(_Search):
         self.fast: Any = None  # the float32 engine, once the search has run FAST_AFTER
         self.fast_tried = False
         self.chain: Any = None  # the chain's float64 layers, for the pieces' LPs (with fast)
-        self.stats.update(pieces_closed=0, pieces_tried=0, t_pieces=0.0)
+        self.stats.update(
+            pieces_closed=0,
+            pieces_tried=0,
+            t_pieces=0.0,
+            alpha_closed=0,
+            alpha_tried=0,
+            t_alpha=0.0,
+        )
 
     def _default_batch(self) -> int:
         # numpy, memory-bound: a few hundred boxes per product keep it in cache
@@ -255,6 +272,83 @@ class _InputSearch(_Search):
         self.stats["pieces_closed"] += int(closed.sum())
         return closed
 
+    def _alpha(
+        self,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        P: np.ndarray,
+        ids: np.ndarray,
+        depth: np.ndarray,
+        cand: np.ndarray,
+        worst: np.ndarray,
+    ) -> np.ndarray:
+        r"""Open boxes with at most :data:`ALPHA_MAX_UNSTABLE` unstable ReLUs, closed by
+        alpha-CROWN (the lower lines' slopes optimized for the box's disjunct, float32 torch)
+        and confirmed by the rigorous float64 bounds with those slopes: which of the boxes
+        did (a bool mask). Each becomes a leaf carrying its slopes.
+
+        Near a nearly tight point (ACAS Xu 3_3 prop 2 comes within 1e-3 of a counterexample)
+        CROWN's adaptive slopes err by more than the margin until the boxes are tiny, while
+        the optimized slopes close most boxes of a few unstable ReLUs at once.
+        """
+        L, H = P[:, 0], P[:, 1]
+        n_uns = ((L < 0) & (H > 0)).sum(axis=1)
+        ok = cand & (n_uns <= ALPHA_MAX_UNSTABLE)
+        closed = np.zeros(len(lo), dtype=bool)
+        if not ok.any():
+            return closed
+        t = time.perf_counter()
+        for g in range(self.n_groups):
+            idx = np.nonzero(ok & (worst == g))[0][:ALPHA_PER_ROUND]
+            if not len(idx):
+                continue
+            self.stats["alpha_tried"] += len(idx)
+            rows_g = self._rows_of(g)
+            sb = self.fast.alpha_crown(
+                lo[idx], hi[idx], self.C[rows_g], self.d[rows_g], iters=ALPHA_ITERS, lr=ALPHA_LR
+            )
+            lower = sb.lower.detach().cpu().double().numpy()
+            r = lower.argmax(axis=1)
+            R = rows_g[r]
+            c = lower[np.arange(len(idx)), r] > self.margin[R]
+            if not c.any():
+                continue
+            jdx, r, R = idx[c], r[c], R[c]
+            # the proof keeps the slopes of the units unstable by the float32 bounds, rounded
+            # (a short record); the others take CROWN's adaptive slope (NaN), in the float64
+            # confirmation as in the proof check
+            uns = (L[jdx] < 0) & (H[jdx] > 0)
+            sl64 = np.concatenate([s.detach().cpu().double().numpy()[c] for s in sb.slopes], 1)
+            sl64 = np.where(uns, np.round(sl64, ALPHA_DECIMALS), np.nan)
+            offs = np.cumsum([0] + [s.shape[1] for s in sb.slopes])
+            sl = [sl64[:, offs[j] : offs[j + 1]] for j in range(len(offs) - 1)]
+            tc = time.perf_counter()
+            low, _, _ = self.bc.bound(lo[jdx], hi[jdx], self.C, rows=R, slopes=sl)
+            self.stats["t_check"] += time.perf_counter() - tc
+            good = low[:, 0] - self.d[R] > self.margin[R]
+            self.stats["float64_reopened"] += int((~good).sum())
+            if not good.any():
+                continue
+            params = []
+            for i in np.nonzero(good)[0]:
+                us = np.nonzero(uns[i])[0]
+                lay = np.searchsorted(offs, us, side="right") - 1
+                params.append(
+                    {
+                        "alphas": [
+                            [int(j), int(u - offs[j]), float(sl64[i, u])]
+                            for j, u in zip(lay, us, strict=True)
+                        ]
+                    }
+                )
+            self.tree.close(ids[jdx[good]], r[good], params, g)
+            closed[jdx[good]] = True
+            self.stats["leaves"] += int(good.sum())
+            self.stats["depth"] = max(self.stats["depth"], int(depth[jdx].max()))
+        self.stats["t_alpha"] += time.perf_counter() - t
+        self.stats["alpha_closed"] += int(closed.sum())
+        return closed
+
     def _close_pieces(self, node: int, uns: list, row: int, leaves: list, group: int) -> None:
         """Record a box closed for ``group`` (its only open disjunct) by its pieces: a ReLU
         split per unit (``z <= 0`` first), the leaves in :func:`itertools.product` order, each
@@ -318,6 +412,8 @@ class _InputSearch(_Search):
             if keep.any() and self.chain is not None:
                 one = opn.sum(axis=1) == 1
                 keep &= ~self._pieces(lo, hi, P, s, rows, ids, depth, keep & one, worst)
+                if keep.any():
+                    keep &= ~self._alpha(lo, hi, P, ids, depth, keep & one, worst)
             if not keep.any():
                 continue
             lo, hi, ids, rows, depth = lo[keep], hi[keep], ids[keep], rows[keep], depth[keep]

@@ -13,8 +13,9 @@ A proof is a tree over the input box :math:`[l, h]`. A split node divides its do
 A leaf ``["leaf", row]`` or ``["leaf", row, p]`` claims that the lower bound of row ``row`` of
 :math:`C f(x) - d` over its domain (its box, and the split constraints :math:`s_j z_j \ge 0` on
 its path) is positive; ``params[p]`` may give alpha-CROWN slopes (``"slopes"``: per activation
-op a list of its units' lower-line slopes, or null) and beta-CROWN multipliers (``"betas"``:
-``[layer, unit, beta]`` triples) for that bound. The nodes are listed in pre-order.
+op a list of its units' lower-line slopes, or null; or ``"alphas"``: ``[layer, unit, slope]``
+triples, the units not named taking CROWN's adaptive slope) and beta-CROWN multipliers
+(``"betas"``: ``[layer, unit, beta]`` triples) for that bound. The nodes are listed in pre-order.
 
 :func:`check_proof` walks the tree (iteratively), derives each leaf's box and split signs, and
 bounds the leaves in batches with :meth:`netopt.bounds.bab.BatchCrown.bound`: float64 CROWN with
@@ -189,7 +190,14 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
 def _leaf_arrays(p: Any, k: int, sizes: list[int]) -> tuple[list, dict]:
     """``params[k]`` checked against the network: slopes per layer, betas by (layer, unit)."""
     where = f"params[{k}]"
-    slopes, betas = _read_params(p, "proof." + where)
+    slopes, betas, alphas = _read_params(p, "proof." + where)
+    if alphas:
+        # the slopes of a few units; the others take CROWN's adaptive slope (NaN)
+        slopes = [np.full(n, np.nan) for n in sizes]
+        for layer, unit, a in alphas:
+            if layer >= len(sizes) or unit >= sizes[layer]:
+                raise InputError(f"{where}.alphas: unit ({layer}, {unit}) out of range")
+            slopes[layer][unit] = float(a)
     if slopes is not None:
         if len(slopes) != len(sizes):
             raise InputError(

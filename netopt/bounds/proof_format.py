@@ -70,7 +70,8 @@ class BabProof:
         The tree in pre-order: ``["x", i, cut]``, ``["r", layer, unit]``, ``["leaf", row]`` or
         ``["leaf", row, p]`` (see the module's docstring).
     params : list of dict
-        Per-leaf bound parameters: ``{"slopes": [...], "betas": [[layer, unit, beta], ...]}``.
+        Per-leaf bound parameters: ``{"slopes": [...], "betas": [[layer, unit, beta], ...]}``,
+        or the slopes of a few units only, ``"alphas": [[layer, unit, slope], ...]``.
     """
 
     lo: np.ndarray
@@ -169,8 +170,9 @@ def _node_error(nd: Any, n_in: int, n_rows: int, n_params: int) -> str:
     return ""
 
 
-def _read_params(p: Any, where: str) -> tuple[list | None, list]:
-    """A parameter set's slopes (per layer an array or None) and betas, type-checked."""
+def _read_params(p: Any, where: str) -> tuple[list | None, list, list]:
+    """A parameter set's slopes (per layer an array or None), betas and alphas (the slopes of
+    a few units), type-checked."""
     if not isinstance(p, dict):
         raise InputError(f"{where} must be a JSON object")
     slopes = p.get("slopes")
@@ -181,10 +183,20 @@ def _read_params(p: Any, where: str) -> tuple[list | None, list]:
         out = []
         for j, s in enumerate(slopes):
             out.append(None if s is None else _floats(s, f"{where[6:]}.slopes[{j}]", 1))
-    betas = p.get("betas") or []
-    if not isinstance(betas, list):
-        raise InputError(f"{where}.betas must be a list of [layer, unit, beta]")
-    for t in betas:
+    betas = _triples(p, "betas", where)
+    alphas = _triples(p, "alphas", where)
+    if alphas and slopes is not None:
+        raise InputError(f"{where} gives both slopes and alphas: give one")
+    return out, betas, alphas
+
+
+def _triples(p: dict, key: str, where: str) -> list:
+    """``p[key]``: a list of ``[layer, unit, value]`` (``"betas"``, ``"alphas"``), type-checked."""
+    name = "beta" if key == "betas" else "slope"
+    out = p.get(key) or []
+    if not isinstance(out, list):
+        raise InputError(f"{where}.{key} must be a list of [layer, unit, {name}]")
+    for t in out:
         if not (
             isinstance(t, list)
             and len(t) == 3
@@ -194,5 +206,5 @@ def _read_params(p: Any, where: str) -> tuple[list | None, list]:
             and t[1] >= 0
             and _is_num(t[2])
         ):
-            raise InputError(f"{where}.betas: each entry is [layer, unit, beta], got {t!r:.60}")
-    return out, betas
+            raise InputError(f"{where}.{key}: each entry is [layer, unit, {name}], got {t!r:.60}")
+    return out

@@ -249,6 +249,34 @@ def test_a_float32_bound_that_lies_closes_nothing(seed, monkeypatch):
     _check_result(inst, r, "input")
 
 
+@pytest.mark.parametrize("seed", [s for s in SEEDS if _instance(s)["opt"] < 0][:3])
+def test_optimized_slopes_that_lie_close_nothing(seed, monkeypatch):
+    """alpha-CROWN claiming every box it is given closed: the float64 check with its slopes
+    reopens each one, and the search still finds the counterexample that exists."""
+    import netopt.bounds.branch_input as bi
+    from netopt.bounds.batched import ChainBounds
+
+    monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
+    monkeypatch.setattr(bi, "PIECES_MAX_UNSTABLE", 0)
+    real = ChainBounds.alpha_crown
+
+    def lying(self, *args, **kw):
+        sb = real(self, *args, **kw)
+        sb.lower = sb.lower + 1e3
+        return sb
+
+    monkeypatch.setattr(ChainBounds, "alpha_crown", lying)
+    inst = _instance(seed)
+    r = branch_and_bound(
+        inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+    )
+    assert r.verdict == "sat"
+    # every box given to it was claimed closed; only the float64-confirmed ones are
+    st = r.stats
+    assert st["float64_reopened"] >= st["alpha_tried"] - st["alpha_closed"] > 0
+    _check_result(inst, r, "input")
+
+
 @functools.cache
 def _group_instance(seed: int) -> dict:
     """Two or three disjuncts over one box of a random small chain, each of 1-2 rows with its
@@ -554,9 +582,37 @@ def _pieces_proof():
     return inst, r.proof
 
 
-@pytest.fixture(scope="module", params=["relu-splits", "input-splits-with-pieces"])
+def _slopes_proof():
+    """An input-splitting proof whose boxes of a few unstable ReLUs closed by alpha-CROWN:
+    leaves with the optimized slopes (the pieces turned off)."""
+    import netopt.bounds.branch_input as bi
+
+    inst = dict(_instance(10))
+    old = bi.FAST_AFTER, bi.PIECES_MAX_UNSTABLE
+    bi.FAST_AFTER, bi.PIECES_MAX_UNSTABLE = 0.0, 0
+    try:
+        r = branch_and_bound(
+            inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+        )
+    finally:
+        bi.FAST_AFTER, bi.PIECES_MAX_UNSTABLE = old
+    assert r.verdict == "unsat" and r.stats["alpha_closed"] > 0
+    assert r.stats["pieces_closed"] == 0
+    _check_result(inst, r, "input")
+    assert sum("alphas" in p for p in r.proof.params) == r.stats["alpha_closed"]
+    inst["d_sat"] = inst["d"] + 2 * inst["opt"]
+    return inst, r.proof
+
+
+@pytest.fixture(
+    scope="module", params=["relu-splits", "input-splits-with-pieces", "input-splits-with-slopes"]
+)
 def relu_proof(request):
-    return _relu_split_proof() if request.param == "relu-splits" else _pieces_proof()
+    return {
+        "relu-splits": _relu_split_proof,
+        "input-splits-with-pieces": _pieces_proof,
+        "input-splits-with-slopes": _slopes_proof,
+    }[request.param]()
 
 
 def _subtree_end(nodes: list, k: int) -> int:
@@ -586,6 +642,8 @@ def test_mutated_relu_split_proof_is_rejected_or_sound(relu_proof):
         p = params[k]
         if "slopes" in p:
             p["slopes"] = [list(rng.uniform(-3, 3, len(s))) for s in p["slopes"]]
+        if "alphas" in p:
+            p["alphas"] = [[j, u, rng.uniform(-3, 3)] for j, u, _ in p["alphas"]]
         if "betas" in p:
             p["betas"] = [[j, u, b * 100] for j, u, b in p["betas"]]
         mutated = proof(params=params)
@@ -599,15 +657,20 @@ def test_mutated_relu_split_proof_is_rejected_or_sound(relu_proof):
     leaf = max(i for i, nd in enumerate(nodes) if nd[0] == "leaf")
     pc = check_proof(net.graph, proof(nodes=nodes[:leaf] + nodes[leaf + 1 :]))
     assert not pc.ok and "malformed" in pc.reason
-    # a split flipped (its two subtrees swapped: each claim moves to the other sign) or moved
-    # to another unit: rejected, or sound on every leaf
+    # a split flipped (its two subtrees swapped: each claim moves to the other sign, or the
+    # other half of an input's interval) or moved to another unit or input: rejected, or
+    # sound on every leaf (a tree with no ReLU split: its first input splits)
     rejected = 0
-    for k in [i for i, nd in enumerate(nodes) if nd[0] == "r"]:
+    splits = [i for i, nd in enumerate(nodes) if nd[0] == "r"]
+    for k in splits or [i for i, nd in enumerate(nodes) if nd[0] == "x"][:20]:
         e1 = _subtree_end(nodes, k + 1)
         e2 = _subtree_end(nodes, e1)
         swapped = nodes[: k + 1] + nodes[e1:e2] + nodes[k + 1 : e1] + nodes[e2:]
         moved = [list(nd) for nd in nodes]
-        moved[k][2] = (moved[k][2] + 1) % inst["Ws"][moved[k][1]].shape[0]
+        if nodes[k][0] == "r":
+            moved[k][2] = (moved[k][2] + 1) % inst["Ws"][moved[k][1]].shape[0]
+        else:
+            moved[k][1] = (moved[k][1] + 1) % len(P.lo)
         for mut in (swapped, moved):
             pc = check_proof(net.graph, proof(nodes=mut))
             if pc.ok:

@@ -190,6 +190,10 @@ def test_malformed_trees_are_rejected(chain):
     assert "twice" in check_proof(net.graph, BabProof(LO, HI, C1, d, twice)).reason
     far = [["r", 2, 0], ["leaf", 0], ["leaf", 0]]
     assert "out of range" in check_proof(net.graph, BabProof(LO, HI, C1, d, far)).reason
+    # a slope of a unit the network does not have
+    odd = BabProof(LO, HI, C1, d, [["leaf", 0, 0]], [{"alphas": [[0, 99, 0.5]]}])
+    pc = check_proof(net.graph, odd)
+    assert not pc.ok and "alphas" in pc.reason and "out of range" in pc.reason
 
 
 @pytest.mark.parametrize(
@@ -204,6 +208,8 @@ def test_malformed_trees_are_rejected(chain):
         ({"C": [[1.0, "a"]]}, "proof.C"),
         ({"params": [{"betas": [[0, 1]]}]}, "betas"),
         ({"params": [{"slopes": [[1.0, None]]}]}, "slopes[0]"),
+        ({"params": [{"alphas": [[0, -1, 0.5]]}]}, "alphas"),
+        ({"params": [{"alphas": [[0, 1, 0.5]], "slopes": [None]}]}, "both slopes and alphas"),
         ({"d": None}, "proof.d"),
     ],
 )
@@ -299,6 +305,13 @@ def test_sat_property_never_gets_a_proof(chain):
         betas = [
             [int(rng.integers(2)), int(rng.integers(16)), float(v)] for v in rng.normal(0, 5, 6)
         ]
+        if rng.random() < 0.5:
+            # the sparse form: a few units' slopes
+            alphas = [
+                [int(rng.integers(2)), int(rng.integers(16)), float(v)]
+                for v in rng.choice([0.0, 1.0, 0.3, 3.7, -5.0, np.inf], 5)
+            ]
+            return {"alphas": alphas, "betas": betas}
         return {"slopes": slopes, "betas": betas}
 
     accepted = 0

@@ -17,8 +17,10 @@ open domains and
    search ("sat");
 4. splits the rest in two: along the input with the largest smear :math:`|\lambda_i|(u_i - l_i)`
    of the best row (input splitting, for networks of at most :data:`INPUT_SPLIT_MAX_DIM` inputs:
-   ACAS Xu), or on the unstable ReLU of the highest BaBSR score (Bunel et al. 2020), its two
-   children fixing :math:`z \le 0` and :math:`z \ge 0` (ReLU splitting, wider inputs).
+   ACAS Xu), or on an unstable ReLU, its two children fixing :math:`z \le 0` and
+   :math:`z \ge 0` (ReLU splitting, wider inputs): of the units of the highest BaBSR scores
+   (Bunel et al. 2020), the one whose children, bounded once, leave the least to close
+   (filtered smart branching).
 
 Input splitting goes depth first (memory stays bounded); ReLU splitting takes the domains of the
 lowest bound first (the hardest, as beta-CROWN does). Every split and closed leaf is recorded, so

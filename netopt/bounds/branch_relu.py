@@ -39,6 +39,10 @@ FSB_CANDIDATES = 20
 #: children bounded together at most in one call (memory)
 FSB_MAX_CHILDREN = 32768
 
+#: Domains with every sign fixed closed by an LP over the rows' combinations (one LP each),
+#: per round at most (:meth:`_ReluSearch._affine`); the rest count as stuck.
+AFFINE_PER_ROUND = 4096
+
 #: Memory (bytes) the domains of one batch may take on the CPU (CUDA: half of its free memory).
 CPU_BATCH_BYTES = 512 * 2**20
 
@@ -61,6 +65,8 @@ class _ReluSearch(_Search):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.root_pre: dict | None = None
+        self.chain: Any = None  # the chain's float64 layers, for the affine domains' LPs
+        self.stats["affine_closed"] = 0
 
     def _default_batch(self) -> int:
         # bytes per domain: the spec rows' pass and the state kept per domain
@@ -98,6 +104,81 @@ class _ReluSearch(_Search):
         self.stats["t_check"] += time.perf_counter() - t
         self.stats["float64_reopened"] += int((~ok).sum())
         return ok
+
+    def _affine(
+        self, idx: np.ndarray, sp: list, sb: Any, ids: np.ndarray, lo: Any, hi: Any
+    ) -> np.ndarray | None:
+        """Domains with every unit's sign fixed that no row closed: each closed, where an LP
+        finds one, by a combination of the rows with multipliers of its splits
+        (:func:`~netopt.bounds.pieces.affine_rows`), confirmed in rigorous float64 and
+        recorded as a leaf with ``"lam"`` and ``"betas"``; the rest are counted ``stuck``.
+        Where none closes a domain, the primal LP's point is tried: a counterexample (in the
+        float64 interpreter) is returned."""
+        from netopt.bounds.opt_tighten import chain64
+        from netopt.bounds.pieces import affine_rows, piece_arrays
+
+        t = time.perf_counter()
+        if self.chain is None:
+            self.chain = chain64(self.net)
+        found: list[tuple] = []
+        points: list[np.ndarray] = []
+        for b in idx[:AFFINE_PER_ROUND].tolist() if self.chain is not None else []:
+            split, active = [], []
+            for j, s in enumerate(sp):
+                sj = s[b].cpu().numpy()
+                for u in np.nonzero(sj)[0].tolist():
+                    split.append((j, u, int(sj[u])))
+                low = sb.pre[j][0][b].detach().cpu().double().numpy()
+                active.append((sj > 0) | ((sj == 0) & (low >= 0)))
+            res = affine_rows(self.C, self.d, self.chain, lo[b], hi[b], split, active)
+            if res is not None and res[2] is not None:
+                points.append(res[2])
+            elif res is not None:
+                found.append((b, split, res[0], res[1]))
+        closed = np.zeros(len(found), dtype=bool)
+        if found:
+            parts = [
+                ([(j, u) for j, u, _ in sl], [s for _, _, s in sl], bt) for _, sl, _, bt in found
+            ]
+            splits, betas = piece_arrays(parts, self.widths)
+            lams = np.stack([f[2] for f in found])
+            C3 = (lams @ self.C)[:, None, :]
+            dl = lams @ self.d + lams @ self.margin
+            if self.root_pre is None:
+                _, _, pre = self.bc.bound(self.lo, self.hi, self.C)
+                self.root_pre = {v: (a[0], b_[0]) for v, (a, b_) in pre.items()}
+            n = len(found)
+            box_lo, box_hi = np.repeat(self.lo, n, axis=0), np.repeat(self.hi, n, axis=0)
+            low, _, _ = self.bc.bound(
+                box_lo, box_hi, C3, splits=splits, betas=betas, fixed=self.root_pre
+            )
+            closed = low[:, 0] > dl
+            if not closed.all():
+                # as the proof check does: the activations' bounds recomputed with the splits
+                sel = np.nonzero(~closed)[0]
+                low2, _, _ = self.bc.bound(
+                    box_lo[sel],
+                    box_hi[sel],
+                    C3[sel],
+                    splits=[a[sel] for a in splits],
+                    betas=[a[sel] for a in betas],
+                )
+                closed[sel] = low2[:, 0] > dl[sel]
+            params = []
+            for q in np.nonzero(closed)[0].tolist():
+                _, sl, lam, bt = found[q]
+                bl = [[j, u, float(v)] for (j, u, _), v in zip(sl, bt, strict=True) if v > 0]
+                params.append({"lam": lam.tolist(), **({"betas": bl} if bl else {})})
+            k_ok = np.array([found[q][0] for q in np.nonzero(closed)[0]], dtype=np.int64)
+            if len(k_ok):
+                rows = np.array([int(np.argmax(found[q][2])) for q in np.nonzero(closed)[0]])
+                self.tree.close(ids[k_ok], rows, params)
+                self.stats["leaves"] += len(k_ok)
+        self.stats["affine_closed"] += int(closed.sum())
+        self.stats["stuck"] += len(idx) - int(closed.sum())
+        self.stats["t_check"] += time.perf_counter() - t
+        # the primal LPs' points, in the float64 interpreter: one satisfying C f <= d is "sat"
+        return self._points(np.stack(points)) if points else None
 
     def _filtered(
         self,
@@ -252,9 +333,11 @@ class _ReluSearch(_Search):
                     layer, unit = self._filtered(sb, scores, kt, sp, layer, unit)
                 if not can.all():
                     # no unstable unit left: the network is affine on the domain, yet no row
-                    # closed it (their combination might: a bound of one row cannot) and no
-                    # point was tried inside. Set aside: the search can end "unknown" at best
-                    self.stats["stuck"] += int((~can).sum())
+                    # closed it. A combination of the rows may (an LP); the others are set
+                    # aside, and the search can end "unknown" at best
+                    x = self._affine(keep[~can], sp, sb, b_ids, lo_b, hi_b)
+                    if x is not None:
+                        return BranchResult("sat", x=x)
                     keep, layer, unit = keep[can], layer[can], unit[can]
                     kt = torch.as_tensor(keep, device=dev)
             if len(keep):

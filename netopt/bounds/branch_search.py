@@ -37,8 +37,9 @@ class BranchResult:
     stopped : str or None
         Why the verdict is "unknown": ``"time limit"``, ``"interrupted"``, ``"domain limit"``;
         ``"precision"`` (a box too small to split that the float64 bounds do not close);
-        ``"incomplete"`` (ReLU splitting: a domain with every ReLU fixed that no single row's
-        bound closes — ``stats["stuck"]`` counts them); ``"unpromising"`` (ReLU splitting
+        ``"incomplete"`` (ReLU splitting: a domain with every ReLU fixed that neither a row's
+        bound nor an LP's combination of the rows closes, and whose LP point is no
+        counterexample in float64 — ``stats["stuck"]`` counts them); ``"unpromising"`` (ReLU splitting
         closing too few domains to finish:
         :data:`~netopt.bounds.branch_relu.RELU_PATIENCE`).
     """

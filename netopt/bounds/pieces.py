@@ -31,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_UNSTABLE", "PIECES_PER_ROUND", "fixed_row", "piece_arrays", "piece_rows"]
+__all__ = [
+    "MAX_UNSTABLE",
+    "PIECES_PER_ROUND",
+    "affine_rows",
+    "fixed_row",
+    "piece_arrays",
+    "piece_rows",
+]
 
 #: a box is split into its pieces when at most this many ReLUs are unstable on it (2^k LPs)
 MAX_UNSTABLE = 2
@@ -163,3 +170,92 @@ def piece_rows(
         v[keep] = res.x[:q]
         out.append((signs, v, res.x[q : q + k]))
     return out
+
+
+def affine_rows(
+    C: np.ndarray,
+    d: np.ndarray,
+    chain: tuple[list, list, list],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    split: list[tuple[int, int, int]],
+    active: list[np.ndarray],
+) -> tuple | None:
+    r"""Row weights and multipliers closing a domain on which the network is affine, if any do.
+
+    ReLU splitting can end at a domain with every unit's sign fixed (by a split or by its
+    bounds) where no single row of :math:`C f(x) - d` has a positive bound, though no point of
+    the domain satisfies every row: then some combination does, by LP duality. On the domain
+    :math:`f(x) = A x + c` and each split unit's input is :math:`z_k(x) = a_k^\top x + b_k`
+    with :math:`s_k z_k \ge 0`; with :math:`m, r` the box's centre and radius this solves
+
+    .. math::
+
+        \max_{\lambda \ge 0,\ \sum\lambda = 1,\ \beta \ge 0}\;
+        \lambda^\top (C (A m + c) - d) - \sum_k \beta_k s_k z_k(m)
+        - \sum_i \Big|\big(A^\top C^\top \lambda - \textstyle\sum_k \beta_k s_k a_k\big)_i\Big| r_i,
+
+    the bound beta-CROWN computes for the row :math:`\lambda^\top C` with multipliers
+    :math:`\beta`. A positive optimum closes the domain: every point of it has
+    :math:`\lambda^\top (C f - d) > 0`, so some row of :math:`C f - d` is positive.
+
+    Parameters
+    ----------
+    C, d : (k, m), (k,)
+    chain : (Ws, bs, leaks)
+        As :func:`piece_rows` takes it.
+    lo, hi : (n,)
+    split : list of (layer, unit, sign)
+        The domain's split units.
+    active : list of (n_j,) bool
+        Per activation layer, the units whose input is :math:`\ge 0` on the domain (split
+        units by their sign, the others by their bounds).
+
+    Returns
+    -------
+    ``(lam, betas, None)`` (betas in the order of ``split``) where the optimum is positive;
+    else ``(None, None, x)`` with ``x`` a point of the domain satisfying every row (the
+    primal LP's, to be re-checked), or None where an LP failed.
+    """
+    from scipy.optimize import linprog
+
+    Ws, bs, leaks = chain
+    n = lo.size
+    mid, rad = (lo + hi) / 2, (hi - lo) / 2
+    M, c = np.eye(n), np.zeros(n)
+    a_rows, b_vals, signs = [], [], []
+    for j in range(len(Ws) - 1):
+        Z, z0 = Ws[j] @ M, Ws[j] @ c + bs[j]
+        for lj, u, s in split:
+            if lj == j:
+                a_rows.append(Z[u])
+                b_vals.append(z0[u])
+                signs.append(float(s))
+        slope = np.where(active[j], 1.0, leaks[j])
+        M, c = slope[:, None] * Z, slope * z0
+    A, c_out = Ws[-1] @ M, Ws[-1] @ c + bs[-1]
+    k, q = len(d), len(split)
+    S = np.asarray(signs)
+    Ka = np.asarray(a_rows).reshape(q, n) * S[:, None]  # s_k a_k
+    kb = np.asarray(b_vals).reshape(q) * S
+    G = np.hstack([(C @ A).T, -Ka.T])  # the input coefficient, (n, k + q)
+    # variables: lam (k), beta (q), t (n) >= |G [lam; beta]|
+    cost = np.concatenate([-(C @ (A @ mid + c_out) - d), kb + Ka @ mid, rad])
+    A_ub = np.vstack([np.hstack([G, -np.eye(n)]), np.hstack([-G, -np.eye(n)])])
+    A_eq = np.concatenate([np.ones(k), np.zeros(q + n)])[None]
+    bounds = [(0, None)] * k + [(0, BETA_CAP)] * q + [(0, None)] * n
+    res = linprog(cost, A_ub=A_ub, b_ub=np.zeros(2 * n), A_eq=A_eq, b_eq=np.ones(1), bounds=bounds)
+    if res.status == 0 and res.x is not None and -res.fun > 0:
+        return res.x[:k], res.x[k : k + q], None
+    # no combination closes it: a point of the domain satisfying every row, by the primal LP
+    # (a candidate: the caller re-checks it in float64)
+    # (minimizing the largest row's excess t: the deepest point, not one on a row's boundary)
+    pt = linprog(
+        np.concatenate([np.zeros(n), [1.0]]),
+        A_ub=np.vstack([np.hstack([C @ A, -np.ones((k, 1))]), np.hstack([-Ka, np.zeros((q, 1))])]),
+        b_ub=np.concatenate([d - C @ c_out, kb]),
+        bounds=[*zip(lo, hi, strict=True), (None, None)],
+    )
+    if pt.status == 0 and pt.x is not None and pt.x[-1] <= 0:
+        return None, None, pt.x[:n]
+    return None

@@ -15,7 +15,9 @@ A leaf ``["leaf", row]`` or ``["leaf", row, p]`` claims that the lower bound of 
 its path) is positive; ``params[p]`` may give alpha-CROWN slopes (``"slopes"``: per activation
 op a list of its units' lower-line slopes, or null; or ``"alphas"``: ``[layer, unit, slope]``
 triples, the units not named taking CROWN's adaptive slope) and beta-CROWN multipliers
-(``"betas"``: ``[layer, unit, beta]`` triples) for that bound. The nodes are listed in pre-order.
+(``"betas"``: ``[layer, unit, beta]`` triples) for that bound; with ``"lam"`` (one weight
+per row) the leaf claims instead that :math:`\lambda^\top (C f(x) - d)` is positive, which
+implies that some row is (a weight below 0 is clipped to 0). The nodes are listed in pre-order.
 
 :func:`check_proof` walks the tree (iteratively), derives each leaf's box and split signs, and
 bounds the leaves in batches with :meth:`netopt.bounds.bab.BatchCrown.bound`: float64 CROWN with
@@ -112,7 +114,7 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
     if not (np.all(np.isfinite(P.C)) and np.all(np.isfinite(P.d))):
         return fail(None, "C and d must be finite")
     try:
-        params = [_leaf_arrays(p, k, sizes) for k, p in enumerate(P.params)]
+        params = [_leaf_arrays(p, k, sizes, P.d.size) for k, p in enumerate(P.params)]
     except InputError as e:
         return fail(None, str(e))
 
@@ -187,10 +189,18 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
     return ProofCheck(True, n_leaves, n_closed, None, "", time.perf_counter() - t0)
 
 
-def _leaf_arrays(p: Any, k: int, sizes: list[int]) -> tuple[list, dict]:
-    """``params[k]`` checked against the network: slopes per layer, betas by (layer, unit)."""
+def _leaf_arrays(p: Any, k: int, sizes: list[int], n_rows: int) -> tuple[list, dict, Any]:
+    """``params[k]`` checked against the network: slopes per layer, betas by (layer, unit),
+    the rows' weights (or None)."""
     where = f"params[{k}]"
-    slopes, betas, alphas = _read_params(p, "proof." + where)
+    slopes, betas, alphas, lam = _read_params(p, "proof." + where)
+    if lam is not None:
+        if lam.size != n_rows:
+            raise InputError(f"{where}.lam has {lam.size} weights; the property has {n_rows} rows")
+        if not np.all(np.isfinite(lam)):
+            raise InputError(f"{where}.lam must be finite")
+        # a negative weight is clipped to 0: the combination's claim stays sound
+        lam = np.maximum(lam, 0.0)
     if alphas:
         # the slopes of a few units; the others take CROWN's adaptive slope (NaN)
         slopes = [np.full(n, np.nan) for n in sizes]
@@ -215,7 +225,7 @@ def _leaf_arrays(p: Any, k: int, sizes: list[int]) -> tuple[list, dict]:
         if layer >= len(sizes) or unit >= sizes[layer]:
             raise InputError(f"{where}.betas: unit ({layer}, {unit}) out of range")
         b[(layer, unit)] = float(beta)
-    return (slopes or [None] * len(sizes)), b
+    return (slopes or [None] * len(sizes)), b, lam
 
 
 def _bound_leaves(
@@ -226,6 +236,9 @@ def _bound_leaves(
     lo = np.stack([lf[1] for lf in leaves])
     hi = np.stack([lf[2] for lf in leaves])
     rows = np.array([lf[4] for lf in leaves], dtype=np.int64)
+    # each leaf's claim: its row of C f - d, or a combination of the rows ("lam")
+    C3, d_leaf = P.C[rows][:, None, :].copy(), P.d[rows].copy()
+    mixed = np.zeros(B, dtype=bool)
     nl = len(sizes)
     splits: list = [None] * nl
     slopes: list = [None] * nl
@@ -237,7 +250,9 @@ def _bound_leaves(
             splits[j][b, u] = s
         if not lf[5]:
             continue
-        sl, bt = params[lf[5][0]]
+        sl, bt, lam = params[lf[5][0]]
+        if lam is not None:
+            C3[b], d_leaf[b], mixed[b] = lam @ P.C, lam @ P.d, True
         for j, s in enumerate(sl):
             if s is not None:
                 if slopes[j] is None:
@@ -256,8 +271,7 @@ def _bound_leaves(
         lower, _, _ = bc.bound(
             lo[sel],
             hi[sel],
-            P.C,
-            rows=rows[sel],
+            C3[sel],
             splits=cut(splits) if any_split else None,
             slopes=cut(slopes) if any(s is not None for s in slopes) else None,
             # a beta without a split on its leaf multiplies nothing (its sign is 0)
@@ -276,15 +290,16 @@ def _bound_leaves(
         _, _, root_pre = bc.bound(P.lo[None], P.hi[None], P.C)
         fixed = {v: (a[0], b_[0]) for v, (a, b_) in root_pre.items()}
         lower[sel] = bound(sel, fixed)
-    again = np.nonzero(~(lower > P.d[rows]))[0]
+    again = np.nonzero(~(lower > d_leaf))[0]
     if len(again):
         lower[again] = bound(again, None)
-    ok = lower > P.d[rows]
+    ok = lower > d_leaf
     why = [
         ""
         if ok[b]
-        else f"open leaf: the lower bound {lower[b]:.9g} of row {rows[b]} is not above "
-        f"d = {P.d[rows[b]]:.9g}"
+        else f"open leaf: the lower bound {lower[b]:.9g} of "
+        + (f"row {rows[b]}" if not mixed[b] else "its combination of the rows")
+        + f" is not above d = {d_leaf[b]:.9g}"
         for b in range(B)
     ]
     return ok, why

@@ -71,7 +71,9 @@ class BabProof:
         ``["leaf", row, p]`` (see the module's docstring).
     params : list of dict
         Per-leaf bound parameters: ``{"slopes": [...], "betas": [[layer, unit, beta], ...]}``,
-        or the slopes of a few units only, ``"alphas": [[layer, unit, slope], ...]``.
+        or the slopes of a few units only, ``"alphas": [[layer, unit, slope], ...]``; and
+        ``"lam": [...]``, one weight per row: the leaf claims the bound of that combination of
+        the rows instead of its one row.
     """
 
     lo: np.ndarray
@@ -170,9 +172,9 @@ def _node_error(nd: Any, n_in: int, n_rows: int, n_params: int) -> str:
     return ""
 
 
-def _read_params(p: Any, where: str) -> tuple[list | None, list, list]:
-    """A parameter set's slopes (per layer an array or None), betas and alphas (the slopes of
-    a few units), type-checked."""
+def _read_params(p: Any, where: str) -> tuple[list | None, list, list, np.ndarray | None]:
+    """A parameter set's slopes (per layer an array or None), betas, alphas (the slopes of
+    a few units) and lam (weights of the rows), type-checked."""
     if not isinstance(p, dict):
         raise InputError(f"{where} must be a JSON object")
     slopes = p.get("slopes")
@@ -187,7 +189,10 @@ def _read_params(p: Any, where: str) -> tuple[list | None, list, list]:
     alphas = _triples(p, "alphas", where)
     if alphas and slopes is not None:
         raise InputError(f"{where} gives both slopes and alphas: give one")
-    return out, betas, alphas
+    lam = p.get("lam")
+    if lam is not None:
+        lam = _floats(lam, f"{where[6:]}.lam", 1)
+    return out, betas, alphas, lam
 
 
 def _triples(p: dict, key: str, where: str) -> list:

@@ -117,13 +117,21 @@ def _depth(nodes: list) -> int:
 
 
 def _leaves(proof: BabProof) -> list:
-    """Each leaf's (row, box, split signs), derived from the tree independently."""
+    """Each leaf's (claim, box, split signs), derived from the tree independently: the claim
+    ``(c, d)``, ``c f(x) > d``, its row of C, d or (``"lam"``) their combination."""
     out = []
+
+    def claim(nd):
+        lam = proof.params[nd[2]].get("lam") if len(nd) == 3 else None
+        if lam is None:
+            return proof.C[nd[1]], proof.d[nd[1]]
+        lam = np.maximum(np.asarray(lam, dtype=np.float64), 0.0)  # as the checker clips it
+        return lam @ proof.C, lam @ proof.d
 
     def walk(k, lo, hi, signs):
         nd = proof.nodes[k]
         if nd[0] == "leaf":
-            out.append((nd[1], lo, hi, dict(signs)))
+            out.append((claim(nd), lo, hi, dict(signs)))
             return k + 1
         if nd[0] == "x":
             i = nd[1]
@@ -139,16 +147,17 @@ def _leaves(proof: BabProof) -> list:
 
 
 def _assert_leaves_sound(inst: dict, proof: BabProof, n: int = 300, seed: int = 0) -> None:
-    """At sampled points of every leaf's domain, the leaf's row of C f(x) - d is positive."""
+    """At sampled points of every leaf's domain, the leaf's claim (its row of C f(x) - d, or
+    their combination) is positive."""
     rng = np.random.default_rng(seed)
-    for row, lo, hi, signs in _leaves(proof):
+    for (c, dc), lo, hi, signs in _leaves(proof):
         X = np.concatenate([rng.uniform(lo, hi, (n, len(lo))), lo[None], hi[None]])
         y, zs = _forward(inst["Ws"], inst["bs"], inst["alphas"], X)
         keep = np.ones(len(X), dtype=bool)
         for (j, u), s in signs.items():
             keep &= s * zs[j][:, u] >= 0
-        r = y[keep] @ proof.C[row] - proof.d[row]
-        assert np.all(r > 0), f"a leaf claims row {row} > 0; a point gives {r.min()}"
+        r = y[keep] @ c - dc
+        assert np.all(r > 0), f"a leaf claims {c} f > {dc}; a point gives {r.min()}"
 
 
 def _check_result(inst: dict, r, mode: str) -> None:
@@ -384,23 +393,20 @@ def _relu_run(seed: int) -> tuple:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_relu_splitting_agrees_with_brute_force(seed):
-    """ReLU splitting is sound everywhere but not complete: it stops undecided ("incomplete")
-    where a domain has no unstable unit left and its bound, after a few steps on the
-    multipliers, is not positive (or no row alone is positive on it), and the only points it
-    tries are corners of the box."""
+    """ReLU splitting decides each: a domain with no unstable unit left that no row closes is
+    closed by an LP's combination of the rows, or holds the LP's point satisfying them all."""
     inst, r = _relu_run(seed)
-    if r.verdict == "unknown":
-        assert r.stopped == "incomplete"
-    else:
-        assert r.verdict == ("sat" if inst["opt"] < 0 else "unsat")
+    assert r.verdict == ("sat" if inst["opt"] < 0 else "unsat"), r.stopped
     _check_result(inst, r, "relu")
 
 
 def test_relu_splitting_decides_most_instances_with_split_proofs():
     runs = [_relu_run(seed) for seed in SEEDS]
-    assert sum(r.verdict != "unknown" for _, r in runs) >= 7  # 9 of the 12 are decided
+    assert all(r.verdict != "unknown" for _, r in runs)
     split = [r.proof for _, r in runs if r.verdict == "unsat" and len(r.proof.nodes) > 1]
     assert len(split) >= 2
+    # some leaves needed a combination of the rows (each domain affine, no row alone closing)
+    assert sum("lam" in p for P in split for p in P.params) > 0
     for proof in split:
         assert any(nd[0] == "r" for nd in proof.nodes)
         # every leaf carries the search's slopes (and multipliers): what closed it
@@ -621,6 +627,16 @@ def _pieces_proof():
     return inst, r.proof
 
 
+def _combined_rows_proof():
+    """A ReLU-split proof with leaves closed by a combination of the rows (``"lam"``)."""
+    inst, r = _relu_run(10)
+    assert r.verdict == "unsat" and r.stats["affine_closed"] > 0
+    _check_result(inst, r, "relu")
+    assert sum("lam" in p for p in r.proof.params) == r.stats["affine_closed"]
+    inst = dict(inst, d_sat=inst["d"] + 2 * inst["opt"])
+    return inst, r.proof
+
+
 def _slopes_proof():
     """An input-splitting proof whose boxes of a few unstable ReLUs closed by alpha-CROWN:
     leaves with the optimized slopes (the pieces turned off)."""
@@ -644,11 +660,18 @@ def _slopes_proof():
 
 
 @pytest.fixture(
-    scope="module", params=["relu-splits", "input-splits-with-pieces", "input-splits-with-slopes"]
+    scope="module",
+    params=[
+        "relu-splits",
+        "relu-splits-with-combined-rows",
+        "input-splits-with-pieces",
+        "input-splits-with-slopes",
+    ],
 )
 def relu_proof(request):
     return {
         "relu-splits": _relu_split_proof,
+        "relu-splits-with-combined-rows": _combined_rows_proof,
         "input-splits-with-pieces": _pieces_proof,
         "input-splits-with-slopes": _slopes_proof,
     }[request.param]()
@@ -683,6 +706,8 @@ def test_mutated_relu_split_proof_is_rejected_or_sound(relu_proof):
             p["slopes"] = [list(rng.uniform(-3, 3, len(s))) for s in p["slopes"]]
         if "alphas" in p:
             p["alphas"] = [[j, u, rng.uniform(-3, 3)] for j, u, _ in p["alphas"]]
+        if "lam" in p:
+            p["lam"] = list(rng.uniform(-1, 1, len(p["lam"])))
         if "betas" in p:
             p["betas"] = [[j, u, b * 100] for j, u, b in p["betas"]]
         mutated = proof(params=params)

@@ -194,6 +194,11 @@ def test_malformed_trees_are_rejected(chain):
     odd = BabProof(LO, HI, C1, d, [["leaf", 0, 0]], [{"alphas": [[0, 99, 0.5]]}])
     pc = check_proof(net.graph, odd)
     assert not pc.ok and "alphas" in pc.reason and "out of range" in pc.reason
+    # row weights of the wrong number, or not finite
+    for lam in ([1.0, 1.0], [float("inf")]):
+        odd = BabProof(LO, HI, C1, d, [["leaf", 0, 0]], [{"lam": lam}])
+        pc = check_proof(net.graph, odd)
+        assert not pc.ok and "lam" in pc.reason
 
 
 @pytest.mark.parametrize(
@@ -209,6 +214,7 @@ def test_malformed_trees_are_rejected(chain):
         ({"params": [{"betas": [[0, 1]]}]}, "betas"),
         ({"params": [{"slopes": [[1.0, None]]}]}, "slopes[0]"),
         ({"params": [{"alphas": [[0, -1, 0.5]]}]}, "alphas"),
+        ({"params": [{"lam": [1.0, "a"]}]}, "lam"),
         ({"params": [{"alphas": [[0, 1, 0.5]], "slopes": [None]}]}, "both slopes and alphas"),
         ({"d": None}, "proof.d"),
     ],

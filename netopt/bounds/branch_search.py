@@ -33,7 +33,10 @@ class BranchResult:
     stats : dict
         ``mode``, ``nodes`` (domains bounded), ``leaves`` (closed), ``depth``, ``open`` (left at the
         end), ``domains_per_s``, seconds in ``t_bound``, ``t_check`` (float64 re-check),
-        ``t_branch``, ``t_points``, ``device``, ``batch``.
+        ``t_branch``, ``t_points``, ``device``, ``batch``; input splitting also
+        ``pieces_closed``/``pieces_tried``/``t_pieces`` and ``alpha_closed``/``alpha_tried``/
+        ``t_alpha`` (boxes closed by their pieces' LPs, by alpha-CROWN's slopes), ReLU
+        splitting ``affine_closed`` (domains closed by a combination of the rows).
     stopped : str or None
         Why the verdict is "unknown": ``"time limit"``, ``"interrupted"``, ``"domain limit"``;
         ``"precision"`` (a box too small to split that the float64 bounds do not close);

@@ -246,7 +246,8 @@ def affine_rows(
     bounds = [(0, None)] * k + [(0, BETA_CAP)] * q + [(0, None)] * n
     res = linprog(cost, A_ub=A_ub, b_ub=np.zeros(2 * n), A_eq=A_eq, b_eq=np.ones(1), bounds=bounds)
     if res.status == 0 and res.x is not None and -res.fun > 0:
-        return res.x[:k], res.x[k : k + q], None
+        # (the solver's tolerance can leave a weight a hair below 0: the checker clips it)
+        return np.maximum(res.x[:k], 0.0), res.x[k : k + q], None
     # no combination closes it: a point of the domain satisfying every row, by the primal LP
     # (a candidate: the caller re-checks it in float64)
     # (minimizing the largest row's excess t: the deepest point, not one on a row's boundary)

@@ -123,6 +123,8 @@ class _ReluSearch(_Search):
         found: list[tuple] = []
         points: list[np.ndarray] = []
         for b in idx[:AFFINE_PER_ROUND].tolist() if self.chain is not None else []:
+            if self.dl.expired():
+                break  # (one LP each, slower on wide inputs: the time limit and Ctrl-C hold)
             split, active = [], []
             for j, s in enumerate(sp):
                 sj = s[b].cpu().numpy()

@@ -66,12 +66,19 @@ class _ReluSearch(_Search):
         super().__init__(*args)
         self.root_pre: dict | None = None
         self.chain: Any = None  # the chain's float64 layers, for the affine domains' LPs
-        self.stats["affine_closed"] = 0
+        self.stats.update(affine_closed=0, t_affine=0.0)
 
     def _default_batch(self) -> int:
         # bytes per domain: the spec rows' pass and the state kept per domain
         per = 4 * 8 * (sum(self.widths) * (self.C.shape[0] + 4))
         return _batch_size(self.cb, per)
+
+    def _root_pre(self) -> dict:
+        """The box's float64 activation bounds (computed once): valid on every domain."""
+        if self.root_pre is None:
+            _, _, pre = self.bc.bound(self.lo, self.hi, self.C)
+            self.root_pre = {v: (a[0], b[0]) for v, (a, b) in pre.items()}
+        return self.root_pre
 
     def _confirm(
         self,
@@ -85,9 +92,6 @@ class _ReluSearch(_Search):
         B = len(rows)
         lo = np.repeat(self.lo, B, axis=0)
         hi = np.repeat(self.hi, B, axis=0)
-        if self.root_pre is None:
-            _, _, pre = self.bc.bound(self.lo, self.hi, self.C)
-            self.root_pre = {v: (a[0], b[0]) for v, (a, b) in pre.items()}
         # the root's activation bounds with the splits, as the search used them (and as the
         # proof check first tries): one final back-substitution per domain
         lower, _, _ = self.bc.bound(
@@ -98,16 +102,14 @@ class _ReluSearch(_Search):
             splits=splits,
             slopes=slopes,
             betas=betas,
-            fixed=self.root_pre,
+            fixed=self._root_pre(),
         )
         ok = lower[:, 0] - self.d[rows] > self.margin[rows]
         self.stats["t_check"] += time.perf_counter() - t
         self.stats["float64_reopened"] += int((~ok).sum())
         return ok
 
-    def _affine(
-        self, idx: np.ndarray, sp: list, sb: Any, ids: np.ndarray, lo: Any, hi: Any
-    ) -> np.ndarray | None:
+    def _affine(self, idx: np.ndarray, sp: list, sb: Any, ids: np.ndarray) -> np.ndarray | None:
         """Domains with every unit's sign fixed that no row closed: each closed, where an LP
         finds one, by a combination of the rows with multipliers of its splits
         (:func:`~netopt.bounds.pieces.affine_rows`), confirmed in rigorous float64 and
@@ -120,39 +122,40 @@ class _ReluSearch(_Search):
         t = time.perf_counter()
         if self.chain is None:
             self.chain = chain64(self.net)
+        n_all = len(idx)  # every one not closed here stays stuck (the search ends "unknown")
+        idx = idx[:AFFINE_PER_ROUND] if self.chain is not None else idx[:0]
+        signs = [s[idx].cpu().numpy() for s in sp]
+        lows = [p[0].detach()[idx].cpu().double().numpy() for p in sb.pre]
         found: list[tuple] = []
         points: list[np.ndarray] = []
-        for b in idx[:AFFINE_PER_ROUND].tolist() if self.chain is not None else []:
+        for q in range(len(idx)):
             if self.dl.expired():
                 break  # (one LP each, slower on wide inputs: the time limit and Ctrl-C hold)
-            split, active = [], []
-            for j, s in enumerate(sp):
-                sj = s[b].cpu().numpy()
-                for u in np.nonzero(sj)[0].tolist():
-                    split.append((j, u, int(sj[u])))
-                low = sb.pre[j][0][b].detach().cpu().double().numpy()
-                active.append((sj > 0) | ((sj == 0) & (low >= 0)))
-            res = affine_rows(self.C, self.d, self.chain, lo[b], hi[b], split, active)
+            split = [
+                (j, int(u), int(s[q, u])) for j, s in enumerate(signs) for u in np.nonzero(s[q])[0]
+            ]
+            active = [
+                (s[q] > 0) | ((s[q] == 0) & (low[q] >= 0))
+                for s, low in zip(signs, lows, strict=True)
+            ]
+            res = affine_rows(self.C, self.d, self.chain, self.lo[0], self.hi[0], split, active)
             if res is not None and res[2] is not None:
                 points.append(res[2])
             elif res is not None:
-                found.append((b, split, res[0], res[1]))
+                found.append((idx[q], split, res[0], res[1]))
         closed = np.zeros(len(found), dtype=bool)
         if found:
-            parts = [
-                ([(j, u) for j, u, _ in sl], [s for _, _, s in sl], bt) for _, sl, _, bt in found
-            ]
-            splits, betas = piece_arrays(parts, self.widths)
+            splits, betas = piece_arrays(
+                [([(j, u) for j, u, _ in sl], [s for _, _, s in sl], bt) for _, sl, _, bt in found],
+                self.widths,
+            )
             lams = np.stack([f[2] for f in found])
             C3 = (lams @ self.C)[:, None, :]
             dl = lams @ self.d + lams @ self.margin
-            if self.root_pre is None:
-                _, _, pre = self.bc.bound(self.lo, self.hi, self.C)
-                self.root_pre = {v: (a[0], b_[0]) for v, (a, b_) in pre.items()}
             n = len(found)
             box_lo, box_hi = np.repeat(self.lo, n, axis=0), np.repeat(self.hi, n, axis=0)
             low, _, _ = self.bc.bound(
-                box_lo, box_hi, C3, splits=splits, betas=betas, fixed=self.root_pre
+                box_lo, box_hi, C3, splits=splits, betas=betas, fixed=self._root_pre()
             )
             closed = low[:, 0] > dl
             if not closed.all():
@@ -166,19 +169,19 @@ class _ReluSearch(_Search):
                     betas=[a[sel] for a in betas],
                 )
                 closed[sel] = low2[:, 0] > dl[sel]
+            ok = np.nonzero(closed)[0]
             params = []
-            for q in np.nonzero(closed)[0].tolist():
+            for q in ok.tolist():
                 _, sl, lam, bt = found[q]
                 bl = [[j, u, float(v)] for (j, u, _), v in zip(sl, bt, strict=True) if v > 0]
                 params.append({"lam": lam.tolist(), **({"betas": bl} if bl else {})})
-            k_ok = np.array([found[q][0] for q in np.nonzero(closed)[0]], dtype=np.int64)
-            if len(k_ok):
-                rows = np.array([int(np.argmax(found[q][2])) for q in np.nonzero(closed)[0]])
-                self.tree.close(ids[k_ok], rows, params)
-                self.stats["leaves"] += len(k_ok)
+            if len(ok):
+                dom = np.array([found[q][0] for q in ok], dtype=np.int64)
+                self.tree.close(ids[dom], lams[ok].argmax(axis=1), params)
+                self.stats["leaves"] += len(ok)
         self.stats["affine_closed"] += int(closed.sum())
-        self.stats["stuck"] += len(idx) - int(closed.sum())
-        self.stats["t_check"] += time.perf_counter() - t
+        self.stats["stuck"] += n_all - int(closed.sum())
+        self.stats["t_affine"] += time.perf_counter() - t
         # the primal LPs' points, in the float64 interpreter: one satisfying C f <= d is "sat"
         return self._points(np.stack(points)) if points else None
 
@@ -337,7 +340,7 @@ class _ReluSearch(_Search):
                     # no unstable unit left: the network is affine on the domain, yet no row
                     # closed it. A combination of the rows may (an LP); the others are set
                     # aside, and the search can end "unknown" at best
-                    x = self._affine(keep[~can], sp, sb, b_ids, lo_b, hi_b)
+                    x = self._affine(keep[~can], sp, sb, b_ids)
                     if x is not None:
                         return BranchResult("sat", x=x)
                     keep, layer, unit = keep[can], layer[can], unit[can]

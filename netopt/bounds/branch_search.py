@@ -36,7 +36,8 @@ class BranchResult:
         ``t_branch``, ``t_points``, ``device``, ``batch``; input splitting also
         ``pieces_closed``/``pieces_tried``/``t_pieces`` and ``alpha_closed``/``alpha_tried``/
         ``t_alpha`` (boxes closed by their pieces' LPs, by alpha-CROWN's slopes), ReLU
-        splitting ``affine_closed`` (domains closed by a combination of the rows).
+        splitting ``affine_closed`` and ``t_affine`` (domains closed by a combination of the
+        rows, and the seconds in their LPs and checks).
     stopped : str or None
         Why the verdict is "unknown": ``"time limit"``, ``"interrupted"``, ``"domain limit"``;
         ``"precision"`` (a box too small to split that the float64 bounds do not close);

@@ -60,6 +60,33 @@ def piece_arrays(parts: list[tuple], sizes: list[int]) -> tuple[list, list]:
     return splits, betas
 
 
+def _affine_map(
+    chain: tuple[list, list, list], n: int, active: list[np.ndarray], units: list[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""The chain on a region of fixed signs: :math:`f(x) = A x + c` where the units of
+    ``active`` (per activation layer, bool) pass their input and the others its leak, and
+    each unit of ``units`` (``(layer, unit)``, in layer order) has input :math:`a_k^\top x +
+    b_k`. Returns ``(A, c, a, b)``, ``a`` ``(len(units), n)``."""
+    Ws, bs, leaks = chain
+    M, c = np.eye(n), np.zeros(n)
+    a_rows, b_vals = [], []
+    for j in range(len(Ws) - 1):
+        Z, z0 = Ws[j] @ M, Ws[j] @ c + bs[j]
+        for lj, u in units:
+            if lj == j:
+                a_rows.append(Z[u])
+                b_vals.append(z0[u])
+        slope = np.where(active[j], 1.0, leaks[j])
+        M, c = slope[:, None] * Z, slope * z0
+    k = len(units)
+    return (
+        Ws[-1] @ M,
+        Ws[-1] @ c + bs[-1],
+        np.asarray(a_rows).reshape(k, n),
+        np.asarray(b_vals).reshape(k),
+    )
+
+
 def fixed_row(c: np.ndarray) -> Any:
     """A linear objective :math:`c^\top f(x)` in the shape :func:`piece_rows` reads (a
     decision's property row): its pieces' LPs optimize only the multipliers."""
@@ -106,7 +133,7 @@ def piece_rows(
     """
     from scipy.optimize import linprog
 
-    Ws, bs, leaks = chain
+    Ws = chain[0]
     n = lo.size
     mid, rad = (lo + hi) / 2, (hi - lo) / 2
     kind = mn.kind
@@ -120,22 +147,14 @@ def piece_rows(
     extra = q if kind == "linf" else 0
     out = []
     for signs in itertools.product((-1, 1), repeat=k):
-        M, c = np.eye(n), np.zeros(n)
-        a_rows, b_vals = [], []
-        for j in range(len(Ws) - 1):
-            Z, z0 = Ws[j] @ M, Ws[j] @ c + bs[j]
-            slope = np.where(active[j], 1.0, leaks[j])
-            for (lj, u), s in zip(unstable, signs, strict=True):
-                if lj == j:
-                    a_rows.append(Z[u])
-                    b_vals.append(z0[u])
-                    slope[u] = 1.0 if s > 0 else leaks[j]
-            M, c = slope[:, None] * Z, slope * z0
-        A, c_out = Ws[-1] @ M, Ws[-1] @ c + bs[-1]
+        act = [a.copy() for a in active]
+        for (j, u), s in zip(unstable, signs, strict=True):
+            act[j][u] = s > 0
+        A, c_out, a_rows, b_vals = _affine_map(chain, n, act, unstable)
         Ak = A[keep]  # (q, n)
         S = np.asarray(signs, dtype=np.float64)
-        Ka = np.asarray(a_rows).reshape(k, n) * S[:, None]  # s_k a_k
-        kb = np.asarray(b_vals).reshape(k) * S  # s_k b_k
+        Ka = a_rows * S[:, None]  # s_k a_k
+        kb = b_vals * S  # s_k b_k
         g0 = A.T @ v_fix  # the fixed part of the input coefficient
         # variables: v (q), beta (k), t (n), and for linf sv (q) >= |v|
         nv = q + k + n + extra
@@ -219,25 +238,13 @@ def affine_rows(
     """
     from scipy.optimize import linprog
 
-    Ws, bs, leaks = chain
     n = lo.size
     mid, rad = (lo + hi) / 2, (hi - lo) / 2
-    M, c = np.eye(n), np.zeros(n)
-    a_rows, b_vals, signs = [], [], []
-    for j in range(len(Ws) - 1):
-        Z, z0 = Ws[j] @ M, Ws[j] @ c + bs[j]
-        for lj, u, s in split:
-            if lj == j:
-                a_rows.append(Z[u])
-                b_vals.append(z0[u])
-                signs.append(float(s))
-        slope = np.where(active[j], 1.0, leaks[j])
-        M, c = slope[:, None] * Z, slope * z0
-    A, c_out = Ws[-1] @ M, Ws[-1] @ c + bs[-1]
+    A, c_out, a_rows, b_vals = _affine_map(chain, n, active, [(j, u) for j, u, _ in split])
     k, q = len(d), len(split)
-    S = np.asarray(signs)
-    Ka = np.asarray(a_rows).reshape(q, n) * S[:, None]  # s_k a_k
-    kb = np.asarray(b_vals).reshape(q) * S
+    S = np.asarray([s for _, _, s in split], dtype=np.float64)
+    Ka = a_rows * S[:, None]  # s_k a_k
+    kb = b_vals * S
     G = np.hstack([(C @ A).T, -Ka.T])  # the input coefficient, (n, k + q)
     # variables: lam (k), beta (q), t (n) >= |G [lam; beta]|
     cost = np.concatenate([-(C @ (A @ mid + c_out) - d), kb + Ka @ mid, rad])

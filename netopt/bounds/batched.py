@@ -76,6 +76,9 @@ class SpecBound:
     lams : list of Tensor
         ``(B, k, n_j)``: the coefficients :math:`\Lambda_j` of each row's bound on the
         activation outputs :math:`a_j` (what the activation step receives), for branching scores.
+    mix : Tensor or None
+        ``(B, k)``: with :meth:`ChainBounds.alpha_crown`'s ``mix``, the weights of the rows'
+        combination that the last of ``lower``'s ``k + 1`` columns bounds.
     """
 
     lower: Any
@@ -85,6 +88,17 @@ class SpecBound:
     row: Any = None
     coef: Any = None
     lams: list = field(default_factory=list)
+    mix: Any = None
+
+
+def _simplex(m: Any) -> Any:
+    """Nonnegative weights summing to 1 (clipped and rescaled; all-zero rows: uniform). Any map
+    into the simplex will do here: a bound with any such weights is valid."""
+    import torch
+
+    m = m.clamp(min=0)
+    s = m.sum(1, keepdim=True)
+    return torch.where(s > 0, m / s.clamp(min=1e-30), torch.full_like(m, 1.0 / m.shape[1]))
 
 
 def _dot(Lam: Any, v: Any) -> Any:
@@ -408,6 +422,9 @@ class ChainBounds:
         init_betas: list | None = None,
         pre: list | None = None,
         prev: list | None = None,
+        mix: bool = False,
+        init_mix: Any = None,
+        lr_mix: float = 0.1,
     ) -> SpecBound:
         r"""alpha-CROWN (and with ``beta``, beta-CROWN): slopes and multipliers optimized per box.
 
@@ -431,6 +448,15 @@ class ChainBounds:
         :math:`\beta \ge 0` and masked to the splits): recomputing the bound with them gives
         the same value. ``pre`` / ``prev``: a parent's activation bounds, reused as they are or
         intersected with recomputed ones (:meth:`pre_bounds`).
+
+        With ``mix`` (and ``k > 1`` rows, which must all hold at a counterexample), one more
+        row is bounded: the combination :math:`\mu^\top (C f(x) - d)` with weights :math:`\mu`
+        in the simplex, optimized per box with the rest (rate ``lr_mix``, from ``init_mix`` or
+        uniform). It is positive on a box where no single row is (two rows that meet at the
+        box's best point, as the two signs of :math:`|r|` do at :math:`r = 0`) and then closes
+        it just as well: no point makes every row :math:`\le 0`. ``lower`` and ``betas`` then
+        have ``k + 1`` rows, the last the combination's, and ``mix`` holds :math:`\mu`
+        ``(B, k)``.
         """
         import torch
 
@@ -438,6 +464,27 @@ class ChainBounds:
         pre, lines = self._bounds_of(lo_t, hi_t, splits, pre, prev)
         Lam0, d_t, top = self._spec_start(lo_t.shape[0], C, d)
         B, k = Lam0.shape[:2]
+        mu = None
+        if mix and k > 1:
+            d_t = d_t.expand(B, k)
+            if init_mix is not None:
+                mu = _simplex(self._t(init_mix))
+            else:
+                # from the best single row: the combination can then only do better
+                with torch.no_grad():
+                    first = self._spec(lo_t, hi_t, C, d, lines)
+                mu = torch.nn.functional.one_hot(first.argmax(1), k).to(self.dtype)
+            k += 1
+        base = (Lam0, d_t)
+
+        def spec(m: Any) -> tuple[Any, Any]:
+            # the rows, and with weights m their combination as one more row
+            L0, dd = base
+            if m is None:
+                return L0, dd
+            comb = (m[:, :, None] * L0).sum(1, keepdim=True)
+            return torch.cat([L0, comb], 1), torch.cat([dd, (m * dd).sum(1, keepdim=True)], 1)
+
         signs = self._signs(splits)
         if init is not None:
             slopes = [self._t(s) for s in init[: self.n_act]]
@@ -456,31 +503,38 @@ class ChainBounds:
                 else:
                     betas[j] = torch.zeros(B, k, s.shape[1], dtype=self.dtype, device=self.device)
 
-        def evaluate(slopes: list, betas: list):
+        def evaluate(slopes: list, betas: list, m: Any = mu):
             lines = [self._lines(j, p[0], p[1], slopes[j]) for j, p in enumerate(pre)]
             shift = [
                 None if b_ is None else b_ * signs[j][:, None, :] for j, b_ in enumerate(betas)
             ]
-            bound, lams, coefs = self._backward(Lam0, top, lo_t, hi_t, lines, shift, keep=True)
-            return bound - d_t, [ln[0] for ln in lines], lams, coefs
+            Lam, dd = spec(m)
+            bound, lams, coefs = self._backward(Lam, top, lo_t, hi_t, lines, shift, keep=True)
+            return bound - dd, [ln[0] for ln in lines], lams, coefs
 
         with torch.no_grad():
             best, best_slopes, best_lams, best_coefs = evaluate(slopes, betas)
         best_betas = list(betas)
-        n_par = self.n_act + sum(b_ is not None for b_ in betas)
+        best_mu = mu
+        n_par = self.n_act + sum(b_ is not None for b_ in betas) + (mu is not None)
         if n_par and iters > 0:
             a_params = [s.detach().clone().requires_grad_(True) for s in best_slopes]
             b_params = [None if b_ is None else b_.clone().requires_grad_(True) for b_ in betas]
             groups = [{"params": a_params, "lr": lr}]
             if any(p is not None for p in b_params):
                 groups.append({"params": [p for p in b_params if p is not None], "lr": lr_beta})
+            m_param = None
+            if mu is not None:
+                m_param = mu.clone().requires_grad_(True)
+                groups.append({"params": [m_param], "lr": lr_mix})
             opt = Adam(groups)
             for _ in range(iters):
                 opt.zero_grad()
                 used_b = [None if p is None else p * masks[j] for j, p in enumerate(b_params)]
-                bound, used_s, lams, coefs = evaluate(a_params, used_b)
+                bound, used_s, lams, coefs = evaluate(a_params, used_b, m_param)
                 score = bound.max(dim=1).values
-                (-score.sum()).backward()
+                # the combination (which can be any one row) is what the weights improve
+                (-(bound[:, -1] if m_param is not None else score).sum()).backward()
                 with torch.no_grad():
                     better = score > best.max(dim=1).values
                     b1, b2 = better[:, None], better[:, None, None]
@@ -491,6 +545,8 @@ class ChainBounds:
                         best_lams[j] = torch.where(b2, lams[j].detach(), best_lams[j])
                         if used_b[j] is not None:
                             best_betas[j] = torch.where(b2, used_b[j].detach(), best_betas[j])
+                    if m_param is not None:
+                        best_mu = torch.where(b1, m_param.detach(), best_mu)
                 opt.step()
                 with torch.no_grad():
                     for j, p_ in enumerate(a_params):
@@ -498,6 +554,8 @@ class ChainBounds:
                     for p_ in b_params:
                         if p_ is not None:
                             p_.clamp_(min=0)
+                    if m_param is not None:
+                        m_param.copy_(_simplex(m_param))
         out_betas: list = []
         if beta:
             out_betas = [
@@ -506,7 +564,9 @@ class ChainBounds:
                 else torch.zeros(B, k, self.W[j].shape[0], dtype=self.dtype, device=self.device)
                 for j, b_ in enumerate(best_betas)
             ]
-        return self._result(best, best_slopes, pre, out_betas, best_lams, best_coefs)
+        res = self._result(best, best_slopes, pre, out_betas, best_lams, best_coefs)
+        res.mix = best_mu
+        return res
 
     def alpha_crown_row(
         self,

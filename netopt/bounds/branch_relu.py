@@ -43,6 +43,13 @@ FSB_MAX_CHILDREN = 32768
 #: per round at most (:meth:`_ReluSearch._affine`); the rest count as stuck.
 AFFINE_PER_ROUND = 4096
 
+#: With several rows of ``C f <= d`` (all must hold at a counterexample), each domain's bound
+#: includes a combination of the rows with weights optimized with the slopes
+#: (:meth:`~netopt.bounds.batched.ChainBounds.alpha_crown`'s ``mix``): where two rows meet at
+#: the best point (the signs of an :math:`\ell_1` objective's residual at 0), no single row
+#: closes a domain until every sign is fixed.
+MIX_ROWS = True
+
 #: Memory (bytes) the domains of one batch may take on the CPU (CUDA: half of its free memory).
 CPU_BATCH_BYTES = 512 * 2**20
 
@@ -66,6 +73,8 @@ class _ReluSearch(_Search):
         super().__init__(*args)
         self.root_pre: dict | None = None
         self.chain: Any = None  # the chain's float64 layers, for the affine domains' LPs
+        # several rows (all must hold at a counterexample): a combination of them is bounded too
+        self.mix = MIX_ROWS and self.C.shape[0] > 1
         self.stats.update(affine_closed=0, t_affine=0.0)
 
     def _default_batch(self) -> int:
@@ -86,25 +95,34 @@ class _ReluSearch(_Search):
         splits: list,
         slopes: list | None,
         betas: list | None,
+        mu: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Which domains the float64 bounds close with the search's slopes and multipliers."""
+        """Which domains the float64 bounds close with the search's slopes and multipliers
+        (row ``k`` of ``k`` rows: the combination with weights ``mu``)."""
         t = time.perf_counter()
         B = len(rows)
+        k = self.C.shape[0]
         lo = np.repeat(self.lo, B, axis=0)
         hi = np.repeat(self.hi, B, axis=0)
+        one = np.minimum(rows, k - 1)
+        C3 = self.C[one][:, None, :].copy()
+        floor = self.d[one] + self.margin[one]
+        comb = rows >= k
+        if comb.any():
+            C3[comb, 0] = mu[comb] @ self.C
+            floor[comb] = mu[comb] @ (self.d + self.margin)
         # the root's activation bounds with the splits, as the search used them (and as the
         # proof check first tries): one final back-substitution per domain
         lower, _, _ = self.bc.bound(
             lo,
             hi,
-            self.C,
-            rows=rows,
+            C3,
             splits=splits,
             slopes=slopes,
             betas=betas,
             fixed=self._root_pre(),
         )
-        ok = lower[:, 0] - self.d[rows] > self.margin[rows]
+        ok = lower[:, 0] > floor
         self.stats["t_check"] += time.perf_counter() - t
         self.stats["float64_reopened"] += int((~ok).sum())
         return ok
@@ -235,6 +253,8 @@ class _ReluSearch(_Search):
                 beta=True,
                 init_betas=[b.detach()[rep] for b in sb.betas] if sb.betas else None,
                 pre=[(lo_.detach()[rep], hi_.detach()[rep]) for lo_, hi_ in sb.pre],
+                mix=sb.mix is not None,
+                init_mix=None if sb.mix is None else sb.mix[rep],
             )
             low = sb2.lower.max(dim=1).values.reshape(K, 2, m)
             # what is left to close on both sides (a closed child counts 0)
@@ -260,6 +280,7 @@ class _ReluSearch(_Search):
         pre: list | None = None
         slopes: list | None = None
         betas: list | None = None
+        mixes: Any = None  # the rows' combination's weights (several rows)
         score = np.array([-np.inf])
         ids = np.zeros(1, dtype=np.int64)
         depth = np.zeros(1, dtype=np.int64)
@@ -299,6 +320,8 @@ class _ReluSearch(_Search):
                 beta=not root,
                 init_betas=None if betas is None else [b[tk] for b in betas],
                 pre=None if pre is None else [(a[tk], b[tk]) for a, b in pre],
+                mix=self.mix,
+                init_mix=None if mixes is None else mixes[tk],
             )
             self.stats["t_bound"] += time.perf_counter() - t
             root = False
@@ -319,8 +342,16 @@ class _ReluSearch(_Search):
                 if bt is not None:
                     # a multiplier belongs to a split constraint: none where a unit is free
                     bt = [b * (s != 0) for b, s in zip(bt, sp_np, strict=True)]
-                ok = self._confirm(rows[idx], sp_np, sl, bt)
-                self.tree.close(b_ids[idx[ok]], rows[idx[ok]], _params(sl, bt, ok, sp_np))
+                mu = None if sb.mix is None else sb.mix.detach()[it].cpu().double().numpy()
+                ok = self._confirm(rows[idx], sp_np, sl, bt, mu)
+                r_ok, params = rows[idx[ok]], _params(sl, bt, ok, sp_np)
+                k = self.C.shape[0]
+                for q, i in enumerate(np.nonzero(ok)[0]):
+                    if rows[idx[i]] >= k:
+                        # closed by the rows' combination: the proof's leaf carries its weights
+                        params[q] = {**(params[q] or {}), "lam": mu[i].tolist()}
+                        r_ok[q] = int(mu[i].argmax())
+                self.tree.close(b_ids[idx[ok]], r_ok, params)
                 self.stats["leaves"] += int(ok.sum())
                 closed[idx[~ok]] = False
             keep = np.nonzero(~closed)[0]
@@ -362,6 +393,7 @@ class _ReluSearch(_Search):
                 new["pre"] = [(a.detach()[rep], b.detach()[rep]) for a, b in sb.pre]
                 new["slopes"] = [s.detach()[rep] for s in sb.slopes]
                 new["betas"] = [b.detach()[rep] for b in sb.betas] if sb.betas else None
+                new["mix"] = None if sb.mix is None else sb.mix.detach()[rep]
                 new["score"] = np.tile(best[keep], 2)
                 new["ids"] = np.concatenate([c0, c1])
                 new["depth"] = np.tile(b_depth[keep] + 1, 2)
@@ -376,6 +408,8 @@ class _ReluSearch(_Search):
                 pre = _merge(rt, pre, new["pre"], pair=True)
                 slopes = _merge(rt, slopes, new["slopes"])
                 betas = _merge(rt, betas, new["betas"])
+                if new["mix"] is not None:
+                    mixes = _merge(rt, None if mixes is None else [mixes], [new["mix"]])[0]
                 score = np.concatenate([score[rest], new["score"]])
                 ids = np.concatenate([ids[rest], new["ids"]])
                 depth = np.concatenate([depth[rest], new["depth"]])
@@ -384,6 +418,8 @@ class _ReluSearch(_Search):
                 pre = _merge(rt, pre, None, pair=True)
                 slopes = _merge(rt, slopes, None)
                 betas = _merge(rt, betas, None)
+                if mixes is not None:
+                    mixes = mixes[rt]
                 score, ids, depth = score[rest], ids[rest], depth[rest]
             self._emit(len(ids))
         if self.stats["stuck"]:

@@ -311,6 +311,45 @@ def test_beta_crown_sound_on_points_and_below_the_lp(dtype, leak):
                 assert r.lower[i, k].item() <= lp + 1e-7, (name, i)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_combined_row_sound_on_points_and_never_below_the_best_row(dtype):
+    """``mix``: the last column bounds the combination ``mu^T (C f - d)`` of the rows, ``mu`` in
+    the simplex: every sampled point respecting the splits is above it (with the returned
+    ``mu``), the other columns are the rows' own bounds, and with no step the combination
+    starts as the best row."""
+    rng = np.random.default_rng(21)
+    net = _mlp(rng, [3, 12, 12, 3])
+    C = rng.normal(size=(3, 3))
+    d = rng.normal(size=3)
+    B = 16
+    lo, hi = _boxes(rng, 3, B, 0.7)
+    cb = ChainBounds(net.graph, dtype=getattr(torch, dtype), device="cpu")
+    splits = _feasible_splits(rng, net, lo, hi)
+    r0 = cb.alpha_crown(lo, hi, C, d, splits, iters=0, beta=True, mix=True)
+    low0 = r0.lower.double().numpy()
+    assert low0.shape == (B, 4)
+    assert np.allclose(low0[:, 3], low0[:, :3].max(axis=1), atol=1e-5)
+    r = cb.alpha_crown(lo, hi, C, d, splits, iters=30, beta=True, mix=True)
+    mu = r.mix.double().numpy()
+    assert mu.shape == (B, 3) and np.all(mu >= 0) and np.allclose(mu.sum(axis=1), 1)
+    assert torch.all(r.lower.max(dim=1).values >= r0.lower.max(dim=1).values - 1e-5)
+    X = rng.uniform(lo[:, None, :], hi[:, None, :], size=(B, 2000, 3))
+    Z, Y = _forward_pre(net, X.reshape(-1, 3))
+    val = Y.reshape(B, 2000, -1) @ C.T - d  # (B, N, 3)
+    keep = np.ones((B, 2000), bool)
+    for z, s in zip(Z, splits, strict=True):
+        z, s = z.reshape(B, 2000, -1), s[:, None, :]
+        keep &= np.all((s == 0) | ((s > 0) & (z >= 0)) | ((s < 0) & (z <= 0)), axis=2)
+    tol = 1e-9 if dtype == "float64" else 1e-4
+    low = r.lower.double().numpy()
+    for i in range(B):
+        v = val[i][keep[i]]
+        assert np.all(v >= low[i, :3] - tol), i
+        assert np.all(v @ mu[i] >= low[i, 3] - tol), i
+    # one row: nothing to combine
+    assert cb.alpha_crown(lo, hi, C[:1], d[:1], iters=2, mix=True).mix is None
+
+
 def test_beta_never_worse_than_alpha_on_split_leaves():
     """On the split leaves of a seeded net: beta-CROWN started from alpha-CROWN's slopes is never
     below alpha-CROWN's bound, and better on some boxes; started cold (slopes and multipliers

@@ -413,6 +413,25 @@ def test_relu_splitting_decides_most_instances_with_split_proofs():
         assert proof.params and all(len(nd) == 3 for nd in proof.nodes if nd[0] == "leaf")
 
 
+@pytest.mark.parametrize("seed", [16, 48, 68])
+def test_a_combination_of_the_rows_closes_what_single_rows_split(seed, monkeypatch):
+    """Rows that no point meets together though each alone is met: the combination bounded
+    with the slopes closes the box at the root (a leaf with its weights, re-checked), where
+    single rows need splits down to affine domains. Brute force agrees."""
+    import netopt.bounds.branch_relu as br
+
+    inst = _instance(seed, RELU_MARGIN)
+    assert inst["C"].shape[0] >= 2 and inst["opt"] > 0
+    args = (inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"])
+    r = branch_and_bound(*args, mode="relu", device="cpu", time_limit=30)
+    assert r.verdict == "unsat" and r.stats["nodes"] == 1
+    assert ["lam" in (p or {}) for p in r.proof.params] == [True]
+    _check_result(inst, r, "relu")
+    monkeypatch.setattr(br, "MIX_ROWS", False)
+    single = branch_and_bound(*args, mode="relu", device="cpu", time_limit=30)
+    assert single.verdict == "unsat" and single.stats["nodes"] > 1
+
+
 def test_filtered_branching_children_fix_one_candidate_each():
     """The children that filtered smart branching bounds: per candidate, the parent's splits
     with the candidate unit set to -1 (first) and +1, nothing else changed."""
@@ -637,6 +656,17 @@ def _combined_rows_proof():
     return inst, r.proof
 
 
+def _mixed_rows_proof():
+    """A ReLU-split proof with a leaf closed by the rows' combination that the search bounded
+    with its slopes and multipliers (no affine domain)."""
+    inst, r = _relu_run(26)
+    assert r.verdict == "unsat" and r.stats["affine_closed"] == 0
+    assert any(nd[0] == "r" for nd in r.proof.nodes)
+    assert any("lam" in (p or {}) for p in r.proof.params)
+    _check_result(inst, r, "relu")
+    return dict(inst, d_sat=inst["d"] + 2 * inst["opt"]), r.proof
+
+
 def _slopes_proof():
     """An input-splitting proof whose boxes of a few unstable ReLUs closed by alpha-CROWN:
     leaves with the optimized slopes (the pieces turned off)."""
@@ -664,6 +694,7 @@ def _slopes_proof():
     params=[
         "relu-splits",
         "relu-splits-with-combined-rows",
+        "relu-splits-with-mixed-rows",
         "input-splits-with-pieces",
         "input-splits-with-slopes",
     ],
@@ -672,6 +703,7 @@ def relu_proof(request):
     return {
         "relu-splits": _relu_split_proof,
         "relu-splits-with-combined-rows": _combined_rows_proof,
+        "relu-splits-with-mixed-rows": _mixed_rows_proof,
         "input-splits-with-pieces": _pieces_proof,
         "input-splits-with-slopes": _slopes_proof,
     }[request.param]()

@@ -19,7 +19,10 @@ the Result's certificate carries it, so the claim is not solver-attested.
 For an :class:`~netopt.problems.Inversion` (norm 1, 2 or inf) or an
 :class:`~netopt.problems.OutputObjective` over a box it optimizes instead
 (:func:`netopt.bounds.optimize.minimize`: best-first input splitting on linear minorants of
-the objective); the proven bound's tree goes to ``Result.extra["proof"]`` the same way.
+the objective; on more than :data:`~netopt.bounds.branch.INPUT_SPLIT_MAX_DIM` inputs, half the
+time limit, then ReLU-split decisions "is the objective <= t anywhere?" that raise the bound,
+:mod:`netopt.bounds.opt_decide`); the proven bound's tree goes to ``Result.extra["proof"]`` the
+same way.
 
 * :mod:`~netopt.formulations.bab.outcome`: one run of
   :func:`netopt.bounds.branch.branch_and_bound` as an :class:`~netopt.result.Outcome`;

@@ -3,8 +3,12 @@ r"""One branch-and-bound run on an optimization problem (``Inversion``, ``Output
 :func:`netopt.bounds.optimize.minimize` splits the input box best first and bounds every piece
 by float64 CROWN on linear minorant rows of the objective; its incumbents come from a local
 search (:func:`netopt.heuristics.local_search`: projected descent, then the exact LP over the
-best points' linear regions, on HiGHS) run first and on the best open pieces' centres. The
-Outcome:
+best points' linear regions, on HiGHS) run first and on the best open pieces' centres. On
+more inputs than input splitting suits, with a time limit, an :math:`\ell_1`,
+:math:`\ell_\infty` or linear objective and few unstable ReLUs, input splitting gets
+:data:`DECIDE_SHARE` of the time less and ReLU-split decisions between its bound and incumbent
+the rest (:func:`netopt.bounds.opt_decide.raise_bound`): a threshold proved unreachable becomes
+the bound, with its own proof. The Outcome:
 
 * claim "optimal" when the incumbent is within ``gap`` (relative) of the proven bound;
   "time_limit" / "interrupted" when a limit stopped the search (the bound proven so far is
@@ -13,7 +17,8 @@ Outcome:
   :func:`netopt.bounds.proof.check_proof` and
   :func:`netopt.bounds.objective_rows.rows_imply_bound` re-check (none when the bound is the
   objective's floor, e.g. 0 for a norm);
-* ``extra["bab"]`` the search's statistics, ``extra["gap_limit"]`` the gap.
+* ``extra["bab"]`` the search's statistics (``decisions``: each decision's threshold,
+  verdict and seconds), ``extra["gap_limit"]`` the gap.
 """
 
 from __future__ import annotations
@@ -57,6 +62,11 @@ OPT_STATS = (
 _STOP_CLAIM = {"time limit": "time_limit", "interrupted": "interrupted"}
 #: the first local search's share of the time limit, and its cap in seconds
 START_SHARE, START_MAX = 0.1, 1.0
+#: on more inputs than input splitting suits (:data:`~netopt.bounds.branch.INPUT_SPLIT_MAX_DIM`),
+#: the share of the time limit left to ReLU-split decisions that raise the bound
+#: (:func:`~netopt.bounds.opt_decide.raise_bound`) when input splitting has not closed the gap,
+#: where the box leaves at most :data:`~netopt.bounds.opt_decide.MAX_UNSTABLE` ReLUs unstable
+DECIDE_SHARE = 0.5
 
 
 def optimum_outcome(
@@ -105,9 +115,22 @@ def optimum_outcome(
         # short: the bound is the search's work, this only has to land on the optimal vertex
         return search(X, time_budget=0.5, keep=4, iters=40, rounds=2)
 
+    from netopt.bounds.branch import INPUT_SPLIT_MAX_DIM
+    from netopt.bounds.objective_rows import minorant_of
+    from netopt.bounds.opt_decide import MAX_UNSTABLE, decision_rows, root_unstable
+
+    mn = minorant_of(problem)
+    decide = (
+        time_limit is not None
+        and lo.size > INPUT_SPLIT_MAX_DIM
+        and mn is not None
+        and decision_rows(mn) is not None
+        and root_unstable(problem.net, lo, hi) <= MAX_UNSTABLE
+    )
+    first = Deadline(time_limit * (1 - DECIDE_SHARE), start=t0) if decide else dl
     res = minimize(
         problem,
-        deadline=dl,
+        deadline=first,
         rel_gap=gap,
         batch=256 if batch is None else batch,
         starts=x0,
@@ -117,8 +140,10 @@ def optimum_outcome(
     assert res is not None  # Bab.accepts and its rules admitted the problem and the network
     sign = 1.0 if problem.sense == "min" else -1.0
     stats = {k: res.stats[k] for k in OPT_STATS if k in res.stats}
-    stats["stopped"] = res.stopped
     how = f"branch and bound (input splits, {stats.get('nodes', 0)} boxes)"
+    if decide and res.stopped == "time limit" and not dl.expired():
+        how += _decide(problem, mn, res, dl, gap, stats)
+    stats["stopped"] = res.stopped
     extra: dict[str, Any] = {"bab": stats, "gap_limit": gap}
     if res.proof is not None:
         extra["proof"] = res.proof
@@ -145,3 +170,24 @@ def optimum_outcome(
         nodes=stats.get("nodes"),
         extra=extra,
     )
+
+
+def _decide(problem: Problem, mn: Any, res: Any, dl: Deadline, gap: float, stats: dict) -> str:
+    """ReLU-split decisions between ``res``'s bound and incumbent with the time left
+    (:func:`~netopt.bounds.opt_decide.raise_bound`): a proved threshold replaces the bound and
+    its proof, a point found the incumbent; ``res.stopped`` is None once the gap closes."""
+    from netopt.bounds.opt_decide import raise_bound
+
+    tol = max(1e-9, gap * max(1.0, abs(res.value)))
+    rb = raise_bound(problem, mn, res.bound, res.value, dl, tol=tol)
+    if rb is None:
+        return ""
+    stats["decisions"] = rb.tries
+    if rb.bound > res.bound:
+        res.bound, res.proof = rb.bound, rb.proof
+    if rb.x is not None and rb.value < res.value:
+        res.x, res.value = rb.x.reshape(problem.net.input_shape), rb.value
+    if res.value - res.bound <= tol:
+        res.stopped = None
+    n_un = sum(t["verdict"] == "unsat" for t in rb.tries)
+    return f", then {len(rb.tries)} ReLU-split decisions ({n_un} proved a threshold)"

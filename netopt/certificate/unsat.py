@@ -156,7 +156,9 @@ def check_bound_proof(
     2. the proof's box is the problem's domain box, exactly (a proof over a smaller box says
        nothing about the rest of the domain);
     3. the tree, in rigorous float64 (:func:`~netopt.bounds.proof.check_proof`): every point of
-       the box lies in a leaf where :math:`C_i f(x) > d_i` for the leaf's row :math:`i`.
+       the box lies in a leaf where :math:`C_i f(x) > d_i` for the leaf's row :math:`i`, or
+       (a leaf with weights :math:`\lambda \ge 0`) :math:`\lambda^\top (C f(x) - d) > 0`, so
+       that some row :math:`i` has :math:`C_i f(x) > d_i` at each point.
 
     Then :math:`g(x) > d_i + e(C_i) \ge \sigma \cdot \text{bound}` everywhere on the box.
 

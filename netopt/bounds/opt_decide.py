@@ -1,0 +1,227 @@
+r"""Proven bounds of an optimization problem by ReLU-split decisions: "is :math:`g \le t`
+anywhere?".
+
+Where the minimized objective :math:`g = \sigma \cdot \mathrm{obj}` of the output is the maximum
+of finitely many valid minorant rows (:mod:`netopt.bounds.objective_rows`),
+
+.. math::
+
+    g(x) = \max_i \big( V_i f(x) + e(V_i) \big),
+
+its sublevel set :math:`\{g \le t\}` is the polyhedron :math:`V f(x) \le t - e(V)` in output
+space, and "no input reaches it" is a decision that ReLU splitting
+(:func:`netopt.bounds.branch.branch_and_bound`, ``mode="relu"``) settles with a proof. The rows
+are
+
+* :math:`\ell_1`: :math:`V = \{ s \odot w : s \in \{\pm 1\}^{m'} \}` over the :math:`m'`
+  outputs of nonzero weight (:math:`2^{m'}` rows; at most :data:`MAX_L1_OUTPUTS` outputs);
+* :math:`\ell_\infty`: :math:`\pm w_j e_j` (:math:`2m'` rows);
+* a linear objective: :math:`\sigma c` (one row).
+
+(The :math:`\ell_2` ball is not a polyhedron: not covered.) The right-hand sides come from
+:func:`~netopt.bounds.objective_rows.proof_rhs`, so that :math:`d_i + e(V_i) \ge t` holds
+exactly; an "unsat" then proves :math:`g > t` on the whole box, and its proof is a bound proof
+in the sense of :func:`netopt.certificate.unsat.check_bound_proof`: at every point some row
+(or, on a leaf with ``"lam"``, a nonnegative combination of them) exceeds its ``d``, so some
+row :math:`i` has :math:`g \ge V_i f + e(V_i) > d_i + e(V_i) \ge t`.
+
+Why: input splitting bounds a box only as well as the box is small, and in ten or more
+dimensions boxes stay large; ReLU splitting keeps the whole box and fixes the signs that make
+the relaxation loose. Measured on the shared benchmark's 10-32-32-2 ``beyond_ia`` (optimum
+3.5342): input splitting's bound after 45 s is 3.41, the decision :math:`g \le 3.50` is "unsat"
+in 12 s (``benchmarks/RESULTS.md``).
+
+:func:`raise_bound` bisects between a proven bound and the incumbent: an "unsat" at :math:`t`
+raises the bound to :math:`t` (its proof replaces the last), a "sat" gives a better incumbent,
+an undecided try moves :math:`t` halfway back to the bound.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from netopt.control import Deadline, interrupted
+
+__all__ = [
+    "decision_rows",
+    "raise_bound",
+    "root_unstable",
+    "RaisedBound",
+    "MAX_L1_OUTPUTS",
+    "MAX_UNSTABLE",
+]
+
+#: the l1 norm's sublevel set has 2^m' rows: at most this many outputs of nonzero weight
+MAX_L1_OUTPUTS = 6
+#: decisions are worth their time where the box leaves at most this many ReLUs unstable.
+#: Measured on the shared benchmark (10 inputs, box [-1, 1]^10, 60 s): 10-32-32-2 (64 unstable)
+#: proves 3.496 where input splitting alone reaches 3.41; 10-256-256-2 (about 500) proves no
+#: threshold, every decision giving up after 3 s ("unpromising"), and input splitting's bound
+#: is lower for the time they took (27.43 against 27.69).
+MAX_UNSTABLE = 128
+#: a decision's share of the time left (the rest for the easier thresholds after it)
+TRY_SHARE = 0.5
+#: a decision gets at least this many seconds (or what is left); without a time limit, this many
+TRY_MIN, TRY_CAP = 2.0, 60.0
+
+
+def decision_rows(mn: Any) -> np.ndarray | None:
+    r"""The rows :math:`V` with :math:`g = \max_i (V_i f + e(V_i))` (see the module docstring), or
+    None where the objective has no such few rows (:math:`\ell_2`, too many :math:`\ell_1`
+    outputs)."""
+    if mn.kind == "linear":
+        return (mn.sign * mn.c)[None].astype(np.float64)
+    keep = np.nonzero(mn.w > 0)[0]
+    if mn.kind == "linf":
+        E = np.zeros((2 * len(keep), mn.m))
+        E[np.arange(len(keep)), keep] = mn.w[keep]
+        E[len(keep) + np.arange(len(keep)), keep] = -mn.w[keep]
+        return E
+    if mn.kind != "l1" or not 0 < len(keep) <= MAX_L1_OUTPUTS:
+        return None
+    S = np.array(list(itertools.product([-1.0, 1.0], repeat=len(keep))))
+    V = np.zeros((len(S), mn.m))
+    V[:, keep] = S * mn.w[keep]
+    return V
+
+
+def root_unstable(net: Any, lo: np.ndarray, hi: np.ndarray) -> int:
+    """How many ReLUs the box's float64 CROWN bounds leave unstable."""
+    from netopt.bounds.bab import batch_crown_of
+
+    m = int(np.prod(net.output_shape))
+    _, _, pre = batch_crown_of(net).bound(lo.reshape(1, -1), hi.reshape(1, -1), np.eye(1, m))
+    return int(sum(((a < 0) & (b > 0)).sum() for a, b in pre.values()))
+
+
+@dataclass
+class RaisedBound:
+    """What :func:`raise_bound` proved and found (the minimized sense).
+
+    Attributes
+    ----------
+    bound : float
+        The best proven bound (the one given, or a threshold proved "unsat").
+    proof : BabProof or None
+        The proof of ``bound`` when a decision raised it (rows ``V``, ``d`` its right-hand side).
+    x : ndarray or None
+        A point better than the incumbent given, if a decision found one (flat).
+    value : float
+        Its :math:`g` in float64 (``inf`` without one).
+    tries : list of dict
+        Each decision: threshold ``t``, ``verdict``, ``stopped``, ``seconds``, ``nodes``.
+    """
+
+    bound: float
+    proof: Any = None
+    x: np.ndarray | None = None
+    value: float = np.inf
+    tries: list[dict] = field(default_factory=list)
+
+
+def raise_bound(
+    problem: Any,
+    mn: Any,
+    bound: float,
+    incumbent: float,
+    deadline: Deadline,
+    *,
+    tol: float = 0.0,
+    g: Any = None,
+    device: Any = None,
+) -> RaisedBound | None:
+    r"""Raise a proven lower ``bound`` of the minimized objective toward the ``incumbent`` by
+    ReLU-split decisions at thresholds between them, until ``incumbent - bound <= tol`` or the
+    deadline.
+
+    Parameters
+    ----------
+    problem : Inversion or OutputObjective
+        Over its domain box.
+    mn : Minorant
+        Its rows (:func:`~netopt.bounds.objective_rows.minorant_of`).
+    bound, incumbent : float
+        A proven bound and the best value found (the minimized sense).
+    deadline : Deadline
+    tol : float
+        Stop when the gap is at most this.
+    g : callable, optional
+        ``g(X) -> values`` of flat points in float64 (to value a "sat" point); default from
+        ``problem``.
+    device : optional
+        Of the search (default CUDA when present).
+
+    Returns
+    -------
+    RaisedBound, or None when the objective has no rows here or the network is not a chain
+    that ReLU splitting bounds.
+    """
+    from netopt.bounds.branch import branch_and_bound
+    from netopt.bounds.objective_rows import proof_rhs
+
+    V = decision_rows(mn)
+    if V is None or not np.isfinite(incumbent):
+        return None
+    lo = problem.domain.lo.reshape(-1)
+    hi = problem.domain.hi.reshape(-1)
+    out = RaisedBound(bound=bound)
+    best = incumbent
+    step = 0.5  # where the next threshold lies between the bound and the incumbent
+    while best - out.bound > tol and not deadline.expired() and not interrupted():
+        t = out.bound + step * (best - out.bound)
+        if not out.bound < t < best:
+            break
+        left = deadline.remaining()
+        budget = min(left, max(TRY_MIN, TRY_SHARE * left)) if np.isfinite(left) else TRY_CAP
+        t0 = time.perf_counter()
+        d = proof_rhs(mn, V, t)
+        r = branch_and_bound(
+            problem.net,
+            lo,
+            hi,
+            V,
+            d,
+            mode="relu",
+            device=device,
+            deadline=Deadline(budget),
+        )
+        if r is None:
+            return None
+        out.tries.append(
+            {
+                "t": float(t),
+                "verdict": r.verdict,
+                "stopped": r.stopped,
+                "seconds": time.perf_counter() - t0,
+                "nodes": int(r.stats.get("nodes", 0)),
+            }
+        )
+        if r.verdict == "unsat":
+            out.bound, out.proof = float(t), r.proof
+            step = 0.5
+        elif r.verdict == "sat":
+            val = _value(problem, mn, g, r.x)
+            if val < best:
+                best, out.x, out.value = val, r.x.reshape(-1), val
+            step = 0.5
+        else:
+            if r.stopped in ("interrupted",):
+                break
+            step /= 2  # too hard at t: try closer to the bound
+            if step < 1e-3:
+                break
+    return out
+
+
+def _value(problem: Any, mn: Any, g: Any, x: np.ndarray) -> float:
+    """:math:`g(x)` in float64 (the reference interpreter)."""
+    X = x.reshape(1, -1)
+    if g is not None:
+        return float(np.asarray(g(X)).reshape(-1)[0])
+    y = problem.net.forward(X.reshape(1, *problem.net.input_shape))
+    return float(mn.sign * np.asarray(problem.evaluate(y)).reshape(-1)[0])

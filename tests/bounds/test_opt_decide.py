@@ -1,0 +1,92 @@
+"""Proven bounds of optimization problems by ReLU-split decisions (``netopt.bounds.opt_decide``):
+the rows give the objective exactly, the bounds reach brute force's optimum and never pass it,
+and the proofs re-check as bound proofs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers.brute import brute_force
+from helpers.nets import mlp_net
+
+from netopt.bounds.objective_rows import minorant_of, rows_imply_bound
+from netopt.bounds.opt_decide import MAX_L1_OUTPUTS, decision_rows, raise_bound
+from netopt.bounds.proof import check_proof
+from netopt.control import Deadline
+from netopt.problems import Inversion, OutputObjective
+from netopt.result import Status
+
+pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("kind", ["l1", "linf", "min", "max"])
+def test_the_rows_give_the_objective(kind):
+    """max_i (V_i f + e(V_i)) equals the minimized objective on random outputs (a zero weight
+    included): the sublevel set is exactly the rows' polyhedron."""
+    rng = np.random.default_rng(0)
+    net, _, _ = mlp_net([3, 4, 4], ["relu", None], seed=0)
+    y = rng.normal(size=4)
+    if kind in ("min", "max"):
+        prob = OutputObjective(net, rng.normal(size=4), sense=kind, constant=0.3, box=(-1, 1))
+    else:
+        w = np.array([1.0, 0.0, 2.5, 0.5])
+        prob = Inversion(net, y, norm=1 if kind == "l1" else np.inf, weights=w, box=(-1, 1))
+    mn = minorant_of(prob)
+    V = decision_rows(mn)
+    Y = rng.normal(size=(200, 4)) * 3
+    g = mn.sign * prob.evaluate(Y)
+    via_rows = (Y @ V.T + mn.offsets(V)[None]).max(axis=1)
+    np.testing.assert_allclose(via_rows, g, rtol=1e-12, atol=1e-12)
+
+
+def test_objectives_without_few_rows_are_left_out():
+    net, _, _ = mlp_net([2, 3, 8], ["relu", None], seed=0)
+    assert decision_rows(minorant_of(Inversion(net, np.zeros(8), norm=2, box=(-1, 1)))) is None
+    assert MAX_L1_OUTPUTS < 8
+    assert decision_rows(minorant_of(Inversion(net, np.zeros(8), norm=1, box=(-1, 1)))) is None
+
+
+@pytest.mark.parametrize("norm", [1, np.inf])
+def test_raised_bounds_reach_brute_force_and_their_proofs_recheck(norm):
+    """From the trivial bound 0 and an incumbent worse than the optimum, the decisions close
+    the gap: the bound never passes brute force's optimum, a better point is found, and the
+    last proof's rows imply the bound (exactly) and its tree re-checks in float64."""
+    net, Ws, bs = mlp_net([10, 5, 4, 2], ["relu", "relu", None], seed=3)
+    rng = np.random.default_rng(3)
+    y = net(rng.uniform(-1, 1, 10)) + np.array([2.0, -1.5])
+    ref = brute_force(Ws, bs, y, norm)
+    prob = Inversion(net, y, norm=norm, box=(-1, 1))
+    mn = minorant_of(prob)
+    rb = raise_bound(prob, mn, 0.0, ref + 0.5, Deadline(60), tol=1e-6)
+    assert rb.bound <= ref + 1e-9
+    assert rb.bound >= ref - 1e-5
+    assert rb.x is not None and rb.value == pytest.approx(ref, abs=1e-5)
+    assert abs(prob.evaluate(net(rb.x.reshape(1, -1)))[0] - rb.value) < 1e-12
+    assert {t["verdict"] for t in rb.tries} >= {"sat", "unsat"}
+    assert rows_imply_bound(prob, rb.proof.C, rb.proof.d, rb.bound) is None
+    pc = check_proof(net.graph, rb.proof)
+    assert pc.ok, pc.reason
+    # the same tree does not prove a bound past the optimum
+    assert rows_imply_bound(prob, rb.proof.C, rb.proof.d, ref + 1e-3) is not None
+
+
+def test_solve_uses_them_on_many_inputs_and_verify_rechecks(monkeypatch):
+    """``solve("bab")`` on 10 inputs: input splitting with a small share of the time, then the
+    decisions close the gap; the optimum is the MILP's, and the certificate's bound proof is
+    re-checked by ``verify``."""
+    import netopt.formulations.bab.optimum as om
+
+    monkeypatch.setattr(om, "DECIDE_SHARE", 0.97)
+    net, _, _ = mlp_net([10, 12, 12, 2], ["relu", "relu", None], seed=4)
+    rng = np.random.default_rng(4)
+    y = net(rng.uniform(-1, 1, 10)) + np.array([3.0, 1.0])
+    prob = Inversion(net, y, norm=1, box=(-1, 1))
+    r = prob.solve("bab", time_limit=40)
+    ref = prob.solve("milp", time_limit=60)
+    assert ref.status == Status.OPTIMAL
+    assert r.extra["bab"].get("decisions"), r.message
+    assert r.status == Status.OPTIMAL, r.message
+    assert r.objective == pytest.approx(ref.objective, rel=1e-6)
+    assert r.bound <= ref.objective + 1e-9
+    rep = r.certificate.verify(net)
+    assert rep["outcome"] == "verified" and rep["fully_checked"], rep["checks"]

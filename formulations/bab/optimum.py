@@ -142,7 +142,7 @@ def optimum_outcome(
     stats = {k: res.stats[k] for k in OPT_STATS if k in res.stats}
     how = f"branch and bound (input splits, {stats.get('nodes', 0)} boxes)"
     if decide and res.stopped == "time limit" and not dl.expired():
-        how += _decide(problem, mn, res, dl, gap, stats)
+        how += _decide(problem, mn, res, dl, gap, stats, progress)
     stats["stopped"] = res.stopped
     extra: dict[str, Any] = {"bab": stats, "gap_limit": gap}
     if res.proof is not None:
@@ -172,14 +172,17 @@ def optimum_outcome(
     )
 
 
-def _decide(problem: Problem, mn: Any, res: Any, dl: Deadline, gap: float, stats: dict) -> str:
+def _decide(
+    problem: Problem, mn: Any, res: Any, dl: Deadline, gap: float, stats: dict, progress: Any
+) -> str:
     """ReLU-split decisions between ``res``'s bound and incumbent with the time left
     (:func:`~netopt.bounds.opt_decide.raise_bound`): a proved threshold replaces the bound and
     its proof, a point found the incumbent; ``res.stopped`` is None once the gap closes."""
     from netopt.bounds.opt_decide import raise_bound
+    from netopt.control import interrupted
 
     tol = max(1e-9, gap * max(1.0, abs(res.value)))
-    rb = raise_bound(problem, mn, res.bound, res.value, dl, tol=tol)
+    rb = raise_bound(problem, mn, res.bound, res.value, dl, tol=tol, progress=progress)
     if rb is None:
         return ""
     stats["decisions"] = rb.tries
@@ -189,5 +192,7 @@ def _decide(problem: Problem, mn: Any, res: Any, dl: Deadline, gap: float, stats
         res.x, res.value = rb.x.reshape(problem.net.input_shape), rb.value
     if res.value - res.bound <= tol:
         res.stopped = None
+    elif interrupted():
+        res.stopped = "interrupted"
     n_un = sum(t["verdict"] == "unsat" for t in rb.tries)
     return f", then {len(rb.tries)} ReLU-split decisions ({n_un} proved a threshold)"

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from netopt.control import Deadline, interrupted
+from netopt.control import Deadline, emit, interrupted
 
 __all__ = [
     "decision_rows",
@@ -134,6 +134,7 @@ def raise_bound(
     tol: float = 0.0,
     g: Any = None,
     device: Any = None,
+    progress: Any = None,
 ) -> RaisedBound | None:
     r"""Raise a proven lower ``bound`` of the minimized objective toward the ``incumbent`` by
     ReLU-split decisions at thresholds between them, until ``incumbent - bound <= tol`` or the
@@ -155,6 +156,10 @@ def raise_bound(
         ``problem``.
     device : optional
         Of the search (default CUDA when present).
+    progress : callable, optional
+        Called after each decision with the phase "ReLU-split decisions", the ``threshold``
+        and the ``decision`` ("unsat": proved), and the incumbent and bound in the problem's
+        sense.
 
     Returns
     -------
@@ -206,15 +211,23 @@ def raise_bound(
             step = 0.5
         elif r.verdict == "sat":
             val = _value(problem, mn, g, r.x)
-            if val < best:
-                best, out.x, out.value = val, r.x.reshape(-1), val
+            if not val < best:
+                break  # (no better point: float64's g above t by rounding; do not loop)
+            best, out.x, out.value = val, r.x.reshape(-1), val
             step = 0.5
         else:
-            if r.stopped in ("interrupted",):
-                break
             step /= 2  # too hard at t: try closer to the bound
-            if step < 1e-3:
-                break
+        emit(
+            progress,
+            "ReLU-split decisions",
+            deadline,
+            threshold=mn.sign * float(t),
+            decision=r.verdict,
+            incumbent=mn.sign * best,
+            bound=mn.sign * out.bound,
+        )
+        if r.verdict == "unknown" and (r.stopped == "interrupted" or step < 1e-3):
+            break
     return out
 
 

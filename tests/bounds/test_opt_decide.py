@@ -81,7 +81,8 @@ def test_solve_uses_them_on_many_inputs_and_verify_rechecks(monkeypatch):
     rng = np.random.default_rng(4)
     y = net(rng.uniform(-1, 1, 10)) + np.array([3.0, 1.0])
     prob = Inversion(net, y, norm=1, box=(-1, 1))
-    r = prob.solve("bab", time_limit=40)
+    events: list = []
+    r = prob.solve("bab", time_limit=40, progress=events.append)
     ref = prob.solve("milp", time_limit=60)
     assert ref.status == Status.OPTIMAL
     assert r.extra["bab"].get("decisions"), r.message
@@ -90,3 +91,8 @@ def test_solve_uses_them_on_many_inputs_and_verify_rechecks(monkeypatch):
     assert r.bound <= ref.objective + 1e-9
     rep = r.certificate.verify(net)
     assert rep["outcome"] == "verified" and rep["fully_checked"], rep["checks"]
+    # each decision is reported live, its bound never above the final one
+    dec = [e for e in events if e["phase"] == "ReLU-split decisions"]
+    assert len(dec) == len(r.extra["bab"]["decisions"])
+    assert all(e["bound"] <= r.bound for e in dec)
+    assert dec[-1]["incumbent"] == pytest.approx(r.objective, rel=1e-12)

@@ -181,8 +181,10 @@ def _decide(
     from netopt.bounds.opt_decide import raise_bound
     from netopt.control import interrupted
 
-    tol = max(1e-9, gap * max(1.0, abs(res.value)))
-    rb = raise_bound(problem, mn, res.bound, res.value, dl, tol=tol, progress=progress)
+    # minimize's own stopping rule (its abs_gap 1e-9), on the incumbent as it improves
+    rb = raise_bound(
+        problem, mn, res.bound, res.value, dl, rel_gap=gap, abs_gap=1e-9, progress=progress
+    )
     if rb is None:
         return ""
     stats["decisions"] = rb.tries
@@ -190,9 +192,12 @@ def _decide(
         res.bound, res.proof = rb.bound, rb.proof
     if rb.x is not None and rb.value < res.value:
         res.x, res.value = rb.x.reshape(problem.net.input_shape), rb.value
-    if res.value - res.bound <= tol:
+    if res.value - res.bound <= max(1e-9, gap * max(1.0, abs(res.value))):
         res.stopped = None
     elif interrupted():
         res.stopped = "interrupted"
+    elif not dl.expired():
+        # the decisions gave up with time left (each undecided, the thresholds too close)
+        res.stopped = "undecided"
     n_un = sum(t["verdict"] == "unsat" for t in rb.tries)
     return f", then {len(rb.tries)} ReLU-split decisions ({n_un} proved a threshold)"

@@ -451,8 +451,9 @@ class ChainBounds:
 
         With ``mix`` (and ``k > 1`` rows, which must all hold at a counterexample), one more
         row is bounded: the combination :math:`\mu^\top (C f(x) - d)` with weights :math:`\mu`
-        in the simplex, optimized per box with the rest (rate ``lr_mix``, from ``init_mix`` or
-        uniform). It is positive on a box where no single row is (two rows that meet at the
+        in the simplex, optimized per box with the rest (rate ``lr_mix``, from ``init_mix`` — a
+        parent's — or else the best single row; the steps then follow the combination alone,
+        which can be any one row). It is positive on a box where no single row is (two rows that meet at the
         box's best point, as the two signs of :math:`|r|` do at :math:`r = 0`) and then closes
         it just as well: no point makes every row :math:`\le 0`. ``lower`` and ``betas`` then
         have ``k + 1`` rows, the last the combination's, and ``mix`` holds :math:`\mu`

@@ -33,7 +33,8 @@ in 12 s (``benchmarks/RESULTS.md``).
 
 :func:`raise_bound` bisects between a proven bound and the incumbent: an "unsat" at :math:`t`
 raises the bound to :math:`t` (its proof replaces the last), a "sat" gives a better incumbent,
-an undecided try moves :math:`t` halfway back to the bound.
+an undecided try moves :math:`t` halfway back to the bound (and later thresholds stay below
+it).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def decision_rows(mn: Any) -> np.ndarray | None:
     if mn.kind == "linear":
         return (mn.sign * mn.c)[None].astype(np.float64)
     keep = np.nonzero(mn.w > 0)[0]
+    if not len(keep):
+        return None  # every weight 0: the objective is constant
     if mn.kind == "linf":
         E = np.zeros((2 * len(keep), mn.m))
         E[np.arange(len(keep)), keep] = mn.w[keep]
@@ -131,14 +134,14 @@ def raise_bound(
     incumbent: float,
     deadline: Deadline,
     *,
-    tol: float = 0.0,
+    rel_gap: float = 0.0,
+    abs_gap: float = 0.0,
     g: Any = None,
     device: Any = None,
     progress: Any = None,
 ) -> RaisedBound | None:
     r"""Raise a proven lower ``bound`` of the minimized objective toward the ``incumbent`` by
-    ReLU-split decisions at thresholds between them, until ``incumbent - bound <= tol`` or the
-    deadline.
+    ReLU-split decisions at thresholds between them, until the gap closes or the deadline.
 
     Parameters
     ----------
@@ -149,8 +152,9 @@ def raise_bound(
     bound, incumbent : float
         A proven bound and the best value found (the minimized sense).
     deadline : Deadline
-    tol : float
-        Stop when the gap is at most this.
+    rel_gap, abs_gap : float
+        Stop when :math:`\text{incumbent} - \text{bound} \le \max(\text{abs\_gap},
+        \text{rel\_gap} \cdot \max(1, |\text{incumbent}|))` (the incumbent as it improves).
     g : callable, optional
         ``g(X) -> values`` of flat points in float64 (to value a "sat" point); default from
         ``problem``.
@@ -177,9 +181,15 @@ def raise_bound(
     out = RaisedBound(bound=bound)
     best = incumbent
     step = 0.5  # where the next threshold lies between the bound and the incumbent
-    while best - out.bound > tol and not deadline.expired() and not interrupted():
-        t = out.bound + step * (best - out.bound)
-        if not out.bound < t < best:
+    hard = np.inf  # the lowest threshold left undecided: the next ones stay below it
+
+    def tol() -> float:
+        return max(abs_gap, rel_gap * max(1.0, abs(best)))
+
+    while best - out.bound > tol() and not deadline.expired() and not interrupted():
+        top = min(best, hard)
+        t = out.bound + step * (top - out.bound)
+        if not out.bound < t < top:
             break
         left = deadline.remaining()
         budget = min(left, max(TRY_MIN, TRY_SHARE * left)) if np.isfinite(left) else TRY_CAP
@@ -216,6 +226,7 @@ def raise_bound(
             best, out.x, out.value = val, r.x.reshape(-1), val
             step = 0.5
         else:
+            hard = min(hard, t)
             step /= 2  # too hard at t: try closer to the bound
         emit(
             progress,

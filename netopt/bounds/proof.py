@@ -17,7 +17,8 @@ op a list of its units' lower-line slopes, or null; or ``"alphas"``: ``[layer, u
 triples, the units not named taking CROWN's adaptive slope) and beta-CROWN multipliers
 (``"betas"``: ``[layer, unit, beta]`` triples) for that bound; with ``"lam"`` (one weight
 per row) the leaf claims instead that :math:`\lambda^\top (C f(x) - d)` is positive, which
-implies that some row is (a weight below 0 is clipped to 0). The nodes are listed in pre-order.
+implies that some row is (a weight below 0 is clipped to 0; the check adds the worst case of
+rounding :math:`\lambda^\top C` and :math:`\lambda^\top d`). The nodes are listed in pre-order.
 
 :func:`check_proof` walks the tree (iteratively), derives each leaf's box and split signs, and
 bounds the leaves in batches with :meth:`netopt.bounds.bab.BatchCrown.bound`: float64 CROWN with
@@ -264,6 +265,9 @@ def _bound_leaves(
             betas[j][b, u] = v
     any_split = any(s is not None for s in splits)
 
+    def cut_splits(sel: np.ndarray) -> list | None:
+        return [None if x is None else x[sel] for x in splits] if any_split else None
+
     def bound(sel: np.ndarray, fixed: dict | None) -> np.ndarray:
         def cut(a: list) -> list | None:
             return None if a is None else [None if x is None else x[sel] for x in a]
@@ -293,6 +297,13 @@ def _bound_leaves(
     again = np.nonzero(~(lower > d_leaf))[0]
     if len(again):
         lower[again] = bound(again, None)
+    if mixed.any():
+        # a combination's row and right-hand side were rounded (fl(lam @ C), fl(lam @ d)):
+        # its claim lam^T (C f - d) > 0 needs the rounding's worst case on top
+        d_leaf = d_leaf.copy()
+        sel = np.nonzero(mixed & np.isfinite(lower))[0]
+        if len(sel):
+            d_leaf[sel] += _mix_slack(bc, P, lo[sel], hi[sel], cut_splits(sel), params, leaves, sel)
     ok = lower > d_leaf
     why = [
         ""
@@ -303,3 +314,43 @@ def _bound_leaves(
         for b in range(B)
     ]
     return ok, why
+
+
+def _mix_slack(
+    bc: Any,
+    P: BabProof,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    splits: list | None,
+    params: list,
+    leaves: list,
+    sel: np.ndarray,
+) -> np.ndarray:
+    r"""What rounding can take from a combination leaf's claim, per leaf of ``sel``.
+
+    The leaf was bounded with :math:`c = \mathrm{fl}(\lambda^\top C)` and compared with
+    :math:`\mathrm{fl}(\lambda^\top d)`; each is a dot product of :math:`k` terms, within
+    :math:`\gamma_k = k u / (1 - k u)` (Higham, Thm. 3.5) of its exact value in relative terms
+    of :math:`|\lambda|^\top |C|` and :math:`|\lambda|^\top |d|`. With :math:`|f_j| \le F_j` on
+    the leaf (its rigorous output bounds),
+
+    .. math::
+
+        \lambda^\top (C f - d) \;\ge\; c^\top f - \mathrm{fl}(\lambda^\top d)
+        - \gamma_k \big( (|\lambda|^\top |C|) F + |\lambda|^\top |d| \big),
+
+    and the slack returned is that last term, doubled (its own rounding).
+    """
+    k, m = P.C.shape
+    eye = np.vstack([np.eye(m), -np.eye(m)])
+    low, _, _ = bc.bound(lo, hi, eye, splits=splits)
+    F = np.maximum(np.abs(low[:, :m]), np.abs(low[:, m:]))
+    u = np.finfo(np.float64).eps / 2
+    gamma = (k + 2) * u / (1 - (k + 2) * u)
+    out = np.empty(len(sel))
+    for q, b in enumerate(sel):
+        lam = params[leaves[b][5][0]][2]
+        absl = np.abs(lam)
+        out[q] = 2 * gamma * (float((absl @ np.abs(P.C)) @ F[q]) + float(absl @ np.abs(P.d)))
+    # an empty leaf has infinite bounds (and is closed whatever the slack)
+    return np.where(np.isfinite(out), out, 0.0)

@@ -405,8 +405,10 @@ def test_relu_splitting_decides_most_instances_with_split_proofs():
     assert all(r.verdict != "unknown" for _, r in runs)
     split = [r.proof for _, r in runs if r.verdict == "unsat" and len(r.proof.nodes) > 1]
     assert len(split) >= 2
-    # some leaves needed a combination of the rows (each domain affine, no row alone closing)
+    # some leaves needed a combination of the rows (each domain affine, no row alone closing):
+    # the LPs' combinations, not only the bounds' (MIX_ROWS)
     assert sum("lam" in p for P in split for p in P.params) > 0
+    assert sum(r.stats["affine_closed"] for _, r in runs if r.verdict == "unsat") > 0
     for proof in split:
         assert any(nd[0] == "r" for nd in proof.nodes)
         # every leaf carries the search's slopes (and multipliers): what closed it

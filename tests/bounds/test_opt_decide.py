@@ -9,9 +9,10 @@ import pytest
 from helpers.brute import brute_force
 from helpers.nets import mlp_net
 
-from netopt.bounds.objective_rows import minorant_of, rows_imply_bound
+from netopt.bounds.objective_rows import minorant_of, proof_rhs, rows_imply_bound
 from netopt.bounds.opt_decide import MAX_L1_OUTPUTS, decision_rows, raise_bound
 from netopt.bounds.proof import check_proof
+from netopt.bounds.proof_format import BabProof
 from netopt.control import Deadline
 from netopt.problems import Inversion, OutputObjective
 from netopt.result import Status
@@ -44,6 +45,8 @@ def test_objectives_without_few_rows_are_left_out():
     assert decision_rows(minorant_of(Inversion(net, np.zeros(8), norm=2, box=(-1, 1)))) is None
     assert MAX_L1_OUTPUTS < 8
     assert decision_rows(minorant_of(Inversion(net, np.zeros(8), norm=1, box=(-1, 1)))) is None
+    zero = Inversion(net, np.zeros(8), norm=np.inf, weights=np.zeros(8), box=(-1, 1))
+    assert decision_rows(minorant_of(zero)) is None
 
 
 @pytest.mark.parametrize("norm", [1, np.inf])
@@ -57,7 +60,7 @@ def test_raised_bounds_reach_brute_force_and_their_proofs_recheck(norm):
     ref = brute_force(Ws, bs, y, norm)
     prob = Inversion(net, y, norm=norm, box=(-1, 1))
     mn = minorant_of(prob)
-    rb = raise_bound(prob, mn, 0.0, ref + 0.5, Deadline(60), tol=1e-6)
+    rb = raise_bound(prob, mn, 0.0, ref + 0.5, Deadline(60), rel_gap=1e-6)
     assert rb.bound <= ref + 1e-9
     assert rb.bound >= ref - 1e-5
     assert rb.x is not None and rb.value == pytest.approx(ref, abs=1e-5)
@@ -66,8 +69,10 @@ def test_raised_bounds_reach_brute_force_and_their_proofs_recheck(norm):
     assert rows_imply_bound(prob, rb.proof.C, rb.proof.d, rb.bound) is None
     pc = check_proof(net.graph, rb.proof)
     assert pc.ok, pc.reason
-    # the same tree does not prove a bound past the optimum
-    assert rows_imply_bound(prob, rb.proof.C, rb.proof.d, ref + 1e-3) is not None
+    # the same tree for a threshold past the optimum (some point reaches it): rejected
+    past = proof_rhs(mn, rb.proof.C, ref + 1e-3)
+    P = rb.proof
+    assert not check_proof(net.graph, BabProof(P.lo, P.hi, P.C, past, P.nodes, P.params)).ok
 
 
 def test_solve_uses_them_on_many_inputs_and_verify_rechecks(monkeypatch):

@@ -33,8 +33,8 @@ in 12 s (``benchmarks/RESULTS.md``).
 
 :func:`raise_bound` bisects between a proven bound and the incumbent: an "unsat" at :math:`t`
 raises the bound to :math:`t` (its proof replaces the last), a "sat" gives a better incumbent,
-an undecided try moves :math:`t` halfway back to the bound (and later thresholds stay below
-it).
+an undecided :math:`t` caps the thresholds after it (each the midpoint of the bound and the
+lowest of the incumbent and the undecided thresholds).
 """
 
 from __future__ import annotations
@@ -180,7 +180,6 @@ def raise_bound(
     hi = problem.domain.hi.reshape(-1)
     out = RaisedBound(bound=bound)
     best = incumbent
-    step = 0.5  # where the next threshold lies between the bound and the incumbent
     hard = np.inf  # the lowest threshold left undecided: the next ones stay below it
 
     def tol() -> float:
@@ -188,7 +187,7 @@ def raise_bound(
 
     while best - out.bound > tol() and not deadline.expired() and not interrupted():
         top = min(best, hard)
-        t = out.bound + step * (top - out.bound)
+        t = out.bound + 0.5 * (top - out.bound)
         if not out.bound < t < top:
             break
         left = deadline.remaining()
@@ -218,16 +217,13 @@ def raise_bound(
         )
         if r.verdict == "unsat":
             out.bound, out.proof = float(t), r.proof
-            step = 0.5
         elif r.verdict == "sat":
             val = _value(problem, mn, g, r.x)
             if not val < best:
                 break  # (no better point: float64's g above t by rounding; do not loop)
             best, out.x, out.value = val, r.x.reshape(-1), val
-            step = 0.5
         else:
-            hard = min(hard, t)
-            step /= 2  # too hard at t: try closer to the bound
+            hard = min(hard, t)  # too hard at t: the next tries lie below it
         emit(
             progress,
             "ReLU-split decisions",
@@ -237,7 +233,7 @@ def raise_bound(
             incumbent=mn.sign * best,
             bound=mn.sign * out.bound,
         )
-        if r.verdict == "unknown" and (r.stopped == "interrupted" or step < 1e-3):
+        if r.verdict == "unknown" and (r.stopped == "interrupted" or hard - out.bound <= tol()):
             break
     return out
 

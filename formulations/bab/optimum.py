@@ -179,12 +179,9 @@ def _decide(
     (:func:`~netopt.bounds.opt_decide.raise_bound`): a proved threshold replaces the bound and
     its proof, a point found the incumbent; ``res.stopped`` is None once the gap closes."""
     from netopt.bounds.opt_decide import raise_bound
-    from netopt.control import interrupted
+    from netopt.control import interrupted, relative_gap
 
-    # minimize's own stopping rule (its abs_gap 1e-9), on the incumbent as it improves
-    rb = raise_bound(
-        problem, mn, res.bound, res.value, dl, rel_gap=gap, abs_gap=1e-9, progress=progress
-    )
+    rb = raise_bound(problem, mn, res.bound, res.value, dl, rel_gap=gap, progress=progress)
     if rb is None:
         return ""
     stats["decisions"] = rb.tries
@@ -192,7 +189,7 @@ def _decide(
         res.bound, res.proof = rb.bound, rb.proof
     if rb.x is not None and rb.value < res.value:
         res.x, res.value = rb.x.reshape(problem.net.input_shape), rb.value
-    if res.value - res.bound <= max(1e-9, gap * max(1.0, abs(res.value))):
+    if relative_gap(res.value, res.bound) <= gap:  # (the gap the Result states)
         res.stopped = None
     elif interrupted():
         res.stopped = "interrupted"

@@ -27,6 +27,10 @@ through a multiplier :math:`\beta_i \ge 0`: on the points of the box that respec
 (the coefficient of :math:`z_i` loses :math:`\beta_i s_i`). Every :math:`\beta \ge 0` gives a
 valid bound; the multipliers are optimized jointly with the slopes.
 
+The optimized bounds (alpha-CROWN, beta-CROWN, a combination of the rows, an optimized row) are
+:class:`ChainBounds`' methods from :mod:`netopt.bounds.batched_alpha`; this module holds the
+tensors and the CROWN passes they differentiate through.
+
 **Branching scores** on these bounds (BaBSR, the input smear): :mod:`netopt.bounds.branching`.
 
 This module is the search's engine (float32 by default, on CUDA when present): its bounds are
@@ -41,11 +45,11 @@ from typing import Any
 
 import numpy as np
 
+from netopt.bounds.batched_alpha import OptimizedBounds
 from netopt.errors import FormulationError
 from netopt.ir.chain import chain_refusals, split_chain
 from netopt.ir.graph import Graph
 from netopt.ir.ops.activations import relu_relaxation
-from netopt.torch_utils import Adam
 
 __all__ = ["ChainBounds", "SpecBound"]
 
@@ -91,16 +95,6 @@ class SpecBound:
     mix: Any = None
 
 
-def _simplex(m: Any) -> Any:
-    """Nonnegative weights summing to 1 (clipped and rescaled; all-zero rows: uniform). Any map
-    into the simplex will do here: a bound with any such weights is valid."""
-    import torch
-
-    m = m.clamp(min=0)
-    s = m.sum(1, keepdim=True)
-    return torch.where(s > 0, m / s.clamp(min=1e-30), torch.full_like(m, 1.0 / m.shape[1]))
-
-
 def _dot(Lam: Any, v: Any) -> Any:
     """``(B, k)``: every row of ``Lam`` (``(B, k, n)``) dotted with its box's ``v`` (``(B, n)``).
 
@@ -110,7 +104,7 @@ def _dot(Lam: Any, v: Any) -> Any:
     return (Lam * v[:, None, :]).sum(-1)
 
 
-class ChainBounds:
+class ChainBounds(OptimizedBounds):
     """A chain network's layers as dense torch tensors, bounded over batches of boxes.
 
     Parameters
@@ -405,236 +399,3 @@ class ChainBounds:
             return out
         P = torch.stack([torch.cat([a for a, _ in pre], 1), torch.cat([b for _, b in pre], 1)], 1)
         return (*out, P.to(torch.float64).cpu().numpy())
-
-    def alpha_crown(
-        self,
-        lo: Any,
-        hi: Any,
-        C: Any,
-        d: Any,
-        splits: list | None = None,
-        *,
-        iters: int = 20,
-        lr: float = 0.25,
-        init: list | None = None,
-        beta: bool = False,
-        lr_beta: float = 0.05,
-        init_betas: list | None = None,
-        pre: list | None = None,
-        prev: list | None = None,
-        mix: bool = False,
-        init_mix: Any = None,
-        lr_mix: float = 0.1,
-    ) -> SpecBound:
-        r"""alpha-CROWN (and with ``beta``, beta-CROWN): slopes and multipliers optimized per box.
-
-        A box is closed when one row's lower bound is positive, so the parameters of each box
-        take ``iters`` projected Adam steps maximizing its largest row bound: the slopes
-        (learning rate ``lr``, from ``init`` — a parent's, for warm starts — or CROWN's choice)
-        and, with ``beta``, the multipliers :math:`\beta \ge 0` of the split units (rate
-        ``lr_beta``, from ``init_betas`` or 0). The bound minimized over the box is
-
-        .. math::
-
-            C f(x) - d \;\ge\; C f(x) - d - \sum_j (\beta_j \odot s_j) z_j,
-
-        valid on the points respecting the splits :math:`s_j z_j \ge 0` for every
-        :math:`\beta_j \ge 0` (``(B, k, n_j)``: one multiplier per row and unit, zero where
-        :math:`s_j = 0`).
-
-        Per box, the bounds returned are those of the best parameters seen (never worse than
-        the start), and ``slopes`` / ``betas`` are those parameters as the bound used them
-        (slopes clipped into :math:`[\alpha_{\text{leak}}, 1]`, multipliers projected onto
-        :math:`\beta \ge 0` and masked to the splits): recomputing the bound with them gives
-        the same value. ``pre`` / ``prev``: a parent's activation bounds, reused as they are or
-        intersected with recomputed ones (:meth:`pre_bounds`).
-
-        With ``mix`` (and ``k > 1`` rows, which must all hold at a counterexample), one more
-        row is bounded: the combination :math:`\mu^\top (C f(x) - d)` with weights :math:`\mu`
-        in the simplex, optimized per box with the rest (rate ``lr_mix``, from ``init_mix`` — a
-        parent's — or else the best single row; the steps then follow the combination alone,
-        which can be any one row). It is positive on a box where no single row is (two rows that meet at the
-        box's best point, as the two signs of :math:`|r|` do at :math:`r = 0`) and then closes
-        it just as well: no point makes every row :math:`\le 0`. ``lower`` and ``betas`` then
-        have ``k + 1`` rows, the last the combination's, and ``mix`` holds :math:`\mu`
-        ``(B, k)``.
-        """
-        import torch
-
-        lo_t, hi_t = self._t(lo), self._t(hi)
-        pre, lines = self._bounds_of(lo_t, hi_t, splits, pre, prev)
-        Lam0, d_t, top = self._spec_start(lo_t.shape[0], C, d)
-        B, k = Lam0.shape[:2]
-        mu = None
-        if mix and k > 1:
-            d_t = d_t.expand(B, k)
-            if init_mix is not None:
-                mu = _simplex(self._t(init_mix))
-            else:
-                # from the best single row: the combination can then only do better
-                with torch.no_grad():
-                    first = self._spec(lo_t, hi_t, C, d, lines)
-                mu = torch.nn.functional.one_hot(first.argmax(1), k).to(self.dtype)
-            k += 1
-        base = (Lam0, d_t)
-
-        def spec(m: Any) -> tuple[Any, Any]:
-            # the rows, and with weights m their combination as one more row
-            L0, dd = base
-            if m is None:
-                return L0, dd
-            comb = (m[:, :, None] * L0).sum(1, keepdim=True)
-            return torch.cat([L0, comb], 1), torch.cat([dd, (m * dd).sum(1, keepdim=True)], 1)
-
-        signs = self._signs(splits)
-        if init is not None:
-            slopes = [self._t(s) for s in init[: self.n_act]]
-        else:
-            slopes = [ln[0] for ln in lines]
-        # the multipliers: only the layers with a split unit carry them
-        masks: list = [None] * self.n_act
-        betas: list = [None] * self.n_act
-        if beta:
-            for j, s in enumerate(signs):
-                if s is None or not bool((s != 0).any()):
-                    continue
-                masks[j] = (s != 0).to(self.dtype)[:, None, :]
-                if init_betas is not None and init_betas[j] is not None:
-                    betas[j] = self._t(init_betas[j]).clamp(min=0) * masks[j]
-                else:
-                    betas[j] = torch.zeros(B, k, s.shape[1], dtype=self.dtype, device=self.device)
-
-        def evaluate(slopes: list, betas: list, m: Any = mu):
-            lines = [self._lines(j, p[0], p[1], slopes[j]) for j, p in enumerate(pre)]
-            shift = [
-                None if b_ is None else b_ * signs[j][:, None, :] for j, b_ in enumerate(betas)
-            ]
-            Lam, dd = spec(m)
-            bound, lams, coefs = self._backward(Lam, top, lo_t, hi_t, lines, shift, keep=True)
-            return bound - dd, [ln[0] for ln in lines], lams, coefs
-
-        with torch.no_grad():
-            best, best_slopes, best_lams, best_coefs = evaluate(slopes, betas)
-        best_betas = list(betas)
-        best_mu = mu
-        n_par = self.n_act + sum(b_ is not None for b_ in betas) + (mu is not None)
-        if n_par and iters > 0:
-            a_params = [s.detach().clone().requires_grad_(True) for s in best_slopes]
-            b_params = [None if b_ is None else b_.clone().requires_grad_(True) for b_ in betas]
-            groups = [{"params": a_params, "lr": lr}]
-            if any(p is not None for p in b_params):
-                groups.append({"params": [p for p in b_params if p is not None], "lr": lr_beta})
-            m_param = None
-            if mu is not None:
-                m_param = mu.clone().requires_grad_(True)
-                groups.append({"params": [m_param], "lr": lr_mix})
-            opt = Adam(groups)
-            for _ in range(iters):
-                opt.zero_grad()
-                used_b = [None if p is None else p * masks[j] for j, p in enumerate(b_params)]
-                bound, used_s, lams, coefs = evaluate(a_params, used_b, m_param)
-                score = bound.max(dim=1).values
-                # the combination (which can be any one row) is what the weights improve
-                (-(bound[:, -1] if m_param is not None else score).sum()).backward()
-                with torch.no_grad():
-                    better = score > best.max(dim=1).values
-                    b1, b2 = better[:, None], better[:, None, None]
-                    best = torch.where(b1, bound.detach(), best)
-                    best_coefs = torch.where(b2, coefs.detach(), best_coefs)
-                    for j in range(self.n_act):
-                        best_slopes[j] = torch.where(b1, used_s[j].detach(), best_slopes[j])
-                        best_lams[j] = torch.where(b2, lams[j].detach(), best_lams[j])
-                        if used_b[j] is not None:
-                            best_betas[j] = torch.where(b2, used_b[j].detach(), best_betas[j])
-                    if m_param is not None:
-                        best_mu = torch.where(b1, m_param.detach(), best_mu)
-                opt.step()
-                with torch.no_grad():
-                    for j, p_ in enumerate(a_params):
-                        p_.clamp_(min=self.leak[j], max=1.0)
-                    for p_ in b_params:
-                        if p_ is not None:
-                            p_.clamp_(min=0)
-                    if m_param is not None:
-                        m_param.copy_(_simplex(m_param))
-        out_betas: list = []
-        if beta:
-            out_betas = [
-                b_
-                if b_ is not None
-                else torch.zeros(B, k, self.W[j].shape[0], dtype=self.dtype, device=self.device)
-                for j, b_ in enumerate(best_betas)
-            ]
-        res = self._result(best, best_slopes, pre, out_betas, best_lams, best_coefs)
-        res.mix = best_mu
-        return res
-
-    def alpha_crown_row(
-        self,
-        lo: Any,
-        hi: Any,
-        V0: Any,
-        offset: Any,
-        project: Any,
-        *,
-        iters: int = 10,
-        lr: float = 0.25,
-        lr_row: float = 0.1,
-        init: list | None = None,
-    ) -> tuple[Any, list, Any]:
-        r"""alpha-CROWN with the bounded row optimized too: per box, the best of
-
-        .. math::
-
-            \max_{v \in \mathcal{V}} \Big( \min_{x}{}^{	ext{CROWN}(lpha)} v^	op f(x)
-            + e(v) \Big)
-
-        over the slopes and the row :math:`v`, from ``V0`` (``(B, n_out)``) by projected Adam;
-        ``offset(v)`` is :math:`e(v)` (a torch function of ``(B, n_out)`` rows), ``project(v)``
-        maps rows back into :math:`\mathcal{V}` (in place of the set's projection any map into
-        it will do). For a norm of the residual this is the dual of the box's linear
-        relaxation: where the network is affine on the box the optimum is the exact minimum.
-
-        Returns the best bounds ``(B,)``, the slopes per activation op ``(B, n_j)`` and rows
-        ``(B, n_out)`` that gave them (slopes clipped, rows projected). ``init``: starting
-        slopes per activation op (a parent box's), else CROWN's adaptive ones.
-        """
-        import torch
-
-        lo_t, hi_t = self._t(lo), self._t(hi)
-        pre, lines = self._bounds_of(lo_t, hi_t, None, None, None)
-        top = len(self.W) - 1
-
-        def evaluate(slopes: list, v: Any) -> tuple[Any, list]:
-            ls = [self._lines(j, p[0], p[1], slopes[j]) for j, p in enumerate(pre)]
-            b = self._backward(v[:, None, :], top, lo_t, hi_t, ls)[:, 0]
-            return b + offset(v), [ln[0] for ln in ls]
-
-        v0 = project(self._t(V0))
-        start = [ln[0] for ln in lines] if init is None else [self._t(a) for a in init]
-        with torch.no_grad():
-            best, best_sl = evaluate(start, v0)
-        best_v = v0.clone()
-        if iters > 0:
-            a_params = [s.detach().clone().requires_grad_(True) for s in best_sl]
-            v_param = v0.clone().requires_grad_(True)
-            groups = [{"params": [v_param], "lr": lr_row}]
-            if a_params:
-                groups.append({"params": a_params, "lr": lr})
-            opt = Adam(groups)
-            for _ in range(iters):
-                opt.zero_grad()
-                score, used = evaluate(a_params, v_param)
-                (-score.sum()).backward()
-                with torch.no_grad():
-                    better = score > best
-                    best = torch.where(better, score.detach(), best)
-                    best_v = torch.where(better[:, None], v_param.detach(), best_v)
-                    for j in range(self.n_act):
-                        best_sl[j] = torch.where(better[:, None], used[j].detach(), best_sl[j])
-                opt.step()
-                with torch.no_grad():
-                    for j, p_ in enumerate(a_params):
-                        p_.clamp_(min=self.leak[j], max=1.0)
-                    v_param.copy_(project(v_param))
-        return best, best_sl, best_v

@@ -19,6 +19,7 @@ import numpy as np
 
 from netopt.bounds.branch_search import BranchResult, _Search
 from netopt.bounds.branching import babsr_scores
+from netopt.bounds.proof import combination_slack
 
 #: ReLU splitting gives up ("unpromising") once it has run this many seconds with fewer than
 #: this share of its domains closed. Measured: an MNIST 256x2 disjunct that it decides closes
@@ -110,7 +111,9 @@ class _ReluSearch(_Search):
         comb = rows >= k
         if comb.any():
             C3[comb, 0] = mu[comb] @ self.C
-            floor[comb] = mu[comb] @ (self.d + self.margin)
+            floor[comb] = mu[comb] @ (self.d + self.margin) + combination_slack(
+                self.bc, self.C, self.d, lo[comb], hi[comb], [s[comb] for s in splits], mu[comb]
+            )
         # the root's activation bounds with the splits, as the search used them (and as the
         # proof check first tries): one final back-substitution per domain
         lower, _, _ = self.bc.bound(
@@ -169,9 +172,11 @@ class _ReluSearch(_Search):
             )
             lams = np.stack([f[2] for f in found])
             C3 = (lams @ self.C)[:, None, :]
-            dl = lams @ self.d + lams @ self.margin
             n = len(found)
             box_lo, box_hi = np.repeat(self.lo, n, axis=0), np.repeat(self.hi, n, axis=0)
+            dl = lams @ (self.d + self.margin) + combination_slack(
+                self.bc, self.C, self.d, box_lo, box_hi, splits, lams
+            )
             low, _, _ = self.bc.bound(
                 box_lo, box_hi, C3, splits=splits, betas=betas, fixed=self._root_pre()
             )

@@ -135,8 +135,6 @@ def raise_bound(
     deadline: Deadline,
     *,
     rel_gap: float = 0.0,
-    abs_gap: float = 0.0,
-    g: Any = None,
     device: Any = None,
     progress: Any = None,
 ) -> RaisedBound | None:
@@ -152,12 +150,9 @@ def raise_bound(
     bound, incumbent : float
         A proven bound and the best value found (the minimized sense).
     deadline : Deadline
-    rel_gap, abs_gap : float
-        Stop when :math:`\text{incumbent} - \text{bound} \le \max(\text{abs\_gap},
-        \text{rel\_gap} \cdot \max(1, |\text{incumbent}|))` (the incumbent as it improves).
-    g : callable, optional
-        ``g(X) -> values`` of flat points in float64 (to value a "sat" point); default from
-        ``problem``.
+    rel_gap : float
+        Stop when :math:`\text{incumbent} - \text{bound} \le \text{rel\_gap} \cdot \max(1,
+        |\text{incumbent}|)` (:func:`netopt.control.relative_gap`, the incumbent as it improves).
     device : optional
         Of the search (default CUDA when present).
     progress : callable, optional
@@ -183,7 +178,7 @@ def raise_bound(
     hard = np.inf  # the lowest threshold left undecided: the next ones stay below it
 
     def tol() -> float:
-        return max(abs_gap, rel_gap * max(1.0, abs(best)))
+        return rel_gap * max(1.0, abs(best))
 
     while best - out.bound > tol() and not deadline.expired() and not interrupted():
         top = min(best, hard)
@@ -218,7 +213,7 @@ def raise_bound(
         if r.verdict == "unsat":
             out.bound, out.proof = float(t), r.proof
         elif r.verdict == "sat":
-            val = _value(problem, mn, g, r.x)
+            val = _value(problem, mn, r.x)
             if not val < best:
                 break  # (no better point: float64's g above t by rounding; do not loop)
             best, out.x, out.value = val, r.x.reshape(-1), val
@@ -238,10 +233,7 @@ def raise_bound(
     return out
 
 
-def _value(problem: Any, mn: Any, g: Any, x: np.ndarray) -> float:
+def _value(problem: Any, mn: Any, x: np.ndarray) -> float:
     """:math:`g(x)` in float64 (the reference interpreter)."""
-    X = x.reshape(1, -1)
-    if g is not None:
-        return float(np.asarray(g(X)).reshape(-1)[0])
-    y = problem.net.forward(X.reshape(1, *problem.net.input_shape))
+    y = problem.net.forward(x.reshape(1, *problem.net.input_shape))
     return float(mn.sign * np.asarray(problem.evaluate(y)).reshape(-1)[0])

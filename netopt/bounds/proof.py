@@ -240,6 +240,7 @@ def _bound_leaves(
     # each leaf's claim: its row of C f - d, or a combination of the rows ("lam")
     C3, d_leaf = P.C[rows][:, None, :].copy(), P.d[rows].copy()
     mixed = np.zeros(B, dtype=bool)
+    lams = np.zeros((B, P.d.size))
     nl = len(sizes)
     splits: list = [None] * nl
     slopes: list = [None] * nl
@@ -253,7 +254,7 @@ def _bound_leaves(
             continue
         sl, bt, lam = params[lf[5][0]]
         if lam is not None:
-            C3[b], d_leaf[b], mixed[b] = lam @ P.C, lam @ P.d, True
+            C3[b], d_leaf[b], mixed[b], lams[b] = lam @ P.C, lam @ P.d, True, lam
         for j, s in enumerate(sl):
             if s is not None:
                 if slopes[j] is None:
@@ -265,21 +266,18 @@ def _bound_leaves(
             betas[j][b, u] = v
     any_split = any(s is not None for s in splits)
 
-    def cut_splits(sel: np.ndarray) -> list | None:
-        return [None if x is None else x[sel] for x in splits] if any_split else None
+    def cut(a: list, sel: np.ndarray) -> list | None:
+        return None if a is None else [None if x is None else x[sel] for x in a]
 
     def bound(sel: np.ndarray, fixed: dict | None) -> np.ndarray:
-        def cut(a: list) -> list | None:
-            return None if a is None else [None if x is None else x[sel] for x in a]
-
         lower, _, _ = bc.bound(
             lo[sel],
             hi[sel],
             C3[sel],
-            splits=cut(splits) if any_split else None,
-            slopes=cut(slopes) if any(s is not None for s in slopes) else None,
+            splits=cut(splits, sel) if any_split else None,
+            slopes=cut(slopes, sel) if any(s is not None for s in slopes) else None,
             # a beta without a split on its leaf multiplies nothing (its sign is 0)
-            betas=cut(betas) if any_split and any(b_ is not None for b_ in betas) else None,
+            betas=cut(betas, sel) if any_split and any(b_ is not None for b_ in betas) else None,
             fixed=fixed,
         )
         return lower[:, 0]
@@ -297,13 +295,13 @@ def _bound_leaves(
     again = np.nonzero(~(lower > d_leaf))[0]
     if len(again):
         lower[again] = bound(again, None)
-    if mixed.any():
-        # a combination's row and right-hand side were rounded (fl(lam @ C), fl(lam @ d)):
-        # its claim lam^T (C f - d) > 0 needs the rounding's worst case on top
-        d_leaf = d_leaf.copy()
-        sel = np.nonzero(mixed & np.isfinite(lower))[0]
-        if len(sel):
-            d_leaf[sel] += _mix_slack(bc, P, lo[sel], hi[sel], cut_splits(sel), params, leaves, sel)
+    # a combination's claim lam^T (C f - d) > 0 needs the worst case of rounding lam @ C and
+    # lam @ d on top
+    sel = np.nonzero(mixed & np.isfinite(lower))[0]
+    if len(sel):
+        d_leaf[sel] += combination_slack(
+            bc, P.C, P.d, lo[sel], hi[sel], cut(splits, sel) if any_split else None, lams[sel]
+        )
     ok = lower > d_leaf
     why = [
         ""
@@ -316,41 +314,40 @@ def _bound_leaves(
     return ok, why
 
 
-def _mix_slack(
+def combination_slack(
     bc: Any,
-    P: BabProof,
+    C: np.ndarray,
+    d: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
     splits: list | None,
-    params: list,
-    leaves: list,
-    sel: np.ndarray,
+    lams: np.ndarray,
 ) -> np.ndarray:
-    r"""What rounding can take from a combination leaf's claim, per leaf of ``sel``.
+    r"""What rounding can take from the claim of a combination of the rows, per domain.
 
-    The leaf was bounded with :math:`c = \mathrm{fl}(\lambda^\top C)` and compared with
-    :math:`\mathrm{fl}(\lambda^\top d)`; each is a dot product of :math:`k` terms, within
-    :math:`\gamma_k = k u / (1 - k u)` (Higham, Thm. 3.5) of its exact value in relative terms
-    of :math:`|\lambda|^\top |C|` and :math:`|\lambda|^\top |d|`. With :math:`|f_j| \le F_j` on
-    the leaf (its rigorous output bounds),
+    A domain closed by weights :math:`\lambda` (``lams`` ``(B, k)``, :math:`\ge 0`) is bounded
+    with :math:`c = \mathrm{fl}(\lambda^\top C)` and compared with :math:`\mathrm{fl}(\lambda^\top
+    d)`; each is a dot product of :math:`k` terms, within :math:`\gamma_k = k u / (1 - k u)`
+    (Higham, Thm. 3.5) of its exact value relative to :math:`|\lambda|^\top |C|` and
+    :math:`|\lambda|^\top |d|`. With :math:`|f_j| \le F_j` on the domain (its rigorous output
+    bounds, the box ``lo``/``hi`` with ``splits``),
 
     .. math::
 
         \lambda^\top (C f - d) \;\ge\; c^\top f - \mathrm{fl}(\lambda^\top d)
         - \gamma_k \big( (|\lambda|^\top |C|) F + |\lambda|^\top |d| \big),
 
-    and the slack returned is that last term, doubled (its own rounding).
+    and the slack returned is that last term, doubled (its own rounding): the claim holds where
+    the bound of :math:`c^\top f` exceeds :math:`\mathrm{fl}(\lambda^\top d)` plus the slack. The
+    search (:mod:`netopt.bounds.branch_relu`) closes a domain only so, as the check does.
     """
-    k, m = P.C.shape
-    eye = np.vstack([np.eye(m), -np.eye(m)])
-    low, _, _ = bc.bound(lo, hi, eye, splits=splits)
+    k, m = C.shape
+    low, _, _ = bc.bound(lo, hi, np.vstack([np.eye(m), -np.eye(m)]), splits=splits)
     F = np.maximum(np.abs(low[:, :m]), np.abs(low[:, m:]))
+    # an empty domain has lower bounds +inf (and is closed whatever the slack); any other
+    # infinite bound would leave the slack inf or NaN, and then nothing closes on it
+    F[np.isposinf(low).all(axis=1)] = 0.0
     u = np.finfo(np.float64).eps / 2
     gamma = (k + 2) * u / (1 - (k + 2) * u)
-    out = np.empty(len(sel))
-    for q, b in enumerate(sel):
-        lam = params[leaves[b][5][0]][2]
-        absl = np.abs(lam)
-        out[q] = 2 * gamma * (float((absl @ np.abs(P.C)) @ F[q]) + float(absl @ np.abs(P.d)))
-    # an empty leaf has infinite bounds (and is closed whatever the slack)
-    return np.where(np.isfinite(out), out, 0.0)
+    a = np.abs(lams)
+    return 2 * gamma * (((a @ np.abs(C)) * F).sum(axis=1) + a @ np.abs(d))

@@ -158,6 +158,20 @@ def _forward_pre(net, X):
     return [env[v] for v in pre], env[net.graph.outputs[0]]
 
 
+def _sampled(rng, net, lo, hi, splits, C, d, n=2000):
+    """``C f(x) - d`` at ``n`` uniform points of each box (``(B, n, k)``), and which of them
+    respect the box's splits (``(B, n)``)."""
+    B, n_in = lo.shape
+    X = rng.uniform(lo[:, None, :], hi[:, None, :], size=(B, n, n_in))
+    Z, Y = _forward_pre(net, X.reshape(-1, n_in))
+    val = Y.reshape(B, n, -1) @ C.T - d
+    keep = np.ones((B, n), bool)
+    for z, s in zip(Z, splits, strict=True):
+        z, s = z.reshape(B, n, -1), s[:, None, :]
+        keep &= np.all((s == 0) | ((s > 0) & (z >= 0)) | ((s < 0) & (z <= 0)), axis=2)
+    return val, keep
+
+
 def _feasible_splits(rng, net, lo, hi, p=0.3):
     """Random splits of each box that one point of the box (its centre) respects."""
     Z, _ = _forward_pre(net, (lo + hi) / 2)
@@ -283,14 +297,7 @@ def test_beta_crown_sound_on_points_and_below_the_lp(dtype, leak):
         "beta_prev": cb.alpha_crown(lo, hi, C, d, splits, iters=30, beta=True, prev=parent.pre),
         "crown_reuse": cb.crown(lo, hi, C, d, splits, pre=parent.pre),
     }
-    X = rng.uniform(lo[:, None, :], hi[:, None, :], size=(B, 2000, 3))
-    Z, Y = _forward_pre(net, X.reshape(-1, 3))
-    val = Y.reshape(B, 2000, -1) @ C.T - d
-    keep = np.ones((B, 2000), bool)
-    for z, s in zip(Z, splits, strict=True):
-        z = z.reshape(B, 2000, -1)
-        s = s[:, None, :]
-        keep &= np.all((s == 0) | ((s > 0) & (z >= 0)) | ((s < 0) & (z <= 0)), axis=2)
+    val, keep = _sampled(rng, net, lo, hi, splits, C, d)
     assert keep.sum(axis=1).min() > 0  # every box keeps points (its centre's side at least)
     tol = 1e-9 if dtype == "float64" else 1e-4
     for name, r in res.items():
@@ -332,13 +339,7 @@ def test_combined_row_sound_on_points_and_never_below_the_best_row(dtype):
     r = cb.alpha_crown(lo, hi, C, d, splits, iters=30, beta=True, mix=True)
     mu = r.mix.double().numpy()
     assert mu.shape == (B, 3) and np.all(mu >= 0) and np.allclose(mu.sum(axis=1), 1)
-    X = rng.uniform(lo[:, None, :], hi[:, None, :], size=(B, 2000, 3))
-    Z, Y = _forward_pre(net, X.reshape(-1, 3))
-    val = Y.reshape(B, 2000, -1) @ C.T - d  # (B, N, 3)
-    keep = np.ones((B, 2000), bool)
-    for z, s in zip(Z, splits, strict=True):
-        z, s = z.reshape(B, 2000, -1), s[:, None, :]
-        keep &= np.all((s == 0) | ((s > 0) & (z >= 0)) | ((s < 0) & (z <= 0)), axis=2)
+    val, keep = _sampled(rng, net, lo, hi, splits, C, d)  # val (B, N, 3)
     tol = 1e-9 if dtype == "float64" else 1e-4
     low = r.lower.double().numpy()
     for i in range(B):

@@ -363,3 +363,111 @@ def test_a_pending_interrupt_stops_before_the_first_step():
     finally:
         control.clear_interrupt()
     assert r.x is None and r.evaluations == 64
+
+
+# ---------------------------------------------------------------- the region walk
+def test_region_walk_reaches_acasxu_prop_7_where_descent_stops_short(monkeypatch):
+    """ACAS Xu 1_9 prop 7 (5 tools: "sat"): at its counterexamples every output is within 1e-3
+    of the others. Descent alone ends a few ten-thousandths short on both disjuncts; from its
+    best points the region LPs reach a counterexample of each, confirmed in onnxruntime."""
+    import netopt.attack as attack
+
+    folder, onnx, vnnlib = "acasxu", "ACASXU_run2a_1_9_batch_2000.onnx", "prop_7.vnnlib"
+    if not (NETS / folder).is_dir():
+        pytest.skip(f"{NETS / folder} is absent")
+    assert _verdict(folder, onnx, vnnlib) == "sat"
+    net = netopt.load(NETS / folder / onnx)
+    prop = _prop(net, NETS / folder / vnnlib)
+    for dj in prop.disjuncts:
+        with monkeypatch.context() as m:
+            m.setattr(attack, "WALK_PROBLEMS", 0)
+            plain = falsify(net, dj.lo, dj.hi, dj.C, dj.d, time_limit=2)
+        assert plain.x is None and 0 < plain.margin < 1e-3
+        r = falsify(net, dj.lo, dj.hi, dj.C, dj.d, time_limit=2)
+        assert r.x is not None and r.margin <= 0
+        _check_point(net, r.x, dj)
+
+
+def _sliver(seed: int, eps: float = 1e-3) -> tuple:
+    """A random 3-8-8-2 chain, the box [-1, 1]^3 and the outputs within ``eps`` of f(x*) at a
+    random x* (a counterexample region around x*), and a start away from x*."""
+    rng = np.random.default_rng(seed)
+    net, _ = _mlp(rng, [3, 8, 8, 2])
+    xs = rng.uniform(-1, 1, 3)
+    ys = net.forward(xs.reshape(1, 3)).reshape(-1)
+    C = np.vstack([np.eye(2), -np.eye(2)])
+    d = np.concatenate([ys + eps, -(ys - eps)])
+    x0 = np.clip(xs + rng.normal(size=3) * 0.3, -1, 1)
+    return net, C, d, x0
+
+
+def test_region_walk_points_are_counterexamples_and_margins_only_fall():
+    """From a start near a small counterexample region: the margin never rises above the
+    start's, and a point returned satisfies every row in float64 and in onnxruntime (most
+    seeds reach the region)."""
+    from netopt.attack.regions import region_walk
+    from netopt.vnnlib.property import Disjunct
+
+    lo, hi, found = -np.ones(3), np.ones(3), 0
+    for seed in range(8):
+        net, C, d, x0 = _sliver(seed)
+        m0 = float((C @ net.forward(x0.reshape(1, 3)).reshape(-1) - d).max())
+        x, m, best = region_walk(net, lo, hi, C, d, x0)
+        assert m <= m0 and np.all(lo <= best) and np.all(best <= hi)
+        assert float((C @ net.forward(best.reshape(1, 3)).reshape(-1) - d).max()) == m
+        if x is not None:
+            found += 1
+            assert m <= 0
+            _check_point(
+                net, x.reshape(1, 3), Disjunct(lo, hi, np.zeros((0, 3)), np.zeros(0), C, d)
+            )
+    assert found >= 4
+
+
+def test_region_walk_claims_nothing_where_the_property_holds():
+    """Below a sound CROWN lower bound of the output's minimum no point exists: the walk
+    returns none, only its best margin (> 0)."""
+    from netopt.attack.regions import region_walk
+    from netopt.bounds import compute_bounds, linear_bounds
+
+    for seed in range(4):
+        net, _, _, x0 = _sliver(seed)
+        lo, hi = -np.ones(3), np.ones(3)
+        C = np.array([[1.0, -1.0]])
+        b = compute_bounds(net.graph, lo, hi, "crown")
+        low, _ = linear_bounds(net.graph, b, net.graph.outputs[0], C)
+        x, m, _ = region_walk(net, lo, hi, C, np.array([float(low[0]) - 1e-6]), x0)
+        assert x is None and m > 0
+
+
+def test_networks_that_are_not_chains_are_not_walked():
+    """A residual sum is not a chain: no layers, and the walk returns the start's margin."""
+    from netopt.attack.regions import chain_layers, region_walk
+
+    nodes = [
+        helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Add", ["r", "x"], ["y"]),
+    ]
+    rng = np.random.default_rng(0)
+    inits = {"W1": rng.normal(size=(3, 3)), "b1": np.zeros(3)}
+    net = netopt.load(make_model(nodes, [1, 3], [1, 3], inits))
+    assert chain_layers(net) is None
+    x0 = np.zeros(3)
+    C, d = np.eye(3)[:1], np.array([-5.0])
+    x, m, best = region_walk(net, -np.ones(3), np.ones(3), C, d, x0)
+    assert x is None and np.array_equal(best, x0)
+    assert m == pytest.approx(float(net.forward(x0.reshape(1, 3)).reshape(-1)[0]) + 5.0)
+
+
+def test_chains_too_large_to_walk_are_not_walked(monkeypatch):
+    """Past :data:`MAX_WEIGHTS` dense weights (a convolution unrolled) the walk gives up."""
+    import netopt.attack.regions as regions
+
+    net, C, d, x0 = _sliver(1)
+    assert regions.chain_layers(net) is not None
+    monkeypatch.setattr(regions, "MAX_WEIGHTS", 10)
+    net, C, d, x0 = _sliver(1)  # a fresh network: its layers are not kept yet
+    assert regions.chain_layers(net) is None
+    x, m, best = regions.region_walk(net, -np.ones(3), np.ones(3), C, d, x0)
+    assert x is None and np.array_equal(best, x0) and m > 0

@@ -40,10 +40,16 @@ Any other graph, or an explicit ``device``, runs as a
 :func:`netopt.torch_utils.resolve_device` picks: CUDA when present, else CPU. A small batch on the
 CPU runs on one thread (:data:`netopt.attack.engines._ONE_THREAD_ENTRIES`).
 
+**Region walk.** Where descent ends short of a counterexample on a chain network,
+:func:`falsify` goes on from the best points by LPs over their linear regions
+(:mod:`~netopt.attack.regions`): a sliver of a counterexample region that sign steps zig-zag
+around is reached in a few LPs.
+
 **Modules.** :mod:`~netopt.attack.engines` holds the two engines (the numpy chain, the torch
 module with its leaky ReLU backward) that give the float32 margins and their gradients,
-:mod:`~netopt.attack.search` the batched search loop over the problems, and this package the
-public entry points and their results.
+:mod:`~netopt.attack.search` the batched search loop over the problems,
+:mod:`~netopt.attack.regions` the region walk, and this package the public entry points and
+their results.
 """
 
 from __future__ import annotations
@@ -66,6 +72,14 @@ __all__ = ["AttackResult", "BoxAttackResult", "falsify", "falsify_disjuncts", "f
 #: Leaks of the ReLU backward pass, one per start in turn (see the module doc): 0 is plain PGD;
 #: small leaks let the sign step feel inactive units without drowning the active ones.
 LEAKS = (0.0, 0.001, 0.003, 0.01)
+
+#: Problems (disjuncts) whose best points :func:`falsify` hands to the region walk
+#: (:mod:`netopt.attack.regions`) when gradient descent found no counterexample, and the
+#: seconds the walk may run past the attack's time limit (its LPs take milliseconds each).
+WALK_PROBLEMS = 4
+WALK_GRACE = 0.05
+#: ... and its share of a time limit (descent gets the rest).
+WALK_SHARE = 0.25
 
 
 @dataclass
@@ -218,6 +232,9 @@ def falsify_disjuncts(
         One per problem, in order; the search stops once any has ``x`` set (the others report
         their best margin so far).
     """
+    from netopt.attack.regions import chain_layers
+
+    walk = chain_layers(net) is not None
     X, M, evals, secs = _search(
         net,
         problems,
@@ -227,11 +244,15 @@ def falsify_disjuncts(
         rounds=rounds,
         step0=step0,
         seed=seed,
-        time_limit=time_limit,
+        # the region walk's share of the time comes last
+        time_limit=None if time_limit is None or not walk else time_limit * (1 - WALK_SHARE),
         device=device,
         leaks=leaks,
         stop_at_first=True,
     )
+    X, M = list(X), [float(m) for m in M]
+    if walk and not any(m <= 0.0 for m in M):
+        secs += _walk(net, problems, X, M, time_limit, secs)
     out = []
     for x, m in zip(X, M, strict=True):
         seen = bool(m < math.inf)  # some point of this problem was evaluated
@@ -239,6 +260,33 @@ def falsify_disjuncts(
             AttackResult(x if m <= 0.0 else None, float(m), evals, secs, x if seen else None)
         )
     return out
+
+
+def _walk(
+    net: Any, problems: Sequence, X: list, M: list, time_limit: float | None, spent: float
+) -> float:
+    """The region walk (:func:`netopt.attack.regions.region_walk`) from the best points of the
+    :data:`WALK_PROBLEMS` problems of the smallest margins, in that order, until one reaches a
+    counterexample; ``X``, ``M`` are updated in place. Returns the seconds spent."""
+    import time
+
+    from netopt.attack.regions import region_walk
+
+    t0 = time.perf_counter()
+    for i in np.argsort(M)[:WALK_PROBLEMS]:
+        if not np.isfinite(M[i]):
+            break
+        left = None if time_limit is None else max(time_limit - spent, 0.0) + WALK_GRACE
+        left = None if left is None else left - (time.perf_counter() - t0)
+        if left is not None and left <= 0:
+            break
+        lo, hi, C, d = problems[i]
+        x, m, best = region_walk(net, lo, hi, C, d, X[i], time_limit=left)
+        if m < M[i]:
+            X[i], M[i] = best.reshape(np.shape(X[i])), m
+        if x is not None:
+            break
+    return time.perf_counter() - t0
 
 
 def falsify_boxes(

@@ -131,8 +131,16 @@ class OptimizedBounds:
                 else:
                     betas[j] = torch.zeros(B, k, s.shape[1], dtype=self.dtype, device=self.device)
 
+        # the lines but the unstable units' lower slopes do not change with the parameters:
+        # built once (relu_relaxation's rule: a slope clipped into [leak, 1] on unstable units)
+        fixed = [self._lines(j, p[0], p[1]) for j, p in enumerate(pre)]
+        unstable = [(p[0] < 0) & (p[1] > 0) for p in pre]
+
         def evaluate(slopes: list, betas: list, m: Any = mu):
-            lines = [self._lines(j, p[0], p[1], slopes[j]) for j, p in enumerate(pre)]
+            lines = [
+                (torch.where(unstable[j], slopes[j].clamp(self.leak[j], 1.0), ln[0]), *ln[1:])
+                for j, ln in enumerate(fixed)
+            ]
             shift = [
                 None if b_ is None else b_ * signs[j][:, None, :] for j, b_ in enumerate(betas)
             ]
@@ -213,7 +221,7 @@ class OptimizedBounds:
 
         .. math::
 
-            \max_{v \in \mathcal{V}} \Big( \min_{x}{}^{	ext{CROWN}(lpha)} v^	op f(x)
+            \max_{v \in \mathcal{V}} \Big( \min_{x}{}^{\text{CROWN}(\alpha)} v^\top f(x)
             + e(v) \Big)
 
         over the slopes and the row :math:`v`, from ``V0`` (``(B, n_out)``) by projected Adam;

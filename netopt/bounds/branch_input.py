@@ -22,11 +22,14 @@ from typing import Any
 import numpy as np
 
 from netopt.bounds.branch_search import BranchResult, _Search
+from netopt.bounds.input_relu import _take, close_by_relu_splits, slope_record
 from netopt.errors import FormulationError
 
 #: Input splitting bounds both halves along this many candidate inputs (those of the largest
-#: smear) and keeps the split whose halves come closest to closing.
-LOOKAHEAD = 2
+#: smear) and keeps the split whose halves come closest to closing. Three rather than two:
+#: ACAS Xu 3_3 prop 2 14.5 -> 10.8 s, 1_9 prop 2 6.5 -> 3.5 s, the rest within noise; four or
+#: five were slower (benchmarks/RESULTS.md).
+LOOKAHEAD = 3
 
 #: A look-ahead candidate whose smear is below this share of the largest is not tried (the
 #: largest is tried in its place): halving it barely moves the bound.
@@ -62,6 +65,13 @@ ALPHA_LR = 0.25
 #: the slopes a proof records are rounded to this many decimals (any slope is valid)
 ALPHA_DECIMALS = 4
 ALPHA_PER_ROUND = 256
+#: ... and only in a round with at least this many such boxes: each call's Adam steps cost
+#: about the same for a few boxes as for hundreds (ACAS Xu 1_1 prop 6: 113 boxes in 2.8 s).
+ALPHA_MIN_BOXES = 8
+
+#: A box alpha-CROWN leaves open is split on ReLUs, up to three levels, the halves bounded by
+#: beta-CROWN (:func:`netopt.bounds.input_relu.close_by_relu_splits`).
+RELU_SPLIT = True
 
 #: Seconds of search on the float64 bounds before the float32 torch engine
 #: (:meth:`netopt.bounds.batched.ChainBounds.crown_rows`) bounds the boxes instead, the float64
@@ -95,6 +105,9 @@ class _InputSearch(_Search):
             alpha_closed=0,
             alpha_tried=0,
             t_alpha=0.0,
+            relu_split_closed=0,
+            relu_split_tried=0,
+            relu_split_domains=0,
         )
 
     def _default_batch(self) -> int:
@@ -295,23 +308,34 @@ class _InputSearch(_Search):
         n_uns = ((L < 0) & (H > 0)).sum(axis=1)
         ok = cand & (n_uns <= ALPHA_MAX_UNSTABLE)
         closed = np.zeros(len(lo), dtype=bool)
-        if not ok.any():
+        if ok.sum() < ALPHA_MIN_BOXES:
             return closed
         t = time.perf_counter()
+        fails = []
         for g in range(self.n_groups):
             idx = np.nonzero(ok & (worst == g))[0][:ALPHA_PER_ROUND]
             if not len(idx):
                 continue
             self.stats["alpha_tried"] += len(idx)
             rows_g = self._rows_of(g)
+            # the boxes' activation bounds as the search found them (no second pass)
+            o = np.cumsum([0] + [w.shape[0] for w in self.fast.W[: self.fast.n_act]])
+            pre = [(P[idx, 0, a:b], P[idx, 1, a:b]) for a, b in zip(o[:-1], o[1:], strict=True)]
             sb = self.fast.alpha_crown(
-                lo[idx], hi[idx], self.C[rows_g], self.d[rows_g], iters=ALPHA_ITERS, lr=ALPHA_LR
+                lo[idx],
+                hi[idx],
+                self.C[rows_g],
+                self.d[rows_g],
+                iters=ALPHA_ITERS,
+                lr=ALPHA_LR,
+                pre=pre,
             )
             lower = sb.lower.detach().cpu().double().numpy()
             r = lower.argmax(axis=1)
             R = rows_g[r]
             c = lower[np.arange(len(idx)), r] > self.margin[R]
             if not c.any():
+                fails.append((g, idx, sb))
                 continue
             jdx, r, R = idx[c], r[c], R[c]
             # the proof keeps the slopes of the units unstable by the float32 bounds, rounded
@@ -327,26 +351,23 @@ class _InputSearch(_Search):
             self.stats["t_check"] += time.perf_counter() - tc
             good = low[:, 0] - self.d[R] > self.margin[R]
             self.stats["float64_reopened"] += int((~good).sum())
+            shut = np.zeros(len(idx), dtype=bool)
+            shut[np.nonzero(c)[0][good]] = True
+            if not shut.all():
+                fails.append((g, idx[~shut], _take(sb, np.nonzero(~shut)[0])))
             if not good.any():
                 continue
-            params = []
-            for i in np.nonzero(good)[0]:
-                us = np.nonzero(uns[i])[0]
-                lay = np.searchsorted(offs, us, side="right") - 1
-                params.append(
-                    {
-                        "alphas": [
-                            [int(j), int(u - offs[j]), float(sl64[i, u])]
-                            for j, u in zip(lay, us, strict=True)
-                        ]
-                    }
-                )
+            params = [{"alphas": slope_record(sl64[i], offs)} for i in np.nonzero(good)[0]]
             self.tree.close(ids[jdx[good]], r[good], params, g)
             closed[jdx[good]] = True
             self.stats["leaves"] += int(good.sum())
             self.stats["depth"] = max(self.stats["depth"], int(depth[jdx].max()))
-        self.stats["t_alpha"] += time.perf_counter() - t
         self.stats["alpha_closed"] += int(closed.sum())
+        if fails and RELU_SPLIT:
+            closed |= close_by_relu_splits(
+                self, lo, hi, ids, depth, fails, lr=ALPHA_LR, decimals=ALPHA_DECIMALS
+            )
+        self.stats["t_alpha"] += time.perf_counter() - t
         return closed
 
     def _close_pieces(self, node: int, uns: list, row: int, leaves: list, group: int) -> None:

@@ -32,7 +32,7 @@ from netopt.rounding import _ETA2, _FLOOR, _gam, _mag, _mv, _pos_neg, _rmul
 if TYPE_CHECKING:
     from netopt.bounds.compute import Bounds
 
-__all__ = ["backsub", "concretize", "linear_bounds", "relu_relaxation"]
+__all__ = ["backsub", "concretize", "linear_bounds", "linear_gauge", "relu_relaxation"]
 
 
 def concretize(
@@ -70,10 +70,41 @@ def concretize(
 
 def _matmul_right(L: np.ndarray, m) -> np.ndarray:
     """``L @ m`` for ``L`` of shape ``(..., n, s_out)`` and a dense or sparse ``m``."""
-    if isinstance(m, np.ndarray):
-        return L @ m
     lead = L.shape[:-1]
+    if isinstance(m, np.ndarray):
+        if L.ndim > 2 and L.flags.c_contiguous:
+            # one product of (rows, s_out) by m: numpy's stacked matmul makes one call per
+            # leading index, slow for many short stacks (a row per box); a view, no copy
+            return (L.reshape(-1, L.shape[-1]) @ m).reshape(*lead, -1)
+        return L @ m
     return np.asarray(m.T @ L.reshape(-1, L.shape[-1]).T).T.reshape(*lead, -1)
+
+
+def linear_gauge(
+    graph: Graph,
+    op: Op,
+    maps: dict[str, AffineMap],
+    lo: Mapping[str, np.ndarray],
+    hi: Mapping[str, np.ndarray],
+) -> tuple[AffineMap, np.ndarray, np.ndarray]:
+    r"""A linear op's map, its error gauge :math:`g` and its underflow count, for :func:`backsub`.
+
+    Back-substituting :math:`\hat\Lambda` through the op errs by at most :math:`|\hat\Lambda| g`
+    with :math:`g = \gamma_{s+2}|b| + \sum_i \gamma_{c_i} (|M_i| Z_i + 2^{-900} c_i)`
+    (:math:`Z_i` the magnitude bounds of input :math:`i` from ``lo``, ``hi``, :math:`c_i` the
+    most entries of a column of :math:`M_i`); the count :math:`\sum_i c_i \sum Z_i` sizes the
+    underflow term. Batched inputs give ``(B, size)`` gauges and ``(B, 1)`` counts.
+    """
+    amap = maps.get(op.id)
+    if amap is None:
+        amap = maps[op.id] = AffineMap.of(op, [graph.value(i).shape for i in op.inputs])
+    g = _gam(len(amap.bias) + 2) * np.abs(amap.bias)
+    ab = 0.0
+    for am, c, i in zip(amap.absm, amap.ncol, op.inputs, strict=True):
+        zi = _mag(lo[i], hi[i])
+        g = g + _gam(c) * (_rmul(zi, am) + _FLOOR * max(c, 1))
+        ab = ab + c * zi.sum(axis=-1, keepdims=True)
+    return amap, g, ab
 
 
 def backsub(
@@ -222,18 +253,10 @@ def backsub(
         """The linear op's map, its gauge g (error <= |Lambda| @ g) and underflow count."""
         if gauges is not None and op.id in gauges:
             return gauges[op.id]
-        amap = maps.get(op.id)
-        if amap is None:
-            amap = maps[op.id] = AffineMap.of(op, [graph.value(i).shape for i in op.inputs])
-        g = _gam(len(amap.bias) + 2) * np.abs(amap.bias)
-        ab = 0.0
-        for am, c, i in zip(amap.absm, amap.ncol, op.inputs, strict=True):
-            zi = mag(i)
-            g = g + _gam(c) * (_rmul(zi, am) + _FLOOR * max(c, 1))
-            ab = ab + c * zi.sum(axis=-1, keepdims=True)
+        out = linear_gauge(graph, op, maps, lo, hi)
         if gauges is not None:
-            gauges[op.id] = (amap, g, ab)
-        return amap, g, ab
+            gauges[op.id] = out
+        return out
 
     op_list = graph.ops if ops is None else ops
     uses: dict[str, int] = {}

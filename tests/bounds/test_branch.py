@@ -186,7 +186,7 @@ def _check_result(inst: dict, r, mode: str) -> None:
         assert pc.leaves == kinds.count("leaf") == st["leaves"]
         # input splitting closes a box of few unstable ReLUs by splitting them (its pieces)
         assert set(kinds) <= ({"x", "r", "leaf"} if mode == "input" else {"r", "leaf"})
-        if mode == "input" and not st.get("pieces_closed"):
+        if mode == "input" and not st.get("pieces_closed") and not st.get("relu_split_closed"):
             assert "r" not in kinds
         assert _depth(P.nodes) == st["depth"]
         # every bounded domain of a ReLU-split run is a node of the tree; input splitting also
@@ -267,6 +267,8 @@ def test_optimized_slopes_that_lie_close_nothing(seed, monkeypatch):
 
     monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
     monkeypatch.setattr(bi, "PIECES_MAX_UNSTABLE", 0)
+    monkeypatch.setattr(bi, "ALPHA_MIN_BOXES", 1)
+    monkeypatch.setattr(bi, "RELU_SPLIT", False)
     real = ChainBounds.alpha_crown
 
     def lying(self, *args, **kw):
@@ -283,6 +285,68 @@ def test_optimized_slopes_that_lie_close_nothing(seed, monkeypatch):
     # every box given to it was claimed closed; only the float64-confirmed ones are
     st = r.stats
     assert st["float64_reopened"] >= st["alpha_tried"] - st["alpha_closed"] > 0
+    _check_result(inst, r, "input")
+
+
+def _relu_under_boxes(monkeypatch) -> None:
+    """Input splitting whose open boxes go to ReLU splits at once: float32 search from the
+    start, no pieces, alpha-CROWN with no steps (so it closes only what CROWN closes) on any
+    number of boxes."""
+    import netopt.bounds.branch_input as bi
+
+    monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
+    monkeypatch.setattr(bi, "PIECES_MAX_UNSTABLE", 0)
+    monkeypatch.setattr(bi, "ALPHA_MIN_BOXES", 1)
+    monkeypatch.setattr(bi, "ALPHA_ITERS", 0)
+
+
+def test_relu_splits_under_input_boxes_decide_like_brute_force(monkeypatch):
+    """Boxes closed by a few ReLU splits each (beta-CROWN halves, filtered branching): every
+    verdict the brute force's, every proof re-checked with its subtrees of ReLU splits
+    (``"alphas"`` and ``"betas"`` on their leaves) and sound at sampled points."""
+    _relu_under_boxes(monkeypatch)
+    closed, with_betas = 0, 0
+    for seed in SEEDS:
+        inst = _instance(seed)
+        r = branch_and_bound(
+            inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+        )
+        assert r.verdict == ("sat" if inst["opt"] < 0 else "unsat"), (seed, r.stopped)
+        _check_result(inst, r, "input")
+        st = r.stats
+        assert st["relu_split_closed"] <= st["relu_split_tried"]
+        closed += st["relu_split_closed"]
+        if r.verdict == "unsat" and st["relu_split_closed"]:
+            kinds = [nd[0] for nd in r.proof.nodes]
+            assert "r" in kinds
+            # a subtree's leaves carry their splits' multipliers where they are positive
+            with_betas += any("betas" in p for p in r.proof.params)
+    assert closed > 0 and with_betas > 0
+
+
+@pytest.mark.parametrize("seed", [s for s in SEEDS if _instance(s)["opt"] < 0][:3])
+def test_relu_split_halves_that_lie_close_nothing(seed, monkeypatch):
+    """beta-CROWN claiming every half closed: the float64 check with the recorded slopes and
+    multipliers reopens the boxes, and the search still finds the counterexample."""
+    from netopt.bounds.batched import ChainBounds
+
+    _relu_under_boxes(monkeypatch)
+    real = ChainBounds.alpha_crown
+
+    def lying(self, *args, **kw):
+        sb = real(self, *args, **kw)
+        if kw.get("splits") is not None and kw.get("iters", 1) > 0:
+            sb.lower = sb.lower + 1e3  # the halves of a ReLU split
+        return sb
+
+    monkeypatch.setattr(ChainBounds, "alpha_crown", lying)
+    inst = _instance(seed)
+    r = branch_and_bound(
+        inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+    )
+    assert r.verdict == "sat"
+    st = r.stats
+    assert st["relu_split_tried"] > 0 and st["float64_reopened"] > 0
     _check_result(inst, r, "input")
 
 
@@ -631,7 +695,7 @@ def _pieces_proof():
     with the pieces' multipliers."""
     import netopt.bounds.branch_input as bi
 
-    inst = dict(_instance(10))
+    inst = dict(_instance(8))
     old = bi.FAST_AFTER
     bi.FAST_AFTER = 0.0
     try:
@@ -669,20 +733,36 @@ def _mixed_rows_proof():
     return dict(inst, d_sat=inst["d"] + 2 * inst["opt"]), r.proof
 
 
+def _relu_under_boxes_proof():
+    """An input-splitting proof with boxes closed by subtrees of ReLU splits (leaves with
+    slopes and multipliers)."""
+    inst = dict(_instance(10))
+    with pytest.MonkeyPatch.context() as m:
+        _relu_under_boxes(m)
+        r = branch_and_bound(
+            inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+        )
+    assert r.verdict == "unsat" and r.stats["relu_split_closed"] > 0
+    _check_result(inst, r, "input")
+    assert any("betas" in p and "alphas" in p for p in r.proof.params)
+    inst["d_sat"] = inst["d"] + 2 * inst["opt"]
+    return inst, r.proof
+
+
 def _slopes_proof():
     """An input-splitting proof whose boxes of a few unstable ReLUs closed by alpha-CROWN:
     leaves with the optimized slopes (the pieces turned off)."""
     import netopt.bounds.branch_input as bi
 
     inst = dict(_instance(10))
-    old = bi.FAST_AFTER, bi.PIECES_MAX_UNSTABLE
-    bi.FAST_AFTER, bi.PIECES_MAX_UNSTABLE = 0.0, 0
-    try:
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(bi, "FAST_AFTER", 0.0)
+        m.setattr(bi, "PIECES_MAX_UNSTABLE", 0)
+        m.setattr(bi, "RELU_SPLIT", False)
+        m.setattr(bi, "ALPHA_MIN_BOXES", 1)
         r = branch_and_bound(
             inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
         )
-    finally:
-        bi.FAST_AFTER, bi.PIECES_MAX_UNSTABLE = old
     assert r.verdict == "unsat" and r.stats["alpha_closed"] > 0
     assert r.stats["pieces_closed"] == 0
     _check_result(inst, r, "input")
@@ -699,6 +779,7 @@ def _slopes_proof():
         "relu-splits-with-mixed-rows",
         "input-splits-with-pieces",
         "input-splits-with-slopes",
+        "input-splits-with-relu-splits",
     ],
 )
 def relu_proof(request):
@@ -708,6 +789,7 @@ def relu_proof(request):
         "relu-splits-with-mixed-rows": _mixed_rows_proof,
         "input-splits-with-pieces": _pieces_proof,
         "input-splits-with-slopes": _slopes_proof,
+        "input-splits-with-relu-splits": _relu_under_boxes_proof,
     }[request.param]()
 
 

@@ -1,0 +1,332 @@
+r"""ReLU splits under input splitting: boxes that alpha-CROWN leaves open, closed by a few splits.
+
+Near a nearly tight point (ACAS Xu 3_3 prop 2 comes within 1e-3 of a counterexample) input
+splitting's boxes keep a dozen or more unstable ReLUs until they are tiny, and alpha-CROWN
+(:meth:`netopt.bounds.branch_input._InputSearch._alpha`) leaves most of those it tries open by
+a few thousandths. Halving such a box shrinks every unit's relaxation a little; splitting one
+unit removes its relaxation altogether. So a box alpha-CROWN leaves open is split on ReLUs, to
+at most :data:`RELU_SPLIT_DEPTH` levels, each domain on the unit chosen by filtered smart
+branching (of its :data:`FSB_CANDIDATES` units of the largest BaBSR score,
+:func:`~netopt.bounds.branching.babsr_scores`, the one whose two halves, bounded once with
+the parent's slopes, leave the least to close) and its halves bounded by beta-CROWN (the
+splits' multipliers optimized with the slopes, warm-started from the parent's). A box all of
+whose leaves close, each confirmed in rigorous float64 with the slopes and multipliers it
+records (``"alphas"``, ``"betas"``), becomes a subtree of ReLU splits (``["r", layer,
+unit]``) in the proof; any other goes back to input splitting.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FSB_CANDIDATES",
+    "RELU_SPLIT_DEPTH",
+    "RELU_SPLIT_ITERS",
+    "close_by_relu_splits",
+    "slope_record",
+]
+
+#: Adam steps of beta-CROWN on each level's halves.
+RELU_SPLIT_ITERS = 10
+
+#: Levels of ReLU splits under one box at most (3: at most eight leaves).
+RELU_SPLIT_DEPTH = 3
+
+#: Units of the largest BaBSR score whose halves are bounded to choose a split.
+FSB_CANDIDATES = 2
+
+
+def close_by_relu_splits(
+    search: Any,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    ids: np.ndarray,
+    depth: np.ndarray,
+    fails: list,
+    *,
+    lr: float,
+    decimals: int,
+) -> np.ndarray:
+    """The boxes of ``fails`` closed by ReLU splits: a bool mask over the batch ``lo``, ``hi``.
+
+    ``fails`` holds ``(group, batch indices, SpecBound)``: the boxes alpha-CROWN left open for
+    that disjunct, and its bounds of them (slopes, activation bounds, coefficients). ``search``
+    is the input-splitting run (:class:`netopt.bounds.branch_input._InputSearch`: its engines,
+    rows, tree and statistics); ``lr`` is the slopes' learning rate, ``decimals`` those a
+    leaf's slopes are rounded to.
+    """
+    closed = np.zeros(len(lo), dtype=bool)
+    for g, idx, sb in fails:
+        _Boxes(search, g, lo, hi, idx, sb, lr, decimals).run(ids, depth, closed)
+    return closed
+
+
+class _Boxes:
+    """ReLU splitting under the boxes ``idx`` of one disjunct ``g``, level by level."""
+
+    def __init__(
+        self,
+        search: Any,
+        g: int,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        idx: Any,
+        sb: Any,
+        lr: float,
+        decimals: int,
+    ) -> None:
+        self.s, self.g, self.idx = search, g, np.asarray(idx)
+        self.lr, self.decimals = lr, decimals
+        self.fast = search.fast
+        self.sizes = [int(w.shape[0]) for w in self.fast.W[: self.fast.n_act]]
+        self.offs = np.cumsum([0, *self.sizes])
+        self.rows = search._rows_of(g)
+        self.lo, self.hi = lo[self.idx], hi[self.idx]
+        self.sb = sb
+        # per box: its leaves {path: (local row, params, child index in its level's batch)}
+        # and splits {path prefix: (layer, unit)}; a path is a tuple of (layer, unit, sign)
+        self.leaves: list[dict] = [{} for _ in self.idx]
+        self.cuts: list[dict] = [{} for _ in self.idx]
+        self.failed = np.zeros(len(self.idx), dtype=bool)
+        self.f64: list = []  # per level: (box, path, lo, hi, row, splits, slopes, betas)
+
+    def run(self, ids: np.ndarray, depth: np.ndarray, closed: np.ndarray) -> None:
+        import torch
+
+        s = self.s
+        s.stats["relu_split_tried"] += len(self.idx)
+        # the open domains: box (index into idx), path, and their last bounds
+        box = np.arange(len(self.idx))
+        paths: list[tuple] = [() for _ in box]
+        splits = [np.zeros((len(box), n), dtype=np.int8) for n in self.sizes]
+        sb = self.sb
+        for level in range(RELU_SPLIT_DEPTH):
+            if not len(box):
+                break
+            lay, unit, ok = self._choose(sb, box, splits)
+            self.failed[box[~ok]] = True
+            keep = np.nonzero(ok & ~self.failed[box])[0]
+            if not len(keep):
+                break
+            box, lay, unit = box[keep], lay[keep], unit[keep]
+            paths = [paths[i] for i in keep]
+            splits = [sp[keep] for sp in splits]
+            kt = torch.as_tensor(keep, device=sb.lower.device)
+            D = len(box)
+            for p in range(D):
+                self.cuts[box[p]][paths[p]] = (int(lay[p]), int(unit[p]))
+            # the halves, side-major: z <= 0 for every domain, then z >= 0
+            ch = [np.concatenate([sp, sp]) for sp in splits]
+            ar = np.arange(D)
+            for j in range(len(self.sizes)):
+                m = lay == j
+                ch[j][ar[m], unit[m]] = -1
+                ch[j][D + ar[m], unit[m]] = 1
+            rep = torch.cat([kt, kt])
+            cbox = np.concatenate([box, box])
+            cpaths = [paths[p] + ((int(lay[p]), int(unit[p]), -1),) for p in range(D)] + [
+                paths[p] + ((int(lay[p]), int(unit[p]), 1),) for p in range(D)
+            ]
+            sb2 = self.fast.alpha_crown(
+                self.lo[cbox],
+                self.hi[cbox],
+                s.C[self.rows],
+                s.d[self.rows],
+                splits=ch,
+                iters=RELU_SPLIT_ITERS,
+                lr=self.lr,
+                init=[x[rep] for x in sb.slopes],
+                beta=True,
+                init_betas=[b[rep] for b in sb.betas] if sb.betas else None,
+                # the box's activation bounds, clipped to the splits (a pass over the network
+                # per half saved; the float64 confirmation recomputes them with the splits)
+                pre=[(a[rep], b[rep]) for a, b in sb.pre],
+            )
+            s.stats["relu_split_domains"] += 2 * D
+            s.stats["nodes"] += 2 * D
+            lower = sb2.lower.detach().cpu().double().numpy()
+            r = lower.argmax(axis=1)
+            R = self.rows[r]
+            shut = lower[np.arange(2 * D), r] > s.margin[R]
+            last = level == RELU_SPLIT_DEPTH - 1
+            self.failed[cbox[~shut & last]] = True
+            for q in np.nonzero(shut)[0]:
+                self.leaves[cbox[q]][cpaths[q]] = None
+            self.f64.append(self._leaf_data(sb2, cbox, cpaths, ch, r, shut))
+            nxt = np.nonzero(~shut & ~self.failed[cbox])[0]
+            box, paths = cbox[nxt], [cpaths[q] for q in nxt]
+            splits = [c[nxt] for c in ch]
+            sb = _take(sb2, nxt)
+        # boxes with a domain still open (or never split) are not closed
+        self.failed[box] = True
+        self._confirm_and_record(ids, depth, closed)
+
+    def _choose(self, sb: Any, box: np.ndarray, splits: list) -> tuple:
+        """Filtered smart branching: each domain's unit to split, ``(layer, unit, ok)``."""
+        import torch
+
+        from netopt.bounds.branching import babsr_scores
+
+        sc = torch.cat(babsr_scores(self.fast, sb), 1).detach()
+        D = len(box)
+        K = min(FSB_CANDIDATES, sc.shape[1])
+        val, cand = sc.topk(K, dim=1)
+        val, cand = val.cpu().numpy(), cand.cpu().numpy()
+        lay = np.searchsorted(self.offs, cand, side="right") - 1
+        uni = cand - self.offs[lay]
+        pick = np.zeros(D, dtype=np.int64)
+        if K > 1:
+            # each candidate's halves, bounded once with the domain's slopes: (K, 2, D)
+            ch = [np.tile(sp, (2 * K, 1)) for sp in splits]
+            for q in range(K):
+                for side, sgn in ((0, -1), (1, 1)):
+                    base = (2 * q + side) * D
+                    for j in range(len(self.sizes)):
+                        m = np.nonzero(lay[:, q] == j)[0]
+                        ch[j][base + m, uni[m, q]] = sgn
+            rep = torch.as_tensor(np.tile(np.arange(D), 2 * K), device=sb.lower.device)
+            sb2 = self.fast.alpha_crown(
+                self.lo[np.tile(box, 2 * K)],
+                self.hi[np.tile(box, 2 * K)],
+                self.s.C[self.rows],
+                self.s.d[self.rows],
+                splits=ch,
+                iters=0,
+                init=[x[rep] for x in sb.slopes],
+                beta=bool(sb.betas),
+                init_betas=[b[rep] for b in sb.betas] if sb.betas else None,
+                pre=[(a[rep], b[rep]) for a, b in sb.pre],
+            )
+            low = sb2.lower.max(dim=1).values.reshape(K, 2, D).cpu().double().numpy()
+            score = np.minimum(low[:, 0], 0) + np.minimum(low[:, 1], 0)
+            score = np.where(val.T > 0, score, -np.inf)
+            pick = score.argmax(axis=0)
+        ar = np.arange(D)
+        return lay[ar, pick], uni[ar, pick], val[ar, pick] > 0
+
+    def _leaf_data(
+        self, sb2: Any, cbox: np.ndarray, cpaths: list, ch: list, r: np.ndarray, shut: np.ndarray
+    ) -> tuple:
+        """The closing halves' slopes (rounded, the float32-unstable units only) and
+        multipliers (of their best row), as the proof will record them."""
+        import torch
+
+        q = np.nonzero(shut)[0]
+        qt = torch.as_tensor(q, device=sb2.lower.device)
+        L = torch.cat([p[0][qt] for p in sb2.pre], 1).cpu().numpy()
+        H = torch.cat([p[1][qt] for p in sb2.pre], 1).cpu().numpy()
+        uns = (L < 0) & (H > 0)
+        sl = torch.cat([x[qt] for x in sb2.slopes], 1).cpu().double().numpy()
+        sl = np.where(uns, np.round(sl, self.decimals), np.nan)
+        rt = torch.as_tensor(r[q], device=sb2.lower.device)
+        ar = torch.arange(len(q), device=sb2.lower.device)
+        # each split unit's multiplier in the half's best row (0 off its splits)
+        bt = [
+            np.maximum(b[qt][ar, rt].cpu().double().numpy(), 0.0) * (c[q] != 0)
+            for b, c in zip(sb2.betas, ch, strict=True)
+        ]
+        return (cbox[q], [cpaths[i] for i in q], r[q], [c[q] for c in ch], sl, bt)
+
+    def _confirm_and_record(self, ids: np.ndarray, depth: np.ndarray, closed: np.ndarray) -> None:
+        """Every leaf of the boxes not failed, bounded in float64 with what it records; the
+        boxes whose leaves all close become subtrees of the proof."""
+        s = self.s
+        parts = []
+        for cb_, cp, r, ch, sl, bt in self.f64:
+            m = ~self.failed[cb_]
+            if m.any():
+                parts.append(
+                    (
+                        cb_[m],
+                        [p for p, k in zip(cp, m, strict=True) if k],
+                        r[m],
+                        [c[m] for c in ch],
+                        sl[m],
+                        [b[m] for b in bt],
+                    )
+                )
+        if not parts:
+            return
+        cbox = np.concatenate([p[0] for p in parts])
+        cpaths = [x for p in parts for x in p[1]]
+        r = np.concatenate([p[2] for p in parts])
+        ch = [np.concatenate([p[3][j] for p in parts]) for j in range(len(self.sizes))]
+        sl64 = np.concatenate([p[4] for p in parts])
+        bt = [np.concatenate([p[5][j] for p in parts]) for j in range(len(self.sizes))]
+        R = self.rows[r]
+        sl = [sl64[:, self.offs[j] : self.offs[j + 1]] for j in range(len(self.sizes))]
+        t = time.perf_counter()
+        low, _, _ = s.bc.bound(
+            self.lo[cbox], self.hi[cbox], s.C, rows=R, splits=ch, slopes=sl, betas=bt
+        )
+        s.stats["t_check"] += time.perf_counter() - t
+        good = low[:, 0] - s.d[R] > s.margin[R]
+        bad_boxes = set(cbox[~good].tolist())
+        s.stats["float64_reopened"] += len(bad_boxes)
+        for i in range(len(cbox)):
+            b = int(cbox[i])
+            if b in bad_boxes:
+                continue
+            prm: dict = {"alphas": slope_record(sl64[i], self.offs)}
+            betas = [[j, u, float(bt[j][i, u])] for j, u, _ in cpaths[i] if bt[j][i, u] > 0]
+            if betas:
+                prm["betas"] = betas
+            self.leaves[b][cpaths[i]] = (int(r[i]), prm)
+        for b in range(len(self.idx)):
+            if self.failed[b] or b in bad_boxes or not self.leaves[b]:
+                continue
+            if any(v is None for v in self.leaves[b].values()):
+                continue  # a leaf the float64 bounds were not asked about (cannot happen)
+            self._record(b, int(ids[self.idx[b]]))
+            closed[self.idx[b]] = True
+            n_leaves = len(self.leaves[b])
+            s.stats["leaves"] += n_leaves
+            s.stats["relu_split_closed"] += 1
+            deepest = max(len(p) for p in self.leaves[b])
+            s.stats["depth"] = max(s.stats["depth"], int(depth[self.idx[b]]) + deepest)
+
+    def _record(self, b: int, node: int) -> None:
+        """Box ``b``'s subtree into the search's tree under ``node`` (``z <= 0`` first)."""
+        tree, leaves, cuts = self.s.tree, self.leaves[b], self.cuts[b]
+
+        def walk(n: int, path: tuple) -> None:
+            if path in leaves:
+                row, prm = leaves[path]
+                tree.close(np.array([n]), np.array([row]), [prm], self.g)
+                return
+            j, u = cuts[path]
+            c0, c1 = tree.split(np.array([n]), "r", np.array([j]), np.array([u]))
+            walk(int(c0[0]), (*path, (j, u, -1)))
+            walk(int(c1[0]), (*path, (j, u, 1)))
+
+        walk(node, ())
+
+
+def slope_record(row: np.ndarray, offs: np.ndarray) -> list:
+    """A leaf's ``"alphas"``: ``[layer, unit, slope]`` for every slope of a flat row that is
+    recorded (not NaN; ``offs`` the layers' offsets in the row)."""
+    us = np.nonzero(~np.isnan(row))[0]
+    lay = np.searchsorted(offs, us, side="right") - 1
+    return [[int(j), int(u - offs[j]), float(row[u])] for j, u in zip(lay, us, strict=True)]
+
+
+def _take(sb: Any, pos: np.ndarray) -> Any:
+    """The domains ``pos`` of a :class:`~netopt.bounds.batched.SpecBound`."""
+    import torch
+
+    from netopt.bounds.batched import SpecBound
+
+    k = torch.as_tensor(pos, device=sb.lower.device)
+    return SpecBound(
+        sb.lower[k],
+        [x[k] for x in sb.slopes],
+        [(a[k], b[k]) for a, b in sb.pre],
+        [b[k] for b in sb.betas],
+        None if sb.row is None else sb.row[k],
+        None if sb.coef is None else sb.coef[k],
+        [x[k] for x in sb.lams],
+    )

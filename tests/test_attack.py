@@ -471,3 +471,45 @@ def test_chains_too_large_to_walk_are_not_walked(monkeypatch):
     assert regions.chain_layers(net) is None
     x, m, best = regions.region_walk(net, -np.ones(3), np.ones(3), C, d, x0)
     assert x is None and np.array_equal(best, x0) and m > 0
+
+
+def _residual_net():
+    """y = relu(W x) + x: not a chain (the falsifier's torch engine, no region walk)."""
+    nodes = [
+        helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Add", ["r", "x"], ["y"]),
+    ]
+    rng = np.random.default_rng(0)
+    return netopt.load(
+        make_model(nodes, [1, 3], [1, 3], {"W1": rng.normal(size=(3, 3)), "b1": np.zeros(3)})
+    )
+
+
+@pytest.mark.parametrize("walkable", [True, False])
+def test_the_time_limit_holds_with_or_without_the_walk(walkable):
+    """Many rounds asked for, a twentieth of a second given: the attack stops near it whether
+    the network is walked (a chain) or not."""
+    import time
+
+    net = _sliver(0)[0] if walkable else _residual_net()
+    n_out = int(np.prod(net.output_shape))
+    C, d = np.eye(n_out)[:1], np.array([-100.0])
+    t = time.perf_counter()
+    r = falsify(net, -np.ones(3), np.ones(3), C, d, time_limit=0.05, rounds=10_000, device="cpu")
+    assert r.x is None and time.perf_counter() - t < 1.5
+
+
+def test_rows_without_a_limit_do_not_stop_the_walk():
+    """A row with d = +inf never binds: the walk goes on the others; with d = -inf nothing
+    can be a counterexample and none is claimed."""
+    from netopt.attack.regions import region_walk
+
+    net, C, d, x0 = _sliver(1)
+    lo, hi = -np.ones(3), np.ones(3)
+    x, m, _ = region_walk(net, lo, hi, C, d, x0)
+    C2, d2 = np.vstack([C, [[1.0, 1.0]]]), np.append(d, np.inf)
+    x2, m2, _ = region_walk(net, lo, hi, C2, d2, x0)
+    assert (x2 is None) == (x is None) and m2 == pytest.approx(m)
+    x3, m3, _ = region_walk(net, lo, hi, C2, np.append(d, -np.inf), x0)
+    assert x3 is None and m3 == np.inf

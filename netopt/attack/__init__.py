@@ -245,7 +245,7 @@ def falsify_disjuncts(
         step0=step0,
         seed=seed,
         # the region walk's share of the time comes last
-        time_limit=None if time_limit is None or not walk else time_limit * (1 - WALK_SHARE),
+        time_limit=time_limit if time_limit is None or not walk else time_limit * (1 - WALK_SHARE),
         device=device,
         leaks=leaks,
         stop_at_first=True,
@@ -271,15 +271,16 @@ def _walk(
     import time
 
     from netopt.attack.regions import region_walk
+    from netopt.control import interrupted
 
     t0 = time.perf_counter()
     for i in np.argsort(M)[:WALK_PROBLEMS]:
-        if not np.isfinite(M[i]):
+        if not np.isfinite(M[i]) or interrupted():
             break
-        left = None if time_limit is None else max(time_limit - spent, 0.0) + WALK_GRACE
+        left = None if time_limit is None else time_limit + WALK_GRACE - spent
         left = None if left is None else left - (time.perf_counter() - t0)
-        if left is not None and left <= 0:
-            break
+        if left is not None and left <= WALK_GRACE:
+            break  # nothing left of the attack's own time
         lo, hi, C, d = problems[i]
         x, m, best = region_walk(net, lo, hi, C, d, X[i], time_limit=left)
         if m < M[i]:

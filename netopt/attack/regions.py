@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from netopt.control import interrupted
 from netopt.errors import FormulationError
 
 __all__ = ["MAX_WEIGHTS", "REGION_STEPS", "chain_layers", "region_walk"]
@@ -56,7 +57,10 @@ def chain_layers(net: Any) -> list[tuple[np.ndarray, np.ndarray, float | None]] 
             layers = []
             chain = split_chain(net.graph)
             maps = [layer.affine() for layer in chain]
-            if sum(int(np.prod(M.shape)) for M, _ in maps) > MAX_WEIGHTS:
+            n_in = maps[0][0].shape[1]
+            # the dense weights, and the dense LP: a row per unit and output, a column per input
+            lp = (sum(M.shape[0] for M, _ in maps) + 1) * (n_in + 1)
+            if max(sum(int(np.prod(M.shape)) for M, _ in maps), lp) > MAX_WEIGHTS:
                 raise FormulationError("too large to walk")
             for layer, (M, bias) in zip(chain, maps, strict=True):
                 act = layer.activation
@@ -72,10 +76,16 @@ def chain_layers(net: Any) -> list[tuple[np.ndarray, np.ndarray, float | None]] 
 
 
 def _region_lp(
-    layers: list, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, d: np.ndarray
+    layers: list,
+    x: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    C: np.ndarray,
+    d: np.ndarray,
+    time_limit: float | None,
 ) -> np.ndarray | None:
     """The best point of ``x``'s linear region in the box (the LP of the module doc), or None
-    when the LP solver does not report an optimum."""
+    when the LP solver does not report an optimum (in ``time_limit`` seconds)."""
     from scipy.optimize import linprog
 
     n = x.size
@@ -100,7 +110,11 @@ def _region_lp(
     obj = np.zeros(n + 1)
     obj[-1] = 1.0
     bounds = [(float(a), float(b_)) for a, b_ in zip(lo, hi, strict=True)] + [(None, None)]
-    res = linprog(obj, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    opts = {} if time_limit is None else {"time_limit": max(time_limit, 1e-3)}
+    try:
+        res = linprog(obj, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs", options=opts)
+    except ValueError:
+        return None  # non-finite data (an overflowing region): no walk
     if res.status != 0 or res.x is None:
         return None
     return np.clip(res.x[:n], lo, hi)
@@ -146,12 +160,16 @@ def region_walk(
     x = np.clip(np.asarray(x0, dtype=np.float64).reshape(-1), lo, hi)
     best_m, best_x = _margin(net, x, C, d), x
     layers = chain_layers(net)
-    if layers is None or best_m <= 0:
+    # a row with d = +inf never binds; one with d = -inf (or NaN) is never met
+    if layers is None or best_m <= 0 or not np.all(d > -np.inf):
         return (best_x if best_m <= 0 else None), best_m, best_x
+    keep = np.isfinite(d)
+    Ck, dk = C[keep], d[keep]
     for _ in range(steps):
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        if (left is not None and left <= 0) or not len(dk) or interrupted():
             break
-        y = _region_lp(layers, x, lo, hi, C, d)
+        y = _region_lp(layers, x, lo, hi, Ck, dk, left)
         if y is None:
             break
         m = _margin(net, y, C, d)

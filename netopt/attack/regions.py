@@ -43,40 +43,35 @@ REGION_STEPS = 25
 MAX_WEIGHTS = 4_000_000
 
 
-def chain_layers(net: Any) -> list[tuple[np.ndarray, np.ndarray, float | None]] | None:
-    """The network as float64 layers ``(W, b, leak)`` (``leak`` None on the last, affine one),
-    kept on the network; None when it is not a chain of linear ops and (leaky) ReLUs."""
+def chain_layers(net: Any) -> tuple[list, list, list] | None:
+    """The network as :func:`~netopt.ir.chain.dense_chain` arrays, kept on the network; None
+    when it is not a chain of linear ops and (leaky) ReLUs, or is too large to walk
+    (:data:`MAX_WEIGHTS`)."""
     got = getattr(net, "_region_layers", False)
     if got is not False and getattr(net, "_region_graph", None) is net.graph:
         return got
-    from netopt.ir.chain import chain_refusals, split_chain
+    from netopt.ir.chain import dense_chain
 
-    layers: list | None = None
-    if not chain_refusals(net.graph, ("relu", "leaky_relu")):
-        try:
-            layers = []
-            chain = split_chain(net.graph)
-            maps = [layer.affine() for layer in chain]
-            n_in = maps[0][0].shape[1]
-            # the dense weights, and the dense LP: a row per unit and output, a column per input
-            lp = (sum(M.shape[0] for M, _ in maps) + 1) * (n_in + 1)
-            if max(sum(int(np.prod(M.shape)) for M, _ in maps), lp) > MAX_WEIGHTS:
-                raise FormulationError("too large to walk")
-            for layer, (M, bias) in zip(chain, maps, strict=True):
-                act = layer.activation
-                leak = None if act is None else float(act.attrs.get("alpha", 0.0))
-                layers.append((np.asarray(M.toarray(), dtype=np.float64), np.asarray(bias), leak))
-            # a chain ends with its output's affine map
-            if layers[-1][2] is not None or any(lk is None for _, _, lk in layers[:-1]):
-                layers = None
-        except FormulationError:
+    layers: tuple | None
+    try:
+        layers = dense_chain(net.graph)
+    except FormulationError:
+        layers = None
+    if layers is not None:
+        Ws, _, leaks = layers
+        # the dense weights, and the dense LP: a row per unit and output, a column per input
+        lp = (sum(W.shape[0] for W in Ws) + 1) * (Ws[0].shape[1] + 1)
+        if max(sum(W.size for W in Ws), lp) > MAX_WEIGHTS:
+            layers = None
+        # a chain ends with its output's affine map
+        elif leaks[-1] is not None or any(lk is None for lk in leaks[:-1]):
             layers = None
     net._region_layers, net._region_graph = layers, net.graph
     return layers
 
 
 def _region_lp(
-    layers: list,
+    layers: tuple[list, list, list],
     x: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
@@ -88,25 +83,28 @@ def _region_lp(
     when the LP solver does not report an optimum (in ``time_limit`` seconds)."""
     from scipy.optimize import linprog
 
+    from netopt.ir.chain import pattern_map
+
+    Ws, bs, leaks = layers
     n = x.size
-    A, c, v = np.eye(n), np.zeros(n), x.astype(np.float64)
-    rows, rhs = [], []
-    for W, b, leak in layers:
-        A, c, v = W @ A, W @ c + b, W @ v + b
-        if leak is None:
-            break
-        s = np.where(v >= 0, 1.0, -1.0)
-        # s (A x + c) >= 0, as -s A x <= s c
-        rows.append(-s[:, None] * A)
-        rhs.append(s * c)
-        D = np.where(v >= 0, 1.0, leak)
-        A, c, v = D[:, None] * A, D * c, D * v
+    # the point's signs, and the chain's affine map on their region
+    active, v = [], x.astype(np.float64)
+    for W, b, leak in zip(Ws[:-1], bs[:-1], leaks[:-1], strict=True):
+        v = W @ v + b
+        active.append(v >= 0)
+        v = np.where(v >= 0, v, leak * v)
+    units = [(j, u) for j, a in enumerate(active) for u in range(len(a))]
+    A, c, a_rows, b_vals = pattern_map(layers, n, active, units)
+    # s (a x + b) >= 0 for every unit, as -s a x <= s b; then C (A x + c) - d <= t
+    s = np.where(np.concatenate(active), 1.0, -1.0) if units else np.zeros(0)
     k = len(d)
     A_ub = np.vstack(
-        [np.hstack([r, np.zeros((len(r), 1))]) for r in rows]
-        + [np.hstack([C @ A, -np.ones((k, 1))])]
+        [
+            np.hstack([-s[:, None] * a_rows, np.zeros((len(units), 1))]),
+            np.hstack([C @ A, -np.ones((k, 1))]),
+        ]
     )
-    b_ub = np.concatenate([*rhs, d - C @ c])
+    b_ub = np.concatenate([s * b_vals, d - C @ c])
     obj = np.zeros(n + 1)
     obj[-1] = 1.0
     bounds = [(float(a), float(b_)) for a, b_ in zip(lo, hi, strict=True)] + [(None, None)]

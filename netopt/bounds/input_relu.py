@@ -120,12 +120,7 @@ class _Boxes:
             for p in range(D):
                 self.cuts[box[p]][paths[p]] = (int(lay[p]), int(unit[p]))
             # the halves, side-major: z <= 0 for every domain, then z >= 0
-            ch = [np.concatenate([sp, sp]) for sp in splits]
-            ar = np.arange(D)
-            for j in range(len(self.sizes)):
-                m = lay == j
-                ch[j][ar[m], unit[m]] = -1
-                ch[j][D + ar[m], unit[m]] = 1
+            ch = _halves(splits, lay[:, None], unit[:, None])
             rep = torch.cat([kt, kt])
             cbox = np.concatenate([box, box])
             cpaths = [paths[p] + ((int(lay[p]), int(unit[p]), -1),) for p in range(D)] + [
@@ -181,13 +176,7 @@ class _Boxes:
         pick = np.zeros(D, dtype=np.int64)
         if K > 1:
             # each candidate's halves, bounded once with the domain's slopes: (K, 2, D)
-            ch = [np.tile(sp, (2 * K, 1)) for sp in splits]
-            for q in range(K):
-                for side, sgn in ((0, -1), (1, 1)):
-                    base = (2 * q + side) * D
-                    for j in range(len(self.sizes)):
-                        m = np.nonzero(lay[:, q] == j)[0]
-                        ch[j][base + m, uni[m, q]] = sgn
+            ch = _halves(splits, lay, uni)
             rep = torch.as_tensor(np.tile(np.arange(D), 2 * K), device=sb.lower.device)
             sb2 = self.fast.alpha_crown(
                 self.lo[np.tile(box, 2 * K)],
@@ -304,6 +293,19 @@ class _Boxes:
             walk(int(c1[0]), (*path, (j, u, 1)))
 
         walk(node, ())
+
+
+def _halves(splits: list, layer: np.ndarray, unit: np.ndarray) -> list:
+    """:func:`netopt.bounds.branch_relu._children_splits` on numpy split arrays (the float64
+    confirmation reads them): ``(2 K D, n_j)`` per layer, ordered (candidate, side, domain)."""
+    import torch
+
+    from netopt.bounds.branch_relu import _children_splits
+
+    ch = _children_splits(
+        [torch.as_tensor(sp) for sp in splits], torch.as_tensor(layer), torch.as_tensor(unit)
+    )
+    return [c.numpy() for c in ch]
 
 
 def slope_record(row: np.ndarray, offs: np.ndarray) -> list:

@@ -225,15 +225,12 @@ def chain_bounds(net: Any) -> Any:
 
 
 def chain64(net: Any) -> tuple[list, list, list] | None:
-    """The chain's layers as float64 numpy (weights, biases, slopes below 0), or None."""
+    """The chain's layers as float64 numpy (weights, biases, slopes below 0), or None
+    (:func:`netopt.ir.chain.dense_chain`)."""
     from netopt.errors import FormulationError
+    from netopt.ir.chain import dense_chain
 
     try:
-        import torch
-
-        from netopt.bounds.batched import ChainBounds
-
-        cb = ChainBounds(net.graph, device="cpu", dtype=torch.float64)
-    except (ImportError, FormulationError):
+        return dense_chain(net.graph)
+    except FormulationError:
         return None
-    return [w.numpy() for w in cb.W], [b.numpy() for b in cb.b], list(cb.leak)

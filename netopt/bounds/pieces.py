@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from netopt.ir.chain import pattern_map
+
 __all__ = [
     "MAX_UNSTABLE",
     "PIECES_PER_ROUND",
@@ -58,33 +60,6 @@ def piece_arrays(parts: list[tuple], sizes: list[int]) -> tuple[list, list]:
         for (j, u), sg, be in zip(uns, signs, beta, strict=True):
             splits[j][p, u], betas[j][p, u] = sg, be
     return splits, betas
-
-
-def _affine_map(
-    chain: tuple[list, list, list], n: int, active: list[np.ndarray], units: list[tuple[int, int]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    r"""The chain on a region of fixed signs: :math:`f(x) = A x + c` where the units of
-    ``active`` (per activation layer, bool) pass their input and the others its leak, and
-    each unit of ``units`` (``(layer, unit)``, in layer order) has input :math:`a_k^\top x +
-    b_k`. Returns ``(A, c, a, b)``, ``a`` ``(len(units), n)``."""
-    Ws, bs, leaks = chain
-    M, c = np.eye(n), np.zeros(n)
-    a_rows, b_vals = [], []
-    for j in range(len(Ws) - 1):
-        Z, z0 = Ws[j] @ M, Ws[j] @ c + bs[j]
-        for lj, u in units:
-            if lj == j:
-                a_rows.append(Z[u])
-                b_vals.append(z0[u])
-        slope = np.where(active[j], 1.0, leaks[j])
-        M, c = slope[:, None] * Z, slope * z0
-    k = len(units)
-    return (
-        Ws[-1] @ M,
-        Ws[-1] @ c + bs[-1],
-        np.asarray(a_rows).reshape(k, n),
-        np.asarray(b_vals).reshape(k),
-    )
 
 
 def fixed_row(c: np.ndarray) -> Any:
@@ -150,7 +125,7 @@ def piece_rows(
         act = [a.copy() for a in active]
         for (j, u), s in zip(unstable, signs, strict=True):
             act[j][u] = s > 0
-        A, c_out, a_rows, b_vals = _affine_map(chain, n, act, unstable)
+        A, c_out, a_rows, b_vals = pattern_map(chain, n, act, unstable)
         Ak = A[keep]  # (q, n)
         S = np.asarray(signs, dtype=np.float64)
         Ka = a_rows * S[:, None]  # s_k a_k
@@ -240,7 +215,7 @@ def affine_rows(
 
     n = lo.size
     mid, rad = (lo + hi) / 2, (hi - lo) / 2
-    A, c_out, a_rows, b_vals = _affine_map(chain, n, active, [(j, u) for j, u, _ in split])
+    A, c_out, a_rows, b_vals = pattern_map(chain, n, active, [(j, u) for j, u, _ in split])
     k, q = len(d), len(split)
     S = np.asarray([s for _, _, s in split], dtype=np.float64)
     Ka = a_rows * S[:, None]  # s_k a_k

@@ -14,6 +14,8 @@ ops without an activation is a last layer with :math:`\sigma = \mathrm{id}`.
 * :func:`split_chain` cuts a graph into :class:`ChainLayer` objects; a layer composes its map
   on demand (:meth:`ChainLayer.affine`), so a method that keeps a convolution as a convolution
   never pays for the sparse product;
+* :func:`dense_chain` gives a chain of linear ops and (leaky) ReLUs as dense float64 arrays, and
+  :func:`pattern_map` its affine map on a region of fixed activation signs;
 * :func:`chain_refusals` lists, before any work, every op a method cannot take: an activation
   outside the method's set, a linear op outside its set, an op with several variable inputs
   (``add``/``concat`` of two branches), an op whose output feeds several ops, and a graph with
@@ -36,7 +38,15 @@ from netopt.errors import FormulationError
 from netopt.ir.graph import Graph, Op
 from netopt.ir.ops import OPS, linear_map
 
-__all__ = ["ChainLayer", "Refusal", "chain_refusals", "is_chain_linear", "split_chain"]
+__all__ = [
+    "ChainLayer",
+    "Refusal",
+    "chain_refusals",
+    "dense_chain",
+    "is_chain_linear",
+    "pattern_map",
+    "split_chain",
+]
 
 
 class Refusal(NamedTuple):
@@ -296,3 +306,55 @@ def chain_refusals(
             )
         )
     return bad
+
+
+def dense_chain(graph: Graph) -> tuple[list, list, list]:
+    """A chain of linear ops and (leaky) ReLUs as dense float64 arrays: ``(Ws, bs, leaks)``,
+    layer by layer, ``leaks[j]`` the activation's slope below 0 (``0.0`` for a ReLU) and None
+    on a last layer without an activation.
+
+    Raises
+    ------
+    FormulationError
+        If the graph is not such a chain (every refusal listed).
+    """
+    bad = chain_refusals(graph, ("relu", "leaky_relu"))
+    if bad:
+        raise FormulationError(
+            "dense chains are of linear ops and (leaky) ReLUs: " + "; ".join(map(str, bad))
+        )
+    Ws, bs, leaks = [], [], []
+    for layer in split_chain(graph):
+        M, bias = layer.affine()
+        Ws.append(np.asarray(M.toarray(), dtype=np.float64))
+        bs.append(np.asarray(bias, dtype=np.float64))
+        act = layer.activation
+        leaks.append(None if act is None else float(act.attrs.get("alpha", 0.0)))
+    return Ws, bs, leaks
+
+
+def pattern_map(
+    chain: tuple[list, list, list], n: int, active: list[np.ndarray], units: list[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""A :func:`dense_chain` on a region of fixed signs: :math:`f(x) = A x + c` where the
+    units of ``active`` (per activation layer, bool) pass their input and the others its
+    leak, and each unit of ``units`` (``(layer, unit)``, in layer order) has input
+    :math:`a_k^\top x + b_k`. Returns ``(A, c, a, b)``, ``a`` ``(len(units), n)``."""
+    Ws, bs, leaks = chain
+    M, c = np.eye(n), np.zeros(n)
+    a_rows, b_vals = [], []
+    for j in range(len(Ws) - 1):
+        Z, z0 = Ws[j] @ M, Ws[j] @ c + bs[j]
+        for lj, u in units:
+            if lj == j:
+                a_rows.append(Z[u])
+                b_vals.append(z0[u])
+        slope = np.where(active[j], 1.0, leaks[j])
+        M, c = slope[:, None] * Z, slope * z0
+    k = len(units)
+    return (
+        Ws[-1] @ M,
+        Ws[-1] @ c + bs[-1],
+        np.asarray(a_rows).reshape(k, n),
+        np.asarray(b_vals).reshape(k),
+    )

@@ -1,6 +1,7 @@
 """`netopt check --instances` on the shared VNN-COMP 2021 instances, against the competition.
 
     python benchmarks/compare/vnncomp_check.py [--sets acasxu mnistfc] [--timeout 30] [--no-verify]
+                                               [--per-process]
 
 For each set (``../shared/nets/<set>/verdicts.csv``: the instances, the competition's consensus
 verdict and its fastest tool's time) this writes a VNN-COMP ``instances.csv`` with every line's
@@ -11,6 +12,10 @@ time and the fastest tool's median on the same instances (the ratio is the basel
 script). Every "unsat" is written with its certificate, which is then re-checked by
 ``netopt verify --property`` (proofs in float64, no solver): the count of fully re-checked
 certificates is printed too.
+
+With ``--per-process`` each instance is instead its own ``netopt check ONNX VNNLIB`` process, as
+the competition runs a tool, and its time is that process's wall time, start-up included
+(Python, imports, loading the network).
 """
 
 from __future__ import annotations
@@ -34,16 +39,49 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def run_set(name: str, timeout: float, verify: bool, work: Path) -> dict:
+def _each(folder: Path, truth: list[dict[str, str]], timeout: float, certs: Path) -> list[dict]:
+    """Every instance in a ``netopt check`` process of its own: the rows ``--instances``
+    writes (``result``, ``seconds`` — here the process's wall time — and ``method``)."""
+    import json
+
+    certs.mkdir(exist_ok=True)
+    out = []
+    for t in truth:
+        cert = certs / f"{Path(t['onnx']).stem}__{Path(t['vnnlib']).stem}.json"
+        t0 = time.perf_counter()
+        p = subprocess.run(
+            [
+                *(sys.executable, "-m", "netopt", "check"),
+                *(str(folder / t["onnx"]), str(folder / t["vnnlib"])),
+                *("--time-limit", str(timeout), "--certificate", str(cert), "--json"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        sec = time.perf_counter() - t0
+        try:
+            r = json.loads(p.stdout)
+        except json.JSONDecodeError:
+            r = {"verdict": f"error (exit {p.returncode})", "details": []}
+        how = sorted({d.get("method", "") for d in r.get("details") or []} - {""})
+        out.append({"result": r["verdict"], "seconds": sec, "method": "; ".join(how)})
+    return out
+
+
+def run_set(name: str, timeout: float, verify: bool, work: Path, each: bool = False) -> dict:
     """Decide every instance of one set; returns the summary's figures."""
     folder = NETS / name
     truth = _rows(folder / "verdicts.csv")
+    certs = work / f"{name}_certificates"
+    if each:
+        t0 = time.perf_counter()
+        ours = _each(folder, truth, timeout, certs)
+        return _report(name, truth, ours, timeout, time.perf_counter() - t0, verify, certs)
     inst = work / f"{name}.csv"
     with inst.open("w") as f:
         for r in truth:
             f.write(f"{folder / r['onnx']},{folder / r['vnnlib']},{timeout}\n")
     results = work / f"{name}_results.csv"
-    certs = work / f"{name}_certificates"
     t0 = time.perf_counter()
     subprocess.run(
         [
@@ -63,10 +101,17 @@ def run_set(name: str, timeout: float, verify: bool, work: Path) -> dict:
         stdout=subprocess.DEVNULL,
     )
     wall = time.perf_counter() - t0
-    ours = _rows(results)
+    return _report(name, truth, _rows(results), timeout, wall, verify, certs)
+
+
+def _report(
+    name: str, truth: list, ours: list, timeout: float, wall: float, verify: bool, certs: Path
+) -> dict:
+    """The per-instance table and the set's summary line."""
+    folder = NETS / name
     decided = agree = wrong = verified = unsat = 0
     times, fastest = [], []
-    print(f"\n{name}: {len(truth)} instances, timeout {timeout:g} s, process wall {wall:.1f} s")
+    print(f"\n{name}: {len(truth)} instances, timeout {timeout:g} s, wall {wall:.1f} s in all")
     print(f"{'instance':48s} {'ours':8s} {'s':>7s}   {'VNN-COMP':9s} {'fastest s':>9s}  how")
     for t, o in zip(truth, ours, strict=True):
         v = o["result"]
@@ -117,6 +162,11 @@ def main() -> None:
     ap.add_argument("--sets", nargs="*", default=["acasxu", "mnistfc"])
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--no-verify", action="store_true")
+    ap.add_argument(
+        "--per-process",
+        action="store_true",
+        help="each instance a netopt check process of its own (start-up included)",
+    )
     args = ap.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
@@ -125,7 +175,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets:
-            run_set(name, args.timeout, not args.no_verify, Path(tmp))
+            run_set(name, args.timeout, not args.no_verify, Path(tmp), args.per_process)
 
 
 if __name__ == "__main__":

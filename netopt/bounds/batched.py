@@ -218,17 +218,22 @@ class ChainBounds(OptimizedBounds):
             if keep:
                 lams[j] = Lam
             lo_s, lo_b, up_s, up_b = lines[j]
-            pos, neg = Lam.clamp(min=0), Lam.clamp(max=0)
+            # the negative part takes the upper line, the rest the lower one:
+            # lo_s * Lam + (up_s - lo_s) * min(Lam, 0), in two passes over Lam
+            neg = Lam.clamp(max=0)
             const = const + _dot(neg, up_b)
             if lo_b is not None:
-                const = const + _dot(pos, lo_b)
-            Lam = pos * lo_s[:, None, :] + neg * up_s[:, None, :]
+                const = const + _dot(Lam - neg, lo_b)
+            Lam = torch.addcmul(Lam * lo_s[:, None, :], neg, (up_s - lo_s)[:, None, :])
             if shift is not None and shift[j] is not None:
                 Lam = Lam - shift[j]
-            const = const + torch.einsum("bkn,n->bk", Lam, self.b[j])
-            Lam = torch.einsum("bkn,nm->bkm", Lam, self.W[j])
-        pos, neg = Lam.clamp(min=0), Lam.clamp(max=0)
-        bound = const + _dot(pos, lo) + _dot(neg, hi)
+            # the layer's bias as the last column of one product (a copy of a layer's size,
+            # made again each time: the weights are the ones in W now)
+            out = torch.matmul(Lam, torch.cat([self.W[j], self.b[j][:, None]], 1))
+            const = const + out[..., -1]
+            Lam = out[..., :-1]
+        neg = Lam.clamp(max=0)
+        bound = const + _dot(Lam - neg, lo) + _dot(neg, hi)
         return (bound, lams, Lam) if keep else bound
 
     # ------------------------------------------------------------------ bounds

@@ -270,6 +270,11 @@ def _walk(
     counterexample; ``X``, ``M`` are updated in place. Returns the seconds spent."""
     import time
 
+    # the LPs' solver is imported before the walk's clock starts: in a fresh process the import
+    # (0.15-0.4 s, once per process) took all of the walk's share of a short attack, and ACAS
+    # Xu 1_9 prop 7's counterexample, two to four LPs away, was left to input splitting
+    import scipy.optimize  # noqa: F401
+
     from netopt.attack.regions import region_walk
     from netopt.control import interrupted
 

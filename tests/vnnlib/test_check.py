@@ -241,3 +241,81 @@ def test_disjuncts_over_one_box_share_one_tree_and_each_keeps_its_proof(tmp_path
     cert.save(tmp_path / "c.json")
     rep = Certificate.load(tmp_path / "c.json").verify(onnx_path, vnnlib_path=prop_path)
     assert rep["ok"] and rep["fully_checked"] and not rep["unchecked"], rep
+
+
+@pytest.mark.parametrize("eps", ["0.03", "0.05"])
+@pytest.mark.parametrize("image", range(5))
+def test_crown_pass_over_every_disjunct_agrees_with_each_disjuncts_crown(image, eps):
+    """The one batched CROWN pass that lets a robustness property skip its attack closes every
+    disjunct exactly when step 2's CROWN, disjunct by disjunct, closes each (MNIST 256x2)."""
+    require_nets()
+    from netopt.problems import Domain
+    from netopt.vnnlib.check.decide import PROOF_MARGIN, _crown_closes_all, _crown_rows
+
+    net = netopt.load(NETS / "mnistfc" / "mnist-net_256x2.onnx")
+    prop = netopt.load_vnnlib(NETS / "mnistfc" / f"prop_{image}_{eps}.vnnlib", 784, 10)
+    each = []
+    for dj in prop.disjuncts:
+        dom = Domain.make((784,), (dj.lo, dj.hi))
+        low, proof = _crown_rows(net, dom, dj)
+        each.append(proof is not None)
+        if proof is None:
+            assert not np.any(low - dj.d > PROOF_MARGIN * (1 + np.abs(dj.d)))
+    assert _crown_closes_all(net, prop) == all(each)
+
+
+def test_crown_pass_on_disjuncts_of_their_own_boxes_and_row_counts(tmp_path, monkeypatch):
+    """Disjuncts over different boxes with one or two rows each: the pass closes them all only
+    where each disjunct's own CROWN does; a property it closes is decided with no attack, every
+    disjunct by its CROWN proof, and the certificate is re-checked in full."""
+    from netopt.problems import Domain
+    from netopt.vnnlib.check.decide import _crown_closes_all, _crown_rows
+
+    net = netopt.load(DIGITS)
+    x0 = np.full(64, 0.5)
+    y0 = net.forward(x0[None]).reshape(-1)
+    # per disjunct: its box radius and rows (output, sign): "Y_a <= y0_a - 0.5" (sign +1) or
+    # "Y_a >= y0_a + 0.5" (sign -1), each 0.5 from holding at x0: CROWN closes it on a small
+    # box, not on a wide one
+    spec = [(0.001, [(1, 1)]), (0.002, [(2, 1), (3, -1)]), (0.4, [(4, 1)])]
+    header = [f"(declare-const X_{i} Real)" for i in range(64)]
+    header += [f"(declare-const Y_{i} Real)" for i in range(10)]
+
+    def text(n: int) -> str:
+        ors = []
+        for r, rows in spec[:n]:
+            lo, hi = np.clip(x0 - r, 0, 1), np.clip(x0 + r, 0, 1)
+            terms = [f"(>= X_{i} {float(lo[i])!r}) (<= X_{i} {float(hi[i])!r})" for i in range(64)]
+            for a, sgn in rows:
+                op, b = ("<=", y0[a] - 0.5) if sgn > 0 else (">=", y0[a] + 0.5)
+                terms.append(f"({op} Y_{a} {float(b)!r})")
+            ors.append("(and " + " ".join(terms) + ")")
+        return "\n".join(header) + "\n(assert (or " + " ".join(ors) + "))\n"
+
+    verdicts = {}
+    for n in (2, 3):
+        prop = netopt.load_vnnlib(text(n), 64, 10)
+        assert [dj.C.shape[0] for dj in prop.disjuncts] == [len(rows) for _, rows in spec[:n]]
+        each = [
+            _crown_rows(net, Domain.make((64,), (dj.lo, dj.hi)), dj)[1] is not None
+            for dj in prop.disjuncts
+        ]
+        verdicts[n] = _crown_closes_all(net, prop)
+        assert verdicts[n] == all(each)
+    assert verdicts == {2: True, 3: False}  # (the wide third box is not closed)
+    import netopt.vnnlib.check.decide as decide
+
+    attacked = []
+    real = decide._attack_all
+    monkeypatch.setattr(decide, "_attack_all", lambda *a, **k: attacked.append(1) or real(*a, **k))
+    check(net, text(3), time_limit=10)
+    assert attacked == [1]  # the wide box's disjunct is open: every disjunct attacked at once
+    attacked.clear()
+    path = tmp_path / "p.vnnlib"
+    path.write_text(text(2))
+    r = check(net, path, time_limit=60)
+    assert not attacked  # CROWN closes every disjunct: no attack at all
+    assert r.verdict == "unsat" and [d["method"] for d in r.details] == ["crown", "crown"]
+    cert = Certificate.from_check(r, path, net)
+    rep = cert.verify(DIGITS, vnnlib_path=path)
+    assert rep["ok"] and rep["fully_checked"], rep

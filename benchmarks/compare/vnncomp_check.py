@@ -49,22 +49,36 @@ def _each(folder: Path, truth: list[dict[str, str]], timeout: float, certs: Path
     for t in truth:
         cert = certs / f"{Path(t['onnx']).stem}__{Path(t['vnnlib']).stem}.json"
         t0 = time.perf_counter()
-        p = subprocess.run(
-            [
-                *(sys.executable, "-m", "netopt", "check"),
-                *(str(folder / t["onnx"]), str(folder / t["vnnlib"])),
-                *("--time-limit", str(timeout), "--certificate", str(cert), "--json"),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        sec = time.perf_counter() - t0
         try:
+            p = subprocess.run(
+                [
+                    *(sys.executable, "-m", "netopt", "check"),
+                    *(str(folder / t["onnx"]), str(folder / t["vnnlib"])),
+                    *("--time-limit", str(timeout), "--certificate", str(cert), "--json"),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=2 * timeout + 30,  # a process that overruns its own limit this far
+            )
             r = json.loads(p.stdout)
+        except subprocess.TimeoutExpired:
+            r = {"verdict": "timeout", "details": []}
         except json.JSONDecodeError:
             r = {"verdict": f"error (exit {p.returncode})", "details": []}
-        how = sorted({d.get("method", "") for d in r.get("details") or []} - {""})
-        out.append({"result": r["verdict"], "seconds": sec, "method": "; ".join(how)})
+        sec = time.perf_counter() - t0
+        verdict = r["verdict"]
+        if verdict == "sat" and not r.get("confirmed_by_onnxruntime"):
+            verdict = "unknown"  # as --instances writes it: a claim only once confirmed
+        # the phases that decided (as --instances's method column)
+        how = sorted(
+            {
+                d.get("method", "")
+                for d in r.get("details") or []
+                if d.get("verdict") in ("sat", "unsat")
+            }
+            - {""}
+        )
+        out.append({"result": verdict, "seconds": sec, "method": "; ".join(how)})
     return out
 
 

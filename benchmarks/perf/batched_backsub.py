@@ -89,7 +89,7 @@ def main() -> None:
     now = ChainBounds._substitute
     C = np.zeros((4, 5))
     C[np.arange(4), np.arange(1, 5)] = 1.0
-    C[:, 0] = -1.0  # prop 2's rows: y_0 - y_j
+    C[:, 0] = -1.0  # prop 2's rows y_j - y_0 (a counterexample has y_0 the largest)
     d = np.zeros(4)
     rng = np.random.default_rng(0)
     print(f"{'depth':>5} {'what':12s} {'former ms':>10} {'now ms':>8} {'ratio':>6} {'max diff':>9}")

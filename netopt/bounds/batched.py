@@ -223,18 +223,29 @@ class ChainBounds(OptimizedBounds):
             neg = Lam.clamp(max=0)
             const = const + _dot(neg, up_b)
             if lo_b is not None:
-                const = const + _dot(Lam - neg, lo_b)
+                const = const + _dot(Lam.clamp(min=0), lo_b)
             Lam = torch.addcmul(Lam * lo_s[:, None, :], neg, (up_s - lo_s)[:, None, :])
             if shift is not None and shift[j] is not None:
                 Lam = Lam - shift[j]
-            # the layer's bias as the last column of one product (a copy of a layer's size,
-            # made again each time: the weights are the ones in W now)
-            out = torch.matmul(Lam, torch.cat([self.W[j], self.b[j][:, None]], 1))
+            # the layer's bias as the last column of one product
+            out = torch.matmul(Lam, self._with_bias(j))
             const = const + out[..., -1]
             Lam = out[..., :-1]
-        neg = Lam.clamp(max=0)
-        bound = const + _dot(Lam - neg, lo) + _dot(neg, hi)
+        bound = const + _dot(Lam.clamp(min=0), lo) + _dot(Lam.clamp(max=0), hi)
         return (bound, lams, Lam) if keep else bound
+
+    def _with_bias(self, j: int) -> Any:
+        """``[W_j | b_j]``, made once and again only after ``W_j`` or ``b_j`` changed in place
+        (torch's version counters)."""
+        import torch
+
+        W, b = self.W[j], self.b[j]
+        cache = self.__dict__.setdefault("_wb", {})
+        got = cache.get(j)
+        # (the entry holds W and b themselves: an identity test, never a reused id)
+        if got is None or got[0] is not W or got[1] is not b or got[2] != (W._version, b._version):
+            got = cache[j] = (W, b, (W._version, b._version), torch.cat([W, b[:, None]], 1))
+        return got[3]
 
     # ------------------------------------------------------------------ bounds
     def pre_bounds(

@@ -37,6 +37,9 @@ MILP_MIN_SECONDS = 5.0
 #: A bound closes a box for a proof only this far (relative) past its limit: the proof checker
 #: bounds the one row again, and a last-bit difference must not turn the proof down.
 PROOF_MARGIN = 1e-9
+#: The CROWN pass before the attack (:func:`_crown_closes_all`) bounds disjuncts over boxes of
+#: their own together only up to this many (its memory grows with the boxes).
+CROWN_PASS_BOXES = 64
 #: The share of the time left that branch and bound takes for a disjunct (the MILP gets the rest).
 BAB_SHARE = 0.8
 
@@ -402,8 +405,10 @@ def _crown_closes_all(net: Network, prop: VnnlibProperty) -> bool:
     pass: the disjuncts' boxes, each with its own rows).
 
     Then the attack on every disjunct at once (step 0) has nothing to find, and is skipped: on
-    MNIST 256x2 it cost such a property about 1.3 s of a fresh process's 2 s (torch's import
-    and the attack's share), against 0.05 s for this pass.
+    MNIST 256x2 it cost such a property about 1.3 s of a fresh process's 2 s (the attack's
+    share of the time), against 0.02-0.1 s for this pass. Disjuncts over one box (a
+    classifier's robustness property) are one pass over that box; over boxes of their own, at
+    most :data:`CROWN_PASS_BOXES` of them are bounded together (else no pass: the attack runs).
     """
     from netopt.bounds.bab import batch_crown_of
 
@@ -416,12 +421,15 @@ def _crown_closes_all(net: Network, prop: VnnlibProperty) -> bool:
         return False
     lo = np.stack([dj.lo.reshape(-1) for dj in djs])
     hi = np.stack([dj.hi.reshape(-1) for dj in djs])
+    one_box = bool(np.all(lo == lo[0]) and np.all(hi == hi[0]))
+    if not one_box and len(djs) > CROWN_PASS_BOXES:
+        return False
     C = np.zeros((len(djs), k, djs[0].C.shape[1]))
     d = np.full((len(djs), k), np.inf)  # a padding row never closes
     for i, dj in enumerate(djs):
         C[i, : dj.C.shape[0]] = dj.C
         d[i, : dj.C.shape[0]] = dj.d
-    if np.all(lo == lo[0]) and np.all(hi == hi[0]):
+    if one_box:
         # one box (a classifier's robustness property): every row in one pass over it
         low, _, _ = bc.bound(lo[:1], hi[:1], C.reshape(1, -1, C.shape[2]))
         low = low.reshape(len(djs), k)

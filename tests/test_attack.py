@@ -444,14 +444,7 @@ def test_networks_that_are_not_chains_are_not_walked():
     """A residual sum is not a chain: no layers, and the walk returns the start's margin."""
     from netopt.attack.regions import chain_layers, region_walk
 
-    nodes = [
-        helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], transB=1),
-        helper.make_node("Relu", ["h"], ["r"]),
-        helper.make_node("Add", ["r", "x"], ["y"]),
-    ]
-    rng = np.random.default_rng(0)
-    inits = {"W1": rng.normal(size=(3, 3)), "b1": np.zeros(3)}
-    net = netopt.load(make_model(nodes, [1, 3], [1, 3], inits))
+    net = _residual_net()
     assert chain_layers(net) is None
     x0 = np.zeros(3)
     C, d = np.eye(3)[:1], np.array([-5.0])

@@ -47,13 +47,11 @@ import numpy as np
 
 from netopt.bounds.batched_alpha import OptimizedBounds
 from netopt.errors import FormulationError
-from netopt.ir.chain import chain_refusals, split_chain
+from netopt.ir.chain import dense_chain
 from netopt.ir.graph import Graph
 from netopt.ir.ops.activations import relu_relaxation
 
 __all__ = ["ChainBounds", "SpecBound"]
-
-_ACTIVATIONS = ("relu", "leaky_relu")
 
 
 @dataclass
@@ -125,28 +123,13 @@ class ChainBounds(OptimizedBounds):
 
         from netopt.torch_utils import resolve_device
 
-        bad = chain_refusals(graph, _ACTIVATIONS)
-        if bad:
-            raise FormulationError(
-                "batched bounds take chains of linear ops and (leaky) ReLUs: "
-                + "; ".join(map(str, bad))
-            )
+        Ws, bs, leaks = dense_chain(graph, "batched bounds")
         self.device = resolve_device(device)
         self.dtype = torch.float32 if dtype is None else dtype
-        self.W: list = []
-        self.b: list = []
-        self.leak: list[float | None] = []  # the activation's slope for x < 0; None: identity
-        for layer in split_chain(graph):
-            M, bias = layer.affine()
-            self.W.append(torch.tensor(M.toarray(), dtype=self.dtype, device=self.device))
-            self.b.append(torch.tensor(bias, dtype=self.dtype, device=self.device))
-            act = layer.activation
-            if act is None:
-                self.leak.append(None)
-            else:
-                self.leak.append(
-                    float(act.attrs.get("alpha", 0.0)) if act.op == "leaky_relu" else 0.0
-                )
+        self.W: list = [torch.tensor(W, dtype=self.dtype, device=self.device) for W in Ws]
+        self.b: list = [torch.tensor(b, dtype=self.dtype, device=self.device) for b in bs]
+        # the activation's slope for x < 0; None: identity
+        self.leak: list[float | None] = leaks
         self.n_in = self.W[0].shape[1]
         # the activation layers: every layer before the first identity one
         self.n_act = next((j for j, a in enumerate(self.leak) if a is None), len(self.leak))

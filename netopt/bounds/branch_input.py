@@ -312,6 +312,8 @@ class _InputSearch(_Search):
             return closed
         t = time.perf_counter()
         fails = []
+        # each activation layer's units in P's (and a slope row's) concatenation
+        offs = np.cumsum([0] + [w.shape[0] for w in self.fast.W[: self.fast.n_act]])
         for g in range(self.n_groups):
             idx = np.nonzero(ok & (worst == g))[0][:ALPHA_PER_ROUND]
             if not len(idx):
@@ -319,8 +321,9 @@ class _InputSearch(_Search):
             self.stats["alpha_tried"] += len(idx)
             rows_g = self._rows_of(g)
             # the boxes' activation bounds as the search found them (no second pass)
-            o = np.cumsum([0] + [w.shape[0] for w in self.fast.W[: self.fast.n_act]])
-            pre = [(P[idx, 0, a:b], P[idx, 1, a:b]) for a, b in zip(o[:-1], o[1:], strict=True)]
+            pre = [
+                (P[idx, 0, a:b], P[idx, 1, a:b]) for a, b in zip(offs[:-1], offs[1:], strict=True)
+            ]
             sb = self.fast.alpha_crown(
                 lo[idx],
                 hi[idx],
@@ -344,7 +347,6 @@ class _InputSearch(_Search):
             uns = (L[jdx] < 0) & (H[jdx] > 0)
             sl64 = np.concatenate([s.detach().cpu().double().numpy()[c] for s in sb.slopes], 1)
             sl64 = np.where(uns, np.round(sl64, ALPHA_DECIMALS), np.nan)
-            offs = np.cumsum([0] + [s.shape[1] for s in sb.slopes])
             sl = [sl64[:, offs[j] : offs[j + 1]] for j in range(len(offs) - 1)]
             tc = time.perf_counter()
             low, _, _ = self.bc.bound(lo[jdx], hi[jdx], self.C, rows=R, slopes=sl)

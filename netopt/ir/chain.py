@@ -308,7 +308,7 @@ def chain_refusals(
     return bad
 
 
-def dense_chain(graph: Graph) -> tuple[list, list, list]:
+def dense_chain(graph: Graph, who: str = "dense chains") -> tuple[list, list, list]:
     """A chain of linear ops and (leaky) ReLUs as dense float64 arrays: ``(Ws, bs, leaks)``,
     layer by layer, ``leaks[j]`` the activation's slope below 0 (``0.0`` for a ReLU) and None
     on a last layer without an activation.
@@ -316,12 +316,13 @@ def dense_chain(graph: Graph) -> tuple[list, list, list]:
     Raises
     ------
     FormulationError
-        If the graph is not such a chain (every refusal listed).
+        If the graph is not such a chain (every refusal listed, the message starting with
+        ``who``: the method that needs the chain).
     """
     bad = chain_refusals(graph, ("relu", "leaky_relu"))
     if bad:
         raise FormulationError(
-            "dense chains are of linear ops and (leaky) ReLUs: " + "; ".join(map(str, bad))
+            f"{who} take chains of linear ops and (leaky) ReLUs: " + "; ".join(map(str, bad))
         )
     Ws, bs, leaks = [], [], []
     for layer in split_chain(graph):

@@ -263,20 +263,12 @@ def test_optimized_slopes_that_lie_close_nothing(seed, monkeypatch):
     """alpha-CROWN claiming every box it is given closed: the float64 check with its slopes
     reopens each one, and the search still finds the counterexample that exists."""
     import netopt.bounds.branch_input as bi
-    from netopt.bounds.batched import ChainBounds
 
     monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
     monkeypatch.setattr(bi, "PIECES_MAX_UNSTABLE", 0)
     monkeypatch.setattr(bi, "ALPHA_MIN_BOXES", 1)
     monkeypatch.setattr(bi, "RELU_SPLIT", False)
-    real = ChainBounds.alpha_crown
-
-    def lying(self, *args, **kw):
-        sb = real(self, *args, **kw)
-        sb.lower = sb.lower + 1e3
-        return sb
-
-    monkeypatch.setattr(ChainBounds, "alpha_crown", lying)
+    _lying_alpha(monkeypatch, lambda kw: True)
     inst = _instance(seed)
     r = branch_and_bound(
         inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
@@ -286,6 +278,22 @@ def test_optimized_slopes_that_lie_close_nothing(seed, monkeypatch):
     st = r.stats
     assert st["float64_reopened"] >= st["alpha_tried"] - st["alpha_closed"] > 0
     _check_result(inst, r, "input")
+
+
+def _lying_alpha(monkeypatch, when) -> None:
+    """alpha-CROWN claiming 1e3 more than it proved, on the calls whose keywords ``when``
+    accepts."""
+    from netopt.bounds.batched import ChainBounds
+
+    real = ChainBounds.alpha_crown
+
+    def lying(self, *args, **kw):
+        sb = real(self, *args, **kw)
+        if when(kw):
+            sb.lower = sb.lower + 1e3
+        return sb
+
+    monkeypatch.setattr(ChainBounds, "alpha_crown", lying)
 
 
 def _relu_under_boxes(monkeypatch) -> None:
@@ -328,18 +336,9 @@ def test_relu_splits_under_input_boxes_decide_like_brute_force(monkeypatch):
 def test_relu_split_halves_that_lie_close_nothing(seed, monkeypatch):
     """beta-CROWN claiming every half closed: the float64 check with the recorded slopes and
     multipliers reopens the boxes, and the search still finds the counterexample."""
-    from netopt.bounds.batched import ChainBounds
-
     _relu_under_boxes(monkeypatch)
-    real = ChainBounds.alpha_crown
-
-    def lying(self, *args, **kw):
-        sb = real(self, *args, **kw)
-        if kw.get("splits") is not None and kw.get("iters", 1) > 0:
-            sb.lower = sb.lower + 1e3  # the halves of a ReLU split
-        return sb
-
-    monkeypatch.setattr(ChainBounds, "alpha_crown", lying)
+    # the halves of a ReLU split
+    _lying_alpha(monkeypatch, lambda kw: kw.get("splits") is not None and kw.get("iters", 1) > 0)
     inst = _instance(seed)
     r = branch_and_bound(
         inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30

@@ -435,11 +435,9 @@ def _crown_closes_all(net: Network, prop: VnnlibProperty) -> bool:
         low = low.reshape(len(djs), k)
     else:
         low, _, _ = bc.bound(lo, hi, C)
-    gap = low - d
-    # as step 2 closes a box for its proof: a row past its limit by the relative margin
-    return bool(
-        np.all(np.any(gap > PROOF_MARGIN * (1.0 + np.abs(np.where(np.isinf(d), 0, d))), axis=1))
-    )
+    # as step 2 closes a box for its proof: a row past its limit by the relative margin (a
+    # padding row's gap is -inf, its threshold +inf)
+    return bool(np.all(np.any(low - d > PROOF_MARGIN * (1.0 + np.abs(d)), axis=1)))
 
 
 def _crown_rows(net: Network, dom: Domain, dj: Any) -> tuple[np.ndarray, Any]:

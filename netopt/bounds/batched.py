@@ -239,6 +239,7 @@ class ChainBounds(OptimizedBounds):
         *,
         prev: list | None = None,
         reuse: bool = False,
+        dead: Any = None,
     ) -> tuple[list, list]:
         r"""CROWN bounds of every activation's input, and the relaxation lines they give.
 
@@ -257,6 +258,15 @@ class ChainBounds(OptimizedBounds):
             Take ``prev`` as the bounds, intersected with the splits, with no backward pass at
             all (the box is the parent's and only splits were added: recomputing would only
             gain from the new splits' effect on deeper layers). ``lo``, ``hi`` are then unused.
+        dead : (B, N) bool, optional
+            Units known to be inactive (:math:`z \le 0`) on a superset of each box, every
+            activation layer's units concatenated in layer order (a parent box's upper bounds
+            :math:`\le 0`): in ReLU layers their bounds are not back-substituted (only the
+            interval ones, clipped to :math:`z \le 0`), only the other units' rows. Such a unit's relaxation is the
+            zero line, and its output's interval is :math:`\{0\}`, whatever its bounds, as long
+            as they say it is inactive: this only skips work, and tightens where the box's
+            own bounds would not find the unit inactive. In input splitting most of a small
+            box's units in the deeper layers are dead.
 
         Returns
         -------
@@ -275,18 +285,18 @@ class ChainBounds(OptimizedBounds):
                 ]
                 return pre, [self._lines(j, *p) for j, p in enumerate(pre)]
             lo, hi = self._t(lo), self._t(hi)
-            B = lo.shape[0]
             pre, lines = [], []
             a_lo, a_hi = lo, hi  # interval bounds of the current layer's input
+            off = 0
+            if dead is not None:
+                dead = torch.as_tensor(dead, device=self.device, dtype=torch.bool)
             for j in range(self.n_act):
                 n = self.W[j].shape[0]
-                # both sides of every unit in one pass: rows W_j (lower) and -W_j (upper),
-                # started below layer j's affine map (the identity's product is exact anyway)
-                Wj, bj = self.W[j], self.b[j]
-                Lam = torch.cat([Wj, -Wj])[None].expand(B, 2 * n, Wj.shape[1])
-                const = torch.cat([bj, -bj])[None].expand(B, 2 * n)
-                both = self._substitute(Lam, const, j, lo, hi, lines)
-                low, up = both[:, :n], -both[:, n:]
+                # (a leaky unit's lower bound still matters: its output's interval, which the
+                # next layer's bounds take where tighter than CROWN's)
+                dj = None if dead is None or self.leak[j] != 0 else dead[:, off : off + n]
+                off += n
+                low, up = self._unit_rows(j, lo, hi, lines, dj)
                 # CROWN is not always tighter than interval arithmetic on every unit: keep the
                 # better
                 Wp, Wn = self.W[j].clamp(min=0), self.W[j].clamp(max=0)
@@ -296,12 +306,45 @@ class ChainBounds(OptimizedBounds):
                     low = torch.maximum(low, self._t(prev[j][0]))
                     up = torch.minimum(up, self._t(prev[j][1]))
                 low, up = self._clip(low, up, signs[j])
+                if dj is not None:
+                    up = torch.where(dj, up.clamp(max=0), up)
+                    low = torch.minimum(low, up)
                 pre.append((low, up))
                 lines.append(self._lines(j, low, up))
                 leak = self.leak[j]
                 a_lo = torch.where(low >= 0, low, leak * low)
                 a_hi = torch.where(up >= 0, up, leak * up)
         return pre, lines
+
+    def _unit_rows(self, j: int, lo: Any, hi: Any, lines: list, dead: Any) -> tuple[Any, Any]:
+        """CROWN's lower and upper bounds of layer ``j``'s units over the boxes, ``(B, n_j)``
+        each (``-inf`` / ``+inf`` for the ``dead`` units it skips)."""
+        import torch
+
+        Wj, bj = self.W[j], self.b[j]
+        n, B = Wj.shape[0], lo.shape[0]
+        if dead is None or not bool(dead.any()):
+            # both sides of every unit in one pass: rows W_j (lower) and -W_j (upper),
+            # started below layer j's affine map (the identity's product is exact anyway)
+            Lam = torch.cat([Wj, -Wj])[None].expand(B, 2 * n, Wj.shape[1])
+            const = torch.cat([bj, -bj])[None].expand(B, 2 * n)
+            both = self._substitute(Lam, const, j, lo, hi, lines)
+            return both[:, :n], -both[:, n:]
+        # one "box" per live (box, unit) pair, with that unit's two rows: no padding (the live
+        # units per box vary from a few to all of them), at the cost of gathering each pair's
+        # box's lines
+        box, unit = torch.nonzero(~dead, as_tuple=True)
+        low = torch.full((B, n), -float("inf"), dtype=lo.dtype, device=lo.device)
+        up = torch.full((B, n), float("inf"), dtype=lo.dtype, device=lo.device)
+        if len(box):
+            Wg, bg = Wj[unit], bj[unit]
+            sub = [tuple(None if a is None else a[box] for a in ln) for ln in lines[:j]]
+            both = self._substitute(
+                torch.stack([Wg, -Wg], 1), torch.stack([bg, -bg], 1), j, lo[box], hi[box], sub
+            )
+            low[box, unit] = both[:, 0]
+            up[box, unit] = -both[:, 1]
+        return low, up
 
     @staticmethod
     def _clip(low: Any, up: Any, s: Any) -> tuple[Any, Any]:
@@ -319,12 +362,13 @@ class ChainBounds(OptimizedBounds):
         splits: list | None,
         pre: list | None,
         prev: list | None,
+        dead: Any = None,
     ) -> tuple[list, list]:
         if pre is not None and prev is not None:
             raise ValueError("give the parent's bounds either to reuse (pre=) or to intersect")
         if pre is not None:
             return self.pre_bounds(lo, hi, splits, prev=pre, reuse=True)
-        return self.pre_bounds(lo, hi, splits, prev=prev)
+        return self.pre_bounds(lo, hi, splits, prev=prev, dead=dead)
 
     def _spec_start(self, B: int, C: Any, d: Any) -> tuple[Any, Any, int]:
         C, d = self._t(C), self._t(d).reshape(-1)
@@ -368,19 +412,21 @@ class ChainBounds(OptimizedBounds):
         return self._result(lower, [ln[0] for ln in lines], pre, [], lams, coefs)
 
     def _crown_pass(
-        self, lo: Any, hi: Any, C: Any, d: Any, splits: Any, pre: Any, prev: Any
+        self, lo: Any, hi: Any, C: Any, d: Any, splits: Any, pre: Any, prev: Any, dead: Any = None
     ) -> tuple:
         """One CROWN pass: ``(C f - d lower bounds, lines, pre, lams, every row's coefs)``."""
         import torch
 
         lo_t, hi_t = self._t(lo), self._t(hi)
-        pre, lines = self._bounds_of(lo_t, hi_t, splits, pre, prev)
+        pre, lines = self._bounds_of(lo_t, hi_t, splits, pre, prev, dead)
         with torch.no_grad():
             Lam, d_t, top = self._spec_start(lo_t.shape[0], C, d)
             bound, lams, coefs = self._backward(Lam, top, lo_t, hi_t, lines, keep=True)
         return bound - d_t, lines, pre, lams, coefs
 
-    def crown_rows(self, lo: Any, hi: Any, C: Any, d: Any, with_pre: bool = False) -> tuple:
+    def crown_rows(
+        self, lo: Any, hi: Any, C: Any, d: Any, with_pre: bool = False, dead: Any = None
+    ) -> tuple:
         """CROWN lower bounds of ``C f(x) - d`` per box and row (``(B, k)``) and every row's
         input coefficients (``(B, k, n_in)``), as float64 numpy arrays; ``with_pre`` adds the
         activations' input bounds, ``(B, 2, N)``: the lower then the upper bounds of every
@@ -388,11 +434,12 @@ class ChainBounds(OptimizedBounds):
 
         Computed in the engine's dtype (float32 by default) and not rounded outward: a search
         heuristic, whose closing bounds the caller re-computes rigorously
-        (:class:`netopt.bounds.bab.BatchCrown`).
+        (:class:`netopt.bounds.bab.BatchCrown`). ``dead``: units inactive on a superset of
+        each box, as :meth:`pre_bounds` takes them.
         """
         import torch
 
-        lower, _, pre, _, coefs = self._crown_pass(lo, hi, C, d, None, None, None)
+        lower, _, pre, _, coefs = self._crown_pass(lo, hi, C, d, None, None, None, dead)
         out = (lower.to(torch.float64).cpu().numpy(), coefs.to(torch.float64).cpu().numpy())
         if not with_pre:
             return out

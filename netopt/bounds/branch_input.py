@@ -2,10 +2,10 @@ r"""Input splitting: depth first over sub-boxes, each closed by rigorous float64
 
 For networks of few inputs (at most :data:`~netopt.bounds.branch.INPUT_SPLIT_MAX_DIM`: ACAS Xu)
 halving the box is cheaper than optimizing slopes. The numpy float64 bounds
-(:mod:`netopt.bounds.bab`) that close a box are the proof's; after :data:`FAST_AFTER` seconds
-the search bounds its boxes by float32 CROWN in torch instead (about 3.5 times the boxes per
-second) and only the boxes those bounds close are bounded again in float64, which alone closes
-them. A box is split along the
+(:mod:`netopt.bounds.bab`) that close a box are the proof's; the search bounds its boxes by
+float32 CROWN (numpy's, or torch's once imported: 4 to 10 times the boxes per second) and only
+the boxes those bounds close are bounded again in float64, which alone closes them. A box is
+split along the
 input of the largest smear :math:`|\lambda_i|(u_i - l_i)` of its best row, chosen by looking
 ahead at both halves of a few candidates (:func:`split_halves`, :func:`_pick`); points the
 bounds point to and, now and then, a falsifier's attack (:mod:`netopt.attack`) look for a
@@ -68,23 +68,46 @@ ALPHA_PER_ROUND = 256
 #: ... and only in a round with at least this many such boxes: each call's Adam steps cost
 #: about the same for a few boxes as for hundreds (ACAS Xu 1_1 prop 6: 113 boxes in 2.8 s).
 ALPHA_MIN_BOXES = 8
+#: ... and only once the search has bounded this many boxes. The optimized slopes need torch
+#: (a second's import in a fresh process) and their Adam steps cost as much as many boxes'
+#: CROWN bounds: most ACAS Xu instances are decided sooner without them. Measured each in a
+#: fresh process (2-core CPU; without alpha / alpha from the start / from 5000 boxes): 1_1
+#: prop 3 3.4 / 6.2 / 5.1 s, 1_1 prop 5 3.8 / 6.4 / 4.4 s, 3_3 prop 9 4.5 / 7.7 / 6.4 s; 3_3
+#: prop 2, which needs them (unknown at 60 s without, 88205 boxes at 30 s), 8.4 s from the
+#: start, 8.9 s from 5000 boxes, 9.4 s from 8000.
+ALPHA_AFTER_NODES = 5000
 
 #: A box alpha-CROWN leaves open is split on ReLUs, up to three levels, the halves bounded by
 #: beta-CROWN (:func:`netopt.bounds.input_relu.close_by_relu_splits`).
 RELU_SPLIT = True
 
-#: Seconds of search on the float64 bounds before the float32 torch engine
-#: (:meth:`netopt.bounds.batched.ChainBounds.crown_rows`) bounds the boxes instead, the float64
-#: bounds then only confirming the boxes it closes. Measured on ACAS Xu (1024 boxes an eighth of
-#: the property's width, 2-core CPU): 3200 boxes/s in float32 torch against 930 in rigorous
-#: float64 numpy; a box the search closes is one in ten to twenty of those it bounds. The
-#: delay keeps the second of torch's import off the instances decided within it.
-FAST_AFTER = 1.0
+#: Seconds of search on the float64 bounds before the float32 engine
+#: (:class:`~netopt.bounds.chain_numpy.NumpyChainCrown`, torch's
+#: :meth:`~netopt.bounds.batched.ChainBounds.crown_rows` once torch is imported) bounds the
+#: boxes instead, the float64 bounds then only confirming the boxes it closes. Measured on ACAS
+#: Xu (1536 boxes a sixteenth of prop 6's width, 2-core CPU): about 3500 boxes/s in float32
+#: (numpy or torch alike), 7000-9000 with the parents' dead units skipped, against 930 in
+#: rigorous float64 numpy; a box the search closes is one in ten to twenty of those it bounds.
+#: numpy's engine costs no import: no reason to wait.
+FAST_AFTER = 0.0
+#: The float32 search does not bound the units that a box's parent bounds as inactive again
+#: (:meth:`ChainBounds.pre_bounds`'s ``dead``): ACAS Xu 1_1 prop 6 (second box) 3.4 -> 1.9 s
+#: in bounds, 3_3 prop 2 2.8 -> 1.7 s, the same nodes within 2 %.
+DEAD_ROWS = True
 
 
 def _torch_loaded() -> bool:
-    """Whether torch is imported already (then the float32 engine costs no start-up)."""
+    """Whether torch is imported already (then the torch engine costs no start-up)."""
     return "torch" in sys.modules
+
+
+def _on_gpu(engine: Any) -> bool:
+    """Whether a torch engine's device is not the CPU (where numpy's engine is the faster)."""
+    return engine.device.type != "cpu"
+
+
+def _device_name(engine: Any) -> str:
+    return str(getattr(engine, "device", "cpu"))
 
 
 class _InputSearch(_Search):
@@ -95,7 +118,9 @@ class _InputSearch(_Search):
         self.t_start = self.last_attack = time.perf_counter()
         self.attack_gap = ATTACK_EVERY
         self.root_attacked = False
-        self.fast: Any = None  # the float32 engine, once the search has run FAST_AFTER
+        self.rows: Any = None  # the numpy float32 engine, once the search has run FAST_AFTER
+        self.rows_tried = False
+        self.fast: Any = None  # the torch engine, once torch is imported
         self.fast_tried = False
         self.chain: Any = None  # the chain's float64 layers, for the pieces' LPs (with fast)
         self.stats.update(
@@ -134,37 +159,71 @@ class _InputSearch(_Search):
         self.stats["nodes"] += len(lo)
         return lower - self.d, coef, P
 
-    def _bound(self, lo: np.ndarray, hi: np.ndarray) -> tuple:
+    def _bound(self, lo: np.ndarray, hi: np.ndarray, parent: np.ndarray | None = None) -> tuple:
         """``(C f - d)`` lower bounds, input coefs and the activations' input bounds (to find
         a box's unstable ReLUs, :meth:`_pieces`): float64 CROWN for the first
-        :data:`FAST_AFTER` seconds, then float32 CROWN in torch (not rigorous: a box it closes
-        is confirmed by :meth:`_confirm` before it becomes a leaf)."""
+        :data:`FAST_AFTER` seconds, then float32 CROWN (:meth:`_engine`; not rigorous: a box
+        it closes is confirmed by :meth:`_confirm` before it becomes a leaf). ``parent``: the
+        activations' input bounds of each box's parent (its dead units are not bounded
+        again)."""
+        engine = self._engine()
+        if engine is None:
+            return self._numpy_bound(lo, hi)
+        t = time.perf_counter()
+        dead = None if parent is None or not DEAD_ROWS else parent[:, 1] <= 0
+        s, coef, P = engine.crown_rows(lo, hi, self.C, self.d, with_pre=True, dead=dead)
+        self.stats["t_bound"] += time.perf_counter() - t
+        self.stats["nodes"] += len(lo)
+        return s, coef, P
+
+    def _engine(self) -> Any:
+        """The float32 engine that bounds the boxes, or None (the float64 bounds alone: the
+        network is not a chain, or the first :data:`FAST_AFTER` seconds).
+
+        numpy's (:class:`~netopt.bounds.chain_numpy.NumpyChainCrown`) on a CPU, torch's on a
+        GPU (when torch is imported, for alpha-CROWN or by an earlier search, or a device is
+        asked for, and it is a GPU). The same bounds; on a 2-core CPU numpy's took 0.8-1.2 s
+        where torch's took 1.6 s (ACAS Xu 1_1 prop 5, 5991 boxes, both in one process).
+        """
         if (
-            self.fast is None
-            and not self.fast_tried
-            # torch already imported (an earlier search in this process): no reason to wait
-            and (_torch_loaded() or time.perf_counter() - self.t_start > FAST_AFTER)
+            self.rows is None
+            and not self.rows_tried
+            and (_torch_loaded() or time.perf_counter() - self.t_start >= FAST_AFTER)
         ):
+            self.rows_tried = True
+            try:
+                from netopt.bounds.chain_numpy import NumpyChainCrown
+                from netopt.bounds.opt_tighten import chain64
+
+                self.rows = NumpyChainCrown(self.net.graph)
+                self.chain = chain64(self.net)
+            except FormulationError:
+                pass  # not a chain: the float64 bounds go on alone
+        if self.rows is None:
+            return None
+        engine = self.rows
+        if _torch_loaded() or self.device not in (None, "cpu"):
+            fast = self._torch_engine()
+            if fast is not None and _on_gpu(fast):
+                engine = fast
+        kind = "numpy" if engine is self.rows else "torch"
+        self.stats["device"] = (
+            f"{_device_name(engine)} ({kind} float32 search, numpy float64 leaves)"
+        )
+        return engine
+
+    def _torch_engine(self) -> Any:
+        """The torch engine (:class:`~netopt.bounds.batched.ChainBounds`: alpha- and
+        beta-CROWN, and the boxes' bounds on a GPU), made on first need; None without torch."""
+        if self.fast is None and not self.fast_tried:
             self.fast_tried = True
             try:
                 from netopt.bounds.batched import ChainBounds
 
                 self.fast = ChainBounds(self.net.graph, device=self.device)
-                from netopt.bounds.opt_tighten import chain64
-
-                self.chain = chain64(self.net)
-                self.stats["device"] = (
-                    f"{self.fast.device} (torch float32 search, numpy float64 leaves)"
-                )
             except (FormulationError, ImportError):
-                pass  # not a chain, or no torch: the float64 bounds go on alone
-        if self.fast is None:
-            return self._numpy_bound(lo, hi)
-        t = time.perf_counter()
-        s, coef, P = self.fast.crown_rows(lo, hi, self.C, self.d, with_pre=True)
-        self.stats["t_bound"] += time.perf_counter() - t
-        self.stats["nodes"] += len(lo)
-        return s, coef, P
+                pass  # no torch: no optimized slopes
+        return self.fast
 
     def _group_best(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per box and disjunct, the best bound among the disjunct's rows and that row (its
@@ -308,7 +367,11 @@ class _InputSearch(_Search):
         n_uns = ((L < 0) & (H > 0)).sum(axis=1)
         ok = cand & (n_uns <= ALPHA_MAX_UNSTABLE)
         closed = np.zeros(len(lo), dtype=bool)
-        if ok.sum() < ALPHA_MIN_BOXES:
+        if (
+            ok.sum() < ALPHA_MIN_BOXES
+            or self.stats["nodes"] < ALPHA_AFTER_NODES
+            or self._torch_engine() is None
+        ):
             return closed
         t = time.perf_counter()
         fails = []
@@ -418,7 +481,7 @@ class _InputSearch(_Search):
             self.stats["depth"] = max(self.stats["depth"], int(depth.max()))
             gbest, grow = self._group_best(s)
             closing = opn & (gbest > self.margin[grow])
-            if closing.any() and self.fast is not None:
+            if closing.any() and self.rows is not None:
                 closing, grow = self._confirm(lo, hi, closing, grow)
             for g in range(G):
                 m = closing[:, g]
@@ -475,7 +538,7 @@ class _InputSearch(_Search):
                 dims[:, -1] = np.where(aspect > LOOKAHEAD_ASPECT, wd, dims[:, -1])
             KL, KH = split_halves(lo, hi, dims)
             self.stats["t_branch"] += time.perf_counter() - t
-            s2, coef2, P2 = self._bound(KL, KH)
+            s2, coef2, P2 = self._bound(KL, KH, np.tile(P[keep], (2 * look, 1, 1)))
             # a half's score: the lowest, over the disjuncts still open on the box, of their
             # best row's bound
             gb2, _ = self._group_best(s2)

@@ -146,6 +146,10 @@ def test_non_chain_is_refused():
     net = netopt.load(make_model(nodes, [1, 3], [1, 3]))
     with pytest.raises(FormulationError, match="add"):
         ChainBounds(net.graph, device="cpu")
+    from netopt.bounds.chain_numpy import NumpyChainCrown
+
+    with pytest.raises(FormulationError, match="add"):
+        NumpyChainCrown(net.graph)
 
 
 # ---------------------------------------------------------------- beta-CROWN, reuse, scores
@@ -476,6 +480,92 @@ def test_reusing_parent_bounds():
     )
     with pytest.raises(ValueError):
         cb.crown(lo, hi, C, d, early, pre=parent.pre, prev=parent.pre)
+
+
+@pytest.mark.parametrize("leak", [None, 0.1])
+def test_skipping_units_dead_on_the_parent(leak):
+    """``dead=`` (units a superset's bounds say are inactive) skips their rows: every bound
+    still holds on sampled points, the dead units' upper bounds are <= 0, and where the dead
+    units are the ones the box's own CROWN finds inactive the bounds are CROWN's exactly
+    (leaky units are never skipped: the same pass)."""
+    rng = np.random.default_rng(21)
+    net = _mlp(rng, [4, 16, 14, 12, 3], leak)
+    C = rng.normal(size=(2, 3))
+    d = rng.normal(size=2)
+    plo, phi = _boxes(rng, 4, 12, 0.2)
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    _, _, Pp = cb.crown_rows(plo, phi, C, d, with_pre=True)
+    lo, hi = plo.copy(), phi.copy()
+    hi[:, 0] = (plo[:, 0] + phi[:, 0]) / 2  # a half of each parent
+    dead = Pp[:, 1] <= 0
+    s, coef, P = cb.crown_rows(lo, hi, C, d, with_pre=True, dead=dead)
+    assert np.all(P[:, 1][dead] <= 0)
+    zero = [np.zeros((12, n)) for n in (16, 14, 12)]
+    val, _ = _sampled(rng, net, lo, hi, zero, C, d)
+    assert np.all(s <= val.min(axis=1) + 1e-9)
+    Z, _ = _forward_pre(
+        net, rng.uniform(lo[:, None], hi[:, None], size=(12, 500, 4)).reshape(-1, 4)
+    )
+    Z = np.concatenate([z.reshape(12, 500, -1) for z in Z], 2)
+    assert np.all(Z >= P[:, None, 0] - 1e-9) and np.all(Z <= P[:, None, 1] + 1e-9)
+    # the units the box's own bounds find inactive: CROWN's bounds on every other unit
+    s0, coef0, P0 = cb.crown_rows(lo, hi, C, d, with_pre=True)
+    own = P0[:, 1] <= 0
+    offs = np.cumsum([0, 16, 14, 12])
+    # some layer has dead units in every box: fewer rows than units were back-substituted
+    assert any(own[:, a:b].any(axis=1).all() for a, b in zip(offs[:-1], offs[1:], strict=True))
+    s1, coef1, P1 = cb.crown_rows(lo, hi, C, d, with_pre=True, dead=own)
+    np.testing.assert_allclose(s1, s0, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(coef1, coef0, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(P1[:, :, ~own.any(0)], P0[:, :, ~own.any(0)], rtol=1e-10, atol=1e-10)
+    # no dead unit: the same pass
+    s2, _, P2 = cb.crown_rows(lo, hi, C, d, with_pre=True, dead=np.zeros_like(own))
+    np.testing.assert_array_equal(s2, s0)
+
+
+@pytest.mark.parametrize("leak", [None, 0.1])
+def test_the_numpy_engine_equals_the_torch_engine(leak):
+    """:class:`NumpyChainCrown` (input splitting's engine without torch) gives
+    :meth:`ChainBounds.crown_rows`'s bounds, coefficients and activation bounds: in float64 to
+    rounding, with and without dead units; in float32 within float32's rounding, and still
+    below the sampled values."""
+    from netopt.bounds.chain_numpy import NumpyChainCrown
+
+    rng = np.random.default_rng(5)
+    net = _mlp(rng, [4, 16, 14, 12, 3], leak)
+    C = rng.normal(size=(2, 3))
+    d = rng.normal(size=2)
+    lo, hi = _boxes(rng, 4, 24, 0.3)
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    nb = NumpyChainCrown(net.graph, np.float64)
+    ref = cb.crown_rows(lo, hi, C, d, with_pre=True)
+    dead = ref[2][:, 1] <= 0
+    assert dead.any()
+    for kw in ({}, {"dead": dead}):
+        want = cb.crown_rows(lo, hi, C, d, with_pre=True, **kw)
+        got = nb.crown_rows(lo, hi, C, d, with_pre=True, **kw)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == np.float64
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    s32, coef32 = NumpyChainCrown(net.graph).crown_rows(lo, hi, C, d, dead=dead)
+    np.testing.assert_allclose(s32, ref[0], rtol=1e-4, atol=1e-4)
+    val, _ = _sampled(rng, net, lo, hi, [np.zeros((24, n)) for n in (16, 14, 12)], C, d)
+    assert np.all(s32 <= val.min(axis=1) + 1e-4)
+
+
+def test_the_numpy_engine_needs_no_torch():
+    """Input splitting's float32 search in a process without torch: nothing imports it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, netopt\n"
+        "from netopt.bounds.chain_numpy import NumpyChainCrown\n"
+        "import netopt.bounds.branch_input\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
 
 
 @pytest.mark.parametrize("leak", [None, 0.1])

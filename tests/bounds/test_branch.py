@@ -216,21 +216,27 @@ def test_input_splitting_decides_like_brute_force(seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS[:6])
-@pytest.mark.parametrize("fast_after", [0.0, float("inf")], ids=["float32-search", "float64"])
-def test_input_splitting_decides_the_same_with_either_engine(seed, fast_after, monkeypatch):
-    """The float32 torch search (from the start) and the float64 one alone: same verdicts,
-    every unsat's leaves closed in float64 (the proof check)."""
+@pytest.mark.parametrize("engine", ["numpy", "torch", "float64"])
+def test_input_splitting_decides_the_same_with_either_engine(seed, engine, monkeypatch):
+    """The float32 search in numpy, in torch (the engine a GPU gets) and the float64 one
+    alone: same verdicts, every unsat's leaves closed in float64 (the proof check)."""
     import netopt.bounds.branch_input as bi
 
-    monkeypatch.setattr(bi, "FAST_AFTER", fast_after)
-    if fast_after == float("inf"):
+    monkeypatch.setattr(bi, "FAST_AFTER", float("inf") if engine == "float64" else 0.0)
+    if engine == "torch":
+        # the torch engine bounds the boxes on a GPU: take its CPU for one
+        monkeypatch.setattr(bi, "_on_gpu", lambda engine: True)
+        monkeypatch.setattr(bi, "_torch_loaded", lambda: True)
+    else:
         monkeypatch.setattr(bi, "_torch_loaded", lambda: False)
     inst = _instance(seed)
     r = branch_and_bound(
         inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
     )
     assert r.verdict == ("sat" if inst["opt"] < 0 else "unsat"), (r.stopped, inst["opt"])
-    assert ("float32" in r.stats["device"]) == (fast_after == 0.0)
+    device = r.stats["device"]
+    assert ("float32" in device) == (engine != "float64")
+    assert engine == "float64" or f"{engine} float32 search" in device
     _check_result(inst, r, "input")
 
 
@@ -240,15 +246,17 @@ def test_a_float32_bound_that_lies_closes_nothing(seed, monkeypatch):
     search still finds the counterexample that exists."""
     import netopt.bounds.branch_input as bi
     from netopt.bounds.batched import ChainBounds
+    from netopt.bounds.chain_numpy import NumpyChainCrown
 
     monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
-    real = ChainBounds.crown_rows
+    for engine in (ChainBounds, NumpyChainCrown):
+        real = engine.crown_rows
 
-    def lying(self, lo, hi, C, d, with_pre=False):
-        s, coef, P = real(self, lo, hi, C, d, with_pre=True)
-        return s + 1e3, coef, P
+        def lying(self, lo, hi, C, d, with_pre=False, dead=None, real=real):
+            s, coef, P = real(self, lo, hi, C, d, with_pre=True, dead=dead)
+            return s + 1e3, coef, P
 
-    monkeypatch.setattr(ChainBounds, "crown_rows", lying)
+        monkeypatch.setattr(engine, "crown_rows", lying)
     inst = _instance(seed)
     r = branch_and_bound(
         inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
@@ -267,6 +275,7 @@ def test_optimized_slopes_that_lie_close_nothing(seed, monkeypatch):
     monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
     monkeypatch.setattr(bi, "PIECES_MAX_UNSTABLE", 0)
     monkeypatch.setattr(bi, "ALPHA_MIN_BOXES", 1)
+    monkeypatch.setattr(bi, "ALPHA_AFTER_NODES", 0)
     monkeypatch.setattr(bi, "RELU_SPLIT", False)
     _lying_alpha(monkeypatch, lambda kw: True)
     inst = _instance(seed)
@@ -305,6 +314,7 @@ def _relu_under_boxes(monkeypatch) -> None:
     monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
     monkeypatch.setattr(bi, "PIECES_MAX_UNSTABLE", 0)
     monkeypatch.setattr(bi, "ALPHA_MIN_BOXES", 1)
+    monkeypatch.setattr(bi, "ALPHA_AFTER_NODES", 0)
     monkeypatch.setattr(bi, "ALPHA_ITERS", 0)
 
 
@@ -759,6 +769,7 @@ def _slopes_proof():
         m.setattr(bi, "PIECES_MAX_UNSTABLE", 0)
         m.setattr(bi, "RELU_SPLIT", False)
         m.setattr(bi, "ALPHA_MIN_BOXES", 1)
+        m.setattr(bi, "ALPHA_AFTER_NODES", 0)
         r = branch_and_bound(
             inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
         )

@@ -13,7 +13,18 @@ process per variant, start-up included, with a module setting changed:
 * ``lookahead-2``: two look-ahead candidates per input split (``branch_input.LOOKAHEAD = 2``);
 * ``alpha-every-round``: alpha-CROWN on any number of boxes a round
   (``branch_input.ALPHA_MIN_BOXES = 1``);
-* ``before``: all four at once (the search before these changes).
+* ``before``: all four at once (the search before these changes);
+* ``no-dead-rows``: every unit's bounds back-substituted, also those the parent box bounds as
+  inactive (``branch_input.DEAD_ROWS = False``);
+* ``alpha-from-start``: alpha-CROWN from the first box, not after 5000
+  (``branch_input.ALPHA_AFTER_NODES = 0``);
+* ``torch-rows``: the boxes bounded by the torch engine (as on a GPU) rather than numpy's, torch
+  imported at the search's start;
+* ``float64-first``: the rigorous float64 bounds alone for the search's first second
+  (``branch_input.FAST_AFTER = 1.0``);
+* ``previous``: ``no-dead-rows``, ``alpha-from-start`` and ``torch-rows`` at once (the search
+  before the numpy engine, except that it searched its first second in float64 and imported
+  torch then, where this imports it at the start).
 
 Prints each instance's verdict and wall time per variant, and the ratio of each variant's
 total to the defaults'.
@@ -31,6 +42,8 @@ from pathlib import Path
 
 NETS = Path(__file__).resolve().parents[2].parent / "shared" / "nets" / "acasxu"
 
+TORCH_ROWS = "branch_input._on_gpu = lambda e: True; branch_input._torch_loaded = lambda: True"
+
 VARIANTS = {
     "all": "",
     "no-relu-split": "branch_input.RELU_SPLIT = False",
@@ -39,6 +52,11 @@ VARIANTS = {
     "alpha-every-round": "branch_input.ALPHA_MIN_BOXES = 1",
     "before": "branch_input.RELU_SPLIT = False; attack.WALK_PROBLEMS = 0; "
     "branch_input.LOOKAHEAD = 2; branch_input.ALPHA_MIN_BOXES = 1",
+    "no-dead-rows": "branch_input.DEAD_ROWS = False",
+    "alpha-from-start": "branch_input.ALPHA_AFTER_NODES = 0",
+    "torch-rows": TORCH_ROWS,
+    "float64-first": "branch_input.FAST_AFTER = 1.0",
+    "previous": "branch_input.DEAD_ROWS = False; branch_input.ALPHA_AFTER_NODES = 0; " + TORCH_ROWS,
 }
 
 DEFAULT = "3_3:prop_2,1_9:prop_7,1_1:prop_6,1_1:prop_3,3_3:prop_9,1_9:prop_2,1_1:prop_5"

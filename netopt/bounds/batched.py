@@ -33,9 +33,11 @@ tensors and the CROWN passes they differentiate through.
 
 **Branching scores** on these bounds (BaBSR, the input smear): :mod:`netopt.bounds.branching`.
 
-This module is the search's engine (float32 by default, on CUDA when present): its bounds are
-computed in floating point without directed rounding, so a box it closes is a claim only once
-the float64 bounds of :mod:`netopt.bounds` — which round outward — close it too.
+This module is the searches' torch engine (float32 by default, on CUDA when present): ReLU
+splitting's, the optimized bounds everywhere, and input splitting's boxes on a GPU (on a CPU
+numpy's :mod:`netopt.bounds.chain_numpy` bounds those, without torch). Its bounds are computed
+in floating point without directed rounding, so a box it closes is a claim only once the
+float64 bounds of :mod:`netopt.bounds` — which round outward — close it too.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from netopt.bounds.batched_alpha import OptimizedBounds
+from netopt.bounds.chain_numpy import DEAD_SHARE, _check_dead
 from netopt.errors import FormulationError
 from netopt.ir.chain import dense_chain
 from netopt.ir.graph import Graph
@@ -259,14 +262,15 @@ class ChainBounds(OptimizedBounds):
             all (the box is the parent's and only splits were added: recomputing would only
             gain from the new splits' effect on deeper layers). ``lo``, ``hi`` are then unused.
         dead : (B, N) bool, optional
-            Units known to be inactive (:math:`z \le 0`) on a superset of each box, every
-            activation layer's units concatenated in layer order (a parent box's upper bounds
-            :math:`\le 0`): in ReLU layers their bounds are not back-substituted (only the
-            interval ones, clipped to :math:`z \le 0`), only the other units' rows. Such a unit's relaxation is the
-            zero line, and its output's interval is :math:`\{0\}`, whatever its bounds, as long
-            as they say it is inactive: this only skips work, and tightens where the box's
-            own bounds would not find the unit inactive. In input splitting most of a small
-            box's units in the deeper layers are dead.
+            Units taken to be inactive (:math:`z \le 0`) on each box, every activation layer's
+            units concatenated in layer order (in input splitting: those the box's parent
+            bounds at :math:`z \le 0`). In a ReLU layer where at least :data:`DEAD_SHARE` of
+            the (box, unit) pairs are dead, only the live units' bounds are back-substituted;
+            a dead unit gets its interval bounds clipped to :math:`z \le 0`, so its relaxation
+            is the zero line and its output's interval :math:`\{0\}`. When the mask is true
+            (a parent's sound bounds) this only skips work, and tightens where the box's own
+            bounds would not find the unit inactive; the search passes its float32 parents'
+            bounds, a heuristic like the rest of its bounds.
 
         Returns
         -------
@@ -290,11 +294,14 @@ class ChainBounds(OptimizedBounds):
             off = 0
             if dead is not None:
                 dead = torch.as_tensor(dead, device=self.device, dtype=torch.bool)
+                _check_dead(dead.shape, lo.shape[0], self.W[: self.n_act])
             for j in range(self.n_act):
                 n = self.W[j].shape[0]
                 # (a leaky unit's lower bound still matters: its output's interval, which the
                 # next layer's bounds take where tighter than CROWN's)
                 dj = None if dead is None or self.leak[j] != 0 else dead[:, off : off + n]
+                if dj is not None and float(dj.float().mean()) < DEAD_SHARE:
+                    dj = None
                 off += n
                 low, up = self._unit_rows(j, lo, hi, lines, dj)
                 # CROWN is not always tighter than interval arithmetic on every unit: keep the
@@ -308,7 +315,7 @@ class ChainBounds(OptimizedBounds):
                 low, up = self._clip(low, up, signs[j])
                 if dj is not None:
                     up = torch.where(dj, up.clamp(max=0), up)
-                    low = torch.minimum(low, up)
+                    low = torch.where(dj, torch.minimum(low, up), low)
                 pre.append((low, up))
                 lines.append(self._lines(j, low, up))
                 leak = self.leak[j]

@@ -3,9 +3,9 @@ r"""Input splitting: depth first over sub-boxes, each closed by rigorous float64
 For networks of few inputs (at most :data:`~netopt.bounds.branch.INPUT_SPLIT_MAX_DIM`: ACAS Xu)
 halving the box is cheaper than optimizing slopes. The numpy float64 bounds
 (:mod:`netopt.bounds.bab`) that close a box are the proof's; the search bounds its boxes by
-float32 CROWN (numpy's, or torch's once imported: 4 to 10 times the boxes per second) and only
-the boxes those bounds close are bounded again in float64, which alone closes them. A box is
-split along the
+float32 CROWN (numpy's on a CPU, torch's on a GPU: 4 to 10 times the boxes per second) and
+only the boxes those bounds close are bounded again in float64, which alone closes them. A box
+is split along the
 input of the largest smear :math:`|\lambda_i|(u_i - l_i)` of its best row, chosen by looking
 ahead at both halves of a few candidates (:func:`split_halves`, :func:`_pick`); points the
 bounds point to and, now and then, a falsifier's attack (:mod:`netopt.attack`) look for a
@@ -82,9 +82,8 @@ ALPHA_AFTER_NODES = 5000
 RELU_SPLIT = True
 
 #: Seconds of search on the float64 bounds before the float32 engine
-#: (:class:`~netopt.bounds.chain_numpy.NumpyChainCrown`, torch's
-#: :meth:`~netopt.bounds.batched.ChainBounds.crown_rows` once torch is imported) bounds the
-#: boxes instead, the float64 bounds then only confirming the boxes it closes. Measured on ACAS
+#: (:class:`~netopt.bounds.chain_numpy.NumpyChainCrown`, or torch's
+#: :meth:`~netopt.bounds.batched.ChainBounds.crown_rows` on a GPU) bounds the boxes instead, the float64 bounds then only confirming the boxes it closes. Measured on ACAS
 #: Xu (1536 boxes a sixteenth of prop 6's width, 2-core CPU): about 3500 boxes/s in float32
 #: (numpy or torch alike), 7000-9000 with the parents' dead units skipped, against 930 in
 #: rigorous float64 numpy; a box the search closes is one in ten to twenty of those it bounds.
@@ -118,11 +117,11 @@ class _InputSearch(_Search):
         self.t_start = self.last_attack = time.perf_counter()
         self.attack_gap = ATTACK_EVERY
         self.root_attacked = False
-        self.rows: Any = None  # the numpy float32 engine, once the search has run FAST_AFTER
-        self.rows_tried = False
-        self.fast: Any = None  # the torch engine, once torch is imported
+        self.np_engine: Any = None  # the numpy float32 engine, once the search has run FAST_AFTER
+        self.np_tried = False
+        self.fast: Any = None  # the torch engine, made on first need (alpha-CROWN, a GPU)
         self.fast_tried = False
-        self.chain: Any = None  # the chain's float64 layers, for the pieces' LPs (with fast)
+        self.chain: Any = None  # the chain's float64 layers, for the pieces' LPs (with np_engine)
         self.stats.update(
             pieces_closed=0,
             pieces_tried=0,
@@ -181,32 +180,32 @@ class _InputSearch(_Search):
         network is not a chain, or the first :data:`FAST_AFTER` seconds).
 
         numpy's (:class:`~netopt.bounds.chain_numpy.NumpyChainCrown`) on a CPU, torch's on a
-        GPU (when torch is imported, for alpha-CROWN or by an earlier search, or a device is
-        asked for, and it is a GPU). The same bounds; on a 2-core CPU numpy's took 0.8-1.2 s
-        where torch's took 1.6 s (ACAS Xu 1_1 prop 5, 5991 boxes, both in one process).
+        GPU: when a device is asked for, or once torch is imported (by alpha-CROWN, or an
+        earlier search) and its device is a GPU. The same bounds; on a 2-core CPU numpy's took
+        0.8-1.2 s where torch's took 1.6 s (ACAS Xu 1_1 prop 5, 5991 boxes, one process).
         """
         if (
-            self.rows is None
-            and not self.rows_tried
-            and (_torch_loaded() or time.perf_counter() - self.t_start >= FAST_AFTER)
+            self.np_engine is None
+            and not self.np_tried
+            and time.perf_counter() - self.t_start >= FAST_AFTER
         ):
-            self.rows_tried = True
+            self.np_tried = True
             try:
                 from netopt.bounds.chain_numpy import NumpyChainCrown
                 from netopt.bounds.opt_tighten import chain64
 
-                self.rows = NumpyChainCrown(self.net.graph)
+                self.np_engine = NumpyChainCrown(self.net.graph)
                 self.chain = chain64(self.net)
             except FormulationError:
                 pass  # not a chain: the float64 bounds go on alone
-        if self.rows is None:
+        if self.np_engine is None:
             return None
-        engine = self.rows
-        if _torch_loaded() or self.device not in (None, "cpu"):
+        engine = self.np_engine
+        if _torch_loaded() or (self.device is not None and str(self.device) != "cpu"):
             fast = self._torch_engine()
             if fast is not None and _on_gpu(fast):
                 engine = fast
-        kind = "numpy" if engine is self.rows else "torch"
+        kind = "numpy" if engine is self.np_engine else "torch"
         self.stats["device"] = (
             f"{_device_name(engine)} ({kind} float32 search, numpy float64 leaves)"
         )
@@ -457,7 +456,8 @@ class _InputSearch(_Search):
         walk(node, 0)
 
     def _split(self) -> BranchResult:
-        """Depth first over sub-boxes, each bounded by the rigorous float64 CROWN itself.
+        """Depth first over sub-boxes, each closed by the rigorous float64 CROWN (the float32
+        bounds of :meth:`_bound` choose which boxes it bounds).
 
         A box's inputs are few, so a split is chosen by looking ahead: of the
         :data:`LOOKAHEAD` inputs of the largest smear, the one with the better half (the
@@ -481,7 +481,7 @@ class _InputSearch(_Search):
             self.stats["depth"] = max(self.stats["depth"], int(depth.max()))
             gbest, grow = self._group_best(s)
             closing = opn & (gbest > self.margin[grow])
-            if closing.any() and self.rows is not None:
+            if closing.any() and self.np_engine is not None:
                 closing, grow = self._confirm(lo, hi, closing, grow)
             for g in range(G):
                 m = closing[:, g]

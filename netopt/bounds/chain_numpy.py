@@ -35,6 +35,20 @@ from netopt.ir.ops.activations import relu_relaxation
 __all__ = ["NumpyChainCrown"]
 
 
+#: The share of a ReLU layer's (box, unit) pairs that must be dead for
+#: :meth:`NumpyChainCrown.crown_rows` and :meth:`~netopt.bounds.batched.ChainBounds.pre_bounds`
+#: to back-substitute only the live ones: each live pair then gathers its box's lines, slower
+#: than the dense pass where few are dead (``benchmarks/perf/numpy_engine.py``).
+DEAD_SHARE = 0.5
+
+
+def _check_dead(shape: tuple, B: int, Ws: list) -> None:
+    """Refuse a ``dead`` mask that is not ``(B, N)`` (``N`` the activation layers' units)."""
+    N = sum(int(W.shape[0]) for W in Ws)
+    if tuple(shape) != (B, N):
+        raise ValueError(f"dead must be (boxes, units) = ({B}, {N}), not {tuple(shape)}")
+
+
 def _dot(Lam: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``(B, k)``: every row of ``Lam`` (``(B, k, n)``) dotted with its box's ``v`` (``(B, n)``)."""
     return np.einsum("bkn,bn->bk", Lam, v)
@@ -61,7 +75,7 @@ class NumpyChainCrown:
         self.dtype = np.dtype(dtype)
         self.W = [np.ascontiguousarray(W, dtype=self.dtype) for W in Ws]
         self.b = [np.asarray(b, dtype=self.dtype) for b in bs]
-        # [W_j | b_j]^T: a layer's weights and bias in one product
+        # [W_j | b_j]: a layer's weights and bias in one product
         self.Wb = [
             np.ascontiguousarray(np.concatenate([W, b[:, None]], 1))
             for W, b in zip(self.W, self.b, strict=True)
@@ -98,7 +112,7 @@ class NumpyChainCrown:
             Lam += neg
             B, k, n = Lam.shape
             # one product for the batch (numpy's stacked matmul loops over the boxes)
-            out = (Lam.reshape(B * k, n) @ self.Wb[j]).reshape(B, k, -1)
+            out = (Lam.reshape(B * k, n) @ self.Wb[j]).reshape(B, k, self.Wb[j].shape[1])
             const = const + out[..., -1]
             Lam = out[..., :-1]
         bound = const + _dot(np.maximum(Lam, 0), lo) + _dot(np.minimum(Lam, 0), hi)
@@ -152,6 +166,9 @@ class NumpyChainCrown:
         lo = np.asarray(lo, dtype=self.dtype)
         hi = np.asarray(hi, dtype=self.dtype)
         B = len(lo)
+        if dead is not None:
+            dead = np.asarray(dead, dtype=bool)
+            _check_dead(dead.shape, B, self.W[: self.n_act])
         pre: list = []
         lines: list = []
         a_lo, a_hi = lo, hi
@@ -161,7 +178,9 @@ class NumpyChainCrown:
                 n = self.W[j].shape[0]
                 leak = self.leak[j]
                 # (a leaky unit's lower bound still matters: its output's interval)
-                dj = None if dead is None or leak != 0 else np.asarray(dead[:, off : off + n])
+                dj = None if dead is None or leak != 0 else dead[:, off : off + n]
+                if dj is not None and dj.mean() < DEAD_SHARE:
+                    dj = None
                 off += n
                 low, up = self._unit_rows(j, lo, hi, lines, dj)
                 # CROWN is not always tighter than interval arithmetic on every unit
@@ -169,7 +188,7 @@ class NumpyChainCrown:
                 up = np.minimum(up, a_hi @ self.Wpos[j] + a_lo @ self.Wneg[j] + self.b[j])
                 if dj is not None:
                     up = np.where(dj, np.minimum(up, 0), up)
-                    low = np.minimum(low, up)
+                    low = np.where(dj, np.minimum(low, up), low)
                 pre.append((low, up))
                 lines.append(self._lines(j, low, up))
                 a_lo = np.where(low >= 0, low, leak * low)

@@ -482,24 +482,64 @@ def test_reusing_parent_bounds():
         cb.crown(lo, hi, C, d, early, pre=parent.pre, prev=parent.pre)
 
 
+def _rows_spy(monkeypatch, cls) -> list:
+    """Every back-substitution's row count (boxes times rows) through ``cls._substitute``."""
+    seen: list = []
+    real = cls._substitute
+
+    def spy(self, Lam, *args, **kw):
+        seen.append(Lam.shape[0] * Lam.shape[1])
+        return real(self, Lam, *args, **kw)
+
+    monkeypatch.setattr(cls, "_substitute", spy)
+    return seen
+
+
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
 @pytest.mark.parametrize("leak", [None, 0.1])
-def test_skipping_units_dead_on_the_parent(leak):
-    """``dead=`` (units a superset's bounds say are inactive) skips their rows: every bound
-    still holds on sampled points, the dead units' upper bounds are <= 0, and where the dead
-    units are the ones the box's own CROWN finds inactive the bounds are CROWN's exactly
-    (leaky units are never skipped: the same pass)."""
+def test_skipping_units_dead_on_the_parent(leak, engine, monkeypatch):
+    """``dead=`` (units a superset's bounds say are inactive): in ReLU layers mostly dead their
+    rows are skipped (fewer rows back-substituted), every bound still holds on sampled points,
+    the dead units' upper bounds are <= 0 even where the box's own bounds say otherwise, and
+    where the dead units are the ones the box's own CROWN finds inactive the bounds are CROWN's
+    exactly. Leaky layers, and layers with few dead units, take the full pass: the same
+    bounds as without the mask."""
+    from netopt.bounds.chain_numpy import DEAD_SHARE, NumpyChainCrown
+
     rng = np.random.default_rng(21)
     net = _mlp(rng, [4, 16, 14, 12, 3], leak)
     C = rng.normal(size=(2, 3))
     d = rng.normal(size=2)
     plo, phi = _boxes(rng, 4, 12, 0.2)
-    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    if engine == "torch":
+        cls, cb = ChainBounds, ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    else:
+        cls, cb = NumpyChainCrown, NumpyChainCrown(net.graph, np.float64)
     _, _, Pp = cb.crown_rows(plo, phi, C, d, with_pre=True)
     lo, hi = plo.copy(), phi.copy()
     hi[:, 0] = (plo[:, 0] + phi[:, 0]) / 2  # a half of each parent
+    offs = np.cumsum([0, 16, 14, 12])
+    layers = list(zip(offs[:-1], offs[1:], strict=True))
+    s0, coef0, P0 = cb.crown_rows(lo, hi, C, d, with_pre=True)
+    seen = _rows_spy(monkeypatch, cls)
+    cb.crown_rows(lo, hi, C, d, with_pre=True)
+    full = sum(seen)
+    if leak is not None:
+        # never skipped, whatever the mask
+        s1, coef1, P1 = cb.crown_rows(
+            lo, hi, C, d, with_pre=True, dead=np.ones_like(P0[:, 1], bool)
+        )
+        np.testing.assert_array_equal(s1, s0)
+        np.testing.assert_array_equal(P1, P0)
+        return
     dead = Pp[:, 1] <= 0
+    skipped = [(a, b) for a, b in layers if dead[:, a:b].mean() >= DEAD_SHARE]
+    assert skipped
+    seen.clear()
     s, coef, P = cb.crown_rows(lo, hi, C, d, with_pre=True, dead=dead)
-    assert np.all(P[:, 1][dead] <= 0)
+    assert sum(seen) < full
+    for a, b in skipped:
+        assert np.all(P[:, 1, a:b][dead[:, a:b]] <= 0)
     zero = [np.zeros((12, n)) for n in (16, 14, 12)]
     val, _ = _sampled(rng, net, lo, hi, zero, C, d)
     assert np.all(s <= val.min(axis=1) + 1e-9)
@@ -508,19 +548,24 @@ def test_skipping_units_dead_on_the_parent(leak):
     )
     Z = np.concatenate([z.reshape(12, 500, -1) for z in Z], 2)
     assert np.all(Z >= P[:, None, 0] - 1e-9) and np.all(Z <= P[:, None, 1] + 1e-9)
+    # every unit taken as dead: clipped to <= 0 whatever the box's own bounds
+    everything = np.ones_like(dead)
+    assert np.any(P0[:, 1] > 0)
+    assert np.all(cb.crown_rows(lo, hi, C, d, with_pre=True, dead=everything)[2][:, 1] <= 0)
     # the units the box's own bounds find inactive: CROWN's bounds on every other unit
-    s0, coef0, P0 = cb.crown_rows(lo, hi, C, d, with_pre=True)
     own = P0[:, 1] <= 0
-    offs = np.cumsum([0, 16, 14, 12])
-    # some layer has dead units in every box: fewer rows than units were back-substituted
-    assert any(own[:, a:b].any(axis=1).all() for a, b in zip(offs[:-1], offs[1:], strict=True))
     s1, coef1, P1 = cb.crown_rows(lo, hi, C, d, with_pre=True, dead=own)
     np.testing.assert_allclose(s1, s0, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(coef1, coef0, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(P1[:, :, ~own.any(0)], P0[:, :, ~own.any(0)], rtol=1e-10, atol=1e-10)
-    # no dead unit: the same pass
-    s2, _, P2 = cb.crown_rows(lo, hi, C, d, with_pre=True, dead=np.zeros_like(own))
+    # too few dead units in every layer: the full pass, the mask unused
+    few = np.zeros_like(dead)
+    few[0, [a for a, _ in layers]] = True
+    s2, _, P2 = cb.crown_rows(lo, hi, C, d, with_pre=True, dead=few)
     np.testing.assert_array_equal(s2, s0)
+    np.testing.assert_array_equal(P2, P0)
+    with pytest.raises(ValueError, match="dead must be"):
+        cb.crown_rows(lo, hi, C, d, dead=dead[:, :-1])
 
 
 @pytest.mark.parametrize("leak", [None, 0.1])
@@ -560,11 +605,20 @@ def test_the_numpy_engine_needs_no_torch():
 
     code = (
         "import sys, numpy as np, netopt\n"
-        "from netopt.bounds.chain_numpy import NumpyChainCrown\n"
-        "import netopt.bounds.branch_input\n"
+        "from netopt.bounds.branch import branch_and_bound\n"
+        "net = netopt.load(sys.argv[1])\n"
+        "lo = np.array([[-0.129289109, 0.11140846, -0.499999896, -0.5, -0.5]])\n"
+        "hi = np.array([[0.700434925, 0.499999896, -0.499204121, 0.5, 0.5]])\n"
+        "C = np.zeros((1, 5)); C[0, 0] = 1.0; C[0, 1] = -1.0\n"
+        "r = branch_and_bound(net, lo, hi, C, np.array([-0.06]), mode='input', time_limit=30)\n"
+        "assert r.verdict == 'unsat' and r.stats['nodes'] > 1, (r.verdict, r.stats)\n"
+        "assert 'numpy float32 search' in r.stats['device'], r.stats['device']\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    acas = NETS / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx"
+    if not acas.exists():
+        pytest.skip(f"{acas} is not here")
+    out = subprocess.run([sys.executable, "-c", code, str(acas)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 
 

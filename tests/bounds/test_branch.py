@@ -266,6 +266,37 @@ def test_a_float32_bound_that_lies_closes_nothing(seed, monkeypatch):
     _check_result(inst, r, "input")
 
 
+@pytest.mark.parametrize("seed", SEEDS[:6])
+def test_activation_bounds_that_lie_decide_nothing_wrong(seed, monkeypatch):
+    """A float32 engine whose activation bounds say every unit is inactive (what the children's
+    dead units, the pieces and alpha-CROWN take from it): the verdicts are still the brute
+    force's and every proof re-checks."""
+    import netopt.bounds.branch_input as bi
+    from netopt.bounds.batched import ChainBounds
+    from netopt.bounds.chain_numpy import NumpyChainCrown
+
+    monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
+    monkeypatch.setattr(bi, "ALPHA_AFTER_NODES", 0)
+    monkeypatch.setattr(bi, "ALPHA_MIN_BOXES", 1)
+    for engine in (ChainBounds, NumpyChainCrown):
+        real = engine.crown_rows
+
+        def lying(self, lo, hi, C, d, with_pre=False, dead=None, real=real):
+            s, coef, P = real(self, lo, hi, C, d, with_pre=True, dead=dead)
+            P = P.copy()
+            P[:, 1] = -1.0
+            P[:, 0] = np.minimum(P[:, 0], -2.0)
+            return s, coef, P
+
+        monkeypatch.setattr(engine, "crown_rows", lying)
+    inst = _instance(seed)
+    r = branch_and_bound(
+        inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+    )
+    assert r.verdict == ("sat" if inst["opt"] < 0 else "unsat"), (r.stopped, inst["opt"])
+    _check_result(inst, r, "input")
+
+
 @pytest.mark.parametrize("seed", [s for s in SEEDS if _instance(s)["opt"] < 0][:3])
 def test_optimized_slopes_that_lie_close_nothing(seed, monkeypatch):
     """alpha-CROWN claiming every box it is given closed: the float64 check with its slopes

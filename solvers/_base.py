@@ -65,6 +65,12 @@ class Backend:
         return True, ""
 
     @classmethod
+    def size_limits(cls) -> dict[str, int] | None:
+        """The most ``"variables"`` and ``"constraints"`` a model may have here (a licence's
+        limits), or None where only memory and time limit it."""
+        return None
+
+    @classmethod
     def require(cls) -> None:
         ok, why = cls.available()
         if not ok:

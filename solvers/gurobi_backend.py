@@ -232,6 +232,11 @@ class GurobiBackend(Backend):
         return True, ""
 
     @classmethod
+    def size_limits(cls) -> dict[str, int] | None:
+        """:data:`SIZE_LIMITS` under the pip wheel's size-limited licence, else None."""
+        return dict(SIZE_LIMITS) if licence().size_limited else None
+
+    @classmethod
     def check_size(cls, model: LinearModel) -> None:
         """Refuse a model that the size-limited licence would refuse (only on that licence)."""
         lic = licence()

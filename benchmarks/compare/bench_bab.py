@@ -1,13 +1,15 @@
 """The shared MILP benchmark (../shared/nets/bench): branch and bound against the big-M MILP, same run.
 
-    python benchmarks/compare/bench_bab.py [--time-limit 60] [--methods bab,milp,auto]
+    python benchmarks/compare/bench_bab.py [--time-limit 60] [--methods bab,milp,auto,gurobi]
                                            [--nets SUBSTR] [--verify] [--out FILE.json]
 
 Problem: minimize sum_j |f(x)_j - y_j| over x in [-1, 1]^n for the three targets of each net.
 ``bab``: ``prob.solve("bab")`` (input splitting on float64 CROWN, alpha-CROWN rows, exact LP rows
 on affine boxes and pieces, a local-search incumbent); ``milp``: ``prob.solve("milp")`` (CROWN +
 LP tightened big-M on HiGHS); ``auto``: ``prob.solve()``, the default (branch and bound with 3/4
-of the time, then the MILP with the rest). One thread each, relative gap 1e-6. Prints status, objective, bound,
+of the time, then the MILP with the rest; 2/5 then the MILP on Gurobi where its licence takes
+the model); ``gurobi``: the same MILP on Gurobi (a licence's size
+limit refuses the larger nets: an error row). One thread each, relative gap 1e-6. Prints status, objective, bound,
 gap and wall time (load included), and the ratio of times where both certify. With
 ``--verify``, each bab certificate is re-checked by ``Certificate.verify`` (its proof in float64)
 and the check's time printed.
@@ -36,6 +38,15 @@ def run(path: Path, target, box, tl: float, method: str, verify: bool) -> dict:
         res = prob.solve("bab", time_limit=tl)
     elif method == "milp":
         res = prob.solve("milp", time_limit=tl, threads=1)
+    elif method == "gurobi":
+        from netopt.errors import NetoptError
+
+        try:
+            res = prob.solve("milp", solver="gurobi", time_limit=tl, threads=1)
+        except NetoptError as e:  # e.g. over the size limit of gurobipy's pip licence
+            print(f"  gurobi: {str(e).splitlines()[0]}")
+            t = time.perf_counter() - t0
+            return {"status": "error", "objective": None, "bound": None, "gap": None, "total": t}
     else:
         res = prob.solve(time_limit=tl, threads=1)
     total = time.perf_counter() - t0
@@ -69,16 +80,18 @@ def _fmt(r: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=60.0)
-    ap.add_argument("--methods", default="bab,milp", help="comma-separated: bab, milp, auto")
+    ap.add_argument(
+        "--methods", default="bab,milp", help="comma-separated: bab, milp, auto, gurobi"
+    )
     ap.add_argument("--nets", default="", help="run only nets whose name contains this")
     ap.add_argument("--verify", action="store_true")
     ap.add_argument("--out")
     a = ap.parse_args()
     targets = json.loads((BENCH / "targets.json").read_text())
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in ("bab", "milp", "auto")]
+    bad = [m for m in methods if m not in ("bab", "milp", "auto", "gurobi")]
     if bad:
-        ap.error(f"--methods: unknown {bad}; choose among bab, milp, auto")
+        ap.error(f"--methods: unknown {bad}; choose among bab, milp, auto, gurobi")
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
         f"python {platform.python_version()}, time limit {a.time_limit:g} s"

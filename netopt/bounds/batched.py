@@ -450,5 +450,7 @@ class ChainBounds(OptimizedBounds):
         out = (lower.to(torch.float64).cpu().numpy(), coefs.to(torch.float64).cpu().numpy())
         if not with_pre:
             return out
+        if not pre:  # no activation layer: an affine network
+            return (*out, np.zeros((len(out[0]), 2, 0)))
         P = torch.stack([torch.cat([a for a, _ in pre], 1), torch.cat([b for _, b in pre], 1)], 1)
         return (*out, P.to(torch.float64).cpu().numpy())

@@ -151,9 +151,13 @@ class _InputSearch(_Search):
         t = time.perf_counter()
         lower, coef, pre = self.bc.bound(lo, hi, self.C)
         vals = list(pre.values())  # in activation op order
-        P = np.stack(
-            [np.concatenate([a for a, _ in vals], 1), np.concatenate([b for _, b in vals], 1)], 1
-        )
+        if not vals:  # no activation layer: an affine network
+            P = np.zeros((len(lo), 2, 0))
+        else:
+            P = np.stack(
+                [np.concatenate([a for a, _ in vals], 1), np.concatenate([b for _, b in vals], 1)],
+                1,
+            )
         self.stats["t_bound"] += time.perf_counter() - t
         self.stats["nodes"] += len(lo)
         return lower - self.d, coef, P

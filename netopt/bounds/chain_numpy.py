@@ -206,6 +206,8 @@ class NumpyChainCrown:
         )
         if not with_pre:
             return out
+        if not pre:  # no activation layer: an affine network
+            return (*out, np.zeros((B, 2, 0)))
         P = np.stack(
             [np.concatenate([a for a, _ in pre], 1), np.concatenate([u for _, u in pre], 1)], 1
         )

@@ -18,7 +18,13 @@ import netopt
 from netopt import formulations
 from netopt.cli.main import main
 from netopt.errors import SolveError
-from netopt.formulations.auto import BAB_MAX_INPUTS, BAB_MAX_OUTPUTS, _stronger, plan
+from netopt.formulations.auto import (
+    BAB_MAX_INPUTS,
+    BAB_MAX_OUTPUTS,
+    _stronger,
+    milp_backend,
+    plan,
+)
 from netopt.problems import Feasibility, Inversion, OutputObjective
 from netopt.result import Outcome, Status
 
@@ -123,6 +129,68 @@ def test_an_unfinished_branch_and_bound_hands_over_to_the_milp(monkeypatch):
     # the MILP starts from branch and bound's point, within what the time limit has left
     assert np.allclose(np.asarray(seen["start"]).reshape(-1, x_mid.size)[0], x_mid.reshape(-1))
     assert 0 < seen["time_limit"] <= 30
+
+
+def test_the_milp_phase_runs_on_gurobi_where_its_licence_takes_the_model():
+    """milp_backend: Gurobi for a small network where gurobipy and a licence are here, HiGHS
+    (None) for one whose MILP a size-limited licence would refuse, or without Gurobi."""
+    from netopt import solvers
+
+    gurobi = solvers.get("gurobi")
+    ok = gurobi.available()[0]
+    small = Inversion(_net(3), np.zeros(2), norm=1, box=(-1, 1))
+    assert milp_backend(small) == ("gurobi" if ok else None)
+    if ok and gurobi.size_limits() is not None:
+        wide, _, _ = mlp_net([3, 300, 300, 2], ["relu", "relu", None], seed=0)
+        assert milp_backend(Inversion(wide, np.zeros(2), norm=1, box=(-1, 1))) is None
+
+
+def test_without_gurobi_the_milp_phase_is_highs(monkeypatch):
+    from netopt import solvers
+
+    monkeypatch.setattr(solvers.get("gurobi"), "available", classmethod(lambda cls: (False, "")))
+    assert milp_backend(Inversion(_net(3), np.zeros(2), norm=1, box=(-1, 1))) is None
+
+
+@pytest.mark.parametrize("refuses", [False, True])
+def test_the_milp_phase_on_gurobi_gets_the_longer_share_and_falls_back_to_highs(
+    monkeypatch, refuses
+):
+    """With Gurobi as the MILP phase's backend, branch and bound gets BAB_SHARE_GUROBI of the
+    time and the MILP runs on Gurobi; where Gurobi refuses the model (its licence's size limit),
+    HiGHS runs it with the time left and the record says so."""
+    import netopt.formulations.auto as auto_mod
+    from netopt.errors import SolverUnavailableError
+
+    model, Ws, bs = random_mlp(3)
+    net = netopt.load(model)
+    target = net(np.zeros(net.input_shape)) + 0.7
+    ref = brute_force(Ws, bs, target, 1)
+    prob = Inversion(net, target, norm=1, box=(-1, 1))
+    x_mid = np.zeros(net.input_shape)
+    monkeypatch.setattr(auto_mod, "milp_backend", lambda problem: "gurobi")
+    got: dict = {"solvers": []}
+
+    def bab(self, problem, solver=None, **o):
+        got["bab_time"] = o.get("time_limit")
+        return _weak(problem, 0.0, x_mid)
+
+    monkeypatch.setattr(formulations.get("bab"), "run", bab)
+    milp_run = formulations.get("milp").run
+
+    def spy(self, problem, solver=None, **o):
+        got["solvers"].append(solver)
+        if solver == "gurobi" and refuses:
+            raise SolverUnavailableError("the model exceeds the size-limited licence")
+        return milp_run(self, problem, None if refuses else solver, **o)
+
+    monkeypatch.setattr(formulations.get("milp"), "run", spy)
+    r = prob.solve(time_limit=30)
+    assert got["bab_time"] == pytest.approx(auto_mod.BAB_SHARE_GUROBI * 30)
+    assert r.status == Status.OPTIMAL
+    assert r.objective == pytest.approx(ref, rel=1e-6, abs=1e-7)
+    assert got["solvers"] == (["gurobi", None] if refuses else ["gurobi"])
+    assert r.extra["auto"]["milp_backend"] == ("highs" if refuses else "gurobi")
 
 
 def test_a_failing_milp_keeps_branch_and_bounds_point_and_bound(monkeypatch):

@@ -15,10 +15,10 @@ r"""The default exact method ``"auto"``: branch and bound where it is the strong
 * **then the MILP** (:mod:`netopt.formulations.milp`) with what is left of the time limit,
   started from branch and bound's incumbent, when branch and bound stopped without closing the
   gap (or deciding) and was not interrupted. For optimization it runs on Gurobi where gurobipy
-  and a licence are present and a size-limited licence would take the model
-  (:func:`milp_backend`; branch and bound then gets :data:`BAB_SHARE_GUROBI` of the time
-  rather than :data:`BAB_SHARE`): Gurobi's is the stronger MILP (on the shared benchmark it
-  certifies 10-32-32-2 beyond_ia, which branch and bound does not, in 29 s), else on HiGHS;
+  and a licence without a size limit are present (:func:`milp_backend`; branch and bound then
+  gets :data:`BAB_SHARE_GUROBI` of the time rather than :data:`BAB_SHARE`): Gurobi's is the
+  stronger MILP (on the shared benchmark, under the pip wheel's licence, it certifies
+  10-32-32-2 beyond_ia, which branch and bound does not, in 29 s); else on HiGHS;
 * **the MILP alone** everywhere else: wider inputs (input splitting halves one coordinate per
   level, which closes nothing in 64 dimensions: on the digits inversion the MILP proves its
   optimum in seconds), linear input constraints or integer coordinates, ops branch and bound has
@@ -54,7 +54,9 @@ __all__ = [
     "BAB_MAX_OUTPUTS",
     "BAB_SHARE",
     "BAB_SHARE_GUROBI",
+    "USE_SIZE_LIMITED_GUROBI",
     "milp_backend",
+    "milp_size",
     "plan",
 ]
 
@@ -86,27 +88,52 @@ def _bab():
     return formulations.get("bab")
 
 
-def milp_backend(problem: Problem) -> str | None:
+#: Whether ``"auto"`` also hands its MILP phase to Gurobi under a size-limited licence (the
+#: gurobipy wheel's, "for non-production use only"): off, so that a default run never rests on
+#: that licence; ``benchmarks/compare/bench_bab.py --gurobi-pip`` turns it on to measure.
+USE_SIZE_LIMITED_GUROBI = False
+
+
+def milp_size(problem: Problem) -> tuple[int, int]:
+    """An upper bound on the big-M MILP's variables and rows, from the network alone: a
+    variable and a row per linear op output, per activation unit a binary, its output and up to
+    five rows (four for a ReLU, one more for a leaky one), the inputs, and two variables and
+    three rows per output for the objective."""
+    g = problem.net.graph
+    lin = sum(g.value(o.outputs[0]).size for o in g.ops if is_linear(o))
+    acts = [
+        (g.value(o.outputs[0]).size, float(o.attrs.get("alpha", 0.0)))
+        for o in g.ops
+        if not is_linear(o)
+    ]
+    units = sum(u for u, _ in acts)
+    rows_act = sum(u * (5 if a > 0 else 4) for u, a in acts)
+    n_in = int(np.prod(problem.domain.shape))
+    n_out = int(np.prod(problem.net.output_shape))
+    return lin + n_in + 2 * units + 2 * n_out + 1, lin + rows_act + 3 * n_out
+
+
+def milp_backend(problem: Problem, options: dict[str, Any]) -> str | None:
     """The backend of ``"auto"``'s MILP phase when none is named: ``"gurobi"`` where gurobipy
-    imports, its licence starts, and a size-limited licence would take the model (estimated
-    from the network: a big-M MILP has about three variables and four rows per activation
-    unit); else None (HiGHS)."""
+    imports and its licence starts with no size limit (or with one that takes the model, by
+    :func:`milp_size`, when :data:`USE_SIZE_LIMITED_GUROBI`), and no HiGHS-specific
+    ``options={...}`` or ``verbose`` asks for the documented default; else None (HiGHS)."""
+    if options.get("options") or options.get("verbose"):
+        return None
     from netopt import solvers
 
     try:
         gurobi = solvers.get("gurobi")
     except (KeyError, NetoptError):
         return None
-    ok, _ = gurobi.available()
-    if not ok:
+    if not gurobi.available()[0]:
         return None
     caps = gurobi.size_limits()
     if caps is not None:
-        g = problem.net.graph
-        units = sum(g.value(o.outputs[0]).size for o in g.ops if not is_linear(o))
-        n_in = int(np.prod(problem.domain.shape))
-        n_out = int(np.prod(problem.net.output_shape))
-        if 4 * units + n_in + 4 * n_out > min(caps["variables"], caps["constraints"]):
+        if not USE_SIZE_LIMITED_GUROBI:
+            return None
+        n_var, n_row = milp_size(problem)
+        if n_var > caps["variables"] or n_row > caps["constraints"]:
             return None
     return "gurobi"
 
@@ -168,6 +195,7 @@ class Auto(Formulation):
         phases, why = plan(problem, solver, options)
         record: dict[str, Any] = {"plan": phases, "why": why}
         if phases == ["milp"]:
+            record["milp_backend"] = solver or "highs"
             out = _milp()().run(problem, solver, **options)
             out.extra["auto"] = record
             return out
@@ -179,8 +207,7 @@ class Auto(Formulation):
             and "milp" in phases
             and isinstance(problem, Inversion | OutputObjective)
         ):
-            backend = milp_backend(problem)
-        record["milp_backend"] = backend or "highs"
+            backend = milp_backend(problem, options)
         bab_opts = {k: options[k] for k in ("gap", "progress") if options.get(k) is not None}
         if limit is not None:
             share = BAB_SHARE_GUROBI if backend == "gurobi" else BAB_SHARE
@@ -205,17 +232,23 @@ class Auto(Formulation):
             starts += list(np.asarray(options["start"], dtype=float).reshape(-1, n))
         if starts:
             milp_opts["start"] = np.stack(starts)
+        record["milp_backend"] = backend or "highs"
         try:
             try:
                 second = _milp()().run(problem, backend, **milp_opts)
-            except SolverUnavailableError:
+            except SolverUnavailableError as e:
                 if solver is not None or backend is None:
                     raise
-                # Gurobi chosen here refused the model after all (its licence's size limit):
-                # HiGHS takes the time that is left
+                # Gurobi chosen here refused the model after all (a licence's limits): HiGHS
+                # takes the time that is left
+                record["gurobi_refused"] = str(e)
                 record["milp_backend"] = "highs"
                 if limit is not None:
-                    milp_opts["time_limit"] = max(limit - (time.perf_counter() - t0), 0.0)
+                    left = limit - (time.perf_counter() - t0)
+                    if left <= 0:
+                        first.extra["auto"] = record
+                        return first
+                    milp_opts["time_limit"] = left
                 second = _milp()().run(problem, None, **milp_opts)
         except NetoptError as e:
             # branch and bound's point and proven bound stand; the MILP's failure is reported

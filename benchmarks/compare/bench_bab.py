@@ -1,14 +1,15 @@
 """The shared MILP benchmark (../shared/nets/bench): branch and bound against the big-M MILP, same run.
 
     python benchmarks/compare/bench_bab.py [--time-limit 60] [--methods bab,milp,auto,gurobi]
-                                           [--nets SUBSTR] [--verify] [--out FILE.json]
+                                           [--nets SUBSTR] [--verify] [--gurobi-pip]
+                                           [--out FILE.json]
 
 Problem: minimize sum_j |f(x)_j - y_j| over x in [-1, 1]^n for the three targets of each net.
 ``bab``: ``prob.solve("bab")`` (input splitting on float64 CROWN, alpha-CROWN rows, exact LP rows
 on affine boxes and pieces, a local-search incumbent); ``milp``: ``prob.solve("milp")`` (CROWN +
 LP tightened big-M on HiGHS); ``auto``: ``prob.solve()``, the default (branch and bound with 3/4
-of the time, then the MILP with the rest; 2/5 then the MILP on Gurobi where its licence takes
-the model); ``gurobi``: the same MILP on Gurobi (a licence's size
+of the time, then the MILP with the rest; 2/5, then the MILP on Gurobi, with a Gurobi licence of
+no size limit, or with ``--gurobi-pip`` under the pip wheel's where it takes the model); ``gurobi``: the same MILP on Gurobi (a licence's size
 limit refuses the larger nets: an error row). One thread each, relative gap 1e-6. Prints status, objective, bound,
 gap and wall time (load included), and the ratio of times where both certify. With
 ``--verify``, each bab certificate is re-checked by ``Certificate.verify`` (its proof in float64)
@@ -85,8 +86,17 @@ def main() -> None:
     )
     ap.add_argument("--nets", default="", help="run only nets whose name contains this")
     ap.add_argument("--verify", action="store_true")
+    ap.add_argument(
+        "--gurobi-pip",
+        action="store_true",
+        help="let auto's MILP phase run on Gurobi under the pip wheel's size-limited licence",
+    )
     ap.add_argument("--out")
     a = ap.parse_args()
+    if a.gurobi_pip:
+        import netopt.formulations.auto as auto
+
+        auto.USE_SIZE_LIMITED_GUROBI = True
     targets = json.loads((BENCH / "targets.json").read_text())
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in ("bab", "milp", "auto", "gurobi")]

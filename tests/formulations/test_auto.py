@@ -131,25 +131,56 @@ def test_an_unfinished_branch_and_bound_hands_over_to_the_milp(monkeypatch):
     assert 0 < seen["time_limit"] <= 30
 
 
-def test_the_milp_phase_runs_on_gurobi_where_its_licence_takes_the_model():
-    """milp_backend: Gurobi for a small network where gurobipy and a licence are here, HiGHS
-    (None) for one whose MILP a size-limited licence would refuse, or without Gurobi."""
+@pytest.mark.parametrize(
+    "here, caps, pip, kw, want",
+    [
+        (False, None, False, {}, None),  # no gurobipy or no licence
+        (True, None, False, {}, "gurobi"),  # a full licence
+        (True, None, False, {"options": {"mip_rel_gap": 1e-4}}, None),  # HiGHS's options
+        (True, None, False, {"verbose": True}, None),  # HiGHS's log, as documented
+        (True, {"variables": 2000, "constraints": 2000}, False, {}, None),  # the pip licence
+        (True, {"variables": 2000, "constraints": 2000}, True, {}, "gurobi"),  # ... allowed
+        (True, {"variables": 20, "constraints": 2000}, True, {}, None),  # ... too small
+    ],
+)
+def test_which_backend_runs_the_milp_phase(monkeypatch, here, caps, pip, kw, want):
+    """milp_backend: Gurobi with a licence of no size limit (one with limits only when allowed
+    and the model fits), unless solver options or a log ask for HiGHS."""
+    import netopt.formulations.auto as auto_mod
     from netopt import solvers
 
     gurobi = solvers.get("gurobi")
-    ok = gurobi.available()[0]
-    small = Inversion(_net(3), np.zeros(2), norm=1, box=(-1, 1))
-    assert milp_backend(small) == ("gurobi" if ok else None)
-    if ok and gurobi.size_limits() is not None:
-        wide, _, _ = mlp_net([3, 300, 300, 2], ["relu", "relu", None], seed=0)
-        assert milp_backend(Inversion(wide, np.zeros(2), norm=1, box=(-1, 1))) is None
+    monkeypatch.setattr(gurobi, "available", classmethod(lambda cls: (here, "")))
+    monkeypatch.setattr(gurobi, "size_limits", classmethod(lambda cls: caps))
+    monkeypatch.setattr(auto_mod, "USE_SIZE_LIMITED_GUROBI", pip)
+    prob = Inversion(_net(3), np.zeros(2), norm=1, box=(-1, 1))
+    assert milp_backend(prob, kw) == want
 
 
-def test_without_gurobi_the_milp_phase_is_highs(monkeypatch):
+def test_the_size_estimate_bounds_the_milp_gurobi_is_given(monkeypatch):
+    """milp_size is an upper bound on the MILP's variables and rows as Gurobi counts them
+    (ReLU and leaky ReLU; the model captured on its way to HiGHS, loose bounds: no tightening)."""
     from netopt import solvers
+    from netopt.formulations.auto import milp_size
+    from netopt.solvers.gurobi_backend import _size
 
-    monkeypatch.setattr(solvers.get("gurobi"), "available", classmethod(lambda cls: (False, "")))
-    assert milp_backend(Inversion(_net(3), np.zeros(2), norm=1, box=(-1, 1))) is None
+    highs = solvers.get("highs")
+    real = highs.solve
+    seen = []
+
+    def spy(self, model, **o):
+        seen.append(_size(model))
+        return real(self, model, **o)
+
+    monkeypatch.setattr(highs, "solve", spy)
+    for acts in (["relu", "relu", None], ["leaky_relu", "relu", None]):
+        net, _, _ = mlp_net([3, 12, 9, 2], acts, seed=1)
+        prob = Inversion(net, np.zeros(2), norm=1, box=(-5, 5))
+        seen.clear()
+        prob.solve("milp", time_limit=30, bounds="interval", tighten=None)
+        n_var, n_row = milp_size(prob)
+        assert seen and max(z["variables"] for z in seen) <= n_var
+        assert max(z["constraints"] for z in seen) <= n_row
 
 
 @pytest.mark.parametrize("refuses", [False, True])
@@ -168,7 +199,7 @@ def test_the_milp_phase_on_gurobi_gets_the_longer_share_and_falls_back_to_highs(
     ref = brute_force(Ws, bs, target, 1)
     prob = Inversion(net, target, norm=1, box=(-1, 1))
     x_mid = np.zeros(net.input_shape)
-    monkeypatch.setattr(auto_mod, "milp_backend", lambda problem: "gurobi")
+    monkeypatch.setattr(auto_mod, "milp_backend", lambda problem, options: "gurobi")
     got: dict = {"solvers": []}
 
     def bab(self, problem, solver=None, **o):
@@ -182,7 +213,7 @@ def test_the_milp_phase_on_gurobi_gets_the_longer_share_and_falls_back_to_highs(
         got["solvers"].append(solver)
         if solver == "gurobi" and refuses:
             raise SolverUnavailableError("the model exceeds the size-limited licence")
-        return milp_run(self, problem, None if refuses else solver, **o)
+        return milp_run(self, problem, None, **o)  # (HiGHS either way: no licence needed)
 
     monkeypatch.setattr(formulations.get("milp"), "run", spy)
     r = prob.solve(time_limit=30)

@@ -266,14 +266,16 @@ def test_a_float32_bound_that_lies_closes_nothing(seed, monkeypatch):
     _check_result(inst, r, "input")
 
 
-@pytest.mark.parametrize("engine", ["numpy", "float64"])
+@pytest.mark.parametrize("engine", ["numpy", "torch", "float64"])
 def test_input_splitting_on_an_affine_network(engine, monkeypatch):
-    """No activation layer (the activation bounds are empty): decided at the root either way,
-    unsat with a proof the checker accepts, sat with a point."""
+    """No activation layer (the activation bounds are empty): decided at the root by every
+    engine, unsat with a proof the checker accepts, sat with a point."""
     import netopt.bounds.branch_input as bi
 
-    monkeypatch.setattr(bi, "FAST_AFTER", 0.0 if engine == "numpy" else float("inf"))
-    monkeypatch.setattr(bi, "_torch_loaded", lambda: False)
+    monkeypatch.setattr(bi, "FAST_AFTER", float("inf") if engine == "float64" else 0.0)
+    monkeypatch.setattr(bi, "_torch_loaded", lambda: engine == "torch")
+    if engine == "torch":
+        monkeypatch.setattr(bi, "_on_gpu", lambda engine: True)
     W = np.array([[1.0, -2.0], [0.5, 1.0]])
     nodes = [helper.make_node("Gemm", ["x", "W", "b"], ["y"], transB=1)]
     net = netopt.load(make_model(nodes, [1, 2], [1, 2], {"W": W, "b": np.zeros(2)}))
@@ -281,6 +283,7 @@ def test_input_splitting_on_an_affine_network(engine, monkeypatch):
     C = np.array([[1.0, 0.0]])  # y_0 = x_0 - 2 x_1 ranges over [-3, 3]
     r = branch_and_bound(net, lo, hi, C, np.array([-3.5]), mode="input", time_limit=10)
     assert r.verdict == "unsat"
+    assert engine == "float64" or f"{engine} float32" in r.stats["device"]
     assert check_proof(net.graph, r.proof).ok
     r = branch_and_bound(net, lo, hi, C, np.array([-2.5]), mode="input", time_limit=10)
     assert r.verdict == "sat" and (W @ np.ravel(r.x))[0] <= -2.5 + 1e-9

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from netopt.bounds.batched_alpha import OptimizedBounds
-from netopt.bounds.chain_numpy import DEAD_SHARE, _check_dead
+from netopt.bounds.chain_numpy import DEAD_SHARE, check_dead
 from netopt.errors import FormulationError
 from netopt.ir.chain import dense_chain
 from netopt.ir.graph import Graph
@@ -294,7 +294,7 @@ class ChainBounds(OptimizedBounds):
             off = 0
             if dead is not None:
                 dead = torch.as_tensor(dead, device=self.device, dtype=torch.bool)
-                _check_dead(dead.shape, lo.shape[0], self.W[: self.n_act])
+                check_dead(dead.shape, lo.shape[0], self.W[: self.n_act])
             for j in range(self.n_act):
                 n = self.W[j].shape[0]
                 # (a leaky unit's lower bound still matters: its output's interval, which the

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from netopt.bounds.branch_search import BranchResult, _Search
-from netopt.bounds.input_relu import _take, close_by_relu_splits, slope_record
+from netopt.bounds.input_relu import _take, close_by_pieces, close_by_relu_splits, slope_record
 from netopt.errors import FormulationError
 
 #: Input splitting bounds both halves along this many candidate inputs (those of the largest
@@ -51,7 +51,7 @@ ATTACK_EVERY = 1.0
 ATTACK_BOXES = 64
 
 #: An open box with at most this many unstable ReLUs (by the float32 bounds) is bounded
-#: through its pieces, one LP each (:meth:`_InputSearch._pieces`). Measured on ACAS Xu 1_1
+#: through its pieces, one LP each (:func:`~netopt.bounds.input_relu.close_by_pieces`). Measured on ACAS Xu 1_1
 #: prop 5's hardest disjunct (2-core CPU): nodes / seconds without pieces 18597 / 10.4, with
 #: at most 2 unstable 10753 / 6.2, 3: 8729 / 5.3, 4: 8393 / 5.3 (every box tried closed).
 PIECES_MAX_UNSTABLE = 3
@@ -105,10 +105,6 @@ def _on_gpu(engine: Any) -> bool:
     return engine.device.type != "cpu"
 
 
-def _device_name(engine: Any) -> str:
-    return str(getattr(engine, "device", "cpu"))
-
-
 class _InputSearch(_Search):
     """A run of input splitting (the domains are sub-boxes; no torch)."""
 
@@ -121,6 +117,7 @@ class _InputSearch(_Search):
         self.np_tried = False
         self.fast: Any = None  # the torch engine, made on first need (alpha-CROWN, a GPU)
         self.fast_tried = False
+        self.engine: Any = None  # the float32 engine bounding the boxes now (np_engine or fast)
         self.chain: Any = None  # the chain's float64 layers, for the pieces' LPs (with np_engine)
         self.stats.update(
             pieces_closed=0,
@@ -164,7 +161,7 @@ class _InputSearch(_Search):
 
     def _bound(self, lo: np.ndarray, hi: np.ndarray, parent: np.ndarray | None = None) -> tuple:
         """``(C f - d)`` lower bounds, input coefs and the activations' input bounds (to find
-        a box's unstable ReLUs, :meth:`_pieces`): float64 CROWN for the first
+        a box's unstable ReLUs, :func:`~netopt.bounds.input_relu.close_by_pieces`): float64 CROWN for the first
         :data:`FAST_AFTER` seconds, then float32 CROWN (:meth:`_engine`; not rigorous: a box
         it closes is confirmed by :meth:`_confirm` before it becomes a leaf). ``parent``: the
         activations' input bounds of each box's parent (its dead units are not bounded
@@ -209,10 +206,11 @@ class _InputSearch(_Search):
             fast = self._torch_engine()
             if fast is not None and _on_gpu(fast):
                 engine = fast
-        kind = "numpy" if engine is self.np_engine else "torch"
-        self.stats["device"] = (
-            f"{_device_name(engine)} ({kind} float32 search, numpy float64 leaves)"
-        )
+        if engine is not self.engine:
+            self.engine = engine
+            kind = "numpy" if engine is self.np_engine else "torch"
+            where = getattr(engine, "device", "cpu")
+            self.stats["device"] = f"{where} ({kind} float32 search, numpy float64 leaves)"
         return engine
 
     def _torch_engine(self) -> Any:
@@ -258,94 +256,6 @@ class _InputSearch(_Search):
         closing[idx] &= ok
         grow[idx] = np.where(ok, row, grow[idx])
         return closing, grow
-
-    def _pieces(
-        self,
-        lo: np.ndarray,
-        hi: np.ndarray,
-        P: np.ndarray,
-        s: np.ndarray,
-        rows: np.ndarray,
-        ids: np.ndarray,
-        depth: np.ndarray,
-        cand: np.ndarray,
-        worst: np.ndarray,
-    ) -> np.ndarray:
-        r"""Open boxes with at most :data:`~netopt.bounds.pieces.MAX_UNSTABLE` unstable ReLUs,
-        closed through their pieces: which of the boxes did (a bool mask).
-
-        Where a property is nearly tight the boxes around its tightest points keep one or two
-        unstable ReLUs however small they get (their relaxations err by about the box's
-        width, and so does the margin), and input splitting descends dozens of levels there
-        (ACAS Xu 1_1 prop 5: leaves at median depth 33, two unstable ReLUs). On each piece
-        (a sign pattern of those units) the network is affine, and the LP of the box's best
-        row over the piece (:func:`~netopt.bounds.pieces.piece_rows`) gives beta multipliers
-        with which CROWN's bound is the piece's exact minimum. Each piece is then bounded in
-        rigorous float64 (:class:`~netopt.bounds.bab.BatchCrown` with the splits and betas);
-        the box closes, as ReLU splits whose leaves carry their betas, only if every piece
-        does.
-        """
-        from netopt.bounds.pieces import PIECES_PER_ROUND, fixed_row, piece_arrays, piece_rows
-
-        L, H = P[:, 0], P[:, 1]
-        n_uns = ((L < 0) & (H > 0)).sum(axis=1)
-        ok = cand & (n_uns >= 1) & (n_uns <= PIECES_MAX_UNSTABLE)
-        self.stats["pieces_tried"] += int(min(ok.sum(), PIECES_PER_ROUND))
-        closed = np.zeros(len(lo), dtype=bool)
-        if not ok.any():
-            return closed
-        t = time.perf_counter()
-        idx = np.nonzero(ok)[0]
-        # the boxes nearest to closing first
-        idx = idx[np.argsort(-s[idx, rows[idx]])][:PIECES_PER_ROUND]
-        sizes = [w.shape[0] for w in self.chain[0][:-1]]
-        offs = np.cumsum([0, *sizes])
-        boxes, P_lo, P_hi, P_row, parts = [], [], [], [], []
-        for b in idx:
-            uns = [
-                (j, int(u - offs[j]))
-                for j in range(len(sizes))
-                for u in range(offs[j], offs[j + 1])
-                if L[b, u] < 0 < H[b, u]
-            ]
-            active = [L[b, offs[j] : offs[j + 1]] >= 0 for j in range(len(sizes))]
-            r = int(rows[b])
-            pieces = piece_rows(fixed_row(self.C[r]), self.chain, lo[b], hi[b], uns, active)
-            if pieces is None:
-                continue
-            boxes.append((b, uns, r, len(pieces)))
-            for signs, _, beta in pieces:
-                P_lo.append(lo[b])
-                P_hi.append(hi[b])
-                P_row.append(r)
-                parts.append((uns, signs, beta))
-        if boxes:
-            splits, betas = piece_arrays(parts, sizes)
-            R = np.asarray(P_row)
-            lower, _, _ = self.bc.bound(
-                np.stack(P_lo), np.stack(P_hi), self.C, rows=R, splits=splits, betas=betas
-            )
-            over = lower[:, 0] - self.d[R] - self.margin[R]
-            k = 0
-            for b, uns, r, n_p in boxes:
-                if np.all(over[k : k + n_p] > 0):
-                    closed[b] = True
-                    leaves = [
-                        [
-                            [j, u, float(betas[j][k + q, u])]
-                            for j, u in uns
-                            if betas[j][k + q, u] > 0
-                        ]
-                        for q in range(n_p)
-                    ]
-                    self._close_pieces(int(ids[b]), uns, r, leaves, int(worst[b]))
-                    self.stats["leaves"] += n_p
-                    self.stats["depth"] = max(self.stats["depth"], int(depth[b]) + len(uns))
-                k += n_p
-            self.stats["nodes"] += len(R)
-        self.stats["t_pieces"] += time.perf_counter() - t
-        self.stats["pieces_closed"] += int(closed.sum())
-        return closed
 
     def _alpha(
         self,
@@ -438,27 +348,6 @@ class _InputSearch(_Search):
         self.stats["t_alpha"] += time.perf_counter() - t
         return closed
 
-    def _close_pieces(self, node: int, uns: list, row: int, leaves: list, group: int) -> None:
-        """Record a box closed for ``group`` (its only open disjunct) by its pieces: a ReLU
-        split per unit (``z <= 0`` first), the leaves in :func:`itertools.product` order, each
-        with its betas."""
-        it = iter(leaves)
-        local = int(np.searchsorted(self._rows_of(group), row))
-
-        def walk(n: int, level: int) -> None:
-            if level == len(uns):
-                bl = next(it)
-                self.tree.close(
-                    np.array([n]), np.array([local]), [{"betas": bl} if bl else None], group
-                )
-                return
-            j, u = uns[level]
-            c0, c1 = self.tree.split(np.array([n]), "r", np.array([j]), np.array([u]))
-            walk(int(c0[0]), level + 1)
-            walk(int(c1[0]), level + 1)
-
-        walk(node, 0)
-
     def _split(self) -> BranchResult:
         """Depth first over sub-boxes, each closed by the rigorous float64 CROWN (the float32
         bounds of :meth:`_bound` choose which boxes it bounds).
@@ -501,7 +390,9 @@ class _InputSearch(_Search):
             rows = grow[ar, worst]
             if keep.any() and self.chain is not None:
                 one = opn.sum(axis=1) == 1
-                keep &= ~self._pieces(lo, hi, P, s, rows, ids, depth, keep & one, worst)
+                keep &= ~close_by_pieces(
+                    self, lo, hi, P, s, rows, ids, depth, keep & one, worst, PIECES_MAX_UNSTABLE
+                )
                 if keep.any():
                     keep &= ~self._alpha(lo, hi, P, ids, depth, keep & one, worst)
             if not keep.any():

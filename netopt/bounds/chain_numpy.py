@@ -42,7 +42,7 @@ __all__ = ["NumpyChainCrown"]
 DEAD_SHARE = 0.5
 
 
-def _check_dead(shape: tuple, B: int, Ws: list) -> None:
+def check_dead(shape: tuple, B: int, Ws: list) -> None:
     """Refuse a ``dead`` mask that is not ``(B, N)`` (``N`` the activation layers' units)."""
     N = sum(int(W.shape[0]) for W in Ws)
     if tuple(shape) != (B, N):
@@ -168,7 +168,7 @@ class NumpyChainCrown:
         B = len(lo)
         if dead is not None:
             dead = np.asarray(dead, dtype=bool)
-            _check_dead(dead.shape, B, self.W[: self.n_act])
+            check_dead(dead.shape, B, self.W[: self.n_act])
         pre: list = []
         lines: list = []
         a_lo, a_hi = lo, hi

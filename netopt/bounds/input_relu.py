@@ -13,6 +13,10 @@ splits' multipliers optimized with the slopes, warm-started from the parent's). 
 whose leaves close, each confirmed in rigorous float64 with the slopes and multipliers it
 records (``"alphas"``, ``"betas"``), becomes a subtree of ReLU splits (``["r", layer,
 unit]``) in the proof; any other goes back to input splitting.
+
+A box of only one to three unstable ReLUs is closed, before alpha-CROWN, through all its pieces
+(:func:`close_by_pieces`: an LP per sign pattern gives the multipliers that make each piece's
+bound exact), recorded as the same kind of subtree.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ __all__ = [
     "FSB_CANDIDATES",
     "RELU_SPLIT_DEPTH",
     "RELU_SPLIT_ITERS",
+    "close_by_pieces",
     "close_by_relu_splits",
     "slope_record",
 ]
@@ -332,3 +337,111 @@ def _take(sb: Any, pos: np.ndarray) -> Any:
         None if sb.coef is None else sb.coef[k],
         [x[k] for x in sb.lams],
     )
+
+
+def close_by_pieces(
+    search: Any,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    P: np.ndarray,
+    s: np.ndarray,
+    rows: np.ndarray,
+    ids: np.ndarray,
+    depth: np.ndarray,
+    cand: np.ndarray,
+    worst: np.ndarray,
+    max_unstable: int,
+) -> np.ndarray:
+    r"""Open boxes of input splitting's ``search`` with 1 to ``max_unstable`` unstable ReLUs,
+    closed through their pieces: which of the boxes did (a bool mask).
+
+    Where a property is nearly tight the boxes around its tightest points keep one or two
+    unstable ReLUs however small they get (their relaxations err by about the box's
+    width, and so does the margin), and input splitting descends dozens of levels there
+    (ACAS Xu 1_1 prop 5: leaves at median depth 33, two unstable ReLUs). On each piece
+    (a sign pattern of those units) the network is affine, and the LP of the box's best
+    row over the piece (:func:`~netopt.bounds.pieces.piece_rows`) gives beta multipliers
+    with which CROWN's bound is the piece's exact minimum. Each piece is then bounded in
+    rigorous float64 (:class:`~netopt.bounds.bab.BatchCrown` with the splits and betas);
+    the box closes, as ReLU splits whose leaves carry their betas, only if every piece
+    does.
+    """
+    from netopt.bounds.pieces import PIECES_PER_ROUND, fixed_row, piece_arrays, piece_rows
+
+    L, H = P[:, 0], P[:, 1]
+    n_uns = ((L < 0) & (H > 0)).sum(axis=1)
+    ok = cand & (n_uns >= 1) & (n_uns <= max_unstable)
+    search.stats["pieces_tried"] += int(min(ok.sum(), PIECES_PER_ROUND))
+    closed = np.zeros(len(lo), dtype=bool)
+    if not ok.any():
+        return closed
+    t = time.perf_counter()
+    idx = np.nonzero(ok)[0]
+    # the boxes nearest to closing first
+    idx = idx[np.argsort(-s[idx, rows[idx]])][:PIECES_PER_ROUND]
+    sizes = [w.shape[0] for w in search.chain[0][:-1]]
+    offs = np.cumsum([0, *sizes])
+    boxes, P_lo, P_hi, P_row, parts = [], [], [], [], []
+    for b in idx:
+        uns = [
+            (j, int(u - offs[j]))
+            for j in range(len(sizes))
+            for u in range(offs[j], offs[j + 1])
+            if L[b, u] < 0 < H[b, u]
+        ]
+        active = [L[b, offs[j] : offs[j + 1]] >= 0 for j in range(len(sizes))]
+        r = int(rows[b])
+        pieces = piece_rows(fixed_row(search.C[r]), search.chain, lo[b], hi[b], uns, active)
+        if pieces is None:
+            continue
+        boxes.append((b, uns, r, len(pieces)))
+        for signs, _, beta in pieces:
+            P_lo.append(lo[b])
+            P_hi.append(hi[b])
+            P_row.append(r)
+            parts.append((uns, signs, beta))
+    if boxes:
+        splits, betas = piece_arrays(parts, sizes)
+        R = np.asarray(P_row)
+        lower, _, _ = search.bc.bound(
+            np.stack(P_lo), np.stack(P_hi), search.C, rows=R, splits=splits, betas=betas
+        )
+        over = lower[:, 0] - search.d[R] - search.margin[R]
+        k = 0
+        for b, uns, r, n_p in boxes:
+            if np.all(over[k : k + n_p] > 0):
+                closed[b] = True
+                leaves = [
+                    [[j, u, float(betas[j][k + q, u])] for j, u in uns if betas[j][k + q, u] > 0]
+                    for q in range(n_p)
+                ]
+                _record_pieces(search, int(ids[b]), uns, r, leaves, int(worst[b]))
+                search.stats["leaves"] += n_p
+                search.stats["depth"] = max(search.stats["depth"], int(depth[b]) + len(uns))
+            k += n_p
+        search.stats["nodes"] += len(R)
+    search.stats["t_pieces"] += time.perf_counter() - t
+    search.stats["pieces_closed"] += int(closed.sum())
+    return closed
+
+
+def _record_pieces(search: Any, node: int, uns: list, row: int, leaves: list, group: int) -> None:
+    """Record a box closed for ``group`` (its only open disjunct) by its pieces: a ReLU
+    split per unit (``z <= 0`` first), the leaves in :func:`itertools.product` order, each
+    with its betas."""
+    it = iter(leaves)
+    local = int(np.searchsorted(search._rows_of(group), row))
+
+    def walk(n: int, level: int) -> None:
+        if level == len(uns):
+            bl = next(it)
+            search.tree.close(
+                np.array([n]), np.array([local]), [{"betas": bl} if bl else None], group
+            )
+            return
+        j, u = uns[level]
+        c0, c1 = search.tree.split(np.array([n]), "r", np.array([j]), np.array([u]))
+        walk(int(c0[0]), level + 1)
+        walk(int(c1[0]), level + 1)
+
+    walk(node, 0)

@@ -98,13 +98,18 @@ def _weak(problem, bound: float, x: np.ndarray, claim: str = "time_limit") -> Ou
     return Outcome([x], claim, bound=bound, formulation="bab", solver="stub")
 
 
-def test_an_unfinished_branch_and_bound_hands_over_to_the_milp(monkeypatch):
+def _handover_problem() -> tuple:
+    """A small l1 inversion, its brute-force optimum, and a poor point (the input 0) for a
+    stubbed branch and bound to stop at."""
     model, Ws, bs = random_mlp(3)
     net = netopt.load(model)
     target = net(np.zeros(net.input_shape)) + 0.7
-    ref = brute_force(Ws, bs, target, 1)
     prob = Inversion(net, target, norm=1, box=(-1, 1))
-    x_mid = np.zeros(net.input_shape)
+    return prob, brute_force(Ws, bs, target, 1), np.zeros(net.input_shape)
+
+
+def test_an_unfinished_branch_and_bound_hands_over_to_the_milp(monkeypatch):
+    prob, ref, x_mid = _handover_problem()
     # branch and bound stopping early: a valid but loose bound and a poor point
     monkeypatch.setattr(
         formulations.get("bab"),
@@ -193,12 +198,7 @@ def test_the_milp_phase_on_gurobi_gets_the_longer_share_and_falls_back_to_highs(
     import netopt.formulations.auto as auto_mod
     from netopt.errors import SolverUnavailableError
 
-    model, Ws, bs = random_mlp(3)
-    net = netopt.load(model)
-    target = net(np.zeros(net.input_shape)) + 0.7
-    ref = brute_force(Ws, bs, target, 1)
-    prob = Inversion(net, target, norm=1, box=(-1, 1))
-    x_mid = np.zeros(net.input_shape)
+    prob, ref, x_mid = _handover_problem()
     monkeypatch.setattr(auto_mod, "milp_backend", lambda problem, options: "gurobi")
     got: dict = {"solvers": []}
 

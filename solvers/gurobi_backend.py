@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from netopt.control import interrupted
 from netopt.errors import OptionError, SolverUnavailableError
 from netopt.model import LinearModel
 from netopt.solvers import register
@@ -33,9 +35,9 @@ SIZE_LIMITS = {"variables": 2000, "constraints": 2000, "quadratic_variables": 20
 # Gurobi error codes (GRB.Error) that mean "this licence will not do"
 _NO_LICENSE, _SIZE_LIMIT = 10009, 10010
 
-# Every Gurobi status code (GRB.Status, gurobipy 13) -> netopt status. Only "optimal" and
-# "time_limit" (a limit stopped a run that was going well) may carry a bound; a code missing here
-# is read as "error". INF_OR_UNBD is resolved by a re-solve (see GurobiBackend._solve).
+# Every Gurobi status code (GRB.Status, gurobipy 13) -> netopt status. Only "optimal",
+# "time_limit" (a limit stopped a run that was going well) and "interrupted" (the user stopped it)
+# may carry a bound; a code missing here is read as "error". INF_OR_UNBD is resolved by a re-solve (see GurobiBackend._solve).
 _STATUS = {
     1: "error",  # LOADED: optimize() returned without running
     2: "optimal",  # OPTIMAL
@@ -47,7 +49,7 @@ _STATUS = {
     8: "time_limit",  # NODE_LIMIT
     9: "time_limit",  # TIME_LIMIT
     10: "time_limit",  # SOLUTION_LIMIT
-    11: "time_limit",  # INTERRUPTED
+    11: "interrupted",  # INTERRUPTED: Ctrl-C (Gurobi's own handler) or our callback's terminate
     12: "error",  # NUMERIC: numerical trouble, nothing it reports can be trusted
     13: "unknown",  # SUBOPTIMAL: optimality tolerances not met; the point is re-checked only
     14: "error",  # INPROGRESS: optimize() returned while still running
@@ -60,7 +62,7 @@ _STATUS = {
 _INF_OR_UNBD = 4
 _NUMERIC = 12
 #: statuses that keep the solver's point (re-checked in float64 by netopt.solve)
-_KEEPS_POINT = frozenset({"optimal", "time_limit", "unknown", "unbounded"})
+_KEEPS_POINT = frozenset({"optimal", "time_limit", "interrupted", "unknown", "unbounded"})
 #: netopt's tolerance names -> the Gurobi parameters that hold them (RawSolution.extra)
 _TOLERANCES = {
     "mip_rel_gap": "MIPGap",
@@ -95,12 +97,18 @@ class Licence:
 
 
 def _env(verbose: bool) -> Any:
-    """A started Gurobi environment; the banner is printed only when ``verbose``."""
+    """A started Gurobi environment that never writes to the console.
+
+    Gurobi's console is stdout, which ``netopt check --json`` and ``invert --json`` keep for
+    their result; with ``verbose`` the log reaches stderr instead, through the solve's
+    ``MESSAGE`` callback (:meth:`GurobiBackend._solve`), as HiGHS's does.
+    """
     import gurobipy as gp
 
     env = gp.Env(empty=True)
     # set before start(): the licence banner is printed by start() itself
     env.setParam("OutputFlag", 1 if verbose else 0)
+    env.setParam("LogToConsole", 0)
     env.start()
     return env
 
@@ -181,7 +189,7 @@ class GurobiBackend(Backend):
 
     Options: ``time_limit`` -> TimeLimit, ``gap`` -> MIPGap (default 1e-6 as the HiGHS backend),
     ``abs_gap`` -> MIPGapAbs, ``threads`` -> Threads, ``seed`` -> Seed, ``verbose`` -> OutputFlag
-    (the licence banner included), ``progress`` (a callable receiving a dict with incumbent, bound,
+    (the log on stderr, never stdout), ``progress`` (a callable receiving a dict with incumbent, bound,
     gap, nodes and time about once a second, from a MIP callback), ``options`` (any Gurobi
     parameter by name, e.g. ``{"NodeLimit": 100, "MIPFocus": 1}``). ``model.start`` is the MIP
     start. An INF_OR_UNBD answer is resolved by a re-solve with DualReductions=0; should that
@@ -205,11 +213,15 @@ class GurobiBackend(Backend):
         limits, and the ways out (a full licence, or ``solver='highs'``). The size is checked
         before anything is built; Gurobi's own error 10010 is mapped to the same error should a
         licence have other limits.
-    IncompatibleBackendError
-        An unknown Gurobi parameter name in ``options``.
     OptionError
-        An invalid common option (before any work), or a parameter value Gurobi refuses or does
-        not store as given (``nan``, ``1.5`` for an integer parameter); the message names it.
+        An invalid common option (before any work), an unknown Gurobi parameter name in
+        ``options``, or a parameter value Gurobi refuses or does not store as given (``nan``,
+        ``1.5`` for an integer parameter); the message names it.
+
+    Ctrl-C under :func:`netopt.control.sigint_guard` (or
+    :func:`~netopt.control.request_interrupt`) stops the run at its next callback, and Gurobi's
+    own Ctrl-C handler stops it too: either way the status is "interrupted", with the incumbent
+    and the bound of the run so far.
     """
 
     name = "gurobi"
@@ -328,28 +340,33 @@ class GurobiBackend(Backend):
         if model.start is not None and model.is_mip:
             x.Start = np.asarray(model.start, dtype=np.float64)
 
-        cb = None
-        progress = opts.get("progress")
-        if progress is not None and model.is_mip:
-            last = [-1.0]
+        progress = opts.get("progress") if model.is_mip else None
+        verbose = bool(opts.get("verbose", False))
+        last = [-1.0]
 
-            def cb(_m: Any, where: int) -> None:
-                if where != GRB.Callback.MIP:
-                    return
-                t = _m.cbGet(GRB.Callback.RUNTIME)
-                if t - last[0] < 1.0:
-                    return
-                last[0] = t
-                inc, bnd = _m.cbGet(GRB.Callback.MIP_OBJBST), _m.cbGet(GRB.Callback.MIP_OBJBND)
-                inc = inc if abs(inc) < inf else None
-                bnd = bnd if abs(bnd) < inf else None
-                gap = (
-                    abs(inc - bnd) / max(1.0, abs(inc))
-                    if inc is not None and bnd is not None
-                    else None
-                )
-                nodes = int(_m.cbGet(GRB.Callback.MIP_NODCNT))
-                progress({"incumbent": inc, "bound": bnd, "gap": gap, "nodes": nodes, "time": t})
+        def cb(_m: Any, where: int) -> None:
+            # every callback: the user's stop request (Ctrl-C under netopt's guard, which
+            # Gurobi's own handler does not see), the log (stderr), progress about once a second
+            if interrupted():
+                _m.terminate()
+            if where == GRB.Callback.MESSAGE:
+                if verbose:
+                    sys.stderr.write(_m.cbGet(GRB.Callback.MSG_STRING))
+                return
+            if progress is None or where != GRB.Callback.MIP:
+                return
+            t = _m.cbGet(GRB.Callback.RUNTIME)
+            if t - last[0] < 1.0:
+                return
+            last[0] = t
+            inc, bnd = _m.cbGet(GRB.Callback.MIP_OBJBST), _m.cbGet(GRB.Callback.MIP_OBJBND)
+            inc = inc if abs(inc) < inf else None
+            bnd = bnd if abs(bnd) < inf else None
+            gap = (
+                abs(inc - bnd) / max(1.0, abs(inc)) if inc is not None and bnd is not None else None
+            )
+            nodes = int(_m.cbGet(GRB.Callback.MIP_NODCNT))
+            progress({"incumbent": inc, "bound": bnd, "gap": gap, "nodes": nodes, "time": t})
 
         ver = ".".join(map(str, gp.gurobi.version()))
         extra = {"tolerances": _tolerances(m)}
@@ -403,7 +420,7 @@ class GurobiBackend(Backend):
         status "error" with Gurobi's message.
         """
         try:
-            m.optimize(cb) if cb is not None else m.optimize()
+            m.optimize(cb)
         except gp.GurobiError as e:
             if e.errno == _SIZE_LIMIT:
                 raise SolverUnavailableError(cls._too_big(f"Gurobi refused it ({e})")) from e
@@ -437,10 +454,8 @@ def _set_param(gp: Any, m: Any, name: str, value: Any, common: str = "") -> None
 
     Raises
     ------
-    IncompatibleBackendError
-        ``name`` is no Gurobi parameter.
     OptionError
-        Gurobi refuses the value (out of range, wrong type), or stores another one (``nan``
+        ``name`` is no Gurobi parameter, or Gurobi refuses the value (out of range, wrong type), or stores another one (``nan``
         ignored, a fractional value for an integer parameter truncated).
     """
     what = f"{name}={value!r}" + (f" (from {common}={value!r})" if common else "")
@@ -490,7 +505,7 @@ def _read_result(
         if obj is None or not np.all(np.isfinite(xs)):
             xs = obj = None
     if model.is_mip:
-        if status in ("optimal", "time_limit"):
+        if status in ("optimal", "time_limit", "interrupted"):
             try:
                 b = float(m.ObjBound)
             except (AttributeError, gp.GurobiError):

@@ -220,6 +220,53 @@ def test_gurobi_reports_its_tolerances() -> None:
     assert tol["mip_rel_gap"] == 1e-5 and tol["mip_feasibility_tolerance"] == 1e-7
 
 
+def test_gurobi_interrupted_keeps_point_and_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """INTERRUPTED (Gurobi's own Ctrl-C handler) is the user's stop, not a time limit: the
+    run's point and proven bound are kept, as HiGHS's are."""
+    gp = _gurobi()
+    _force_gurobi_status(monkeypatch, gp, gp.GRB.Status.INTERRUPTED)
+    case = integer_knapsack()
+    raw = GUROBI.solve(case.model)
+    assert raw.status == "interrupted", raw.message
+    assert raw.x is not None and raw.bound is not None
+    assert case.model.violation(raw.x) <= TOL
+
+
+def test_gurobi_stops_at_a_stop_request() -> None:
+    """A stop request (what Ctrl-C does under netopt's guard, which Gurobi's handler never
+    sees) reaches a running Gurobi through its callback: the solve ends "interrupted", with
+    only what it proved; the same solve unstopped is optimal."""
+    from netopt import control
+
+    _gurobi()
+    case = binary_milp()
+    control.request_interrupt()  # already asked: the solve's first callback stops it
+    try:
+        raw = GUROBI.solve(case.model)
+    finally:
+        control.clear_interrupt()
+    assert raw.status == "interrupted", raw.message
+    if raw.bound is not None:
+        assert raw.bound <= case.objective + TOL
+    if raw.x is not None:
+        assert case.model.violation(raw.x) <= TOL
+    assert GUROBI.solve(case.model).status == "optimal"
+
+
+def test_gurobi_verbose_log_goes_to_stderr(capfd: pytest.CaptureFixture) -> None:
+    """stdout stays the result's (``--json``): Gurobi's log, banner included, goes to stderr."""
+    _gurobi()
+    capfd.readouterr()
+    raw = GUROBI.solve(binary_milp().model, verbose=True)
+    out, err = capfd.readouterr()
+    assert raw.status == "optimal"
+    assert out == ""
+    assert "Gurobi" in err and "Optimal solution found" in err
+    GUROBI.solve(binary_milp().model)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
 @pytest.mark.parametrize("name", ["NUMERIC", "SUBOPTIMAL", "INF_OR_UNBD", "LOADED"])
 def test_gurobi_failure_end_to_end(
     monkeypatch: pytest.MonkeyPatch, small_inversion: Inversion, name: str

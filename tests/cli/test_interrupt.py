@@ -42,10 +42,14 @@ THREE = HEAD + BOX + "(assert (or (>= Y_0 5) (<= Y_0 -1) (>= Y_0 1.5)))"
 
 @pytest.fixture(autouse=True)
 def _no_leftover_request():
-    """A request outside a guarded run stays set: never let it reach the next test."""
+    """A request outside a guarded run stays set: never let it reach the next test. And Python's
+    own Ctrl-C handler for the test: a shell that starts a job in the background leaves SIGINT
+    ignored, and the guard leaves an ignored SIGINT (or an application's handler) alone."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     control.clear_interrupt()
     yield
     control.clear_interrupt()
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +169,14 @@ def test_sigint_to_a_running_invert(tmp_path):
     # the MILP: the default certifies this instance by branch and bound in about 20 s
     cmd += ["--formulation", "milp"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # (an ignored SIGINT is inherited, and Python keeps it ignored: the default for the command)
+    p = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         seen = b""
         while b"bounds" not in seen:  # the live line shows a phase of the solve: it has begun

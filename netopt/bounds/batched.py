@@ -84,6 +84,8 @@ class SpecBound:
     mix : Tensor or None
         ``(B, k)``: with :meth:`ChainBounds.alpha_crown`'s ``mix``, the weights of the rows'
         combination that the last of ``lower``'s ``k + 1`` columns bounds.
+    coefs : Tensor or None
+        ``(B, k, n_in)``: every row's input coefficients (``coef`` is the best row's).
     """
 
     lower: Any
@@ -94,6 +96,7 @@ class SpecBound:
     coef: Any = None
     lams: list = field(default_factory=list)
     mix: Any = None
+    coefs: Any = None
 
 
 def _dot(Lam: Any, v: Any) -> Any:
@@ -397,7 +400,7 @@ class ChainBounds(OptimizedBounds):
 
         row = lower.argmax(dim=1)
         coef = coefs[torch.arange(lower.shape[0], device=lower.device), row]
-        return SpecBound(lower, slopes, pre, betas, row, coef, lams)
+        return SpecBound(lower, slopes, pre, betas, row, coef, lams, coefs=coefs)
 
     def crown(
         self,

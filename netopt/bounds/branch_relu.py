@@ -19,6 +19,7 @@ import numpy as np
 
 from netopt.bounds.branch_search import BranchResult, _Search
 from netopt.bounds.branching import babsr_scores
+from netopt.bounds.fsb import children_lower
 from netopt.bounds.proof import combination_slack
 
 #: ReLU splitting gives up ("unpromising") once it has run this many seconds with fewer than
@@ -35,10 +36,19 @@ RELU_MIN_CLOSED = 0.1
 #: (2-core CPU, seconds for its four hardest disjuncts, 60 s each): BaBSR alone 109.0 (one
 #: open), 5 / 10 / 20 / 40 candidates 90.1 (one open) / 34.8 / 18.6 / 21.8. The worse child's
 #: bound as the score (abcrown's default) took 34.2 with 20, and 16207 domains where BaBSR
-#: needs 185 on a 2-16-16-2 chain (the sum: 217).
+#: needs 185 on a 2-16-16-2 chain (the sum: 217). With the children bounded from their
+#: parent's bound (:data:`FSB_INCREMENTAL`), all nine disjuncts of prop_1_0.03 took 19.3 s with
+#: 20 candidates and 21.9 s with 12.
 FSB_CANDIDATES = 20
 #: children bounded together at most in one call (memory)
 FSB_MAX_CHILDREN = 32768
+#: The children's bounds from their parent's (:func:`netopt.bounds.fsb.children_lower`: the
+#: back-substitution from the split layer down only, none below the first layer); False: a full
+#: pass per child. The same bounds (tested in float64); measured on two MNIST 256x2 disjuncts
+#: (a shifted image, ``benchmarks/compare/unseen_instances.py``), the same trees in 6.7-7.8 s
+#: against 12.2-13.7 s and 6.2-6.5 s against 8.8-9.1 s, branching's share 2.2-2.8 s against
+#: 5.2-9.8 s.
+FSB_INCREMENTAL = True
 
 #: Domains with every sign fixed closed by an LP over the rows' combinations (one LP each),
 #: per round at most (:meth:`_ReluSearch._affine`); the rest count as stuck.
@@ -241,27 +251,15 @@ class _ReluSearch(_Search):
         # the children in chunks of at most FSB_MAX_CHILDREN domains (memory)
         step = max(1, FSB_MAX_CHILDREN // (2 * K))
         score = torch.empty((K, n), dtype=cb.dtype, device=dev)
+        lo_t, hi_t = cb._t(self.lo), cb._t(self.hi)
         for a in range(0, n, step):
             part = kt[a : a + step]
             m = len(part)
-            children = _children_splits([s[part] for s in sp], lay[a : a + m], uni[a : a + m])
-            rep = part.repeat(2 * K)
-            R = len(rep)
-            sb2 = cb.alpha_crown(
-                np.broadcast_to(self.lo, (R, self.lo.shape[1])),
-                np.broadcast_to(self.hi, (R, self.hi.shape[1])),
-                self.C,
-                self.d,
-                children,
-                iters=0,
-                init=[s_.detach()[rep] for s_ in sb.slopes],
-                beta=True,
-                init_betas=[b.detach()[rep] for b in sb.betas] if sb.betas else None,
-                pre=[(lo_.detach()[rep], hi_.detach()[rep]) for lo_, hi_ in sb.pre],
-                mix=sb.mix is not None,
-                init_mix=None if sb.mix is None else sb.mix[rep],
-            )
-            low = sb2.lower.max(dim=1).values.reshape(K, 2, m)
+            if FSB_INCREMENTAL:
+                low = children_lower(cb, sb, lo_t, hi_t, sp, part, lay[a : a + m], uni[a : a + m])
+                low = low.max(dim=-1).values
+            else:
+                low = self._children_full(sb, sp, part, lay[a : a + m], uni[a : a + m])
             # what is left to close on both sides (a closed child counts 0)
             score[:, a : a + m] = low[:, 0].clamp(max=0) + low[:, 1].clamp(max=0)
         score = torch.where(val.T > 0, score, torch.full_like(score, -torch.inf))
@@ -271,6 +269,30 @@ class _ReluSearch(_Search):
         f_layer = lay[ar, best].cpu().numpy()
         f_unit = uni[ar, best].cpu().numpy()
         return np.where(ok, f_layer, layer), np.where(ok, f_unit, unit)
+
+    def _children_full(self, sb: Any, sp: list, part: Any, lay: Any, uni: Any) -> Any:
+        """Both children's best row bound ``(K, 2, m)`` by a full pass each (the reference of
+        :func:`~netopt.bounds.fsb.children_lower`)."""
+        cb = self.cb
+        m, K = lay.shape
+        children = _children_splits([s[part] for s in sp], lay, uni)
+        rep = part.repeat(2 * K)
+        R = len(rep)
+        sb2 = cb.alpha_crown(
+            np.broadcast_to(self.lo, (R, self.lo.shape[1])),
+            np.broadcast_to(self.hi, (R, self.hi.shape[1])),
+            self.C,
+            self.d,
+            children,
+            iters=0,
+            init=[s_.detach()[rep] for s_ in sb.slopes],
+            beta=True,
+            init_betas=[b.detach()[rep] for b in sb.betas] if sb.betas else None,
+            pre=[(lo_.detach()[rep], hi_.detach()[rep]) for lo_, hi_ in sb.pre],
+            mix=sb.mix is not None,
+            init_mix=None if sb.mix is None else sb.mix[rep],
+        )
+        return sb2.lower.max(dim=1).values.reshape(K, 2, m)
 
     def _split(self) -> BranchResult:
         """The box with ReLU signs fixed, hardest first, on the batched torch engine."""

@@ -1,0 +1,136 @@
+r"""The children's bounds that filtered smart branching compares, from their parent's bound.
+
+Filtered smart branching (De Palma et al. 2021; :data:`netopt.bounds.branch_relu.FSB_CANDIDATES`)
+scores a candidate unit by the bounds of both its children, each bounded once with its parent's
+slopes, multipliers and activation bounds (the unit's clipped to its side). A child then differs
+from its parent in the lines of one unit only, so its bound is the parent's plus a change that
+back-substitution computes from the split layer down, and nothing above it is redone.
+
+With :math:`\Lambda_j` the parent's coefficients of :math:`a_j` (layer :math:`j`, unit
+:math:`u` split) in one row's bound, the unit's relaxed coefficient of :math:`z_j[u]` and its
+constant are
+
+.. math::
+
+    g_u = s^{lo}_u \Lambda_u + (s^{up}_u - s^{lo}_u) \min(\Lambda_u, 0) - \beta_u s_u, \qquad
+    c_u = \min(\Lambda_u, 0)\, b^{up}_u + \max(\Lambda_u, 0)\, b^{lo}_u,
+
+and on the child's side they become :math:`g'_u = \alpha \Lambda_u` (inactive, :math:`\alpha`
+the leak) or :math:`\Lambda_u` (active), :math:`c'_u = 0` (the unit was unsplit, so its
+multiplier is 0 on both). With :math:`\delta = g'_u - g_u`, the coefficients one layer down
+change by the rank-one :math:`\delta W_j[u, :]` and the constant by :math:`\delta\, b_j[u] - c_u`:
+
+* below the first activation layer (:math:`j = 0`) the coefficients are the input's, and the
+  child's bound is the parent's plus that change and the change of the box's concretization
+  :math:`\Lambda^+ l + \Lambda^- u` (no product with a weight matrix at all);
+* deeper, the rest of the back-substitution (:math:`j - 1` down to the input) runs on the
+  child's coefficients, and its result replaces the parent's.
+
+The bounds equal those of a full pass with the same parameters (``tests/bounds/test_fsb.py``,
+in float64); they only rank the candidates, and nothing is claimed from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["children_lower"]
+
+
+def children_lower(
+    cb: Any, sb: Any, lo: Any, hi: Any, signs: list, part: Any, lay: Any, uni: Any
+) -> Any:
+    """Every row's lower bound of both children of each candidate.
+
+    Parameters
+    ----------
+    cb : ChainBounds
+    sb : SpecBound
+        The parents' bounds from :meth:`~netopt.bounds.batched.ChainBounds.alpha_crown` (its
+        ``lams``, ``coefs``, ``slopes``, ``betas`` and ``pre``), ``B`` domains.
+    lo, hi : Tensor
+        ``(1, n_in)``: the box (the same for every domain: ReLU splitting).
+    signs : list of Tensor
+        The parents' split signs per activation layer, ``(B, n_j)``.
+    part : Tensor
+        ``(m,)`` indices (into the ``B`` domains) of the parents to branch.
+    lay, uni : Tensor
+        ``(m, K)``: each parent's candidates' layers and units (unstable on the parent).
+
+    Returns
+    -------
+    Tensor ``(K, 2, m, k)``: candidate, side (``z <= 0`` first), parent, row.
+    """
+    import torch
+
+    with torch.no_grad():
+        return _children(cb, sb, lo, hi, signs, part, lay, uni)
+
+
+def _children(cb: Any, sb: Any, lo: Any, hi: Any, signs: list, part: Any, lay: Any, uni: Any):
+    import torch
+
+    dt, dev = cb.dtype, cb.device
+    m, K = lay.shape
+    low = sb.lower[part]
+    k = low.shape[1]
+    out = torch.full((K, 2, m, k), -torch.inf, dtype=dt, device=dev)
+    lines = []
+    for j in range(cb.n_act):
+        pl, pu = sb.pre[j]
+        _, lo_b, up_s, up_b = cb._lines(j, pl[part], pu[part])
+        lines.append((sb.slopes[j][part], lo_b, up_s, up_b))
+    shift: list = [None] * cb.n_act
+    if sb.betas:
+        shift = [b[part] * s[part].to(dt)[:, None, :] for b, s in zip(sb.betas, signs, strict=True)]
+    below: dict[int, Any] = {}  # per layer j >= 1: the parents' back-substitution below it
+    for j in range(cb.n_act):
+        ii, qq = torch.nonzero(lay == j, as_tuple=True)
+        if not len(ii):
+            continue
+        u = uni[ii, qq]
+        par = part[ii]
+        lam_u = sb.lams[j][par, :, u]  # (r, k)
+        lo_s, lo_b, up_s, up_b = (None if t is None else t[ii, u][:, None] for t in lines[j])
+        neg = lam_u.clamp(max=0)
+        g = lo_s * lam_u + (up_s - lo_s) * neg
+        c = neg * up_b
+        if lo_b is not None:
+            c = c + lam_u.clamp(min=0) * lo_b
+        if shift[j] is not None:
+            g = g - shift[j][ii, :, u]
+        w_u = cb.W[j][u][:, None, :]  # (r, 1, n_below)
+        b_u = cb.b[j][u][:, None]
+        if j == 0:
+            X = sb.coefs[par]
+            base = _concretize(X, lo, hi)
+        else:
+            if j not in below:
+                below[j] = _below(cb, sb.lams[j - 1][part], j, lo, hi, lines, shift)
+            X = sb.lams[j - 1][par]
+            base = below[j][ii]
+        for side, slope in ((0, cb.leak[j]), (1, 1.0)):
+            delta = slope * lam_u - g
+            Xc = X + delta[:, :, None] * w_u
+            if j == 0:
+                rest = _concretize(Xc, lo, hi)
+            else:
+                sub = [tuple(None if t is None else t[ii] for t in ln) for ln in lines[:j]]
+                sh = [None if s is None else s[ii] for s in shift[:j]]
+                rest = _below(cb, Xc, j, lo, hi, sub, sh)
+            out[qq, side, ii] = low[ii] + delta * b_u - c + rest - base
+    return out
+
+
+def _concretize(X: Any, lo: Any, hi: Any) -> Any:
+    """``(r, k)``: the minimum of ``X x`` over the box (``X`` ``(r, k, n_in)``)."""
+    return (X.clamp(min=0) * lo[:, None, :]).sum(-1) + (X.clamp(max=0) * hi[:, None, :]).sum(-1)
+
+
+def _below(cb: Any, X: Any, j: int, lo: Any, hi: Any, lines: list, shift: list) -> Any:
+    """The back-substitution of ``X a_{j-1}`` (``(r, k, n_{j-1})``) down to the input box."""
+    import torch
+
+    r = X.shape[0]
+    zero = torch.zeros(X.shape[:2], dtype=X.dtype, device=X.device)
+    return cb._substitute(X, zero, j, lo.expand(r, -1), hi.expand(r, -1), lines[:j], shift[:j])

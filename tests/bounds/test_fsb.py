@@ -1,0 +1,125 @@
+"""Filtered smart branching's children bounds from their parent's (``netopt.bounds.fsb``).
+
+The incremental bounds must equal, in float64, a full beta-CROWN pass per child with the
+parent's slopes, multipliers and activation bounds (the old way, and the definition of what
+FSB compares), on chains of 2 to 4 activation layers, ReLU and leaky ReLU, with one or two
+rows and their combination, and with splits and multipliers already on the parents.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers.nets import make_model
+from onnx import helper
+
+import netopt
+
+torch = pytest.importorskip("torch")
+from netopt.bounds.batched import ChainBounds  # noqa: E402
+from netopt.bounds.branch_relu import _children_splits  # noqa: E402
+from netopt.bounds.fsb import children_lower  # noqa: E402
+
+
+def _mlp(rng, sizes, leak):
+    nodes, inits = [], {}
+    prev = "x"
+    for i in range(len(sizes) - 1):
+        inits[f"W{i}"] = rng.normal(size=(sizes[i + 1], sizes[i])) / np.sqrt(sizes[i])
+        inits[f"b{i}"] = rng.normal(size=sizes[i + 1]) * 0.1
+        nodes.append(helper.make_node("Gemm", [prev, f"W{i}", f"b{i}"], [f"h{i}"], transB=1))
+        prev = f"h{i}"
+        if i < len(sizes) - 2:
+            if leak is None:
+                nodes.append(helper.make_node("Relu", [prev], [f"r{i}"]))
+            else:
+                nodes.append(helper.make_node("LeakyRelu", [prev], [f"r{i}"], alpha=leak))
+            prev = f"r{i}"
+    nodes[-1].output[0] = "y"
+    return netopt.load(make_model(nodes, [1, sizes[0]], [1, sizes[-1]], inits))
+
+
+def _full(cb, lo, hi, C, d, sb, sp, part, lay, uni, mix):
+    """Every child by a full pass: ``(K, 2, m, rows)``."""
+    m, K = lay.shape
+    children = _children_splits([s[part] for s in sp], lay, uni)
+    rep = part.repeat(2 * K)
+    R = len(rep)
+    sb2 = cb.alpha_crown(
+        np.broadcast_to(lo, (R, lo.shape[1])),
+        np.broadcast_to(hi, (R, hi.shape[1])),
+        C,
+        d,
+        children,
+        iters=0,
+        init=[s.detach()[rep] for s in sb.slopes],
+        beta=True,
+        init_betas=[b.detach()[rep] for b in sb.betas] if sb.betas else None,
+        pre=[(a.detach()[rep], b.detach()[rep]) for a, b in sb.pre],
+        mix=mix,
+        init_mix=None if sb.mix is None else sb.mix[rep],
+    )
+    return sb2.lower.reshape(K, 2, m, -1)
+
+
+@pytest.mark.parametrize(
+    "sizes,leak,rows,beta",
+    [
+        ([6, 10, 8, 3], None, 1, False),
+        ([6, 10, 8, 3], None, 2, True),
+        ([5, 8, 8, 8, 2], 0.1, 2, True),
+        ([4, 7, 6, 5, 6, 3], None, 1, True),
+        ([4, 7, 6, 5, 6, 3], 0.2, 3, False),
+    ],
+)
+def test_children_bounds_equal_a_full_pass_per_child(sizes, leak, rows, beta):
+    rng = np.random.default_rng(sum(sizes) + rows)
+    net = _mlp(rng, sizes, leak)
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    n_in = sizes[0]
+    lo, hi = -np.ones((1, n_in)), np.ones((1, n_in))
+    C, d = rng.normal(size=(rows, sizes[-1])), rng.normal(size=rows)
+    widths = sizes[1:-1]
+    B = 12
+    root = cb.crown(lo, hi, C, d)
+    # parents: random splits of units unstable on the box, slopes and multipliers optimized
+    sp = []
+    for j, w in enumerate(widths):
+        unst = ((root.pre[j][0] < 0) & (root.pre[j][1] > 0)).numpy()[0]
+        s = np.where(rng.random((B, w)) < 0.3, rng.choice([-1, 1], size=(B, w)), 0) * unst
+        sp.append(torch.as_tensor(s, dtype=torch.int8))
+    sb = cb.alpha_crown(
+        np.repeat(lo, B, 0),
+        np.repeat(hi, B, 0),
+        C,
+        d,
+        sp,
+        iters=5,
+        beta=beta,
+        pre=[(a.expand(B, -1), b.expand(B, -1)) for a, b in root.pre],
+        mix=rows > 1,
+    )
+    # candidates: the units unstable and unsplit on each parent, K of them (padded by repeats)
+    K = 6
+    lay = np.zeros((B, K), dtype=np.int64)
+    uni = np.zeros((B, K), dtype=np.int64)
+    for i in range(B):
+        cand = [
+            (j, u)
+            for j in range(len(widths))
+            for u in range(widths[j])
+            if sb.pre[j][0][i, u] < 0 < sb.pre[j][1][i, u] and sp[j][i, u] == 0
+        ]
+        assert cand, "every parent needs a candidate"
+        pick = rng.choice(len(cand), size=K)
+        lay[i], uni[i] = np.array([cand[p] for p in pick]).T
+    assert len(set(lay.ravel())) == len(widths)  # candidates in every layer
+    part = torch.arange(B)
+    lay_t, uni_t = torch.as_tensor(lay), torch.as_tensor(uni)
+    lo_t, hi_t = cb._t(lo), cb._t(hi)
+    fast = children_lower(cb, sb, lo_t, hi_t, sp, part, lay_t, uni_t)
+    full = _full(cb, lo, hi, C, d, sb, sp, part, lay_t, uni_t, rows > 1)
+    assert fast.shape == full.shape == (K, 2, B, rows + (rows > 1))
+    scale = float(full.abs().max())
+    assert torch.allclose(fast, full, rtol=0, atol=1e-10 * max(1.0, scale))
+    assert not torch.allclose(full[:, 0], full[:, 1])  # the two sides differ: a real check

@@ -50,6 +50,15 @@ FSB_MAX_CHILDREN = 32768
 #: 5.2-9.8 s.
 FSB_INCREMENTAL = True
 
+#: A round of at most this many domains to split splits each on two units at once (filtered
+#: smart branching's pick and runner-up: four children): while the tree is narrow a round's
+#: cost is mostly its fixed overhead, and this halves the rounds. 0: one unit per domain.
+#: Measured (2-core CPU, 22 MNIST 256x2 disjuncts of one row each, 60 s each: prop_1_0.03,
+#: prop_3_0.03 and four of a shifted image's): 0 / 16 / 64 / 256 / 1024 took 62-70 / 57 /
+#: 49-51 / 55 / 56 s. On a decision of the bench's 10-32-32-2 (four rows and their
+#: combination) it took 11.5-12.3 s against 8.6-8.9 s (a deeper tree): so only for one row.
+MULTI_SPLIT_BELOW = 64
+
 #: Domains with every sign fixed closed by an LP over the rows' combinations (one LP each),
 #: per round at most (:meth:`_ReluSearch._affine`); the rest count as stuck.
 AFFINE_PER_ROUND = 4096
@@ -226,11 +235,14 @@ class _ReluSearch(_Search):
         sp: list,
         layer: np.ndarray,
         unit: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, ...]:
         r"""Filtered smart branching: of each kept domain's :data:`FSB_CANDIDATES` units of the
         highest BaBSR score, the one whose children's bounds :math:`b_-, b_+` (each bounded
         once with the parent's slopes and multipliers) maximize :math:`\min(b_-, 0) +
-        \min(b_+, 0)`; ``layer``/``unit`` (BaBSR's pick) where no candidate is unstable."""
+        \min(b_+, 0)`; ``layer``/``unit`` (BaBSR's pick) where no candidate is unstable.
+
+        Returns ``(layer, unit, layer2, unit2, ok2)``: the pick and the runner-up, which
+        ``ok2`` says exists (another unstable candidate)."""
         import torch
 
         cb = self.cb
@@ -268,7 +280,16 @@ class _ReluSearch(_Search):
         ar = torch.arange(n, device=dev)
         f_layer = lay[ar, best].cpu().numpy()
         f_unit = uni[ar, best].cpu().numpy()
-        return np.where(ok, f_layer, layer), np.where(ok, f_unit, unit)
+        score[best, ar] = -torch.inf
+        second = score.argmax(dim=0)
+        ok2 = ok & torch.isfinite(score.max(dim=0).values).cpu().numpy()
+        return (
+            np.where(ok, f_layer, layer),
+            np.where(ok, f_unit, unit),
+            lay[ar, second].cpu().numpy(),
+            uni[ar, second].cpu().numpy(),
+            ok2,
+        )
 
     def _children_full(self, sb: Any, sp: list, part: Any, lay: Any, uni: Any) -> Any:
         """Both children's best row bound ``(K, 2, m)`` by a full pass each (the reference of
@@ -392,8 +413,14 @@ class _ReluSearch(_Search):
                 t = time.perf_counter()
                 scores = babsr_scores(cb, sb)
                 layer, unit, can = _choose_relu(scores, kt, [s[kt] for s in sp])
+                # two units at once while the round is small (see MULTI_SPLIT_BELOW)
+                layer2 = unit2 = np.zeros(len(keep), dtype=np.int64)
+                two = np.zeros(len(keep), dtype=bool)
                 if FSB_CANDIDATES > 1 and can.any():
-                    layer, unit = self._filtered(sb, scores, kt, sp, layer, unit)
+                    layer, unit, layer2, unit2, two = self._filtered(
+                        sb, scores, kt, sp, layer, unit
+                    )
+                    two &= len(keep) <= MULTI_SPLIT_BELOW and self.C.shape[0] == 1
                 if not can.all():
                     # no unstable unit left: the network is affine on the domain, yet no row
                     # closed it. A combination of the rows may (an LP); the others are set
@@ -402,28 +429,42 @@ class _ReluSearch(_Search):
                     if x is not None:
                         return BranchResult("sat", x=x)
                     keep, layer, unit = keep[can], layer[can], unit[can]
+                    layer2, unit2, two = layer2[can], unit2[can], two[can]
                     kt = torch.as_tensor(keep, device=dev)
             if len(keep):
                 c0, c1 = self.tree.split(b_ids[keep], "r", layer, unit)
-                n_k = len(keep)
-                rep = torch.cat([kt, kt])
+                # the children: (positions in keep, their (layer, unit, side) splits, tree ids)
+                one, dbl = np.nonzero(~two)[0], np.nonzero(two)[0]
+                groups = [
+                    (one, [(layer[one], unit[one], side)], c[one])
+                    for side, c in ((-1, c0), (1, c1))
+                ]
+                for side, c in ((-1, c0), (1, c1)):
+                    g0, g1 = self.tree.split(c[dbl], "r", layer2[dbl], unit2[dbl])
+                    for side2, g in ((-1, g0), (1, g1)):
+                        sets = [(layer[dbl], unit[dbl], side), (layer2[dbl], unit2[dbl], side2)]
+                        groups.append((dbl, sets, g))
+                pos = np.concatenate([g[0] for g in groups])
+                rep = kt[torch.as_tensor(pos, device=dev)]
                 new["splits"] = []
                 for j in range(L):
                     s2 = sp[j][rep].clone()
-                    sel = np.nonzero(layer == j)[0]
-                    if len(sel):
-                        st = torch.as_tensor(sel, device=dev)
-                        u_ = torch.as_tensor(unit[sel], device=dev)
-                        s2[st, u_] = -1
-                        s2[st + n_k, u_] = 1
+                    off = 0
+                    for idx, sets, _ in groups:
+                        for la, un, side in sets:
+                            sel = np.nonzero(la == j)[0]
+                            if len(sel):
+                                st = torch.as_tensor(off + sel, device=dev)
+                                s2[st, torch.as_tensor(un[sel], device=dev)] = side
+                        off += len(idx)
                     new["splits"].append(s2)
                 new["pre"] = [(a.detach()[rep], b.detach()[rep]) for a, b in sb.pre]
                 new["slopes"] = [s.detach()[rep] for s in sb.slopes]
                 new["betas"] = [b.detach()[rep] for b in sb.betas] if sb.betas else None
                 new["mix"] = None if sb.mix is None else sb.mix.detach()[rep]
-                new["score"] = np.tile(best[keep], 2)
-                new["ids"] = np.concatenate([c0, c1])
-                new["depth"] = np.tile(b_depth[keep] + 1, 2)
+                new["score"] = best[keep][pos]
+                new["ids"] = np.concatenate([g[2] for g in groups])
+                new["depth"] = np.concatenate([b_depth[keep][g[0]] + len(g[1]) for g in groups])
                 self.stats["t_branch"] += time.perf_counter() - t
             rt = torch.as_tensor(rest, device=dev)
 

@@ -267,11 +267,12 @@ class _ReluSearch(_Search):
         for a in range(0, n, step):
             part = kt[a : a + step]
             m = len(part)
+            la, un = lay[a : a + m], uni[a : a + m]
             if FSB_INCREMENTAL:
-                low = children_lower(cb, sb, lo_t, hi_t, sp, part, lay[a : a + m], uni[a : a + m])
-                low = low.max(dim=-1).values
+                low = children_lower(cb, sb, lo_t, hi_t, sp, part, la, un)
             else:
-                low = self._children_full(sb, sp, part, lay[a : a + m], uni[a : a + m])
+                low = children_full(cb, self.lo, self.hi, self.C, self.d, sb, sp, part, la, un)
+            low = low.max(dim=-1).values
             # what is left to close on both sides (a closed child counts 0)
             score[:, a : a + m] = low[:, 0].clamp(max=0) + low[:, 1].clamp(max=0)
         score = torch.where(val.T > 0, score, torch.full_like(score, -torch.inf))
@@ -290,30 +291,6 @@ class _ReluSearch(_Search):
             uni[ar, second].cpu().numpy(),
             ok2,
         )
-
-    def _children_full(self, sb: Any, sp: list, part: Any, lay: Any, uni: Any) -> Any:
-        """Both children's best row bound ``(K, 2, m)`` by a full pass each (the reference of
-        :func:`~netopt.bounds.fsb.children_lower`)."""
-        cb = self.cb
-        m, K = lay.shape
-        children = _children_splits([s[part] for s in sp], lay, uni)
-        rep = part.repeat(2 * K)
-        R = len(rep)
-        sb2 = cb.alpha_crown(
-            np.broadcast_to(self.lo, (R, self.lo.shape[1])),
-            np.broadcast_to(self.hi, (R, self.hi.shape[1])),
-            self.C,
-            self.d,
-            children,
-            iters=0,
-            init=[s_.detach()[rep] for s_ in sb.slopes],
-            beta=True,
-            init_betas=[b.detach()[rep] for b in sb.betas] if sb.betas else None,
-            pre=[(lo_.detach()[rep], hi_.detach()[rep]) for lo_, hi_ in sb.pre],
-            mix=sb.mix is not None,
-            init_mix=None if sb.mix is None else sb.mix[rep],
-        )
-        return sb2.lower.max(dim=1).values.reshape(K, 2, m)
 
     def _split(self) -> BranchResult:
         """The box with ReLU signs fixed, hardest first, on the batched torch engine."""
@@ -493,6 +470,35 @@ class _ReluSearch(_Search):
         if self.stats["stuck"]:
             return BranchResult("unknown", stopped="incomplete")
         return BranchResult("unsat")
+
+
+def children_full(
+    cb: Any, lo: Any, hi: Any, C: Any, d: Any, sb: Any, sp: list, part: Any, lay: Any, uni: Any
+) -> Any:
+    """Every row's bound of both children of each candidate, ``(K, 2, m, k)``, by a full
+    beta-CROWN pass per child with its parent's slopes, multipliers and activation bounds: what
+    :func:`~netopt.bounds.fsb.children_lower` computes from the parent's bound (the reference
+    it is tested against; the arguments as there, ``lo``/``hi`` ``(1, n_in)`` arrays and the
+    rows ``C``, ``d``)."""
+    m, K = lay.shape
+    children = _children_splits([s[part] for s in sp], lay, uni)
+    rep = part.repeat(2 * K)
+    R = len(rep)
+    sb2 = cb.alpha_crown(
+        np.broadcast_to(lo, (R, lo.shape[1])),
+        np.broadcast_to(hi, (R, hi.shape[1])),
+        C,
+        d,
+        children,
+        iters=0,
+        init=[s.detach()[rep] for s in sb.slopes],
+        beta=True,
+        init_betas=[b.detach()[rep] for b in sb.betas] if sb.betas else None,
+        pre=[(a.detach()[rep], b.detach()[rep]) for a, b in sb.pre],
+        mix=sb.mix is not None,
+        init_mix=None if sb.mix is None else sb.mix[rep],
+    )
+    return sb2.lower.reshape(K, 2, m, -1)
 
 
 def _children_splits(sp: list, layer: Any, unit: Any) -> list:

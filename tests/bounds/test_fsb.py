@@ -10,56 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers.nets import make_model
-from onnx import helper
-
-import netopt
+from helpers.nets import mlp_net
 
 torch = pytest.importorskip("torch")
 from netopt.bounds.batched import ChainBounds  # noqa: E402
-from netopt.bounds.branch_relu import _children_splits  # noqa: E402
+from netopt.bounds.branch_relu import children_full  # noqa: E402
 from netopt.bounds.fsb import children_lower  # noqa: E402
-
-
-def _mlp(rng, sizes, leak):
-    nodes, inits = [], {}
-    prev = "x"
-    for i in range(len(sizes) - 1):
-        inits[f"W{i}"] = rng.normal(size=(sizes[i + 1], sizes[i])) / np.sqrt(sizes[i])
-        inits[f"b{i}"] = rng.normal(size=sizes[i + 1]) * 0.1
-        nodes.append(helper.make_node("Gemm", [prev, f"W{i}", f"b{i}"], [f"h{i}"], transB=1))
-        prev = f"h{i}"
-        if i < len(sizes) - 2:
-            if leak is None:
-                nodes.append(helper.make_node("Relu", [prev], [f"r{i}"]))
-            else:
-                nodes.append(helper.make_node("LeakyRelu", [prev], [f"r{i}"], alpha=leak))
-            prev = f"r{i}"
-    nodes[-1].output[0] = "y"
-    return netopt.load(make_model(nodes, [1, sizes[0]], [1, sizes[-1]], inits))
-
-
-def _full(cb, lo, hi, C, d, sb, sp, part, lay, uni, mix):
-    """Every child by a full pass: ``(K, 2, m, rows)``."""
-    m, K = lay.shape
-    children = _children_splits([s[part] for s in sp], lay, uni)
-    rep = part.repeat(2 * K)
-    R = len(rep)
-    sb2 = cb.alpha_crown(
-        np.broadcast_to(lo, (R, lo.shape[1])),
-        np.broadcast_to(hi, (R, hi.shape[1])),
-        C,
-        d,
-        children,
-        iters=0,
-        init=[s.detach()[rep] for s in sb.slopes],
-        beta=True,
-        init_betas=[b.detach()[rep] for b in sb.betas] if sb.betas else None,
-        pre=[(a.detach()[rep], b.detach()[rep]) for a, b in sb.pre],
-        mix=mix,
-        init_mix=None if sb.mix is None else sb.mix[rep],
-    )
-    return sb2.lower.reshape(K, 2, m, -1)
 
 
 @pytest.mark.parametrize(
@@ -73,8 +29,10 @@ def _full(cb, lo, hi, C, d, sb, sp, part, lay, uni, mix):
     ],
 )
 def test_children_bounds_equal_a_full_pass_per_child(sizes, leak, rows, beta):
-    rng = np.random.default_rng(sum(sizes) + rows)
-    net = _mlp(rng, sizes, leak)
+    seed = sum(sizes) + rows
+    rng = np.random.default_rng(seed)
+    act = "relu" if leak is None else f"leaky_relu:{leak}"
+    net, _, _ = mlp_net(sizes, [act] * (len(sizes) - 2) + [None], seed=seed)
     cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
     n_in = sizes[0]
     lo, hi = -np.ones((1, n_in)), np.ones((1, n_in))
@@ -118,7 +76,7 @@ def test_children_bounds_equal_a_full_pass_per_child(sizes, leak, rows, beta):
     lay_t, uni_t = torch.as_tensor(lay), torch.as_tensor(uni)
     lo_t, hi_t = cb._t(lo), cb._t(hi)
     fast = children_lower(cb, sb, lo_t, hi_t, sp, part, lay_t, uni_t)
-    full = _full(cb, lo, hi, C, d, sb, sp, part, lay_t, uni_t, rows > 1)
+    full = children_full(cb, lo, hi, C, d, sb, sp, part, lay_t, uni_t)
     assert fast.shape == full.shape == (K, 2, B, rows + (rows > 1))
     scale = float(full.abs().max())
     assert torch.allclose(fast, full, rtol=0, atol=1e-10 * max(1.0, scale))

@@ -151,6 +151,10 @@ def plan(problem: Problem, solver: str | None, options: dict[str, Any]) -> tuple
         return ["milp"], "branch and bound does not take this problem (" + why[0] + ")"
     if Bab.check_support(problem.net.graph):
         return ["milp"], "branch and bound has no rule for some op of the network"
+    if any(o.op == "maxpool2d" for o in problem.net.graph.ops):
+        # branch and bound takes a max pool as ReLUs, but the measured rule below is for
+        # networks of ReLUs only, and the MILP models the max pool itself
+        return ["milp"], "max pooling: the MILP, which models it as it is"
     n = int(np.prod(problem.domain.shape))
     if isinstance(problem, Feasibility):
         from netopt.bounds.branch import INPUT_SPLIT_MAX_DIM

@@ -47,6 +47,7 @@ from netopt.formulations._base import Formulation, keyword_options, no_backend, 
 from netopt.formulations.bab.outcome import STATS, bab_outcome
 from netopt.ir import Graph
 from netopt.ir.ops import OPS
+from netopt.ir.relu_form import MAX_UNITS
 from netopt.options import Schema, choice, integer, number
 from netopt.problems import Feasibility, Problem
 from netopt.result import Outcome
@@ -64,15 +65,18 @@ class Bab(Formulation):
 
     Its rule table is that of :class:`netopt.bounds.bab.BatchCrown`: every linear IR op, ReLU,
     and leaky ReLU with :math:`0 \\le \\alpha \\le 1` (above 1 the function is concave, and
-    CROWN's lines are those of a convex piece).
+    CROWN's lines are those of a convex piece). A max pool is taken in its exact ReLU form
+    (:func:`netopt.ir.relu_form.relu_form`, where that adds at most
+    :data:`~netopt.ir.relu_form.MAX_UNITS` units), which is what :meth:`check_support` reads.
     """
 
     name = "bab"
     model_type = "none"
     support_verb = "bound"
     support_hint = (
-        "Branch and bound takes linear ops and (leaky) ReLUs; use the exact MILP "
-        "(prob.solve('milp')) for max-pooling, a first-order method for smooth activations."
+        "Branch and bound takes linear ops, (leaky) ReLUs and max pooling of at most "
+        f"{MAX_UNITS} ReLUs in its ReLU form; use the exact MILP (prob.solve('milp')) for "
+        "larger max-pooling, a first-order method for smooth activations."
     )
 
     # ------------------------------------------------------------------ what it takes
@@ -102,6 +106,9 @@ class Bab(Formulation):
     @classmethod
     def check_support(cls, graph: Graph) -> list[tuple[str, str, str]]:
         """``(op id, IR op, reason)`` for every op branch and bound cannot bound."""
+        from netopt.ir.relu_form import relu_form
+
+        graph = relu_form(graph)  # a max pool as ReLUs, as the engines and the checker take it
         bad = []
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             bad.append(

@@ -39,6 +39,12 @@ class BatchCrown:
     """
 
     def __init__(self, graph: Graph) -> None:
+        from netopt.ir.relu_form import relu_form
+
+        # the graph given; the one bounded has its max pooling as ReLUs (the same function),
+        # whose units the splits, slopes and multipliers of a proof refer to
+        self.source = graph
+        graph = relu_form(graph)
         self.graph = graph
         self.ok = len(graph.inputs) == 1 and all(
             is_linear(o)
@@ -231,7 +237,7 @@ def batch_crown_of(net: Any) -> BatchCrown:
     """The network's :class:`BatchCrown`, built once (its dense maps cost a pass over the
     weights) and kept on the network."""
     bc = getattr(net, "_batch_crown", None)
-    if bc is None or bc.graph is not net.graph:
+    if bc is None or bc.source is not net.graph:
         bc = BatchCrown(net.graph)
         net._batch_crown = bc
     return bc

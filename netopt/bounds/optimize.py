@@ -191,7 +191,7 @@ class _Search(Tighten):
         #: and per sign pattern the row id and the multipliers
         self.frags: dict[int, tuple] = {}
         self.kept_floats = 0  # slopes kept for the proof (the memory a long run grows by)
-        self.n_units = sum(self.net.graph.value(v).size for v in self.bc.relu_inputs)
+        self.n_units = sum(self.bc.graph.value(v).size for v in self.bc.relu_inputs)
         self.chain = chain64(self.net) if self.cb is not None else None
         self.shape = tuple(self.net.input_shape)
         self.lo = np.asarray(problem.domain.lo, dtype=np.float64).reshape(1, -1)

@@ -6,7 +6,10 @@ A proof is a tree over the input box :math:`[l, h]`. A split node divides its do
   :math:`h_i = cut`, then the piece with :math:`l_i = cut` (``cut`` is clipped into the
   parent's :math:`[l_i, h_i]`, so the two pieces always cover the parent);
 * ``["r", layer, unit]`` -- a ReLU split of the input :math:`z` of activation op number
-  ``layer`` (relu / leaky_relu, counted in ``graph.ops`` order) at flat index ``unit``: first
+  ``layer`` (relu / leaky_relu, counted in ``graph.ops`` order of the graph's ReLU form,
+  :func:`netopt.ir.relu_form.relu_form`: a max pool's units are its tournament's, in the order
+  that function builds them, so a change to it invalidates earlier proofs of networks with max
+  pooling — the checker then rejects them, never accepts a wrong one) at flat index ``unit``: first
   the points with :math:`z \le 0` (sign :math:`-1`), then those with :math:`z \ge 0` (sign
   :math:`+1`).
 
@@ -84,7 +87,10 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
     Parameters
     ----------
     graph : Graph
-        One input, one output, linear ops and (leaky) ReLUs with ``0 <= alpha <= 1``.
+        One input, one output, linear ops, max pooling and (leaky) ReLUs with
+        ``0 <= alpha <= 1``. A max pooling is checked in its exact ReLU form
+        (:func:`netopt.ir.relu_form.relu_form`), whose units the proof's splits and
+        parameters count among the activations.
     proof : BabProof
     batch : int
         Leaves bounded together.
@@ -101,6 +107,7 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
     bc = BatchCrown(graph)
     if not bc.ok:
         return fail(None, "the network has ops the proof checker does not cover")
+    graph = bc.graph  # max pooling as ReLUs (netopt.ir.relu_form): the units a proof splits
     acts = [o for o in graph.ops if o.op in ("relu", "leaky_relu")]
     sizes = [graph.value(o.inputs[0]).size for o in acts]
     n_in = graph.value(graph.inputs[0]).size

@@ -311,7 +311,8 @@ def chain_refusals(
 def dense_chain(graph: Graph, who: str = "dense chains") -> tuple[list, list, list]:
     """A chain of linear ops and (leaky) ReLUs as dense float64 arrays: ``(Ws, bs, leaks)``,
     layer by layer, ``leaks[j]`` the activation's slope below 0 (``0.0`` for a ReLU) and None
-    on a last layer without an activation.
+    on a last layer without an activation. Max pooling is taken in its exact ReLU form
+    (:func:`netopt.ir.relu_form.relu_form`): its layers are among the chain's.
 
     Raises
     ------
@@ -319,6 +320,9 @@ def dense_chain(graph: Graph, who: str = "dense chains") -> tuple[list, list, li
         If the graph is not such a chain (every refusal listed, the message starting with
         ``who``: the method that needs the chain).
     """
+    from netopt.ir.relu_form import relu_form
+
+    graph = relu_form(graph)  # max pooling as ReLUs: the units the bounds and proofs know
     bad = chain_refusals(graph, ("relu", "leaky_relu"))
     if bad:
         raise FormulationError(

@@ -16,7 +16,7 @@ from netopt.errors import FormulationError
 
 torch = pytest.importorskip("torch")
 from netopt.bounds.batched import ChainBounds  # noqa: E402
-from netopt.bounds.branching import babsr_scores, input_scores  # noqa: E402
+from netopt.bounds.branching import TIE, babsr_scores, input_scores  # noqa: E402
 
 
 def _mlp(rng, sizes, leak=None):
@@ -652,12 +652,35 @@ def test_babsr_scores_of_one_hidden_layer(leak):
             t = (1 - a) * -low[i, n] * up[i, n] / (up[i, n] - low[i, n])
             c1, c2 = b1[n] * lam[n] * (rr - 1), b1[n] * lam[n] * (rr - a)
             icpt = min(lam[n], 0) * t
-            assert sc[i, n].item() == pytest.approx(abs(min(c1, c2) + icpt), rel=1e-9, abs=1e-13)
+            tie = TIE * (up[i, n] - low[i, n])  # every unstable unit's score above 0
+            assert sc[i, n].item() == pytest.approx(
+                abs(min(c1, c2) + icpt) + tie, rel=1e-9, abs=1e-13
+            )
             assert sc_max[i, n].item() == pytest.approx(
-                abs(max(c1, c2) + icpt), rel=1e-9, abs=1e-13
+                abs(max(c1, c2) + icpt) + tie, rel=1e-9, abs=1e-13
             )
     assert torch.all(sc[torch.as_tensor(splits[0] != 0)] == 0)
     assert torch.any(sc > 0)
+
+
+def test_babsr_scores_every_unstable_unit_above_zero():
+    """A layer of zero bias whose coefficients are >= 0 (a max pool's ReLU form) has BaBSR terms
+    of 0; its unstable units still score above 0, so a domain with one left is never taken for
+    one on which the network is affine."""
+    rng = np.random.default_rng(3)
+    net = _mlp(rng, [3, 6, 1], None)
+    W1 = rng.normal(size=(6, 3))
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    cb.W[0] = torch.as_tensor(W1)
+    cb.b[0] = torch.zeros(6, dtype=torch.float64)
+    cb.W[1] = torch.ones((1, 6), dtype=torch.float64)  # coefficients >= 0: no intercept term
+    lo, hi = -np.ones((1, 3)), np.ones((1, 3))
+    r = cb.alpha_crown(lo, hi, np.eye(1), np.zeros(1), iters=0)
+    (sc,) = babsr_scores(cb, r)
+    low, up = r.pre[0]
+    unst = (low < 0) & (up > 0)
+    assert bool(unst.all())
+    assert bool((sc[unst] > 0).all())
 
 
 def test_input_scores_are_the_best_rows_smear():

@@ -1,0 +1,162 @@
+"""`netopt check` on a network with max pooling: branch and bound on its ReLU form, against the
+same check without it (the MILP, as before the rewrite), in the same script.
+
+    python benchmarks/compare/maxpool_check.py [--timeout 60] [--images 3]
+                                               [--eps 0.05 0.1 0.15 0.2 0.3] [--seed 0]
+
+Network: ``../shared/nets/marabou/conv_mp1.onnx`` (Marabou's test network: Conv, ReLU,
+MaxPool 2x2, Gemm, ReLU, Gemm; input 3x8x8, five outputs). Properties: ``--images`` seeded
+uniform images in [0, 1], the box of radius eps around each, the counterexample region "some
+other output >= the predicted one" (one disjunct per other output): the robustness property
+of VNN-COMP's image benchmarks. Each instance is decided twice, each time in a ``netopt check``
+process of its own (start-up included):
+
+* ``relu form``: the check as shipped; its max pool is rewritten exactly as ReLUs
+  (:mod:`netopt.ir.relu_form`), so the batched bounds, the proof-carrying CROWN pass and
+  branch and bound take the network;
+* ``max pool kept``: the same check with the rewrite turned off
+  (``netopt.ir.relu_form.MAX_UNITS = -1``): the general CROWN (no proof) and the big-M MILP,
+  which models the max pool itself.
+
+No verdicts are known: a "sat" is a counterexample confirmed in onnxruntime, and each "unsat"
+certificate is re-checked by ``Certificate.verify`` (the proof in float64, without a solver;
+"solver-attested" where the MILP decided a disjunct). Prints each verdict and time, the counts
+decided, and the ratio of times where both decide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+NET = Path(__file__).resolve().parents[2].parent / "shared" / "nets" / "marabou" / "conv_mp1.onnx"
+
+# the check as a module call, with the rewrite on or off
+RUN = (
+    "import sys, netopt.ir.relu_form as r; r.MAX_UNITS = {units}; "
+    "from netopt.cli.main import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def properties(work: Path, images: int, eps: list[float], seed: int) -> list[Path]:
+    """One robustness property per image and radius (the image's predicted output)."""
+    import netopt
+
+    net = netopt.load(NET)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(images):
+        x0 = rng.uniform(0, 1, net.input_shape).reshape(-1)
+        y = np.asarray(net.forward(x0.reshape(1, *net.input_shape))).reshape(-1)
+        label = int(y.argmax())
+        for e in eps:
+            lines = [f"; image {i} (seed {seed}), eps {e}, label {label}"]
+            lines += [f"(declare-const X_{j} Real)" for j in range(x0.size)]
+            lines += [f"(declare-const Y_{j} Real)" for j in range(y.size)]
+            for j, v in enumerate(x0):
+                lines += [f"(assert (>= X_{j} {v - e:.9f}))", f"(assert (<= X_{j} {v + e:.9f}))"]
+            other = [f"(and (>= Y_{j} Y_{label}))" for j in range(y.size) if j != label]
+            lines.append(f"(assert (or {' '.join(other)}))")
+            path = work / f"img{i}_eps{e}.vnnlib"
+            path.write_text("\n".join(lines) + "\n")
+            out.append(path)
+    return out
+
+
+def check(prop: Path, units: int, timeout: float, cert: Path) -> dict:
+    """One ``netopt check`` process: verdict (a sat only once confirmed), seconds, method."""
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-c", RUN.format(units=units), "check", str(NET), str(prop)]
+    cmd += ["--time-limit", str(timeout), "--certificate", str(cert), "--json"]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=2 * timeout + 30)
+        r = json.loads(p.stdout)
+    except subprocess.TimeoutExpired:
+        r = {"verdict": "timeout", "details": []}
+    except json.JSONDecodeError:
+        r = {"verdict": f"error (exit {p.returncode})", "details": []}
+    sec = time.perf_counter() - t0
+    verdict = r["verdict"]
+    if verdict == "sat" and not r.get("confirmed_by_onnxruntime"):
+        verdict = "unknown"
+    how = sorted(
+        {
+            d.get("method", "")
+            for d in r.get("details") or []
+            if d.get("verdict") in ("sat", "unsat")
+        }
+        - {""}
+    )
+    proof = ""
+    if verdict == "unsat":
+        from netopt.certificate import Certificate
+
+        rep = Certificate.load(cert).verify(NET, vnnlib_path=prop)
+        proof = (
+            "CERTIFICATE FAILED"
+            if not rep["ok"]
+            else "proof re-checked"
+            if rep["fully_checked"]
+            else "solver-attested part"
+        )
+    return {"verdict": verdict, "seconds": sec, "method": "; ".join(how), "proof": proof}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--images", type=int, default=3)
+    ap.add_argument("--eps", type=float, nargs="+", default=[0.05, 0.1, 0.15, 0.2, 0.3])
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    import os
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+        f", load {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"{NET.name}, timeout {a.timeout:g} s"
+    )
+    modes = (("relu form", 10**9), ("max pool kept", -1))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for prop in properties(work, a.images, a.eps, a.seed):
+            row = {"instance": prop.stem}
+            for name, units in modes:
+                row[name] = check(prop, units, a.timeout, work / f"{prop.stem}_{units}.json")
+            rows.append(row)
+            cells = [
+                f"{r['verdict']:8s} {r['seconds']:6.2f} s  {r['method'] or '-'} {r['proof']}"
+                for r in (row[m] for m, _ in modes)
+            ]
+            print(f"{prop.stem:16s} | " + " | ".join(cells), flush=True)
+    for name, _ in modes:
+        got = [r[name] for r in rows]
+        done = [r for r in got if r["verdict"] in ("sat", "unsat")]
+        med = statistics.median(r["seconds"] for r in got)
+        bad = sum(r["proof"] == "CERTIFICATE FAILED" for r in got)
+        print(
+            f"{name}: decided {len(done)}/{len(got)}, median {med:.2f} s, certificates failed {bad}"
+        )
+    both = [r for r in rows if all(r[m]["verdict"] in ("sat", "unsat") for m, _ in modes)]
+    agree = all(r[modes[0][0]]["verdict"] == r[modes[1][0]]["verdict"] for r in both)
+    if both:
+        ratio = statistics.median(
+            r[modes[1][0]]["seconds"] / r[modes[0][0]]["seconds"] for r in both
+        )
+        print(
+            f"both decide {len(both)}: verdicts agree {agree}; median time ratio (kept / relu form) {ratio:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -19,7 +19,7 @@ import numpy as np
 
 from netopt.bounds.branch_search import BranchResult, _Search
 from netopt.bounds.branching import babsr_scores
-from netopt.bounds.fsb import children_lower
+from netopt.bounds.fsb import children_full, children_lower
 from netopt.bounds.proof import combination_slack
 
 #: ReLU splitting gives up ("unpromising") once it has run this many seconds with fewer than
@@ -470,55 +470,6 @@ class _ReluSearch(_Search):
         if self.stats["stuck"]:
             return BranchResult("unknown", stopped="incomplete")
         return BranchResult("unsat")
-
-
-def children_full(
-    cb: Any, lo: Any, hi: Any, C: Any, d: Any, sb: Any, sp: list, part: Any, lay: Any, uni: Any
-) -> Any:
-    """Every row's bound of both children of each candidate, ``(K, 2, m, k)``, by a full
-    beta-CROWN pass per child with its parent's slopes, multipliers and activation bounds: what
-    :func:`~netopt.bounds.fsb.children_lower` computes from the parent's bound (the reference
-    it is tested against; the arguments as there, ``lo``/``hi`` ``(1, n_in)`` arrays and the
-    rows ``C``, ``d``)."""
-    m, K = lay.shape
-    children = _children_splits([s[part] for s in sp], lay, uni)
-    rep = part.repeat(2 * K)
-    R = len(rep)
-    sb2 = cb.alpha_crown(
-        np.broadcast_to(lo, (R, lo.shape[1])),
-        np.broadcast_to(hi, (R, hi.shape[1])),
-        C,
-        d,
-        children,
-        iters=0,
-        init=[s.detach()[rep] for s in sb.slopes],
-        beta=True,
-        init_betas=[b.detach()[rep] for b in sb.betas] if sb.betas else None,
-        pre=[(a.detach()[rep], b.detach()[rep]) for a, b in sb.pre],
-        mix=sb.mix is not None,
-        init_mix=None if sb.mix is None else sb.mix[rep],
-    )
-    return sb2.lower.reshape(K, 2, m, -1)
-
-
-def _children_splits(sp: list, layer: Any, unit: Any) -> list:
-    """Both children of each domain per candidate: ``sp`` ``(n, n_j)`` per layer, candidates
-    ``layer``/``unit`` ``(n, K)`` -> ``(2 K n, n_j)`` per layer, ordered (candidate, side,
-    domain), the side ``z <= 0`` first."""
-    import torch
-
-    n, K = layer.shape
-    out = []
-    for j, s in enumerate(sp):
-        rep = s.repeat(2 * K, 1)  # (2 K n, n_j)
-        for q in range(K):
-            sel = torch.nonzero(layer[:, q] == j).flatten()
-            if len(sel):
-                u = unit[sel, q]
-                rep[(2 * q) * n + sel, u] = -1
-                rep[(2 * q + 1) * n + sel, u] = 1
-        out.append(rep)
-    return out
 
 
 def _merge(rt: Any, old: list | None, add: list | None, pair: bool = False) -> list | None:

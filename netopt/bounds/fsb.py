@@ -26,15 +26,18 @@ change by the rank-one :math:`\delta W_j[u, :]` and the constant by :math:`\delt
 * deeper, the rest of the back-substitution (:math:`j - 1` down to the input) runs on the
   child's coefficients, and its result replaces the parent's.
 
-The bounds equal those of a full pass with the same parameters (``tests/bounds/test_fsb.py``,
-in float64); they only rank the candidates, and nothing is claimed from them.
+The bounds equal those of a full pass with the same parameters (:func:`children_full`, the
+reference; ``tests/bounds/test_fsb.py``, in float64); they only rank the candidates, and nothing
+is claimed from them. :func:`children_splits` gives the children's split signs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["children_lower"]
+import numpy as np
+
+__all__ = ["children_full", "children_lower", "children_splits"]
 
 
 def children_lower(
@@ -134,3 +137,52 @@ def _below(cb: Any, X: Any, j: int, lo: Any, hi: Any, lines: list, shift: list) 
     r = X.shape[0]
     zero = torch.zeros(X.shape[:2], dtype=X.dtype, device=X.device)
     return cb._substitute(X, zero, j, lo.expand(r, -1), hi.expand(r, -1), lines[:j], shift[:j])
+
+
+def children_full(
+    cb: Any, lo: Any, hi: Any, C: Any, d: Any, sb: Any, sp: list, part: Any, lay: Any, uni: Any
+) -> Any:
+    """Every row's bound of both children of each candidate, ``(K, 2, m, k)``, by a full
+    beta-CROWN pass per child with its parent's slopes, multipliers and activation bounds: what
+    :func:`~netopt.bounds.fsb.children_lower` computes from the parent's bound (the reference
+    it is tested against; the arguments as there, ``lo``/``hi`` ``(1, n_in)`` arrays and the
+    rows ``C``, ``d``)."""
+    m, K = lay.shape
+    children = children_splits([s[part] for s in sp], lay, uni)
+    rep = part.repeat(2 * K)
+    R = len(rep)
+    sb2 = cb.alpha_crown(
+        np.broadcast_to(lo, (R, lo.shape[1])),
+        np.broadcast_to(hi, (R, hi.shape[1])),
+        C,
+        d,
+        children,
+        iters=0,
+        init=[s.detach()[rep] for s in sb.slopes],
+        beta=True,
+        init_betas=[b.detach()[rep] for b in sb.betas] if sb.betas else None,
+        pre=[(a.detach()[rep], b.detach()[rep]) for a, b in sb.pre],
+        mix=sb.mix is not None,
+        init_mix=None if sb.mix is None else sb.mix[rep],
+    )
+    return sb2.lower.reshape(K, 2, m, -1)
+
+
+def children_splits(sp: list, layer: Any, unit: Any) -> list:
+    """Both children of each domain per candidate: ``sp`` ``(n, n_j)`` per layer, candidates
+    ``layer``/``unit`` ``(n, K)`` -> ``(2 K n, n_j)`` per layer, ordered (candidate, side,
+    domain), the side ``z <= 0`` first."""
+    import torch
+
+    n, K = layer.shape
+    out = []
+    for j, s in enumerate(sp):
+        rep = s.repeat(2 * K, 1)  # (2 K n, n_j)
+        for q in range(K):
+            sel = torch.nonzero(layer[:, q] == j).flatten()
+            if len(sel):
+                u = unit[sel, q]
+                rep[(2 * q) * n + sel, u] = -1
+                rep[(2 * q + 1) * n + sel, u] = 1
+        out.append(rep)
+    return out

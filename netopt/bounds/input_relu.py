@@ -301,13 +301,13 @@ class _Boxes:
 
 
 def _halves(splits: list, layer: np.ndarray, unit: np.ndarray) -> list:
-    """:func:`netopt.bounds.branch_relu._children_splits` on numpy split arrays (the float64
+    """:func:`netopt.bounds.fsb.children_splits` on numpy split arrays (the float64
     confirmation reads them): ``(2 K D, n_j)`` per layer, ordered (candidate, side, domain)."""
     import torch
 
-    from netopt.bounds.branch_relu import _children_splits
+    from netopt.bounds.fsb import children_splits
 
-    ch = _children_splits(
+    ch = children_splits(
         [torch.as_tensor(sp) for sp in splits], torch.as_tensor(layer), torch.as_tensor(unit)
     )
     return [c.numpy() for c in ch]

@@ -567,13 +567,13 @@ def test_filtered_branching_children_fix_one_candidate_each():
     with the candidate unit set to -1 (first) and +1, nothing else changed."""
     import torch
 
-    from netopt.bounds.branch_relu import _children_splits
+    from netopt.bounds.fsb import children_splits
 
     rng = np.random.default_rng(0)
     sp = [torch.as_tensor(rng.integers(-1, 2, (3, n)), dtype=torch.int8) for n in (4, 5)]
     layer = torch.as_tensor([[0, 1], [1, 1], [0, 0]])
     unit = torch.as_tensor([[2, 4], [0, 3], [1, 3]])
-    out = _children_splits(sp, layer, unit)
+    out = children_splits(sp, layer, unit)
     n, K = layer.shape
     assert [o.shape for o in out] == [(2 * K * n, 4), (2 * K * n, 5)]
     for q in range(K):

@@ -14,8 +14,7 @@ from helpers.nets import mlp_net
 
 torch = pytest.importorskip("torch")
 from netopt.bounds.batched import ChainBounds  # noqa: E402
-from netopt.bounds.branch_relu import children_full  # noqa: E402
-from netopt.bounds.fsb import children_lower  # noqa: E402
+from netopt.bounds.fsb import children_full, children_lower  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -96,3 +96,33 @@ def test_acasxu_property_1_certificate_round_trip(tmp_path, capsys):
     assert main(["verify", str(cert), str(model), "--property", str(prop)]) == 0
     out = capsys.readouterr().out
     assert out.rstrip().endswith("verified") and "[solver-attested" not in out
+
+
+def test_max_pool_network_certificate_is_a_proof(tmp_path, capsys):
+    """Marabou's conv_mp1 (Conv, ReLU, MaxPool, Gemm, ReLU, Gemm): a robustness property at a
+    radius the one CROWN pass leaves open, decided by ReLU splitting on the max pool's ReLU form;
+    its certificate is re-checked as a proof (it was solver-attested before the ReLU form)."""
+    require_nets()
+    model = NETS / "marabou" / "conv_mp1.onnx"
+    net = netopt.load(model)
+    x0 = np.random.default_rng(0).uniform(0, 1, net.input_shape).reshape(-1)
+    y = net.forward(x0.reshape(1, *net.input_shape)).reshape(-1)
+    label, eps = int(y.argmax()), 0.1
+    lines = [f"(declare-const X_{j} Real)" for j in range(x0.size)]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(y.size)]
+    for j, v in enumerate(x0):
+        lines += [
+            f"(assert (>= X_{j} {float(v - eps)!r}))",
+            f"(assert (<= X_{j} {float(v + eps)!r}))",
+        ]
+    other = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(y.size) if j != label)
+    prop = tmp_path / "robust.vnnlib"
+    prop.write_text("\n".join(lines) + f"\n(assert (or {other}))\n")
+    cert = tmp_path / "mp.json"
+    assert main(["check", str(model), str(prop), "--certificate", str(cert)]) == 20
+    assert "unsat by BaB (relu splits)" in capsys.readouterr().out
+    c = json.loads(cert.read_text())
+    assert all("proof" in dj for dj in c["evidence"]["disjuncts"])
+    assert main(["verify", str(cert), str(model), "--property", str(prop)]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("verified") and "[solver-attested" not in out

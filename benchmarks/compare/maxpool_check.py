@@ -27,10 +27,9 @@ decided, and the ratio of times where both decide.
 from __future__ import annotations
 
 import argparse
-import json
+import importlib.util
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-NET = Path(__file__).resolve().parents[2].parent / "shared" / "nets" / "marabou" / "conv_mp1.onnx"
+HERE = Path(__file__).resolve().parent
+NET = HERE.parents[1].parent / "shared" / "nets" / "marabou" / "conv_mp1.onnx"
 
 # the check as a module call, with the rewrite on or off
 RUN = (
@@ -72,43 +72,22 @@ def properties(work: Path, images: int, eps: list[float], seed: int) -> list[Pat
     return out
 
 
-def check(prop: Path, units: int, timeout: float, cert: Path) -> dict:
-    """One ``netopt check`` process: verdict (a sat only once confirmed), seconds, method."""
-    t0 = time.perf_counter()
+def _vnncomp_check():
+    """``vnncomp_check.py`` beside this file (its one-process check and certificate check)."""
+    spec = importlib.util.spec_from_file_location("vnncomp_check", HERE / "vnncomp_check.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def check(vc, prop: Path, units: int, timeout: float, cert: Path) -> dict:
+    """One ``netopt check`` process (the rewrite's limit ``units``): ``result``, ``seconds``,
+    ``method``, and ``proof``, what the certificate of an unsat says."""
     cmd = [sys.executable, "-c", RUN.format(units=units), "check", str(NET), str(prop)]
     cmd += ["--time-limit", str(timeout), "--certificate", str(cert), "--json"]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=2 * timeout + 30)
-        r = json.loads(p.stdout)
-    except subprocess.TimeoutExpired:
-        r = {"verdict": "timeout", "details": []}
-    except json.JSONDecodeError:
-        r = {"verdict": f"error (exit {p.returncode})", "details": []}
-    sec = time.perf_counter() - t0
-    verdict = r["verdict"]
-    if verdict == "sat" and not r.get("confirmed_by_onnxruntime"):
-        verdict = "unknown"
-    how = sorted(
-        {
-            d.get("method", "")
-            for d in r.get("details") or []
-            if d.get("verdict") in ("sat", "unsat")
-        }
-        - {""}
-    )
-    proof = ""
-    if verdict == "unsat":
-        from netopt.certificate import Certificate
-
-        rep = Certificate.load(cert).verify(NET, vnnlib_path=prop)
-        proof = (
-            "CERTIFICATE FAILED"
-            if not rep["ok"]
-            else "proof re-checked"
-            if rep["fully_checked"]
-            else "solver-attested part"
-        )
-    return {"verdict": verdict, "seconds": sec, "method": "; ".join(how), "proof": proof}
+    r = vc.check_process(cmd, timeout)
+    r["proof"] = vc.certificate_status(cert, NET, prop) if r["result"] == "unsat" else ""
+    return r
 
 
 def main() -> None:
@@ -126,29 +105,30 @@ def main() -> None:
         f"{NET.name}, timeout {a.timeout:g} s"
     )
     modes = (("relu form", 10**9), ("max pool kept", -1))
+    vc = _vnncomp_check()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for prop in properties(work, a.images, a.eps, a.seed):
             row = {"instance": prop.stem}
             for name, units in modes:
-                row[name] = check(prop, units, a.timeout, work / f"{prop.stem}_{units}.json")
+                row[name] = check(vc, prop, units, a.timeout, work / f"{prop.stem}_{units}.json")
             rows.append(row)
             cells = [
-                f"{r['verdict']:8s} {r['seconds']:6.2f} s  {r['method'] or '-'} {r['proof']}"
+                f"{r['result']:8s} {r['seconds']:6.2f} s  {r['method'] or '-'} {r['proof']}"
                 for r in (row[m] for m, _ in modes)
             ]
             print(f"{prop.stem:16s} | " + " | ".join(cells), flush=True)
     for name, _ in modes:
         got = [r[name] for r in rows]
-        done = [r for r in got if r["verdict"] in ("sat", "unsat")]
+        done = [r for r in got if r["result"] in ("sat", "unsat")]
         med = statistics.median(r["seconds"] for r in got)
         bad = sum(r["proof"] == "CERTIFICATE FAILED" for r in got)
         print(
             f"{name}: decided {len(done)}/{len(got)}, median {med:.2f} s, certificates failed {bad}"
         )
-    both = [r for r in rows if all(r[m]["verdict"] in ("sat", "unsat") for m, _ in modes)]
-    agree = all(r[modes[0][0]]["verdict"] == r[modes[1][0]]["verdict"] for r in both)
+    both = [r for r in rows if all(r[m]["result"] in ("sat", "unsat") for m, _ in modes)]
+    agree = all(r[modes[0][0]]["result"] == r[modes[1][0]]["result"] for r in both)
     if both:
         ratio = statistics.median(
             r[modes[1][0]]["seconds"] / r[modes[0][0]]["seconds"] for r in both

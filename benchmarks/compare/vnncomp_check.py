@@ -42,44 +42,45 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def _each(folder: Path, truth: list[dict[str, str]], timeout: float, certs: Path) -> list[dict]:
     """Every instance in a ``netopt check`` process of its own: the rows ``--instances``
     writes (``result``, ``seconds`` — here the process's wall time — and ``method``)."""
-    import json
-
     certs.mkdir(exist_ok=True)
     out = []
     for t in truth:
         cert = certs / f"{Path(t['onnx']).stem}__{Path(t['vnnlib']).stem}.json"
-        t0 = time.perf_counter()
-        try:
-            p = subprocess.run(
-                [
-                    *(sys.executable, "-m", "netopt", "check"),
-                    *(str(folder / t["onnx"]), str(folder / t["vnnlib"])),
-                    *("--time-limit", str(timeout), "--certificate", str(cert), "--json"),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=2 * timeout + 30,  # a process that overruns its own limit this far
-            )
-            r = json.loads(p.stdout)
-        except subprocess.TimeoutExpired:
-            r = {"verdict": "timeout", "details": []}
-        except json.JSONDecodeError:
-            r = {"verdict": f"error (exit {p.returncode})", "details": []}
-        sec = time.perf_counter() - t0
-        verdict = r["verdict"]
-        if verdict == "sat" and not r.get("confirmed_by_onnxruntime"):
-            verdict = "unknown"  # as --instances writes it: a claim only once confirmed
-        # the phases that decided (as --instances's method column)
-        how = sorted(
-            {
-                d.get("method", "")
-                for d in r.get("details") or []
-                if d.get("verdict") in ("sat", "unsat")
-            }
-            - {""}
-        )
-        out.append({"result": verdict, "seconds": sec, "method": "; ".join(how)})
+        cmd = [sys.executable, "-m", "netopt", "check"]
+        cmd += [str(folder / t["onnx"]), str(folder / t["vnnlib"])]
+        cmd += ["--time-limit", str(timeout), "--certificate", str(cert), "--json"]
+        out.append(check_process(cmd, timeout))
     return out
+
+
+def check_process(cmd: list[str], timeout: float) -> dict:
+    """Run one ``netopt check ... --json`` command line: ``result`` (a sat only once
+    onnxruntime confirmed it, as ``--instances`` writes it), ``seconds`` (the process's wall
+    time) and ``method`` (the phases that decided)."""
+    import json
+
+    t0 = time.perf_counter()
+    try:
+        # a process that overruns its own limit this far is stopped
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=2 * timeout + 30)
+        r = json.loads(p.stdout)
+    except subprocess.TimeoutExpired:
+        r = {"verdict": "timeout", "details": []}
+    except json.JSONDecodeError:
+        r = {"verdict": f"error (exit {p.returncode})", "details": []}
+    sec = time.perf_counter() - t0
+    verdict = r["verdict"]
+    if verdict == "sat" and not r.get("confirmed_by_onnxruntime"):
+        verdict = "unknown"
+    how = sorted(
+        {
+            d.get("method", "")
+            for d in r.get("details") or []
+            if d.get("verdict") in ("sat", "unsat")
+        }
+        - {""}
+    )
+    return {"result": verdict, "seconds": sec, "method": "; ".join(how)}
 
 
 def run_set(name: str, timeout: float, verify: bool, work: Path, each: bool = False) -> dict:
@@ -160,12 +161,17 @@ def _report(
 
 
 def _verify(certs: Path, folder: Path, t: dict[str, str]) -> str:
+    path = certs / f"{Path(t['onnx']).stem}__{Path(t['vnnlib']).stem}.json"
+    return certificate_status(path, folder / t["onnx"], folder / t["vnnlib"])
+
+
+def certificate_status(cert: Path, onnx: Path, vnnlib: Path) -> str:
+    """What ``Certificate.verify`` says of an unsat instance's certificate, in words."""
     from netopt.certificate import Certificate
 
-    path = certs / f"{Path(t['onnx']).stem}__{Path(t['vnnlib']).stem}.json"
-    if not path.exists():
+    if not cert.exists():
         return "no certificate"
-    rep = Certificate.load(path).verify(folder / t["onnx"], vnnlib_path=folder / t["vnnlib"])
+    rep = Certificate.load(cert).verify(onnx, vnnlib_path=vnnlib)
     if not rep["ok"]:
         return "CERTIFICATE FAILED"
     return "proof re-checked" if rep["fully_checked"] else "solver-attested part"

@@ -58,7 +58,9 @@ class BatchCrown:
                     # dense layers go through BLAS; scipy's sparse x wide-dense product is slow
                     shapes = [graph.value(i).shape for i in o.inputs]
                     self.maps[o.id] = AffineMap.of(o, shapes, dense_above=0.2)
-        self.relu_inputs = [o.inputs[0] for o in graph.ops if o.op in ("relu", "leaky_relu")]
+        self.acts = [o for o in graph.ops if o.op in ("relu", "leaky_relu")]
+        self.relu_inputs = [o.inputs[0] for o in self.acts]
+        self.act_of = {v: j for j, v in enumerate(self.relu_inputs)}
 
     def _backsub(
         self,
@@ -90,6 +92,47 @@ class BatchCrown:
         )
         return (lo, hi, coef) if want_coef else (lo, hi)
 
+    def _rows_bound(self, vid: str, entry: tuple, L: dict, H: dict, x_lo, x_hi) -> None:
+        """Tighten ``L[vid]``, ``H[vid]`` (in place of the dict entries) by the rows of one
+        ``pre_slopes`` entry, each back-substituted with its own slopes (one "box" per box and
+        row)."""
+        _, units, sides, slopes = entry
+        R, B = len(units), len(x_lo)
+        if R == 0:
+            return
+        Lr = {v: np.repeat(a, R, axis=0) for v, a in L.items()}
+        Hr = {v: np.repeat(a, R, axis=0) for v, a in H.items()}
+        relax: dict = {}
+        for i, cols, vals in slopes:
+            op = self.acts[i]
+            x, a = op.inputs[0], float(op.attrs.get("alpha", 0.0))
+            if x not in Lr:
+                continue  # (not bounded before vid, so not below it: no line of it is used)
+            sl = np.full((R, self.graph.value(x).size), np.nan)
+            sl[:, cols] = vals
+            sl = np.tile(sl, (B, 1))
+            sl = np.where(np.isnan(sl), np.where(Hr[x] > -Lr[x], 1.0, a), sl)
+            relax[op.id] = ("lines", *relu_relaxation(Lr[x], Hr[x], a, lower=sl))
+        start = np.zeros((B * R, 1, self.graph.value(vid).size))
+        start[np.arange(B * R), 0, np.tile(units, B)] = np.tile(sides, B).astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            low, _ = self._backsub(
+                vid,
+                start,
+                Lr,
+                Hr,
+                np.repeat(x_lo, R, axis=0),
+                np.repeat(x_hi, R, axis=0),
+                relax=relax,
+            )
+        low = low[:, 0].reshape(B, R)
+        lo_v, hi_v = L[vid].copy(), H[vid].copy()
+        up, dn = sides == 1, sides == -1  # (any other side bounds nothing here)
+        np.maximum.at(lo_v.T, units[up], low[:, up].T)
+        # a lower bound of -z, negated (exactly), is an upper bound of z
+        np.minimum.at(hi_v.T, units[dn], -low[:, dn].T)
+        L[vid], H[vid] = lo_v, hi_v
+
     def bound(
         self,
         x_lo: np.ndarray,
@@ -102,6 +145,7 @@ class BatchCrown:
         slopes: list | None = None,
         betas: list | None = None,
         fixed: dict | None = None,
+        pre_slopes: list | None = None,
     ):
         r"""Lower bounds of ``C @ f(x)`` over each box, and the input coefficients of the bound.
 
@@ -135,10 +179,19 @@ class BatchCrown:
 
         fixed : dict, optional
             ReLU-input bounds ``{value: (L, H)}`` valid on every box (those of a box containing
-            them all: the root of a ReLU-splitting search, whose leaves share its box), used
-            instead of back-substituting for them: one interval pass and the final bound per
-            box. Looser than recomputing when a box is smaller or an earlier layer is split,
-            never unsound.
+            them all: the root of a ReLU-splitting search, whose leaves share its box), taken
+            as the bounds of those values (then intersected with the box's splits), instead of
+            back-substituting for them: the final bound's pass alone per box. Looser than
+            recomputing when a box is smaller or an earlier layer is split, never unsound.
+        pre_slopes : list, optional
+            Rows of activation inputs bounded by CROWN with slopes of their own (alpha-CROWN's
+            optimized intermediate bounds, :attr:`netopt.bounds.proof_format.BabProof.pre`):
+            entries ``(layer, units, sides, slopes)``, row ``r`` the lower bound of
+            ``sides[r] * z[units[r]]`` of activation op ``layer``, with the lower-line slopes
+            ``slopes`` (``(i, cols, (R, len(cols)))`` per earlier activation op ``i``; clipped
+            into :math:`[\alpha, 1]` like any slope, the other units adaptive) on every box.
+            Each row's bound is sound whatever its slopes, so it tightens the unit's bounds
+            where it is better; the indices must be in range (the proof checker checks them).
 
         Returns
         -------
@@ -168,8 +221,13 @@ class BatchCrown:
                 if all(i in affine for i in op.inputs):
                     affine.add(out)
                 elif fixed is not None and out in fixed:
-                    L[out] = np.maximum(L[out], fixed[out][0])
-                    H[out] = np.minimum(H[out], fixed[out][1])
+                    # the root's bounds as they are (the interval pass's bounds, narrowed by
+                    # splits below, are not intersected in): the relaxation the torch search
+                    # optimized its slopes and multipliers on, which a different one — even a
+                    # tighter — can bound worse with the same parameters
+                    s = g.value(out).size
+                    L[out] = np.broadcast_to(fixed[out][0], (B, s)).copy()
+                    H[out] = np.broadcast_to(fixed[out][1], (B, s)).copy()
                 elif out in self.relu_inputs:
                     s = g.value(out).size
                     eye = np.broadcast_to(np.eye(s), (B, s, s))
@@ -178,6 +236,10 @@ class BatchCrown:
                 if prev is not None and out in prev:
                     L[out] = np.maximum(L[out], prev[out][0])
                     H[out] = np.minimum(H[out], prev[out][1])
+                if pre_slopes and fixed is None and out in self.act_of and out not in affine:
+                    for e in pre_slopes:
+                        if e[0] == self.act_of[out]:
+                            self._rows_bound(out, e, L, H, x_lo, x_hi)
             else:
                 j += 1
                 a = float(op.attrs.get("alpha", 0.0))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from netopt.torch_utils import Adam
 
 if TYPE_CHECKING:  # (batched imports this module: the name only, for the annotation)
@@ -273,3 +275,120 @@ class OptimizedBounds:
                         p_.clamp_(min=self.leak[j], max=1.0)
                     v_param.copy_(project(v_param))
         return best, best_sl, best_v
+
+    def optimize_pre(
+        self,
+        lo: Any,
+        hi: Any,
+        *,
+        iters: int = 30,
+        lr: float = 0.25,
+        max_elems: int = 1 << 25,
+    ) -> tuple[list, list]:
+        r"""alpha-CROWN bounds of every activation's input over one box, each bound with slopes
+        of its own (alpha-CROWN's optimized intermediate bounds).
+
+        For each activation layer :math:`j \ge 1` in turn, every unit :math:`u` unstable under
+        the bounds so far gets two rows, :math:`\pm z_{j,u}`, whose CROWN lower bounds over the
+        box are maximized by projected Adam over the lower-line slopes of layers :math:`i < j`
+        (one set per row, from CROWN's adaptive choice; the best seen is kept). Layer 0's
+        bounds need none (an affine map's interval over a box is exact), and a layer's new
+        bounds tighten the relaxations every later layer (and every domain of a ReLU-splitting
+        search) uses. For one relaxed layer the optimum is the triangle relaxation's LP bound.
+
+        Parameters
+        ----------
+        lo, hi : (1, n_in)
+            The box.
+        iters, lr : int, float
+            Adam steps per layer, and their rate.
+        max_elems : int
+            A layer whose rows' coefficients (rows times the widest earlier layer) would exceed
+            this many entries keeps CROWN's bounds.
+
+        Returns
+        -------
+        ``(pre, rows)``: ``pre[j] = (l_j, u_j)`` (``(1, n_j)`` each, float32's, for the
+        search); ``rows`` a list of ``(j, units, sides, slopes)`` (numpy), one per optimized
+        layer ``j``: its units (each twice), ``+1`` for a lower bound and ``-1`` for an upper
+        one, and per layer ``i < j`` ``(i, cols, (R, len(cols)))``, the rows' slopes of that
+        layer's unstable units ``cols`` (clipped into :math:`[\alpha_i, 1]`) -- the form of
+        :meth:`netopt.bounds.bab.BatchCrown.bound`'s ``pre_slopes``, whose float64 bounds
+        with these slopes are the claim.
+        """
+        import torch
+
+        lo_t, hi_t = self._t(lo), self._t(hi)
+        if lo_t.shape[0] != 1:
+            raise ValueError("optimize_pre bounds one box")
+        pre, _ = self.pre_bounds(lo_t, hi_t)
+        rows: list = []
+        for j in range(1, self.n_act):
+            lj, uj = pre[j]
+            unst = torch.nonzero(((lj < 0) & (uj > 0))[0]).flatten()
+            n = len(unst)
+            R = 2 * n
+            if n == 0 or R * max(w.shape[1] for w in self.W[: j + 1]) > max_elems:
+                continue
+            Wj, bj = self.W[j][unst], self.b[j][unst]
+            Lam = torch.cat([Wj, -Wj])[:, None, :]
+            const = torch.cat([bj, -bj])[:, None]
+            loR, hiR = lo_t.expand(R, -1), hi_t.expand(R, -1)
+            base = [
+                self._lines(i, p[0].expand(R, -1), p[1].expand(R, -1))
+                for i, p in enumerate(pre[:j])
+            ]
+            unstable = [((p[0] < 0) & (p[1] > 0)).expand(R, -1) for p in pre[:j]]
+
+            def evaluate(
+                slopes: list,
+                base=base,
+                unstable=unstable,
+                Lam=Lam,
+                const=const,
+                loR=loR,
+                hiR=hiR,
+                j=j,
+            ) -> tuple[Any, list]:
+                ls = [
+                    (torch.where(unstable[i], s.clamp(self.leak[i], 1.0), base[i][0]), *base[i][1:])
+                    for i, s in enumerate(slopes)
+                ]
+                return self._substitute(Lam, const, j, loR, hiR, ls)[:, 0], [x[0] for x in ls]
+
+            with torch.no_grad():
+                best, best_sl = evaluate([b_[0] for b_ in base])
+            params = [s.detach().clone().requires_grad_(True) for s in best_sl]
+            opt = Adam([{"params": params, "lr": lr}])
+            for _ in range(iters):
+                opt.zero_grad()
+                bound, used = evaluate(params)
+                (-bound.sum()).backward()
+                with torch.no_grad():
+                    better = bound > best
+                    best = torch.where(better, bound.detach(), best)
+                    for i in range(j):
+                        best_sl[i] = torch.where(better[:, None], used[i].detach(), best_sl[i])
+                opt.step()
+                with torch.no_grad():
+                    for i, p_ in enumerate(params):
+                        p_.clamp_(min=self.leak[i], max=1.0)
+            new_l, new_u = lj.clone(), uj.clone()
+            new_l[0, unst] = torch.maximum(lj[0, unst], best[:n])
+            new_u[0, unst] = torch.minimum(uj[0, unst], -best[n:])
+            pre[j] = (new_l, new_u)
+            # the later layers' CROWN bounds on the tightened relaxations
+            if j + 1 < self.n_act:
+                lines = [self._lines(i, *p) for i, p in enumerate(pre[: j + 1])]
+                for k in range(j + 1, self.n_act):
+                    low, up = self._unit_rows(k, lo_t, hi_t, lines, None)
+                    pl, pu = pre[k]
+                    pre[k] = (torch.maximum(low, pl), torch.minimum(up, pu))
+                    lines.append(self._lines(k, *pre[k]))
+            sl = []
+            for i in range(j):
+                cols = torch.nonzero(unstable[i][0]).flatten()
+                sl.append((i, cols.cpu().numpy(), best_sl[i][:, cols].double().cpu().numpy()))
+            units = torch.cat([unst, unst]).cpu().numpy()
+            rows.append((j, units, np.r_[np.ones(n, np.int64), -np.ones(n, np.int64)], sl))
+        return pre, rows

@@ -252,6 +252,7 @@ class _Search:
             d=self.d[rows].copy(),
             nodes=self.tree.preorder(g),
             params=self.tree.gparams[g],
+            pre=list(getattr(self, "pre_rows", [])),
         )
 
     def _stop(self, n_open: int) -> str | None:

@@ -23,6 +23,13 @@ per row) the leaf claims instead that :math:`\lambda^\top (C f(x) - d)` is posit
 implies that some row is (a weight below 0 is clipped to 0; the check adds the worst case of
 rounding :math:`\lambda^\top C` and :math:`\lambda^\top d`). The nodes are listed in pre-order.
 
+A proof may also give ``pre`` (:attr:`~netopt.bounds.proof_format.BabProof.pre`): rows of
+activation inputs, :math:`\pm z_{j,u}`, each with lower-line slopes of its own for the earlier
+layers (alpha-CROWN's optimized intermediate bounds of a ReLU-splitting search's root). The
+checker bounds each row by rigorous CROWN with those slopes, clipped like any, and tightens the
+root's activation bounds where a row does better; the leaves of the root's box start from those
+bounds. A slope can only loosen a row's bound, never make it false.
+
 :func:`check_proof` walks the tree (iteratively), derives each leaf's box and split signs, and
 bounds the leaves in batches with :meth:`netopt.bounds.bab.BatchCrown.bound`: float64 CROWN with
 outward rounding, so its bounds hold for the exact network. Nothing from the proof is trusted
@@ -125,7 +132,11 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
         params = [_leaf_arrays(p, k, sizes, P.d.size) for k, p in enumerate(P.params)]
     except InputError as e:
         return fail(None, str(e))
+    bad = _pre_error(P.pre, sizes)
+    if bad:
+        return fail(None, bad)
 
+    root: dict = {}  # the root box's activation bounds, computed once (for every flush)
     n_leaves = n_closed = 0
     first_bad: tuple[int, str] | None = None
     pending: list[tuple] = []
@@ -134,7 +145,7 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
         nonlocal n_closed, first_bad
         if not pending:
             return
-        ok, why = _bound_leaves(bc, P, pending, sizes, params)
+        ok, why = _bound_leaves(bc, P, pending, sizes, params, root)
         n_closed += int(ok.sum())
         if first_bad is None and not ok.all():
             k = int(np.argmin(ok))
@@ -197,6 +208,46 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
     return ProofCheck(True, n_leaves, n_closed, None, "", time.perf_counter() - t0)
 
 
+def _pre_error(pre: list, sizes: list[int]) -> str:
+    """What is wrong with a proof's ``pre`` given the network (empty when nothing): the
+    indices' ranges, and the forms :func:`~netopt.bounds.proof_format.BabProof.from_dict`
+    checks, again (a proof may be built in code)."""
+    for k, e in enumerate(pre):
+        try:
+            j, units, sides, slopes = e
+            j = int(j)
+            units = np.asarray(units)
+            sides = np.asarray(sides)
+            if units.ndim != 1 or units.dtype.kind not in "iu" or sides.shape != units.shape:
+                return f"pre[{k}]: units must be integers, one side each"
+            if not np.all((sides == 1) | (sides == -1)):
+                return f"pre[{k}]: every side is 1 (a lower bound) or -1 (an upper one)"
+        except (TypeError, ValueError):
+            return f"pre[{k}] must be (layer, units, sides, slopes)"
+        if not 0 <= j < len(sizes):
+            return f"pre[{k}]: activation op {j} out of range (the network has {len(sizes)})"
+        if len(units) and (units.min() < 0 or units.max() >= sizes[j]):
+            return f"pre[{k}]: a unit is out of range (activation op {j} has {sizes[j]})"
+        if len(units) > 2 * sizes[j]:
+            # each unit has two bounds: more rows only repeat them (and cost memory)
+            return f"pre[{k}]: {len(units)} rows for {sizes[j]} units' two bounds"
+        for t in slopes:
+            try:
+                i, cols, v = t
+                i, cols, v = int(i), np.asarray(cols), np.asarray(v, dtype=np.float64)
+            except (TypeError, ValueError):
+                return f"pre[{k}]: each slopes entry is (layer, units, (rows, units) slopes)"
+            if not 0 <= i < j:
+                return f"pre[{k}]: slopes of activation op {i} do not bound op {j}'s input"
+            if cols.ndim != 1 or (len(cols) and cols.dtype.kind not in "iu"):
+                return f"pre[{k}]: the units of op {i}'s slopes must be integers"
+            if len(cols) and (cols.min() < 0 or cols.max() >= sizes[i]):
+                return f"pre[{k}]: a unit of op {i} is out of range ({sizes[i]} units)"
+            if v.shape != (len(units), len(cols)):
+                return f"pre[{k}]: op {i}'s slopes must be {len(units)} rows of {len(cols)}"
+    return ""
+
+
 def _leaf_arrays(p: Any, k: int, sizes: list[int], n_rows: int) -> tuple[list, dict, Any]:
     """``params[k]`` checked against the network: slopes per layer, betas by (layer, unit),
     the rows' weights (or None)."""
@@ -237,7 +288,7 @@ def _leaf_arrays(p: Any, k: int, sizes: list[int], n_rows: int) -> tuple[list, d
 
 
 def _bound_leaves(
-    bc: Any, P: BabProof, leaves: list[tuple], sizes: list[int], params: list
+    bc: Any, P: BabProof, leaves: list[tuple], sizes: list[int], params: list, root: dict
 ) -> tuple[np.ndarray, list[str]]:
     """Whether each leaf is closed (its row's rigorous lower bound > d[row]), and why not."""
     B = len(leaves)
@@ -296,8 +347,10 @@ def _bound_leaves(
     at_root = np.all(lo == P.lo, axis=1) & np.all(hi == P.hi, axis=1)
     if at_root.any():
         sel = np.nonzero(at_root)[0]
-        _, _, root_pre = bc.bound(P.lo[None], P.hi[None], P.C)
-        fixed = {v: (a[0], b_[0]) for v, (a, b_) in root_pre.items()}
+        if "fixed" not in root:
+            _, _, root_pre = bc.bound(P.lo[None], P.hi[None], P.C, pre_slopes=P.pre or None)
+            root["fixed"] = {v: (a[0], b_[0]) for v, (a, b_) in root_pre.items()}
+        fixed = root["fixed"]
         lower[sel] = bound(sel, fixed)
     again = np.nonzero(~(lower > d_leaf))[0]
     if len(again):

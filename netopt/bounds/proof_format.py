@@ -49,8 +49,9 @@ def _floats(v: Any, where: str, ndim: int) -> np.ndarray:
         if a.dtype.kind not in "fiu":
             raise InputError(f"proof.{where} must hold numbers only")
         a = a.astype(np.float64)
-    if ndim == 2 and a.size == 0:
-        a = a.reshape(len(a), -1) if a.ndim >= 1 else a.reshape(0, 0)
+    if ndim == 2 and a.size == 0 and a.ndim != 2:
+        # an empty list: no rows (reshape(0, -1) is ambiguous for numpy)
+        a = a.reshape(len(a) if a.ndim >= 1 else 0, 0)
     if a.ndim != ndim:
         raise InputError(f"proof.{where} must have {ndim} dimension(s), got {a.ndim}")
     return a
@@ -74,6 +75,14 @@ class BabProof:
         or the slopes of a few units only, ``"alphas": [[layer, unit, slope], ...]``; and
         ``"lam": [...]``, one weight per row: the leaf claims the bound of that combination of
         the rows instead of its one row.
+    pre : list
+        The root's optimized activation bounds (alpha-CROWN's intermediate bounds), used by
+        every leaf of the root's box: entries ``(layer, units, sides, slopes)``, row ``r`` the
+        bound of ``sides[r] * z[units[r]]`` of that activation op's input ``z`` (side ``+1``: a
+        lower bound of the unit's input, ``-1``: an upper one), each bounded by CROWN with its own lower-line
+        slopes of the earlier layers, ``slopes`` a list of ``(layer i, units of layer i,
+        (R, len(units)) slopes)``. In JSON: ``{"layer", "units", "sides", "slopes": [[i,
+        [units], [[per row]]]]}``. Empty: CROWN's bounds.
     """
 
     lo: np.ndarray
@@ -82,6 +91,7 @@ class BabProof:
     d: np.ndarray
     nodes: list = field(default_factory=list)
     params: list = field(default_factory=list)
+    pre: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.lo = np.asarray(self.lo, dtype=np.float64).reshape(-1)
@@ -107,6 +117,7 @@ class BabProof:
             "d": self.d.tolist(),
             "nodes": [list(n) for n in self.nodes],
             "params": [dict(p) for p in self.params],
+            **({"pre": [_pre_json(e) for e in self.pre]} if self.pre else {}),
         }
 
     @classmethod
@@ -140,7 +151,60 @@ class BabProof:
             bad = _node_error(nd, n_in, n_rows, len(params))
             if bad:
                 raise InputError(f"proof.nodes[{k}]: {bad}")
-        return cls(lo, hi, C, d, nodes, params)
+        pre = obj.get("pre", [])
+        if not isinstance(pre, list):
+            raise InputError("proof.pre must be a list")
+        return cls(lo, hi, C, d, nodes, params, [_read_pre(e, k) for k, e in enumerate(pre)])
+
+
+def _pre_json(e: tuple) -> dict[str, Any]:
+    layer, units, sides, slopes = e
+    return {
+        "layer": int(layer),
+        "units": [int(u) for u in units],
+        "sides": [int(s) for s in sides],
+        "slopes": [
+            [int(i), [int(u) for u in cols], np.asarray(v, np.float64).tolist()]
+            for i, cols, v in slopes
+        ],
+    }
+
+
+def _ints(v: Any, where: str) -> np.ndarray:
+    if not isinstance(v, list) or not all(_is_int(u) and 0 <= u < 2**62 for u in v):
+        raise InputError(f"{where} must be a list of non-negative integers (below 2**62)")
+    return np.asarray(v, dtype=np.int64).reshape(-1)
+
+
+def _read_pre(e: Any, k: int) -> tuple:
+    """One entry of ``proof.pre``, type-checked (its ranges need the network: the checker)."""
+    where = f"proof.pre[{k}]"
+    if not isinstance(e, dict) or not all(
+        key in e for key in ("layer", "units", "sides", "slopes")
+    ):
+        raise InputError(f"{where} must be an object with layer, units, sides and slopes")
+    if not _is_int(e["layer"]) or e["layer"] < 0:
+        raise InputError(f"{where}.layer must be a non-negative integer")
+    units = _ints(e["units"], f"{where}.units")
+    sides = e["sides"]
+    if not isinstance(sides, list) or not all(s in (1, -1) and _is_int(s) for s in sides):
+        raise InputError(f"{where}.sides must be a list of 1 and -1")
+    if len(sides) != len(units):
+        raise InputError(f"{where} has {len(units)} units and {len(sides)} sides")
+    if not isinstance(e["slopes"], list):
+        raise InputError(f"{where}.slopes must be a list of [layer, units, slopes]")
+    slopes = []
+    for t in e["slopes"]:
+        if not (isinstance(t, list) and len(t) == 3 and _is_int(t[0]) and t[0] >= 0):
+            raise InputError(f"{where}.slopes: each entry is [layer, units, slopes]")
+        cols = _ints(t[1], f"{where}.slopes' units")
+        v = _floats(t[2], f"pre[{k}].slopes", 2)
+        if v.shape != (len(units), len(cols)):
+            raise InputError(
+                f"{where}.slopes of layer {t[0]} must be {len(units)} rows of {len(cols)}"
+            )
+        slopes.append((int(t[0]), cols, v))
+    return int(e["layer"]), units, np.asarray(sides, dtype=np.int64), slopes
 
 
 def _node_error(nd: Any, n_in: int, n_rows: int, n_params: int) -> str:

@@ -119,40 +119,38 @@ class _ReluSearch(_Search):
         return _batch_size(self.cb, per)
 
     def _root_pre(self) -> dict:
-        """The box's float64 activation bounds (computed once): valid on every domain. With
+        """The box's float64 activation bounds: valid on every domain. With
         :data:`OPT_PRE_ITERS`, alpha-CROWN's optimized ones (:meth:`_optimized_rows`), whose
-        slopes the proof records (:attr:`~netopt.bounds.proof_format.BabProof.pre`)."""
+        slopes the proof records (:attr:`~netopt.bounds.proof_format.BabProof.pre`). Kept per
+        box with the network's float64 engine (a torch engine is per run), so a property's
+        disjuncts over one box share them."""
         if self.root_pre is None:
-            self.pre_rows = self._optimized_rows()
-            _, _, pre = self.bc.bound(self.lo, self.hi, self.C, pre_slopes=self.pre_rows or None)
-            self.root_pre = {v: (a[0], b[0]) for v, (a, b) in pre.items()}
+            cache = self.bc.__dict__.setdefault("_root_pre", {})
+            key = (self.lo.tobytes(), self.hi.tobytes(), OPT_PRE_ITERS, OPT_PRE_MIN_INPUTS)
+            if key not in cache:
+                if len(cache) >= 8:
+                    cache.clear()
+                rows = self._optimized_rows()
+                _, _, pre = self.bc.bound(self.lo, self.hi, self.C, pre_slopes=rows or None)
+                cache[key] = (rows, {v: (a[0], b[0]) for v, (a, b) in pre.items()})
+            self.pre_rows, self.root_pre = cache[key]
         return self.root_pre
 
     def _optimized_rows(self) -> list:
         """alpha-CROWN's optimized bounds of the activations' inputs over the box
-        (:meth:`~netopt.bounds.batched.ChainBounds.optimize_pre`), as ``pre_slopes`` rows;
-        kept per box, so a property's disjuncts over one box share them.
+        (:meth:`~netopt.bounds.batched.ChainBounds.optimize_pre`), as ``pre_slopes`` rows.
 
         Why: every domain of the search is relaxed on the root's activation bounds, and on
         MNIST 256x2 their optimized form left a third fewer units unstable in the second layer
         and cut a disjunct's tree tenfold (``benchmarks/RESULTS.md``)."""
         if OPT_PRE_ITERS <= 0 or self.cb.n_act < 2 or self.lo.shape[1] <= OPT_PRE_MIN_INPUTS:
             return []
-        # (on the network's float64 engine, kept with the network: a torch engine is per run)
-        cache = self.bc.__dict__.setdefault("_opt_pre", {})
-        key = (self.lo.tobytes(), self.hi.tobytes())
-        if key not in cache:
-            t = time.perf_counter()
-            if len(cache) >= 8:
-                cache.clear()
-            rows = self.cb.optimize_pre(self.lo, self.hi, iters=OPT_PRE_ITERS)[1]
-            # seven decimals (float32's precision, the search's): a shorter proof, and the
-            # float64 bounds here are the checker's to the last bit (the same slopes)
-            cache[key] = [
-                (j, u, s, [(i, c, np.round(v, 7)) for i, c, v in sl]) for j, u, s, sl in rows
-            ]
-            self.stats["t_pre"] = time.perf_counter() - t
-        return cache[key]
+        t = time.perf_counter()
+        rows = self.cb.optimize_pre(self.lo, self.hi, iters=OPT_PRE_ITERS)[1]
+        self.stats["t_pre"] = time.perf_counter() - t
+        # seven decimals (float32's precision, the search's): a shorter proof, and the float64
+        # bounds here are the checker's to the last bit (the same slopes)
+        return [(j, u, s, [(i, c, np.round(v, 7)) for i, c, v in sl]) for j, u, s, sl in rows]
 
     def _root_prev(self, B: int) -> list | None:
         """The root's float64 activation bounds for the torch search's first round, when

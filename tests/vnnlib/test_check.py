@@ -303,13 +303,24 @@ def test_crown_pass_on_disjuncts_of_their_own_boxes_and_row_counts(tmp_path, mon
         verdicts[n] = _crown_closes_all(net, prop)
         assert verdicts[n] == all(each)
     assert verdicts == {2: True, 3: False}  # (the wide third box is not closed)
+    import netopt.attack as attack
     import netopt.vnnlib.check.decide as decide
 
+    assert list(decide._crown_closed(net, netopt.load_vnnlib(text(3), 64, 10))) == [1, 1, 0]
     attacked = []
     real = decide._attack_all
     monkeypatch.setattr(decide, "_attack_all", lambda *a, **k: attacked.append(1) or real(*a, **k))
+    boxes = []
+    falsify = attack.falsify_disjuncts
+    monkeypatch.setattr(
+        attack,
+        "falsify_disjuncts",
+        lambda n, djs, **k: boxes.append(len(djs)) or falsify(n, djs, **k),
+    )
     check(net, text(3), time_limit=10)
-    assert attacked == [1]  # the wide box's disjunct is open: every disjunct attacked at once
+    # the wide box's disjunct is open: attacked at once with the others still open (none: the
+    # pass closed the two small boxes, which have no counterexample to find)
+    assert attacked == [1] and boxes[0] == 1
     attacked.clear()
     path = tmp_path / "p.vnnlib"
     path.write_text(text(2))

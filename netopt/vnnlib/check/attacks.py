@@ -66,22 +66,29 @@ def _attackable(prop: VnnlibProperty) -> bool:
 
 
 def _attack_all(
-    net: Network, prop: VnnlibProperty, budget: float, seed: int, restarts: int | None = None
+    net: Network,
+    prop: VnnlibProperty,
+    budget: float,
+    seed: int,
+    restarts: int | None = None,
+    skip: np.ndarray | None = None,
 ) -> tuple[int, np.ndarray | None] | None:
-    """Every disjunct attacked in one batch (:func:`netopt.attack.falsify_disjuncts`).
+    """Every disjunct (but those ``skip`` marks) attacked in one batch
+    (:func:`netopt.attack.falsify_disjuncts`).
 
     ``(k, x)`` for a counterexample ``x`` of disjunct ``k``; ``(-1, None)`` when the attack ran
     and found none; None where it could not run (no time, no torch, an op without a torch rule,
     or Ctrl-C), so that each disjunct gets its own attack later.
     """
-    if budget <= 0:
+    ks = [k for k in range(len(prop.disjuncts)) if skip is None or not skip[k]]
+    if budget <= 0 or not ks:
         return None
     try:
         from netopt.attack import falsify_disjuncts
 
         rs = falsify_disjuncts(
             net,
-            [(dj.lo, dj.hi, dj.C, dj.d) for dj in prop.disjuncts],
+            [(dj.lo, dj.hi, dj.C, dj.d) for dj in (prop.disjuncts[k] for k in ks)],
             time_limit=budget,
             seed=seed,
             restarts=restarts,
@@ -91,7 +98,7 @@ def _attack_all(
         )
     except (ImportError, UnsupportedOpError, SolverUnavailableError):
         return None
-    for k, r in enumerate(rs):
+    for k, r in zip(ks, rs, strict=True):
         if r.x is not None:
             return k, r.x
     return None if interrupted() else (-1, None)

@@ -275,3 +275,42 @@ def test_rows_on_a_branching_network_never_crash():
     assert check_proof(net.graph, BabProof.from_dict(base)).ok  # far below: CROWN closes it
     false = {**base, "d": [float(np.median(y))]}
     assert not check_proof(net.graph, BabProof.from_dict(false)).ok
+
+
+def test_root_bounds_are_kept_per_box_and_never_changed():
+    """Searches over one box share its root bounds (a property's disjuncts); another box gets
+    its own; no search changes what another uses, and every proof is accepted."""
+    from netopt.bounds.bab import batch_crown_of
+
+    net, _, _ = mlp_net([N_IN, 16, 16, 16, 2], ["relu", "relu", "relu", None], seed=1)
+    X = np.random.default_rng(0).uniform(-1, 1, size=(20000, N_IN))
+    Y = net.forward(X)
+    cache = batch_crown_of(net).__dict__.setdefault("_root_pre", {})
+    cache.clear()
+    runs = []
+    for C, scale in ((np.array([[1.0, -1.0]]), 1.0), (np.array([[-1.0, 1.0]]), 1.0)):
+        m = Y @ C[0]
+        d = np.array([m.min() - 0.5 * np.ptp(m)])
+        runs.append((C, d, LO[0] * scale, HI[0] * scale))
+    m = net.forward(X * 0.5) @ runs[0][0][0]
+    runs.append((runs[0][0], np.array([m.min() - 0.5 * np.ptp(m)]), LO[0] * 0.5, HI[0] * 0.5))
+    kept = None
+    for n, (C, d, lo, hi) in enumerate(runs):
+        r = branch_and_bound(net, lo, hi, C, d, mode="relu", time_limit=60)
+        assert r.verdict == "unsat" and check_proof(net.graph, r.proof).ok
+        assert len(cache) == (1 if n < 2 else 2)
+        if n == 0:
+            rows, pre = next(iter(cache.values()))
+            kept = {v: (a.copy(), b.copy()) for v, (a, b) in pre.items()}
+            first = (rows, pre)
+        else:
+            # the first box's entry: the same objects, unchanged
+            rows, pre = cache[next(iter(cache))]
+            assert rows is first[0] and pre is first[1]
+            for v, (a, b) in kept.items():
+                assert np.array_equal(pre[v][0], a) and np.array_equal(pre[v][1], b)
+    # the second box's bounds are its own: those of a fresh pass with its rows
+    rows2, pre2 = cache[list(cache)[1]]
+    _, _, fresh = batch_crown_of(net).bound(LO * 0.5, HI * 0.5, np.eye(2), pre_slopes=rows2 or None)
+    for v in pre2:
+        assert np.array_equal(pre2[v][0], fresh[v][0][0])

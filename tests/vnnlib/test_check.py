@@ -317,10 +317,13 @@ def test_crown_pass_on_disjuncts_of_their_own_boxes_and_row_counts(tmp_path, mon
         "falsify_disjuncts",
         lambda n, djs, **k: boxes.append(len(djs)) or falsify(n, djs, **k),
     )
-    check(net, text(3), time_limit=10)
+    r3 = check(net, text(3), time_limit=10)
     # the wide box's disjunct is open: attacked at once with the others still open (none: the
-    # pass closed the two small boxes, which have no counterexample to find)
+    # pass closed the two small boxes, which have no counterexample to find), and its
+    # counterexample credited to it (disjunct 2, not the attack's first and only problem)
     assert attacked == [1] and boxes[0] == 1
+    assert r3.verdict == "sat"
+    assert [(d["disjunct"], d["method"]) for d in r3.details] == [(2, "attack")]
     attacked.clear()
     path = tmp_path / "p.vnnlib"
     path.write_text(text(2))

@@ -37,7 +37,7 @@ MILP_MIN_SECONDS = 5.0
 #: A bound closes a box for a proof only this far (relative) past its limit: the proof checker
 #: bounds the one row again, and a last-bit difference must not turn the proof down.
 PROOF_MARGIN = 1e-9
-#: The CROWN pass before the attack (:func:`_crown_closes_all`) bounds disjuncts over boxes of
+#: The CROWN pass before the attack (:func:`_crown_closed`) bounds disjuncts over boxes of
 #: their own together only up to this many (its memory grows with the boxes).
 CROWN_PASS_BOXES = 64
 #: The share of the time left that branch and bound takes for a disjunct (the MILP gets the rest).
@@ -83,8 +83,9 @@ def _check(
     # them in turn would spend the bounds and the MILP of the first classes before the attack
     # ever saw the class whose counterexample exists. Step 3 then skips the disjuncts it
     # covered. A box of few inputs goes to branch and bound, which starts with a burst on every
-    # disjunct (step 4). Where one batched CROWN pass already closes every disjunct, there is
-    # nothing to find and step 2 decides them all (:func:`_crown_closes_all`).
+    # disjunct (step 4). One batched CROWN pass first (:func:`_crown_closed`): the disjuncts it
+    # closes have nothing to find and are not attacked; where it closes every one, step 2
+    # decides them all.
     attacked_all = False
     if (
         n_dj > 1

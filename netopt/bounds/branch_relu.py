@@ -21,6 +21,7 @@ from netopt.bounds.branch_search import BranchResult, _Search
 from netopt.bounds.branching import babsr_scores
 from netopt.bounds.fsb import children_full, children_lower
 from netopt.bounds.proof import combination_slack
+from netopt.bounds.root_bounds import root_bounds, torch_bounds
 
 #: ReLU splitting gives up ("unpromising") once it has run this many seconds with fewer than
 #: this share of its domains closed. Measured: an MNIST 256x2 disjunct that it decides closes
@@ -58,21 +59,6 @@ FSB_INCREMENTAL = True
 #: 49-51 / 55 / 56 s. On a decision of the bench's 10-32-32-2 (four rows and their
 #: combination) it took 11.5-12.3 s against 8.6-8.9 s (a deeper tree): so only for one row.
 MULTI_SPLIT_BELOW = 64
-
-#: Adam steps of alpha-CROWN's optimized bounds of the root's activation inputs (each unit's
-#: two bounds with slopes of their own, :meth:`~netopt.bounds.batched.ChainBounds.optimize_pre`),
-#: which every domain's relaxation then uses; 0: CROWN's. Their slopes go into the proof
-#: (:attr:`~netopt.bounds.proof_format.BabProof.pre`). Measured on MNIST 256x2 (a shifted
-#: image's disjuncts): 10 steps reached the bounds of 60 within 0.1 %.
-OPT_PRE_ITERS = 20
-#: ... on boxes of more than this many inputs only (where ``mode="auto"`` splits ReLUs). Measured
-#: with ``mode="relu"`` on seeded random chains (2-core CPU, 20 s each): 12-24-24-2 and
-#: 20-32-32-32-2 the same or fewer domains (907-9403 against 1205-11761), 4-24-24-24-2 two
-#: of three fewer and one more, but 2-16-16-2 far more on two of three seeds (62357 against
-#: 265; one undecided where the root's CROWN bounds decide in 19843): with two inputs the
-#: branching (filtered smart branching; BaBSR alone gains there too) goes astray on the
-#: optimized bounds, for reasons not pinned down.
-OPT_PRE_MIN_INPUTS = 8
 
 #: Domains with every sign fixed closed by an LP over the rows' combinations (one LP each),
 #: per round at most (:meth:`_ReluSearch._affine`); the rest count as stuck.
@@ -119,52 +105,20 @@ class _ReluSearch(_Search):
         return _batch_size(self.cb, per)
 
     def _root_pre(self) -> dict:
-        """The box's float64 activation bounds: valid on every domain. With
-        :data:`OPT_PRE_ITERS`, alpha-CROWN's optimized ones (:meth:`_optimized_rows`), whose
-        slopes the proof records (:attr:`~netopt.bounds.proof_format.BabProof.pre`). Kept per
-        box with the network's float64 engine (a torch engine is per run), so a property's
-        disjuncts over one box share them."""
+        """The box's float64 activation bounds, valid on every domain
+        (:func:`netopt.bounds.root_bounds.root_bounds`: optimized ones on wide boxes, whose
+        rows the proof records as its ``pre``)."""
         if self.root_pre is None:
-            cache = self.bc.__dict__.setdefault("_root_pre", {})
-            key = (self.lo.tobytes(), self.hi.tobytes(), OPT_PRE_ITERS, OPT_PRE_MIN_INPUTS)
-            if key not in cache:
-                if len(cache) >= 8:
-                    cache.clear()
-                rows = self._optimized_rows()
-                _, _, pre = self.bc.bound(self.lo, self.hi, self.C, pre_slopes=rows or None)
-                cache[key] = (rows, {v: (a[0], b[0]) for v, (a, b) in pre.items()})
-            self.pre_rows, self.root_pre = cache[key]
+            self.pre_rows, self.root_pre = root_bounds(
+                self.bc, self.cb, self.lo, self.hi, self.stats
+            )
         return self.root_pre
 
-    def _optimized_rows(self) -> list:
-        """alpha-CROWN's optimized bounds of the activations' inputs over the box
-        (:meth:`~netopt.bounds.batched.ChainBounds.optimize_pre`), as ``pre_slopes`` rows.
-
-        Why: every domain of the search is relaxed on the root's activation bounds, and on
-        MNIST 256x2 their optimized form left a third fewer units unstable in the second layer
-        and cut a disjunct's tree tenfold (``benchmarks/RESULTS.md``)."""
-        if OPT_PRE_ITERS <= 0 or self.cb.n_act < 2 or self.lo.shape[1] <= OPT_PRE_MIN_INPUTS:
-            return []
-        t = time.perf_counter()
-        rows = self.cb.optimize_pre(self.lo, self.hi, iters=OPT_PRE_ITERS)[1]
-        self.stats["t_pre"] = time.perf_counter() - t
-        # seven decimals (float32's precision, the search's): a shorter proof, and the float64
-        # bounds here are the checker's to the last bit (the same slopes)
-        return [(j, u, s, [(i, c, np.round(v, 7)) for i, c, v in sl]) for j, u, s, sl in rows]
-
     def _root_prev(self, B: int) -> list | None:
-        """The root's float64 activation bounds for the torch search's first round, when
-        optimized (else None: the search's own CROWN bounds are the same)."""
-        import torch
-
+        """The root's bounds for the torch search's first round, when optimized (else None:
+        the search's own CROWN bounds are the same)."""
         root = self._root_pre()
-        if not self.pre_rows:
-            return None
-        dev, dt = self.cb.device, self.cb.dtype
-        return [
-            tuple(torch.as_tensor(a, dtype=dt, device=dev).expand(B, -1) for a in root[v])
-            for v in self.bc.relu_inputs
-        ]
+        return torch_bounds(self.bc, self.cb, root, B) if self.pre_rows else None
 
     def _confirm(
         self,

@@ -26,6 +26,10 @@ from netopt.ir.ops.activations import leaky_bound, relu_relaxation
 
 __all__ = ["BatchCrown", "batch_crown_of"]
 
+#: Linear ops whose interval bounds are exact: each output entry one input entry, scaled
+#: (reshapes, index remaps, padding, elementwise scale, concatenation).
+_EXACT_OPS = frozenset({"reshape", "transpose", "select", "pad", "identity", "scale", "concat"})
+
 
 class BatchCrown:
     """CROWN bounds of ``C @ output`` for a batch of input boxes (one input, one output).
@@ -202,6 +206,7 @@ class BatchCrown:
         L = {g.inputs[0]: x_lo}
         H = {g.inputs[0]: x_hi}
         affine = {g.inputs[0]}
+        mixes = {g.inputs[0]: 0}  # ops that mix entries between the input and each value
         empty = np.zeros(B, dtype=bool)
         # the linear ops' error gauges, computed once for all the layers' back-substitutions:
         # a gauge depends on its op's input bounds, which only ever shrink after it is first
@@ -220,6 +225,16 @@ class BatchCrown:
                 )
                 if all(i in affine for i in op.inputs):
                     affine.add(out)
+                    mixes[out] = max(mixes[i] for i in op.inputs) + (op.op not in _EXACT_OPS)
+                    if out in self.relu_inputs and mixes[out] > 1:
+                        # two ops that mix entries between the input and here (products in
+                        # turn, or a skip added to a product of the input): the interval of
+                        # each in turn is looser than their composition's range, which the
+                        # back-substitution gives
+                        s = g.value(out).size
+                        eye = np.broadcast_to(np.eye(s), (B, s, s))
+                        cl, cu = self._backsub(out, eye, L, H, x_lo, x_hi, gauges=gauges)
+                        L[out], H[out] = np.maximum(L[out], cl), np.minimum(H[out], cu)
                 elif fixed is not None and out in fixed:
                     # the root's bounds as they are (the interval pass's bounds, narrowed by
                     # splits below, are not intersected in): the relaxation the torch search

@@ -115,7 +115,9 @@ def branch_and_bound(
 
     Returns
     -------
-    BranchResult, or None when the network is not a chain of linear ops and (leaky) ReLUs.
+    BranchResult, or None when the network has ops other than linear ones and (leaky) ReLUs,
+    or (ReLU splitting) no chain form (:func:`netopt.ir.chain_form.chain_form`: skip
+    connections are carried through the layers, and the proof says so).
     """
     from netopt.bounds.bab import batch_crown_of
 
@@ -133,12 +135,17 @@ def branch_and_bound(
         from netopt.errors import OptionError
 
         raise OptionError(f"branch_and_bound: mode must be 'auto', 'input' or 'relu', got {mode!r}")
-    cb = None
+    cb, form = None, ""
     if mode == "relu":
+        view = chain_view(net, lo[0])
+        if view is None:
+            return None
+        if isinstance(view, ChainView):
+            net, form = view, "chain"
         try:
             from netopt.bounds.batched import ChainBounds
 
-            cb = ChainBounds(net.graph, device=device, dtype=dtype)
+            cb = ChainBounds(getattr(net, "chain_graph", net.graph), device=device, dtype=dtype)
         except (FormulationError, ImportError):
             return None
     if groups is not None and mode != "input":
@@ -149,6 +156,48 @@ def branch_and_bound(
     search = search_cls(
         net, cb, lo, hi, C, d, dl, mode, batch, alpha_iters, max_domains, progress, device
     )
+    search.form = form
     if groups is not None:
         search.set_groups(groups)
     return search.run()
+
+
+#: Chain views kept per network (one per box ``lo``; each holds its bounds' caches).
+CHAIN_VIEWS = 4
+
+
+class ChainView:
+    """A network seen through its chain form on a box (:func:`netopt.ir.chain_form.chain_form`):
+    ``graph`` is the form the rigorous float64 bounds and the proof's units take (the
+    network's own ops, its activations merged per layer with the carries), ``chain_graph``
+    the composed chain the search's bounds take (the same units), ``forward`` the network's
+    own float64 pass."""
+
+    def __init__(self, net: Any, form: Any) -> None:
+        self.net, self.graph, self.chain_graph = net, form.exact, form.chain
+        self.input_shape = net.input_shape
+
+    def forward(self, x: Any, **kw: Any) -> Any:
+        return self.net.forward(x, **kw)
+
+
+def chain_view(net: Any, lo: np.ndarray) -> Any:
+    """``net`` itself when its graph is a chain (max pooling as ReLUs); a :class:`ChainView`
+    of its chain form on boxes above ``lo`` when it has skip connections, kept on the network
+    per ``lo`` (the searches of a property's disjuncts share its bounds' caches); None when
+    it has no chain form."""
+    from netopt.ir.chain_form import chain_form
+
+    form = chain_form(net.graph, lo)
+    if form is None:
+        return None
+    if form.chain is form.exact:  # a chain as given
+        return net
+    views = net.__dict__.setdefault("_chain_views", {})
+    key = np.asarray(lo, dtype=np.float64).tobytes()
+    view = views.get(key)
+    if view is None or view.graph is not form.exact:
+        while len(views) >= CHAIN_VIEWS:
+            views.pop(next(iter(views)))
+        view = views[key] = ChainView(net, form)
+    return view

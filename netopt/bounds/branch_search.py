@@ -149,6 +149,8 @@ class _Search:
         from netopt.bounds.bab import batch_crown_of
 
         self.net, self.cb, self.lo, self.hi, self.C, self.d = net, cb, lo, hi, C, d
+        #: the network form the proof's units are counted in (BabProof.form)
+        self.form = ""
         self.dl, self.mode, self.progress = dl, mode, progress
         self.device = device  # the torch device asked for (None: CUDA when present)
         self.max_domains = max_domains
@@ -253,6 +255,7 @@ class _Search:
             nodes=self.tree.preorder(g),
             params=self.tree.gparams[g],
             pre=list(getattr(self, "pre_rows", [])),
+            form=self.form,
         )
 
     def _stop(self, n_open: int) -> str | None:

@@ -226,11 +226,12 @@ def chain_bounds(net: Any) -> Any:
 
 def chain64(net: Any) -> tuple[list, list, list] | None:
     """The chain's layers as float64 numpy (weights, biases, slopes below 0), or None
-    (:func:`netopt.ir.chain.dense_chain`)."""
+    (:func:`netopt.ir.chain.dense_chain`; of a network's composed chain form where it has one,
+    :class:`netopt.bounds.branch.ChainView`)."""
     from netopt.errors import FormulationError
     from netopt.ir.chain import dense_chain
 
     try:
-        return dense_chain(net.graph)
+        return dense_chain(getattr(net, "chain_graph", net.graph))
     except FormulationError:
         return None

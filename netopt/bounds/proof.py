@@ -23,6 +23,12 @@ per row) the leaf claims instead that :math:`\lambda^\top (C f(x) - d)` is posit
 implies that some row is (a weight below 0 is clipped to 0; the check adds the worst case of
 rounding :math:`\lambda^\top C` and :math:`\lambda^\top d`). The nodes are listed in pre-order.
 
+A proof with ``form`` ``"chain"`` counts its units in the network's chain form on the root
+box (:func:`netopt.ir.chain_form.chain_form`: a network with skip connections as a chain, the
+values a later layer reads carried through the layers between by units that pass them
+unchanged on the box), which the checker rebuilds from the network and ``lo``: the same
+function on the box, so the claim is the network's.
+
 A proof may also give ``pre`` (:attr:`~netopt.bounds.proof_format.BabProof.pre`): rows of
 activation inputs, :math:`\pm z_{j,u}`, each with lower-line slopes of its own for the earlier
 layers (alpha-CROWN's optimized intermediate bounds of a ReLU-splitting search's root). The
@@ -50,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from netopt.bounds.bab import BatchCrown
-from netopt.bounds.proof_format import BabProof, _node_error, _read_params
+from netopt.bounds.proof_format import FORMS, BabProof, _node_error, _read_params
 from netopt.errors import InputError
 from netopt.ir.graph import Graph
 
@@ -111,21 +117,32 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
     def fail(node: int | None, why: str, leaves: int = 0, closed: int = 0) -> ProofCheck:
         return ProofCheck(False, leaves, closed, node, why, time.perf_counter() - t0)
 
+    P = proof
+    n_in = graph.value(graph.inputs[0]).size
+    if P.lo.size != n_in or P.hi.size != n_in:
+        return fail(None, f"the box has {P.lo.size} coordinates; the network's input {n_in}")
+    if not (np.all(np.isfinite(P.lo)) and np.all(np.isfinite(P.hi)) and np.all(P.lo <= P.hi)):
+        return fail(None, "the root box must be finite with lo <= hi")
+    if P.form not in FORMS:
+        return fail(None, f"unknown network form {P.form!r} (one of {FORMS})")
+    if P.form == "chain":
+        from netopt.ir.chain_form import exact_form
+
+        # the form the search's float64 bounds took: the network's own ops, its activations
+        # merged per layer with the carries (the proof's units), rebuilt from the proof's box
+        exact = exact_form(graph, P.lo)
+        if exact is None:
+            return fail(None, "the proof is on the network's chain form, which it has none of")
+        graph = exact
     bc = BatchCrown(graph)
     if not bc.ok:
         return fail(None, "the network has ops the proof checker does not cover")
     graph = bc.graph  # max pooling as ReLUs (netopt.ir.relu_form): the units a proof splits
     acts = [o for o in graph.ops if o.op in ("relu", "leaky_relu")]
     sizes = [graph.value(o.inputs[0]).size for o in acts]
-    n_in = graph.value(graph.inputs[0]).size
     n_out = graph.value(graph.outputs[0]).size
-    P = proof
-    if P.lo.size != n_in or P.hi.size != n_in:
-        return fail(None, f"the box has {P.lo.size} coordinates; the network's input {n_in}")
     if P.C.shape != (P.d.size, n_out):
         return fail(None, f"C has shape {P.C.shape}; expected ({P.d.size}, {n_out})")
-    if not (np.all(np.isfinite(P.lo)) and np.all(np.isfinite(P.hi)) and np.all(P.lo <= P.hi)):
-        return fail(None, "the root box must be finite with lo <= hi")
     if not (np.all(np.isfinite(P.C)) and np.all(np.isfinite(P.d))):
         return fail(None, "C and d must be finite")
     try:

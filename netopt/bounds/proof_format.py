@@ -21,6 +21,8 @@ __all__ = ["BabProof", "FORMAT", "VERSION"]
 #: The format's name and version, written into every proof.
 FORMAT = "netopt-bab-proof"
 VERSION = 1
+#: The network forms a proof's units may be counted in (:attr:`BabProof.form`).
+FORMS = ("", "chain")
 
 
 def _is_int(v: Any) -> bool:
@@ -83,6 +85,11 @@ class BabProof:
         slopes of the earlier layers, ``slopes`` a list of ``(layer i, units of layer i,
         (R, len(units)) slopes)``. In JSON: ``{"layer", "units", "sides", "slopes": [[i,
         [units], [[per row]]]]}``. Empty: CROWN's bounds.
+    form : str
+        The form of the network the units are counted in: ``""`` the network as given (max
+        pooling as ReLUs), ``"chain"`` its chain form on the root box
+        (:func:`netopt.ir.chain_form.chain_form` of the graph and ``lo``: skip connections
+        carried through the layers), which the checker rebuilds.
     """
 
     lo: np.ndarray
@@ -92,6 +99,7 @@ class BabProof:
     nodes: list = field(default_factory=list)
     params: list = field(default_factory=list)
     pre: list = field(default_factory=list)
+    form: str = ""
 
     def __post_init__(self) -> None:
         self.lo = np.asarray(self.lo, dtype=np.float64).reshape(-1)
@@ -118,6 +126,7 @@ class BabProof:
             "nodes": [list(n) for n in self.nodes],
             "params": [dict(p) for p in self.params],
             **({"pre": [_pre_json(e) for e in self.pre]} if self.pre else {}),
+            **({"form": self.form} if self.form else {}),
         }
 
     @classmethod
@@ -154,7 +163,11 @@ class BabProof:
         pre = obj.get("pre", [])
         if not isinstance(pre, list):
             raise InputError("proof.pre must be a list")
-        return cls(lo, hi, C, d, nodes, params, [_read_pre(e, k) for k, e in enumerate(pre)])
+        form = obj.get("form", "")
+        if form not in FORMS:
+            raise InputError(f"proof.form must be one of {FORMS}, got {form!r}")
+        pre_rows = [_read_pre(e, k) for k, e in enumerate(pre)]
+        return cls(lo, hi, C, d, nodes, params, pre_rows, form)
 
 
 def _pre_json(e: tuple) -> dict[str, Any]:

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from netopt.ir.torch_module import conv_adjoint, conv_adjoint_weight
+from netopt.ir.torch_windows import conv_adjoint, conv_adjoint_weight
 
 __all__ = [
     "make_operator",

@@ -62,7 +62,8 @@ reference bindings into the same property, under the same checks and caps
 (:mod:`netopt.vnnlib.v2`; ``pip install "netopt[vnnlib]"``).
 
 The modules: :mod:`~netopt.vnnlib.sexpr` (tokens and nested lists), :mod:`~netopt.vnnlib.compile`
-(formulas to a DNF, the DNF to arrays), :mod:`~netopt.vnnlib.reader` (files, limits,
+(formulas to a DNF), :mod:`~netopt.vnnlib.arrays` (the DNF to arrays),
+:mod:`~netopt.vnnlib.reader` (files, limits,
 :func:`load_vnnlib`), :mod:`~netopt.vnnlib.v2`, :mod:`~netopt.vnnlib.property` (the property
 classes) and :mod:`~netopt.vnnlib.check` (deciding a property on a network; imported on its own,
 it needs the solvers).

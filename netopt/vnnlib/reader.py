@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from netopt.errors import InputError
-from netopt.vnnlib.compile import _Reader, _to_property
+from netopt.vnnlib.arrays import _to_property
+from netopt.vnnlib.compile import _Reader
 from netopt.vnnlib.property import VnnlibProperty
 from netopt.vnnlib.sexpr import _LINE_BREAK, _read_sexprs
 

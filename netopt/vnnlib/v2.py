@@ -104,7 +104,7 @@ def read_v2(reader: _Reader, text: str) -> _Dnf:
     -------
     list
         The DNF of the conjunction of all assertions, for
-        :func:`netopt.vnnlib.compile._to_property`.
+        :func:`netopt.vnnlib.arrays._to_property`.
 
     Raises
     ------

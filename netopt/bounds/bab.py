@@ -26,8 +26,10 @@ from netopt.ir.ops.activations import leaky_bound, relu_relaxation
 
 __all__ = ["BatchCrown", "batch_crown_of"]
 
-#: Linear ops whose interval bounds are exact: each output entry one input entry, scaled
-#: (reshapes, index remaps, padding, elementwise scale, concatenation).
+#: Linear ops whose interval bounds are exact, each on its own: every output entry is one input
+#: entry, scaled (reshapes, index remaps, padding, elementwise scale, concatenation). One that
+#: copies an entry before a mixing op (``concat(x, x)`` then a product) is not caught: the
+#: interval then stays loose there, which costs tightness only.
 _EXACT_OPS = frozenset({"reshape", "transpose", "select", "pad", "identity", "scale", "concat"})
 
 
@@ -206,7 +208,8 @@ class BatchCrown:
         L = {g.inputs[0]: x_lo}
         H = {g.inputs[0]: x_hi}
         affine = {g.inputs[0]}
-        mixes = {g.inputs[0]: 0}  # ops that mix entries between the input and each value
+        # the most ops that mix entries on any path from the input to each affine value
+        mixes = {g.inputs[0]: 0}
         empty = np.zeros(B, dtype=bool)
         # the linear ops' error gauges, computed once for all the layers' back-substitutions:
         # a gauge depends on its op's input bounds, which only ever shrink after it is first
@@ -230,11 +233,15 @@ class BatchCrown:
                         # two ops that mix entries between the input and here (products in
                         # turn, or a skip added to a product of the input): the interval of
                         # each in turn is looser than their composition's range, which the
-                        # back-substitution gives
+                        # back-substitution gives (the root's, when given: the same box's)
                         s = g.value(out).size
-                        eye = np.broadcast_to(np.eye(s), (B, s, s))
-                        cl, cu = self._backsub(out, eye, L, H, x_lo, x_hi, gauges=gauges)
-                        L[out], H[out] = np.maximum(L[out], cl), np.minimum(H[out], cu)
+                        if fixed is not None and out in fixed:
+                            L[out] = np.broadcast_to(fixed[out][0], (B, s)).copy()
+                            H[out] = np.broadcast_to(fixed[out][1], (B, s)).copy()
+                        else:
+                            eye = np.broadcast_to(np.eye(s), (B, s, s))
+                            cl, cu = self._backsub(out, eye, L, H, x_lo, x_hi, gauges=gauges)
+                            L[out], H[out] = np.maximum(L[out], cl), np.minimum(H[out], cu)
                 elif fixed is not None and out in fixed:
                     # the root's bounds as they are (the interval pass's bounds, narrowed by
                     # splits below, are not intersected in): the relaxation the torch search

@@ -38,9 +38,12 @@ form a third party can re-check — that record is the point here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from netopt.ir.chain_form import ChainForm
 
 from netopt.bounds.branch_input import ATTACK_BOXES as ATTACK_BOXES
 from netopt.bounds.branch_input import ATTACK_EVERY as ATTACK_EVERY
@@ -173,7 +176,7 @@ class ChainView:
     the composed chain the search's bounds take (the same units), ``forward`` the network's
     own float64 pass."""
 
-    def __init__(self, net: Any, form: Any) -> None:
+    def __init__(self, net: Any, form: ChainForm) -> None:
         self.net, self.graph, self.chain_graph = net, form.exact, form.chain
         self.input_shape = net.input_shape
 

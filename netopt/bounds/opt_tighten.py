@@ -219,7 +219,9 @@ def chain_bounds(net: Any) -> Any:
 
         from netopt.bounds.batched import ChainBounds
 
-        return ChainBounds(net.graph, device="cpu", dtype=torch.float32)
+        return ChainBounds(
+            getattr(net, "chain_graph", net.graph), device="cpu", dtype=torch.float32
+        )
     except (ImportError, FormulationError):
         return None
 

@@ -132,7 +132,7 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
         # merged per layer with the carries (the proof's units), rebuilt from the proof's box
         exact = exact_form(graph, P.lo)
         if exact is None:
-            return fail(None, "the proof is on the network's chain form, which it has none of")
+            return fail(None, "the proof is on the network's chain form; it has none on this box")
         graph = exact
     bc = BatchCrown(graph)
     if not bc.ok:

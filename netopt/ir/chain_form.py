@@ -105,8 +105,9 @@ def chain_form(graph: Graph, lo: np.ndarray) -> ChainForm | None:
     -------
     ChainForm or None
         ``(g, g)`` with ``g = relu_form(graph)`` when that is a chain already; None when the
-        graph has other ops, several inputs or outputs, a carried leaky ReLU's output, a depth
-        with two kinds of activation, a non-finite ``lo``, or composed layers of more than
+        graph has other ops (or a leaky ReLU's slope outside [0, 1]), several inputs or
+        outputs, a carried leaky ReLU's output, a depth with two kinds of activation, a ``lo``
+        not finite or not of the input's size, or composed layers of more than
         :data:`MAX_WEIGHTS` weights or of a non-finite one. Cached per graph, ``lo`` and
         :data:`MAX_WEIGHTS`. (:func:`exact_form`: the ``exact`` graph alone.)
     """
@@ -160,15 +161,16 @@ class _Plan:
     """The layering: activations by depth, carries by layer, each layer's blocks (no
     reference to the graph: the cache is keyed on it weakly)."""
 
-    acts: dict  # activation output id -> its op
-    depth: dict  # source id -> depth (the input 0)
-    at: list  # activation outputs by depth (graph order)
-    kinds: list  # an activation op of each layer 1..D (its op and attrs)
-    carried: list  # sources carried through layer j, in source order
-    layout: list  # layout[j][s] = (offset in layer j's output, shift: the block holds s + shift)
-    widths: list  # layer j's width (layer 0: the input)
-    offset: dict  # source -> c, its carries' lower bound
-    size: dict  # source -> its size
+    acts: dict[str, Op]  # activation output id -> its op
+    depth: dict[str, int]  # source id -> depth (the input 0)
+    at: list[list[str]]  # activation outputs by depth (graph order)
+    kinds: list[Op]  # an activation op of each layer 1..D (its op and attrs)
+    carried: list[list[str]]  # sources carried through layer j, in source order
+    # layout[j][s] = (offset in layer j's output, shift: the block holds s + shift)
+    layout: list[dict[str, tuple[int, np.ndarray]]]
+    widths: list[int]  # layer j's width (layer 0: the input)
+    offset: dict[str, np.ndarray]  # source -> c, its carries' lower bound
+    size: dict[str, int]  # source -> its size
 
 
 def _sources(graph: Graph) -> tuple[dict, dict, dict] | None:
@@ -319,7 +321,7 @@ def _exact(g: Graph, p: _Plan) -> Graph:
     carries, which only the next layer's carries read)."""
     b = _Builder(g)
     b.ops = [o for o in g.ops if o.op not in _ACTS]
-    b.values = [v for v in g.values.values()]
+    b.values = list(g.values.values())
     prev = ""  # layer j - 1's merged activation output
     for j in range(1, len(p.widths)):
         parts = []

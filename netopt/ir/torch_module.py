@@ -14,7 +14,8 @@ Design
   builder receives the op and the per-sample shapes of its inputs and output and
   returns a small ``torch.nn.Module`` whose ``forward(*xs)`` maps batched inputs
   to the batched output. Adding an IR op means adding one builder here (a
-  meta-test lists the ops that still lack one).
+  convolution or pooling op: :mod:`netopt.ir.torch_windows`; a meta-test lists the
+  ops that still lack one).
 * **Exactly the reference semantics.** Each rule reproduces the float64 numpy
   forward of :mod:`netopt.ir.ops` — the interpreter every result is re-checked with —
   not torch's own conventions where they differ. Windows are padded explicitly

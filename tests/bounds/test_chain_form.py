@@ -332,6 +332,13 @@ def test_a_first_layer_read_through_two_paths_is_bounded_as_one():
         bounds.append(next(iter(pre.values())))
     (l2, h2), (l1, h1) = bounds
     assert np.allclose(l2, l1, atol=1e-9) and np.allclose(h2, h1, atol=1e-9)
+    # the root's bounds given as fixed (ReLU splitting's leaves, the checker) are taken as
+    # they are: the same bound as recomputing them on the root's box
+    bc = BatchCrown(nets[0].graph)
+    low, _, root = bc.bound(lo, hi, np.eye(4))
+    low_f, _, again = bc.bound(np.repeat(lo, 3, 0), np.repeat(hi, 3, 0), np.eye(4), fixed=root)
+    assert np.array_equal(low_f, np.repeat(low, 3, 0))
+    assert all(np.array_equal(again[v][0], np.repeat(root[v][0], 3, 0)) for v in root)
     X = np.random.default_rng(1).uniform(-1, 1, (2000, 3))
     z = X @ (A + B).T + b
     assert np.all(l2 <= z.min(axis=0)) and np.all(z.max(axis=0) <= h2)

@@ -119,8 +119,9 @@ def branch_and_bound(
     Returns
     -------
     BranchResult, or None when the network has ops other than linear ones and (leaky) ReLUs,
-    or (ReLU splitting) no chain form (:func:`netopt.ir.chain_form.chain_form`: skip
-    connections are carried through the layers, and the proof says so).
+    or (ReLU splitting) no chain form. A network with skip connections is searched in its
+    chain form (:func:`netopt.ir.chain_form.chain_form`: the values a later layer reads
+    carried through the layers between), and the proof says so.
     """
     from netopt.bounds.bab import batch_crown_of
 
@@ -139,12 +140,15 @@ def branch_and_bound(
 
         raise OptionError(f"branch_and_bound: mode must be 'auto', 'input' or 'relu', got {mode!r}")
     cb, form = None, ""
+    view = chain_view(net, lo[0])
+    if isinstance(view, ChainView):
+        # skip connections: the search's float32 engines take the composed chain, its
+        # float64 bounds and proofs the network's own ops (input splitting without a chain
+        # form keeps the float64 bounds of the network as given)
+        net, form = view, "chain"
     if mode == "relu":
-        view = chain_view(net, lo[0])
         if view is None:
             return None
-        if isinstance(view, ChainView):
-            net, form = view, "chain"
         try:
             from netopt.bounds.batched import ChainBounds
 

@@ -195,7 +195,7 @@ class _InputSearch(_Search):
                 from netopt.bounds.chain_numpy import NumpyChainCrown
                 from netopt.bounds.opt_tighten import chain64
 
-                self.np_engine = NumpyChainCrown(self.net.graph)
+                self.np_engine = NumpyChainCrown(getattr(self.net, "chain_graph", self.net.graph))
                 self.chain = chain64(self.net)
             except FormulationError:
                 pass  # not a chain: the float64 bounds go on alone
@@ -221,7 +221,8 @@ class _InputSearch(_Search):
             try:
                 from netopt.bounds.batched import ChainBounds
 
-                self.fast = ChainBounds(self.net.graph, device=self.device)
+                graph = getattr(self.net, "chain_graph", self.net.graph)
+                self.fast = ChainBounds(graph, device=self.device)
             except (FormulationError, ImportError):
                 pass  # no torch: no optimized slopes
         return self.fast
@@ -484,7 +485,7 @@ class _InputSearch(_Search):
             # counterexample in a sliver that the pieces' corners and centres have missed)
             self.root_attacked = True
             r0 = falsify(
-                self.net,
+                self.network,
                 self.lo[0],
                 self.hi[0],
                 C,
@@ -499,7 +500,7 @@ class _InputSearch(_Search):
         mine = np.nonzero(worst == g)[0]
         pick = mine[np.argsort(best[mine])][:ATTACK_BOXES]
         r = falsify_boxes(
-            self.net,
+            self.network,
             lo[pick],
             hi[pick],
             C,

@@ -151,6 +151,9 @@ class _Search:
         self.net, self.cb, self.lo, self.hi, self.C, self.d = net, cb, lo, hi, C, d
         #: the network form the proof's units are counted in (BabProof.form)
         self.form = ""
+        #: the network itself (``net`` may be its chain form's view, which the bounds take;
+        #: the attacks take the network)
+        self.network = getattr(net, "net", net)
         self.dl, self.mode, self.progress = dl, mode, progress
         self.device = device  # the torch device asked for (None: CUDA when present)
         self.max_domains = max_domains

@@ -1,8 +1,9 @@
-r"""A network with skip connections rewritten exactly as a chain, on a box: the form ReLU
-splitting, its batched bounds and its proofs take.
+r"""A network with skip connections rewritten exactly as a chain, on a box: the form branch and
+bound, its batched bounds and its proofs take.
 
-The batched bounds of ReLU splitting (:class:`netopt.bounds.batched.ChainBounds`, and its
-float64 side :class:`netopt.bounds.bab.BatchCrown` with the proof checker) index their units
+The batched bounds of branch and bound (:class:`netopt.bounds.batched.ChainBounds` and input
+splitting's :class:`~netopt.bounds.chain_numpy.NumpyChainCrown`, and their float64 side
+:class:`netopt.bounds.bab.BatchCrown` with the proof checker) index their units
 layer by layer, :math:`x_{j+1} = \sigma_j(W_j x_j + b_j)`. A residual block or a concatenation
 of branches (``add``/``concat`` of values from different depths) is not such a chain, but it is
 one once every value a later layer reads is carried through the layers in between. A carried

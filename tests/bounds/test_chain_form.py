@@ -536,3 +536,36 @@ def test_netopt_check_decides_a_residual_network_with_a_certificate(tmp_path):
         cert.save(tmp_path / "c.json")
         rep = Certificate.load(tmp_path / "c.json").verify(onnx_path, vnnlib_path=prop_path)
         assert rep["ok"] and rep["fully_checked"] and not rep["unchecked"], rep
+
+
+@pytest.mark.parametrize("under", [False, True])
+def test_input_splitting_on_a_residual_network_agrees_with_brute_force(under, monkeypatch):
+    """Input splitting takes the chain form too: its float32 engine bounds the composed chain,
+    the float64 bounds (and, with ``under``, the ReLU splits under its open boxes, with their
+    slopes and multipliers) the network's own ops; every verdict the brute force's, every
+    proof re-checked from JSON with its form."""
+    import netopt.bounds.branch_input as bi
+
+    if under:  # open boxes to ReLU splits at once (as tests/bounds/test_branch.py does)
+        monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
+        monkeypatch.setattr(bi, "PIECES_MAX_UNSTABLE", 0)
+        monkeypatch.setattr(bi, "ALPHA_MIN_BOXES", 1)
+        monkeypatch.setattr(bi, "ALPHA_AFTER_NODES", 0)
+        monkeypatch.setattr(bi, "ALPHA_ITERS", 0)
+    split_leaves = 0
+    for seed in SEEDS:
+        inst = _instance(seed)
+        net, lo, hi, C, d = (inst[k] for k in ("net", "lo", "hi", "C", "d"))
+        r = branch_and_bound(net, lo, hi, C, d, mode="input", device="cpu", time_limit=30)
+        assert r.verdict == ("sat" if inst["opt"] < 0 else "unsat"), (seed, r.stopped)
+        assert "float32" in r.stats["device"]  # the composed chain's engine
+        if r.verdict == "sat":
+            assert np.all(_forward(inst["w"], np.asarray(r.x).reshape(1, -1)) @ C.T <= d)
+            continue
+        P = BabProof.from_dict(json.loads(json.dumps(r.proof.to_dict())))
+        assert P.form == "chain"
+        pc = check_proof(net.graph, P)
+        assert pc.ok, pc.reason
+        split_leaves += r.stats["relu_split_closed"]
+    if under:
+        assert split_leaves > 0

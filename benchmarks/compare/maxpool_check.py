@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -114,28 +113,8 @@ def main() -> None:
             for name, units in modes:
                 row[name] = check(vc, prop, units, a.timeout, work / f"{prop.stem}_{units}.json")
             rows.append(row)
-            cells = [
-                f"{r['result']:8s} {r['seconds']:6.2f} s  {r['method'] or '-'} {r['proof']}"
-                for r in (row[m] for m, _ in modes)
-            ]
-            print(f"{prop.stem:16s} | " + " | ".join(cells), flush=True)
-    for name, _ in modes:
-        got = [r[name] for r in rows]
-        done = [r for r in got if r["result"] in ("sat", "unsat")]
-        med = statistics.median(r["seconds"] for r in got)
-        bad = sum(r["proof"] == "CERTIFICATE FAILED" for r in got)
-        print(
-            f"{name}: decided {len(done)}/{len(got)}, median {med:.2f} s, certificates failed {bad}"
-        )
-    both = [r for r in rows if all(r[m]["result"] in ("sat", "unsat") for m, _ in modes)]
-    agree = all(r[modes[0][0]]["result"] == r[modes[1][0]]["result"] for r in both)
-    if both:
-        ratio = statistics.median(
-            r[modes[1][0]]["seconds"] / r[modes[0][0]]["seconds"] for r in both
-        )
-        print(
-            f"both decide {len(both)}: verdicts agree {agree}; median time ratio (kept / relu form) {ratio:.2f}"
-        )
+            print(vc.mode_row(prop.stem, row, modes), flush=True)
+    vc.mode_summary(rows, modes)
 
 
 if __name__ == "__main__":

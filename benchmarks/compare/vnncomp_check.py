@@ -177,6 +177,40 @@ def certificate_status(cert: Path, onnx: Path, vnnlib: Path) -> str:
     return "proof re-checked" if rep["fully_checked"] else "solver-attested part"
 
 
+def mode_row(label: str, row: dict, modes: tuple) -> str:
+    """One instance decided under each of ``modes`` (``(name, setting)`` pairs), as a line."""
+    cells = [
+        f"{r['result']:8s} {r['seconds']:6.2f} s  {r['method'] or '-'} {r['proof']}"
+        for r in (row[m] for m, _ in modes)
+    ]
+    return f"{label:16s} | " + " | ".join(cells)
+
+
+def mode_summary(rows: list[dict], modes: tuple) -> None:
+    """Per mode the instances decided, the median time and the certificates that failed; where
+    both of two modes decide, whether they agree and the median ratio of their times (the
+    second's over the first's)."""
+    import statistics
+
+    for name, _ in modes:
+        got = [r[name] for r in rows]
+        done = [r for r in got if r["result"] in ("sat", "unsat")]
+        med = statistics.median(r["seconds"] for r in got)
+        bad = sum(r["proof"] == "CERTIFICATE FAILED" for r in got)
+        print(
+            f"{name}: decided {len(done)}/{len(got)}, median {med:.2f} s, certificates failed {bad}"
+        )
+    (first, _), (second, _) = modes
+    both = [r for r in rows if all(r[m]["result"] in ("sat", "unsat") for m, _ in modes)]
+    if both:
+        agree = all(r[first]["result"] == r[second]["result"] for r in both)
+        ratio = statistics.median(r[second]["seconds"] / r[first]["seconds"] for r in both)
+        print(
+            f"both decide {len(both)}: verdicts agree {agree}; "
+            f"median time ratio ({second} / {first}) {ratio:.2f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="*", default=["acasxu", "mnistfc"])

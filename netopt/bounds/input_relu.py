@@ -21,6 +21,7 @@ bound exact), recorded as the same kind of subtree.
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -359,14 +360,22 @@ def close_by_pieces(
     unstable ReLUs however small they get (their relaxations err by about the box's
     width, and so does the margin), and input splitting descends dozens of levels there
     (ACAS Xu 1_1 prop 5: leaves at median depth 33, two unstable ReLUs). On each piece
-    (a sign pattern of those units) the network is affine, and the LP of the box's best
-    row over the piece (:func:`~netopt.bounds.pieces.piece_rows`) gives beta multipliers
-    with which CROWN's bound is the piece's exact minimum. Each piece is then bounded in
-    rigorous float64 (:class:`~netopt.bounds.bab.BatchCrown` with the splits and betas);
-    the box closes, as ReLU splits whose leaves carry their betas, only if every piece
-    does.
+    (a sign pattern of those units) the network is affine, and one LP
+    (:func:`~netopt.bounds.pieces.affine_rows`) decides whether some point of the piece
+    satisfies every row of the box's open disjunct: if none does, its dual gives the row
+    weights :math:`\lambda` and split multipliers :math:`\beta` with which CROWN's bound of
+    :math:`\lambda^\top (C f - d)` is positive on the piece. A single row's bound is not
+    enough where the rows cross: at ACAS Xu's tightest points two outputs are often within
+    1e-5 of each other, each row alone dipping below 0 on part of the piece. Each piece is
+    then bounded in rigorous float64 (:class:`~netopt.bounds.bab.BatchCrown` with the splits
+    and betas, the combination's rounding on top as the checker takes it); the box closes,
+    as ReLU splits whose leaves carry their weights and betas, only if every piece does.
+    Where a piece's LP finds a point satisfying every row instead, the point is kept in
+    ``search.lp_points`` (a candidate counterexample for the search to re-check) and the
+    box's other pieces are not tried.
     """
-    from netopt.bounds.pieces import PIECES_PER_ROUND, fixed_row, piece_arrays, piece_rows
+    from netopt.bounds.pieces import PIECES_PER_ROUND, affine_rows, piece_arrays
+    from netopt.bounds.proof import combination_slack
 
     L, H = P[:, 0], P[:, 1]
     n_uns = ((L < 0) & (H > 0)).sum(axis=1)
@@ -381,7 +390,8 @@ def close_by_pieces(
     idx = idx[np.argsort(-s[idx, rows[idx]])][:PIECES_PER_ROUND]
     sizes = [w.shape[0] for w in search.chain[0][:-1]]
     offs = np.cumsum([0, *sizes])
-    boxes, P_lo, P_hi, P_row, parts = [], [], [], [], []
+    dm = search.d + search.margin
+    boxes, P_lo, P_hi, lams, parts = [], [], [], [], []
     for b in idx:
         uns = [
             (j, int(u - offs[j]))
@@ -390,54 +400,80 @@ def close_by_pieces(
             if L[b, u] < 0 < H[b, u]
         ]
         active = [L[b, offs[j] : offs[j + 1]] >= 0 for j in range(len(sizes))]
-        r = int(rows[b])
-        pieces = piece_rows(fixed_row(search.C[r]), search.chain, lo[b], hi[b], uns, active)
-        if pieces is None:
+        g = int(worst[b])
+        rg = search._rows_of(g)
+        found = []
+        for signs in itertools.product((-1, 1), repeat=len(uns)):
+            act = [a.copy() for a in active]
+            for (j, u), sg in zip(uns, signs, strict=True):
+                act[j][u] = sg > 0
+            split = [(j, u, sg) for (j, u), sg in zip(uns, signs, strict=True)]
+            res = affine_rows(search.C[rg], dm[rg], search.chain, lo[b], hi[b], split, act)
+            if res is None or res[0] is None:
+                if res is not None:
+                    search.lp_points.append(res[2])
+                found = None
+                break
+            lam = np.zeros(len(search.d))
+            lam[rg] = res[0]
+            found.append((signs, lam, res[1]))
+        if found is None:
             continue
-        boxes.append((b, uns, r, len(pieces)))
-        for signs, _, beta in pieces:
+        boxes.append((b, uns, g, len(found)))
+        for signs, lam, beta in found:
             P_lo.append(lo[b])
             P_hi.append(hi[b])
-            P_row.append(r)
+            lams.append(lam)
             parts.append((uns, signs, beta))
     if boxes:
         splits, betas = piece_arrays(parts, sizes)
-        R = np.asarray(P_row)
+        lam_all = np.stack(lams)
+        p_lo, p_hi = np.stack(P_lo), np.stack(P_hi)
         lower, _, _ = search.bc.bound(
-            np.stack(P_lo), np.stack(P_hi), search.C, rows=R, splits=splits, betas=betas
+            p_lo, p_hi, (lam_all @ search.C)[:, None, :], splits=splits, betas=betas
         )
-        over = lower[:, 0] - search.d[R] - search.margin[R]
+        # (as the checker takes a combination: its rounding on top, the margin inside)
+        need = lam_all @ dm + combination_slack(
+            search.bc, search.C, search.d, p_lo, p_hi, splits, lam_all
+        )
+        over = lower[:, 0] - need
         k = 0
-        for b, uns, r, n_p in boxes:
+        for b, uns, g, n_p in boxes:
             if np.all(over[k : k + n_p] > 0):
                 closed[b] = True
+                rg = search._rows_of(g)
                 leaves = [
-                    [[j, u, float(betas[j][k + q, u])] for j, u in uns if betas[j][k + q, u] > 0]
+                    (
+                        lam_all[k + q, rg],
+                        [
+                            [j, u, float(betas[j][k + q, u])]
+                            for j, u in uns
+                            if betas[j][k + q, u] > 0
+                        ],
+                    )
                     for q in range(n_p)
                 ]
-                _record_pieces(search, int(ids[b]), uns, r, leaves, int(worst[b]))
+                _record_pieces(search, int(ids[b]), uns, leaves, g)
                 search.stats["leaves"] += n_p
                 search.stats["depth"] = max(search.stats["depth"], int(depth[b]) + len(uns))
             k += n_p
-        search.stats["nodes"] += len(R)
+        search.stats["nodes"] += len(lams)
     search.stats["t_pieces"] += time.perf_counter() - t
     search.stats["pieces_closed"] += int(closed.sum())
     return closed
 
 
-def _record_pieces(search: Any, node: int, uns: list, row: int, leaves: list, group: int) -> None:
+def _record_pieces(search: Any, node: int, uns: list, leaves: list, group: int) -> None:
     """Record a box closed for ``group`` (its only open disjunct) by its pieces: a ReLU
     split per unit (``z <= 0`` first), the leaves in :func:`itertools.product` order, each
-    with its betas."""
+    with its row weights (over the disjunct's rows) and betas."""
     it = iter(leaves)
-    local = int(np.searchsorted(search._rows_of(group), row))
 
     def walk(n: int, level: int) -> None:
         if level == len(uns):
-            bl = next(it)
-            search.tree.close(
-                np.array([n]), np.array([local]), [{"betas": bl} if bl else None], group
-            )
+            lam, bl = next(it)
+            params = {"lam": lam.tolist(), **({"betas": bl} if bl else {})}
+            search.tree.close(np.array([n]), np.array([int(lam.argmax())]), [params], group)
             return
         j, u = uns[level]
         c0, c1 = search.tree.split(np.array([n]), "r", np.array([j]), np.array([u]))

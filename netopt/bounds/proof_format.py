@@ -18,9 +18,12 @@ from netopt.errors import InputError
 
 __all__ = ["BabProof", "FORMAT", "VERSION"]
 
-#: The format's name and version, written into every proof.
+#: The format's name and version, written into every proof. Version 2 added the root's
+#: optimized activation bounds (``"pre"``) and the network form (``"form"``); a reader takes
+#: every version up to its own and refuses a later one by name (a newer field it would ignore
+#: could only make it reject a sound proof with a confusing message).
 FORMAT = "netopt-bab-proof"
-VERSION = 1
+VERSION = 2
 #: The network forms a proof's units may be counted in (:attr:`BabProof.form`).
 FORMS = ("", "chain")
 
@@ -139,6 +142,7 @@ class BabProof:
         """
         if not isinstance(obj, dict):
             raise InputError(f"a proof must be a JSON object, got {type(obj).__name__}")
+        _check_format(obj)
         for key in ("lo", "hi", "C", "d", "nodes"):
             if key not in obj:
                 raise InputError(f"proof.{key} is missing")
@@ -168,6 +172,25 @@ class BabProof:
             raise InputError(f"proof.form must be one of {FORMS}, got {form!r}")
         pre_rows = [_read_pre(e, k) for k, e in enumerate(pre)]
         return cls(lo, hi, C, d, nodes, params, pre_rows, form)
+
+
+def _check_format(obj: dict) -> None:
+    """Refuse another format's document or a later version of this one, by name.
+
+    Both fields are optional on reading (a proof without them is read as this version's);
+    the claim never rests on them: every leaf is re-checked whatever they say.
+    """
+    fmt = obj.get("format", FORMAT)
+    if fmt != FORMAT:
+        raise InputError(f"proof.format is {fmt!r}: not a branch-and-bound proof ({FORMAT!r})")
+    version = obj.get("version", VERSION)
+    if not _is_int(version) or version < 1:
+        raise InputError(f"proof.version must be a positive integer, got {version!r}")
+    if version > VERSION:
+        raise InputError(
+            f"proof.version is {version}: written by a newer netopt than this one, which reads "
+            f"proofs up to version {VERSION}; upgrade netopt to check it"
+        )
 
 
 def _pre_json(e: tuple) -> dict[str, Any]:

@@ -776,6 +776,28 @@ def _pieces_proof():
     return inst, r.proof
 
 
+def _combined_pieces_proof():
+    """An input-splitting proof whose boxes' pieces closed by a combination of the property's
+    rows (``"lam"`` with two or more weights): where the rows cross in a box, no single row
+    is positive on a piece though no point of it satisfies them all (seed 16: 17 nodes; with
+    the box's best row alone, 407)."""
+    import netopt.bounds.branch_input as bi
+
+    inst = dict(_instance(16))
+    assert len(inst["d"]) == 3
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(bi, "FAST_AFTER", 0.0)
+        r = branch_and_bound(
+            inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+        )
+    assert r.verdict == "unsat" and r.stats["pieces_closed"] > 0
+    _check_result(inst, r, "input")
+    mixed = [p for p in r.proof.params if p and np.sum(np.asarray(p.get("lam", [])) > 0) >= 2]
+    assert mixed and all(len(p["lam"]) == 3 for p in mixed)
+    inst["d_sat"] = inst["d"] + 2 * inst["opt"]
+    return inst, r.proof
+
+
 def _combined_rows_proof():
     """A ReLU-split proof with leaves closed by a combination of the rows (``"lam"``)."""
     inst, r = _relu_run(10)
@@ -843,6 +865,7 @@ def _slopes_proof():
         "relu-splits-with-combined-rows",
         "relu-splits-with-mixed-rows",
         "input-splits-with-pieces",
+        "input-splits-with-combined-pieces",
         "input-splits-with-slopes",
         "input-splits-with-relu-splits",
     ],
@@ -853,6 +876,7 @@ def relu_proof(request):
         "relu-splits-with-combined-rows": _combined_rows_proof,
         "relu-splits-with-mixed-rows": _mixed_rows_proof,
         "input-splits-with-pieces": _pieces_proof,
+        "input-splits-with-combined-pieces": _combined_pieces_proof,
         "input-splits-with-slopes": _slopes_proof,
         "input-splits-with-relu-splits": _relu_under_boxes_proof,
     }[request.param]()

@@ -19,6 +19,7 @@ import netopt
 from netopt.bounds.bab import BatchCrown
 from netopt.bounds.branch import LOOKAHEAD, branch_and_bound
 from netopt.bounds.proof import BabProof, check_proof
+from netopt.bounds.proof_format import VERSION
 from netopt.errors import InputError
 
 LO, HI = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
@@ -217,12 +218,30 @@ def test_malformed_trees_are_rejected(chain):
         ({"params": [{"lam": [1.0, "a"]}]}, "lam"),
         ({"params": [{"alphas": [[0, 1, 0.5]], "slopes": [None]}]}, "both slopes and alphas"),
         ({"d": None}, "proof.d"),
+        ({"version": 99}, "newer netopt"),
+        ({"version": "2"}, "proof.version"),
+        ({"format": "netopt-certificate"}, "proof.format"),
     ],
 )
 def test_from_dict_names_the_bad_field(bad, field):
     base = BabProof.single_leaf(LO, HI, C1, [0.0], 0).to_dict()
     with pytest.raises(InputError, match=field.replace("[", r"\[").replace("]", r"\]")):
         BabProof.from_dict({**base, **bad})
+
+
+def test_proofs_of_every_earlier_version_are_read(chain):
+    """A version-1 proof (before "pre" and "form"), or one without the header fields, is
+    read and checked as written; the version written is the reader's own."""
+    net, _, _, _, margin = chain
+    d = _unsat_d(margin)
+    r = branch_and_bound(net, LO, HI, C1, d, mode="input", batch=4)
+    doc = json.loads(json.dumps(r.proof.to_dict()))
+    assert doc["version"] == VERSION == 2 and doc["format"] == "netopt-bab-proof"
+    for old in (
+        {**doc, "version": 1},
+        {k: v for k, v in doc.items() if k not in ("format", "version")},
+    ):
+        assert check_proof(net.graph, BabProof.from_dict(old)).ok
 
 
 def test_swapped_children_and_moved_cuts_stay_sound(chain):

@@ -228,7 +228,7 @@ class _Search:
     def set_groups(self, groups: np.ndarray) -> None:
         """Search several disjuncts of one box at once: ``groups[r]`` is row ``r``'s disjunct
         (``0 .. G-1``, each with at least one row). Each is "unsat" once every box is closed
-        for it by one of its own rows."""
+        for it by its own rows (one of them, or a combination)."""
         g = np.asarray(groups, dtype=np.int64).reshape(-1)
         if g.shape != (len(self.C),) or g.min() < 0 or set(g.tolist()) != set(range(g.max() + 1)):
             from netopt.errors import InputError
@@ -274,6 +274,11 @@ class _Search:
         """A point of ``X`` whose float64 output satisfies every row of some disjunct, or None
         (its disjunct: :attr:`found_group`)."""
         t = time.perf_counter()
+        # (a candidate from an LP may sit a hair past the box: never a counterexample)
+        X = X[np.all((X >= self.lo) & (X <= self.hi), axis=1)]
+        if not len(X):
+            self.stats["t_points"] += time.perf_counter() - t
+            return None
         y = self.net.forward(X.reshape(-1, *self.shape)).reshape(len(X), -1)
         sat = y @ self.C.T <= self.d
         hit = np.stack([np.all(sat[:, self._rows_of(g)], axis=1) for g in range(self.n_groups)], 1)

@@ -15,8 +15,8 @@ records (``"alphas"``, ``"betas"``), becomes a subtree of ReLU splits (``["r", l
 unit]``) in the proof; any other goes back to input splitting.
 
 A box of only one to three unstable ReLUs is closed, before alpha-CROWN, through all its pieces
-(:func:`close_by_pieces`: an LP per sign pattern gives the multipliers that make each piece's
-bound exact), recorded as the same kind of subtree.
+(:func:`close_by_pieces`: an LP per sign pattern gives the combination of the disjunct's rows
+and the multipliers that make the piece's bound exact), recorded as the same kind of subtree.
 """
 
 from __future__ import annotations

@@ -240,5 +240,7 @@ def affine_rows(
         bounds=[*zip(lo, hi, strict=True), (None, None)],
     )
     if pt.status == 0 and pt.x is not None and pt.x[-1] <= 0:
-        return None, None, pt.x[:n]
+        # (the solver may leave a variable a hair past its bound: the point is put back in
+        # the box, and the caller re-checks the rows there)
+        return None, None, np.clip(pt.x[:n], lo, hi)
     return None

@@ -18,10 +18,10 @@ from netopt.errors import InputError
 
 __all__ = ["BabProof", "FORMAT", "VERSION"]
 
-#: The format's name and version, written into every proof. Version 2 added the root's
-#: optimized activation bounds (``"pre"``) and the network form (``"form"``); a reader takes
+#: The format's name and version, written into every proof. From version 2 on a reader takes
 #: every version up to its own and refuses a later one by name (a newer field it would ignore
-#: could only make it reject a sound proof with a confusing message).
+#: could only make it reject a sound proof with a confusing message); readers before it ignored
+#: the version, and some version-1 proofs already carry ``"pre"`` and ``"form"``.
 FORMAT = "netopt-bab-proof"
 VERSION = 2
 #: The network forms a proof's units may be counted in (:attr:`BabProof.form`).

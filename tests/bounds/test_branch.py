@@ -798,6 +798,55 @@ def _combined_pieces_proof():
     return inst, r.proof
 
 
+@pytest.mark.parametrize("seed", [29, 33, 45])
+def test_a_pieces_lp_point_is_a_checked_counterexample(seed, monkeypatch):
+    """Where a piece's LP finds a point satisfying every row, input splitting tries it: on
+    these sat instances the counterexample returned is such a point, and it satisfies the
+    rows in the independent forward pass (a point the LP's tolerance put outside a row would
+    not be returned)."""
+    import netopt.bounds.branch_input as bi
+    import netopt.bounds.input_relu as ir
+
+    inst = _instance(seed)
+    assert inst["opt"] < 0  # (sat)
+    monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
+    seen: list = []
+
+    def spy(search, *a, **k):
+        n = len(search.lp_points)
+        out = ir.close_by_pieces(search, *a, **k)
+        seen.extend(search.lp_points[n:])
+        return out
+
+    monkeypatch.setattr(bi, "close_by_pieces", spy)
+    r = branch_and_bound(
+        inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+    )
+    assert r.verdict == "sat"
+    _check_result(inst, r, "input")
+    x = np.asarray(r.x, dtype=np.float64).reshape(-1)
+    assert any(np.array_equal(x, p) for p in seen)
+
+
+def test_no_counterexample_outside_the_box_from_an_lp_point(monkeypatch):
+    """A piece's LP may leave its point a hair past the box (HiGHS's bound tolerance); on an
+    unsat property whose minimum (+1e-9, by the exact LPs) sits on the box's face, such a
+    point satisfies every row just outside: it must not become a "sat"."""
+    import netopt.bounds.branch_input as bi
+    from netopt.bounds.opt_tighten import chain64
+
+    monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
+    inst = _instance(12)
+    net, C = inst["net"], inst["C"]
+    lo = np.array([-1.4663340684134645, -0.5597998568131668, -1.071820158283739])
+    hi = np.array([0.20301574245443293, 1.2415828279043055, -0.467862313222471])
+    d = np.array([1.003715689087881, -0.003488756671122043, 0.667228480109941])
+    Ws, bs, leaks = chain64(net)
+    assert 0 < _exact_min(Ws, bs, list(leaks[:-1]), lo, hi, C, d) < 1e-8
+    r = branch_and_bound(net, lo, hi, C, d, mode="input", time_limit=10)
+    assert r.verdict != "sat"
+
+
 def _combined_rows_proof():
     """A ReLU-split proof with leaves closed by a combination of the rows (``"lam"``)."""
     inst, r = _relu_run(10)

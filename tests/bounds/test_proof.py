@@ -230,8 +230,8 @@ def test_from_dict_names_the_bad_field(bad, field):
 
 
 def test_proofs_of_every_earlier_version_are_read(chain):
-    """A version-1 proof (before "pre" and "form"), or one without the header fields, is
-    read and checked as written; the version written is the reader's own."""
+    """A proof marked version 1, or one without the header fields, is read and checked as
+    written; the version written is the reader's own."""
     net, _, _, _, margin = chain
     d = _unsat_d(margin)
     r = branch_and_bound(net, LO, HI, C1, d, mode="input", batch=4)

@@ -360,9 +360,10 @@ def close_by_pieces(
     unstable ReLUs however small they get (their relaxations err by about the box's
     width, and so does the margin), and input splitting descends dozens of levels there
     (ACAS Xu 1_1 prop 5: leaves at median depth 33, two unstable ReLUs). On each piece
-    (a sign pattern of those units) the network is affine, and one LP
-    (:func:`~netopt.bounds.pieces.affine_rows`) decides whether some point of the piece
-    satisfies every row of the box's open disjunct: if none does, its dual gives the row
+    (a sign pattern of those units) the network is affine, and an LP
+    (:func:`~netopt.bounds.pieces.affine_rows`; a second one for a point where the first
+    fails) decides whether some point of the piece satisfies every row of the box's open
+    disjunct: if none does, its dual gives the row
     weights :math:`\lambda` and split multipliers :math:`\beta` with which CROWN's bound of
     :math:`\lambda^\top (C f - d)` is positive on the piece. A single row's bound is not
     enough where the rows cross: at ACAS Xu's tightest points two outputs are often within
@@ -371,8 +372,9 @@ def close_by_pieces(
     and betas, the combination's rounding on top as the checker takes it); the box closes,
     as ReLU splits whose leaves carry their weights and betas, only if every piece does.
     Where a piece's LP finds a point satisfying every row instead, the point is kept in
-    ``search.lp_points`` (a candidate counterexample for the search to re-check) and the
-    box's other pieces are not tried.
+    ``search.lp_points`` (a candidate counterexample for the search to re-check, in the next
+    round that still has an open box) and the box's other pieces are not tried; where an LP
+    fails, neither. Past the deadline no further box is tried.
     """
     from netopt.bounds.pieces import PIECES_PER_ROUND, affine_rows, piece_arrays
     from netopt.bounds.proof import combination_slack
@@ -393,6 +395,8 @@ def close_by_pieces(
     dm = search.d + search.margin
     boxes, P_lo, P_hi, lams, parts = [], [], [], [], []
     for b in idx:
+        if search.dl.expired():
+            break  # (up to 2^3 LPs a box, twice that where they fail: the time limit holds)
         uns = [
             (j, int(u - offs[j]))
             for j in range(len(sizes))

@@ -37,7 +37,6 @@ __all__ = [
     "MAX_UNSTABLE",
     "PIECES_PER_ROUND",
     "affine_rows",
-    "fixed_row",
     "piece_arrays",
     "piece_rows",
 ]
@@ -60,17 +59,6 @@ def piece_arrays(parts: list[tuple], sizes: list[int]) -> tuple[list, list]:
         for (j, u), sg, be in zip(uns, signs, beta, strict=True):
             splits[j][p, u], betas[j][p, u] = sg, be
     return splits, betas
-
-
-def fixed_row(c: np.ndarray) -> Any:
-    """A linear objective :math:`c^\top f(x)` in the shape :func:`piece_rows` reads (a
-    decision's property row): its pieces' LPs optimize only the multipliers."""
-    from types import SimpleNamespace
-
-    m = len(c)
-    return SimpleNamespace(
-        kind="linear", sign=1.0, c=np.asarray(c, dtype=np.float64), w=np.zeros(m), y=np.zeros(m)
-    )
 
 
 def piece_rows(

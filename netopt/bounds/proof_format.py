@@ -93,6 +93,9 @@ class BabProof:
         pooling as ReLUs), ``"chain"`` its chain form on the root box
         (:func:`netopt.ir.chain_form.chain_form` of the graph and ``lo``: skip connections
         carried through the layers), which the checker rebuilds.
+
+    Its JSON (:meth:`to_dict`) also names the format, ``"format": "netopt-bab-proof"``, and its
+    ``"version"`` (:data:`VERSION`); :meth:`from_dict` refuses another format or a later version.
     """
 
     lo: np.ndarray

@@ -20,7 +20,7 @@ import numpy as np
 from netopt.bounds.branch_search import BranchResult, _Search
 from netopt.bounds.branching import babsr_scores
 from netopt.bounds.fsb import children_full, children_lower
-from netopt.bounds.proof import combination_slack
+from netopt.bounds.proof import combination_claim, combination_slack
 from netopt.bounds.root_bounds import root_bounds, torch_bounds
 
 #: ReLU splitting gives up ("unpromising") once it has run this many seconds with fewer than
@@ -201,11 +201,10 @@ class _ReluSearch(_Search):
                 self.widths,
             )
             lams = np.stack([f[2] for f in found])
-            C3 = (lams @ self.C)[:, None, :]
             n = len(found)
             box_lo, box_hi = np.repeat(self.lo, n, axis=0), np.repeat(self.hi, n, axis=0)
-            dl = lams @ (self.d + self.margin) + combination_slack(
-                self.bc, self.C, self.d, box_lo, box_hi, splits, lams
+            C3, dl = combination_claim(
+                self.bc, self.C, self.d, self.margin, box_lo, box_hi, splits, lams
             )
             low, _, _ = self.bc.bound(
                 box_lo, box_hi, C3, splits=splits, betas=betas, fixed=self._root_pre()

@@ -377,7 +377,7 @@ def close_by_pieces(
     fails, neither. Past the deadline no further box is tried.
     """
     from netopt.bounds.pieces import PIECES_PER_ROUND, affine_rows, piece_arrays
-    from netopt.bounds.proof import combination_slack
+    from netopt.bounds.proof import combination_claim
 
     L, H = P[:, 0], P[:, 1]
     n_uns = ((L < 0) & (H > 0)).sum(axis=1)
@@ -408,10 +408,10 @@ def close_by_pieces(
         rg = search._rows_of(g)
         found = []
         for signs in itertools.product((-1, 1), repeat=len(uns)):
-            act = [a.copy() for a in active]
-            for (j, u), sg in zip(uns, signs, strict=True):
-                act[j][u] = sg > 0
             split = [(j, u, sg) for (j, u), sg in zip(uns, signs, strict=True)]
+            act = [a.copy() for a in active]
+            for j, u, sg in split:
+                act[j][u] = sg > 0
             res = affine_rows(search.C[rg], dm[rg], search.chain, lo[b], hi[b], split, act)
             if res is None or res[0] is None:
                 if res is not None:
@@ -433,13 +433,10 @@ def close_by_pieces(
         splits, betas = piece_arrays(parts, sizes)
         lam_all = np.stack(lams)
         p_lo, p_hi = np.stack(P_lo), np.stack(P_hi)
-        lower, _, _ = search.bc.bound(
-            p_lo, p_hi, (lam_all @ search.C)[:, None, :], splits=splits, betas=betas
+        C3, need = combination_claim(
+            search.bc, search.C, search.d, search.margin, p_lo, p_hi, splits, lam_all
         )
-        # (as the checker takes a combination: its rounding on top, the margin inside)
-        need = lam_all @ dm + combination_slack(
-            search.bc, search.C, search.d, p_lo, p_hi, splits, lam_all
-        )
+        lower, _, _ = search.bc.bound(p_lo, p_hi, C3, splits=splits, betas=betas)
         over = lower[:, 0] - need
         k = 0
         for b, uns, g, n_p in boxes:

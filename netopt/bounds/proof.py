@@ -391,6 +391,24 @@ def _bound_leaves(
     return ok, why
 
 
+def combination_claim(
+    bc: Any,
+    C: np.ndarray,
+    d: np.ndarray,
+    margin: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    splits: list | None,
+    lams: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""The row :math:`\mathrm{fl}(\lambda^\top C)` to bound per domain (``(B, 1, m)``) and what
+    its lower bound must exceed for the domain to close on :math:`\lambda^\top (C f - d) > 0`:
+    :math:`\mathrm{fl}(\lambda^\top (d + \text{margin}))` plus :func:`combination_slack`.
+    The searches close a domain by a combination of the rows only so, as the check does."""
+    need = lams @ (d + margin) + combination_slack(bc, C, d, lo, hi, splits, lams)
+    return (lams @ C)[:, None, :], need
+
+
 def combination_slack(
     bc: Any,
     C: np.ndarray,

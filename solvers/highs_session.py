@@ -1,7 +1,9 @@
 """One HiGHS instance, checked: every option call, every run and its model status.
 
 Everything in netopt that drives highspy (the ``highs`` backend, the LP bound tightening, the
-layer-wise LPs, the Pyomo backend's option check) goes through :class:`HighsSession`, so that
+layer-wise LPs, the Pyomo backend's option check) goes through :class:`HighsSession`, except
+the searches' small proposal LPs (:func:`netopt.model.highs_lp.dense_lp`, which only ever
+returns an optimum and sets no thread count), so that
 
 * an option HiGHS rejects is an error naming it, never a silently ignored setting (``setOptionValue``
   returns ``kError`` for ``time_limit=-5`` and the limit stays infinite);
@@ -17,25 +19,23 @@ layer-wise LPs, the Pyomo backend's option check) goes through :class:`HighsSess
   default) runs on whatever scheduler exists, so it needs no reset;
 * the banner that highspy 1.16 prints on standard output when the first ``Highs`` object of a
   process is created never reaches stdout (it would break ``--json`` output): the first creation
-  happens with file descriptor 1 pointed at the null device;
+  happens with file descriptor 1 pointed at the null device
+  (:func:`netopt.model.highs_lp.quiet_banner`, shared with :func:`~netopt.model.highs_lp.dense_lp`);
 * HiGHS's log is captured through its logging callback (``output_flag`` on, ``log_to_console``
   off), so a failure's message can be shown without ``verbose``; with ``verbose`` it goes to stderr.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from netopt.control import interrupted
-from netopt.errors import OptionError, SolveError, SolverUnavailableError
+from netopt.errors import OptionError, SolveError
+from netopt.model.highs_lp import highspy_module, new_highs, quiet_banner
 
 __all__ = [
     "HighsSession",
@@ -48,76 +48,12 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
-_banner_done = False
 #: the thread count the process's HiGHS scheduler was last started with by netopt (None: unknown)
 _scheduler_threads: int | None = None
 
 
 def _highspy() -> Any:
-    try:
-        import highspy
-    except ImportError as e:  # pragma: no cover - highspy is a core dependency
-        raise SolverUnavailableError(f"HiGHS needs highspy ({e}); pip install highspy") from None
-    return highspy
-
-
-@contextlib.contextmanager
-def _stdout_to_devnull() -> Iterator[None]:
-    """Point file descriptor 1 at the null device for the block (C-level writes included)."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # a replaced sys.stdout (pytest's capture)
-        fd = 1
-    try:
-        sys.stdout.flush()
-    except (AttributeError, OSError, ValueError):
-        pass
-    try:
-        saved = os.dup(fd)
-    except OSError:  # no descriptor 1 at all: nothing to protect
-        yield
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, fd)
-        yield
-    finally:
-        _c_flush()
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(null)
-
-
-def _c_flush() -> None:
-    """Flush the C library's stdio buffers (HiGHS writes with printf)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).fflush(None)
-
-
-def quiet_banner() -> None:
-    """Create the process's first ``Highs`` object with stdout pointed at the null device.
-
-    highspy 1.16 prints ``Running HiGHS ...`` on stdout once per process, at the first
-    construction; after this call it has been swallowed and later constructions are silent (the
-    version is in every result: ``Result.solver_version``). Call it before handing HiGHS to a library that creates its own objects (Pyomo).
-    """
-    global _banner_done
-    if _banner_done:
-        return
-    hs = _highspy()
-    with _lock:
-        if not _banner_done:
-            with _stdout_to_devnull():
-                hs.Highs()
-            _banner_done = True
-
-
-def new_highs() -> Any:
-    """A fresh ``highspy.Highs`` with console output off (its banner never on stdout)."""
-    quiet_banner()
-    h = _highspy().Highs()
-    h.setOptionValue("output_flag", False)
-    return h
+    return highspy_module()
 
 
 def highs_version(h: Any) -> str:

@@ -279,10 +279,14 @@ def _walk(
         return 0.0
     if time_limit is not None and time_limit - spent <= 0:
         return 0.0  # nothing left of the attack's own time
-    # the LPs' solver is imported before the walk's clock starts: in a fresh process the import
-    # (0.15-0.4 s, once per process) took all of the walk's share of a short attack, and ACAS
-    # Xu 1_9 prop 7's counterexample, two to four LPs away, was left to input splitting
-    import scipy.optimize  # noqa: F401
+    # the LPs' solver is loaded before the walk's clock starts: in a fresh process the import
+    # (scipy.optimize's, before: 0.15-0.4 s, once per process) took all of the walk's share of
+    # a short attack, and ACAS Xu 1_9 prop 7's counterexample, two to four LPs away, was left
+    # to input splitting; highspy's first object (and the banner it swallows) costs less, but
+    # still counts against no walk
+    from netopt.model.highs_lp import quiet_banner
+
+    quiet_banner()
 
     t0 = time.perf_counter()
     for i in np.argsort(M)[:WALK_PROBLEMS]:

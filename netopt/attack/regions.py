@@ -18,7 +18,7 @@ active there, the next LP is over the neighbouring region, and so on while :math
 4e-4), two and four LPs of a few milliseconds reach counterexamples that 14 s of input
 splitting found before.
 
-The LPs are float64 (scipy's HiGHS, a dependency already); a point is returned only when the
+The LPs are float64 (HiGHS: :func:`netopt.model.highs_lp.dense_lp`); a point is returned only when the
 float64 reference interpreter gives it margin :math:`\le 0`, and callers confirm it in
 onnxruntime as every counterexample. Networks that are not such chains are not walked.
 """
@@ -81,9 +81,8 @@ def _region_lp(
 ) -> np.ndarray | None:
     """The best point of ``x``'s linear region in the box (the LP of the module doc), or None
     when the LP solver does not report an optimum (in ``time_limit`` seconds)."""
-    from scipy.optimize import linprog
-
     from netopt.ir.chain import pattern_map
+    from netopt.model.highs_lp import dense_lp
 
     Ws, bs, leaks = layers
     n = x.size
@@ -108,12 +107,9 @@ def _region_lp(
     obj = np.zeros(n + 1)
     obj[-1] = 1.0
     bounds = [(float(a), float(b_)) for a, b_ in zip(lo, hi, strict=True)] + [(None, None)]
-    opts = {} if time_limit is None else {"time_limit": max(time_limit, 1e-3)}
-    try:
-        res = linprog(obj, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs", options=opts)
-    except ValueError:
-        return None  # non-finite data (an overflowing region): no walk
-    if res.status != 0 or res.x is None:
+    # (None also for non-finite data: an overflowing region is not walked)
+    res = dense_lp(obj, A_ub=A_ub, b_ub=b_ub, bounds=bounds, time_limit=time_limit)
+    if res is None:
         return None
     return np.clip(res.x[:n], lo, hi)
 

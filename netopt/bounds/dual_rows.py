@@ -13,7 +13,7 @@ bracket). The maximizing row :math:`v` makes CROWN exact on the box. Gradient st
 only to about their step size, while a gap of :math:`10^{-6}` needs it nearly exactly, so it is
 solved as a linear program (for :math:`\ell_1`: :math:`|v_j| \le w_j`; for
 :math:`\ell_\infty`: :math:`\sum_j |v_j| / w_j \le 1`), all boxes at once as one block-diagonal
-LP on HiGHS (:func:`scipy.optimize.linprog`). The rows are proposals: the search bounds each
+LP on HiGHS (:func:`netopt.model.highs_lp.dense_lp`). The rows are proposals: the search bounds each
 again in rigorous float64 and keeps it only where that is better.
 """
 
@@ -46,7 +46,7 @@ def dual_rows(
     -------
     (B, m) rows, or None when the LP was not solved to optimality.
     """
-    from scipy.optimize import linprog
+    from netopt.model.highs_lp import dense_lp
 
     B, m, n = A.shape
     keep = np.nonzero(w > 0)[0]
@@ -89,8 +89,8 @@ def dual_rows(
         + [(0, None)] * n
         + ([(0, None)] * q if kind == "linf" else [])
     )
-    res = linprog(cost.reshape(-1), A_ub=A_ub, b_ub=b_ub, bounds=bounds_b * B, method="highs")
-    if res.status != 0 or res.x is None:
+    res = dense_lp(cost.reshape(-1), A_ub=A_ub, b_ub=b_ub, bounds=bounds_b * B)
+    if res is None:
         return None
     v = res.x.reshape(B, nv)[:, :q]
     out = np.zeros((B, m))

@@ -19,9 +19,9 @@ bound). So a ReLU split of the box into its pieces, each a leaf with its row and
 the box's exact minimum: the input splits alone approach it only as fast as the box shrinks
 (an optimum on a ReLU's boundary keeps that unit unstable in every box around it).
 
-:func:`piece_rows` solves the pieces' LPs (scipy's HiGHS) from the chain's float64 weights; the
-search then bounds every piece again in rigorous float64 (:class:`~netopt.bounds.bab.BatchCrown`
-with the splits and betas) and keeps what that confirms.
+:func:`piece_rows` solves the pieces' LPs (HiGHS, :func:`~netopt.model.highs_lp.dense_lp`)
+from the chain's float64 weights; the search then bounds every piece again in rigorous float64
+(:class:`~netopt.bounds.bab.BatchCrown` with the splits and betas) and keeps what that confirms.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def piece_rows(
     :func:`itertools.product` over ``(-1, +1)`` (the proof's order: ``z <= 0`` first), or None
     where an LP failed.
     """
-    from scipy.optimize import linprog
+    from netopt.model.highs_lp import dense_lp
 
     Ws = chain[0]
     n = lo.size
@@ -145,8 +145,8 @@ def piece_rows(
         )
         vb = [(-a, a) for a in mn.w[keep]] if kind == "l1" else [(None, None)] * q
         bounds = vb + [(0, BETA_CAP)] * k + [(0, None)] * (nv - q - k)
-        res = linprog(cost, A_ub=np.vstack(rows), b_ub=np.concatenate(rhs), bounds=bounds)
-        if res.status != 0 or res.x is None:
+        res = dense_lp(cost, A_ub=np.vstack(rows), b_ub=np.concatenate(rhs), bounds=bounds)
+        if res is None:
             return None
         v = v_fix.copy()
         v[keep] = res.x[:q]
@@ -199,7 +199,7 @@ def affine_rows(
     else ``(None, None, x)`` with ``x`` a point of the domain satisfying every row (the
     primal LP's, to be re-checked), or None where an LP failed.
     """
-    from scipy.optimize import linprog
+    from netopt.model.highs_lp import dense_lp
 
     n = lo.size
     mid, rad = (lo + hi) / 2, (hi - lo) / 2
@@ -214,20 +214,20 @@ def affine_rows(
     A_ub = np.vstack([np.hstack([G, -np.eye(n)]), np.hstack([-G, -np.eye(n)])])
     A_eq = np.concatenate([np.ones(k), np.zeros(q + n)])[None]
     bounds = [(0, None)] * k + [(0, BETA_CAP)] * q + [(0, None)] * n
-    res = linprog(cost, A_ub=A_ub, b_ub=np.zeros(2 * n), A_eq=A_eq, b_eq=np.ones(1), bounds=bounds)
-    if res.status == 0 and res.x is not None and -res.fun > 0:
+    res = dense_lp(cost, A_ub=A_ub, b_ub=np.zeros(2 * n), A_eq=A_eq, b_eq=np.ones(1), bounds=bounds)
+    if res is not None and -res.fun > 0:
         # (the solver's tolerance can leave a weight a hair below 0: the checker clips it)
         return np.maximum(res.x[:k], 0.0), res.x[k : k + q], None
     # no combination closes it: a point of the domain satisfying every row, by the primal LP
     # (a candidate: the caller re-checks it in float64)
     # (minimizing the largest row's excess t: the deepest point, not one on a row's boundary)
-    pt = linprog(
+    pt = dense_lp(
         np.concatenate([np.zeros(n), [1.0]]),
         A_ub=np.vstack([np.hstack([C @ A, -np.ones((k, 1))]), np.hstack([-Ka, np.zeros((q, 1))])]),
         b_ub=np.concatenate([d - C @ c_out, kb]),
         bounds=[*zip(lo, hi, strict=True), (None, None)],
     )
-    if pt.status == 0 and pt.x is not None and pt.x[-1] <= 0:
+    if pt is not None and pt.x[-1] <= 0:
         # (the solver may leave a variable a hair past its bound: the point is put back in
         # the box, and the caller re-checks the rows there)
         return None, None, np.clip(pt.x[:n], lo, hi)

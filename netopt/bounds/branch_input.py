@@ -15,6 +15,7 @@ counterexample. :func:`split_halves` also serves branch and bound for optimizati
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -22,7 +23,13 @@ from typing import Any
 import numpy as np
 
 from netopt.bounds.branch_search import BranchResult, _Search
-from netopt.bounds.input_relu import _take, close_by_pieces, close_by_relu_splits, slope_record
+from netopt.bounds.input_relu import (
+    _take,
+    close_by_pieces,
+    close_by_relu_splits,
+    numpy_spec,
+    slope_record,
+)
 from netopt.errors import FormulationError
 
 #: Input splitting bounds both halves along this many candidate inputs (those of the largest
@@ -69,16 +76,18 @@ ALPHA_LR = 0.25
 #: the slopes a proof records are rounded to this many decimals (any slope is valid)
 ALPHA_DECIMALS = 4
 ALPHA_PER_ROUND = 256
-#: ... and only in a round with at least this many such boxes: each call's Adam steps cost
-#: about the same for a few boxes as for hundreds (ACAS Xu 1_1 prop 6: 113 boxes in 2.8 s).
+#: ... and only in a round with at least this many such boxes (a call's fixed costs; with
+#: numpy's engine 1 instead of 8 moved the five slowest ACAS Xu instances within the noise).
 ALPHA_MIN_BOXES = 8
-#: ... and only once the search has bounded this many boxes. The optimized slopes need torch
-#: (a second's import in a fresh process) and their Adam steps cost as much as many boxes'
-#: CROWN bounds: most ACAS Xu instances are decided sooner without them. Measured each in a
-#: fresh process (2-core CPU; without alpha / alpha from the start / from 5000 boxes): 1_1
-#: prop 3 3.4 / 6.2 / 5.1 s, 1_1 prop 5 3.8 / 6.4 / 4.4 s, 3_3 prop 9 4.5 / 7.7 / 6.4 s; 3_3
-#: prop 2, which needs them (unknown at 60 s without, 88205 boxes at 30 s), 8.4 s from the
-#: start, 8.9 s from 5000 boxes, 9.4 s from 8000.
+#: ... and only once the search has bounded this many boxes: their Adam steps cost as much as
+#: many boxes' CROWN bounds, and most ACAS Xu instances are decided sooner without them.
+#: Measured when they needed torch (its import included; each in a fresh process, 2-core CPU;
+#: without alpha / alpha from the start / from 5000 boxes): 1_1 prop 3 3.4 / 6.2 / 5.1 s, 1_1
+#: prop 5 3.8 / 6.4 / 4.4 s, 3_3 prop 9 4.5 / 7.7 / 6.4 s; 3_3 prop 2, which needs them
+#: (unknown at 60 s without), 8.4 s from the start, 8.9 s from 5000 boxes. With numpy's
+#: (:mod:`netopt.bounds.chain_numpy_alpha`), from 5000 / 2000 / 0 boxes: 3_3 prop 2 7.7 / 8.6 /
+#: 7.1 s, 1_1 prop 6 8.1 / 9.3 / 10.0, 3_3 prop 9 5.8 / 5.8 / 5.5, 1_1 prop 3 4.1 / 4.3 / 4.7,
+#: 1_1 prop 5 4.2 / 4.7 / 4.5: no better start.
 ALPHA_AFTER_NODES = 5000
 
 #: A box alpha-CROWN leaves open is split on ReLUs, up to three levels, the halves bounded by
@@ -104,6 +113,16 @@ def _torch_loaded() -> bool:
     return "torch" in sys.modules
 
 
+def _gpu_likely() -> bool:
+    """Whether this machine may have a CUDA device, told without importing torch: an NVIDIA
+    driver's control device and an installed torch. Where it may, a long search imports torch
+    (:data:`ALPHA_AFTER_NODES`) to bound its boxes on the GPU, as it did when alpha-CROWN
+    needed torch; elsewhere it never pays the import."""
+    import importlib.util
+
+    return os.path.exists("/dev/nvidiactl") and importlib.util.find_spec("torch") is not None
+
+
 def _on_gpu(engine: Any) -> bool:
     """Whether a torch engine's device is not the CPU (where numpy's engine is the faster)."""
     return engine.device.type != "cpu"
@@ -119,7 +138,7 @@ class _InputSearch(_Search):
         self.root_attacked = False
         self.np_engine: Any = None  # the numpy float32 engine, once the search has run FAST_AFTER
         self.np_tried = False
-        self.fast: Any = None  # the torch engine, made on first need (alpha-CROWN, a GPU)
+        self.fast: Any = None  # the torch engine, made on first need (a GPU)
         self.fast_tried = False
         self.engine: Any = None  # the float32 engine bounding the boxes now (np_engine or fast)
         self.chain: Any = None  # the chain's float64 layers, for the pieces' LPs (with np_engine)
@@ -187,8 +206,9 @@ class _InputSearch(_Search):
         network is not a chain, or the first :data:`FAST_AFTER` seconds).
 
         numpy's (:class:`~netopt.bounds.chain_numpy.NumpyChainCrown`) on a CPU, torch's on a
-        GPU: when a device is asked for, or once torch is imported (by alpha-CROWN, or an
-        earlier search) and its device is a GPU. The same bounds; on a 2-core CPU numpy's took
+        GPU: when a device is asked for, or once torch is imported (by an earlier search, or
+        after :data:`ALPHA_AFTER_NODES` boxes where a GPU is likely: :func:`_gpu_likely`) and
+        its device is a GPU. The same bounds; on a 2-core CPU numpy's took
         0.8-1.2 s where torch's took 1.6 s (ACAS Xu 1_1 prop 5, 5991 boxes, one process).
         """
         if (
@@ -208,7 +228,11 @@ class _InputSearch(_Search):
         if self.np_engine is None:
             return None
         engine = self.np_engine
-        if _torch_loaded() or (self.device is not None and str(self.device) != "cpu"):
+        if (
+            _torch_loaded()
+            or (self.device is not None and str(self.device) != "cpu")
+            or (self.stats["nodes"] >= ALPHA_AFTER_NODES and _gpu_likely())
+        ):
             fast = self._torch_engine()
             if fast is not None and _on_gpu(fast):
                 engine = fast
@@ -219,9 +243,15 @@ class _InputSearch(_Search):
             self.stats["device"] = f"{where} ({kind} float32 search, numpy float64 leaves)"
         return engine
 
+    def optimizer(self) -> Any:
+        """The engine of the optimized bounds (alpha- and beta-CROWN): torch's where the boxes
+        are bounded on a GPU, else numpy's (no import; the same steps,
+        :mod:`netopt.bounds.chain_numpy_alpha`); None where neither is made (not a chain)."""
+        return self._engine()
+
     def _torch_engine(self) -> Any:
-        """The torch engine (:class:`~netopt.bounds.batched.ChainBounds`: alpha- and
-        beta-CROWN, and the boxes' bounds on a GPU), made on first need; None without torch."""
+        """The torch engine (:class:`~netopt.bounds.batched.ChainBounds`: the boxes' bounds
+        and their alpha- and beta-CROWN on a GPU), made on first need; None without torch."""
         if self.fast is None and not self.fast_tried:
             self.fast_tried = True
             try:
@@ -230,7 +260,7 @@ class _InputSearch(_Search):
                 graph = getattr(self.net, "chain_graph", self.net.graph)
                 self.fast = ChainBounds(graph, device=self.device)
             except (FormulationError, ImportError):
-                pass  # no torch: no optimized slopes
+                pass  # no torch: numpy's engine does it all
         return self.fast
 
     def _group_best(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -275,9 +305,9 @@ class _InputSearch(_Search):
         worst: np.ndarray,
     ) -> np.ndarray:
         r"""Open boxes with at most :data:`ALPHA_MAX_UNSTABLE` unstable ReLUs, closed by
-        alpha-CROWN (the lower lines' slopes optimized for the box's disjunct, float32 torch)
-        and confirmed by the rigorous float64 bounds with those slopes: which of the boxes
-        did (a bool mask). Each becomes a leaf carrying its slopes.
+        alpha-CROWN (the lower lines' slopes optimized for the box's disjunct, float32:
+        :meth:`optimizer`) and confirmed by the rigorous float64 bounds with those slopes:
+        which of the boxes did (a bool mask). Each becomes a leaf carrying its slopes.
 
         Near a nearly tight point (ACAS Xu 3_3 prop 2 comes within 1e-3 of a counterexample)
         CROWN's adaptive slopes err by more than the margin until the boxes are tiny, while
@@ -287,16 +317,15 @@ class _InputSearch(_Search):
         n_uns = ((L < 0) & (H > 0)).sum(axis=1)
         ok = cand & (n_uns <= ALPHA_MAX_UNSTABLE)
         closed = np.zeros(len(lo), dtype=bool)
-        if (
-            ok.sum() < ALPHA_MIN_BOXES
-            or self.stats["nodes"] < ALPHA_AFTER_NODES
-            or self._torch_engine() is None
-        ):
+        if ok.sum() < ALPHA_MIN_BOXES or self.stats["nodes"] < ALPHA_AFTER_NODES:
+            return closed
+        opt = self.optimizer()
+        if opt is None:
             return closed
         t = time.perf_counter()
         fails = []
         # each activation layer's units in P's (and a slope row's) concatenation
-        offs = np.cumsum([0] + [w.shape[0] for w in self.fast.W[: self.fast.n_act]])
+        offs = np.cumsum([0] + [w.shape[0] for w in opt.W[: opt.n_act]])
         for g in range(self.n_groups):
             idx = np.nonzero(ok & (worst == g))[0][:ALPHA_PER_ROUND]
             if not len(idx):
@@ -307,16 +336,18 @@ class _InputSearch(_Search):
             pre = [
                 (P[idx, 0, a:b], P[idx, 1, a:b]) for a, b in zip(offs[:-1], offs[1:], strict=True)
             ]
-            sb = self.fast.alpha_crown(
-                lo[idx],
-                hi[idx],
-                self.C[rows_g],
-                self.d[rows_g],
-                iters=ALPHA_ITERS,
-                lr=ALPHA_LR,
-                pre=pre,
+            sb = numpy_spec(
+                opt.alpha_crown(
+                    lo[idx],
+                    hi[idx],
+                    self.C[rows_g],
+                    self.d[rows_g],
+                    iters=ALPHA_ITERS,
+                    lr=ALPHA_LR,
+                    pre=pre,
+                )
             )
-            lower = sb.lower.detach().cpu().double().numpy()
+            lower = sb.lower.astype(np.float64)
             r = lower.argmax(axis=1)
             R = rows_g[r]
             c = lower[np.arange(len(idx)), r] > self.margin[R]
@@ -328,7 +359,7 @@ class _InputSearch(_Search):
             # (a short record); the others take CROWN's adaptive slope (NaN), in the float64
             # confirmation as in the proof check
             uns = (L[jdx] < 0) & (H[jdx] > 0)
-            sl64 = np.concatenate([s.detach().cpu().double().numpy()[c] for s in sb.slopes], 1)
+            sl64 = np.concatenate([s[c] for s in sb.slopes], 1).astype(np.float64)
             sl64 = np.where(uns, np.round(sl64, ALPHA_DECIMALS), np.nan)
             sl = [sl64[:, offs[j] : offs[j + 1]] for j in range(len(offs) - 1)]
             tc = time.perf_counter()

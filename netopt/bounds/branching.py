@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from netopt.bounds.batched import ChainBounds, SpecBound
 
 __all__ = ["babsr_scores", "input_scores"]
@@ -20,7 +22,7 @@ __all__ = ["babsr_scores", "input_scores"]
 TIE = 1e-12
 
 
-def babsr_scores(cb: ChainBounds, res: SpecBound, reduce: str = "min") -> list:
+def babsr_scores(cb: Any, res: SpecBound, reduce: str = "min") -> list:
     r"""BaBSR scores of every activation unit, for each box's best row (Bunel et al. 2020).
 
     With :math:`\lambda` the coefficient of the unit's output :math:`a` in the bound of the
@@ -43,34 +45,43 @@ def babsr_scores(cb: ChainBounds, res: SpecBound, reduce: str = "min") -> list:
 
     Returns
     -------
-    list of Tensor, one ``(B, n_j)`` per activation layer.
+    list of arrays, one ``(B, n_j)`` per activation layer: torch tensors for a torch
+    ``SpecBound``, numpy arrays for a numpy one (from
+    :class:`~netopt.bounds.chain_numpy.NumpyChainCrown`, whose weights ``cb.b`` are numpy).
     """
-    import torch
-
     if reduce not in ("min", "max"):
         raise ValueError(f"reduce must be 'min' or 'max', not {reduce!r}")
     if res.row is None or len(res.lams) < cb.n_act:
         raise ValueError("babsr_scores needs a SpecBound from crown() or alpha_crown()")
-    op = torch.minimum if reduce == "min" else torch.maximum
+    if isinstance(res.lower, np.ndarray):
+        return _babsr(np, cb, res, np.minimum if reduce == "min" else np.maximum)
+    import torch
+
     with torch.no_grad():
-        B = res.lower.shape[0]
-        idx = torch.arange(B, device=res.lower.device)
-        scores = []
-        for j in range(cb.n_act):
-            lam = res.lams[j][idx, res.row]  # (B, n_j)
-            low, up = res.pre[j]
-            a = cb.leak[j]
-            unst = (low < 0) & (up > 0)
-            width = torch.where(unst, up - low, torch.ones_like(low))
-            r = torch.where(unst, (up - a * low) / width, torch.zeros_like(low))
-            t = torch.where(unst, (1 - a) * (-low) * up / width, torch.zeros_like(low))
-            bl = cb.b[j] * lam
-            s = (op(bl * (r - 1), bl * (r - a)) + lam.clamp(max=0) * t).abs()
-            # every unstable unit scores above 0, so that "no unit scores" means "none is left
-            # unstable": a unit of zero bias whose coefficient is >= 0 (a max pool's ReLU
-            # form) scores 0 above, yet a domain is affine only once it is split
-            s = s + TIE * (up - low)
-            scores.append(torch.where(unst, s, torch.zeros_like(s)))
+        return _babsr(torch, cb, res, torch.minimum if reduce == "min" else torch.maximum)
+
+
+def _babsr(xp: Any, cb: Any, res: SpecBound, op: Any) -> list:
+    """:func:`babsr_scores` in the array namespace ``xp`` (numpy or torch)."""
+    B = res.lower.shape[0]
+    idx = xp.arange(B) if xp is np else xp.arange(B, device=res.lower.device)
+    scores = []
+    for j in range(cb.n_act):
+        lam = res.lams[j][idx, res.row]  # (B, n_j)
+        low, up = res.pre[j]
+        a = cb.leak[j]
+        unst = (low < 0) & (up > 0)
+        width = xp.where(unst, up - low, xp.ones_like(low))
+        r = xp.where(unst, (up - a * low) / width, xp.zeros_like(low))
+        t = xp.where(unst, (1 - a) * (-low) * up / width, xp.zeros_like(low))
+        bl = cb.b[j] * lam
+        neg = xp.where(lam < 0, lam, xp.zeros_like(lam))
+        s = xp.abs(op(bl * (r - 1), bl * (r - a)) + neg * t)
+        # every unstable unit scores above 0, so that "no unit scores" means "none is left
+        # unstable": a unit of zero bias whose coefficient is >= 0 (a max pool's ReLU
+        # form) scores 0 above, yet a domain is affine only once it is split
+        s = s + TIE * (up - low)
+        scores.append(xp.where(unst, s, xp.zeros_like(s)))
     return scores
 
 

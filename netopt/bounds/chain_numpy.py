@@ -7,13 +7,16 @@ CPU or CUDA, but importing torch takes about a second, as long as many instances
 search. This engine computes the same bounds (:meth:`ChainBounds.crown_rows`, intermediate
 bounds by back-substitution, the interval ones where tighter, CROWN's adaptive slopes) with
 numpy, at the same speed on a CPU (ACAS Xu, 1536 boxes, 2-core CPU: 3500 boxes/s either way;
-7000-9000 with the parents' dead units skipped), so a search needs torch only for what
-differentiates (alpha- and beta-CROWN's slopes and multipliers).
+7000-9000 with the parents' dead units skipped). Its alpha- and beta-CROWN
+(:meth:`~netopt.bounds.chain_numpy_alpha.NumpyOptimized.alpha_crown`, the gradient written
+out) spare input splitting torch altogether on a CPU.
 
-It is a second implementation of :meth:`ChainBounds.crown_rows` (a chain of dense layers,
-ReLU or leaky ReLU, no splits or optimized slopes) rather than a backend switch inside
-:class:`ChainBounds`: the torch engine's other passes (alpha, beta, combinations, autograd)
-have no numpy counterpart to share, and the tests hold both to the same float64 results.
+It is a second implementation of :meth:`ChainBounds.crown_rows` and of the part of
+:meth:`ChainBounds.alpha_crown` that input splitting uses (a chain of dense layers, ReLU or
+leaky ReLU; the boxes' own activation bounds) rather than a backend switch inside
+:class:`ChainBounds`: the torch engine's other passes (optimized intermediate bounds, the
+rows' combination, ReLU splitting's bounds on a GPU) rest on autograd, and the tests hold both
+engines to the same float64 results.
 
 Every layer :math:`j` is :math:`z_j = W_j a_{j-1} + b_j`, :math:`a_j = \sigma(z_j)`; the
 bounds of :math:`z_j` come from the rows :math:`\pm W_j` carried back through the relaxed
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from netopt.bounds.chain_numpy_alpha import NumpyOptimized
 from netopt.errors import FormulationError
 from netopt.ir.chain import dense_chain
 from netopt.ir.graph import Graph
@@ -54,7 +58,7 @@ def _dot(Lam: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.einsum("bkn,bn->bk", Lam, v)
 
 
-class NumpyChainCrown:
+class NumpyChainCrown(NumpyOptimized):
     """A chain network's layers as dense numpy arrays, CROWN-bounded over batches of boxes.
 
     Parameters

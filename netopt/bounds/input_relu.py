@@ -87,8 +87,8 @@ class _Boxes:
     ) -> None:
         self.s, self.g, self.idx = search, g, np.asarray(idx)
         self.lr, self.decimals = lr, decimals
-        self.fast = search.fast
-        self.sizes = [int(w.shape[0]) for w in self.fast.W[: self.fast.n_act]]
+        self.opt = search.optimizer()
+        self.sizes = [int(w.shape[0]) for w in self.opt.W[: self.opt.n_act]]
         self.offs = np.cumsum([0, *self.sizes])
         self.rows = search._rows_of(g)
         self.lo, self.hi = lo[self.idx], hi[self.idx]
@@ -101,8 +101,6 @@ class _Boxes:
         self.f64: list = []  # per level: (box, path, lo, hi, row, splits, slopes, betas)
 
     def run(self, ids: np.ndarray, depth: np.ndarray, closed: np.ndarray) -> None:
-        import torch
-
         s = self.s
         s.stats["relu_split_tried"] += len(self.idx)
         # the open domains: box (index into idx), path, and their last bounds
@@ -121,35 +119,37 @@ class _Boxes:
             box, lay, unit = box[keep], lay[keep], unit[keep]
             paths = [paths[i] for i in keep]
             splits = [sp[keep] for sp in splits]
-            kt = torch.as_tensor(keep, device=sb.lower.device)
             D = len(box)
             for p in range(D):
                 self.cuts[box[p]][paths[p]] = (int(lay[p]), int(unit[p]))
             # the halves, side-major: z <= 0 for every domain, then z >= 0
             ch = _halves(splits, lay[:, None], unit[:, None])
-            rep = torch.cat([kt, kt])
+            rep = np.concatenate([keep, keep])
             cbox = np.concatenate([box, box])
             cpaths = [paths[p] + ((int(lay[p]), int(unit[p]), -1),) for p in range(D)] + [
                 paths[p] + ((int(lay[p]), int(unit[p]), 1),) for p in range(D)
             ]
-            sb2 = self.fast.alpha_crown(
-                self.lo[cbox],
-                self.hi[cbox],
-                s.C[self.rows],
-                s.d[self.rows],
-                splits=ch,
-                iters=RELU_SPLIT_ITERS,
-                lr=self.lr,
-                init=[x[rep] for x in sb.slopes],
-                beta=True,
-                init_betas=[b[rep] for b in sb.betas] if sb.betas else None,
-                # the box's activation bounds, clipped to the splits (a pass over the network
-                # per half saved; the float64 confirmation recomputes them with the splits)
-                pre=[(a[rep], b[rep]) for a, b in sb.pre],
+            sb2 = numpy_spec(
+                self.opt.alpha_crown(
+                    self.lo[cbox],
+                    self.hi[cbox],
+                    s.C[self.rows],
+                    s.d[self.rows],
+                    splits=ch,
+                    iters=RELU_SPLIT_ITERS,
+                    lr=self.lr,
+                    init=[x[rep] for x in sb.slopes],
+                    beta=True,
+                    init_betas=[b[rep] for b in sb.betas] if sb.betas else None,
+                    # the box's activation bounds, clipped to the splits (a pass over the
+                    # network per half saved; the float64 confirmation recomputes them with
+                    # the splits)
+                    pre=[(a[rep], b[rep]) for a, b in sb.pre],
+                )
             )
             s.stats["relu_split_domains"] += 2 * D
             s.stats["nodes"] += 2 * D
-            lower = sb2.lower.detach().cpu().double().numpy()
+            lower = sb2.lower.astype(np.float64)
             r = lower.argmax(axis=1)
             R = self.rows[r]
             shut = lower[np.arange(2 * D), r] > s.margin[R]
@@ -168,35 +168,37 @@ class _Boxes:
 
     def _choose(self, sb: Any, box: np.ndarray, splits: list) -> tuple:
         """Filtered smart branching: each domain's unit to split, ``(layer, unit, ok)``."""
-        import torch
-
         from netopt.bounds.branching import babsr_scores
 
-        sc = torch.cat(babsr_scores(self.fast, sb), 1).detach()
+        # (the scores from the numpy weights: sb is numpy whichever engine bounded it)
+        sc = np.concatenate(babsr_scores(self.s.np_engine, sb), 1)
         D = len(box)
         K = min(FSB_CANDIDATES, sc.shape[1])
-        val, cand = sc.topk(K, dim=1)
-        val, cand = val.cpu().numpy(), cand.cpu().numpy()
+        # the K largest, the largest first (a stable sort: ties by unit order)
+        cand = np.argsort(-sc, axis=1, kind="stable")[:, :K]
+        val = np.take_along_axis(sc, cand, axis=1)
         lay = np.searchsorted(self.offs, cand, side="right") - 1
         uni = cand - self.offs[lay]
         pick = np.zeros(D, dtype=np.int64)
         if K > 1:
             # each candidate's halves, bounded once with the domain's slopes: (K, 2, D)
             ch = _halves(splits, lay, uni)
-            rep = torch.as_tensor(np.tile(np.arange(D), 2 * K), device=sb.lower.device)
-            sb2 = self.fast.alpha_crown(
-                self.lo[np.tile(box, 2 * K)],
-                self.hi[np.tile(box, 2 * K)],
-                self.s.C[self.rows],
-                self.s.d[self.rows],
-                splits=ch,
-                iters=0,
-                init=[x[rep] for x in sb.slopes],
-                beta=bool(sb.betas),
-                init_betas=[b[rep] for b in sb.betas] if sb.betas else None,
-                pre=[(a[rep], b[rep]) for a, b in sb.pre],
+            rep = np.tile(np.arange(D), 2 * K)
+            sb2 = numpy_spec(
+                self.opt.alpha_crown(
+                    self.lo[np.tile(box, 2 * K)],
+                    self.hi[np.tile(box, 2 * K)],
+                    self.s.C[self.rows],
+                    self.s.d[self.rows],
+                    splits=ch,
+                    iters=0,
+                    init=[x[rep] for x in sb.slopes],
+                    beta=bool(sb.betas),
+                    init_betas=[b[rep] for b in sb.betas] if sb.betas else None,
+                    pre=[(a[rep], b[rep]) for a, b in sb.pre],
+                )
             )
-            low = sb2.lower.max(dim=1).values.reshape(K, 2, D).cpu().double().numpy()
+            low = sb2.lower.max(axis=1).reshape(K, 2, D).astype(np.float64)
             score = np.minimum(low[:, 0], 0) + np.minimum(low[:, 1], 0)
             score = np.where(val.T > 0, score, -np.inf)
             pick = score.argmax(axis=0)
@@ -208,20 +210,16 @@ class _Boxes:
     ) -> tuple:
         """The closing halves' slopes (rounded, the float32-unstable units only) and
         multipliers (of their best row), as the proof will record them."""
-        import torch
-
         q = np.nonzero(shut)[0]
-        qt = torch.as_tensor(q, device=sb2.lower.device)
-        L = torch.cat([p[0][qt] for p in sb2.pre], 1).cpu().numpy()
-        H = torch.cat([p[1][qt] for p in sb2.pre], 1).cpu().numpy()
+        L = np.concatenate([p[0][q] for p in sb2.pre], 1)
+        H = np.concatenate([p[1][q] for p in sb2.pre], 1)
         uns = (L < 0) & (H > 0)
-        sl = torch.cat([x[qt] for x in sb2.slopes], 1).cpu().double().numpy()
+        sl = np.concatenate([x[q] for x in sb2.slopes], 1).astype(np.float64)
         sl = np.where(uns, np.round(sl, self.decimals), np.nan)
-        rt = torch.as_tensor(r[q], device=sb2.lower.device)
-        ar = torch.arange(len(q), device=sb2.lower.device)
+        ar = np.arange(len(q))
         # each split unit's multiplier in the half's best row (0 off its splits)
         bt = [
-            np.maximum(b[qt][ar, rt].cpu().double().numpy(), 0.0) * (c[q] != 0)
+            np.maximum(b[q][ar, r[q]].astype(np.float64), 0.0) * (c[q] != 0)
             for b, c in zip(sb2.betas, ch, strict=True)
         ]
         return (cbox[q], [cpaths[i] for i in q], r[q], [c[q] for c in ch], sl, bt)
@@ -302,16 +300,20 @@ class _Boxes:
 
 
 def _halves(splits: list, layer: np.ndarray, unit: np.ndarray) -> list:
-    """:func:`netopt.bounds.fsb.children_splits` on numpy split arrays (the float64
-    confirmation reads them): ``(2 K D, n_j)`` per layer, ordered (candidate, side, domain)."""
-    import torch
-
-    from netopt.bounds.fsb import children_splits
-
-    ch = children_splits(
-        [torch.as_tensor(sp) for sp in splits], torch.as_tensor(layer), torch.as_tensor(unit)
-    )
-    return [c.numpy() for c in ch]
+    """:func:`netopt.bounds.fsb.children_splits` in numpy: both children of each domain per
+    candidate, ``splits`` ``(D, n_j)`` per layer and candidates ``layer``/``unit`` ``(D, K)`` ->
+    ``(2 K D, n_j)`` per layer, ordered (candidate, side, domain), the side ``z <= 0`` first."""
+    D, K = layer.shape
+    out = []
+    for j, sp in enumerate(splits):
+        rep = np.tile(sp, (2 * K, 1))
+        for q in range(K):
+            sel = np.nonzero(layer[:, q] == j)[0]
+            if len(sel):
+                rep[2 * q * D + sel, unit[sel, q]] = -1
+                rep[(2 * q + 1) * D + sel, unit[sel, q]] = 1
+        out.append(rep)
+    return out
 
 
 def slope_record(row: np.ndarray, offs: np.ndarray) -> list:
@@ -322,13 +324,34 @@ def slope_record(row: np.ndarray, offs: np.ndarray) -> list:
     return [[int(j), int(u - offs[j]), float(row[u])] for j, u in zip(lay, us, strict=True)]
 
 
+def numpy_spec(sb: Any) -> Any:
+    """A :class:`~netopt.bounds.batched.SpecBound` of numpy arrays: ``sb`` itself (the numpy
+    engine's) or the torch engine's copied off its device."""
+    if isinstance(sb.lower, np.ndarray):
+        return sb
+    from netopt.bounds.spec_bound import SpecBound
+
+    def a(x: Any) -> Any:
+        return None if x is None else x.detach().cpu().numpy()
+
+    return SpecBound(
+        a(sb.lower),
+        [a(x) for x in sb.slopes],
+        [(a(p), a(q)) for p, q in sb.pre],
+        [a(b) for b in sb.betas],
+        a(sb.row),
+        a(sb.coef),
+        [a(x) for x in sb.lams],
+        a(sb.mix),
+        a(sb.coefs),
+    )
+
+
 def _take(sb: Any, pos: np.ndarray) -> Any:
-    """The domains ``pos`` of a :class:`~netopt.bounds.batched.SpecBound`."""
-    import torch
+    """The domains ``pos`` of a numpy :class:`~netopt.bounds.batched.SpecBound`."""
+    from netopt.bounds.spec_bound import SpecBound
 
-    from netopt.bounds.batched import SpecBound
-
-    k = torch.as_tensor(pos, device=sb.lower.device)
+    k = np.asarray(pos)
     return SpecBound(
         sb.lower[k],
         [x[k] for x in sb.slopes],

@@ -16,6 +16,10 @@ import csv
 import functools
 import itertools
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -346,18 +350,19 @@ def test_optimized_slopes_that_lie_close_nothing(seed, monkeypatch):
 
 def _lying_alpha(monkeypatch, when) -> None:
     """alpha-CROWN claiming 1e3 more than it proved, on the calls whose keywords ``when``
-    accepts."""
+    accepts (both engines': torch's, and numpy's that input splitting uses on a CPU)."""
     from netopt.bounds.batched import ChainBounds
+    from netopt.bounds.chain_numpy import NumpyChainCrown
 
-    real = ChainBounds.alpha_crown
+    for engine in (ChainBounds, NumpyChainCrown):
 
-    def lying(self, *args, **kw):
-        sb = real(self, *args, **kw)
-        if when(kw):
-            sb.lower = sb.lower + 1e3
-        return sb
+        def lying(self, *args, real=engine.alpha_crown, **kw):
+            sb = real(self, *args, **kw)
+            if when(kw):
+                sb.lower = sb.lower + 1e3
+            return sb
 
-    monkeypatch.setattr(ChainBounds, "alpha_crown", lying)
+        monkeypatch.setattr(engine, "alpha_crown", lying)
 
 
 def _relu_under_boxes(monkeypatch) -> None:
@@ -395,6 +400,60 @@ def test_relu_splits_under_input_boxes_decide_like_brute_force(monkeypatch):
             # a subtree's leaves carry their splits' multipliers where they are positive
             with_betas += any("betas" in p for p in r.proof.params)
     assert closed > 0 and with_betas > 0
+
+
+def test_relu_splits_under_input_boxes_on_the_torch_engine(monkeypatch):
+    """The same search with torch's engine bounding the boxes and optimizing them (as on a GPU:
+    its results copied to numpy for the search): the brute force's verdicts, proofs re-checked,
+    and some boxes closed by ReLU splits."""
+    pytest.importorskip("torch")
+    import netopt.bounds.branch_input as bi
+
+    _relu_under_boxes(monkeypatch)
+    monkeypatch.setattr(bi, "_on_gpu", lambda engine: True)
+    # as on a fresh process of a CUDA machine: torch not yet imported, a GPU likely
+    monkeypatch.setattr(bi, "_torch_loaded", lambda: False)
+    monkeypatch.setattr(bi, "_gpu_likely", lambda: True)
+    closed = 0
+    for seed in SEEDS:
+        inst = _instance(seed)
+        r = branch_and_bound(
+            inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+        )
+        assert r.verdict == ("sat" if inst["opt"] < 0 else "unsat"), (seed, r.stopped)
+        assert "torch" in r.stats["device"]
+        _check_result(inst, r, "input")
+        closed += r.stats["relu_split_closed"]
+    assert closed > 0
+
+
+def test_optimized_bounds_under_input_boxes_import_no_torch():
+    """On a CPU input splitting's alpha-CROWN and its ReLU splits are numpy's: a fresh process
+    that uses both imports no torch."""
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import netopt.bounds.branch_input as bi\n"
+        "from netopt.bounds.branch import branch_and_bound\n"
+        "from test_branch import SEEDS, _instance\n"
+        "bi.FAST_AFTER, bi.PIECES_MAX_UNSTABLE, bi.ALPHA_MIN_BOXES = 0.0, 0, 1\n"
+        "bi.ALPHA_AFTER_NODES = 0\n"
+        "tried = split = 0\n"
+        "for seed in SEEDS:\n"
+        "    i = _instance(seed)\n"
+        "    r = branch_and_bound(i['net'], i['lo'], i['hi'], i['C'], i['d'], mode='input',\n"
+        "                         time_limit=30)\n"
+        "    tried += r.stats['alpha_tried']; split += r.stats['relu_split_tried']\n"
+        "print(tried, split, 'torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    tried, split, torch_loaded = out.stdout.split()
+    assert int(tried) > 0 and int(split) > 0
+    assert torch_loaded == "False"
 
 
 @pytest.mark.parametrize("seed", [s for s in SEEDS if _instance(s)["opt"] < 0][:3])
@@ -562,29 +621,39 @@ def test_a_combination_of_the_rows_closes_what_single_rows_split(seed, monkeypat
     assert single.verdict == "unsat" and single.stats["nodes"] > 1
 
 
-def test_filtered_branching_children_fix_one_candidate_each():
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+def test_filtered_branching_children_fix_one_candidate_each(kind):
     """The children that filtered smart branching bounds: per candidate, the parent's splits
-    with the candidate unit set to -1 (first) and +1, nothing else changed."""
-    import torch
-
-    from netopt.bounds.fsb import children_splits
-
+    with the candidate unit set to -1 (first) and +1, nothing else changed (ReLU splitting's
+    torch version, and input splitting's numpy one)."""
     rng = np.random.default_rng(0)
-    sp = [torch.as_tensor(rng.integers(-1, 2, (3, n)), dtype=torch.int8) for n in (4, 5)]
-    layer = torch.as_tensor([[0, 1], [1, 1], [0, 0]])
-    unit = torch.as_tensor([[2, 4], [0, 3], [1, 3]])
-    out = children_splits(sp, layer, unit)
-    n, K = layer.shape
+    sp_np = [rng.integers(-1, 2, (3, n)).astype(np.int8) for n in (4, 5)]
+    layer_np = np.array([[0, 1], [1, 1], [0, 0]])
+    unit_np = np.array([[2, 4], [0, 3], [1, 3]])
+    if kind == "torch":
+        torch = pytest.importorskip("torch")
+        from netopt.bounds.fsb import children_splits
+
+        sp = [torch.as_tensor(s) for s in sp_np]
+        layer, unit = torch.as_tensor(layer_np), torch.as_tensor(unit_np)
+        out = [o.numpy() for o in children_splits(sp, layer, unit)]
+    else:
+        from netopt.bounds.input_relu import _halves
+
+        sp, layer, unit = sp_np, layer_np, unit_np
+        out = _halves(sp_np, layer_np, unit_np)
+    sp = sp_np
+    n, K = layer_np.shape
     assert [o.shape for o in out] == [(2 * K * n, 4), (2 * K * n, 5)]
     for q in range(K):
         for side, sign in enumerate((-1, 1)):
             for b in range(n):
-                j, u = int(layer[b, q]), int(unit[b, q])
+                j, u = int(layer_np[b, q]), int(unit_np[b, q])
                 for jj in range(2):
-                    want = sp[jj][b].clone()
+                    want = sp[jj][b].copy()
                     if jj == j:
                         want[u] = sign
-                    assert torch.equal(out[jj][(2 * q + side) * n + b], want)
+                    np.testing.assert_array_equal(out[jj][(2 * q + side) * n + b], want)
 
 
 @pytest.mark.parametrize("seed", SEEDS[:6])

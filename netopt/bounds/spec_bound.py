@@ -1,0 +1,55 @@
+"""What a batched CROWN pass returns (:class:`SpecBound`), shared by the torch engine
+(:mod:`netopt.bounds.batched`) and input splitting's numpy one
+(:mod:`netopt.bounds.chain_numpy_alpha`), which therefore import it from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SpecBound"]
+
+
+@dataclass
+class SpecBound:
+    r"""Lower bounds of ``C f(x) - d`` over each box, with what produced them.
+
+    Each array below is a torch tensor (:class:`ChainBounds`), or a numpy array where input
+    splitting's :class:`~netopt.bounds.chain_numpy.NumpyChainCrown` made it.
+
+    Attributes
+    ----------
+    lower : Tensor
+        ``(B, k)``: a lower bound per box and constraint row.
+    slopes : list of Tensor
+        The lower slopes used at each activation layer, ``(B, n_j)``.
+    pre : list of tuple of Tensor
+        The bounds ``(l_j, u_j)`` of each activation's input, ``(B, n_j)`` each (intersected
+        with the splits' half-lines).
+    betas : list of Tensor
+        beta-CROWN's multipliers per activation layer, ``(B, k, n_j)``, zero where a unit is not
+        split; empty when beta-CROWN was not used.
+    row : Tensor or None
+        ``(B,)`` (int64): each box's best row, the one with the largest lower bound.
+    coef : Tensor or None
+        ``(B, n_in)``: the input coefficients :math:`\Lambda_0` of each box's best row; its
+        bound is :math:`\Lambda_0^+ l + \Lambda_0^- u` plus a constant.
+    lams : list of Tensor
+        ``(B, k, n_j)``: the coefficients :math:`\Lambda_j` of each row's bound on the
+        activation outputs :math:`a_j` (what the activation step receives), for branching scores.
+    mix : Tensor or None
+        ``(B, k)``: with :meth:`ChainBounds.alpha_crown`'s ``mix``, the weights of the rows'
+        combination that the last of ``lower``'s ``k + 1`` columns bounds.
+    coefs : Tensor or None
+        ``(B, k, n_in)``: every row's input coefficients (``coef`` is the best row's).
+    """
+
+    lower: Any
+    slopes: list
+    pre: list
+    betas: list = field(default_factory=list)
+    row: Any = None
+    coef: Any = None
+    lams: list = field(default_factory=list)
+    mix: Any = None
+    coefs: Any = None

@@ -80,14 +80,10 @@ ALPHA_PER_ROUND = 256
 #: numpy's engine 1 instead of 8 moved the five slowest ACAS Xu instances within the noise).
 ALPHA_MIN_BOXES = 8
 #: ... and only once the search has bounded this many boxes: their Adam steps cost as much as
-#: many boxes' CROWN bounds, and most ACAS Xu instances are decided sooner without them.
-#: Measured when they needed torch (its import included; each in a fresh process, 2-core CPU;
-#: without alpha / alpha from the start / from 5000 boxes): 1_1 prop 3 3.4 / 6.2 / 5.1 s, 1_1
-#: prop 5 3.8 / 6.4 / 4.4 s, 3_3 prop 9 4.5 / 7.7 / 6.4 s; 3_3 prop 2, which needs them
-#: (unknown at 60 s without), 8.4 s from the start, 8.9 s from 5000 boxes. With numpy's
-#: (:mod:`netopt.bounds.chain_numpy_alpha`), from 5000 / 2000 / 0 boxes: 3_3 prop 2 7.7 / 8.6 /
-#: 7.1 s, 1_1 prop 6 8.1 / 9.3 / 10.0, 3_3 prop 9 5.8 / 5.8 / 5.5, 1_1 prop 3 4.1 / 4.3 / 4.7,
-#: 1_1 prop 5 4.2 / 4.7 / 4.5: no better start.
+#: many boxes' CROWN bounds, and most ACAS Xu instances are decided sooner without them (3_3
+#: prop 2 needs them: unknown at 60 s without). With numpy's engine, from 5000 / 2000 / 0
+#: boxes (2-core CPU): 3_3 prop 2 7.7 / 8.6 / 7.1 s, 1_1 prop 6 8.1 / 9.3 / 10.0, 1_1 prop 3
+#: 4.1 / 4.3 / 4.7 (benchmarks/RESULTS.md, "Input splitting without torch on a CPU").
 ALPHA_AFTER_NODES = 5000
 
 #: A box alpha-CROWN leaves open is split on ReLUs, up to three levels, the halves bounded by

@@ -171,15 +171,16 @@ def children_full(
 def children_splits(sp: list, layer: Any, unit: Any) -> list:
     """Both children of each domain per candidate: ``sp`` ``(n, n_j)`` per layer, candidates
     ``layer``/``unit`` ``(n, K)`` -> ``(2 K n, n_j)`` per layer, ordered (candidate, side,
-    domain), the side ``z <= 0`` first."""
-    import torch
-
+    domain), the side ``z <= 0`` first. Torch tensors (ReLU splitting) or numpy arrays (input
+    splitting's ReLU splits), all of one kind."""
     n, K = layer.shape
     out = []
     for j, s in enumerate(sp):
-        rep = s.repeat(2 * K, 1)  # (2 K n, n_j)
+        # (2 K n, n_j): the parent's rows once per candidate and side
+        rep = np.tile(s, (2 * K, 1)) if isinstance(s, np.ndarray) else s.repeat(2 * K, 1)
         for q in range(K):
-            sel = torch.nonzero(layer[:, q] == j).flatten()
+            m = layer[:, q] == j
+            sel = np.nonzero(m)[0] if isinstance(m, np.ndarray) else m.nonzero().flatten()
             if len(sel):
                 u = unit[sel, q]
                 rep[(2 * q) * n + sel, u] = -1

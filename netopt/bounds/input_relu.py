@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from netopt.bounds.fsb import children_splits
+
 __all__ = [
     "FSB_CANDIDATES",
     "RELU_SPLIT_DEPTH",
@@ -123,7 +125,7 @@ class _Boxes:
             for p in range(D):
                 self.cuts[box[p]][paths[p]] = (int(lay[p]), int(unit[p]))
             # the halves, side-major: z <= 0 for every domain, then z >= 0
-            ch = _halves(splits, lay[:, None], unit[:, None])
+            ch = children_splits(splits, lay[:, None], unit[:, None])
             rep = np.concatenate([keep, keep])
             cbox = np.concatenate([box, box])
             cpaths = [paths[p] + ((int(lay[p]), int(unit[p]), -1),) for p in range(D)] + [
@@ -182,7 +184,7 @@ class _Boxes:
         pick = np.zeros(D, dtype=np.int64)
         if K > 1:
             # each candidate's halves, bounded once with the domain's slopes: (K, 2, D)
-            ch = _halves(splits, lay, uni)
+            ch = children_splits(splits, lay, uni)
             rep = np.tile(np.arange(D), 2 * K)
             sb2 = numpy_spec(
                 self.opt.alpha_crown(
@@ -297,23 +299,6 @@ class _Boxes:
             walk(int(c1[0]), (*path, (j, u, 1)))
 
         walk(node, ())
-
-
-def _halves(splits: list, layer: np.ndarray, unit: np.ndarray) -> list:
-    """:func:`netopt.bounds.fsb.children_splits` in numpy: both children of each domain per
-    candidate, ``splits`` ``(D, n_j)`` per layer and candidates ``layer``/``unit`` ``(D, K)`` ->
-    ``(2 K D, n_j)`` per layer, ordered (candidate, side, domain), the side ``z <= 0`` first."""
-    D, K = layer.shape
-    out = []
-    for j, sp in enumerate(splits):
-        rep = np.tile(sp, (2 * K, 1))
-        for q in range(K):
-            sel = np.nonzero(layer[:, q] == j)[0]
-            if len(sel):
-                rep[2 * q * D + sel, unit[sel, q]] = -1
-                rep[(2 * q + 1) * D + sel, unit[sel, q]] = 1
-        out.append(rep)
-    return out
 
 
 def slope_record(row: np.ndarray, offs: np.ndarray) -> list:

@@ -625,23 +625,21 @@ def test_a_combination_of_the_rows_closes_what_single_rows_split(seed, monkeypat
 def test_filtered_branching_children_fix_one_candidate_each(kind):
     """The children that filtered smart branching bounds: per candidate, the parent's splits
     with the candidate unit set to -1 (first) and +1, nothing else changed (ReLU splitting's
-    torch version, and input splitting's numpy one)."""
+    tensors, and input splitting's numpy arrays)."""
     rng = np.random.default_rng(0)
     sp_np = [rng.integers(-1, 2, (3, n)).astype(np.int8) for n in (4, 5)]
     layer_np = np.array([[0, 1], [1, 1], [0, 0]])
     unit_np = np.array([[2, 4], [0, 3], [1, 3]])
+    from netopt.bounds.fsb import children_splits
+
     if kind == "torch":
         torch = pytest.importorskip("torch")
-        from netopt.bounds.fsb import children_splits
-
         sp = [torch.as_tensor(s) for s in sp_np]
         layer, unit = torch.as_tensor(layer_np), torch.as_tensor(unit_np)
         out = [o.numpy() for o in children_splits(sp, layer, unit)]
     else:
-        from netopt.bounds.input_relu import _halves
-
-        sp, layer, unit = sp_np, layer_np, unit_np
-        out = _halves(sp_np, layer_np, unit_np)
+        out = children_splits(sp_np, layer_np, unit_np)
+        assert all(isinstance(o, np.ndarray) and o.dtype == np.int8 for o in out)
     sp = sp_np
     n, K = layer_np.shape
     assert [o.shape for o in out] == [(2 * K * n, 4), (2 * K * n, 5)]

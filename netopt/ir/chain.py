@@ -29,14 +29,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 
 from netopt.errors import FormulationError
 from netopt.ir.graph import Graph, Op
 from netopt.ir.ops import OPS, linear_map
+
+# scipy is imported where a sparse map is built: small dense chains never need it
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = [
     "ChainLayer",
@@ -100,6 +103,7 @@ class ChainLayer:
     n_out: int
     graph: Graph = field(repr=False)
     _map: tuple[sp.csr_matrix, np.ndarray] | None = field(default=None, repr=False)
+    _dense: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def ops(self) -> tuple[Op, ...]:
@@ -129,18 +133,51 @@ class ChainLayer:
             An op's ``linear_map`` rule failed (naming the op and its ONNX node).
         """
         if self._map is None:
-            mat = sp.identity(self.n_in, format="csr")
-            bias = np.zeros(self.n_in)
-            for o in self.linear:
-                shapes = [self.graph.value(i).shape for i in o.inputs]
-                try:
-                    (m,), b = linear_map(o, shapes)
-                except Exception as e:  # re-raise with the node's context
-                    raise FormulationError(f"the linear map of {o.where}{where} failed: {e}") from e
-                mat = (m @ mat).tocsr()
-                bias = m @ bias + np.asarray(b, dtype=np.float64)
-            self._map = (mat, np.asarray(bias, dtype=np.float64))
+            import scipy.sparse as sp
+
+            mat, bias = self._compose(where, sparse=True)
+            self._map = (sp.csr_matrix(mat), bias)
         return self._map
+
+    def dense_affine(self, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`affine` with a dense float64 ``M``. Where every op's rule builds its matrix
+        dense (dense layers, small reshapes), it is composed by numpy alone: a small
+        network's chain then never imports scipy.sparse (0.15 s of a fresh process)."""
+        if self._dense is None:
+            if self._map is None:
+                mat, bias = self._compose(where, sparse=False)
+            else:
+                mat, bias = self._map
+            mat = mat if isinstance(mat, np.ndarray) else mat.toarray()
+            self._dense = (np.asarray(mat, dtype=np.float64), bias)
+        return self._dense
+
+    def _compose(self, where: str, sparse: bool) -> tuple:
+        """The composition of :meth:`affine`; ``M`` dense while every op's matrix is."""
+        mat = None  # the identity, kept implicit: M_o I = M_o exactly
+        bias = np.zeros(self.n_in)
+        for o in self.linear:
+            shapes = [self.graph.value(i).shape for i in o.inputs]
+            try:
+                (m,), b = linear_map(o, shapes, sparse=sparse)
+            except Exception as e:  # re-raise with the node's context
+                raise FormulationError(f"the linear map of {o.where}{where} failed: {e}") from e
+            if mat is None:
+                mat = m
+            elif isinstance(m, np.ndarray) and isinstance(mat, np.ndarray):
+                mat = m @ mat
+            else:
+                import scipy.sparse as sp
+
+                mat = sp.csr_matrix(m) @ sp.csr_matrix(mat)
+            bias = m @ bias + np.asarray(b, dtype=np.float64)
+        if mat is None and not sparse:
+            mat = np.eye(self.n_in)
+        elif mat is None:
+            import scipy.sparse as sp
+
+            mat = sp.identity(self.n_in, format="csr")
+        return mat, np.asarray(bias, dtype=np.float64)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         r""":math:`M x + b` then the activation's float64 forward, on flat rows ``(B, n_in)``."""
@@ -330,8 +367,8 @@ def dense_chain(graph: Graph, who: str = "dense chains") -> tuple[list, list, li
         )
     Ws, bs, leaks = [], [], []
     for layer in split_chain(graph):
-        M, bias = layer.affine()
-        Ws.append(np.asarray(M.toarray(), dtype=np.float64))
+        M, bias = layer.dense_affine()
+        Ws.append(M)
         bs.append(np.asarray(bias, dtype=np.float64))
         act = layer.activation
         leaks.append(None if act is None else float(act.attrs.get("alpha", 0.0)))

@@ -63,7 +63,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 
 from netopt.ir.graph import Graph, Op, Value
 from netopt.ir.ops import OPS, linear_map
@@ -246,6 +245,8 @@ def _plan(graph: Graph, lo: np.ndarray) -> _Plan | None:
 def _expressions(graph: Graph) -> dict:
     """Every value as an affine map of the sources it reads: ``{value: ({source: csr},
     bias)}`` (composed in float64: for the search's chain only)."""
+    import scipy.sparse as sp
+
     x = graph.inputs[0]
     n = graph.value(x).size
     expr: dict[str, tuple[dict, np.ndarray]] = {x: ({x: sp.identity(n, format="csr")}, np.zeros(n))}
@@ -256,7 +257,7 @@ def _expressions(graph: Graph) -> dict:
             expr[out] = ({out: sp.identity(m, format="csr")}, np.zeros(m))
             continue
         ms, b = linear_map(o, [graph.value(i).shape for i in o.inputs])
-        acc: dict[str, sp.csr_matrix] = {}
+        acc: dict = {}
         bias = np.asarray(b, dtype=np.float64).copy()
         for m, i in zip(ms, o.inputs, strict=True):
             src, c = expr[i]

@@ -140,6 +140,25 @@ def _bound_arrays(bounds: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+def _csr_parts(A: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    """``(data, indices, indptr, shape)`` of a constraint matrix in CSR form, duplicates summed
+    and indices sorted (HiGHS refuses duplicates; scipy's linprog sums them). A dense matrix
+    (or a 1-D row) is split by numpy alone: the region walk's small LPs then never import
+    scipy.sparse (0.15 s of a fresh process)."""
+    if hasattr(A, "tocsr"):
+        M = A.tocsr().astype(np.float64)  # a copy: the caller's matrix is left as it was
+        M.sum_duplicates()
+        M.sort_indices()
+        return M.data, M.indices, M.indptr, M.shape
+    D = np.atleast_2d(np.asarray(A, dtype=np.float64))
+    if D.ndim != 2:
+        raise ValueError(f"a constraint matrix has {D.ndim} dimensions")
+    rows, cols = np.nonzero(D)  # row-major: sorted by row, then column (NaN counts as stored)
+    start = np.zeros(D.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=D.shape[0]), out=start[1:])
+    return D[rows, cols], cols, start, (int(D.shape[0]), int(D.shape[1]))
+
+
 def dense_lp(
     c: np.ndarray,
     A_ub: Any = None,
@@ -163,48 +182,50 @@ def dense_lp(
     time_limit : float, optional
         Seconds for HiGHS; a run stopped by it gives None.
     """
-    import scipy.sparse as sp
-
     hs = highspy_module()
     c = np.asarray(c, dtype=np.float64).reshape(-1)
     n = c.size
-    blocks, row_lo, row_hi = [], [], []
+    parts, row_lo, row_hi = [], [], []
     for A, b, eq in ((A_ub, b_ub, False), (A_eq, b_eq, True)):
         if A is None and b is None:
             continue
         if A is None or b is None:
             raise ValueError("a constraint matrix needs its right-hand side, and the reverse")
-        M = sp.csr_matrix(A, dtype=np.float64)
-        if M.shape[1] != n:
-            raise ValueError(f"a constraint matrix has {M.shape[1]} columns for {n} variables")
+        data, index, start, (m, cols) = _csr_parts(A)
+        if cols != n:
+            raise ValueError(f"a constraint matrix has {cols} columns for {n} variables")
         rhs = np.asarray(b, dtype=np.float64).reshape(-1)
-        if rhs.size != M.shape[0]:
-            raise ValueError(f"a right-hand side has {rhs.size} entries for {M.shape[0]} rows")
-        blocks.append(M)
+        if rhs.size != m:
+            raise ValueError(f"a right-hand side has {rhs.size} entries for {m} rows")
+        parts.append((data, index, start))
         row_hi.append(rhs)
         row_lo.append(rhs if eq else np.full(rhs.size, -np.inf))
-    M = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, n))
+    # the blocks stacked row-wise: data and column indices in order, row starts shifted
+    data = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
+    index = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+    start, shift = [np.zeros(1, dtype=np.int64)], 0
+    for p in parts:
+        start.append(p[2][1:] + shift)
+        shift += p[2][-1]
+    start = np.concatenate(start)
     lo, hi = _bound_arrays(bounds, n)
     rl = np.concatenate(row_lo) if row_lo else np.zeros(0)
     rh = np.concatenate(row_hi) if row_hi else np.zeros(0)
     # scipy's linprog refuses non-finite data (ValueError); here the LP is simply not solved
-    if not (np.isfinite(c).all() and np.isfinite(M.data).all() and np.isfinite(rh).all()):
+    if not (np.isfinite(c).all() and np.isfinite(data).all() and np.isfinite(rh).all()):
         return None
     if np.isnan(lo).any() or np.isnan(hi).any():
         return None
-    # (scipy sums duplicate entries; HiGHS refuses them)
-    M.sum_duplicates()
-    M.sort_indices()
     lp = hs.HighsLp()
-    lp.num_col_, lp.num_row_ = n, M.shape[0]
+    lp.num_col_, lp.num_row_ = n, len(start) - 1
     lp.col_cost_ = c
     lp.col_lower_, lp.col_upper_ = lo, hi
     lp.row_lower_, lp.row_upper_ = rl, rh
     lp.a_matrix_.format_ = hs.MatrixFormat.kRowwise
-    lp.a_matrix_.start_ = M.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = M.indices.astype(np.int32)
-    lp.a_matrix_.value_ = M.data
-    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, M.shape[0]
+    lp.a_matrix_.start_ = start.astype(np.int32)
+    lp.a_matrix_.index_ = index.astype(np.int32)
+    lp.a_matrix_.value_ = data
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, len(start) - 1
     h = new_highs()
     # (no thread count: an explicit one that differs from the process's HiGHS scheduler fails
     # the run, see netopt.solvers.highs_session; the default runs on whatever scheduler exists)

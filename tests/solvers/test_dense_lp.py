@@ -63,6 +63,36 @@ def test_sparse_constraints_and_default_bounds() -> None:
         assert np.all(got.x >= -1e-9)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_dense_and_sparse_matrices_give_the_same_lp(seed: int) -> None:
+    """A dense matrix is split into HiGHS's rows by numpy, a sparse one by scipy: the same LP
+    (zeros in the dense one, an empty row, both blocks) gives the same optimum."""
+    rng = np.random.default_rng(10 + seed)
+    lp = _random_lp(rng, n=6, m=7, eq=True)
+    lp["A_ub"] = np.where(rng.uniform(size=lp["A_ub"].shape) < 0.4, 0.0, lp["A_ub"])
+    lp["A_ub"][2] = 0.0
+    lp["b_ub"][2] = abs(lp["b_ub"][2])  # 0 <= b: the empty row holds
+    dense = dense_lp(**lp)
+    sparse = dense_lp(
+        **{**lp, "A_ub": sp.csr_matrix(lp["A_ub"]), "A_eq": sp.coo_matrix(lp["A_eq"])}
+    )
+    ref = linprog(method="highs", **lp)
+    if ref.status == 3:
+        assert dense is None and sparse is None
+        return
+    assert dense is not None and sparse is not None
+    assert dense.fun == pytest.approx(sparse.fun, abs=1e-9)
+    assert dense.fun == pytest.approx(ref.fun, abs=1e-7)
+    # a 1-D matrix is one row, as scipy reads it; a NaN entry is no LP
+    one = dense_lp(lp["c"], A_ub=lp["A_ub"][0], b_ub=lp["b_ub"][:1], bounds=lp["bounds"])
+    ref1 = linprog(lp["c"], A_ub=lp["A_ub"][:1], b_ub=lp["b_ub"][:1], bounds=lp["bounds"])
+    assert (one is None) == (ref1.status != 0)
+    if one is not None:
+        assert one.fun == pytest.approx(ref1.fun, abs=1e-7)
+    lp["A_ub"][0, 0] = np.nan
+    assert dense_lp(**lp) is None
+
+
 def test_no_optimum_is_none() -> None:
     """Infeasible, unbounded, non-finite data: None, never a point."""
     # x >= 1 and x <= 0

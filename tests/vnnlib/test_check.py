@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -33,6 +36,38 @@ def test_verdicts(net, prop, verdict):
     require_nets()
     r = check(netopt.load(NETS / net), NETS / prop, time_limit=60)
     assert r.verdict == verdict
+
+
+def test_small_dense_networks_are_checked_without_scipy_sparse_or_torch():
+    """ACAS Xu in a fresh process: its bounds, input splitting and proof (1_1 prop 1, unsat)
+    and the attack's region walk with its LPs (1_9 prop 7, sat) import neither scipy.sparse
+    (0.15 s) nor torch: the dense layers' maps are built and composed by numpy."""
+    require_nets()
+    code = (
+        "import io, json, sys\n"
+        "from contextlib import redirect_stdout\n"
+        "from netopt.cli import main\n"
+        "got = []\n"
+        "for net, prop in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+        "    out = io.StringIO()\n"
+        "    with redirect_stdout(out):\n"
+        "        main(['check', net, prop, '--json'])\n"
+        "    got.append(json.loads(out.getvalue())['verdict'])\n"
+        "print(*got, 'scipy.sparse' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    a = NETS / "acasxu"
+    args = [a / "ACASXU_run2a_1_1_batch_2000.onnx", a / "prop_1.vnnlib"]
+    args += [a / "ACASXU_run2a_1_9_batch_2000.onnx", a / "prop_7.vnnlib"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["unsat", "sat", "False", "False"], out.stdout
 
 
 def test_attack_finds_what_sampling_misses_and_onnxruntime_confirms_it():

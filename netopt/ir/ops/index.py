@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netopt.ir.ops.linear import LinearRules
-from netopt.ir.ops.spec import check_arity, register_op, size
+from netopt.ir.ops.spec import check_arity, identity_map, register_op, size
 
 # scipy is imported where a map is built, so that `import netopt` does not load it
 if TYPE_CHECKING:
@@ -46,10 +46,8 @@ class Reshape(LinearRules):
 
     @staticmethod
     def linear_map(shapes, a, out):
-        import scipy.sparse as sp
-
         n_out = size(out)
-        return [sp.identity(n_out, format="csr")], np.zeros(n_out)
+        return [identity_map(n_out)], np.zeros(n_out)
 
 
 @register_op("transpose", "linear", attrs=("perm",))

@@ -9,6 +9,7 @@ import numpy as np
 from netopt.ir.ops.affine import linear_interval
 from netopt.ir.ops.spec import (
     check_arity,
+    identity_map,
     linear_relax,
     linear_vjp,
     register_op,
@@ -57,10 +58,13 @@ class Affine(LinearRules):
 
     @staticmethod
     def linear_map(shapes, a, out):
-        import scipy.sparse as sp
-
         w = a["weight"]
         lead = size(shapes[0][:-1])
+        if lead == 1:
+            # the weight itself (a copy: callers may scale it in place)
+            return [np.array(w, dtype=np.float64)], np.array(a["bias"], dtype=np.float64)
+        import scipy.sparse as sp
+
         mat = sp.kron(sp.identity(lead, format="csr"), sp.csr_matrix(w), format="csr")
         return [mat], np.tile(a["bias"], lead)
 
@@ -116,10 +120,8 @@ class Identity(LinearRules):
 
     @staticmethod
     def linear_map(shapes, a, out):
-        import scipy.sparse as sp
-
         n_out = size(out)
-        return [sp.identity(n_out, format="csr")], np.zeros(n_out)
+        return [identity_map(n_out)], np.zeros(n_out)
 
 
 @register_op("add", "linear", arity=(2, 2))

@@ -20,6 +20,7 @@ __all__ = [
     "KINDS",
     "RULES",
     "linear_map",
+    "identity_map",
     "is_linear",
     "check_arity",
     "same_shape",
@@ -57,7 +58,9 @@ class OpSpec:
         ``(B, size_i)`` array per input; ``env`` holds the forward pass's values.
     linear_map : callable or None
         Linear ops: ``linear_map(input_shapes, attrs, out_shape) -> (mats, bias)`` with
-        ``y = sum_i mats[i] @ x_i + bias`` on flattened (row-major) samples, sparse.
+        ``y = sum_i mats[i] @ x_i + bias`` on flattened (row-major) samples, each a
+        scipy.sparse matrix or, where that is its natural form, a dense float64 ndarray
+        (:func:`linear_map` gives them all sparse unless asked otherwise).
     interval : callable or None
         ``interval(op, shapes, xls, xhs, maps) -> (lo, hi)``: interval bounds of the
         output from the inputs' flattened bounds, sound for the exact (real-arithmetic)
@@ -148,20 +151,46 @@ def is_linear(op: Op) -> bool:
     return OPS[op.op].kind == "linear"
 
 
-def linear_map(op: Op, shapes: Sequence[Shape]) -> tuple[list[sp.csr_matrix], np.ndarray]:
-    """Sparse matrices and bias of a linear IR op.
+def linear_map(
+    op: Op, shapes: Sequence[Shape], sparse: bool = True
+) -> tuple[list[sp.csr_matrix | np.ndarray], np.ndarray]:
+    """The matrices and bias of a linear IR op.
 
     Returns ``(mats, bias)`` with ``y = sum_i mats[i] @ x_i + bias`` for the flattened
     per-sample input(s) ``x_i`` and output ``y``. Bounds (interval and symbolic) and the MILP
     formulation are written once against this form, so every linear op of the vocabulary is
     covered by them as soon as it has a matrix. The matrices are built with vectorized index
     arithmetic — no Python loop per weight.
+
+    With ``sparse`` (the default) every matrix is scipy.sparse CSR. Without it, each comes as
+    the op's rule built it: a dense float64 ndarray where that is the natural form (a dense
+    layer's weight, a small identity), sparse otherwise. Small networks' bounds then never
+    import scipy.sparse, about 0.15 s of a fresh process (``netopt check`` on ACAS Xu).
     """
     spec = OPS[op.op]
     out = tuple(spec.infer(shapes, op.attrs))
     if spec.linear_map is None:
         raise ValueError(f"{op.where} is not a linear op")
-    return spec.linear_map(shapes, op.attrs, out)
+    mats, b = spec.linear_map(shapes, op.attrs, out)
+    if sparse and any(isinstance(m, np.ndarray) for m in mats):
+        import scipy.sparse as sp
+
+        mats = [sp.csr_matrix(m) if isinstance(m, np.ndarray) else m for m in mats]
+    return mats, b
+
+
+# The largest identity a rule builds dense (64 x 64 float64, 32 KiB): the reshape of a small
+# network's input, which bounds then multiply by BLAS without importing scipy.
+_DENSE_EYE = 64
+
+
+def identity_map(n: int) -> sp.csr_matrix | np.ndarray:
+    """The ``n x n`` identity: dense float64 up to ``_DENSE_EYE``, scipy.sparse CSR above."""
+    if n <= _DENSE_EYE:
+        return np.eye(n)
+    import scipy.sparse as sp
+
+    return sp.identity(n, format="csr")
 
 
 def linear_vjp(op, shapes, out_shape, g, env):

@@ -313,6 +313,52 @@ def test_overflowing_scale_gives_infinite_bounds_not_false_ones():
         assert np.all(np.isinf(b.lo[g.outputs[0]]) | np.isinf(b.hi[g.outputs[0]]))
 
 
+@pytest.mark.parametrize("n", [3, 100])
+def test_copies_pass_infinite_bounds_through_unchanged(n):
+    """A reshape (a dense identity up to 64 entries, sparse above) and a 0/1 selection layer
+    copy their input's bounds, an infinite one too: never NaN (``0 * inf`` in a product)."""
+    sel = np.zeros((2, n))
+    sel[0, 1], sel[1, 0] = 1.0, 1.0
+    g = Graph(
+        [Value("x", (1, n)), Value("f", (n,)), Value("s", (2,)), Value("y", (1,))],
+        [
+            Op("fl", "reshape", ("x",), ("f",), {"shape": (n,)}),
+            Op("s", "affine", ("f",), ("s",), {"weight": sel, "bias": np.zeros(2)}),
+            Op("a", "affine", ("s",), ("y",), {"weight": np.ones((1, 2)), "bias": np.zeros(1)}),
+        ],
+        ["x"],
+        ["y"],
+    )
+    lo, hi = np.zeros(n), np.ones(n)
+    lo[0] = -np.inf
+    for m in ("interval", "crown"):
+        b = compute_bounds(g, lo, hi, m)
+        assert np.array_equal(b.lo["f"], lo) and np.array_equal(b.hi["f"], hi), m
+        assert np.array_equal(b.lo["s"], [0.0, -np.inf]) and np.array_equal(b.hi["s"], [1, 1])
+        # (a row that sums an infinite bound is unbounded both ways, by design)
+        assert b.lo["y"][0] == -np.inf and not np.isnan(b.hi["y"][0]), m
+    bc = BatchCrown(g)
+    low, _, _ = bc.bound(np.zeros((1, n)), np.ones((1, n)), np.ones((1, 1)))
+    assert 0.0 - 1e-12 <= low[0, 0] <= 0.0
+
+
+def test_a_sparse_dense_layer_is_kept_sparse():
+    """A dense layer's weight is its matrix as given; a large one with few non-zeros (a pruned
+    layer) goes to CSR, whose products skip the zeros; a small one stays dense."""
+    from netopt.ir.ops.affine import AffineMap
+
+    rng = np.random.default_rng(0)
+    w = np.where(rng.uniform(size=(300, 300)) < 0.05, rng.normal(size=(300, 300)), 0.0)
+    op = Op("p", "affine", ("x",), ("y",), {"weight": w, "bias": np.zeros(300)})
+    for above in (None, 0.2):
+        (m,) = AffineMap.of(op, [(300,)], dense_above=above).mats
+        assert not isinstance(m, np.ndarray) and np.array_equal(m.toarray(), w)
+    full = Op("d", "affine", ("x",), ("y",), {"weight": w + 1.0, "bias": np.zeros(300)})
+    assert isinstance(AffineMap.of(full, [(300,)]).mats[0], np.ndarray)
+    small = Op("s", "affine", ("x",), ("y",), {"weight": w[:10, :10], "bias": np.zeros(10)})
+    assert isinstance(AffineMap.of(small, [(10,)]).mats[0], np.ndarray)
+
+
 def test_nonfinite_weights_and_nan_boxes_are_refused():
     w = np.array([[1.0, np.nan]])
     g = Graph(

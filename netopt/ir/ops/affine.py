@@ -35,6 +35,40 @@ def _check_finite_map(op: Op, mats, b: np.ndarray) -> None:
             )
 
 
+#: A matrix with more than this share of non-zeros is kept dense (BLAS), one with fewer goes
+#: to CSR, unless it is small (at most ``_SMALL`` entries: dense, and no scipy import).
+_DENSE_SHARE = 0.2
+_SMALL = 64 * 64
+
+
+def _by_density(m, dense_above: float | None):
+    """``m`` dense or CSR by its share of non-zeros: a dense one stays dense unless it is
+    large with at most :data:`_DENSE_SHARE` of them (or ``dense_above``); a sparse one goes
+    dense only above ``dense_above`` (None: never)."""
+    if isinstance(m, np.ndarray):
+        share = _DENSE_SHARE if dense_above is None else dense_above
+        if m.size <= _SMALL or np.count_nonzero(m) > share * m.size:
+            return m
+        import scipy.sparse as sp
+
+        return sp.csr_matrix(m)
+    if dense_above is not None and m.nnz > dense_above * m.shape[0] * m.shape[1]:
+        return m.toarray()
+    return m
+
+
+def _copy_source(m) -> np.ndarray:
+    """Per row of a matrix with at most one non-zero per row, that entry's column (-1: none)."""
+    if isinstance(m, np.ndarray):
+        nz = m != 0
+        return np.where(nz.any(axis=1), nz.argmax(axis=1), -1)
+    m = m.tocsr()  # (an exact map stores no zeros: every stored entry is 1)
+    one = np.diff(m.indptr) == 1
+    src = np.full(m.shape[0], -1)
+    src[one] = m.indices[m.indptr[:-1][one]]
+    return src
+
+
 def _stored(m) -> np.ndarray:
     """The entries a matrix stores: a sparse matrix's data, a dense one's non-zeros."""
     return m[m != 0] if isinstance(m, np.ndarray) else m.data
@@ -60,6 +94,10 @@ class AffineMap:
         Every row copies at most one input entry with weight 1, or is a constant (reshape,
         flatten, transpose, concat, pad, select, identity): the bounds are copied, no
         rounding at all.
+    copies : list of ndarray or None
+        Where ``exact``, per matrix the input entry each row copies (-1: none), so that the
+        bounds are copied by indexing: a product with a dense 0/1 matrix would turn an
+        infinite bound into NaN (``0 * inf``) in every row.
     """
 
     mats: list
@@ -68,6 +106,7 @@ class AffineMap:
     n: np.ndarray
     exact: bool
     rounded: bool
+    copies: list | None = None
 
     @cached_property
     def ncol(self) -> list[int]:
@@ -95,15 +134,11 @@ class AffineMap:
         )
         rounded = op.op == "avgpool2d"
         n = total + 1 + (total if rounded else 0)
-        if dense_above is not None:
-            # BLAS for dense layers; scipy's sparse x wide-dense product is slow
-            mats = [
-                m.toarray()
-                if not isinstance(m, np.ndarray) and m.nnz > dense_above * m.shape[0] * m.shape[1]
-                else m
-                for m in mats
-            ]
-        return cls(mats, [abs(m) for m in mats], b, n, exact, rounded)
+        copies = [_copy_source(m) for m in mats] if exact else None
+        # BLAS for dense layers (scipy's sparse x wide-dense product is slow), CSR for sparse
+        # ones (a pruned layer's zeros cost BLAS time and memory): by the share of non-zeros
+        mats = [_by_density(m, dense_above) for m in mats]
+        return cls(mats, [abs(m) for m in mats], b, n, exact, rounded, copies)
 
 
 def affine_interval(
@@ -136,9 +171,15 @@ def affine_interval(
     """
     b = amap.bias
     if amap.exact:
-        # pure copies: y_j = x_k or y_j = b_j, so the bounds are copied exactly
-        lo = b + sum(_rmul(xl, m) for m, xl in zip(amap.mats, xls, strict=True))
-        hi = b + sum(_rmul(xh, m) for m, xh in zip(amap.mats, xhs, strict=True))
+        # pure copies: y_j = x_k or y_j = b_j (then b_j = 0 where a row copies), so the bounds
+        # are copied exactly, by indexing
+        lead = np.shape(xls[0])[:-1]
+        lo = np.broadcast_to(b, (*lead, len(b))).copy()
+        hi = lo.copy()
+        for src, xl, xh in zip(amap.copies, xls, xhs, strict=True):
+            rows = np.nonzero(src >= 0)[0]
+            lo[..., rows] = np.asarray(xl)[..., src[rows]]
+            hi[..., rows] = np.asarray(xh)[..., src[rows]]
         return lo, hi
     c = b
     r = 0.0

@@ -342,6 +342,23 @@ def test_copies_pass_infinite_bounds_through_unchanged(n):
     assert 0.0 - 1e-12 <= low[0, 0] <= 0.0
 
 
+def test_copies_of_unbatched_and_batched_inputs_broadcast():
+    """An exact map (a concat) of a single box's bounds and a batch's: the batch's shape, as
+    the product form gave it; an AffineMap built by hand finds its copies itself."""
+    from netopt.ir.ops.affine import AffineMap, affine_interval
+
+    op = Op("c", "concat", ("a", "b"), ("y",), {"axis": 0})
+    amap = AffineMap.of(op, [(3,), (2,)])
+    rng = np.random.default_rng(1)
+    a_lo, b_lo = rng.normal(size=3), rng.normal(size=(4, 2))
+    lo, hi = affine_interval(amap, [a_lo, b_lo], [a_lo + 1, b_lo + 1])
+    assert lo.shape == (4, 5)
+    assert np.array_equal(lo, np.concatenate([np.broadcast_to(a_lo, (4, 3)), b_lo], axis=1))
+    assert np.array_equal(hi, lo + 1)
+    by_hand = AffineMap(amap.mats, amap.absm, amap.bias, amap.n, amap.exact, amap.rounded)
+    assert np.array_equal(affine_interval(by_hand, [a_lo, b_lo], [a_lo + 1, b_lo + 1])[0], lo)
+
+
 def test_a_sparse_dense_layer_is_kept_sparse():
     """A dense layer's weight is its matrix as given; a large one with few non-zeros (a pruned
     layer) goes to CSR, whose products skip the zeros; a small one stays dense."""

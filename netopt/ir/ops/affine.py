@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netopt.errors import InputError
-from netopt.ir.ops.spec import linear_map
+from netopt.ir.ops.spec import DENSE_EYE, linear_map
 from netopt.rounding import _ETA2, _gam, _nnz_cols_max, _nnz_rows, _rmul
 
 if TYPE_CHECKING:
@@ -36,9 +36,10 @@ def _check_finite_map(op: Op, mats, b: np.ndarray) -> None:
 
 
 #: A matrix with more than this share of non-zeros is kept dense (BLAS), one with fewer goes
-#: to CSR, unless it is small (at most ``_SMALL`` entries: dense, and no scipy import).
+#: to CSR, unless it is small (at most ``_SMALL`` entries: dense, and no scipy import; the
+#: identities the rules build dense among them).
 _DENSE_SHARE = 0.2
-_SMALL = 64 * 64
+_SMALL = DENSE_EYE * DENSE_EYE
 
 
 def _by_density(m, dense_above: float | None):
@@ -108,6 +109,10 @@ class AffineMap:
     rounded: bool
     copies: list | None = None
 
+    def __post_init__(self) -> None:
+        if self.exact and self.copies is None:
+            self.copies = [_copy_source(m) for m in self.mats]
+
     @cached_property
     def ncol(self) -> list[int]:
         return [_nnz_cols_max(m) + int(self.rounded) for m in self.mats]
@@ -173,7 +178,7 @@ def affine_interval(
     if amap.exact:
         # pure copies: y_j = x_k or y_j = b_j (then b_j = 0 where a row copies), so the bounds
         # are copied exactly, by indexing
-        lead = np.shape(xls[0])[:-1]
+        lead = np.broadcast_shapes(*(np.shape(x)[:-1] for x in (*xls, *xhs)))
         lo = np.broadcast_to(b, (*lead, len(b))).copy()
         hi = lo.copy()
         for src, xl, xh in zip(amap.copies, xls, xhs, strict=True):

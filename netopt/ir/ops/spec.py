@@ -21,6 +21,7 @@ __all__ = [
     "RULES",
     "linear_map",
     "identity_map",
+    "DENSE_EYE",
     "is_linear",
     "check_arity",
     "same_shape",
@@ -181,12 +182,12 @@ def linear_map(
 
 # The largest identity a rule builds dense (64 x 64 float64, 32 KiB): the reshape of a small
 # network's input, which bounds then multiply by BLAS without importing scipy.
-_DENSE_EYE = 64
+DENSE_EYE = 64
 
 
 def identity_map(n: int) -> sp.csr_matrix | np.ndarray:
-    """The ``n x n`` identity: dense float64 up to ``_DENSE_EYE``, scipy.sparse CSR above."""
-    if n <= _DENSE_EYE:
+    """The ``n x n`` identity: dense float64 up to ``DENSE_EYE``, scipy.sparse CSR above."""
+    if n <= DENSE_EYE:
         return np.eye(n)
     import scipy.sparse as sp
 

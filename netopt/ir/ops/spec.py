@@ -163,10 +163,11 @@ def linear_map(
     covered by them as soon as it has a matrix. The matrices are built with vectorized index
     arithmetic — no Python loop per weight.
 
-    With ``sparse`` (the default) every matrix is scipy.sparse CSR. Without it, each comes as
-    the op's rule built it: a dense float64 ndarray where that is the natural form (a dense
-    layer's weight, a small identity), sparse otherwise. Small networks' bounds then never
-    import scipy.sparse, about 0.15 s of a fresh process (``netopt check`` on ACAS Xu).
+    With ``sparse`` (the default) every matrix is scipy.sparse (a rule's dense one converted to
+    CSR), as the MILP and the LPs take them. Without it, each comes as the op's rule built it:
+    a dense float64 ndarray where that is the natural form (a dense layer's weight, a small
+    identity), sparse otherwise. Small networks' bounds then never import scipy.sparse, about
+    0.15 s of a fresh process (``netopt check`` on ACAS Xu).
     """
     spec = OPS[op.op]
     out = tuple(spec.infer(shapes, op.attrs))

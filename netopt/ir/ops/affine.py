@@ -110,6 +110,7 @@ class AffineMap:
     copies: list | None = None
 
     def __post_init__(self) -> None:
+        # derived here, in one place, whatever the matrices' format
         if self.exact and self.copies is None:
             self.copies = [_copy_source(m) for m in self.mats]
 
@@ -139,11 +140,10 @@ class AffineMap:
         )
         rounded = op.op == "avgpool2d"
         n = total + 1 + (total if rounded else 0)
-        copies = [_copy_source(m) for m in mats] if exact else None
         # BLAS for dense layers (scipy's sparse x wide-dense product is slow), CSR for sparse
         # ones (a pruned layer's zeros cost BLAS time and memory): by the share of non-zeros
         mats = [_by_density(m, dense_above) for m in mats]
-        return cls(mats, [abs(m) for m in mats], b, n, exact, rounded, copies)
+        return cls(mats, [abs(m) for m in mats], b, n, exact, rounded)
 
 
 def affine_interval(

@@ -30,6 +30,7 @@ from netopt.bounds.input_relu import (
     numpy_spec,
     slope_record,
 )
+from netopt.bounds.row_mix import MIX_MAX_INPUTS, best_mix, combination_over
 from netopt.errors import FormulationError
 
 #: Input splitting bounds both halves along this many candidate inputs (those of the largest
@@ -89,6 +90,10 @@ ALPHA_AFTER_NODES = 5000
 #: A box alpha-CROWN leaves open is split on ReLUs, up to three levels, the halves bounded by
 #: beta-CROWN (:func:`netopt.bounds.input_relu.close_by_relu_splits`).
 RELU_SPLIT = True
+
+#: An open box whose disjunct has several rows, none of which closes it, is tried with the best
+#: combination of two of the rows (:mod:`netopt.bounds.row_mix`).
+ROW_MIX = True
 
 #: Seconds of search on the float64 bounds before the float32 engine
 #: (:class:`~netopt.bounds.chain_numpy.NumpyChainCrown`, or torch's
@@ -150,6 +155,9 @@ class _InputSearch(_Search):
             relu_split_closed=0,
             relu_split_tried=0,
             relu_split_domains=0,
+            mix_closed=0,
+            mix_tried=0,
+            t_mix=0.0,
         )
 
     def _default_batch(self) -> int:
@@ -290,6 +298,63 @@ class _InputSearch(_Search):
         grow[idx] = np.where(ok, row, grow[idx])
         return closing, grow
 
+    def _mix(
+        self,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        s: np.ndarray,
+        coef: np.ndarray,
+        P: np.ndarray,
+        opn: np.ndarray,
+        ids: np.ndarray,
+        depth: np.ndarray,
+    ) -> np.ndarray:
+        r"""The open (box, disjunct) pairs (``(B, G)``) that a combination of the disjunct's
+        rows closes where none of its rows does: the weights from the rows' float32 linear
+        bounds (:func:`~netopt.bounds.row_mix.best_mix`), the claim
+        :math:`\lambda^\top (C f - d) > 0` from the rigorous float64 bound of the combined
+        row (:func:`~netopt.bounds.row_mix.combination_over`). Each becomes a leaf carrying
+        its weights (``"lam"``)."""
+        t = time.perf_counter()
+        shut = np.zeros_like(opn)
+        for g in range(self.n_groups):
+            rg = self._rows_of(g)
+            idx = np.nonzero(opn[:, g])[0]
+            if len(rg) < 2 or not len(idx):
+                continue
+            lam, val = best_mix(s[idx][:, rg] - self.margin[rg], coef[idx][:, rg], lo[idx], hi[idx])
+            # a real mix: one better than the best row (each row alone was tried)
+            c = lam.max(axis=1) < 1
+            if not c.any():
+                continue
+            j, lam = idx[c], lam[c]
+            full = np.zeros((len(j), len(self.d)))
+            full[:, rg] = lam
+            if self.np_engine is not None:
+                # the combined row's own float32 bound (tighter than the rows' combined:
+                # its relaxation lines are chosen for it) chooses what float64 confirms
+                low = self.np_engine.final_rows(lo[j], hi[j], P[j], (full @ self.C)[:, None])
+                c = low[:, 0] - full @ (self.d + self.margin) > 0
+                if not c.any():
+                    continue
+                j, lam, full = j[c], lam[c], full[c]
+            self.stats["mix_tried"] += len(j)
+            tc = time.perf_counter()
+            over = combination_over(self.bc, self.C, self.d, self.margin, lo[j], hi[j], full)
+            self.stats["t_check"] += time.perf_counter() - tc
+            ok = over > 0
+            self.stats["float64_reopened"] += int((~ok).sum())
+            if not ok.any():
+                continue
+            jj, lam = j[ok], lam[ok]
+            self.tree.close(ids[jj], lam.argmax(axis=1), [{"lam": w.tolist()} for w in lam], g)
+            shut[jj, g] = True
+            self.stats["leaves"] += len(jj)
+            self.stats["mix_closed"] += len(jj)
+            self.stats["depth"] = max(self.stats["depth"], int(depth[jj].max()))
+        self.stats["t_mix"] += time.perf_counter() - t
+        return shut
+
     def _alpha(
         self,
         lo: np.ndarray,
@@ -398,6 +463,8 @@ class _InputSearch(_Search):
         stack = [(self.lo, self.hi, s, coef, P, zero, zero, everyone)]
         n_open, n_in, rounds = 1, self.lo.shape[1], 0
         look = min(LOOKAHEAD, n_in)
+        # the disjuncts of two rows or more, whose rows a box may close in combination
+        mixable = ROW_MIX and n_in <= MIX_MAX_INPUTS and any(len(r) > 1 for r in self.group_rows)
         while stack:
             why = self._stop(n_open)
             if why is not None:
@@ -417,6 +484,8 @@ class _InputSearch(_Search):
                     self.tree.close(ids[m], local, [None] * int(m.sum()), g)
             self.stats["leaves"] += int(closing.sum())
             opn = opn & ~closing
+            if mixable and opn.any():
+                opn = opn & ~self._mix(lo, hi, s, coef, P, opn, ids, depth)
             keep = opn.any(axis=1)
             # each box is split for its open disjunct of the lowest bound, on that one's best row
             worst = np.where(opn, gbest, np.inf).argmin(axis=1)

@@ -122,6 +122,30 @@ class NumpyChainCrown(NumpyOptimized):
         bound = const + _dot(np.maximum(Lam, 0), lo) + _dot(np.minimum(Lam, 0), hi)
         return bound, Lam
 
+    def final_rows(
+        self, lo: np.ndarray, hi: np.ndarray, P: np.ndarray, C: np.ndarray
+    ) -> np.ndarray:
+        """Lower bounds ``(B, k)`` of ``C[b] f(x)`` over each box ``b``, rows of its own (``C``
+        ``(B, k, n_out)``), from the activations' input bounds ``P`` (``(B, 2, N)``) that
+        :meth:`crown_rows` gave the box: the last back-substitution alone, in the engine's
+        dtype and not rounded outward (a search heuristic)."""
+        lo = np.asarray(lo, dtype=self.dtype)
+        hi = np.asarray(hi, dtype=self.dtype)
+        P = np.asarray(P, dtype=self.dtype)
+        lines, off = [], 0
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            for j in range(self.n_act):
+                n = self.W[j].shape[0]
+                lines.append(self._lines(j, P[:, 0, off : off + n], P[:, 1, off : off + n]))
+                off += n
+            top = len(self.W) - 1
+            C = np.asarray(C, dtype=self.dtype)
+            B, k, _ = C.shape
+            Lam = (C.reshape(B * k, -1) @ self.W[top]).reshape(B, k, -1)
+            const = C @ self.b[top]
+            bound, _ = self._substitute(Lam, const, top, lo, hi, lines)
+        return bound.astype(np.float64)
+
     def _lines(self, j: int, low: np.ndarray, up: np.ndarray) -> tuple:
         lo_s, lo_b, up_s, up_b = relu_relaxation(low, up, self.leak[j])
         # the lower lines pass through the origin: no product with zeros

@@ -436,8 +436,15 @@ def combination_slack(
     the bound of :math:`c^\top f` exceeds :math:`\mathrm{fl}(\lambda^\top d)` plus the slack. The
     search (:mod:`netopt.bounds.branch_relu`) closes a domain only so, as the check does.
     """
-    k, m = C.shape
+    m = C.shape[1]
     low, _, _ = bc.bound(lo, hi, np.vstack([np.eye(m), -np.eye(m)]), splits=splits)
+    return slack_of(low, C, d, lams)
+
+
+def slack_of(low: np.ndarray, C: np.ndarray, d: np.ndarray, lams: np.ndarray) -> np.ndarray:
+    r""":func:`combination_slack` from the domains' rigorous lower bounds ``low`` (``(B, 2m)``)
+    of the outputs and of their negations (rows :math:`e_j`, then :math:`-e_j`)."""
+    k, m = C.shape
     F = np.maximum(np.abs(low[:, :m]), np.abs(low[:, m:]))
     # an empty domain has lower bounds +inf (and is closed whatever the slack); any other
     # infinite bound would leave the slack inf or NaN, and then nothing closes on it

@@ -1,0 +1,146 @@
+r"""A disjunct's rows combined: the weights that best close a box where no row alone does.
+
+A disjunct of a property is violated at :math:`x` when every one of its rows is,
+:math:`C_i f(x) \le d_i` for all :math:`i`; a box is free of violations when, at every point,
+*some* row holds strictly. No single row need hold on the whole box: where two outputs cross
+(ACAS Xu's tightest points often sit where two advisories score within 1e-5 of each other),
+each row dips below its threshold on one side of the crossing, and splitting the box until each
+piece lies on one side costs depth without end near the crossing. A nonnegative combination
+:math:`\lambda^\top (C f - d) > 0` on the whole box suffices instead (at a violation every term
+is :math:`\le 0`), and its CROWN bound can be positive where no row's is.
+
+:func:`best_mix` chooses the weights from the rows' linear lower bounds that the search has
+already (each row's :math:`\ell_i(x) = a_i^\top x + b_i \le C_i f(x) - d_i` on the box): the
+combination of two rows whose lower bound over the box is largest,
+
+.. math::
+
+    \max_{t \in [0, 1]} \; \min_{x \in [l, u]} \; t\,\ell_i(x) + (1 - t)\,\ell_j(x),
+
+a concave, piecewise-linear function of :math:`t`, whose maximum is at an end or where a
+coefficient of :math:`t a_i + (1 - t) a_j` changes sign (one breakpoint per input): exact
+for the pair, a handful of candidates per box. Pairs, not the whole simplex: the crossings
+that stop a search are of two outputs; the best combination of more rows is an LP per box,
+which the pieces' LPs solve where a box is nearly linear
+(:func:`~netopt.bounds.input_relu.close_by_pieces`).
+
+The weights are a choice, never a claim: the box closes only when the rigorous float64 bound of
+the combined row, with what rounding can take from combining (:func:`combination_over`), is
+positive, as :func:`netopt.bounds.proof.check_proof` re-checks it.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MIX_MAX_INPUTS", "best_mix", "combination_over"]
+
+#: Inputs up to which :func:`best_mix` is tried (it evaluates one candidate per input and pair
+#: of rows, each over every input: cubic in the inputs); input splitting is for low dimensions.
+MIX_MAX_INPUTS = 16
+
+
+def _box_min(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """:math:`\\min_{x \\in [lo, hi]} a^\\top x` over the last axis (``lo``, ``hi``
+    broadcast)."""
+    return np.minimum(a * lo, a * hi).sum(axis=-1)
+
+
+def best_mix(
+    s: np.ndarray, coef: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per box, the weights of the best combination of two of its rows, and its bound.
+
+    Parameters
+    ----------
+    s : (B, k)
+        Each row's lower bound over the box, :math:`\min_x \ell_i(x)` (``C f - d`` less any
+        margin the caller wants).
+    coef : (B, k, n)
+        Each row's input coefficients :math:`a_i` (the linear bound whose minimum ``s`` is).
+    lo, hi : (B, n)
+        The boxes.
+
+    Returns
+    -------
+    lam : (B, k)
+        Weights, nonnegative, summing to 1, on at most two rows.
+    value : (B,)
+        The combination's lower bound over the box,
+        :math:`\min_x \sum_i \lambda_i \ell_i(x)` (at least the best row's ``s``): a
+        float estimate for choosing, not a rigorous bound.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    A = np.asarray(coef, dtype=np.float64)
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    B, k = s.shape
+    best = s.argmax(axis=1)
+    lam = np.zeros((B, k))
+    lam[np.arange(B), best] = 1.0
+    value = s[np.arange(B), best]
+    if k < 2 or B == 0:
+        return lam, value
+    # each row's constant: l_i(x) = a_i x + c_i with min_x l_i = s_i
+    c = s - _box_min(A, lo[:, None, :], hi[:, None, :])
+    pairs = np.array(list(combinations(range(k), 2)))
+    Ai, Aj = A[:, pairs[:, 0]], A[:, pairs[:, 1]]  # (B, P, n)
+    ci, cj = c[:, pairs[:, 0]], c[:, pairs[:, 1]]  # (B, P)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # where t a_i + (1 - t) a_j changes sign, input by input
+        t = Aj / (Aj - Ai)
+    t = np.where(np.isfinite(t) & (t > 0) & (t < 1), t, 0.0)  # (B, P, n); 0: a row alone
+    T = t[..., None]  # (B, P, K=n, 1)
+    mix = T * Ai[:, :, None, :] + (1 - T) * Aj[:, :, None, :]  # (B, P, K, n)
+    val = (
+        _box_min(mix, lo[:, None, None, :], hi[:, None, None, :])
+        + t * ci[..., None]
+        + (1 - t) * cj[..., None]
+    )
+    flat = val.reshape(B, -1)
+    q = np.nan_to_num(flat, nan=-np.inf).argmax(axis=1)
+    v = flat[np.arange(B), q]
+    better = v > value
+    p, kk = np.divmod(q, t.shape[2])
+    tb = t[np.arange(B), p, kk]
+    b = np.nonzero(better)[0]
+    lam[b] = 0.0
+    lam[b, pairs[p[b], 0]] = tb[b]
+    lam[b, pairs[p[b], 1]] = 1.0 - tb[b]
+    value = np.where(better, v, value)
+    return lam, value
+
+
+def combination_over(
+    bc: Any,
+    C: np.ndarray,
+    d: np.ndarray,
+    margin: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    lams: np.ndarray,
+) -> np.ndarray:
+    r"""By how much each box's combination :math:`\lambda^\top (C f - d)` is rigorously above
+    its margin: positive where the box closes on it (for the exact network).
+
+    The rigorous float64 CROWN bound (:class:`~netopt.bounds.bab.BatchCrown`) of the row
+    :math:`\mathrm{fl}(\lambda^\top C)`, less :math:`\mathrm{fl}(\lambda^\top (d +
+    \text{margin}))` and :func:`~netopt.bounds.proof.combination_slack`'s rounding term, as
+    :func:`~netopt.bounds.proof.combination_claim` and the proof check take it; the output
+    bounds the slack needs come from the same pass (rows :math:`\pm e_j` beside the combined
+    row: the intermediate bounds are the box's either way).
+    """
+    from netopt.bounds.proof import slack_of
+
+    k, m = C.shape
+    B = len(lo)
+    eye = np.eye(m)
+    rows = np.concatenate(
+        [(lams @ C)[:, None, :], np.broadcast_to(np.vstack([eye, -eye]), (B, 2 * m, m))], axis=1
+    )
+    low, _, _ = bc.bound(lo, hi, rows)
+    need = lams @ (d + margin) + slack_of(low[:, 1:], C, d, lams)
+    return low[:, 0] - need

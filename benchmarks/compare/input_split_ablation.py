@@ -24,7 +24,12 @@ process per variant, start-up included, with a module setting changed:
   (``branch_input.FAST_AFTER = 1.0``);
 * ``previous``: ``no-dead-rows``, ``alpha-from-start`` and ``torch-rows`` at once (the search
   before the numpy engine, except that it searched its first second in float64 and imported
-  torch then, where this imports it at the start).
+  torch then, where this imports it at the start);
+* ``no-row-mix``: a box closed only by a single row of its disjunct, never by a combination of
+  two (``branch_input.ROW_MIX = False``).
+
+``NET`` is a shared network's tag (``1_1``) or the path of an ONNX file of the same inputs and
+outputs (a perturbed copy that ``unseen_instances.py --keep DIR`` writes).
 
 Prints each instance's verdict and wall time per variant, and the ratio of each variant's
 total to the defaults'.
@@ -57,6 +62,7 @@ VARIANTS = {
     "torch-rows": TORCH_ROWS,
     "float64-first": "branch_input.FAST_AFTER = 1.0",
     "previous": "branch_input.DEAD_ROWS = False; branch_input.ALPHA_AFTER_NODES = 0; " + TORCH_ROWS,
+    "no-row-mix": "branch_input.ROW_MIX = False",
 }
 
 DEFAULT = "3_3:prop_2,1_9:prop_7,1_1:prop_6,1_1:prop_3,3_3:prop_9,1_9:prop_2,1_1:prop_5"
@@ -74,7 +80,7 @@ print("SECONDS", time.perf_counter() - t)
 
 
 def run(net: str, prop: str, setting: str) -> tuple[str, float]:
-    onnx = NETS / f"ACASXU_run2a_{net}_batch_2000.onnx"
+    onnx = Path(net) if net.endswith(".onnx") else NETS / f"ACASXU_run2a_{net}_batch_2000.onnx"
     args = ["check", str(onnx), str(NETS / f"{prop}.vnnlib"), "--time-limit", "60"]
     t0 = time.perf_counter()
     r = subprocess.run(
@@ -103,10 +109,11 @@ def main() -> None:
     )
     print(f"{'instance':<14}" + "".join(f"{v:>22}" for v in names))
     total = dict.fromkeys(names, 0.0)
-    for net, prop in inst:
+    for path, prop in inst:
+        net = Path(path).stem if path.endswith(".onnx") else path
         cells = []
         for v in names:
-            verdict, s = run(net, prop, VARIANTS[v])
+            verdict, s = run(path, prop, VARIANTS[v])
             total[v] += s
             cells.append(f"{verdict} {s:6.2f}")
         print(f"{net + ' ' + prop:<14}" + "".join(f"{c:>22}" for c in cells), flush=True)

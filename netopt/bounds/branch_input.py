@@ -328,19 +328,18 @@ class _InputSearch(_Search):
             if not c.any():
                 continue
             j, lam = idx[c], lam[c]
-            full = np.zeros((len(j), len(self.d)))
-            full[:, rg] = lam
+            Cg, dg, mg = self.C[rg], self.d[rg], self.margin[rg]
             if self.np_engine is not None:
                 # the combined row's own float32 bound (tighter than the rows' combined:
                 # its relaxation lines are chosen for it) chooses what float64 confirms
-                low = self.np_engine.final_rows(lo[j], hi[j], P[j], (full @ self.C)[:, None])
-                c = low[:, 0] - full @ (self.d + self.margin) > 0
+                low = self.np_engine.final_rows(lo[j], hi[j], P[j], (lam @ Cg)[:, None])
+                c = low[:, 0] - lam @ (dg + mg) > 0
                 if not c.any():
                     continue
-                j, lam, full = j[c], lam[c], full[c]
+                j, lam = j[c], lam[c]
             self.stats["mix_tried"] += len(j)
             tc = time.perf_counter()
-            over = combination_over(self.bc, self.C, self.d, self.margin, lo[j], hi[j], full)
+            over = combination_over(self.bc, Cg, dg, mg, lo[j], hi[j], lam)
             self.stats["t_check"] += time.perf_counter() - tc
             ok = over > 0
             self.stats["float64_reopened"] += int((~ok).sum())

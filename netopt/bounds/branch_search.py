@@ -35,7 +35,10 @@ class BranchResult:
         end), ``domains_per_s``, seconds in ``t_bound``, ``t_check`` (float64 re-check),
         ``t_branch``, ``t_points``, ``device``, ``batch``; input splitting also
         ``pieces_closed``/``pieces_tried``/``t_pieces`` and ``alpha_closed``/``alpha_tried``/
-        ``t_alpha`` (boxes closed by their pieces' LPs, by alpha-CROWN's slopes), ReLU
+        ``t_alpha`` (boxes closed by their pieces' LPs, by alpha-CROWN's slopes),
+        ``relu_split_closed``/``relu_split_tried``/``relu_split_domains`` (boxes closed by
+        ReLU splits under them) and ``mix_closed``/``mix_tried``/``t_mix`` (boxes closed by a
+        combination of two of their disjunct's rows, :mod:`netopt.bounds.row_mix`), ReLU
         splitting ``affine_closed`` and ``t_affine`` (domains closed by a combination of the
         rows, and the seconds in their LPs and checks).
     stopped : str or None

@@ -36,11 +36,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MIX_MAX_INPUTS", "best_mix", "combination_over"]
+__all__ = ["MIX_MAX_INPUTS", "MIX_MAX_ROWS", "best_mix", "combination_over"]
 
 #: Inputs up to which :func:`best_mix` is tried (it evaluates one candidate per input and pair
 #: of rows, each over every input: cubic in the inputs); input splitting is for low dimensions.
 MIX_MAX_INPUTS = 16
+
+#: The rows of a box paired by :func:`best_mix`: those of the highest bounds (the pairs grow
+#: with the square of the rows, and a row far below the best rarely helps a combination).
+MIX_MAX_ROWS = 6
 
 
 def _box_min(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -73,43 +77,49 @@ def best_mix(
         :math:`\min_x \sum_i \lambda_i \ell_i(x)` (at least the best row's ``s``): a
         float estimate for choosing, not a rigorous bound.
     """
-    s = np.asarray(s, dtype=np.float64)
+    # (a NaN bound is no bound: -inf, never chosen)
+    s = np.nan_to_num(np.asarray(s, dtype=np.float64), nan=-np.inf)
     A = np.asarray(coef, dtype=np.float64)
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     B, k = s.shape
+    ar = np.arange(B)
     best = s.argmax(axis=1)
     lam = np.zeros((B, k))
-    lam[np.arange(B), best] = 1.0
-    value = s[np.arange(B), best]
+    lam[ar, best] = 1.0
+    value = s[ar, best]
     if k < 2 or B == 0:
         return lam, value
-    # each row's constant: l_i(x) = a_i x + c_i with min_x l_i = s_i
-    c = s - _box_min(A, lo[:, None, :], hi[:, None, :])
-    pairs = np.array(list(combinations(range(k), 2)))
-    Ai, Aj = A[:, pairs[:, 0]], A[:, pairs[:, 1]]  # (B, P, n)
-    ci, cj = c[:, pairs[:, 0]], c[:, pairs[:, 1]]  # (B, P)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # the rows paired: each box's MIX_MAX_ROWS of the highest bounds
+    top = np.argsort(-s, axis=1, kind="stable")[:, :MIX_MAX_ROWS]
+    kt = top.shape[1]
+    s_t, A_t = s[ar[:, None], top], A[ar[:, None], top]
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        # each row's constant: l_i(x) = a_i x + c_i with min_x l_i = s_i
+        c = s_t - _box_min(A_t, lo[:, None, :], hi[:, None, :])
+        pairs = np.array(list(combinations(range(kt), 2)))
+        Ai, Aj = A_t[:, pairs[:, 0]], A_t[:, pairs[:, 1]]  # (B, P, n)
+        ci, cj = c[:, pairs[:, 0]], c[:, pairs[:, 1]]  # (B, P)
         # where t a_i + (1 - t) a_j changes sign, input by input
         t = Aj / (Aj - Ai)
-    t = np.where(np.isfinite(t) & (t > 0) & (t < 1), t, 0.0)  # (B, P, n); 0: a row alone
-    T = t[..., None]  # (B, P, K=n, 1)
-    mix = T * Ai[:, :, None, :] + (1 - T) * Aj[:, :, None, :]  # (B, P, K, n)
-    val = (
-        _box_min(mix, lo[:, None, None, :], hi[:, None, None, :])
-        + t * ci[..., None]
-        + (1 - t) * cj[..., None]
-    )
-    flat = val.reshape(B, -1)
-    q = np.nan_to_num(flat, nan=-np.inf).argmax(axis=1)
-    v = flat[np.arange(B), q]
+        t = np.where(np.isfinite(t) & (t > 0) & (t < 1), t, 0.0)  # (B, P, n); 0: a row alone
+        T = t[..., None]  # (B, P, K=n, 1)
+        mix = T * Ai[:, :, None, :] + (1 - T) * Aj[:, :, None, :]  # (B, P, K, n)
+        val = (
+            _box_min(mix, lo[:, None, None, :], hi[:, None, None, :])
+            + t * ci[..., None]
+            + (1 - t) * cj[..., None]
+        )
+    flat = np.nan_to_num(val.reshape(B, -1), nan=-np.inf)
+    q = flat.argmax(axis=1)
+    v = flat[ar, q]
     better = v > value
     p, kk = np.divmod(q, t.shape[2])
-    tb = t[np.arange(B), p, kk]
+    tb = t[ar, p, kk]
     b = np.nonzero(better)[0]
     lam[b] = 0.0
-    lam[b, pairs[p[b], 0]] = tb[b]
-    lam[b, pairs[p[b], 1]] = 1.0 - tb[b]
+    lam[b, top[b, pairs[p[b], 0]]] = tb[b]
+    lam[b, top[b, pairs[p[b], 1]]] = 1.0 - tb[b]
     value = np.where(better, v, value)
     return lam, value
 
@@ -126,21 +136,33 @@ def combination_over(
     r"""By how much each box's combination :math:`\lambda^\top (C f - d)` is rigorously above
     its margin: positive where the box closes on it (for the exact network).
 
-    The rigorous float64 CROWN bound (:class:`~netopt.bounds.bab.BatchCrown`) of the row
-    :math:`\mathrm{fl}(\lambda^\top C)`, less :math:`\mathrm{fl}(\lambda^\top (d +
-    \text{margin}))` and :func:`~netopt.bounds.proof.combination_slack`'s rounding term, as
-    :func:`~netopt.bounds.proof.combination_claim` and the proof check take it; the output
-    bounds the slack needs come from the same pass (rows :math:`\pm e_j` beside the combined
-    row: the intermediate bounds are the box's either way).
+    ``C``, ``d``, ``margin`` are the disjunct's rows (a proof's ``C``, ``d``) and ``lams``
+    ``(B, k)`` their weights. The rigorous float64 CROWN bound
+    (:class:`~netopt.bounds.bab.BatchCrown`) of the row :math:`\mathrm{fl}(\lambda^\top C)`,
+    formed leaf by leaf as the proof check forms it (the same rounding), less
+    :math:`\mathrm{fl}(\lambda^\top (d + \text{margin}))` and
+    :func:`~netopt.bounds.proof.combination_slack`'s rounding term, as
+    :func:`~netopt.bounds.proof.combination_claim` and the check take it; the output bounds
+    :math:`F` the slack needs come from the same pass (rows :math:`\pm e_j` beside the combined
+    row: the intermediate bounds are the box's either way). The margin also takes
+    :math:`10^{-9} (|\lambda|^\top |C|) F`: the check bounds the row in a pass of its own,
+    whose float products may round otherwise, by a share of the outputs' scale rather than of
+    ``d``'s.
     """
     from netopt.bounds.proof import slack_of
 
     k, m = C.shape
     B = len(lo)
     eye = np.eye(m)
+    combined = np.stack([w @ C for w in lams]) if B else np.zeros((0, m))
     rows = np.concatenate(
-        [(lams @ C)[:, None, :], np.broadcast_to(np.vstack([eye, -eye]), (B, 2 * m, m))], axis=1
+        [combined[:, None, :], np.broadcast_to(np.vstack([eye, -eye]), (B, 2 * m, m))], axis=1
     )
     low, _, _ = bc.bound(lo, hi, rows)
-    need = lams @ (d + margin) + slack_of(low[:, 1:], C, d, lams)
-    return low[:, 0] - need
+    F = np.maximum(np.abs(low[:, 1 : 1 + m]), np.abs(low[:, 1 + m :]))
+    scale = 1e-9 * ((np.abs(lams) @ np.abs(C)) * F).sum(axis=1)
+    need = np.array([w @ (d + margin) for w in lams]) + slack_of(low[:, 1:], C, d, lams) + scale
+    with np.errstate(invalid="ignore"):
+        over = low[:, 0] - need
+    # (NaN, from an infinite bound and slack: not above)
+    return np.where(np.isnan(over), -np.inf, over)

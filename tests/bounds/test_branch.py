@@ -922,6 +922,22 @@ def test_best_mix_is_the_best_pair_on_a_fine_grid(seed):
     assert np.any(value > s.max(axis=1) + 1e-3)  # some boxes gain: the rows cross in them
 
 
+def test_best_mix_pairs_only_the_highest_rows():
+    """Many rows: only the :data:`MIX_MAX_ROWS` of the highest bounds are paired (the pairs
+    grow with the square of the rows), and the weights stay on them."""
+    from netopt.bounds.row_mix import MIX_MAX_ROWS, best_mix
+
+    rng = np.random.default_rng(0)
+    B, k, n = 256, 40, 16
+    s = rng.normal(size=(B, k))
+    lam, value = best_mix(s, rng.normal(size=(B, k, n)), -np.ones((B, n)), np.ones((B, n)))
+    top = np.argsort(-s, axis=1)[:, :MIX_MAX_ROWS]
+    on_top = np.zeros((B, k), dtype=bool)
+    on_top[np.arange(B)[:, None], top] = True
+    assert np.all(lam[~on_top] == 0) and np.all(value >= s.max(axis=1))
+    assert np.any((lam > 0).sum(axis=1) == 2)
+
+
 @pytest.mark.parametrize("seed", [16, 3, 7])
 def test_combination_over_is_sound_and_as_the_check_takes_it(seed):
     """The rigorous margin of a combination of the rows on sub-boxes: below the combination
@@ -943,11 +959,41 @@ def test_combination_over_is_sound_and_as_the_check_takes_it(seed):
     over = combination_over(bc, C, d, margin, blo, bhi, lams)
     C3, need = combination_claim(bc, C, d, margin, blo, bhi, None, lams)
     low, _, _ = bc.bound(blo, bhi, C3)
-    assert np.allclose(over, low[:, 0] - need, rtol=0, atol=1e-12)
+    m = C.shape[1]
+    out, _, _ = bc.bound(blo, bhi, np.vstack([np.eye(m), -np.eye(m)]))
+    F = np.maximum(np.abs(out[:, :m]), np.abs(out[:, m:]))
+    # the check's margin, and a share of the outputs' scale on top
+    scale = 1e-9 * ((lams @ np.abs(C)) * F).sum(axis=1)
+    assert np.all(scale > 0)
+    assert np.allclose(over, low[:, 0] - need - scale, rtol=0, atol=1e-12)
     for i in range(B):
         X = rng.uniform(blo[i], bhi[i], (500, len(lo)))
         y, _ = _forward(inst["Ws"], inst["bs"], inst["alphas"], X)
         assert np.all((y @ C.T - d - margin) @ lams[i] >= over[i])
+
+
+@pytest.mark.parametrize("seed", [6, 16, 48, 23, 63, 73])
+def test_a_combined_row_that_lies_closes_nothing(seed, monkeypatch):
+    """A float32 engine claiming every combination of the rows closes its box: the float64
+    bound of the combination reopens what it does not close, and the verdicts (sat or unsat)
+    are still the brute force's, every proof checked and sound at sampled points."""
+    from netopt.bounds.chain_numpy import NumpyChainCrown
+
+    real = NumpyChainCrown.final_rows
+
+    def lying(self, lo, hi, P, C):
+        return real(self, lo, hi, P, C) + 1e3
+
+    monkeypatch.setattr(NumpyChainCrown, "final_rows", lying)
+    inst = _instance(seed)
+    assert len(inst["d"]) >= 2
+    r = branch_and_bound(
+        inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="input", time_limit=30
+    )
+    assert r.verdict == ("sat" if inst["opt"] < 0 else "unsat")
+    assert r.stats["mix_tried"] > r.stats["mix_closed"]
+    assert r.stats["float64_reopened"] > 0
+    _check_result(inst, r, "input")
 
 
 @pytest.mark.parametrize("seed", [29, 45])

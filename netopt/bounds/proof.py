@@ -406,7 +406,9 @@ def combination_claim(
     :math:`\mathrm{fl}(\lambda^\top (d + \text{margin}))` plus :func:`combination_slack`.
     The searches close a domain by a combination of the rows only so, as the check does."""
     need = lams @ (d + margin) + combination_slack(bc, C, d, lo, hi, splits, lams)
-    return (lams @ C)[:, None, :], need
+    # leaf by leaf, as the check forms each leaf's row (a batched product may round otherwise)
+    rows = np.stack([w @ C for w in lams]) if len(lams) else np.zeros((0, C.shape[1]))
+    return rows[:, None, :], need
 
 
 def combination_slack(

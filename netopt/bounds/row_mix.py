@@ -39,7 +39,8 @@ import numpy as np
 __all__ = ["MIX_MAX_INPUTS", "MIX_MAX_ROWS", "best_mix", "combination_over"]
 
 #: Inputs up to which :func:`best_mix` is tried (it evaluates one candidate per input and pair
-#: of rows, each over every input: cubic in the inputs); input splitting is for low dimensions.
+#: of rows, each over every input: quadratic in the inputs); input splitting is for low
+#: dimensions.
 MIX_MAX_INPUTS = 16
 
 #: The rows of a box paired by :func:`best_mix`: those of the highest bounds (the pairs grow
@@ -77,8 +78,9 @@ def best_mix(
         :math:`\min_x \sum_i \lambda_i \ell_i(x)` (at least the best row's ``s``): a
         float estimate for choosing, not a rigorous bound.
     """
-    # (a NaN bound is no bound: -inf, never chosen)
-    s = np.nan_to_num(np.asarray(s, dtype=np.float64), nan=-np.inf)
+    # (a NaN bound is no bound: -inf, never chosen; infinities stay as they are)
+    s = np.asarray(s, dtype=np.float64)
+    s = np.where(np.isnan(s), -np.inf, s)
     A = np.asarray(coef, dtype=np.float64)
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
@@ -110,7 +112,8 @@ def best_mix(
             + t * ci[..., None]
             + (1 - t) * cj[..., None]
         )
-    flat = np.nan_to_num(val.reshape(B, -1), nan=-np.inf)
+    flat = val.reshape(B, -1)
+    flat = np.where(np.isnan(flat), -np.inf, flat)
     q = flat.argmax(axis=1)
     v = flat[ar, q]
     better = v > value
@@ -151,10 +154,12 @@ def combination_over(
     """
     from netopt.bounds.proof import slack_of
 
-    k, m = C.shape
+    m = C.shape[1]
     B = len(lo)
+    if B == 0:
+        return np.zeros(0)
     eye = np.eye(m)
-    combined = np.stack([w @ C for w in lams]) if B else np.zeros((0, m))
+    combined = np.stack([w @ C for w in lams])
     rows = np.concatenate(
         [combined[:, None, :], np.broadcast_to(np.vstack([eye, -eye]), (B, 2 * m, m))], axis=1
     )

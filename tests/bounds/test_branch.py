@@ -924,18 +924,32 @@ def test_best_mix_is_the_best_pair_on_a_fine_grid(seed):
 
 def test_best_mix_pairs_only_the_highest_rows():
     """Many rows: only the :data:`MIX_MAX_ROWS` of the highest bounds are paired (the pairs
-    grow with the square of the rows), and the weights stay on them."""
+    grow with the square of the rows), the weights stay on them, and the value is what they
+    give. NaN bounds are never chosen."""
     from netopt.bounds.row_mix import MIX_MAX_ROWS, best_mix
 
     rng = np.random.default_rng(0)
     B, k, n = 256, 40, 16
-    s = rng.normal(size=(B, k))
-    lam, value = best_mix(s, rng.normal(size=(B, k, n)), -np.ones((B, n)), np.ones((B, n)))
+    s, A = rng.normal(size=(B, k)), rng.normal(size=(B, k, n))
+    lam, value = best_mix(s, A, -np.ones((B, n)), np.ones((B, n)))
     top = np.argsort(-s, axis=1)[:, :MIX_MAX_ROWS]
     on_top = np.zeros((B, k), dtype=bool)
     on_top[np.arange(B)[:, None], top] = True
     assert np.all(lam[~on_top] == 0) and np.all(value >= s.max(axis=1))
     assert np.any((lam > 0).sum(axis=1) == 2)
+    # each row l_i(x) = a_i x + c_i has minimum s_i over [-1, 1]^n, so c_i = s_i + |a_i|_1,
+    # and the combination's minimum is -|sum_i lam_i a_i|_1 + sum_i lam_i c_i
+    c = s + np.abs(A).sum(axis=2)
+    mixed = np.einsum("bk,bkn->bn", lam, A)
+    assert np.allclose(value, -np.abs(mixed).sum(axis=1) + (lam * c).sum(axis=1), atol=1e-12)
+    # a box of NaN (and -inf) bounds gets no combination
+    lam, value = best_mix(
+        np.array([[np.nan, np.nan, np.nan], [np.nan, -np.inf, -np.inf]]),
+        np.ones((2, 3, 2)),
+        -np.ones((2, 2)),
+        np.ones((2, 2)),
+    )
+    assert np.all(lam.max(axis=1) == 1) and np.all(value == -np.inf)
 
 
 @pytest.mark.parametrize("seed", [16, 3, 7])
@@ -956,7 +970,22 @@ def test_combination_over_is_sound_and_as_the_check_takes_it(seed):
     blo, bhi = np.minimum(a, b), np.maximum(a, b)
     lams = rng.dirichlet(np.ones(len(d)), B)
     margin = 1e-9 * (1 + np.abs(d))
+    seen = []
+    real_bound = bc.bound
+
+    def spy(lo, hi, rows, *a, **k):
+        seen.append(np.array(rows))
+        return real_bound(lo, hi, rows, *a, **k)
+
+    bc.bound = spy
     over = combination_over(bc, C, d, margin, blo, bhi, lams)
+    bc.bound = real_bound
+    # the combined row is the checker's, bit for bit (its weights clipped at 0, after JSON)
+    ref = np.stack(
+        [np.maximum(np.asarray(json.loads(json.dumps(w.tolist()))), 0) @ C for w in lams]
+    )
+    assert np.array_equal(seen[0][:, 0, :], ref)
+    assert combination_over(bc, C, d, margin, blo[:0], bhi[:0], lams[:0]).shape == (0,)
     C3, need = combination_claim(bc, C, d, margin, blo, bhi, None, lams)
     low, _, _ = bc.bound(blo, bhi, C3)
     m = C.shape[1]
@@ -970,6 +999,30 @@ def test_combination_over_is_sound_and_as_the_check_takes_it(seed):
         X = rng.uniform(blo[i], bhi[i], (500, len(lo)))
         y, _ = _forward(inst["Ws"], inst["bs"], inst["alphas"], X)
         assert np.all((y @ C.T - d - margin) @ lams[i] >= over[i])
+
+
+@pytest.mark.parametrize("seed", [6, 16, 48])
+def test_combined_rows_are_the_disjuncts_own_when_searched_at_once(seed):
+    """A combination of rows is of its own disjunct's rows when several disjuncts share the
+    tree (``groups``): a disjunct of one row no point meets put first, each disjunct's proof
+    re-checked on its own rows."""
+    inst = _instance(seed)
+    k, m = inst["C"].shape
+    C = np.vstack([np.eye(m)[:1], inst["C"]])
+    d = np.concatenate([[-1e6], inst["d"]])
+    groups = np.array([0] + [1] * k)
+    r = branch_and_bound(
+        inst["net"], inst["lo"], inst["hi"], C, d, mode="input", time_limit=30, groups=groups
+    )
+    assert r.verdict == "unsat" and r.stats["mix_closed"] > 0
+    for g, part in enumerate(r.parts):
+        P = part.proof
+        assert np.array_equal(P.C, C[groups == g]) and np.array_equal(P.d, d[groups == g])
+        pc = check_proof(inst["net"].graph, BabProof.from_dict(json.loads(json.dumps(P.to_dict()))))
+        assert pc.ok, pc.reason
+    P = r.parts[1].proof
+    assert any(np.count_nonzero(p.get("lam", [])) == 2 for p in P.params if p)
+    _assert_leaves_sound(inst, P)
 
 
 @pytest.mark.parametrize("seed", [6, 16, 48, 23, 63, 73])

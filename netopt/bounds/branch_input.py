@@ -7,9 +7,9 @@ float32 CROWN (numpy's on a CPU, torch's on a GPU: 4 to 10 times the boxes per s
 only the boxes those bounds close are bounded again in float64, which alone closes them. A box
 is split along the
 input of the largest smear :math:`|\lambda_i|(u_i - l_i)` of its best row, chosen by looking
-ahead at both halves of a few candidates (:func:`split_halves`, :func:`_pick`); points the
+ahead at both halves of a few candidates (:func:`~netopt.bounds.branch_search.split_halves`, :func:`_pick`); points the
 bounds point to and, now and then, a falsifier's attack (:mod:`netopt.attack`) look for a
-counterexample. :func:`split_halves` also serves branch and bound for optimization
+counterexample. :func:`~netopt.bounds.branch_search.split_halves` also serves branch and bound for optimization
 (:mod:`netopt.bounds.optimize`).
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from netopt.bounds.branch_search import BranchResult, _Search
+from netopt.bounds.branch_search import BranchResult, _Search, split_halves
 from netopt.bounds.input_relu import (
     _take,
     close_by_pieces,
@@ -30,7 +30,7 @@ from netopt.bounds.input_relu import (
     numpy_spec,
     slope_record,
 )
-from netopt.bounds.row_mix import MIX_MAX_INPUTS, best_mix, combination_over
+from netopt.bounds.row_mix import MIX_MAX_INPUTS, close_by_mix
 from netopt.errors import FormulationError
 
 #: Input splitting bounds both halves along this many candidate inputs (those of the largest
@@ -298,62 +298,6 @@ class _InputSearch(_Search):
         grow[idx] = np.where(ok, row, grow[idx])
         return closing, grow
 
-    def _mix(
-        self,
-        lo: np.ndarray,
-        hi: np.ndarray,
-        s: np.ndarray,
-        coef: np.ndarray,
-        P: np.ndarray,
-        opn: np.ndarray,
-        ids: np.ndarray,
-        depth: np.ndarray,
-    ) -> np.ndarray:
-        r"""The open (box, disjunct) pairs (``(B, G)``) that a combination of the disjunct's
-        rows closes where none of its rows does: the weights from the rows' float32 linear
-        bounds (:func:`~netopt.bounds.row_mix.best_mix`), the claim
-        :math:`\lambda^\top (C f - d) > 0` from the rigorous float64 bound of the combined
-        row (:func:`~netopt.bounds.row_mix.combination_over`). Each becomes a leaf carrying
-        its weights (``"lam"``)."""
-        t = time.perf_counter()
-        shut = np.zeros_like(opn)
-        for g in range(self.n_groups):
-            rg = self._rows_of(g)
-            idx = np.nonzero(opn[:, g])[0]
-            if len(rg) < 2 or not len(idx):
-                continue
-            lam, val = best_mix(s[idx][:, rg] - self.margin[rg], coef[idx][:, rg], lo[idx], hi[idx])
-            # a real mix: one better than the best row (each row alone was tried)
-            c = lam.max(axis=1) < 1
-            if not c.any():
-                continue
-            j, lam = idx[c], lam[c]
-            Cg, dg, mg = self.C[rg], self.d[rg], self.margin[rg]
-            if self.np_engine is not None:
-                # the combined row's own float32 bound (tighter than the rows' combined:
-                # its relaxation lines are chosen for it) chooses what float64 confirms
-                low = self.np_engine.final_rows(lo[j], hi[j], P[j], (lam @ Cg)[:, None])
-                c = low[:, 0] - lam @ (dg + mg) > 0
-                if not c.any():
-                    continue
-                j, lam = j[c], lam[c]
-            self.stats["mix_tried"] += len(j)
-            tc = time.perf_counter()
-            over = combination_over(self.bc, Cg, dg, mg, lo[j], hi[j], lam)
-            self.stats["t_check"] += time.perf_counter() - tc
-            ok = over > 0
-            self.stats["float64_reopened"] += int((~ok).sum())
-            if not ok.any():
-                continue
-            jj, lam = j[ok], lam[ok]
-            self.tree.close(ids[jj], lam.argmax(axis=1), [{"lam": w.tolist()} for w in lam], g)
-            shut[jj, g] = True
-            self.stats["leaves"] += len(jj)
-            self.stats["mix_closed"] += len(jj)
-            self.stats["depth"] = max(self.stats["depth"], int(depth[jj].max()))
-        self.stats["t_mix"] += time.perf_counter() - t
-        return shut
-
     def _alpha(
         self,
         lo: np.ndarray,
@@ -484,7 +428,7 @@ class _InputSearch(_Search):
             self.stats["leaves"] += int(closing.sum())
             opn = opn & ~closing
             if mixable and opn.any():
-                opn = opn & ~self._mix(lo, hi, s, coef, P, opn, ids, depth)
+                opn = opn & ~close_by_mix(self, lo, hi, s, coef, P, opn, ids, depth)
             keep = opn.any(axis=1)
             # each box is split for its open disjunct of the lowest bound, on that one's best row
             worst = np.where(opn, gbest, np.inf).argmin(axis=1)
@@ -617,21 +561,6 @@ class _InputSearch(_Search):
         self.stats["t_attack"] += time.perf_counter() - now
         k = r.found
         return None if k is None else self._points(r.x[k].reshape(1, -1))
-
-
-def split_halves(lo: np.ndarray, hi: np.ndarray, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both halves of every box ``[lo, hi]`` (``(B, n)``) cut at the middle of each candidate
-    input ``dims`` (``(B, look)``): ``(2 * look * B, n)`` corners, side-major — the halves with
-    ``hi_j = mid_j`` candidate by candidate, then those with ``lo_j = mid_j``."""
-    B, look = dims.shape
-    ar = np.arange(B)
-    KL, KH = np.tile(lo, (2 * look, 1)), np.tile(hi, (2 * look, 1))
-    for q in range(look):
-        j = dims[:, q]
-        mid = (lo[ar, j] + hi[ar, j]) / 2
-        KH[q * B + ar, j] = mid
-        KL[(look + q) * B + ar, j] = mid
-    return KL, KH
 
 
 def _pick(best: np.ndarray) -> np.ndarray:

@@ -5,7 +5,9 @@
 :class:`_Search` holds one run's problem, budget, tree and statistics and the steps both
 searches take (the stop test, trying points in the float64 interpreter, progress events, the
 proof at the end). What each search splits, and how, is a subclass's
-(:mod:`netopt.bounds.branch_input`, :mod:`netopt.bounds.branch_relu`).
+(:mod:`netopt.bounds.branch_input`, :mod:`netopt.bounds.branch_relu`). :func:`split_halves`
+cuts boxes in two for input splitting and for branch and bound for optimization
+(:mod:`netopt.bounds.optimize`).
 """
 
 from __future__ import annotations
@@ -301,3 +303,18 @@ class _Search:
             open=n_open,
             leaves=self.stats["leaves"],
         )
+
+
+def split_halves(lo: np.ndarray, hi: np.ndarray, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both halves of every box ``[lo, hi]`` (``(B, n)``) cut at the middle of each candidate
+    input ``dims`` (``(B, look)``): ``(2 * look * B, n)`` corners, side-major — the halves with
+    ``hi_j = mid_j`` candidate by candidate, then those with ``lo_j = mid_j``."""
+    B, look = dims.shape
+    ar = np.arange(B)
+    KL, KH = np.tile(lo, (2 * look, 1)), np.tile(hi, (2 * look, 1))
+    for q in range(look):
+        j = dims[:, q]
+        mid = (lo[ar, j] + hi[ar, j]) / 2
+        KH[q * B + ar, j] = mid
+        KL[(look + q) * B + ar, j] = mid
+    return KL, KH

@@ -406,9 +406,14 @@ def combination_claim(
     :math:`\mathrm{fl}(\lambda^\top (d + \text{margin}))` plus :func:`combination_slack`.
     The searches close a domain by a combination of the rows only so, as the check does."""
     need = lams @ (d + margin) + combination_slack(bc, C, d, lo, hi, splits, lams)
-    # leaf by leaf, as the check forms each leaf's row (a batched product may round otherwise)
-    rows = np.stack([w @ C for w in lams]) if len(lams) else np.zeros((0, C.shape[1]))
-    return rows[:, None, :], need
+    return leaf_rows(lams, C)[:, None, :], need
+
+
+def leaf_rows(lams: np.ndarray, C: np.ndarray) -> np.ndarray:
+    r"""Each domain's combined row :math:`\mathrm{fl}(\lambda^\top C)` (``(B, m)``), formed
+    leaf by leaf as :func:`check_proof` forms a leaf's (a batched product may round otherwise):
+    a search closes a domain on the row the check will bound."""
+    return np.stack([w @ C for w in lams]) if len(lams) else np.zeros((0, C.shape[1]))
 
 
 def combination_slack(

@@ -31,12 +31,13 @@ positive, as :func:`netopt.bounds.proof.check_proof` re-checks it.
 
 from __future__ import annotations
 
+import time
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MIX_MAX_INPUTS", "MIX_MAX_ROWS", "best_mix", "combination_over"]
+__all__ = ["MIX_MAX_INPUTS", "MIX_MAX_ROWS", "best_mix", "close_by_mix", "combination_over"]
 
 #: Inputs up to which :func:`best_mix` is tried (it evaluates one candidate per input and pair
 #: of rows, each over every input: quadratic in the inputs); input splitting is for low
@@ -152,22 +153,82 @@ def combination_over(
     whose float products may round otherwise, by a share of the outputs' scale rather than of
     ``d``'s.
     """
-    from netopt.bounds.proof import slack_of
+    from netopt.bounds.proof import leaf_rows, slack_of
 
     m = C.shape[1]
     B = len(lo)
     if B == 0:
         return np.zeros(0)
     eye = np.eye(m)
-    combined = np.stack([w @ C for w in lams])
     rows = np.concatenate(
-        [combined[:, None, :], np.broadcast_to(np.vstack([eye, -eye]), (B, 2 * m, m))], axis=1
+        [leaf_rows(lams, C)[:, None, :], np.broadcast_to(np.vstack([eye, -eye]), (B, 2 * m, m))],
+        axis=1,
     )
     low, _, _ = bc.bound(lo, hi, rows)
     F = np.maximum(np.abs(low[:, 1 : 1 + m]), np.abs(low[:, 1 + m :]))
     scale = 1e-9 * ((np.abs(lams) @ np.abs(C)) * F).sum(axis=1)
-    need = np.array([w @ (d + margin) for w in lams]) + slack_of(low[:, 1:], C, d, lams) + scale
+    need = lams @ (d + margin) + slack_of(low[:, 1:], C, d, lams) + scale
     with np.errstate(invalid="ignore"):
         over = low[:, 0] - need
     # (NaN, from an infinite bound and slack: not above)
     return np.where(np.isnan(over), -np.inf, over)
+
+
+def close_by_mix(
+    search: Any,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    s: np.ndarray,
+    coef: np.ndarray,
+    P: np.ndarray,
+    opn: np.ndarray,
+    ids: np.ndarray,
+    depth: np.ndarray,
+) -> np.ndarray:
+    r"""The open (box, disjunct) pairs (``(B, G)``) of a round of input splitting that a
+    combination of the disjunct's rows closes where none of its rows does.
+
+    ``search`` is the run (:class:`netopt.bounds.branch_input._InputSearch`: its rows, engines,
+    tree and statistics); ``s``, ``coef``, ``P`` the boxes' float32 bounds ``C f - d``, their
+    input coefficients and activation bounds. The weights come from the rows' linear bounds
+    (:func:`best_mix`), the combined row's float32 bound (``final_rows``) chooses which boxes
+    float64 checks, and the claim :math:`\lambda^\top (C f - d) > 0` is
+    :func:`combination_over`'s. Each box closed becomes a leaf carrying its weights
+    (``"lam"``, over the disjunct's rows).
+    """
+    t = time.perf_counter()
+    st = search.stats
+    shut = np.zeros_like(opn)
+    for g in range(search.n_groups):
+        rg = search._rows_of(g)
+        idx = np.nonzero(opn[:, g])[0]
+        if len(rg) < 2 or not len(idx):
+            continue
+        Cg, dg, mg = search.C[rg], search.d[rg], search.margin[rg]
+        lam, _ = best_mix(s[idx][:, rg] - mg, coef[idx][:, rg], lo[idx], hi[idx])
+        # a real mix: one better than the best row (each row alone was tried)
+        j = idx[lam.max(axis=1) < 1]
+        lam = lam[lam.max(axis=1) < 1]
+        if len(j) and search.np_engine is not None:
+            # the combined row's own float32 bound (tighter than the rows' combined: its
+            # relaxation lines are chosen for it) chooses what float64 confirms
+            low = search.np_engine.final_rows(lo[j], hi[j], P[j], (lam @ Cg)[:, None])
+            c = low[:, 0] - lam @ (dg + mg) > 0
+            j, lam = j[c], lam[c]
+        if not len(j):
+            continue
+        st["mix_tried"] += len(j)
+        tc = time.perf_counter()
+        ok = combination_over(search.bc, Cg, dg, mg, lo[j], hi[j], lam) > 0
+        st["t_check"] += time.perf_counter() - tc
+        st["float64_reopened"] += int((~ok).sum())
+        if not ok.any():
+            continue
+        jj, lam = j[ok], lam[ok]
+        search.tree.close(ids[jj], lam.argmax(axis=1), [{"lam": w.tolist()} for w in lam], g)
+        shut[jj, g] = True
+        st["leaves"] += len(jj)
+        st["mix_closed"] += len(jj)
+        st["depth"] = max(st["depth"], int(depth[jj].max()))
+    st["t_mix"] += time.perf_counter() - t
+    return shut

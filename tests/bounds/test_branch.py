@@ -1322,13 +1322,19 @@ def _check_real(net, dj, r, mode: str) -> BabProof:
     return proof
 
 
-def test_acasxu_4_5_property_10_input_splits():
+def _acasxu_unsat(net_tag: str, prop: str) -> tuple:
+    """An unsat ACAS Xu property's first disjunct by input splitting (the competition's
+    verdict checked first), the proof re-checked: the network, disjunct, result and proof."""
     require_nets()
-    onnx_name = "ACASXU_run2a_4_5_batch_2000.onnx"
-    assert _verdict("acasxu", onnx_name, "prop_10.vnnlib") == "unsat"
-    net, dj = _real("acasxu", onnx_name, "prop_10.vnnlib", 0, 5, 5)
+    onnx_name = f"ACASXU_run2a_{net_tag}_batch_2000.onnx"
+    assert _verdict("acasxu", onnx_name, f"{prop}.vnnlib") == "unsat"
+    net, dj = _real("acasxu", onnx_name, f"{prop}.vnnlib", 0, 5, 5)
     r = branch_and_bound(net, dj.lo, dj.hi, dj.C, dj.d, time_limit=60)
-    proof = _check_real(net, dj, r, "input")
+    return net, dj, r, _check_real(net, dj, r, "input")
+
+
+def test_acasxu_4_5_property_10_input_splits():
+    _, _, r, proof = _acasxu_unsat("4_5", "prop_10")
     assert r.stats["leaves"] > 1 and any(nd[0] == "x" for nd in proof.nodes)
 
 
@@ -1338,12 +1344,7 @@ def test_acasxu_1_1_property_4_closes_where_two_advisories_cross(monkeypatch):
     (517 against 1423 on a 2-core CPU)."""
     import netopt.bounds.branch_input as bi
 
-    require_nets()
-    onnx_name = "ACASXU_run2a_1_1_batch_2000.onnx"
-    assert _verdict("acasxu", onnx_name, "prop_4.vnnlib") == "unsat"
-    net, dj = _real("acasxu", onnx_name, "prop_4.vnnlib", 0, 5, 5)
-    r = branch_and_bound(net, dj.lo, dj.hi, dj.C, dj.d, time_limit=60)
-    proof = _check_real(net, dj, r, "input")
+    net, dj, r, proof = _acasxu_unsat("1_1", "prop_4")
     assert r.stats["mix_closed"] > 0
     assert sum(np.count_nonzero(p.get("lam", [])) == 2 for p in proof.params if p) > 0
     monkeypatch.setattr(bi, "ROW_MIX", False)

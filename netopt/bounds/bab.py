@@ -20,7 +20,7 @@ import numpy as np
 
 from netopt.bounds.crown import backsub
 from netopt.bounds.interval import AffineMap, affine_interval
-from netopt.ir.graph import Graph
+from netopt.ir.graph import Graph, Op
 from netopt.ir.ops import is_linear
 from netopt.ir.ops.activations import leaky_bound, relu_relaxation
 
@@ -80,8 +80,10 @@ class BatchCrown:
         relax: dict | None = None,
         extra_lower: dict | None = None,
         gauges: dict | None = None,
+        start_const: np.ndarray | None = None,
     ):
-        """Lower and upper bounds of ``start @ value(vid)`` per box; ``start`` is (B, n, size)."""
+        """Lower and upper bounds of ``start @ value(vid)`` (``+ start_const``) per box;
+        ``start`` is (B, n, size)."""
         inp = self.graph.inputs[0]
         lo, hi, coef = backsub(
             self.graph,
@@ -95,8 +97,30 @@ class BatchCrown:
             relax=relax,
             extra_lower=extra_lower,
             gauges=gauges,
+            start_const=start_const,
         )
         return (lo, hi, coef) if want_coef else (lo, hi)
+
+    def _unit_bounds(self, op: Op, L: dict, H: dict, x_lo, x_hi, gauges: dict) -> tuple:
+        """CROWN's lower and upper bounds of every unit of the linear op ``op``'s output.
+
+        The rows are the identity's; a dense one-input op :math:`z = M x + b` turns them into
+        :math:`M` and :math:`b` exactly (each entry a product by 1 plus exact zeros), so they
+        start at :math:`x` (``backsub``'s ``start_const``): the same bounds without the
+        product of the identity by :math:`M` and without its error term.
+        """
+        out = op.outputs[0]
+        B, s = len(x_lo), self.graph.value(out).size
+        amap = self.maps[op.id]
+        m = amap.mats[0]
+        if len(op.inputs) == 1 and isinstance(m, np.ndarray):
+            start = np.broadcast_to(m, (B, *m.shape))
+            const = np.broadcast_to(amap.bias, (B, s))
+            return self._backsub(
+                op.inputs[0], start, L, H, x_lo, x_hi, gauges=gauges, start_const=const
+            )
+        eye = np.broadcast_to(np.eye(s), (B, s, s))
+        return self._backsub(out, eye, L, H, x_lo, x_hi, gauges=gauges)
 
     def _rows_bound(self, vid: str, entry: tuple, L: dict, H: dict, x_lo, x_hi) -> None:
         """Tighten ``L[vid]``, ``H[vid]`` (in place of the dict entries) by the rows of one
@@ -239,8 +263,7 @@ class BatchCrown:
                             L[out] = np.broadcast_to(fixed[out][0], (B, s)).copy()
                             H[out] = np.broadcast_to(fixed[out][1], (B, s)).copy()
                         else:
-                            eye = np.broadcast_to(np.eye(s), (B, s, s))
-                            cl, cu = self._backsub(out, eye, L, H, x_lo, x_hi, gauges=gauges)
+                            cl, cu = self._unit_bounds(op, L, H, x_lo, x_hi, gauges)
                             L[out], H[out] = np.maximum(L[out], cl), np.minimum(H[out], cu)
                 elif fixed is not None and out in fixed:
                     # the root's bounds as they are (the interval pass's bounds, narrowed by
@@ -251,9 +274,7 @@ class BatchCrown:
                     L[out] = np.broadcast_to(fixed[out][0], (B, s)).copy()
                     H[out] = np.broadcast_to(fixed[out][1], (B, s)).copy()
                 elif out in self.relu_inputs:
-                    s = g.value(out).size
-                    eye = np.broadcast_to(np.eye(s), (B, s, s))
-                    cl, cu = self._backsub(out, eye, L, H, x_lo, x_hi, gauges=gauges)
+                    cl, cu = self._unit_bounds(op, L, H, x_lo, x_hi, gauges)
                     L[out], H[out] = np.maximum(L[out], cl), np.minimum(H[out], cu)
                 if prev is not None and out in prev:
                     L[out] = np.maximum(L[out], prev[out][0])

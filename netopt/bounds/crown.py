@@ -120,6 +120,7 @@ def backsub(
     relax: Mapping[str, tuple] | None = None,
     extra_lower: Mapping[str, np.ndarray] | None = None,
     gauges: dict[str, tuple] | None = None,
+    start_const: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     r"""CROWN bounds of ``start @ vid`` by back-substitution, rigorous in floating point.
 
@@ -153,6 +154,12 @@ def backsub(
         in as they are computed and read back. A gauge depends only on the bounds of its op's
         inputs: the caller shares one cache between calls only while those bounds stay the same
         (the successive layers of one CROWN pass, :meth:`netopt.bounds.bab.BatchCrown.bound`).
+    start_const : (..., n) array, optional
+        Exact constants of the rows: ``start @ vid + start_const`` is bounded. A caller that
+        takes a first linear step itself, exactly, passes its result here: the rows of the
+        identity through :math:`z = M x + b` are :math:`M` and :math:`b`, with no rounding
+        (each entry one product by 1 and sums with exact zeros), so they start at :math:`x`
+        with no error term and without the product of the identity by :math:`M`.
 
     Returns
     -------
@@ -169,8 +176,9 @@ def backsub(
     .. math:: q^\top z_{\mathrm{vid}} \;\ge\; \textstyle\sum_v \hat\Lambda_v z_v + \hat c
               - \varepsilon
 
-    (upper bounds alike, with :math:`\le` and :math:`+`). Initially :math:`\hat\Lambda = q`
-    exactly and :math:`\varepsilon = 0`. With :math:`Z_v = \max(|l_v|, |u_v|) \ge |z_v|` from
+    (upper bounds alike, with :math:`\le` and :math:`+`; with ``start_const`` :math:`c_0`,
+    read :math:`q^\top z_{\mathrm{vid}} + c_0` on the left). Initially :math:`\hat\Lambda = q`
+    and :math:`\hat c = c_0` (or 0) exactly, and :math:`\varepsilon = 0`. With :math:`Z_v = \max(|l_v|, |u_v|) \ge |z_v|` from
     the (sound) interval bounds, each step adds its rounding error, bounded by Higham's
     :math:`\gamma_n` (§3.1: a dot product of :math:`n` nonzero terms in any order has error
     at most :math:`\gamma_n |a|^\top |b|`; :math:`\eta = 2^{-1075}` more per underflowing
@@ -219,6 +227,9 @@ def backsub(
     coef_u: dict[str, np.ndarray] = {vid: start.copy()}
     lead = start.shape[:-1]
     cl, cu = np.zeros(lead), np.zeros(lead)
+    if start_const is not None:
+        cl = cl + start_const
+        cu = cu + start_const
     el, eu = np.zeros(lead), np.zeros(lead)
     tiny = 4 * _ETA2  # 2^-1072: eight underflow errors eta
 

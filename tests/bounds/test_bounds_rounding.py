@@ -262,6 +262,46 @@ def test_batch_crown_contains_the_exact_values(scale):
                     assert _inside(bl[k, i], e, bh[k, i]), (v, i)
 
 
+@pytest.mark.parametrize("scale", SCALES, ids=[f"{s:g}" for s in SCALES])
+def test_batch_crown_unit_rows_start_below_their_layer(scale, monkeypatch):
+    """An activation input's bounds start at its layer's input with the rows M and constants b
+    (the identity through z = M x + b, exact): the first layer so bounded comes out no wider
+    than from the identity, whose product and error term it skips; the rest differ only as
+    their (tighter) relaxations do, and every bound is sound (the test above, at each scale)."""
+    from netopt.bounds import crown
+
+    net = _mlp(scale, seed=5)
+    g = net.graph
+    rng = np.random.default_rng(9)
+    lo, hi = _box(net, rng)
+    mid = (lo + hi) / 2
+    x_lo, x_hi = np.stack([lo, mid]), np.stack([mid, hi])
+    C = rng.normal(size=(2, 3))
+    bc = BatchCrown(g)
+    starts = []
+    real = crown.backsub
+
+    def spy(*a, **k):
+        starts.append(k.get("start_const") is not None)
+        return real(*a, **k)
+
+    monkeypatch.setattr("netopt.bounds.bab.backsub", spy)
+    low, _, pre = bc.bound(x_lo, x_hi, C)
+    assert starts[:-1] and all(starts[:-1]) and not starts[-1]  # units below, then the rows
+
+    def from_identity(self, op, L, H, xl, xh, gauges):
+        s = self.graph.value(op.outputs[0]).size
+        eye = np.broadcast_to(np.eye(s), (len(xl), s, s))
+        return self._backsub(op.outputs[0], eye, L, H, xl, xh, gauges=gauges)
+
+    monkeypatch.setattr(BatchCrown, "_unit_bounds", from_identity)
+    low0, _, pre0 = bc.bound(x_lo, x_hi, C)
+    second = bc.relu_inputs[1]  # the first activation input bounded by back-substitution
+    assert np.all(pre[second][0] >= pre0[second][0]) and np.all(pre[second][1] <= pre0[second][1])
+    size = np.abs(low0) + scale
+    assert np.all(np.abs(low - low0) <= 1e-9 * size), (low, low0)
+
+
 # ------------------------------------------------------------------ the pieces
 @pytest.mark.parametrize("alpha", [0.0, 0.01, ALPHA, 0.5, 1.0])
 def test_relu_relaxation_lines_hold_exactly(alpha):

@@ -102,18 +102,20 @@ class BatchCrown:
         return (lo, hi, coef) if want_coef else (lo, hi)
 
     def _unit_bounds(self, op: Op, L: dict, H: dict, x_lo, x_hi, gauges: dict) -> tuple:
-        """CROWN's lower and upper bounds of every unit of the linear op ``op``'s output.
+        r"""CROWN's lower and upper bounds of every unit of the linear op ``op``'s output.
 
-        The rows are the identity's; a dense one-input op :math:`z = M x + b` turns them into
-        :math:`M` and :math:`b` exactly (each entry a product by 1 plus exact zeros), so they
-        start at :math:`x` (``backsub``'s ``start_const``): the same bounds without the
-        product of the identity by :math:`M` and without its error term.
+        The rows are the identity's; a dense one-input op :math:`z = M x + b` whose matrix is
+        the op's own (not average pooling's rounded :math:`\mathrm{fl}(1/k)`, whose error the
+        identity's step charges) turns them into :math:`M` and :math:`b` with no rounding
+        (each entry a product by 1 plus exact zeros), so they start at :math:`x`
+        (``backsub``'s ``start_const``): the same bounds without the product of the identity
+        by :math:`M` and without its error term.
         """
         out = op.outputs[0]
         B, s = len(x_lo), self.graph.value(out).size
         amap = self.maps[op.id]
         m = amap.mats[0]
-        if len(op.inputs) == 1 and isinstance(m, np.ndarray):
+        if len(op.inputs) == 1 and isinstance(m, np.ndarray) and not amap.rounded:
             start = np.broadcast_to(m, (B, *m.shape))
             const = np.broadcast_to(amap.bias, (B, s))
             return self._backsub(

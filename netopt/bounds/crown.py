@@ -156,10 +156,11 @@ def backsub(
         (the successive layers of one CROWN pass, :meth:`netopt.bounds.bab.BatchCrown.bound`).
     start_const : (..., n) array, optional
         Exact constants of the rows: ``start @ vid + start_const`` is bounded. A caller that
-        takes a first linear step itself, exactly, passes its result here: the rows of the
-        identity through :math:`z = M x + b` are :math:`M` and :math:`b`, with no rounding
-        (each entry one product by 1 and sums with exact zeros), so they start at :math:`x`
-        with no error term and without the product of the identity by :math:`M`.
+        takes a first linear step itself, with no rounding, passes its result here: the rows
+        of the identity through :math:`z = M x + b` are :math:`M` and :math:`b` (each entry
+        one product by 1 and sums with exact zeros) when :math:`M` is the op's exact matrix
+        (not average pooling's :math:`\mathrm{fl}(1/k)`), so they start at :math:`x` with no
+        error term and without the product of the identity by :math:`M`.
 
     Returns
     -------
@@ -178,8 +179,9 @@ def backsub(
 
     (upper bounds alike, with :math:`\le` and :math:`+`; with ``start_const`` :math:`c_0`,
     read :math:`q^\top z_{\mathrm{vid}} + c_0` on the left). Initially :math:`\hat\Lambda = q`
-    and :math:`\hat c = c_0` (or 0) exactly, and :math:`\varepsilon = 0`. With :math:`Z_v = \max(|l_v|, |u_v|) \ge |z_v|` from
-    the (sound) interval bounds, each step adds its rounding error, bounded by Higham's
+    and :math:`\hat c = c_0` (or 0) exactly, and :math:`\varepsilon = 0`. With :math:`Z_v =
+    \max(|l_v|, |u_v|) \ge |z_v|` from the (sound) interval bounds, each step adds its
+    rounding error, bounded by Higham's
     :math:`\gamma_n` (§3.1: a dot product of :math:`n` nonzero terms in any order has error
     at most :math:`\gamma_n |a|^\top |b|`; :math:`\eta = 2^{-1075}` more per underflowing
     product):
@@ -191,8 +193,9 @@ def backsub(
       matrix-*vector* product, cheap next to :math:`\hat\Lambda M_i` itself -- plus
       :math:`\gamma_{s+1} |\hat\Lambda| |b| + u|\hat c|` for the constant and
       :math:`u |\hat\Lambda_i^{new}| Z_i` when two branches' coefficients are added;
-    * (leaky) ReLU with the relaxation of :func:`~netopt.ir.ops.activations.relu_relaxation` (whose lines hold exactly
-      for the float slopes and intercepts): the products :math:`\hat\Lambda^\pm s` round
+    * (leaky) ReLU with the relaxation of
+      :func:`~netopt.ir.ops.activations.relu_relaxation` (whose lines hold exactly for the
+      float slopes and intercepts): the products :math:`\hat\Lambda^\pm s` round
       once, :math:`\varepsilon \mathrel{+}= u |\hat\Lambda| (|s| Z) + \gamma_{s+2}
       |\hat\Lambda| |b_{line}|`;
     * max-pool (selection matrices, sums of at most twice the overlap :math:`k`):
@@ -388,8 +391,8 @@ def backsub(
                 new_u = up @ sel_u + un @ sel
                 cu = cu + _mv(up, tsel)
             else:
-                # no relaxation (smooth ops, LeakyReLU with alpha outside [0, 1]): the interval bounds
-                # as constants; the errors use the bound actually taken by each sign
+                # no relaxation (smooth ops, LeakyReLU with alpha outside [0, 1]): the interval
+                # bounds as constants; the errors use the bound actually taken by each sign
                 ol, oh = lo[out], hi[out]
                 lp, ln = _pos_neg(Ll)
                 up, un = _pos_neg(Lu)

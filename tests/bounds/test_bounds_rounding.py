@@ -237,29 +237,34 @@ def test_widening_is_tiny(name, scale):
 
 
 @pytest.mark.parametrize("scale", SCALES, ids=[f"{s:g}" for s in SCALES])
-def test_batch_crown_contains_the_exact_values(scale):
-    """BaB's batched CROWN (numpy, its own back-substitution): sound lower bounds of C y."""
-    net = _mlp(scale, seed=3)
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_batch_crown_contains_the_exact_values(name, scale):
+    """BaB's batched CROWN (numpy, its own back-substitution): sound lower bounds of C y and
+    of every activation input, on sub-boxes and on a single point."""
+    net = NETS[name](scale) if name != "mlp" else _mlp(scale, seed=3)
     g = net.graph
     rng = np.random.default_rng(8)
     lo, hi = _box(net, rng)
-    # four sub-boxes of the box, bounded together
+    # five sub-boxes of the box, bounded together (the last a single point)
     mid = (lo + hi) / 2
-    x_lo = np.stack([lo, lo, mid, np.minimum(lo + 0.1, mid)])
-    x_hi = np.stack([mid, hi, hi, mid])
-    C = rng.normal(size=(3, 3))
+    x_lo = np.stack([lo, lo, mid, np.minimum(lo + 0.1, mid), mid])
+    x_hi = np.stack([mid, hi, hi, mid, mid])
+    n_out = int(np.prod(net.output_shape))
+    C = rng.normal(size=(3, n_out))
     lower, _, relu_b = BatchCrown(g).bound(x_lo, x_hi, C)
-    assert lower.shape == (4, 3)
-    for k in range(4):
-        for x in _points(x_lo[k], x_hi[k], rng, 40):
+    assert lower.shape == (5, 3)
+    for k in range(5):
+        for x in _points(x_lo[k], x_hi[k], rng, 15 if name == "conv" else 40):
             ex = _exact_values(g, x)
             y = ex[g.outputs[0]]
             for r in range(3):
                 e = sum((Fraction(float(c)) * t for c, t in zip(C[r], y, strict=True)), Fraction(0))
                 assert _inside(lower[k, r], e, np.inf), (k, r, _show(e), lower[k, r])
             for v, (bl, bh) in relu_b.items():
-                for i, e in enumerate(ex[v]):
+                # (a max pool's ReLU form has values of its own: its output is checked)
+                for i, e in enumerate(ex.get(v, ())):
                     assert _inside(bl[k, i], e, bh[k, i]), (v, i)
+            assert any(v in ex for v in relu_b)
 
 
 @pytest.mark.parametrize("scale", SCALES, ids=[f"{s:g}" for s in SCALES])
@@ -300,6 +305,42 @@ def test_batch_crown_unit_rows_start_below_their_layer(scale, monkeypatch):
     assert np.all(pre[second][0] >= pre0[second][0]) and np.all(pre[second][1] <= pre0[second][1])
     size = np.abs(low0) + scale
     assert np.all(np.abs(low - low0) <= 1e-9 * size), (low, low0)
+
+
+def test_an_average_pool_unit_starts_from_the_identity(monkeypatch):
+    """Average pooling's matrix holds fl(1/k), not 1/k: its rows through the identity carry
+    that rounding's error term, so a unit it produces is never started below it."""
+    from netopt.bounds import crown
+
+    rng = np.random.default_rng(4)
+    inits = {"wc": rng.normal(size=(2, 1, 2, 2)), "bc": rng.normal(size=2)}
+    inits.update(w1=rng.normal(size=(3, 8)), b1=rng.normal(size=3))
+    nodes = [
+        helper.make_node("Conv", ["x", "wc", "bc"], ["c"], kernel_shape=[2, 2]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("AveragePool", ["r"], ["p"], kernel_shape=[3, 3], strides=[1, 1]),
+        helper.make_node("Relu", ["p"], ["q"]),
+        helper.make_node("Flatten", ["q"], ["f"]),
+        helper.make_node("Gemm", ["f", "w1", "b1"], ["y"], transB=1),
+    ]
+    # a 3x3 pool of a 4x4 map: a third of its matrix is non-zero, so it is kept dense
+    net = _model(nodes, inits, [1, 1, 5, 5], [1, 3])
+    bc = BatchCrown(net.graph)
+    pool = next(o for o in bc.graph.ops if o.op == "avgpool2d")
+    assert isinstance(bc.maps[pool.id].mats[0], np.ndarray)
+    calls = []
+    real = crown.backsub
+
+    def spy(graph, vid, *a, **k):
+        calls.append((vid, k.get("start_const") is not None))
+        return real(graph, vid, *a, **k)
+
+    monkeypatch.setattr("netopt.bounds.bab.backsub", spy)
+    lo = rng.uniform(-1, 0, 25)
+    bc.bound(lo[None], (lo + 0.5)[None], rng.normal(size=(2, 3)))
+    assert bc.maps[pool.id].rounded
+    assert (pool.outputs[0], False) in calls  # from the identity at the pool's output
+    assert all(v != pool.inputs[0] for v, _ in calls)  # never below it
 
 
 # ------------------------------------------------------------------ the pieces

@@ -7,10 +7,9 @@ float32 CROWN (numpy's on a CPU, torch's on a GPU: 4 to 10 times the boxes per s
 only the boxes those bounds close are bounded again in float64, which alone closes them. A box
 is split along the
 input of the largest smear :math:`|\lambda_i|(u_i - l_i)` of its best row, chosen by looking
-ahead at both halves of a few candidates (:func:`~netopt.bounds.branch_search.split_halves`, :func:`_pick`); points the
-bounds point to and, now and then, a falsifier's attack (:mod:`netopt.attack`) look for a
-counterexample. :func:`~netopt.bounds.branch_search.split_halves` also serves branch and bound for optimization
-(:mod:`netopt.bounds.optimize`).
+ahead at both halves of a few candidates (:func:`~netopt.bounds.branch_search.split_halves`,
+:func:`_pick`); points the bounds point to and, now and then, a falsifier's attack
+(:mod:`netopt.attack`) look for a counterexample.
 """
 
 from __future__ import annotations

@@ -207,8 +207,8 @@ def close_by_mix(
         Cg, dg, mg = search.C[rg], search.d[rg], search.margin[rg]
         lam, _ = best_mix(s[idx][:, rg] - mg, coef[idx][:, rg], lo[idx], hi[idx])
         # a real mix: one better than the best row (each row alone was tried)
-        j = idx[lam.max(axis=1) < 1]
-        lam = lam[lam.max(axis=1) < 1]
+        real = lam.max(axis=1) < 1
+        j, lam = idx[real], lam[real]
         if len(j) and search.np_engine is not None:
             # the combined row's own float32 bound (tighter than the rows' combined: its
             # relaxation lines are chosen for it) chooses what float64 confirms

@@ -82,6 +82,7 @@ def branch_and_bound(
     max_domains: int = 200_000,
     progress: Any = None,
     groups: np.ndarray | None = None,
+    split_update: bool = True,
 ) -> BranchResult | None:
     r"""Is there ``x`` in ``[lo, hi]`` with ``C f(x) <= d``? Branch and bound with proofs.
 
@@ -115,6 +116,10 @@ def branch_and_bound(
         is split while any is open. A "sat" names its disjunct (``group``); otherwise
         ``parts`` holds each disjunct's result, an "unsat" with its own proof (the shared tree
         cut at that disjunct's leaves) — also when the search stops early.
+    split_update : bool
+        ReLU splitting: once it runs long, a second search whose domains' second-layer
+        bounds follow their first-layer splits takes turns with it
+        (:data:`~netopt.bounds.branch_relu.SPLIT_UPDATE_TURN`); False: the one search alone.
 
     Returns
     -------
@@ -164,6 +169,7 @@ def branch_and_bound(
         net, cb, lo, hi, C, d, dl, mode, batch, alpha_iters, max_domains, progress, device
     )
     search.form = form
+    search.split_update = split_update
     if groups is not None:
         search.set_groups(groups)
     return search.run()

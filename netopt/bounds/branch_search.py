@@ -42,7 +42,11 @@ class BranchResult:
         ReLU splits under them) and ``mix_closed``/``mix_tried``/``t_mix`` (boxes closed by a
         combination of two of their disjunct's rows, :mod:`netopt.bounds.row_mix`), ReLU
         splitting ``affine_closed`` and ``t_affine`` (domains closed by a combination of the
-        rows, and the seconds in their LPs and checks).
+        rows, and the seconds in their LPs and checks), ``t_update`` and
+        ``float64_recomputed`` (seconds updating second-layer bounds for first-layer splits,
+        leaves confirmed only with bounds so recomputed), and where its two searches took
+        turns ``split_update`` (the one that answered: True for the updating one) and
+        ``other_nodes`` (the domains the other bounded).
     stopped : str or None
         Why the verdict is "unknown": ``"time limit"``, ``"interrupted"``, ``"domain limit"``;
         ``"precision"`` (a box too small to split that the float64 bounds do not close);

@@ -34,7 +34,11 @@ activation inputs, :math:`\pm z_{j,u}`, each with lower-line slopes of its own f
 layers (alpha-CROWN's optimized intermediate bounds of a ReLU-splitting search's root). The
 checker bounds each row by rigorous CROWN with those slopes, clipped like any, and tightens the
 root's activation bounds where a row does better; the leaves of the root's box start from those
-bounds. A slope can only loosen a row's bound, never make it false.
+bounds. A slope can only loosen a row's bound, never make it false. A leaf of the root's box
+that those bounds leave open is bounded again with its activation bounds recomputed for its
+splits and intersected with the root's (as a search whose domains' bounds follow their
+first-layer splits bounded it), and any leaf still open once more from scratch: each attempt
+is sound, and the best counts.
 
 :func:`check_proof` walks the tree (iteratively), derives each leaf's box and split signs, and
 bounds the leaves in batches with :meth:`netopt.bounds.bab.BatchCrown.bound`: float64 CROWN with
@@ -344,11 +348,12 @@ def _bound_leaves(
     def cut(a: list, sel: np.ndarray) -> list | None:
         return None if a is None else [None if x is None else x[sel] for x in a]
 
-    def bound(sel: np.ndarray, fixed: dict | None) -> np.ndarray:
+    def bound(sel: np.ndarray, fixed: dict | None, prev: dict | None = None) -> np.ndarray:
         lower, _, _ = bc.bound(
             lo[sel],
             hi[sel],
             C3[sel],
+            prev,
             splits=cut(splits, sel) if any_split else None,
             slopes=cut(slopes, sel) if any(s is not None for s in slopes) else None,
             # a beta without a split on its leaf multiplies nothing (its sign is 0)
@@ -360,7 +365,8 @@ def _bound_leaves(
     lower = np.full(B, -np.inf)
     # leaves of the root's own box (ReLU splits only) first take the root's activation bounds,
     # intersected with their splits (as the search does): one final pass each; the rest, and
-    # any leaf that does not close so, are bounded from scratch
+    # any leaf that does not close so, are bounded from scratch (each attempt is sound: a leaf
+    # is closed by the best of them)
     at_root = np.all(lo == P.lo, axis=1) & np.all(hi == P.hi, axis=1)
     if at_root.any():
         sel = np.nonzero(at_root)[0]
@@ -369,9 +375,14 @@ def _bound_leaves(
             root["fixed"] = {v: (a[0], b_[0]) for v, (a, b_) in root_pre.items()}
         fixed = root["fixed"]
         lower[sel] = bound(sel, fixed)
+        # then the bounds recomputed with the splits and intersected with the root's (a
+        # search's domains split in the first layer are bounded so)
+        sel = sel[~(lower[sel] > d_leaf[sel])]
+        if len(sel):
+            lower[sel] = np.maximum(lower[sel], bound(sel, None, fixed))
     again = np.nonzero(~(lower > d_leaf))[0]
     if len(again):
-        lower[again] = bound(again, None)
+        lower[again] = np.maximum(lower[again], bound(again, None))
     # a combination's claim lam^T (C f - d) > 0 needs the worst case of rounding lam @ C and
     # lam @ d on top
     sel = np.nonzero(mixed & np.isfinite(lower))[0]

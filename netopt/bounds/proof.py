@@ -366,7 +366,7 @@ def _bound_leaves(
     # leaves of the root's own box (ReLU splits only) first take the root's activation bounds,
     # intersected with their splits (as the search does): one final pass each; the rest, and
     # any leaf that does not close so, are bounded from scratch (each attempt is sound: a leaf
-    # is closed by the best of them)
+    # is closed by the best of them; fmax: a NaN attempt counts for nothing)
     at_root = np.all(lo == P.lo, axis=1) & np.all(hi == P.hi, axis=1)
     if at_root.any():
         sel = np.nonzero(at_root)[0]
@@ -379,10 +379,10 @@ def _bound_leaves(
         # search's domains split in the first layer are bounded so)
         sel = sel[~(lower[sel] > d_leaf[sel])]
         if len(sel):
-            lower[sel] = np.maximum(lower[sel], bound(sel, None, fixed))
+            lower[sel] = np.fmax(lower[sel], bound(sel, None, fixed))
     again = np.nonzero(~(lower > d_leaf))[0]
     if len(again):
-        lower[again] = np.maximum(lower[again], bound(again, None))
+        lower[again] = np.fmax(lower[again], bound(again, None))
     # a combination's claim lam^T (C f - d) > 0 needs the worst case of rounding lam @ C and
     # lam @ d on top
     sel = np.nonzero(mixed & np.isfinite(lower))[0]

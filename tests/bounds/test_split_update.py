@@ -110,9 +110,8 @@ def test_a_leaf_the_root_bounds_leave_open_closes_with_recomputed_ones():
         with_root, _, _ = bc.bound(*box, C, splits=splits, fixed=fixed)
         recomputed, _, _ = bc.bound(*box, C, prev=fixed, splits=splits)
         scratch, _, _ = bc.bound(*box, C, splits=splits)
-        others = np.maximum(with_root[:, 0], scratch[:, 0])
-        d = float(np.min(np.maximum(recomputed[:, 0], others))) - 1e-6
-        if not np.any(others <= d):
+        d = float(np.min(np.maximum(recomputed[:, 0], with_root[:, 0]))) - 1e-6
+        if not np.any(np.maximum(with_root[:, 0], scratch[:, 0]) <= d):
             continue  # a leaf that neither the root's bounds nor a fresh pass close
         nodes = _full_tree([int(u) for u in unstable])
         proof = BabProof(lo[0], hi[0], C, np.array([d]), nodes)
@@ -126,53 +125,44 @@ def test_a_leaf_the_root_bounds_leave_open_closes_with_recomputed_ones():
             if j < 2:
                 h = np.where(h >= 0, h, (leak if j == 0 else 0.0) * h)
         assert np.min(h @ C[0]) > d
+        # the search's float64 confirmation: the search with the update retries a domain so
+        # (and confirms them all), the plain one does not
+        for updating in (False, True):
+            srch = _search(net, lo, hi, C, np.array([d]))
+            srch.updating = updating
+            n1 = Ws[1].shape[0]
+            ok = srch._confirm(
+                np.zeros(B, dtype=np.int64), [sp0, np.zeros((B, n1), np.int8)], None, None
+            )
+            assert ok.all() == updating
+            assert (srch.stats["float64_recomputed"] > 0) == updating
         found += 1
     assert found >= 2  # the check's second attempt was needed on that many nets
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_update_bounds_that_lie_decide_nothing_wrong(seed, monkeypatch):
-    """Second-layer bounds made too tight (both ends moved to the middle) may mislead the
-    float32 search, never a verdict: every unsat is still a checked proof."""
-    from test_branch import _check_result, _exact_min, _instance
+def _search(net, lo, hi, C, d):
+    """A ReLU-splitting search's state on the box (nothing run)."""
+    from netopt.bounds.batched import ChainBounds
+    from netopt.bounds.branch_relu import _ReluSearch
+    from netopt.control import Deadline
 
-    import netopt.bounds.branch_relu as br
-    import netopt.bounds.split_update as su
-    from netopt.bounds.branch import branch_and_bound
-
-    real = su.SecondLayerUpdate.bounds
-
-    def lying(self, split0, units=None):
-        low, up = real(self, split0, units)
-        mid = (low + up) / 2
-        return mid - 1e-3, mid + 1e-3
-
-    monkeypatch.setattr(su.SecondLayerUpdate, "bounds", lying)
-    # the search with the update takes its turns from the start
-    monkeypatch.setattr(br, "SPLIT_UPDATE_TURN", 1)
-    monkeypatch.setattr(br, "SPLIT_UPDATE_SHARE", 1.0)
-    inst = _instance(seed)
-    r = branch_and_bound(
-        inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], time_limit=20, mode="relu"
-    )
-    _check_result(inst, r, "relu")
-    v = _exact_min(*(inst[k] for k in ("Ws", "bs", "alphas", "lo", "hi", "C", "d")))
-    assert r.verdict != ("sat" if v > 0 else "unsat")
+    cb = ChainBounds(net.graph, device="cpu")
+    args = (net, cb, lo, hi, C, d, Deadline(60), "relu", 64, None, 1000, None, "cpu")
+    return _ReluSearch(*args)
 
 
-def test_both_searches_in_turns_decide_like_brute_force(monkeypatch):
-    """Turns of a few domains each: whichever search decides answers with its own tree and
-    statistics (its proof checked, its counterexample confirmed), and both have answered."""
+def _run_all(seeds, monkeypatch, turn: int, share: float) -> list:
+    """ReLU splitting on the random instances ``seeds`` with the given turns, every result
+    checked against brute force (``_check_result``: proofs re-checked, points confirmed)."""
     from test_branch import _check_result, _exact_min, _instance
 
     import netopt.bounds.branch_relu as br
     from netopt.bounds.branch import branch_and_bound
 
-    # (the plain search's turns of one domain, the other's of eight: both get to answer)
-    monkeypatch.setattr(br, "SPLIT_UPDATE_TURN", 1)
-    monkeypatch.setattr(br, "SPLIT_UPDATE_SHARE", 8.0)
-    won = set()
-    for seed in range(16):
+    monkeypatch.setattr(br, "SPLIT_UPDATE_TURN", turn)
+    monkeypatch.setattr(br, "SPLIT_UPDATE_SHARE", share)
+    out = []
+    for seed in seeds:
         inst = _instance(seed)
         r = branch_and_bound(
             inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], time_limit=20, mode="relu"
@@ -180,7 +170,71 @@ def test_both_searches_in_turns_decide_like_brute_force(monkeypatch):
         _check_result(inst, r, "relu")
         v = _exact_min(*(inst[k] for k in ("Ws", "bs", "alphas", "lo", "hi", "C", "d")))
         assert r.verdict == ("unsat" if v > 0 else "sat")
-        if "split_update" in r.stats:
-            won.add(r.stats["split_update"])
-            assert r.stats["other_nodes"] >= 0
-    assert won == {False, True}
+        out.append(r)
+    return out
+
+
+def test_update_bounds_that_lie_decide_nothing_wrong(monkeypatch):
+    """Second-layer bounds made too tight (both ends moved to the middle) may mislead the
+    float32 search, never a verdict: every unsat is still a checked proof."""
+    import netopt.bounds.split_update as su
+
+    real = su.SecondLayerUpdate.bounds
+    calls = []
+
+    def lying(self, split0, units=None):
+        low, up = real(self, split0, units)
+        calls.append(len(split0))
+        mid = (low + up) / 2
+        return mid - 1e-3, mid + 1e-3
+
+    monkeypatch.setattr(su.SecondLayerUpdate, "bounds", lying)
+    # the search with the update takes (nearly) every turn from the start
+    rs = _run_all(range(32), monkeypatch, 1, 1000.0)
+    assert len(calls) >= 10
+    assert any(r.stats.get("split_update") for r in rs)
+
+
+def test_both_searches_in_turns_decide_like_brute_force(monkeypatch):
+    """Turns of a few domains each: whichever search decides first answers at once, with its
+    own tree and statistics (its proof checked, its counterexample confirmed)."""
+    rs = _run_all(range(16), monkeypatch, 1, 8.0)
+    took = [r.stats for r in rs if "split_update" in r.stats]
+    assert {st["split_update"] for st in took} == {False, True}
+    # the search with the update answers only after the plain one's first turn
+    assert all(st["other_nodes"] >= 1 for st in took if st["split_update"])
+
+
+@pytest.mark.parametrize("why", ["domain limit", "incomplete", "unpromising"])
+def test_a_search_that_cannot_finish_leaves_it_to_the_other(why, monkeypatch):
+    """The plain search stopping "incomplete" or at the domain limit hands over to the one with
+    the update, which decides alone; "unpromising" ends both (the MILP comes next)."""
+    import netopt.bounds.branch_relu as br
+
+    real = br._ReluSearch._rounds
+    ran = []
+
+    def rounds(self):
+        ran.append(self.updating)
+        if not self.updating:
+            self.stats["nodes"] += 3
+            return br.BranchResult("unknown", stopped=why)
+            yield  # (a generator)
+        return (yield from real(self))
+
+    monkeypatch.setattr(br._ReluSearch, "_rounds", rounds)
+    if why == "unpromising":
+        from test_branch import _instance
+
+        from netopt.bounds.branch import branch_and_bound
+
+        inst = _instance(0)
+        monkeypatch.setattr(br, "SPLIT_UPDATE_TURN", 1)
+        r = branch_and_bound(
+            inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], time_limit=20, mode="relu"
+        )
+        assert (r.verdict, r.stopped, ran) == ("unknown", "unpromising", [False])
+        return
+    rs = _run_all(range(6), monkeypatch, 1, 1.0)
+    for r in rs:
+        assert r.stats["split_update"] is True and r.stats["other_nodes"] == 3

@@ -34,8 +34,8 @@ intercept) has
     c' = c + \sum_{u \in U} \Lambda_{:u} \odot \big((t_u - S_{:u}) b_{0,u} - K_{:u}\big),
 
 a rank-:math:`|U|` update of the root's rows: :math:`O(|U| \cdot 2 n_1 n_{in})` per domain
-against :math:`O(2 n_1 n_0 n_{in})` for the pass. The bounds found are intersected with the
-domain's own (a parent's bounds hold on the child), so they only tighten.
+against :math:`O(2 n_1 n_0 n_{in})` for the pass. The search intersects them with the domain's
+own (a parent's bounds hold on the child), so a domain's bounds only tighten.
 
 These bounds are the search's (float32, no directed rounding) and choose nothing a proof
 relies on unchecked: a domain they help close is confirmed in float64 like any other.
@@ -65,7 +65,6 @@ class SecondLayerUpdate:
     def __init__(self, cb: Any, lo: Any, hi: Any, pre0: tuple) -> None:
         import torch
 
-        self.cb = cb
         W0, b0, W1, b1 = cb.W[0], cb.b[0], cb.W[1], cb.b[1]
         self.n1 = W1.shape[0]
         self.leak = float(cb.leak[0])

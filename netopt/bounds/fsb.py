@@ -23,6 +23,11 @@ change by the rank-one :math:`\delta W_j[u, :]` and the constant by :math:`\delt
 * below the first activation layer (:math:`j = 0`) the coefficients are the input's, and the
   child's bound is the parent's plus that change and the change of the box's concretization
   :math:`\Lambda^+ l + \Lambda^- u` (no product with a weight matrix at all);
+* in the second activation layer (:math:`j = 1`) only the first layer's units that are
+  unstable on some parent of the batch go through their lines per child; the rest are linear
+  there, and their share is the rank-one :math:`\delta V_u` of a matrix made once per call
+  (:func:`_second_layer`): ReLU splitting's box is fixed, so most of the first layer is stable
+  on every domain (MNIST 256x2 at eps 0.05: 13-44 of 256 unstable);
 * deeper, the rest of the back-substitution (:math:`j - 1` down to the input) runs on the
   child's coefficients, and its result replaces the parent's.
 
@@ -104,6 +109,12 @@ def _children(cb: Any, sb: Any, lo: Any, hi: Any, signs: list, part: Any, lay: A
             g = g - shift[j][ii, :, u]
         w_u = cb.W[j][u][:, None, :]  # (r, 1, n_below)
         b_u = cb.b[j][u][:, None]
+        if j == 1:
+            rest = _second_layer(cb, sb, lo, hi, part, lines, ii, u, lam_u, g)
+            for side, slope in ((0, cb.leak[j]), (1, 1.0)):
+                delta = slope * lam_u - g
+                out[qq, side, ii] = low[ii] + delta * b_u - c + rest[side]
+            continue
         if j == 0:
             X = sb.coefs[par]
             base = _concretize(X, lo, hi)
@@ -125,9 +136,66 @@ def _children(cb: Any, sb: Any, lo: Any, hi: Any, signs: list, part: Any, lay: A
     return out
 
 
+def _second_layer(
+    cb: Any, sb: Any, lo: Any, hi: Any, part: Any, lines: list, ii: Any, u: Any, lam_u: Any, g: Any
+) -> list:
+    r"""For candidates of the second activation layer: the change of the back-substitution
+    below them (through the first layer to the input), ``[inactive side, active side]``, each
+    ``(r, k)``.
+
+    The child's coefficients of :math:`a_0` are the parent's :math:`X` plus :math:`\delta
+    W_1[u, :]`. Through the first layer's lines a unit :math:`v` stable on every parent of the
+    batch (the same side) is linear, :math:`s_v (\cdot)`: its share of the change is
+    :math:`\delta\, s_v W_1[u, v]` times row :math:`v` of :math:`[W_0 | b_0]`, and summed
+    over those units it is :math:`\delta V_u` with :math:`V = (W_1 \odot s) [W_0 | b_0]`
+    restricted to them, made once per call. Only the other units (those unstable on some
+    parent: a few where most of the first layer is stable, as ReLU splitting's fixed box has
+    it) go through the lines and their product with :math:`W_0` per child; the parent's own
+    coefficients of the input are ``sb.coefs``. The same bound as the pass, without a
+    product through the whole first layer per child.
+    """
+    import torch
+
+    leak = cb.leak[0]
+    pl, pu = sb.pre[0][0][part], sb.pre[0][1][part]
+    act, dead = (pl >= 0).all(0), (pu <= 0).all(0)
+    fixed = act | dead
+    s = torch.where(act, torch.ones_like(pl[0]), torch.full_like(pl[0], leak))
+    Wb = cb._with_bias(0)  # [W0 | b0]
+    F = torch.nonzero(fixed)[:, 0]
+    R = torch.nonzero(~fixed)[:, 0]
+    V = (cb.W[1][:, F] * s[F]) @ Wb[F]  # (n1, n_in + 1)
+    par = part[ii]
+    P = sb.coefs[par]  # (r, k, n_in)
+    base = _concretize(sb.coefs[part], lo, hi)[ii]  # (per parent, then per candidate)
+    X = sb.lams[0][par][:, :, R]  # (r, k, |R|)
+    wR = cb.W[1][u][:, None, :][:, :, R]  # (r, 1, |R|)
+    lo_s, lo_b, up_s, up_b = (None if t is None else t[ii][:, None, R] for t in lines[0])
+
+    def relaxed(Y: Any) -> tuple[Any, Any]:
+        neg = Y.clamp(max=0)
+        const = (neg * up_b).sum(-1)
+        if lo_b is not None:
+            const = const + (Y.clamp(min=0) * lo_b).sum(-1)
+        return lo_s * Y + (up_s - lo_s) * neg, const
+
+    rel_p, c_p = relaxed(X)
+    out = []
+    for slope in (leak, 1.0):
+        delta = slope * lam_u - g  # (r, k)
+        rel_c, c_c = relaxed(X + delta[:, :, None] * wR)
+        dWb = (rel_c - rel_p) @ Wb[R] + delta[:, :, None] * V[u][:, None, :]
+        dc = c_c - c_p + dWb[..., -1]
+        out.append(dc + _concretize(P + dWb[..., :-1], lo, hi) - base)
+    return out
+
+
 def _concretize(X: Any, lo: Any, hi: Any) -> Any:
-    """``(r, k)``: the minimum of ``X x`` over the box (``X`` ``(r, k, n_in)``)."""
-    return (X.clamp(min=0) * lo[:, None, :]).sum(-1) + (X.clamp(max=0) * hi[:, None, :]).sum(-1)
+    """``(r, k)``: the minimum of ``X x`` over the box (``X`` ``(r, k, n_in)``), as
+    :math:`X m - |X| \rho` (the box's middle and half-widths: two matrix-vector products
+    instead of four elementwise passes; the box is finite)."""
+    mid, rad = ((lo + hi) / 2)[0], ((hi - lo) / 2)[0]
+    return X @ mid - X.abs() @ rad
 
 
 def _below(cb: Any, X: Any, j: int, lo: Any, hi: Any, lines: list, shift: list) -> Any:

@@ -18,23 +18,28 @@ from netopt.bounds.fsb import children_full, children_lower  # noqa: E402
 
 
 @pytest.mark.parametrize(
-    "sizes,leak,rows,beta",
+    "sizes,leak,rows,beta,radius",
     [
-        ([6, 10, 8, 3], None, 1, False),
-        ([6, 10, 8, 3], None, 2, True),
-        ([5, 8, 8, 8, 2], 0.1, 2, True),
-        ([4, 7, 6, 5, 6, 3], None, 1, True),
-        ([4, 7, 6, 5, 6, 3], 0.2, 3, False),
+        ([6, 10, 8, 3], None, 1, False, 1.0),
+        ([6, 10, 8, 3], None, 2, True, 1.0),
+        ([5, 8, 8, 8, 2], 0.1, 2, True, 1.0),
+        ([4, 7, 6, 5, 6, 3], None, 1, True, 1.0),
+        ([4, 7, 6, 5, 6, 3], 0.2, 3, False, 1.0),
+        # a small box: most first-layer units stable (the second layer's children then pass
+        # through the first layer's unstable units only)
+        ([6, 24, 10, 3], None, 1, True, 0.15),
+        ([6, 24, 10, 8, 3], 0.1, 2, True, 0.15),
     ],
 )
-def test_children_bounds_equal_a_full_pass_per_child(sizes, leak, rows, beta):
+def test_children_bounds_equal_a_full_pass_per_child(sizes, leak, rows, beta, radius):
     seed = sum(sizes) + rows
     rng = np.random.default_rng(seed)
     act = "relu" if leak is None else f"leaky_relu:{leak}"
     net, _, _ = mlp_net(sizes, [act] * (len(sizes) - 2) + [None], seed=seed)
     cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
     n_in = sizes[0]
-    lo, hi = -np.ones((1, n_in)), np.ones((1, n_in))
+    mid = rng.uniform(-1, 1, (1, n_in)) * (radius < 1)
+    lo, hi = mid - radius, mid + radius
     C, d = rng.normal(size=(rows, sizes[-1])), rng.normal(size=rows)
     widths = sizes[1:-1]
     B = 12
@@ -71,6 +76,8 @@ def test_children_bounds_equal_a_full_pass_per_child(sizes, leak, rows, beta):
         pick = rng.choice(len(cand), size=K)
         lay[i], uni[i] = np.array([cand[p] for p in pick]).T
     assert len(set(lay.ravel())) == len(widths)  # candidates in every layer
+    stable = ((root.pre[0][0] >= 0) | (root.pre[0][1] <= 0)).sum()
+    assert (stable >= widths[0] // 2) == (radius < 1)  # the small box's first layer: stable
     part = torch.arange(B)
     lay_t, uni_t = torch.as_tensor(lay), torch.as_tensor(uni)
     lo_t, hi_t = cb._t(lo), cb._t(hi)

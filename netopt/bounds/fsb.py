@@ -110,9 +110,9 @@ def _children(cb: Any, sb: Any, lo: Any, hi: Any, signs: list, part: Any, lay: A
         w_u = cb.W[j][u][:, None, :]  # (r, 1, n_below)
         b_u = cb.b[j][u][:, None]
         if j == 1:
-            rest = _second_layer(cb, sb, lo, hi, part, lines, ii, u, lam_u, g)
-            for side, slope in ((0, cb.leak[j]), (1, 1.0)):
-                delta = slope * lam_u - g
+            deltas = [slope * lam_u - g for slope in (cb.leak[j], 1.0)]
+            rest = _second_layer(cb, sb, lo, hi, part, lines, ii, u, deltas)
+            for side, delta in enumerate(deltas):
                 out[qq, side, ii] = low[ii] + delta * b_u - c + rest[side]
             continue
         if j == 0:
@@ -137,10 +137,11 @@ def _children(cb: Any, sb: Any, lo: Any, hi: Any, signs: list, part: Any, lay: A
 
 
 def _second_layer(
-    cb: Any, sb: Any, lo: Any, hi: Any, part: Any, lines: list, ii: Any, u: Any, lam_u: Any, g: Any
+    cb: Any, sb: Any, lo: Any, hi: Any, part: Any, lines: list, ii: Any, u: Any, deltas: list
 ) -> list:
     r"""For candidates of the second activation layer: the change of the back-substitution
-    below them (through the first layer to the input), ``[inactive side, active side]``, each
+    below them (through the first layer to the input) for each change ``deltas`` of the
+    candidate's coefficient (``(r, k)``: its inactive side, then its active one), each
     ``(r, k)``.
 
     The child's coefficients of :math:`a_0` are the parent's :math:`X` plus :math:`\delta
@@ -181,8 +182,7 @@ def _second_layer(
 
     rel_p, c_p = relaxed(X)
     out = []
-    for slope in (leak, 1.0):
-        delta = slope * lam_u - g  # (r, k)
+    for delta in deltas:
         rel_c, c_c = relaxed(X + delta[:, :, None] * wR)
         dWb = (rel_c - rel_p) @ Wb[R] + delta[:, :, None] * V[u][:, None, :]
         dc = c_c - c_p + dWb[..., -1]
@@ -194,6 +194,7 @@ def _concretize(X: Any, lo: Any, hi: Any) -> Any:
     """``(r, k)``: the minimum of ``X x`` over the box (``X`` ``(r, k, n_in)``), as
     :math:`X m - |X| \rho` (the box's middle and half-widths: two matrix-vector products
     instead of four elementwise passes; the box is finite)."""
+    assert lo.shape[0] == 1  # (one box: ReLU splitting's)
     mid, rad = ((lo + hi) / 2)[0], ((hi - lo) / 2)[0]
     return X @ mid - X.abs() @ rad
 

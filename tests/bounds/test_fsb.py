@@ -29,13 +29,18 @@ from netopt.bounds.fsb import children_full, children_lower  # noqa: E402
         # through the first layer's unstable units only)
         ([6, 24, 10, 3], None, 1, True, 0.15),
         ([6, 24, 10, 8, 3], 0.1, 2, True, 0.15),
+        # a different leak in each layer (ReLU, then leaky; and the other way)
+        ([6, 24, 10, 3], (None, 0.3), 1, True, 0.15),
+        ([6, 24, 10, 3], (0.3, None), 2, True, 0.15),
+        ([5, 8, 8, 8, 2], (0.1, 0.3, None), 2, True, 1.0),
     ],
 )
 def test_children_bounds_equal_a_full_pass_per_child(sizes, leak, rows, beta, radius):
     seed = sum(sizes) + rows
     rng = np.random.default_rng(seed)
-    act = "relu" if leak is None else f"leaky_relu:{leak}"
-    net, _, _ = mlp_net(sizes, [act] * (len(sizes) - 2) + [None], seed=seed)
+    leaks = leak if isinstance(leak, tuple) else (leak,) * (len(sizes) - 2)
+    acts = ["relu" if a is None else f"leaky_relu:{a}" for a in leaks]
+    net, _, _ = mlp_net(sizes, [*acts, None], seed=seed)
     cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
     n_in = sizes[0]
     mid = rng.uniform(-1, 1, (1, n_in)) * (radius < 1)

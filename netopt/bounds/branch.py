@@ -119,7 +119,7 @@ def branch_and_bound(
     split_update : bool
         ReLU splitting: once it runs long, a second search whose domains' second-layer
         bounds follow their first-layer splits takes turns with it
-        (:data:`~netopt.bounds.branch_relu.SPLIT_UPDATE_TURN`); False: the one search alone.
+        (:data:`~netopt.bounds.relu_turns.SPLIT_UPDATE_TURN`); False: the one search alone.
 
     Returns
     -------

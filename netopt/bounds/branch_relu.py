@@ -8,7 +8,7 @@ confirms every closed domain with the rigorous float64 bounds and the search's o
 multipliers (which then go into the proof), and splits the rest by filtered smart branching:
 of the unstable ReLUs of the highest BaBSR scores (Bunel et al. 2020), the one whose children,
 bounded once, leave the least to close. A domain keeps its parent's activation bounds; a second
-search, which takes turns with this one once it runs long (:data:`SPLIT_UPDATE_TURN`), updates
+search, which takes turns with this one once it runs long (:mod:`netopt.bounds.relu_turns`), updates
 a domain's second-layer bounds for its first-layer splits instead
 (:mod:`netopt.bounds.split_update`). Torch is imported only when a search runs.
 """
@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from netopt.bounds.branch_search import BranchResult, _Search, _Tree
+from netopt.bounds.branch_search import BranchResult, _Search
 from netopt.bounds.branching import babsr_scores
 from netopt.bounds.fsb import children_full, children_lower
 from netopt.bounds.proof import combination_claim, combination_slack
+from netopt.bounds.relu_domains import at, betas_of, choose_relu, leaf_params, merge, slopes_of
+from netopt.bounds.relu_turns import in_turns
 from netopt.bounds.root_bounds import root_bounds, torch_bounds
 
 #: ReLU splitting gives up ("unpromising") once it has run this many seconds with fewer than
@@ -74,23 +76,6 @@ AFFINE_PER_ROUND = 4096
 #: closes a domain until every sign is fixed.
 MIX_ROWS = True
 
-#: A domain split on a first-layer unit gets its second layer's bounds recomputed with its
-#: splits (:class:`~netopt.bounds.split_update.SecondLayerUpdate`, a low-rank update of the
-#: root's CROWN rows), intersected with its parent's; False: the parent's bounds as they are.
-#: Measured on MNIST 256x2 (a shifted image's disjuncts at eps 0.05): see RESULTS.
-SPLIT_UPDATE = True
-#: The update tightens most domains' bounds but changes the tree, for the better or the worse:
-#: measured on the disjuncts of a shifted MNIST image at eps 0.05, one closes in 125 domains
-#: with it and is open after 23000 without, another closes in 29017 without and is open after
-#: 67000 with. So both searches run, in turns: the plain one alone for this many domains (the
-#: easy trees close within it), then the one with the update for :data:`SPLIT_UPDATE_SHARE`
-#: as many, then each for twice its last turn, until one decides
-#: (:meth:`_ReluSearch._split`). Where the update helps it helps at once (the disjunct above:
-#: 125 domains), so its turns are the shorter: the plain search's time grows by about a
-#: quarter (measured: 24.4 -> 25.3 s on the disjunct the plain search decides above).
-SPLIT_UPDATE_TURN = 1000
-SPLIT_UPDATE_SHARE = 0.25
-
 #: Memory (bytes) the domains of one batch may take on the CPU (CUDA: half of its free memory).
 CPU_BATCH_BYTES = 512 * 2**20
 
@@ -117,7 +102,7 @@ class _ReluSearch(_Search):
         self.chain: Any = None  # the chain's float64 layers, for the affine domains' LPs
         # several rows (all must hold at a counterexample): a combination of them is bounded too
         self.mix = MIX_ROWS and self.C.shape[0] > 1
-        self.update: Any = None  # the second layer's rows (SPLIT_UPDATE), made at the first use
+        self.update: Any = None  # the second layer's rows (updating), made at the first use
         self.split_update = True  # the second search may take turns (branch_and_bound's)
         self.updating = False  # this search updates its domains' second-layer bounds
         self.stats.update(affine_closed=0, t_affine=0.0, t_update=0.0, float64_recomputed=0)
@@ -179,24 +164,45 @@ class _ReluSearch(_Search):
             fixed=self._root_pre(),
         )
         ok = lower[:, 0] > floor
-        if self.updating and not ok.all():
+        if self.updating:
             # the bounds recomputed with the splits, intersected with the root's (as the search
             # bounded a domain split in the first layer, and as the proof check tries next)
-            sel = np.nonzero(~ok)[0]
-            low2, _, _ = self.bc.bound(
-                lo[sel],
-                hi[sel],
-                C3[sel],
-                splits=[s[sel] for s in splits],
-                slopes=None if slopes is None else [_at(s, sel) for s in slopes],
-                betas=None if betas is None else [_at(b, sel) for b in betas],
-                prev=self._root_pre(),
+            self.stats["float64_recomputed"] += self._reclose(
+                ok, lo, hi, C3, floor, splits, slopes, betas, prev=self._root_pre()
             )
-            ok[sel] = low2[:, 0] > floor[sel]
-            self.stats["float64_recomputed"] += int(ok[sel].sum())
         self.stats["t_check"] += time.perf_counter() - t
         self.stats["float64_reopened"] += int((~ok).sum())
         return ok
+
+    def _reclose(
+        self,
+        ok: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        C3: np.ndarray,
+        floor: np.ndarray,
+        splits: list,
+        slopes: list | None,
+        betas: list | None,
+        prev: dict | None = None,
+    ) -> int:
+        """The domains ``ok`` leaves open bounded again in float64 with their activation bounds
+        recomputed for their splits (intersected with ``prev``, bounds valid on every domain):
+        ``ok`` updated in place; how many this closed."""
+        sel = np.nonzero(~ok)[0]
+        if not len(sel):
+            return 0
+        low, _, _ = self.bc.bound(
+            lo[sel],
+            hi[sel],
+            C3[sel],
+            prev,
+            splits=[at(s, sel) for s in splits],
+            slopes=None if slopes is None else [at(s, sel) for s in slopes],
+            betas=None if betas is None else [at(b, sel) for b in betas],
+        )
+        ok[sel] = low[:, 0] > floor[sel]
+        return int(ok[sel].sum())
 
     def _affine(self, idx: np.ndarray, sp: list, sb: Any, ids: np.ndarray) -> np.ndarray | None:
         """Domains with every unit's sign fixed that no row closed: each closed, where an LP
@@ -248,17 +254,8 @@ class _ReluSearch(_Search):
                 box_lo, box_hi, C3, splits=splits, betas=betas, fixed=self._root_pre()
             )
             closed = low[:, 0] > dl
-            if not closed.all():
-                # as the proof check does: the activations' bounds recomputed with the splits
-                sel = np.nonzero(~closed)[0]
-                low2, _, _ = self.bc.bound(
-                    box_lo[sel],
-                    box_hi[sel],
-                    C3[sel],
-                    splits=[a[sel] for a in splits],
-                    betas=[a[sel] for a in betas],
-                )
-                closed[sel] = low2[:, 0] > dl[sel]
+            # as the proof check does: the activations' bounds recomputed with the splits
+            self._reclose(closed, box_lo, box_hi, C3, dl, splits, None, betas)
             ok = np.nonzero(closed)[0]
             params = []
             for q in ok.tolist():
@@ -277,11 +274,10 @@ class _ReluSearch(_Search):
 
     def _tighten(self, sp: list, pre: list, sel: np.ndarray) -> list:
         """``pre`` (a batch's activation bounds) with the second layer's recomputed for the
-        first-layer splits of the domains ``sel`` (:data:`SPLIT_UPDATE`)."""
+        first-layer splits of the domains ``sel`` (an updating search's, two activation layers or
+        more)."""
         import torch
 
-        if not SPLIT_UPDATE or self.cb.n_act < 2:
-            return pre
         t = time.perf_counter()
         if self.update is None:
             from netopt.bounds.split_update import SecondLayerUpdate
@@ -366,54 +362,10 @@ class _ReluSearch(_Search):
         )
 
     def _split(self) -> BranchResult:
-        """The box with ReLU signs fixed, hardest first, on the batched torch engine: the plain
-        search, and where :data:`SPLIT_UPDATE` applies (two activation layers or more) and it
-        has not decided within :data:`SPLIT_UPDATE_TURN` domains, in turns with the search
-        whose domains' second-layer bounds are updated for their splits. The first to decide
-        answers, with its tree and statistics (``split_update``: which one it was;
-        ``other_nodes``: the domains the other bounded); one that stops "incomplete" or at the
-        domain limit leaves the other to go on alone, and a stop for time, an interrupt or
-        "unpromising" (the MILP is the better use of the time left) ends both. A turn ends
-        with the round that passes its count, so the shares hold to a round."""
-        import copy
-
-        plain = self._rounds()
-        if not (SPLIT_UPDATE and self.split_update) or self.cb.n_act < 2:
-            return _finish(plain)
-        self._root_pre()  # (computed once, shared)
-        twin = copy.copy(self)
-        twin.stats = dict(self.stats)  # (no round has run yet: every counter is at zero)
-        twin.tree = _Tree(self.n_groups)
-        twin.updating = True
-        turns = [
-            (self, plain, SPLIT_UPDATE_TURN),
-            (twin, twin._rounds(), max(1, int(SPLIT_UPDATE_SHARE * SPLIT_UPDATE_TURN))),
-        ]
-        k = 0
-        while True:
-            who, gen, budget = turns[k]
-            stop = who.stats["nodes"] + budget
-            res = None
-            while res is None and who.stats["nodes"] < stop:
-                try:
-                    next(gen)
-                except StopIteration as e:
-                    res = e.value
-            if res is None:
-                turns[k] = (who, gen, 2 * budget)
-                k = (k + 1) % len(turns)
-                continue
-            other_nodes = (twin if who is self else self).stats["nodes"]
-            if res.verdict == "unknown" and res.stopped in _OTHER_MAY and len(turns) == 2:
-                # this one cannot finish, the other may: it goes on alone
-                turns, k = [turns[1 - k]], 0
-                continue
-            if who is twin:
-                # the answer's tree and statistics are the twin's
-                self.tree, self.stats, self.found_group = twin.tree, twin.stats, twin.found_group
-            self.stats["split_update"] = who is twin
-            self.stats["other_nodes"] = other_nodes
-            return res
+        """The box with ReLU signs fixed, hardest first, on the batched torch engine: this
+        search, in turns with one that updates its domains' second-layer bounds once it runs
+        long (:func:`netopt.bounds.relu_turns.in_turns`)."""
+        return in_turns(self)
 
     def _rounds(self):
         """The search's rounds, one per ``next``; its verdict is the ``StopIteration``'s
@@ -433,7 +385,7 @@ class _ReluSearch(_Search):
         score = np.array([-np.inf])
         ids = np.zeros(1, dtype=np.int64)
         depth = np.zeros(1, dtype=np.int64)
-        # split in the first layer since the domain's bounds were last computed (SPLIT_UPDATE)
+        # split in the first layer since the domain's bounds were last computed (updating)
         fresh = np.zeros(1, dtype=bool)
         root = True
         t0 = time.perf_counter()
@@ -492,14 +444,14 @@ class _ReluSearch(_Search):
                 idx = np.nonzero(closed)[0]
                 it = torch.as_tensor(idx, device=dev)
                 sp_np = [s[it].cpu().numpy().astype(np.int64) for s in sp]
-                sl = _slopes_of(sb, idx)
-                bt = _betas_of(sb, idx, rows[idx])
+                sl = slopes_of(sb, idx)
+                bt = betas_of(sb, idx, rows[idx])
                 if bt is not None:
                     # a multiplier belongs to a split constraint: none where a unit is free
                     bt = [b * (s != 0) for b, s in zip(bt, sp_np, strict=True)]
                 mu = None if sb.mix is None else sb.mix.detach()[it].cpu().double().numpy()
                 ok = self._confirm(rows[idx], sp_np, sl, bt, mu)
-                r_ok, params = rows[idx[ok]], _params(sl, bt, ok, sp_np)
+                r_ok, params = rows[idx[ok]], leaf_params(sl, bt, ok, sp_np)
                 k = self.C.shape[0]
                 for q, i in enumerate(np.nonzero(ok)[0]):
                     if rows[idx[i]] >= k:
@@ -519,7 +471,7 @@ class _ReluSearch(_Search):
                     return BranchResult("sat", x=x)
                 t = time.perf_counter()
                 scores = babsr_scores(cb, sb)
-                layer, unit, can = _choose_relu(scores, kt, [s[kt] for s in sp])
+                layer, unit, can = choose_relu(scores, kt, [s[kt] for s in sp])
                 # two units at once while the round is small (see MULTI_SPLIT_BELOW)
                 layer2 = unit2 = np.zeros(len(keep), dtype=np.int64)
                 two = np.zeros(len(keep), dtype=bool)
@@ -582,21 +534,21 @@ class _ReluSearch(_Search):
                 if betas is None and new["betas"] is not None and len(rest):
                     # the root's domains had no multipliers yet: zeros
                     betas = [torch.zeros_like(b[:1]).expand(len(ids), -1, -1) for b in new["betas"]]
-                splits = _merge(rt, splits, new["splits"])
-                pre = _merge(rt, pre, new["pre"], pair=True)
-                slopes = _merge(rt, slopes, new["slopes"])
-                betas = _merge(rt, betas, new["betas"])
+                splits = merge(rt, splits, new["splits"])
+                pre = merge(rt, pre, new["pre"], pair=True)
+                slopes = merge(rt, slopes, new["slopes"])
+                betas = merge(rt, betas, new["betas"])
                 if new["mix"] is not None:
-                    mixes = _merge(rt, None if mixes is None else [mixes], [new["mix"]])[0]
+                    mixes = merge(rt, None if mixes is None else [mixes], [new["mix"]])[0]
                 score = np.concatenate([score[rest], new["score"]])
                 ids = np.concatenate([ids[rest], new["ids"]])
                 depth = np.concatenate([depth[rest], new["depth"]])
                 fresh = np.concatenate([fresh[rest], new["fresh"]])
             else:
-                splits = _merge(rt, splits, None)
-                pre = _merge(rt, pre, None, pair=True)
-                slopes = _merge(rt, slopes, None)
-                betas = _merge(rt, betas, None)
+                splits = merge(rt, splits, None)
+                pre = merge(rt, pre, None, pair=True)
+                slopes = merge(rt, slopes, None)
+                betas = merge(rt, betas, None)
                 if mixes is not None:
                     mixes = mixes[rt]
                 score, ids, depth, fresh = score[rest], ids[rest], depth[rest], fresh[rest]
@@ -606,103 +558,3 @@ class _ReluSearch(_Search):
         if self.stats["stuck"]:
             return BranchResult("unknown", stopped="incomplete")
         return BranchResult("unsat")
-
-
-#: A search that stopped so leaves the decision to the other.
-_OTHER_MAY = ("incomplete", "domain limit")
-
-
-def _finish(gen: Any) -> BranchResult:
-    """A search's rounds run to their verdict."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as e:
-            return e.value
-
-
-def _merge(rt: Any, old: list | None, add: list | None, pair: bool = False) -> list | None:
-    """The per-domain tensors of the domains left (``old`` at ``rt``) and the new ``add``."""
-    import torch
-
-    if old is None:
-        return add
-    if pair:
-        kept = [(a[rt], b[rt]) for a, b in old]
-        if add is None:
-            return kept
-        return [
-            (torch.cat([a, a2]), torch.cat([b, b2]))
-            for (a, b), (a2, b2) in zip(kept, add, strict=True)
-        ]
-    kept = [a[rt] for a in old]
-    if add is None:
-        return kept
-    return [torch.cat([a, a2]) for a, a2 in zip(kept, add, strict=True)]
-
-
-def _choose_relu(scores: list, kt: Any, sp: list) -> tuple:
-    """The unsplit unit of the highest score in each kept domain: ``(layer, unit, ok)``, where
-    ``ok`` is False for a domain with no unstable unit left to split."""
-    import torch
-
-    best_val = best_layer = best_unit = None
-    for j, sc in enumerate(scores):
-        sc = sc[kt]
-        sc = torch.where(sp[j] == 0, sc, torch.full_like(sc, -1.0))
-        v, u = sc.max(dim=1)
-        v, u = v.cpu().numpy(), u.cpu().numpy()
-        if best_val is None:
-            best_val, best_layer, best_unit = v, np.full(len(v), j), u
-        else:
-            better = v > best_val
-            best_val = np.where(better, v, best_val)
-            best_layer = np.where(better, j, best_layer)
-            best_unit = np.where(better, u, best_unit)
-    if best_val is None:
-        n = len(sp[0]) if sp else 0
-        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
-    return best_layer, best_unit, best_val > 0
-
-
-def _at(a: Any, sel: np.ndarray) -> Any:
-    return None if a is None else a[sel]
-
-
-def _slopes_of(sb: Any, idx: np.ndarray) -> list[np.ndarray] | None:
-    if not sb.slopes:
-        return None
-    return [s.detach()[idx].cpu().double().numpy() for s in sb.slopes]
-
-
-def _betas_of(sb: Any, idx: np.ndarray, rows: np.ndarray) -> list[np.ndarray] | None:
-    """The beta multipliers of the bounded row, per layer ``(len(idx), n_j)``, if any."""
-    betas = getattr(sb, "betas", None)
-    if not betas:
-        return None
-    out = []
-    for b in betas:
-        b = b.detach()[idx].cpu().double().numpy()  # (B, k, n_j)
-        out.append(b[np.arange(len(idx)), rows])
-    return out
-
-
-def _params(
-    slopes: list | None, betas: list | None, ok: np.ndarray, splits: list | None = None
-) -> list[dict | None]:
-    """The proof parameters of the confirmed leaves: slopes per layer, betas at their splits."""
-    out: list[dict | None] = []
-    for i in np.nonzero(ok)[0]:
-        p: dict[str, Any] = {}
-        if slopes is not None:
-            p["slopes"] = [s[i].tolist() for s in slopes]
-        if betas is not None and splits is not None:
-            bl = []
-            for j, (b, s) in enumerate(zip(betas, splits, strict=True)):
-                for u in np.nonzero(s[i])[0]:
-                    if b[i, u] > 0:
-                        bl.append([j, int(u), float(b[i, u])])
-            if bl:
-                p["betas"] = bl
-        out.append(p or None)
-    return out

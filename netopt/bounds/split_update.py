@@ -7,7 +7,7 @@ becomes exact (:math:`a = z` or :math:`a = \alpha z`), so the second layer's bou
 some of its units turn stable, and the domain's final bound rises. On some MNIST 256x2
 disjuncts this is decisive (measured: one closes in 125 domains with the update, and is still
 open after 23000 without); on others the tree it leads to is larger, so ReLU splitting runs a
-search with it in turns with one without (:data:`netopt.bounds.branch_relu.SPLIT_UPDATE_TURN`).
+search with it in turns with one without (:data:`netopt.bounds.relu_turns.SPLIT_UPDATE_TURN`).
 
 Here that recomputation costs a low-rank update instead of a pass. With the first layer's
 lines :math:`a_0 \ge s^l z_0`, :math:`a_0 \le s^u z_0 + c^u` from the root's bounds (the box

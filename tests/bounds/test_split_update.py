@@ -156,11 +156,11 @@ def _run_all(seeds, monkeypatch, turn: int, share: float) -> list:
     checked against brute force (``_check_result``: proofs re-checked, points confirmed)."""
     from test_branch import _check_result, _exact_min, _instance
 
-    import netopt.bounds.branch_relu as br
+    import netopt.bounds.relu_turns as rt
     from netopt.bounds.branch import branch_and_bound
 
-    monkeypatch.setattr(br, "SPLIT_UPDATE_TURN", turn)
-    monkeypatch.setattr(br, "SPLIT_UPDATE_SHARE", share)
+    monkeypatch.setattr(rt, "SPLIT_UPDATE_TURN", turn)
+    monkeypatch.setattr(rt, "SPLIT_UPDATE_SHARE", share)
     out = []
     for seed in seeds:
         inst = _instance(seed)
@@ -210,6 +210,7 @@ def test_a_search_that_cannot_finish_leaves_it_to_the_other(why, monkeypatch):
     """The plain search stopping "incomplete" or at the domain limit hands over to the one with
     the update, which decides alone; "unpromising" ends both (the MILP comes next)."""
     import netopt.bounds.branch_relu as br
+    import netopt.bounds.relu_turns as rt
 
     real = br._ReluSearch._rounds
     ran = []
@@ -229,7 +230,7 @@ def test_a_search_that_cannot_finish_leaves_it_to_the_other(why, monkeypatch):
         from netopt.bounds.branch import branch_and_bound
 
         inst = _instance(0)
-        monkeypatch.setattr(br, "SPLIT_UPDATE_TURN", 1)
+        monkeypatch.setattr(rt, "SPLIT_UPDATE_TURN", 1)
         r = branch_and_bound(
             inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], time_limit=20, mode="relu"
         )

@@ -1,0 +1,96 @@
+"""A ReLU-splitting round's per-domain state: the open domains' tensors merged, the unit to
+split by score, and the closed leaves' slopes and multipliers for the proof."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def merge(rt: Any, old: list | None, add: list | None, pair: bool = False) -> list | None:
+    """The per-domain tensors of the domains left (``old`` at ``rt``) and the new ``add``."""
+    import torch
+
+    if old is None:
+        return add
+    if pair:
+        kept = [(a[rt], b[rt]) for a, b in old]
+        if add is None:
+            return kept
+        return [
+            (torch.cat([a, a2]), torch.cat([b, b2]))
+            for (a, b), (a2, b2) in zip(kept, add, strict=True)
+        ]
+    kept = [a[rt] for a in old]
+    if add is None:
+        return kept
+    return [torch.cat([a, a2]) for a, a2 in zip(kept, add, strict=True)]
+
+
+def choose_relu(scores: list, kt: Any, sp: list) -> tuple:
+    """The unsplit unit of the highest score in each kept domain: ``(layer, unit, ok)``, where
+    ``ok`` is False for a domain with no unstable unit left to split."""
+    import torch
+
+    best_val = best_layer = best_unit = None
+    for j, sc in enumerate(scores):
+        sc = sc[kt]
+        sc = torch.where(sp[j] == 0, sc, torch.full_like(sc, -1.0))
+        v, u = sc.max(dim=1)
+        v, u = v.cpu().numpy(), u.cpu().numpy()
+        if best_val is None:
+            best_val, best_layer, best_unit = v, np.full(len(v), j), u
+        else:
+            better = v > best_val
+            best_val = np.where(better, v, best_val)
+            best_layer = np.where(better, j, best_layer)
+            best_unit = np.where(better, u, best_unit)
+    if best_val is None:
+        n = len(sp[0]) if sp else 0
+        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    return best_layer, best_unit, best_val > 0
+
+
+def at(a: Any, sel: np.ndarray) -> Any:
+    """``a`` at the domains ``sel`` (a layer's array; None stays None)."""
+    return None if a is None else a[sel]
+
+
+def slopes_of(sb: Any, idx: np.ndarray) -> list[np.ndarray] | None:
+    if not sb.slopes:
+        return None
+    return [s.detach()[idx].cpu().double().numpy() for s in sb.slopes]
+
+
+def betas_of(sb: Any, idx: np.ndarray, rows: np.ndarray) -> list[np.ndarray] | None:
+    """The beta multipliers of the bounded row, per layer ``(len(idx), n_j)``, if any."""
+    betas = getattr(sb, "betas", None)
+    if not betas:
+        return None
+    out = []
+    for b in betas:
+        b = b.detach()[idx].cpu().double().numpy()  # (B, k, n_j)
+        out.append(b[np.arange(len(idx)), rows])
+    return out
+
+
+def leaf_params(
+    slopes: list | None, betas: list | None, ok: np.ndarray, splits: list | None = None
+) -> list[dict | None]:
+    """The proof parameters of the confirmed leaves: slopes per layer, betas at their splits."""
+    out: list[dict | None] = []
+    for i in np.nonzero(ok)[0]:
+        p: dict[str, Any] = {}
+        if slopes is not None:
+            p["slopes"] = [s[i].tolist() for s in slopes]
+        if betas is not None and splits is not None:
+            bl = []
+            for j, (b, s) in enumerate(zip(betas, splits, strict=True)):
+                for u in np.nonzero(s[i])[0]:
+                    if b[i, u] > 0:
+                        bl.append([j, int(u), float(b[i, u])])
+            if bl:
+                p["betas"] = bl
+        out.append(p or None)
+    return out

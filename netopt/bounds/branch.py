@@ -103,9 +103,10 @@ def branch_and_bound(
     batch : int, optional
         Domains per round (default: sized to the device's memory).
     alpha_iters : int, optional
-        Adam steps on the slopes (and multipliers) per round (default 0 for input splitting,
-        where more pieces are cheaper than optimized slopes; 8 for ReLU splitting); the root
-        always gets at least 20.
+        ReLU splitting: Adam steps on the slopes and multipliers per domain and round
+        (default :data:`~netopt.bounds.branch_search.RELU_ITERS`); the root always gets at
+        least 20. Input splitting has its own schedule
+        (:data:`~netopt.bounds.branch_input.ALPHA_ITERS`).
     max_domains : int
         Open domains kept at most; beyond it the search stops ("domain limit").
     groups : (k,) int array, optional

@@ -101,3 +101,52 @@ def test_solve_uses_them_on_many_inputs_and_verify_rechecks(monkeypatch):
     assert len(dec) == len(r.extra["bab"]["decisions"])
     assert all(e["bound"] <= r.bound for e in dec)
     assert dec[-1]["incumbent"] == pytest.approx(r.objective, rel=1e-12)
+
+
+def _optimum_case():
+    net, Ws, bs = mlp_net([10, 5, 4, 2], ["relu", "relu", None], seed=3)
+    rng = np.random.default_rng(3)
+    y = net(rng.uniform(-1, 1, 10)) + np.array([2.0, -1.5])
+    prob = Inversion(net, y, norm=1, box=(-1, 1))
+    return net, prob, brute_force(Ws, bs, y, 1)
+
+
+def test_the_first_decision_aims_at_the_incumbent():
+    """With the optimum as the incumbent, one decision at the incumbent less half the gap
+    tolerance proves the gap closed (brute force's optimum), and its proof re-checks."""
+    net, prob, ref = _optimum_case()
+    mn = minorant_of(prob)
+    rel = 1e-6
+    rb = raise_bound(prob, mn, 0.0, ref, Deadline(60), rel_gap=rel)
+    assert [t["verdict"] for t in rb.tries] == ["unsat"]
+    assert rb.tries[0]["t"] == ref - 0.5 * rel * max(1.0, ref)
+    assert ref - rb.bound <= rel * max(1.0, ref)
+    assert check_proof(net.graph, rb.proof).ok
+
+
+def test_an_undecided_aim_falls_back_to_bisection(monkeypatch):
+    """Where the decision at the incumbent is left undecided, the next thresholds bisect below
+    it (each unsat proof still sound: no bound above brute force's optimum)."""
+    import netopt.bounds.branch as branch_mod
+
+    net, prob, ref = _optimum_case()
+    real = branch_mod.branch_and_bound
+    calls: list = []
+
+    def first_undecided(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            from netopt.bounds.branch_search import BranchResult
+
+            return BranchResult("unknown", stopped="time limit")
+        return real(*a, **k)
+
+    monkeypatch.setattr(branch_mod, "branch_and_bound", first_undecided)
+    mn = minorant_of(prob)
+    rb = raise_bound(prob, mn, 0.0, ref, Deadline(30), rel_gap=1e-6)
+    aim = rb.tries[0]["t"]
+    assert rb.tries[0]["verdict"] == "unknown" and aim == ref - 0.5e-6 * max(1.0, ref)
+    assert rb.tries[1]["t"] == pytest.approx(0.5 * aim)
+    assert all(t["t"] < aim for t in rb.tries[1:])
+    assert "unsat" in {t["verdict"] for t in rb.tries[1:]}
+    assert 0.0 < rb.bound <= ref + 1e-9

@@ -83,6 +83,7 @@ def branch_and_bound(
     progress: Any = None,
     groups: np.ndarray | None = None,
     split_update: bool = True,
+    floor_on_stop: bool = False,
 ) -> BranchResult | None:
     r"""Is there ``x`` in ``[lo, hi]`` with ``C f(x) <= d``? Branch and bound with proofs.
 
@@ -121,6 +122,11 @@ def branch_and_bound(
         ReLU splitting: once it runs long, a second search whose domains' second-layer
         bounds follow their first-layer splits takes turns with it
         (:data:`~netopt.bounds.relu_turns.SPLIT_UPDATE_TURN`); False: the one search alone.
+    floor_on_stop : bool
+        ReLU splitting with one disjunct: a search stopped by the time limit answers
+        "unknown" with the proof of lowered rows ``C f(x) <= d + s`` (``s <= 0``,
+        ``stats["floor_shift"]``) that its open domains close
+        (:func:`~netopt.bounds.relu_floor.floor_open`), where one is proved.
 
     Returns
     -------
@@ -171,6 +177,7 @@ def branch_and_bound(
     )
     search.form = form
     search.split_update = split_update
+    search.floor_on_stop = floor_on_stop and mode == "relu"
     if groups is not None:
         search.set_groups(groups)
     return search.run()

@@ -25,6 +25,7 @@ from netopt.bounds.branching import babsr_scores
 from netopt.bounds.fsb import children_full, children_lower
 from netopt.bounds.proof import combination_claim, combination_slack
 from netopt.bounds.relu_domains import at, betas_of, choose_relu, leaf_params, merge, slopes_of
+from netopt.bounds.relu_floor import floor_open
 from netopt.bounds.relu_turns import in_turns
 from netopt.bounds.root_bounds import root_bounds, torch_bounds
 
@@ -105,6 +106,8 @@ class _ReluSearch(_Search):
         self.update: Any = None  # the second layer's rows (updating), made at the first use
         self.split_update = True  # the second search may take turns (branch_and_bound's)
         self.updating = False  # this search updates its domains' second-layer bounds
+        # stopped by the time limit, its open domains close for lower rows (relu_floor)
+        self.floor_on_stop = False
         self.stats.update(affine_closed=0, t_affine=0.0, t_update=0.0, float64_recomputed=0)
 
     def _default_batch(self) -> int:
@@ -135,9 +138,11 @@ class _ReluSearch(_Search):
         slopes: list | None,
         betas: list | None,
         mu: np.ndarray | None = None,
+        gaps: bool = False,
     ) -> np.ndarray:
         """Which domains the float64 bounds close with the search's slopes and multipliers
-        (row ``k`` of ``k`` rows: the combination with weights ``mu``)."""
+        (row ``k`` of ``k`` rows: the combination with weights ``mu``); with ``gaps``, by how
+        much each bound exceeds what closing needs (negative: open by that much)."""
         t = time.perf_counter()
         B = len(rows)
         k = self.C.shape[0]
@@ -163,6 +168,9 @@ class _ReluSearch(_Search):
             betas=betas,
             fixed=self._root_pre(),
         )
+        if gaps:
+            self.stats["t_check"] += time.perf_counter() - t
+            return lower[:, 0] - floor
         ok = lower[:, 0] > floor
         if self.updating:
             # the bounds recomputed with the splits, intersected with the root's (as the search
@@ -392,6 +400,8 @@ class _ReluSearch(_Search):
         while len(ids):
             why = self._stop(len(ids))
             if why is not None:
+                if why == "time limit" and self.floor_on_stop:
+                    floor_open(self, splits, slopes, betas, mixes, ids)
                 return BranchResult("unknown", stopped=why)
             st = self.stats
             if (

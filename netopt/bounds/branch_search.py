@@ -229,7 +229,8 @@ class _Search:
         st["proof_leaves"] = sum(len(lv) for lv in self.tree.gleaves)
         res.stats = st
         if self.n_groups == 1:
-            if res.verdict == "unsat":
+            if res.verdict == "unsat" or "floor_shift" in st:
+                # (an "unknown" with a floor: the proof of the lowered rows, relu_floor)
                 res.proof = self._proof(0)
         elif res.verdict == "sat":
             res.group = self.found_group

@@ -36,7 +36,9 @@ closes the gap in one decision; :data:`AIM_SHARE`), then bisects between the pro
 the incumbent: an "unsat" at :math:`t` raises the bound to :math:`t` (its proof replaces the
 last), a "sat" gives a better incumbent (the next try aims at it, while no try was left
 undecided), an undecided :math:`t` caps the thresholds after it (each the midpoint of the bound
-and the lowest of the incumbent and the undecided thresholds).
+and the lowest of the incumbent and the undecided thresholds) and still proves the lower
+threshold its open domains close for (:mod:`netopt.bounds.relu_floor`), where that is higher
+than the bound.
 """
 
 from __future__ import annotations
@@ -218,6 +220,7 @@ def raise_bound(
             # time: measured on the bench's 10-32-32-2 beyond_ia, solve("bab") ends at 3.4402
             # with them against 3.4857 without (optimum 3.534209)
             split_update=False,
+            floor_on_stop=True,
         )
         if r is None:
             return None
@@ -243,6 +246,11 @@ def raise_bound(
         else:
             hard = min(hard, t)  # too hard at t: the next tries lie below it
             aim = False
+            floor = _floor(problem, mn, V, t, r)
+            if floor is not None and floor > out.bound:
+                # its open domains close for a lower threshold: that one is proved
+                out.bound, out.proof = floor, r.proof
+                out.tries[-1]["floor"] = floor
         emit(
             progress,
             "ReLU-split decisions",
@@ -255,6 +263,23 @@ def raise_bound(
         if r.verdict == "unknown" and (r.stopped == "interrupted" or hard - out.bound <= tol()):
             break
     return out
+
+
+def _floor(problem: Any, mn: Any, V: np.ndarray, t: float, r: Any) -> float | None:
+    r"""The threshold an undecided decision at ``t`` proves all the same: its proof's rows are
+    lowered by :math:`s \le 0` (:func:`netopt.bounds.relu_floor.floor_open`), so it proves
+    :math:`g > t + s` (less a hair for rounding, checked exactly), or None."""
+    from netopt.bounds.objective_rows import rows_imply_bound
+
+    s = r.stats.get("floor_shift")
+    if r.proof is None or s is None:
+        return None
+    # (d + s rounds at the scale of d, which can exceed t's: the larger hair then)
+    for hair in (1e-12 * max(1.0, abs(t)), 1e-9 * max(1.0, abs(t), float(np.abs(r.proof.d).max()))):
+        floor = t + s - hair
+        if rows_imply_bound(problem, V, r.proof.d, mn.sign * floor) is None:
+            return floor
+    return None
 
 
 def _value(problem: Any, mn: Any, x: np.ndarray) -> float:

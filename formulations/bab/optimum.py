@@ -69,9 +69,10 @@ START_SHARE, START_MAX = 0.1, 1.0
 #: Input splitting's share is short: its incumbent comes early (the local search), and its bound
 #: only matters where the decisions prove nothing. Measured on the shared benchmark's
 #: 10-32-32-2 beyond_ia, ``solve()`` at 60 s (branch and bound's share 45 s): with 0.5 the
-#: decision at the incumbent (21-25 s) got 18 s and the run ended TL [3.3718]; with 0.75 it is
-#: optimal (3.534209) in 32.8 s
-DECIDE_SHARE = 0.75
+#: decision at the incumbent (21-27 s) got 18 s and the run ended TL [3.3718]; with 0.75 it got
+#: 27 s and was optimal in 32.8-38.6 s but once TL [3.3215] (the decision a little slower); with
+#: 0.9 (and the aim's share 0.9) it gets 36 s, optimal in 29.9-30.9 s
+DECIDE_SHARE = 0.9
 
 
 def optimum_outcome(

@@ -24,7 +24,15 @@ from netopt.bounds.branch_search import BranchResult, _Search
 from netopt.bounds.branching import babsr_scores
 from netopt.bounds.fsb import children_full, children_lower
 from netopt.bounds.proof import combination_claim, combination_slack
-from netopt.bounds.relu_domains import at, betas_of, choose_relu, leaf_params, merge, slopes_of
+from netopt.bounds.relu_domains import (
+    at,
+    betas_of,
+    choose_relu,
+    combination_rows,
+    leaf_params,
+    merge,
+    slopes_of,
+)
 from netopt.bounds.relu_floor import floor_open
 from netopt.bounds.relu_turns import in_turns
 from netopt.bounds.root_bounds import root_bounds, torch_bounds
@@ -454,20 +462,14 @@ class _ReluSearch(_Search):
                 idx = np.nonzero(closed)[0]
                 it = torch.as_tensor(idx, device=dev)
                 sp_np = [s[it].cpu().numpy().astype(np.int64) for s in sp]
-                sl = slopes_of(sb, idx)
-                bt = betas_of(sb, idx, rows[idx])
-                if bt is not None:
-                    # a multiplier belongs to a split constraint: none where a unit is free
-                    bt = [b * (s != 0) for b, s in zip(bt, sp_np, strict=True)]
+                sl = slopes_of(sb.slopes, idx)
+                bt = betas_of(sb.betas, idx, rows[idx], sp_np)
                 mu = None if sb.mix is None else sb.mix.detach()[it].cpu().double().numpy()
                 ok = self._confirm(rows[idx], sp_np, sl, bt, mu)
-                r_ok, params = rows[idx[ok]], leaf_params(sl, bt, ok, sp_np)
-                k = self.C.shape[0]
-                for q, i in enumerate(np.nonzero(ok)[0]):
-                    if rows[idx[i]] >= k:
-                        # closed by the rows' combination: the proof's leaf carries its weights
-                        params[q] = {**(params[q] or {}), "lam": mu[i].tolist()}
-                        r_ok[q] = int(mu[i].argmax())
+                params = leaf_params(sl, bt, ok, sp_np)
+                r_ok = combination_rows(
+                    params, rows[idx[ok]], None if mu is None else mu[ok], self.C.shape[0]
+                )
                 self.tree.close(b_ids[idx[ok]], r_ok, params)
                 self.stats["leaves"] += int(ok.sum())
                 closed[idx[~ok]] = False

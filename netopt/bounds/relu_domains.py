@@ -57,21 +57,36 @@ def at(a: Any, sel: np.ndarray) -> Any:
     return None if a is None else a[sel]
 
 
-def slopes_of(sb: Any, idx: np.ndarray) -> list[np.ndarray] | None:
-    if not sb.slopes:
+def slopes_of(slopes: list | None, idx: Any) -> list[np.ndarray] | None:
+    """The slopes per layer ``(len(idx), n_j)`` of the domains ``idx``, in float64 numpy."""
+    if not slopes:
         return None
-    return [s.detach()[idx].cpu().double().numpy() for s in sb.slopes]
+    return [s.detach()[idx].cpu().double().numpy() for s in slopes]
 
 
-def betas_of(sb: Any, idx: np.ndarray, rows: np.ndarray) -> list[np.ndarray] | None:
-    """The beta multipliers of the bounded row, per layer ``(len(idx), n_j)``, if any."""
-    betas = getattr(sb, "betas", None)
+def betas_of(
+    betas: list | None, idx: Any, rows: np.ndarray, splits: list
+) -> list[np.ndarray] | None:
+    """The beta multipliers of each domain's bounded row ``rows`` per layer ``(len(rows),
+    n_j)``, zero where the domain's ``splits`` leave a unit free (a multiplier belongs to a
+    split constraint), if any."""
     if not betas:
         return None
     out = []
-    for b in betas:
+    for b, s in zip(betas, splits, strict=True):
         b = b.detach()[idx].cpu().double().numpy()  # (B, k, n_j)
-        out.append(b[np.arange(len(idx)), rows])
+        out.append(b[np.arange(len(rows)), rows] * (s != 0))
+    return out
+
+
+def combination_rows(params: list, rows: np.ndarray, mu: np.ndarray | None, k: int) -> np.ndarray:
+    """The tree's row of each closed leaf: ``rows`` (the bounded one), but for a leaf closed by
+    the rows' combination (row ``k``), whose parameters then carry its weights ``"lam"`` (in
+    place) and whose row is their largest."""
+    out = rows.copy()
+    for q in np.nonzero(rows >= k)[0]:
+        params[q] = {**(params[q] or {}), "lam": mu[q].tolist()}
+        out[q] = int(mu[q].argmax())
     return out
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from netopt.bounds.relu_domains import leaf_params
+from netopt.bounds.relu_domains import betas_of, combination_rows, leaf_params, slopes_of
 
 __all__ = ["FLOOR_MAX_OPEN", "FLOOR_SECONDS", "floor_open"]
 
@@ -71,13 +71,9 @@ def floor_open(
     # the row each domain is bounded on: the combination where there are several rows
     rows = np.full(N, k if k > 1 else 0, dtype=np.int64)
     sp = [s.cpu().numpy().astype(np.int64) for s in splits]
-    sl = [s.detach().cpu().double().numpy() for s in slopes]
-    bt = None
-    if betas is not None:
-        bt = [
-            b.detach().cpu().double().numpy()[np.arange(N), rows] * (s != 0)
-            for b, s in zip(betas, sp, strict=True)
-        ]
+    every = slice(None)
+    sl = slopes_of(slopes, every)
+    bt = betas_of(betas, every, rows, sp)
     mu = None
     if mixes is not None:
         # weights summing to 1 in float64: the float32 ones sum to 1 within about 1e-7, and a
@@ -108,12 +104,7 @@ def floor_open(
     # relative): the check, which bounds the same way, finds each leaf closed at d + s
     s -= 1e-9 * (1.0 + abs(s) + float(np.abs(search.d).max()))
     params = leaf_params(sl, bt, np.ones(N, dtype=bool), sp)
-    leaf_rows = rows.copy()
-    if k > 1:
-        for q in range(N):
-            # closed by the rows' combination: the leaf carries its weights
-            params[q] = {**(params[q] or {}), "lam": mu[q].tolist()}
-            leaf_rows[q] = int(mu[q].argmax())
+    leaf_rows = combination_rows(params, rows, mu, k)
     search.d = search.d + s
     search.tree.close(np.asarray(ids), leaf_rows, params)
     search.stats["leaves"] += N

@@ -345,7 +345,10 @@ class ChainBounds(OptimizedBounds):
         if self.leak[top] is not None:
             raise FormulationError("the chain must end with a linear layer (the output)")
         if C.dim() == 3:
-            return C, d, top  # (B, k, n_out): rows of its own per box
+            # (B, k, n_out): rows of its own per box, with ``d`` shared (k,) or per box (B, k)
+            if d.numel() == C.shape[0] * C.shape[1]:
+                d = d.reshape(C.shape[0], C.shape[1])
+            return C, d, top
         return C.expand(B, *C.shape), d, top
 
     def _spec(self, lo: Any, hi: Any, C: Any, d: Any, lines: list) -> Any:

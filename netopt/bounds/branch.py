@@ -111,20 +111,23 @@ def branch_and_bound(
     max_domains : int
         Open domains kept at most; beyond it the search stops ("domain limit").
     groups : (k,) int array, optional
-        Input splitting only: several disjuncts over the one box, ``groups[r]`` the disjunct
-        of row ``r`` (``0 .. G-1``). Is there ``x`` satisfying every row of *some* disjunct?
-        One tree serves them all: a box's bounds (whose cost is mostly the activations', the
-        same for every row) close it for each disjunct one of whose rows is positive, and it
-        is split while any is open. A "sat" names its disjunct (``group``); otherwise
-        ``parts`` holds each disjunct's result, an "unsat" with its own proof (the shared tree
-        cut at that disjunct's leaves) — also when the search stops early.
+        Several disjuncts over the one box, ``groups[r]`` the disjunct of row ``r``
+        (``0 .. G-1``). Is there ``x`` satisfying every row of *some* disjunct? Input
+        splitting: one tree serves them all: a box's bounds (whose cost is mostly the
+        activations', the same for every row) close it for each disjunct one of whose rows is
+        positive, and it is split while any is open. ReLU splitting: a tree per disjunct, the
+        trees grown in lockstep, each round's domains of all of them bounded in one call
+        (:mod:`netopt.bounds.relu_lockstep`). A "sat" names its disjunct (``group``);
+        otherwise ``parts`` holds each disjunct's result, an "unsat" with its own proof (the
+        shared tree cut at that disjunct's leaves, or its own tree) — also when the search
+        stops early.
     split_update : bool
         ReLU splitting: once it runs long, a second search whose domains' second-layer
         bounds follow their first-layer splits takes turns with it
         (:data:`~netopt.bounds.relu_turns.SPLIT_UPDATE_TURN`); False: the one search alone.
     floor_on_stop : bool
-        ReLU splitting with one disjunct: a search stopped by the time limit answers
-        "unknown" with the proof of lowered rows ``C f(x) <= d + s`` (``s <= 0``,
+        ReLU splitting of one disjunct (no ``groups``): a search stopped by the time limit
+        answers "unknown" with the proof of lowered rows ``C f(x) <= d + s`` (``s <= 0``,
         ``stats["floor_shift"]``) that its open domains close
         (:func:`~netopt.bounds.relu_floor.floor_open`), where one is proved.
 
@@ -167,20 +170,56 @@ def branch_and_bound(
             cb = ChainBounds(getattr(net, "chain_graph", net.graph), device=device, dtype=dtype)
         except (FormulationError, ImportError):
             return None
-    if groups is not None and mode != "input":
-        from netopt.errors import OptionError
-
-        raise OptionError("branch_and_bound: groups (several disjuncts) need input splitting")
+    args = (dl, mode, batch, alpha_iters, max_domains, progress, device)
+    if groups is not None and mode == "relu":
+        return _relu_groups(net, cb, lo, hi, C, d, groups, args, form, split_update)
     search_cls = _InputSearch if mode == "input" else _ReluSearch
-    search = search_cls(
-        net, cb, lo, hi, C, d, dl, mode, batch, alpha_iters, max_domains, progress, device
-    )
+    search = search_cls(net, cb, lo, hi, C, d, *args)
     search.form = form
     search.split_update = split_update
     search.floor_on_stop = floor_on_stop and mode == "relu"
     if groups is not None:
         search.set_groups(groups)
     return search.run()
+
+
+def _relu_groups(
+    net: Any,
+    cb: Any,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    C: np.ndarray,
+    d: np.ndarray,
+    groups: np.ndarray,
+    args: tuple,
+    form: str,
+    split_update: bool,
+) -> BranchResult:
+    """ReLU splitting of several disjuncts over one box: a search per disjunct, with its own
+    tree and proof, all in lockstep (:func:`~netopt.bounds.relu_lockstep.search_groups`: a
+    round bounds every search's batch in one call). They share the box's root bounds; each
+    takes the memory's batch over their number (a batch given is each one's), the patience
+    of all of them, and ``max_domains`` for itself. ``floor_on_stop`` does not apply."""
+    import time
+
+    from netopt.bounds.branch_relu import RELU_PATIENCE
+    from netopt.bounds.branch_search import group_rows
+    from netopt.bounds.relu_lockstep import search_groups
+
+    t0 = time.perf_counter()
+    rows = group_rows(groups, len(C))
+    searches: list = []
+    for r in rows:
+        s = _ReluSearch(net, cb, lo, hi, C[r], d[r], *args)
+        s.form, s.split_update = form, split_update
+        s.patience = RELU_PATIENCE * len(rows)  # (its rounds get a share of the time)
+        if args[2] is None:  # (batch)
+            s.batch = s.stats["batch"] = max(16, s.batch // len(rows))
+        if searches:
+            # the box's bounds, computed once
+            s.root_pre, s.pre_rows = searches[0]._root_pre(), searches[0].pre_rows
+        searches.append(s)
+    return search_groups(searches, t0)
 
 
 #: Chain views kept per network (one per box ``lo``; each holds its bounds' caches).

@@ -34,6 +34,7 @@ from netopt.bounds.relu_domains import (
     slopes_of,
 )
 from netopt.bounds.relu_floor import floor_open
+from netopt.bounds.relu_lockstep import BoundRequest, serve
 from netopt.bounds.relu_turns import in_turns
 from netopt.bounds.root_bounds import root_bounds, torch_bounds
 
@@ -116,6 +117,8 @@ class _ReluSearch(_Search):
         self.updating = False  # this search updates its domains' second-layer bounds
         # stopped by the time limit, its open domains close for lower rows (relu_floor)
         self.floor_on_stop = False
+        # seconds before "unpromising" may end it (more where searches share the time)
+        self.patience = RELU_PATIENCE
         self.stats.update(affine_closed=0, t_affine=0.0, t_update=0.0, float64_recomputed=0)
 
     def _default_batch(self) -> int:
@@ -381,11 +384,14 @@ class _ReluSearch(_Search):
         """The box with ReLU signs fixed, hardest first, on the batched torch engine: this
         search, in turns with one that updates its domains' second-layer bounds once it runs
         long (:func:`netopt.bounds.relu_turns.in_turns`)."""
-        return in_turns(self)
+        return serve(in_turns(self), self.cb)
 
     def _rounds(self):
-        """The search's rounds, one per ``next``; its verdict is the ``StopIteration``'s
-        value (:attr:`updating`: the domains' second-layer bounds updated for their splits)."""
+        """The search's rounds as a generator: it yields a
+        :class:`~netopt.bounds.relu_lockstep.BoundRequest` for each round's bounds (and is sent
+        the :class:`SpecBound`) and None at a round's end; its verdict is the
+        ``StopIteration``'s value (:attr:`updating`: the domains' second-layer bounds updated
+        for their splits)."""
         import torch
 
         cb = self.cb
@@ -413,7 +419,7 @@ class _ReluSearch(_Search):
                 return BranchResult("unknown", stopped=why)
             st = self.stats
             if (
-                time.perf_counter() - t0 > RELU_PATIENCE
+                time.perf_counter() - t0 > self.patience
                 and st["leaves"] < RELU_MIN_CLOSED * st["nodes"]
             ):
                 # the tree grows far faster than it closes: the MILP (a caller's next step)
@@ -433,12 +439,14 @@ class _ReluSearch(_Search):
             if self.updating and pre_b is not None and fresh[take].any():
                 pre_b = self._tighten(sp, pre_b, fresh[take])
             t = time.perf_counter()
-            sb = cb.alpha_crown(
-                lo_b,
-                hi_b,
-                self.C,
-                self.d,
-                sp,
+            # the bound is asked of the driver (relu_lockstep): it bounds several searches'
+            # batches in one call where they run in lockstep
+            sb = yield BoundRequest(
+                lo=lo_b,
+                hi=hi_b,
+                C=self.C,
+                d=self.d,
+                splits=sp,
                 iters=max(self.iters, 20) if root else self.iters,
                 init=None if slopes is None else [s[tk] for s in slopes],
                 beta=not root,
@@ -566,7 +574,7 @@ class _ReluSearch(_Search):
                 score, ids, depth, fresh = score[rest], ids[rest], depth[rest], fresh[rest]
             self._emit(len(ids))
             if len(ids):
-                yield  # (none after the last round: its verdict comes at once)
+                yield None  # a round's end (none after the last: its verdict comes at once)
         if self.stats["stuck"]:
             return BranchResult("unknown", stopped="incomplete")
         return BranchResult("unsat")

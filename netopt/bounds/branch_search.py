@@ -222,9 +222,13 @@ class _Search:
     # ------------------------------------------------------------------ the loop
     def run(self) -> BranchResult:
         t0 = time.perf_counter()
-        res = self._split()
+        return self.finish(self._split(), time.perf_counter() - t0)
+
+    def finish(self, res: BranchResult, seconds: float) -> BranchResult:
+        """``res`` (the search's verdict after ``seconds``) with the statistics and the
+        proofs."""
         st = self.stats
-        st["seconds"] = time.perf_counter() - t0
+        st["seconds"] = seconds
         st["domains_per_s"] = st["nodes"] / max(st["seconds"], 1e-9)
         st["proof_leaves"] = sum(len(lv) for lv in self.tree.gleaves)
         res.stats = st
@@ -250,16 +254,9 @@ class _Search:
         """Search several disjuncts of one box at once: ``groups[r]`` is row ``r``'s disjunct
         (``0 .. G-1``, each with at least one row). Each is "unsat" once every box is closed
         for it by its own rows (one of them, or a combination)."""
-        g = np.asarray(groups, dtype=np.int64).reshape(-1)
-        if g.shape != (len(self.C),) or g.min() < 0 or set(g.tolist()) != set(range(g.max() + 1)):
-            from netopt.errors import InputError
-
-            raise InputError(
-                f"branch_and_bound: groups must give one disjunct index 0..G-1 per row of C "
-                f"({len(self.C)} rows), each index used; got {g.tolist()!r:.80}"
-            )
-        self.groups, self.n_groups = g, int(g.max()) + 1
-        self.group_rows = [np.nonzero(g == k)[0] for k in range(self.n_groups)]
+        self.group_rows = group_rows(groups, len(self.C))
+        self.groups = np.asarray(groups, dtype=np.int64).reshape(-1)
+        self.n_groups = len(self.group_rows)
         self.tree = _Tree(self.n_groups)
 
     def _rows_of(self, g: int) -> np.ndarray:
@@ -319,6 +316,20 @@ class _Search:
             open=n_open,
             leaves=self.stats["leaves"],
         )
+
+
+def group_rows(groups: np.ndarray, k: int) -> list[np.ndarray]:
+    """Each disjunct's rows, from ``groups[r]``, row ``r``'s disjunct (``0 .. G-1``, each
+    index used, ``k`` rows in all)."""
+    g = np.asarray(groups, dtype=np.int64).reshape(-1)
+    if g.shape != (k,) or g.min() < 0 or set(g.tolist()) != set(range(g.max() + 1)):
+        from netopt.errors import InputError
+
+        raise InputError(
+            f"branch_and_bound: groups must give one disjunct index 0..G-1 per row of C "
+            f"({k} rows), each index used; got {g.tolist()!r:.80}"
+        )
+    return [np.nonzero(g == j)[0] for j in range(int(g.max()) + 1)]
 
 
 def split_halves(lo: np.ndarray, hi: np.ndarray, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

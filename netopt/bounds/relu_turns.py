@@ -7,6 +7,7 @@ Each search is a generator of rounds (:meth:`netopt.bounds.branch_relu._ReluSear
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 from netopt.bounds.branch_search import BranchResult, _Tree
@@ -32,7 +33,7 @@ SPLIT_UPDATE_SHARE = 0.25
 _OTHER_MAY = ("incomplete", "domain limit")
 
 
-def in_turns(search: Any) -> BranchResult:
+def in_turns(search: Any) -> Generator[Any, Any, BranchResult]:
     """Run a ReLU-splitting ``search`` to its verdict: alone where :data:`SPLIT_UPDATE` does not
     apply (switched off, ``search.split_update`` False, or one activation layer), else alone
     for :data:`SPLIT_UPDATE_TURN` domains and then in turns with a copy of it that updates its
@@ -40,12 +41,16 @@ def in_turns(search: Any) -> BranchResult:
     (``split_update``: which one it was; ``other_nodes``: the domains the other bounded); one
     that stops "incomplete" or at the domain limit leaves the other to go on alone, and a stop
     for time, an interrupt or "unpromising" (the MILP is the better use of the time left) ends
-    both. A turn ends with the round that passes its count, so the shares hold to a round."""
+    both. A turn ends with the round that passes its count, so the shares hold to a round.
+
+    A generator, as the searches' rounds are: it passes their bound requests on to its driver
+    (:func:`~netopt.bounds.relu_lockstep.serve`, or several searches in lockstep) and returns
+    the verdict."""
     import copy
 
     plain = search._rounds()
     if not (SPLIT_UPDATE and search.split_update) or search.cb.n_act < 2:
-        return finish(plain)
+        return (yield from plain)
     search._root_pre()  # (computed once, shared)
     twin = copy.copy(search)
     twin.stats = dict(search.stats)  # (no round has run yet: every counter is at zero)
@@ -61,10 +66,7 @@ def in_turns(search: Any) -> BranchResult:
         stop = who.stats["nodes"] + budget
         res = None
         while res is None and who.stats["nodes"] < stop:
-            try:
-                next(gen)
-            except StopIteration as e:
-                res = e.value
+            res = yield from one_round(gen)
         if res is None:
             turns[k] = (who, gen, 2 * budget)
             k = (k + 1) % len(turns)
@@ -82,10 +84,15 @@ def in_turns(search: Any) -> BranchResult:
         return res
 
 
-def finish(gen: Any) -> BranchResult:
-    """A search's rounds run to their verdict."""
+def one_round(gen: Generator) -> Generator[Any, Any, BranchResult | None]:
+    """One round of a search's rounds (passing its bound requests on): None at the round's
+    end, or the search's verdict."""
+    msg = None
     while True:
         try:
-            next(gen)
+            y = gen.send(msg)
         except StopIteration as e:
             return e.value
+        if y is None:
+            return None
+        msg = yield y

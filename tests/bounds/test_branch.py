@@ -495,11 +495,13 @@ def _group_instance(seed: int) -> dict:
     return dict(base, Cs=Cs, ds=ds, opts=opts)
 
 
+@pytest.mark.parametrize("mode", ["input", "relu"])
 @pytest.mark.parametrize("seed", SEEDS[:8])
-def test_disjuncts_searched_at_once_decide_like_brute_force(seed, monkeypatch):
-    """Several disjuncts over one box in one input-splitting tree (``groups``): "sat" exactly
-    when some disjunct has a point, with a point of that disjunct; otherwise one proof per
-    disjunct, each re-checked on its own rows and sound at sampled points of its leaves."""
+def test_disjuncts_searched_at_once_decide_like_brute_force(seed, mode, monkeypatch):
+    """Several disjuncts over one box searched at once (``groups``: one input-splitting tree,
+    or ReLU-splitting trees in lockstep): "sat" exactly when some disjunct has a point, with a
+    point of that disjunct; otherwise one proof per disjunct, each re-checked on its own rows
+    and sound at sampled points of its leaves."""
     import netopt.bounds.branch_input as bi
 
     monkeypatch.setattr(bi, "FAST_AFTER", 0.0)
@@ -507,8 +509,9 @@ def test_disjuncts_searched_at_once_decide_like_brute_force(seed, monkeypatch):
     C, d = np.concatenate(gi["Cs"]), np.concatenate(gi["ds"])
     groups = np.concatenate([[g] * len(c) for g, c in enumerate(gi["Cs"])])
     r = branch_and_bound(
-        gi["net"], gi["lo"], gi["hi"], C, d, mode="input", time_limit=30, groups=groups
+        gi["net"], gi["lo"], gi["hi"], C, d, mode=mode, time_limit=30, groups=groups
     )
+    assert r.stats["mode"] == mode
     if any(o < 0 for o in gi["opts"]):
         assert r.verdict == "sat" and r.parts is None
         g = r.group
@@ -554,17 +557,30 @@ def test_a_search_of_several_disjuncts_stopped_early_keeps_the_decided_ones(monk
     assert r.parts[0].proof.nodes == [["leaf", 0]]
 
 
-def test_groups_are_for_input_splitting_only():
+def test_a_relu_search_of_several_disjuncts_stopped_early_keeps_the_decided_ones():
+    """ReLU splitting in lockstep: stopped at the domain limit after the root, the search
+    answers "unknown" but keeps the proof of the disjunct the root's bounds closed."""
+    inst = _instance(10, RELU_MARGIN)  # (alone, 39 domains)
+    n_out = inst["Ws"][-1].shape[0]
+    C = np.concatenate([np.eye(n_out)[:1], inst["C"]])
+    d = np.concatenate([[-1e6], inst["d"]])  # y_0 <= -1e6: closed at the root
+    groups = np.array([0] + [1] * len(inst["C"]))
+    r = branch_and_bound(
+        inst["net"], inst["lo"], inst["hi"], C, d, mode="relu", max_domains=1, groups=groups
+    )
+    assert r.verdict == "unknown" and r.stopped == "domain limit"
+    assert r.parts[0].verdict == "unsat" and r.parts[1].verdict == "unknown"
+    assert r.parts[0].proof.nodes[0][0] == "leaf" and len(r.parts[0].proof.nodes) == 1
+    assert check_proof(inst["net"].graph, r.parts[0].proof).ok
+
+
+@pytest.mark.parametrize("mode", ["input", "relu"])
+def test_groups_must_name_each_row_s_disjunct(mode):
     inst = _instance(0)
     args = (inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"])
     for bad in (np.zeros(len(inst["C"]) + 1, dtype=int), np.full(len(inst["C"]), 1)):
         with pytest.raises(netopt.InputError, match="groups"):
-            branch_and_bound(*args, mode="input", groups=bad)
-    with pytest.raises(netopt.OptionError):
-        branch_and_bound(
-            inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"], mode="relu",
-            groups=np.zeros(len(inst["C"]), dtype=int),
-        )  # fmt: skip
+            branch_and_bound(*args, mode=mode, groups=bad)
 
 
 #: ReLU splitting gets wider margins (10-30% of the spread): see below

@@ -1,0 +1,288 @@
+r"""ReLU splitting's bound calls, and several searches run in lockstep with their calls merged.
+
+A ReLU-splitting search (:meth:`netopt.bounds.branch_relu._ReluSearch._rounds`) does not call
+the bounds engine itself: each round it yields a :class:`BoundRequest` (the arguments of
+:meth:`~netopt.bounds.batched.ChainBounds.alpha_crown` for its batch of domains) and is sent
+the :class:`~netopt.bounds.spec_bound.SpecBound`. :func:`serve` answers one search's requests
+one by one; :func:`lockstep` runs several searches (the disjuncts of one property, each with
+its own rows, tree and proof) round by round and bounds all their batches in one call.
+
+Why: on a CPU a call's cost is mostly fixed while the batches are small (MNIST 256x2, 20
+steps: 30 ms for one domain, 54 ms for 25, 102 ms for 100, 243 ms for 400), and a
+classifier's nine disjuncts take nine small trees. Merging changes no bound: the domains'
+parameters are optimized independently (the objective is a sum over domains and Adam's steps
+are elementwise), so each search grows the tree it grows alone with the same batch size (up to
+float32 rounding; ``tests/bounds/test_relu_lockstep.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BoundRequest", "lockstep", "serve"]
+
+
+@dataclass
+class BoundRequest:
+    """One round's call of :meth:`~netopt.bounds.batched.ChainBounds.alpha_crown` (its
+    arguments by name; ``C`` ``(k, n_out)`` and ``d`` ``(k,)`` are the search's rows)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    C: np.ndarray
+    d: np.ndarray
+    splits: list
+    iters: int
+    init: list | None
+    beta: bool
+    init_betas: list | None
+    pre: list | None
+    prev: list | None
+    mix: bool
+    init_mix: Any
+
+    @property
+    def size(self) -> int:
+        return int(self.lo.shape[0])
+
+    def key(self) -> tuple:
+        """Requests with the same key are bounded in one call."""
+        return (
+            self.C.shape,
+            self.lo.shape[1],
+            self.iters,
+            self.beta,
+            self.mix,
+            self.init is None,
+            self.init_betas is None,
+            self.pre is None,
+            self.prev is None,
+            self.init_mix is None,
+        )
+
+    def call(self, cb: Any) -> Any:
+        return cb.alpha_crown(
+            self.lo,
+            self.hi,
+            self.C,
+            self.d,
+            self.splits,
+            iters=self.iters,
+            init=self.init,
+            beta=self.beta,
+            init_betas=self.init_betas,
+            pre=self.pre,
+            prev=self.prev,
+            mix=self.mix,
+            init_mix=self.init_mix,
+        )
+
+
+def serve(gen: Generator, cb: Any) -> Any:
+    """Run a search's generator to its verdict, answering each request with its own call."""
+    msg = None
+    while True:
+        try:
+            y = gen.send(msg)
+        except StopIteration as e:
+            return e.value
+        msg = None if y is None else y.call(cb)
+
+
+def lockstep(gens: list[Generator], cb: Any, stop: Any = None, clock: dict | None = None) -> list:
+    """Run several searches' generators round by round, their requests of a round bounded
+    together (:func:`bound_all`), each to its verdict.
+
+    ``stop(i, verdict)``: True ends them all at once (the others' verdicts stay None), e.g.
+    at a counterexample. ``clock["t_bound"]`` gains the seconds in the bound calls (a search's
+    own count also holds the others' work between its request and its answer). Returns the
+    verdicts, in order."""
+    out: list = [None] * len(gens)
+    msgs: list = [None] * len(gens)
+    done = [False] * len(gens)
+    live = list(range(len(gens)))
+    try:
+        while live:
+            reqs: dict[int, BoundRequest] = {}
+            for i in live:
+                msg = msgs[i]
+                while True:
+                    try:
+                        y = gens[i].send(msg)
+                    except StopIteration as e:
+                        out[i], done[i] = e.value, True
+                        break
+                    if y is not None:
+                        reqs[i] = y
+                        break
+                    msg = None  # a round's end: on to the next request
+                if done[i] and stop is not None and stop(i, out[i]):
+                    return out
+            live = [i for i in live if not done[i]]
+            msgs = [None] * len(gens)
+            t = time.perf_counter()
+            for i, sb in bound_all(reqs, cb).items():
+                msgs[i] = sb
+            if clock is not None:
+                clock["t_bound"] = clock.get("t_bound", 0.0) + time.perf_counter() - t
+        return out
+    finally:
+        for i, g in enumerate(gens):
+            if not done[i]:
+                g.close()  # (stopped, or an error in a bound call)
+
+
+def bound_all(reqs: dict[int, BoundRequest], cb: Any) -> dict[int, Any]:
+    """Each request's bounds, those of the same :meth:`BoundRequest.key` in one call."""
+    by: dict[tuple, list[int]] = {}
+    for i, r in reqs.items():
+        by.setdefault(r.key(), []).append(i)
+    out: dict[int, Any] = {}
+    for ids in by.values():
+        if len(ids) == 1:
+            out[ids[0]] = reqs[ids[0]].call(cb)
+            continue
+        parts = [reqs[i] for i in ids]
+        sb = merged(parts).call(cb)
+        off = 0
+        for i, r in zip(ids, parts, strict=True):
+            out[i] = _slice(sb, off, off + r.size)
+            off += r.size
+    return out
+
+
+def merged(reqs: list[BoundRequest]) -> BoundRequest:
+    """One request for the domains of all ``reqs`` (same key): batches stacked, each domain
+    with its search's rows (``C`` ``(B, k, n_out)``, ``d`` ``(B, k)``)."""
+    import torch
+
+    def cat(xs: list) -> Any:
+        return None if xs[0] is None else torch.cat([torch.as_tensor(x) for x in xs])
+
+    def layers(lists: list, betas: bool = False) -> list | None:
+        if lists[0] is None:
+            return None
+        out = []
+        for j in range(len(lists[0])):
+            col = [ls[j] for ls in lists]
+            if all(c is None for c in col):
+                out.append(None)
+            elif betas:
+                # a layer no domain of one search has split: zero multipliers there
+                like = next(c for c in col if c is not None)
+                out.append(
+                    torch.cat(
+                        [
+                            c
+                            if c is not None
+                            else torch.zeros(
+                                (r.size, *like.shape[1:]), dtype=like.dtype, device=like.device
+                            )
+                            for c, r in zip(col, reqs, strict=True)
+                        ]
+                    )
+                )
+            else:
+                out.append(torch.cat(col))
+        return out
+
+    def pairs(lists: list) -> list | None:
+        if lists[0] is None:
+            return None
+        return [
+            (torch.cat([ls[j][0] for ls in lists]), torch.cat([ls[j][1] for ls in lists]))
+            for j in range(len(lists[0]))
+        ]
+
+    r0 = reqs[0]
+    return BoundRequest(
+        lo=np.concatenate([r.lo for r in reqs]),
+        hi=np.concatenate([r.hi for r in reqs]),
+        C=np.concatenate([np.broadcast_to(r.C, (r.size, *r.C.shape)) for r in reqs]),
+        d=np.concatenate([np.broadcast_to(r.d, (r.size, len(r.d))) for r in reqs]),
+        splits=layers([r.splits for r in reqs]),
+        iters=r0.iters,
+        init=layers([r.init for r in reqs]),
+        beta=r0.beta,
+        init_betas=layers([r.init_betas for r in reqs], betas=True),
+        pre=pairs([r.pre for r in reqs]),
+        prev=pairs([r.prev for r in reqs]),
+        mix=r0.mix,
+        init_mix=cat([r.init_mix for r in reqs]),
+    )
+
+
+def _slice(sb: Any, a: int, b: int) -> Any:
+    """The domains ``a:b`` of a :class:`~netopt.bounds.spec_bound.SpecBound`."""
+
+    def cut(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, tuple):
+            return tuple(cut(x) for x in v)
+        if isinstance(v, list):
+            return [cut(x) for x in v]
+        return v[a:b]
+
+    return type(sb)(**{f.name: cut(getattr(sb, f.name)) for f in fields(sb)})
+
+
+def search_groups(searches: list, t0: float | None = None) -> Any:
+    """Several ReLU-splitting searches over one box (a property's disjuncts, each with its
+    rows) in lockstep (:func:`lockstep`), to one answer in
+    :func:`~netopt.bounds.branch.branch_and_bound`'s form for ``groups``: "sat" at the first
+    counterexample (``group``: its search), else ``parts`` (each search's verdict, an "unsat"
+    with its own proof, and its search's statistics) and "unsat" only when every part is; the
+    answer's statistics are all the searches' summed. ``t0``: when the run began (its
+    ``seconds``), if before this call."""
+    from netopt.bounds.branch_search import BranchResult
+    from netopt.bounds.relu_turns import in_turns
+
+    t0 = time.perf_counter() if t0 is None else t0
+    clock: dict = {}
+    got = lockstep(
+        [in_turns(s) for s in searches],
+        searches[0].cb,
+        stop=lambda i, r: r.verdict == "sat",
+        clock=clock,
+    )
+    secs = time.perf_counter() - t0
+    for s, r in zip(searches, got, strict=True):
+        if r is not None:
+            s.finish(r, secs)  # (its statistics, and an "unsat"'s proof)
+    stats = _summed([s.stats for s in searches], secs)
+    stats["t_bound"] = clock.get("t_bound", 0.0)
+    for i, r in enumerate(got):
+        if r is not None and r.verdict == "sat":
+            return BranchResult("sat", x=r.x, stats=stats, group=i)
+    # (no counterexample: every search ran to its verdict)
+    parts = [BranchResult(r.verdict, proof=r.proof, stats=r.stats, stopped=r.stopped) for r in got]
+    if all(p.verdict == "unsat" for p in parts):
+        return BranchResult("unsat", stats=stats, parts=parts)
+    why = [p.stopped for p in parts if p.verdict != "unsat"]
+    stopped = next((w for w in ("interrupted", "time limit") if w in why), why[0])
+    return BranchResult("unknown", stats=stats, stopped=stopped, parts=parts)
+
+
+def _summed(all_stats: list[dict], seconds: float) -> dict:
+    """The searches' statistics as one: counts and seconds summed, the depth the largest."""
+    out: dict = {}
+    for st in all_stats:
+        for k, v in st.items():
+            if k not in out:
+                out[k] = v
+            elif isinstance(v, bool):
+                out[k] = out[k] or v  # (split_update: some search's update answered)
+            elif k == "depth":
+                out[k] = max(out[k], v)
+            elif isinstance(v, (int, float)):  # (batch: the merged call's at most)
+                out[k] = out[k] + v
+    out["seconds"] = seconds
+    out["domains_per_s"] = out.get("nodes", 0) / max(seconds, 1e-9)
+    out["disjuncts_at_once"] = len(all_stats)
+    return out

@@ -1,0 +1,197 @@
+"""ReLU splitting's searches in lockstep (netopt.bounds.relu_lockstep): one bound call for
+several searches' batches gives each the bounds of its own call, and searches run in lockstep
+grow the trees they grow alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from helpers.nets import mlp_net  # noqa: E402
+
+from netopt.bounds.batched import ChainBounds  # noqa: E402
+from netopt.bounds.relu_lockstep import BoundRequest, bound_all, merged  # noqa: E402
+
+
+def _chain(seed: int):
+    net, _, _ = mlp_net([4, 12, 10, 3], ["relu", "leaky_relu:0.1", None], seed=seed)
+    cb = ChainBounds(net.graph, device="cpu", dtype=torch.float64)
+    return net, cb
+
+
+def _request(cb, rng, B: int, k: int, split_layers: tuple, lo, hi, with_init: bool):
+    """A batch of ``B`` domains of the box, random splits in ``split_layers`` (multipliers
+    only there), rows ``C`` (k, 3) and ``d``."""
+    root = cb.alpha_crown(lo, hi, np.eye(3)[:1], np.zeros(1), iters=0)
+    splits = []
+    for j, (lj, uj) in enumerate(root.pre):
+        s = torch.zeros((B, lj.shape[1]), dtype=torch.int8)
+        if j in split_layers:
+            unst = torch.nonzero(((lj < 0) & (uj > 0))[0]).reshape(-1)
+            for b in range(B):
+                pick = unst[torch.randperm(len(unst))[: max(1, len(unst) // 3)]]
+                s[b, pick] = torch.as_tensor(rng.choice([-1, 1], len(pick)), dtype=torch.int8)
+        splits.append(s)
+    init = [sl.expand(B, -1).clone() * 0.5 for sl in root.slopes] if with_init else None
+    betas = None
+    if with_init:
+        betas = [
+            None
+            if j not in split_layers
+            # (with several rows, their combination's multipliers too)
+            else torch.as_tensor(rng.uniform(0, 0.3, (B, k + (k > 1), s.shape[1])))
+            * (s != 0)[:, None, :]
+            for j, s in enumerate(splits)
+        ]
+    return BoundRequest(
+        lo=np.broadcast_to(lo, (B, lo.shape[1])),
+        hi=np.broadcast_to(hi, (B, hi.shape[1])),
+        C=rng.normal(size=(k, 3)),
+        d=rng.normal(size=k),
+        splits=splits,
+        iters=6,
+        init=init,
+        beta=True,
+        init_betas=betas,
+        pre=None,
+        prev=[(a.expand(B, -1), b.expand(B, -1)) for a, b in root.pre],
+        mix=k > 1,
+        init_mix=None,
+    )
+
+
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("seed", range(4))
+def test_one_call_for_several_requests_gives_each_its_own_bounds(seed, k):
+    """Requests of different rows, splits and multipliers (one with none in a layer where the
+    other has some) bounded in one call: every field of each answer equals its own call's."""
+    net, cb = _chain(seed)
+    rng = np.random.default_rng(seed)
+    lo, hi = -np.ones((1, 4)), np.ones((1, 4))
+    reqs = {
+        0: _request(cb, rng, 3, k, (0,), lo, hi, True),
+        1: _request(cb, rng, 5, k, (0, 1), lo, hi, True),
+        2: _request(cb, rng, 2, k, (1,), lo, hi, True),
+    }
+    assert len({r.key() for r in reqs.values()}) == 1
+    got = bound_all(reqs, cb)
+    assert merged(list(reqs.values())).size == 10
+    for i, r in reqs.items():
+        own = r.call(cb)
+        g = got[i]
+        assert g.lower.shape == own.lower.shape
+        np.testing.assert_allclose(g.lower.detach(), own.lower.detach(), rtol=1e-9, atol=1e-9)
+        for a, b in zip(g.slopes, own.slopes, strict=True):
+            np.testing.assert_allclose(a.detach(), b.detach(), rtol=1e-9, atol=1e-9)
+        for a, b in zip(g.betas, own.betas, strict=True):
+            np.testing.assert_allclose(a.detach(), b.detach(), rtol=1e-9, atol=1e-9)
+        for (a0, a1), (b0, b1) in zip(g.pre, own.pre, strict=True):
+            np.testing.assert_allclose(a0, b0, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(a1, b1, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g.coef.detach(), own.coef.detach(), rtol=1e-9, atol=1e-9)
+        if k > 1:
+            np.testing.assert_allclose(g.mix.detach(), own.mix.detach(), rtol=1e-9, atol=1e-9)
+
+
+def test_requests_of_other_shapes_are_bounded_apart():
+    """A request with another number of rows (or none of the warm starts) is not merged."""
+    _, cb = _chain(0)
+    rng = np.random.default_rng(0)
+    lo, hi = -np.ones((1, 4)), np.ones((1, 4))
+    a = _request(cb, rng, 3, 1, (0,), lo, hi, True)
+    b = _request(cb, rng, 3, 2, (0,), lo, hi, True)
+    c = _request(cb, rng, 3, 1, (0,), lo, hi, False)
+    assert len({a.key(), b.key(), c.key()}) == 3
+    got = bound_all({0: a, 1: b, 2: c}, cb)
+    for i, r in enumerate((a, b, c)):
+        np.testing.assert_allclose(
+            got[i].lower.detach(), r.call(cb).lower.detach(), rtol=1e-9, atol=1e-9
+        )
+
+
+@pytest.mark.parametrize("turns", [False, True])
+@pytest.mark.parametrize("seed", [2, 8, 10, 18])
+def test_searches_in_lockstep_grow_the_trees_they_grow_alone(seed, turns, monkeypatch):
+    """Disjuncts over one box (``branch_and_bound``'s ``groups``, ReLU splitting, float64
+    search): each disjunct's verdict and proof tree in lockstep are those of its search alone
+    (with ``turns``, each search's twin that updates its bounds taking turns from the first
+    domain on). The disjuncts: a random chain's rows, empty by 10-30 % of their spread (trees
+    of 5-39 domains alone), the same rows at half that margin, and their first row alone. Each
+    proof is re-checked."""
+    from test_branch import RELU_MARGIN, _instance
+
+    import netopt.bounds.relu_turns as rt
+    from netopt.bounds.branch import branch_and_bound
+    from netopt.bounds.proof import check_proof
+
+    if turns:
+        monkeypatch.setattr(rt, "SPLIT_UPDATE_TURN", 1)
+        monkeypatch.setattr(rt, "SPLIT_UPDATE_SHARE", 2.0)
+
+    inst = _instance(seed, RELU_MARGIN)
+    assert inst["opt"] > 0
+    Cs = [inst["C"], inst["C"], inst["C"][:1]]
+    ds = [inst["d"], inst["d"] + inst["opt"] / 2, inst["d"][:1]]
+    groups = np.concatenate([[g] * len(c) for g, c in enumerate(Cs)])
+    kw = dict(mode="relu", time_limit=30, dtype=torch.float64, device="cpu")
+    box = (inst["net"], inst["lo"], inst["hi"])
+    both = branch_and_bound(*box, np.concatenate(Cs), np.concatenate(ds), groups=groups, **kw)
+    alone = [branch_and_bound(*box, c, dd, **kw) for c, dd in zip(Cs, ds, strict=True)]
+    if both.verdict == "sat":
+        # the lockstep stops at the first counterexample: its disjunct has one alone too
+        assert alone[both.group].verdict == "sat"
+        return
+    assert both.stats["disjuncts_at_once"] == 3
+    assert both.stats["nodes"] == sum(r.stats["nodes"] for r in alone)
+    for part, r in zip(both.parts, alone, strict=True):
+        assert part.verdict == r.verdict == "unsat"
+        assert part.proof.nodes == r.proof.nodes
+        assert part.stats["nodes"] == r.stats["nodes"]
+        assert part.stats.get("split_update") == r.stats.get("split_update")
+        assert check_proof(inst["net"].graph, part.proof).ok
+    if turns:
+        assert any(r.stats.get("split_update") for r in alone)
+
+
+def test_lockstep_answers_each_request_once_and_stops_when_told():
+    """Fake searches: one that ends at once, one with round ends between its requests, one
+    that would run forever; each request is answered with its own bounds, and a stop closes
+    the searches still running."""
+    from netopt.bounds import relu_lockstep as rl
+
+    _, cb = _chain(1)
+    rng = np.random.default_rng(1)
+    lo, hi = -np.ones((1, 4)), np.ones((1, 4))
+    reqs = [_request(cb, rng, 2, 1, (0,), lo, hi, True) for _ in range(3)]
+    seen: list = []
+    closed: list = []
+
+    def at_once():
+        return "first"
+        yield  # (a generator)
+
+    def rounds():
+        for _ in range(3):
+            sb = yield reqs[1]
+            seen.append(("b", float(sb.lower.sum())))
+            yield None
+            yield None
+        return "second"
+
+    def forever():
+        try:
+            while True:
+                sb = yield reqs[2]
+                seen.append(("c", float(sb.lower.sum())))
+        finally:
+            closed.append(True)
+
+    out = rl.lockstep([at_once(), rounds(), forever()], cb, stop=lambda i, r: r == "second")
+    assert out == ["first", "second", None] and closed == [True]
+    own_b = float(reqs[1].call(cb).lower.sum())
+    own_c = float(reqs[2].call(cb).lower.sum())
+    assert [v for w, v in seen if w == "b"] == pytest.approx([own_b] * 3, rel=1e-9)
+    # (round by round: "c" is closed before it takes its third answer)
+    assert [v for w, v in seen if w == "c"] == pytest.approx([own_c] * 2, rel=1e-9)

@@ -34,7 +34,7 @@ from netopt.bounds.relu_domains import (
     slopes_of,
 )
 from netopt.bounds.relu_floor import floor_open
-from netopt.bounds.relu_lockstep import BoundRequest, serve
+from netopt.bounds.relu_lockstep import BoundRequest, BranchRequest, serve
 from netopt.bounds.relu_turns import in_turns
 from netopt.bounds.root_bounds import root_bounds, torch_bounds
 
@@ -315,6 +315,19 @@ class _ReluSearch(_Search):
         self.stats["t_update"] += time.perf_counter() - t
         return [pre[0], (l1, u1), *pre[2:]]
 
+    def _units(self, sb: Any, kt: Any, sp: list) -> tuple[np.ndarray, ...]:
+        """The units to split in the kept domains ``kt`` of ``sb``: BaBSR's, filtered smart
+        branching's where :data:`FSB_CANDIDATES` > 1. Returns ``(layer, unit, layer2, unit2,
+        two, can)``: the pick, the runner-up where ``two`` (:meth:`_filtered`), and ``can``
+        False for a domain with no unstable unit left."""
+        scores = babsr_scores(self.cb, sb)
+        layer, unit, can = choose_relu(scores, kt, [s[kt] for s in sp])
+        layer2 = unit2 = np.zeros(len(kt), dtype=np.int64)
+        two = np.zeros(len(kt), dtype=bool)
+        if FSB_CANDIDATES > 1 and can.any():
+            layer, unit, layer2, unit2, two = self._filtered(sb, scores, kt, sp, layer, unit)
+        return layer, unit, layer2, unit2, two, can
+
     def _filtered(
         self,
         sb: Any,
@@ -389,9 +402,10 @@ class _ReluSearch(_Search):
     def _rounds(self):
         """The search's rounds as a generator: it yields a
         :class:`~netopt.bounds.relu_lockstep.BoundRequest` for each round's bounds (and is sent
-        the :class:`SpecBound`) and None at a round's end; its verdict is the
-        ``StopIteration``'s value (:attr:`updating`: the domains' second-layer bounds updated
-        for their splits)."""
+        the :class:`SpecBound`), a :class:`~netopt.bounds.relu_lockstep.BranchRequest` for
+        the units to split (and is sent them, :meth:`_units`) and None at a round's end; its
+        verdict is the ``StopIteration``'s value (:attr:`updating`: the domains' second-layer
+        bounds updated for their splits)."""
         import torch
 
         cb = self.cb
@@ -438,10 +452,10 @@ class _ReluSearch(_Search):
             pre_b = None if pre is None else [(a[tk], b[tk]) for a, b in pre]
             if self.updating and pre_b is not None and fresh[take].any():
                 pre_b = self._tighten(sp, pre_b, fresh[take])
-            t = time.perf_counter()
             # the bound is asked of the driver (relu_lockstep): it bounds several searches'
-            # batches in one call where they run in lockstep
+            # batches in one call where they run in lockstep (and counts the seconds)
             sb = yield BoundRequest(
+                self.stats,
                 lo=lo_b,
                 hi=hi_b,
                 C=self.C,
@@ -456,7 +470,6 @@ class _ReluSearch(_Search):
                 mix=self.mix,
                 init_mix=None if mixes is None else mixes[tk],
             )
-            self.stats["t_bound"] += time.perf_counter() - t
             root = False
             lower = sb.lower.detach().to("cpu", torch.float64).numpy()
             rows = lower.argmax(axis=1)
@@ -489,17 +502,13 @@ class _ReluSearch(_Search):
                 x = self._points(np.where(coef > 0, self.lo, self.hi))
                 if x is not None:
                     return BranchResult("sat", x=x)
+                # the units to split, asked of the driver as the bounds are
+                layer, unit, layer2, unit2, two, can = yield BranchRequest(
+                    self.stats, self, sb, kt, sp, own_rows=not FSB_INCREMENTAL
+                )
                 t = time.perf_counter()
-                scores = babsr_scores(cb, sb)
-                layer, unit, can = choose_relu(scores, kt, [s[kt] for s in sp])
                 # two units at once while the round is small (see MULTI_SPLIT_BELOW)
-                layer2 = unit2 = np.zeros(len(keep), dtype=np.int64)
-                two = np.zeros(len(keep), dtype=bool)
-                if FSB_CANDIDATES > 1 and can.any():
-                    layer, unit, layer2, unit2, two = self._filtered(
-                        sb, scores, kt, sp, layer, unit
-                    )
-                    two &= len(keep) <= MULTI_SPLIT_BELOW and self.C.shape[0] == 1
+                two &= len(keep) <= MULTI_SPLIT_BELOW and self.C.shape[0] == 1
                 if not can.all():
                     # no unstable unit left: the network is affine on the domain, yet no row
                     # closed it. A combination of the rows may (an LP); the others are set

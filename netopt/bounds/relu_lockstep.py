@@ -1,18 +1,22 @@
-r"""ReLU splitting's bound calls, and several searches run in lockstep with their calls merged.
+r"""ReLU splitting's heavy calls, and several searches run in lockstep with their calls merged.
 
-A ReLU-splitting search (:meth:`netopt.bounds.branch_relu._ReluSearch._rounds`) does not call
-the bounds engine itself: each round it yields a :class:`BoundRequest` (the arguments of
+A ReLU-splitting search (:meth:`netopt.bounds.branch_relu._ReluSearch._rounds`) does not make
+its two heavy calls of a round itself: it yields a :class:`BoundRequest` (the arguments of
 :meth:`~netopt.bounds.batched.ChainBounds.alpha_crown` for its batch of domains) and is sent
-the :class:`~netopt.bounds.spec_bound.SpecBound`. :func:`serve` answers one search's requests
-one by one; :func:`lockstep` runs several searches (the disjuncts of one property, each with
-its own rows, tree and proof) round by round and bounds all their batches in one call.
+the :class:`~netopt.bounds.spec_bound.SpecBound`, then a :class:`BranchRequest` (the units to
+split in the domains it keeps: BaBSR's scores and filtered smart branching's children) and is
+sent the units. :func:`serve` answers one search's requests one by one; :func:`lockstep` runs
+several searches (the disjuncts of one property, each with its own rows, tree and proof) in
+step and answers each kind of request of all of them in one call.
 
 Why: on a CPU a call's cost is mostly fixed while the batches are small (MNIST 256x2, 20
 steps: 30 ms for one domain, 54 ms for 25, 102 ms for 100, 243 ms for 400), and a
-classifier's nine disjuncts take nine small trees. Merging changes no bound: the domains'
+classifier's nine disjuncts take nine small trees. Merging changes no result: the domains'
 parameters are optimized independently (the objective is a sum over domains and Adam's steps
-are elementwise), so each search grows the tree it grows alone with the same batch size (up to
-float32 rounding; ``tests/bounds/test_relu_lockstep.py``).
+are elementwise) and each domain's units are chosen from its own bounds (up to rounding:
+filtered smart branching takes a shortcut through the units stable on every domain of its
+call), so each search grows the tree it grows alone with the same batch size, up to float32
+rounding (``tests/bounds/test_relu_lockstep.py``).
 """
 
 from __future__ import annotations
@@ -24,14 +28,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BoundRequest", "lockstep", "serve"]
+__all__ = ["BoundRequest", "BranchRequest", "lockstep", "serve"]
 
 
 @dataclass
 class BoundRequest:
     """One round's call of :meth:`~netopt.bounds.batched.ChainBounds.alpha_crown` (its
-    arguments by name; ``C`` ``(k, n_out)`` and ``d`` ``(k,)`` are the search's rows)."""
+    arguments by name; ``C`` ``(k, n_out)`` and ``d`` ``(k,)`` are the search's rows);
+    ``stats``: the search's, whose ``t_bound`` the call's seconds go to."""
 
+    stats: dict
     lo: np.ndarray
     hi: np.ndarray
     C: np.ndarray
@@ -46,6 +52,9 @@ class BoundRequest:
     mix: bool
     init_mix: Any
 
+    #: the statistic its seconds go to
+    clock = "t_bound"
+
     @property
     def size(self) -> int:
         return int(self.lo.shape[0])
@@ -53,6 +62,7 @@ class BoundRequest:
     def key(self) -> tuple:
         """Requests with the same key are bounded in one call."""
         return (
+            "bound",
             self.C.shape,
             self.lo.shape[1],
             self.iters,
@@ -66,6 +76,13 @@ class BoundRequest:
         )
 
     def call(self, cb: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return self._call(cb)
+        finally:
+            self.stats[self.clock] = self.stats.get(self.clock, 0.0) + time.perf_counter() - t
+
+    def _call(self, cb: Any) -> Any:
         return cb.alpha_crown(
             self.lo,
             self.hi,
@@ -83,6 +100,40 @@ class BoundRequest:
         )
 
 
+@dataclass
+class BranchRequest:
+    """One round's choice of the units to split (``search._units(sb, kt, sp)``: BaBSR's
+    scores and filtered smart branching's children over the domains ``kt`` of ``sb``);
+    ``stats``: the search's, whose ``t_branch`` the call's seconds go to."""
+
+    stats: dict
+    search: Any
+    sb: Any
+    kt: Any
+    sp: list
+    #: the choice takes the search's rows (filtered smart branching's children bounded by
+    #: full passes): answered alone
+    own_rows: bool = False
+
+    clock = "t_branch"
+
+    @property
+    def size(self) -> int:
+        return int(self.kt.shape[0])
+
+    def key(self) -> tuple:
+        s = self.search
+        rows = id(s) if self.own_rows else None
+        return ("branch", id(s.cb), s.lo.tobytes(), s.hi.tobytes(), rows, _form(self.sb))
+
+    def call(self, cb: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return self.search._units(self.sb, self.kt, self.sp)
+        finally:
+            self.stats[self.clock] = self.stats.get(self.clock, 0.0) + time.perf_counter() - t
+
+
 def serve(gen: Generator, cb: Any) -> Any:
     """Run a search's generator to its verdict, answering each request with its own call."""
     msg = None
@@ -94,22 +145,22 @@ def serve(gen: Generator, cb: Any) -> Any:
         msg = None if y is None else y.call(cb)
 
 
-def lockstep(gens: list[Generator], cb: Any, stop: Any = None, clock: dict | None = None) -> list:
-    """Run several searches' generators round by round, their requests of a round bounded
-    together (:func:`bound_all`), each to its verdict.
+def lockstep(gens: list[Generator], cb: Any, stop: Any = None) -> list:
+    """Run several searches' generators in step, their requests of a step answered together
+    (:func:`bound_all`), each to its verdict.
 
     ``stop(i, verdict)``: True ends them all at once (the others' verdicts stay None), e.g.
-    at a counterexample. ``clock["t_bound"]`` gains the seconds in the bound calls (a search's
-    own count also holds the others' work between its request and its answer). Returns the
-    verdicts, in order."""
+    at a counterexample. Returns the verdicts, in order."""
     out: list = [None] * len(gens)
     msgs: list = [None] * len(gens)
     done = [False] * len(gens)
     live = list(range(len(gens)))
+    waiting: dict[int, Any] = {}  # requests not answered yet
     try:
         while live:
-            reqs: dict[int, BoundRequest] = {}
             for i in live:
+                if i in waiting:
+                    continue
                 msg = msgs[i]
                 while True:
                     try:
@@ -118,18 +169,22 @@ def lockstep(gens: list[Generator], cb: Any, stop: Any = None, clock: dict | Non
                         out[i], done[i] = e.value, True
                         break
                     if y is not None:
-                        reqs[i] = y
+                        waiting[i] = y
                         break
                     msg = None  # a round's end: on to the next request
                 if done[i] and stop is not None and stop(i, out[i]):
                     return out
             live = [i for i in live if not done[i]]
+            if not live:
+                break
+            # the branching requests first: a search whose batch all closed asks for its next
+            # bounds while the others branch, and waits for them (else the searches drift
+            # out of step, and no call serves them all again)
+            now = {i: r for i, r in waiting.items() if isinstance(r, BranchRequest)} or waiting
             msgs = [None] * len(gens)
-            t = time.perf_counter()
-            for i, sb in bound_all(reqs, cb).items():
-                msgs[i] = sb
-            if clock is not None:
-                clock["t_bound"] = clock.get("t_bound", 0.0) + time.perf_counter() - t
+            for i, ans in bound_all(now, cb).items():
+                msgs[i] = ans
+                del waiting[i]
         return out
     finally:
         for i, g in enumerate(gens):
@@ -137,8 +192,10 @@ def lockstep(gens: list[Generator], cb: Any, stop: Any = None, clock: dict | Non
                 g.close()  # (stopped, or an error in a bound call)
 
 
-def bound_all(reqs: dict[int, BoundRequest], cb: Any) -> dict[int, Any]:
-    """Each request's bounds, those of the same :meth:`BoundRequest.key` in one call."""
+def bound_all(reqs: dict[int, Any], cb: Any) -> dict[int, Any]:
+    """Each request's answer, those of the same key in one call (:func:`merged`), whose
+    seconds (stacking and cutting included) go to their searches' statistics by their shares
+    of its domains."""
     by: dict[tuple, list[int]] = {}
     for i, r in reqs.items():
         by.setdefault(r.key(), []).append(i)
@@ -147,19 +204,37 @@ def bound_all(reqs: dict[int, BoundRequest], cb: Any) -> dict[int, Any]:
         if len(ids) == 1:
             out[ids[0]] = reqs[ids[0]].call(cb)
             continue
+        t = time.perf_counter()
         parts = [reqs[i] for i in ids]
-        sb = merged(parts).call(cb)
+        got = merged(parts).call(cb)
+        total = sum(r.size for r in parts)
         off = 0
         for i, r in zip(ids, parts, strict=True):
-            out[i] = _slice(sb, off, off + r.size)
+            out[i] = _cut(got, off, off + r.size)
             off += r.size
+        secs = time.perf_counter() - t
+        for r in parts:
+            r.stats[r.clock] = r.stats.get(r.clock, 0.0) + secs * r.size / max(total, 1)
     return out
 
 
-def merged(reqs: list[BoundRequest]) -> BoundRequest:
-    """One request for the domains of all ``reqs`` (same key): batches stacked, each domain
-    with its search's rows (``C`` ``(B, k, n_out)``, ``d`` ``(B, k)``)."""
+def merged(reqs: list) -> Any:
+    """One request for the domains of all ``reqs`` (same key): batches stacked; a bound
+    request's domains each with its search's rows (``C`` ``(B, k, n_out)``, ``d`` ``(B, k)``),
+    a branch request's bounds and split signs stacked (its first search's ``_units`` serves
+    all: the same network and box)."""
     import torch
+
+    if isinstance(reqs[0], BranchRequest):
+        sbs = [r.sb for r in reqs]
+        offs = np.cumsum([0] + [len(sb.lower) for sb in sbs])
+        return BranchRequest(
+            {},
+            reqs[0].search,
+            _stack(sbs),
+            torch.cat([r.kt + int(o) for r, o in zip(reqs, offs[:-1], strict=True)]),
+            [torch.cat(col) for col in zip(*(r.sp for r in reqs), strict=True)],
+        )
 
     def cat(xs: list) -> Any:
         return None if xs[0] is None else torch.cat([torch.as_tensor(x) for x in xs])
@@ -201,6 +276,7 @@ def merged(reqs: list[BoundRequest]) -> BoundRequest:
 
     r0 = reqs[0]
     return BoundRequest(
+        {},
         lo=np.concatenate([r.lo for r in reqs]),
         hi=np.concatenate([r.hi for r in reqs]),
         C=np.concatenate([np.broadcast_to(r.C, (r.size, *r.C.shape)) for r in reqs]),
@@ -217,8 +293,9 @@ def merged(reqs: list[BoundRequest]) -> BoundRequest:
     )
 
 
-def _slice(sb: Any, a: int, b: int) -> Any:
-    """The domains ``a:b`` of a :class:`~netopt.bounds.spec_bound.SpecBound`."""
+def _cut(got: Any, a: int, b: int) -> Any:
+    """The domains ``a:b`` of an answer: a :class:`~netopt.bounds.spec_bound.SpecBound`'s
+    fields, or each array of a tuple (the units to split)."""
 
     def cut(v: Any) -> Any:
         if v is None:
@@ -229,7 +306,43 @@ def _slice(sb: Any, a: int, b: int) -> Any:
             return [cut(x) for x in v]
         return v[a:b]
 
-    return type(sb)(**{f.name: cut(getattr(sb, f.name)) for f in fields(sb)})
+    if isinstance(got, tuple):
+        return cut(got)
+    return type(got)(**{f.name: cut(getattr(got, f.name)) for f in fields(got)})
+
+
+def _form(sb: Any) -> tuple:
+    """What must agree for :class:`~netopt.bounds.spec_bound.SpecBound` to be stacked: each
+    field's absence, list length and shape past the domains (a root round has no
+    multipliers; several rows, one more for their combination)."""
+
+    def form(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, (list, tuple)):
+            return tuple(form(x) for x in v)
+        return tuple(v.shape[1:])
+
+    return tuple(form(getattr(sb, f.name)) for f in fields(sb))
+
+
+def _stack(sbs: list) -> Any:
+    """Several :class:`~netopt.bounds.spec_bound.SpecBound` as one, domains stacked."""
+    import torch
+
+    def cat(vs: list) -> Any:
+        v0 = vs[0]
+        if v0 is None:
+            return None
+        if isinstance(v0, tuple):
+            return tuple(cat(list(x)) for x in zip(*vs, strict=True))
+        if isinstance(v0, list):
+            return [cat(list(x)) for x in zip(*vs, strict=True)]
+        return torch.cat(vs)
+
+    return type(sbs[0])(
+        **{f.name: cat([getattr(sb, f.name) for sb in sbs]) for f in fields(sbs[0])}
+    )
 
 
 def search_groups(searches: list, t0: float | None = None) -> Any:
@@ -244,19 +357,14 @@ def search_groups(searches: list, t0: float | None = None) -> Any:
     from netopt.bounds.relu_turns import in_turns
 
     t0 = time.perf_counter() if t0 is None else t0
-    clock: dict = {}
     got = lockstep(
-        [in_turns(s) for s in searches],
-        searches[0].cb,
-        stop=lambda i, r: r.verdict == "sat",
-        clock=clock,
+        [in_turns(s) for s in searches], searches[0].cb, stop=lambda i, r: r.verdict == "sat"
     )
     secs = time.perf_counter() - t0
     for s, r in zip(searches, got, strict=True):
         if r is not None:
             s.finish(r, secs)  # (its statistics, and an "unsat"'s proof)
     stats = _summed([s.stats for s in searches], secs)
-    stats["t_bound"] = clock.get("t_bound", 0.0)
     for i, r in enumerate(got):
         if r is not None and r.verdict == "sat":
             return BranchResult("sat", x=r.x, stats=stats, group=i)

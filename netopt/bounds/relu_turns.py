@@ -43,7 +43,7 @@ def in_turns(search: Any) -> Generator[Any, Any, BranchResult]:
     for time, an interrupt or "unpromising" (the MILP is the better use of the time left) ends
     both. A turn ends with the round that passes its count, so the shares hold to a round.
 
-    A generator, as the searches' rounds are: it passes their bound requests on to its driver
+    A generator, as the searches' rounds are: it passes their requests on to its driver
     (:func:`~netopt.bounds.relu_lockstep.serve`, or several searches in lockstep) and returns
     the verdict."""
     import copy
@@ -85,7 +85,7 @@ def in_turns(search: Any) -> Generator[Any, Any, BranchResult]:
 
 
 def one_round(gen: Generator) -> Generator[Any, Any, BranchResult | None]:
-    """One round of a search's rounds (passing its bound requests on): None at the round's
+    """One round of a search's rounds (passing its requests on): None at the round's
     end, or the search's verdict."""
     msg = None
     while True:

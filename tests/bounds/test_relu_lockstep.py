@@ -46,6 +46,7 @@ def _request(cb, rng, B: int, k: int, split_layers: tuple, lo, hi, with_init: bo
             for j, s in enumerate(splits)
         ]
     return BoundRequest(
+        {"t_bound": 0.0},
         lo=np.broadcast_to(lo, (B, lo.shape[1])),
         hi=np.broadcast_to(hi, (B, hi.shape[1])),
         C=rng.normal(size=(k, 3)),
@@ -195,3 +196,63 @@ def test_lockstep_answers_each_request_once_and_stops_when_told():
     assert [v for w, v in seen if w == "b"] == pytest.approx([own_b] * 3, rel=1e-9)
     # (round by round: "c" is closed before it takes its third answer)
     assert [v for w, v in seen if w == "c"] == pytest.approx([own_c] * 2, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_one_branching_call_for_several_searches_picks_each_its_own_units(seed):
+    """Searches' branching (BaBSR scores, then filtered smart branching's children) over their
+    own rows and domains, in one call where their bounds have the same form: each gets the
+    units (and runner-ups) of its own call."""
+    from netopt.bounds.branch_relu import _ReluSearch
+    from netopt.bounds.relu_lockstep import BranchRequest
+    from netopt.control import Deadline
+
+    net, cb = _chain(seed)
+    rng = np.random.default_rng(seed)
+    lo, hi = -np.ones((1, 4)), np.ones((1, 4))
+    reqs = {}
+    for i, B in enumerate((4, 7, 3, 5)):
+        r = _request(cb, rng, B, 1, (0,), lo, hi, True)
+        s = _ReluSearch(net, cb, lo, hi, r.C, r.d, Deadline(60), "relu", 64, None, 99, None, "cpu")
+        r.beta = i != 2  # (a root round's bounds carry no multipliers: not stacked with these)
+        sb = r.call(cb)
+        kt = torch.as_tensor(np.sort(rng.choice(B, B - 1, replace=False)))
+        reqs[i] = BranchRequest(s.stats, s, sb, kt, r.splits)
+    keys = [r.key() for r in reqs.values()]
+    assert keys[0] == keys[1] == keys[3] != keys[2]  # (three of them in one call)
+    got = bound_all(reqs, cb)
+    for i, r in reqs.items():
+        own = r.search._units(r.sb, r.kt, r.sp)
+        assert len(got[i]) == len(own) == 6
+        for a, b in zip(got[i], own, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert r.search.stats["t_branch"] > 0
+
+
+def test_searches_stay_in_step_when_a_batch_closes_whole(monkeypatch):
+    """Small batches (two domains): a search whose whole batch closes asks for its next bounds
+    while the others ask for their branching; it waits, so that no step answers both kinds
+    (and every call serves every search again). The trees are still those grown alone."""
+    from test_branch import RELU_MARGIN, _instance
+
+    from netopt.bounds import relu_lockstep as rl
+    from netopt.bounds.branch import branch_and_bound
+
+    steps: list = []
+    real = rl.bound_all
+
+    def spy(reqs, cb):
+        steps.append({type(r).__name__ for r in reqs.values()})
+        return real(reqs, cb)
+
+    monkeypatch.setattr(rl, "bound_all", spy)
+    inst = _instance(10, RELU_MARGIN)
+    Cs = [inst["C"], inst["C"], inst["C"][:1]]
+    ds = [inst["d"], inst["d"] + inst["opt"] / 2, inst["d"][:1]]
+    groups = np.concatenate([[g] * len(c) for g, c in enumerate(Cs)])
+    kw = dict(mode="relu", time_limit=30, dtype=torch.float64, device="cpu", batch=2)
+    box = (inst["net"], inst["lo"], inst["hi"])
+    both = branch_and_bound(*box, np.concatenate(Cs), np.concatenate(ds), groups=groups, **kw)
+    assert len(steps) > 20 and all(len(kinds) == 1 for kinds in steps)
+    alone = [branch_and_bound(*box, c, dd, **kw) for c, dd in zip(Cs, ds, strict=True)]
+    assert [p.proof.nodes for p in both.parts] == [r.proof.nodes for r in alone]

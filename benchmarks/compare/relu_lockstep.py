@@ -11,6 +11,10 @@ round's bound and branching calls merged, ``netopt.bounds.relu_lockstep``). Prin
 property the disjuncts searched, both verdicts (they must agree: a "sat" of either confirmed in
 float64, every "unsat" proof re-checked by ``check_proof``), both times, the domains and the
 ratio; then the totals. The time limit is per disjunct alone and per property in lockstep.
+
+On a property with a counterexample, one after the other searches the disjuncts before its
+own first (up to the time limit each: minutes), where ``netopt check``'s attack finds most of
+them in a second; ``--names`` picks the properties the check leaves to branch and bound.
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def branch_and_bound(
             return None
     args = (dl, mode, batch, alpha_iters, max_domains, progress, device)
     if groups is not None and mode == "relu":
-        return _relu_groups(net, cb, lo, hi, C, d, groups, args, form, split_update)
+        return _relu_groups(net, cb, lo, hi, C, d, groups, args, form, split_update, batch)
     search_cls = _InputSearch if mode == "input" else _ReluSearch
     search = search_cls(net, cb, lo, hi, C, d, *args)
     search.form = form
@@ -194,6 +194,7 @@ def _relu_groups(
     args: tuple,
     form: str,
     split_update: bool,
+    batch: int | None,
 ) -> BranchResult:
     """ReLU splitting of several disjuncts over one box: a search per disjunct, with its own
     tree and proof, all in lockstep (:func:`~netopt.bounds.relu_lockstep.search_groups`: a
@@ -213,7 +214,7 @@ def _relu_groups(
         s = _ReluSearch(net, cb, lo, hi, C[r], d[r], *args)
         s.form, s.split_update = form, split_update
         s.patience = RELU_PATIENCE * len(rows)  # (its rounds get a share of the time)
-        if args[2] is None:  # (batch)
+        if batch is None:
             s.batch = s.stats["batch"] = max(16, s.batch // len(rows))
         if searches:
             # the box's bounds, computed once

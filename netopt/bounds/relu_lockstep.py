@@ -233,46 +233,8 @@ def merged(reqs: list) -> Any:
             reqs[0].search,
             _stack(sbs),
             torch.cat([r.kt + int(o) for r, o in zip(reqs, offs[:-1], strict=True)]),
-            [torch.cat(col) for col in zip(*(r.sp for r in reqs), strict=True)],
+            _cat([r.sp for r in reqs]),
         )
-
-    def cat(xs: list) -> Any:
-        return None if xs[0] is None else torch.cat([torch.as_tensor(x) for x in xs])
-
-    def layers(lists: list, betas: bool = False) -> list | None:
-        if lists[0] is None:
-            return None
-        out = []
-        for j in range(len(lists[0])):
-            col = [ls[j] for ls in lists]
-            if all(c is None for c in col):
-                out.append(None)
-            elif betas:
-                # a layer no domain of one search has split: zero multipliers there
-                like = next(c for c in col if c is not None)
-                out.append(
-                    torch.cat(
-                        [
-                            c
-                            if c is not None
-                            else torch.zeros(
-                                (r.size, *like.shape[1:]), dtype=like.dtype, device=like.device
-                            )
-                            for c, r in zip(col, reqs, strict=True)
-                        ]
-                    )
-                )
-            else:
-                out.append(torch.cat(col))
-        return out
-
-    def pairs(lists: list) -> list | None:
-        if lists[0] is None:
-            return None
-        return [
-            (torch.cat([ls[j][0] for ls in lists]), torch.cat([ls[j][1] for ls in lists]))
-            for j in range(len(lists[0]))
-        ]
 
     r0 = reqs[0]
     return BoundRequest(
@@ -281,16 +243,32 @@ def merged(reqs: list) -> Any:
         hi=np.concatenate([r.hi for r in reqs]),
         C=np.concatenate([np.broadcast_to(r.C, (r.size, *r.C.shape)) for r in reqs]),
         d=np.concatenate([np.broadcast_to(r.d, (r.size, len(r.d))) for r in reqs]),
-        splits=layers([r.splits for r in reqs]),
+        splits=_cat([r.splits for r in reqs]),
         iters=r0.iters,
-        init=layers([r.init for r in reqs]),
+        init=_cat([r.init for r in reqs]),
         beta=r0.beta,
-        init_betas=layers([r.init_betas for r in reqs], betas=True),
-        pre=pairs([r.pre for r in reqs]),
-        prev=pairs([r.prev for r in reqs]),
+        init_betas=_cat(_zero_filled([r.init_betas for r in reqs], [r.size for r in reqs])),
+        pre=_cat([r.pre for r in reqs]),
+        prev=_cat([r.prev for r in reqs]),
         mix=r0.mix,
-        init_mix=cat([r.init_mix for r in reqs]),
+        init_mix=_cat([r.init_mix for r in reqs]),
     )
+
+
+def _zero_filled(lists: list, sizes: list[int]) -> list:
+    """Each search's multipliers per layer, with zeros in a layer where one has none (no
+    domain of it split there) and another has some."""
+    import torch
+
+    if lists[0] is None:
+        return lists
+    out = [list(ls) for ls in lists]
+    for j in range(len(out[0])):
+        like = next((ls[j] for ls in out if ls[j] is not None), None)
+        for ls, n in zip(out, sizes, strict=True):
+            if like is not None and ls[j] is None:
+                ls[j] = torch.zeros((n, *like.shape[1:]), dtype=like.dtype, device=like.device)
+    return out
 
 
 def _cut(got: Any, a: int, b: int) -> Any:
@@ -328,21 +306,25 @@ def _form(sb: Any) -> tuple:
 
 def _stack(sbs: list) -> Any:
     """Several :class:`~netopt.bounds.spec_bound.SpecBound` as one, domains stacked."""
+    return type(sbs[0])(
+        **{f.name: _cat([getattr(sb, f.name) for sb in sbs]) for f in fields(sbs[0])}
+    )
+
+
+def _cat(vs: list) -> Any:
+    """The searches' values of one field stacked along the domains: tensors concatenated,
+    lists and tuples (per layer, bound pairs) element by element, None where the first is
+    None (requests and bounds of one key: then all are)."""
     import torch
 
-    def cat(vs: list) -> Any:
-        v0 = vs[0]
-        if v0 is None:
-            return None
-        if isinstance(v0, tuple):
-            return tuple(cat(list(x)) for x in zip(*vs, strict=True))
-        if isinstance(v0, list):
-            return [cat(list(x)) for x in zip(*vs, strict=True)]
-        return torch.cat(vs)
-
-    return type(sbs[0])(
-        **{f.name: cat([getattr(sb, f.name) for sb in sbs]) for f in fields(sbs[0])}
-    )
+    v0 = vs[0]
+    if v0 is None:
+        return None
+    if isinstance(v0, tuple):
+        return tuple(_cat(list(x)) for x in zip(*vs, strict=True))
+    if isinstance(v0, list):
+        return [_cat(list(x)) for x in zip(*vs, strict=True)]
+    return torch.cat(vs)
 
 
 def search_groups(searches: list, t0: float | None = None) -> Any:

@@ -557,6 +557,20 @@ class Adam:
             for p in ps:
                 p.grad = None
 
+    def select(self, idx: Any) -> None:
+        """Keep the rows ``idx`` (of the first dimension) of every parameter and its moments,
+        as though the optimizer had run on those rows alone (the update is elementwise). The
+        parameters become new leaf tensors: read them back from ``groups``."""
+        import torch
+
+        with torch.no_grad():
+            self.groups = [
+                ([p.detach()[idx].clone().requires_grad_(True) for p in ps], lr)
+                for ps, lr in self.groups
+            ]
+            self.m = [[m[idx] for m in ms] for ms in self.m]
+            self.v = [[v[idx] for v in vs] for vs in self.v]
+
     def step(self) -> None:
         import torch
 

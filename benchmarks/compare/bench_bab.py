@@ -2,7 +2,7 @@
 
     python benchmarks/compare/bench_bab.py [--time-limit 60] [--methods bab,milp,auto,gurobi]
                                            [--nets SUBSTR] [--verify] [--gurobi-pip]
-                                           [--out FILE.json]
+                                           [--out FILE.json] [--dir DIR]
 
 Problem: minimize sum_j |f(x)_j - y_j| over x in [-1, 1]^n for the three targets of each net.
 ``bab``: ``prob.solve("bab")`` (input splitting on float64 CROWN, alpha-CROWN rows, exact LP rows
@@ -92,12 +92,18 @@ def main() -> None:
         help="let auto's MILP phase run on Gurobi under the pip wheel's size-limited licence",
     )
     ap.add_argument("--out")
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        default=BENCH,
+        help="nets and targets.json (default ../shared/nets/bench; bench_seeds.py writes others)",
+    )
     a = ap.parse_args()
     if a.gurobi_pip:
         import netopt.formulations.auto as auto
 
         auto.USE_SIZE_LIMITED_GUROBI = True
-    targets = json.loads((BENCH / "targets.json").read_text())
+    targets = json.loads((a.dir / "targets.json").read_text())
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in ("bab", "milp", "auto", "gurobi")]
     if bad:
@@ -113,7 +119,7 @@ def main() -> None:
         for tname, target in spec["targets"].items():
             row = {"net": name, "target": tname}
             for m in methods:
-                row[m] = run(BENCH / name, target, tuple(spec["box"]), a.time_limit, m, a.verify)
+                row[m] = run(a.dir / name, target, tuple(spec["box"]), a.time_limit, m, a.verify)
                 print(f"{name:<28} {tname:<18} {m:<5} {_fmt(row[m])}", flush=True)
                 if "auto" in row[m]:
                     print(f"{'':<47} plan {row[m]['auto']}", flush=True)

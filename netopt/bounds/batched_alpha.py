@@ -9,6 +9,7 @@ They are methods of :class:`~netopt.bounds.batched.ChainBounds` (through the mix
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +30,48 @@ def _simplex(m: Any) -> Any:
     m = m.clamp(min=0)
     s = m.sum(1, keepdim=True)
     return torch.where(s > 0, m / s.clamp(min=1e-30), torch.full_like(m, 1.0 / m.shape[1]))
+
+
+def _own(t: Any) -> Any:
+    """``t`` as a tensor of its own (a clone), to be written in place; None stays None."""
+    return None if t is None else t.clone()
+
+
+@dataclass
+class _Boxes:
+    """What :meth:`OptimizedBounds.alpha_crown` evaluates a batch of boxes with: the box, the
+    activations' lines (``(lo_s, lo_b, up_s, up_b)``, ``(B, n_j)`` each or None), their
+    unstable units, split signs and multiplier masks per layer (None: none), the rows ``Lam``
+    ``(B, k, m)`` and their right-hand sides ``d`` (``(k,)`` shared, or ``(B, k)``)."""
+
+    lo: Any
+    hi: Any
+    fixed: list
+    unstable: list
+    signs: list
+    masks: list
+    Lam: Any
+    d: Any
+
+    def take(self, idx: Any) -> _Boxes:
+        """The boxes ``idx`` (an index tensor into the batch)."""
+
+        n = self.Lam.shape[0]
+
+        def t(x: Any) -> Any:
+            # (a tensor shared by the boxes, e.g. one box (1, n_in) for all, stays as it is)
+            return x[idx] if x is not None and x.dim() > 0 and x.shape[0] == n else x
+
+        return _Boxes(
+            t(self.lo),
+            t(self.hi),
+            [tuple(t(a) for a in ln) for ln in self.fixed],
+            [t(u) for u in self.unstable],
+            [t(s) for s in self.signs],
+            [t(m) for m in self.masks],
+            self.Lam[idx],
+            self.d if self.d.dim() < 2 else t(self.d),
+        )
 
 
 class OptimizedBounds:
@@ -105,16 +148,6 @@ class OptimizedBounds:
                     first = self._spec(lo_t, hi_t, C, d, lines)
                 mu = torch.nn.functional.one_hot(first.argmax(1), k).to(self.dtype)
             k += 1
-        base = (Lam0, d_t)
-
-        def spec(m: Any) -> tuple[Any, Any]:
-            # the rows, and with weights m their combination as one more row
-            L0, dd = base
-            if m is None:
-                return L0, dd
-            comb = (m[:, :, None] * L0).sum(1, keepdim=True)
-            return torch.cat([L0, comb], 1), torch.cat([dd, (m * dd).sum(1, keepdim=True)], 1)
-
         signs = self._signs(splits)
         if init is not None:
             slopes = [self._t(s) for s in init[: self.n_act]]
@@ -133,21 +166,35 @@ class OptimizedBounds:
                 else:
                     betas[j] = torch.zeros(B, k, s.shape[1], dtype=self.dtype, device=self.device)
 
-        # the lines but the unstable units' lower slopes do not change with the parameters:
-        # built once (relu_relaxation's rule: a slope clipped into [leak, 1] on unstable units)
-        fixed = [self._lines(j, p[0], p[1]) for j, p in enumerate(pre)]
-        unstable = [(p[0] < 0) & (p[1] > 0) for p in pre]
+        # what evaluate reads of each box: the lines but the unstable units' lower slopes (they
+        # do not change with the parameters: built once, relu_relaxation's rule, a slope clipped
+        # into [leak, 1] on unstable units), the splits, the rows
+        full = _Boxes(
+            lo_t,
+            hi_t,
+            [self._lines(j, p[0], p[1]) for j, p in enumerate(pre)],
+            [(p[0] < 0) & (p[1] > 0) for p in pre],
+            signs,
+            masks,
+            Lam0,
+            d_t,
+        )
 
-        def evaluate(slopes: list, betas: list, m: Any = mu):
+        def evaluate(slopes: list, betas: list, m: Any = mu, bx: _Boxes = full):
             lines = [
-                (torch.where(unstable[j], slopes[j].clamp(self.leak[j], 1.0), ln[0]), *ln[1:])
-                for j, ln in enumerate(fixed)
+                (torch.where(bx.unstable[j], slopes[j].clamp(self.leak[j], 1.0), ln[0]), *ln[1:])
+                for j, ln in enumerate(bx.fixed)
             ]
             shift = [
-                None if b_ is None else b_ * signs[j][:, None, :] for j, b_ in enumerate(betas)
+                None if b_ is None else b_ * bx.signs[j][:, None, :] for j, b_ in enumerate(betas)
             ]
-            Lam, dd = spec(m)
-            bound, lams, coefs = self._backward(Lam, top, lo_t, hi_t, lines, shift, keep=True)
+            Lam, dd = bx.Lam, bx.d
+            if m is not None:
+                # the rows, and with weights m their combination as one more row
+                comb = (m[:, :, None] * Lam).sum(1, keepdim=True)
+                Lam = torch.cat([Lam, comb], 1)
+                dd = torch.cat([dd, (m * dd).sum(1, keepdim=True)], 1)
+            bound, lams, coefs = self._backward(Lam, top, bx.lo, bx.hi, lines, shift, keep=True)
             return bound - dd, [ln[0] for ln in lines], lams, coefs
 
         with torch.no_grad():
@@ -155,36 +202,69 @@ class OptimizedBounds:
         best_betas = list(betas)
         best_mu = mu
         n_par = self.n_act + sum(b_ is not None for b_ in betas) + (mu is not None)
-        if n_par and iters > 0:
-            a_params = [s.detach().clone().requires_grad_(True) for s in best_slopes]
-            b_params = [None if b_ is None else b_.clone().requires_grad_(True) for b_ in betas]
+        # A box is optimized while it is open: once a row is positive (the searches' test of a
+        # closed box) its steps change nothing the search uses, so the batch shrinks to the
+        # open boxes (at the start, and whenever a quarter of them closed). The open boxes'
+        # steps are the same as in the whole batch: Adam is elementwise and the objective a
+        # sum over boxes.
+        sel = torch.nonzero(best.max(dim=1).values <= 0)[:, 0]
+        if n_par and iters > 0 and len(sel):
+            bx = full
+            if len(sel) < B:
+                bx = full.take(sel)
+            else:
+                sel = None
+            # (the best values are written row by row from here: tensors of their own)
+            best, best_coefs, best_mu = best.clone(), best_coefs.clone(), _own(best_mu)
+            best_slopes = [s.clone() for s in best_slopes]
+            best_lams = [s.clone() for s in best_lams]
+            best_betas = [_own(b_) for b_ in best_betas]
+
+            def rows(t: Any) -> Any:
+                return t if sel is None else t[sel]
+
+            def put(dst: Any, where: Any, src: Any) -> None:
+                if sel is None:
+                    dst.copy_(torch.where(where, src, dst))
+                else:
+                    dst[sel] = torch.where(where, src, dst[sel])
+
+            a_params = [rows(s).detach().clone().requires_grad_(True) for s in best_slopes]
+            b_params = [
+                None if b_ is None else rows(b_).clone().requires_grad_(True) for b_ in betas
+            ]
             groups = [{"params": a_params, "lr": lr}]
-            if any(p is not None for p in b_params):
-                groups.append({"params": [p for p in b_params if p is not None], "lr": lr_beta})
+            b_at = [j for j, p in enumerate(b_params) if p is not None]
+            if b_at:
+                groups.append({"params": [b_params[j] for j in b_at], "lr": lr_beta})
             m_param = None
             if mu is not None:
-                m_param = mu.clone().requires_grad_(True)
+                m_param = rows(mu).clone().requires_grad_(True)
                 groups.append({"params": [m_param], "lr": lr_mix})
             opt = Adam(groups)
             for _ in range(iters):
                 opt.zero_grad()
-                used_b = [None if p is None else p * masks[j] for j, p in enumerate(b_params)]
-                bound, used_s, lams, coefs = evaluate(a_params, used_b, m_param)
+                used_b = [None if p is None else p * bx.masks[j] for j, p in enumerate(b_params)]
+                bound, used_s, lams, coefs = evaluate(a_params, used_b, m_param, bx)
                 score = bound.max(dim=1).values
                 # the combination (which can be any one row) is what the weights improve
                 (-(bound[:, -1] if m_param is not None else score).sum()).backward()
                 with torch.no_grad():
-                    better = score > best.max(dim=1).values
+                    cur = rows(best).max(dim=1).values
+                    # (a box closed before this step keeps its values, whether or not the
+                    # batch has shrunk yet: its answer does not depend on the other boxes)
+                    better = (score > cur) & (cur <= 0)
                     b1, b2 = better[:, None], better[:, None, None]
-                    best = torch.where(b1, bound.detach(), best)
-                    best_coefs = torch.where(b2, coefs.detach(), best_coefs)
+                    put(best, b1, bound.detach())
+                    put(best_coefs, b2, coefs.detach())
                     for j in range(self.n_act):
-                        best_slopes[j] = torch.where(b1, used_s[j].detach(), best_slopes[j])
-                        best_lams[j] = torch.where(b2, lams[j].detach(), best_lams[j])
+                        put(best_slopes[j], b1, used_s[j].detach())
+                        put(best_lams[j], b2, lams[j].detach())
                         if used_b[j] is not None:
-                            best_betas[j] = torch.where(b2, used_b[j].detach(), best_betas[j])
+                            put(best_betas[j], b2, used_b[j].detach())
                     if m_param is not None:
-                        best_mu = torch.where(b1, m_param.detach(), best_mu)
+                        put(best_mu, b1, m_param.detach())
+                    now_open = rows(best).max(dim=1).values <= 0
                 opt.step()
                 with torch.no_grad():
                     for j, p_ in enumerate(a_params):
@@ -194,6 +274,20 @@ class OptimizedBounds:
                             p_.clamp_(min=0)
                     if m_param is not None:
                         m_param.copy_(_simplex(m_param))
+                n_open = int(now_open.sum())
+                if n_open == 0:
+                    break
+                if 4 * n_open <= 3 * len(now_open):
+                    keep = torch.nonzero(now_open)[:, 0]
+                    sel = keep if sel is None else sel[keep]
+                    bx = bx.take(keep)
+                    opt.select(keep)
+                    a_params = opt.groups[0][0]
+                    b_params = [None] * self.n_act
+                    for j, p_ in zip(b_at, opt.groups[1][0] if b_at else [], strict=True):
+                        b_params[j] = p_
+                    if m_param is not None:
+                        m_param = opt.groups[-1][0][0]
         out_betas: list = []
         if beta:
             out_betas = [

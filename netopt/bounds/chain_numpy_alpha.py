@@ -48,6 +48,7 @@ ascent: the bounds returned are evaluated, never extrapolated.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,35 @@ from netopt.bounds.spec_bound import SpecBound
 from netopt.ir.ops.activations import relu_relaxation
 
 __all__ = ["NumpyAdam", "NumpyOptimized"]
+
+
+@dataclass
+class _Boxes:
+    """The per-box arrays a step of :meth:`NumpyOptimized.alpha_crown` reads: the boxes, the
+    activations' lines ``(lo_s, lo_b, up_s, up_b)`` and unstable units, and per layer the split
+    signs and the multipliers' masks (None: no split there)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    lines: list
+    unstable: list
+    signs: list
+    masks: list
+
+    def take(self, idx: np.ndarray) -> _Boxes:
+        """The boxes ``idx`` (indices into the batch)."""
+
+        def t(x: Any) -> Any:
+            return None if x is None else x[idx]
+
+        return _Boxes(
+            self.lo[idx],
+            self.hi[idx],
+            [tuple(t(a) for a in ln) for ln in self.lines],
+            [u[idx] for u in self.unstable],
+            [t(x) for x in self.signs],
+            [t(x) for x in self.masks],
+        )
 
 
 class NumpyAdam:
@@ -69,6 +99,15 @@ class NumpyAdam:
         self.b1, self.b2, self.eps, self.t = betas[0], betas[1], 1e-8, 0
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]
+
+    def select(self, idx: np.ndarray) -> list:
+        """Keep the rows ``idx`` (of the first dimension) of every parameter and its moments,
+        as though the steps had run on those rows alone (the update is elementwise); returns
+        the new parameters, in their order."""
+        self.params = [p[idx] for p in self.params]
+        self.m = [m[idx] for m in self.m]
+        self.v = [v[idx] for v in self.v]
+        return self.params
 
     def step(self, grads: list) -> None:
         """One step up the gradients ``grads`` (one per parameter, in place)."""
@@ -154,7 +193,7 @@ class NumpyOptimized:
                for j, (a, b_) in enumerate(pre[:n_act])]  # fmt: skip
         lines = [relu_relaxation(lj, uj, self.leak[j]) for j, (lj, uj) in enumerate(pre)]
         unstable = [(lj < 0) & (uj > 0) for lj, uj in pre]
-        Lam0 = np.broadcast_to((C @ self.W[top])[None], (B, k, self.W[top].shape[1]))
+        Lam0 = (C @ self.W[top])[None]
         const0 = (C @ self.b[top])[None]
         slopes = [np.asarray(s, dtype=dt).copy() for s in init[:n_act]] if init is not None \
             else [ln[0].copy() for ln in lines]  # fmt: skip
@@ -170,76 +209,101 @@ class NumpyOptimized:
                 else:
                     betas[j] = np.zeros((B, k, s.shape[1]), dtype=dt)
 
-        def used_slopes(params: list) -> list:
+        def used_slopes(params: list, bx: _Boxes) -> list:
             return [
-                np.where(unstable[j], np.clip(p, self.leak[j], 1.0), lines[j][0])
+                np.where(bx.unstable[j], np.clip(p, self.leak[j], 1.0), bx.lines[j][0])
                 for j, p in enumerate(params)
             ]
 
-        def evaluate(sl: list, bt: list) -> tuple:
-            """The bounds ``(B, k)``, each layer's coefficients and the input's."""
-            Lam = Lam0
-            const = np.broadcast_to(const0, (B, k)).astype(dt)
+        def evaluate(sl: list, bt: list, bx: _Boxes) -> tuple:
+            """The bounds ``(b, k)`` of the boxes ``bx``, each layer's coefficients and the
+            input's."""
+            nb = len(bx.lo)
+            Lam = np.broadcast_to(Lam0, (nb, k, Lam0.shape[2]))
+            const = np.broadcast_to(const0, (nb, k)).astype(dt)
             lams: list = [None] * top
             for j in range(top - 1, -1, -1):
                 lams[j] = Lam
-                _, lo_b, up_s, up_b = lines[j]
+                _, lo_b, up_s, up_b = bx.lines[j]
                 neg = np.minimum(Lam, 0)
                 const = const + np.einsum("bkn,bn->bk", neg, up_b)
                 if lo_b.any():
                     const = const + np.einsum("bkn,bn->bk", np.maximum(Lam, 0), lo_b)
                 Lam = Lam * sl[j][:, None, :] + neg * (up_s - sl[j])[:, None, :]
                 if bt[j] is not None:
-                    Lam = Lam - bt[j] * signs[j][:, None, :]
-                out = (Lam.reshape(B * k, -1) @ self.Wb[j]).reshape(B, k, -1)
+                    Lam = Lam - bt[j] * bx.signs[j][:, None, :]
+                out = (Lam.reshape(nb * k, -1) @ self.Wb[j]).reshape(nb, k, -1)
                 const = const + out[..., -1]
                 Lam = out[..., :-1]
-            bound = const + np.einsum("bkn,bn->bk", np.maximum(Lam, 0), lo)
-            bound = bound + np.einsum("bkn,bn->bk", np.minimum(Lam, 0), hi)
+            bound = const + np.einsum("bkn,bn->bk", np.maximum(Lam, 0), bx.lo)
+            bound = bound + np.einsum("bkn,bn->bk", np.minimum(Lam, 0), bx.hi)
             return bound - d, lams, Lam
 
-        sl = used_slopes(slopes)
-        best, best_lams, best_coefs = evaluate(sl, betas)
+        full = _Boxes(lo, hi, lines, unstable, signs, masks)
+        sl = used_slopes(slopes, full)
+        best, best_lams, best_coefs = evaluate(sl, betas, full)
         best_slopes = [s.copy() for s in sl]
         best_betas = list(betas)
         n_par = n_act + sum(b_ is not None for b_ in betas)
-        if n_par and iters > 0:
-            a_params = [s.copy() for s in sl]
-            b_params = [None if b_ is None else b_.copy() for b_ in betas]
+        # A box takes steps while it is open, as in the torch engine (its reasons there): the
+        # batch shrinks to the open boxes at the start and whenever a quarter of them closed.
+        sel = np.nonzero(best.max(axis=1) <= 0)[0]
+        if n_par and iters > 0 and len(sel):
+            bx = full if len(sel) == B else full.take(sel)
+            # (written row by row from here: arrays of their own)
+            best_lams = [np.array(a) for a in best_lams]
+            best_coefs = np.array(best_coefs)
+            best_betas = [None if b_ is None else b_.copy() for b_ in best_betas]
+            a_params = [s[sel] for s in sl]
+            b_params = [None if b_ is None else b_[sel] for b_ in betas]
+            b_at = [j for j, p in enumerate(b_params) if p is not None]
             opt = NumpyAdam(
-                a_params + [p for p in b_params if p is not None],
-                [lr] * n_act + [lr_beta] * sum(p is not None for p in b_params),
+                a_params + [b_params[j] for j in b_at], [lr] * n_act + [lr_beta] * len(b_at)
             )
-            ar = np.arange(B)
             for _ in range(iters):
-                used_b = [None if p is None else p * masks[j] for j, p in enumerate(b_params)]
-                sl = used_slopes(a_params)
-                bound, lams, coefs = evaluate(sl, used_b)
+                used_b = [None if p is None else p * bx.masks[j] for j, p in enumerate(b_params)]
+                sl = used_slopes(a_params, bx)
+                bound, lams, coefs = evaluate(sl, used_b, bx)
                 score = bound.max(axis=1)
-                better = score > best.max(axis=1)
+                cur = best[sel].max(axis=1)
+                # (a box closed before this step keeps its values: see the torch engine)
+                better = (score > cur) & (cur <= 0)
                 if better.any():
-                    best[better] = bound[better]
-                    best_coefs = np.where(better[:, None, None], coefs, best_coefs)
+                    ix = sel[better]
+                    best[ix] = bound[better]
+                    best_coefs[ix] = coefs[better]
                     for j in range(n_act):
-                        best_slopes[j] = np.where(better[:, None], sl[j], best_slopes[j])
-                        best_lams[j] = np.where(better[:, None, None], lams[j], best_lams[j])
+                        best_slopes[j][ix] = sl[j][better]
+                        best_lams[j][ix] = lams[j][better]
                         if used_b[j] is not None:
-                            best_betas[j] = np.where(
-                                better[:, None, None], used_b[j], best_betas[j]
-                            )
+                            best_betas[j][ix] = used_b[j][better]
+                ar = np.arange(len(sel))
                 g_a, g_b = self._gradients(
-                    bound.argmax(axis=1), ar, lo, hi, coefs, lams, sl, lines, signs, masks
-                )
+                    bound.argmax(axis=1), ar, bx.lo, bx.hi, coefs, lams, sl, bx.lines,
+                    bx.signs, bx.masks,
+                )  # fmt: skip
                 for j in range(n_act):
                     # only the unstable units' slopes are parameters (the params are clipped
                     # into [leak, 1] after each step, where the clip's derivative is 1)
-                    g_a[j] = np.where(unstable[j], g_a[j], 0).astype(dt)
-                opt.step(g_a + [g for g, p in zip(g_b, b_params, strict=True) if p is not None])
+                    g_a[j] = np.where(bx.unstable[j], g_a[j], 0).astype(dt)
+                opt.step(g_a + [g_b[j] for j in b_at])
                 for j, p in enumerate(a_params):
                     np.clip(p, self.leak[j], 1.0, out=p)
                 for p in b_params:
                     if p is not None:
                         np.maximum(p, 0, out=p)
+                still = best[sel].max(axis=1) <= 0
+                n_open = int(still.sum())
+                if n_open == 0:
+                    break
+                if 4 * n_open <= 3 * len(sel):
+                    keep = np.nonzero(still)[0]
+                    sel, bx = sel[keep], bx.take(keep)
+                    ps = opt.select(keep)
+                    a_params = ps[:n_act]
+                    b_params = [None] * n_act
+                    for j, p in zip(b_at, ps[n_act:], strict=True):
+                        b_params[j] = p
         out_betas: list = []
         if beta:
             out_betas = [

@@ -737,3 +737,50 @@ def test_the_slopes_adam_takes_torch_adams_steps():
     for x, y in zip(ours, ref, strict=True):
         assert torch.allclose(x, y, rtol=1e-5, atol=1e-5)
     assert not torch.equal(ours[0], a)  # the steps moved it
+
+
+@pytest.mark.parametrize("mix", [False, True])
+def test_a_box_in_a_batch_is_bounded_as_alone_and_stops_once_closed(mix, monkeypatch):
+    """alpha/beta-CROWN optimizes a box only while it is open (the batch shrinks to the open
+    boxes, ``Adam.select``): every field of each box's answer equals its answer bounded alone,
+    whichever boxes closed before it or with it; a box stops at the step that closed it."""
+    from netopt.bounds import batched_alpha
+
+    rng = np.random.default_rng(5)
+    net = _mlp(rng, [4, 12, 10, 3])
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    B = 16
+    lo, hi = _boxes(rng, 4, B, 0.4)
+    lo[:4], hi[:4] = lo[:4] + 0.35, hi[:4] - 0.35  # narrow boxes: these close early
+    root = cb.alpha_crown(lo, hi, np.eye(3)[:1], np.zeros(1), iters=0)
+    splits = [_feasible_splits(rng, net, lo, hi, 0.2)[j] for j in range(len(root.pre))]
+    C = rng.normal(size=(2, 3))
+    # rows closing some boxes at once, some after a few steps, some never
+    lower0 = cb.alpha_crown(lo, hi, C, np.zeros(2), splits, iters=0, beta=True).lower
+    d = np.quantile(lower0.max(dim=1).values.numpy(), 0.6) * np.ones(2)
+    kept: list = []
+    take = batched_alpha._Boxes.take
+    monkeypatch.setattr(
+        batched_alpha._Boxes, "take", lambda self, idx: (kept.append(len(idx)), take(self, idx))[1]
+    )
+    kw = dict(iters=12, beta=True, mix=mix)
+    together = cb.alpha_crown(lo, hi, C, d, splits, **kw)
+    start = cb.alpha_crown(lo, hi, C, d, splits, iters=0, beta=True, mix=mix).lower
+    at_once = start.max(dim=1).values > 0
+    closed = together.lower.max(dim=1).values > 0
+    # some boxes closed at once, some during the steps, some stayed open; the batch shrank
+    assert at_once.any() and (closed & ~at_once).any() and not closed.all()
+    assert len(kept) >= 2 and kept[0] == B - int(at_once.sum())
+    for b in range(B):
+        alone = cb.alpha_crown(
+            lo[b : b + 1], hi[b : b + 1], C, d, [s[b : b + 1] for s in splits], **kw
+        )
+        np.testing.assert_allclose(together.lower[b : b + 1], alone.lower, rtol=0, atol=1e-12)
+        for x, y in zip(together.slopes, alone.slopes, strict=True):
+            np.testing.assert_allclose(x[b : b + 1], y, rtol=0, atol=1e-12)
+        for x, y in zip(together.betas, alone.betas, strict=True):
+            np.testing.assert_allclose(x[b : b + 1], y, rtol=0, atol=1e-12)
+        if mix:
+            np.testing.assert_allclose(together.mix[b : b + 1], alone.mix, rtol=0, atol=1e-12)
+    # a box closed at the start takes no step: its bound is the start's
+    np.testing.assert_array_equal(together.lower[at_once], start[at_once])

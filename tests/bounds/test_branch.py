@@ -1162,7 +1162,7 @@ def _combined_rows_proof():
 def _mixed_rows_proof():
     """A ReLU-split proof with a leaf closed by the rows' combination that the search bounded
     with its slopes and multipliers (no affine domain)."""
-    inst, r = _relu_run(26)
+    inst, r = _relu_run(98)
     assert r.verdict == "unsat" and r.stats["affine_closed"] == 0
     assert any(nd[0] == "r" for nd in r.proof.nodes)
     assert any("lam" in (p or {}) for p in r.proof.params)

@@ -565,8 +565,7 @@ class Adam:
 
         with torch.no_grad():
             self.groups = [
-                ([p.detach()[idx].clone().requires_grad_(True) for p in ps], lr)
-                for ps, lr in self.groups
+                ([p.detach()[idx].requires_grad_(True) for p in ps], lr) for ps, lr in self.groups
             ]
             self.m = [[m[idx] for m in ms] for ms in self.m]
             self.v = [[v[idx] for v in vs] for vs in self.v]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from netopt.bounds.spec_bound import CLOSE_HEADROOM
 from netopt.torch_utils import Adam
 
 if TYPE_CHECKING:  # (batched imports this module: the name only, for the annotation)
@@ -30,6 +31,11 @@ def _simplex(m: Any) -> Any:
     m = m.clamp(min=0)
     s = m.sum(1, keepdim=True)
     return torch.where(s > 0, m / s.clamp(min=1e-30), torch.full_like(m, 1.0 / m.shape[1]))
+
+
+def _rows_of(t: Any, B: int) -> Any:
+    """``t`` with ``B`` rows of its own (a clone; one shared row repeated)."""
+    return t.expand(B, *t.shape[1:]).clone()
 
 
 def _own(t: Any) -> Any:
@@ -56,7 +62,7 @@ class _Boxes:
     def take(self, idx: Any) -> _Boxes:
         """The boxes ``idx`` (an index tensor into the batch)."""
 
-        n = self.Lam.shape[0]
+        n = self.Lam.shape[0]  # (the batch: per-box rows, or the shared rows expanded to it)
 
         def t(x: Any) -> Any:
             # (a tensor shared by the boxes, e.g. one box (1, n_in) for all, stays as it is)
@@ -101,7 +107,8 @@ class OptimizedBounds:
         r"""alpha-CROWN (and with ``beta``, beta-CROWN): slopes and multipliers optimized per box.
 
         A box is closed when one row's lower bound is positive, so the parameters of each box
-        take ``iters`` projected Adam steps maximizing its largest row bound: the slopes
+        take up to ``iters`` projected Adam steps maximizing its largest row bound (a box stops
+        once that bound exceeds :data:`CLOSE_HEADROOM` :math:`(1 + \max |d|)`: see below): the slopes
         (learning rate ``lr``, from ``init`` — a parent's, for warm starts — or CROWN's choice)
         and, with ``beta``, the multipliers :math:`\beta \ge 0` of the split units (rate
         ``lr_beta``, from ``init_betas`` or 0). The bound minimized over the box is
@@ -114,8 +121,9 @@ class OptimizedBounds:
         :math:`\beta_j \ge 0` (``(B, k, n_j)``: one multiplier per row and unit, zero where
         :math:`s_j = 0`).
 
-        Per box, the bounds returned are those of the best parameters seen (never worse than
-        the start), and ``slopes`` / ``betas`` are those parameters as the bound used them
+        Per box, the bounds returned are those of the best parameters seen up to the step that
+        closed it (never worse than the start; the start's, for a box closed at once), and
+        ``slopes`` / ``betas`` are those parameters as the bound used them
         (slopes clipped into :math:`[\alpha_{\text{leak}}, 1]`, multipliers projected onto
         :math:`\beta \ge 0` and masked to the splits): recomputing the bound with them gives
         the same value. ``pre`` / ``prev``: a parent's activation bounds, reused as they are or
@@ -203,21 +211,26 @@ class OptimizedBounds:
         best_mu = mu
         n_par = self.n_act + sum(b_ is not None for b_ in betas) + (mu is not None)
         # A box is optimized while it is open: once a row is positive (the searches' test of a
-        # closed box) its steps change nothing the search uses, so the batch shrinks to the
-        # open boxes (at the start, and whenever a quarter of them closed). The open boxes'
-        # steps are the same as in the whole batch: Adam is elementwise and the objective a
-        # sum over boxes.
-        sel = torch.nonzero(best.max(dim=1).values <= 0)[:, 0]
-        if n_par and iters > 0 and len(sel):
+        # closed box; here with CLOSE_HEADROOM above it) its steps change nothing the search
+        # uses, so the batch shrinks to the open boxes (at the start, and whenever a quarter of
+        # them closed). The open boxes' steps are the same as in the whole batch: Adam is
+        # elementwise and the objective a sum over boxes. (Not "<= tau": a NaN bound is open,
+        # as it was before any box stopped.)
+        tau = CLOSE_HEADROOM * (1.0 + float(d_t.abs().max())) if d_t.numel() else CLOSE_HEADROOM
+        sel = None
+        if n_par and iters > 0:
+            sel = torch.nonzero(~(best.max(dim=1).values > tau))[:, 0]
+        if sel is not None and len(sel):
             bx = full
             if len(sel) < B:
                 bx = full.take(sel)
             else:
                 sel = None
-            # (the best values are written row by row from here: tensors of their own)
-            best, best_coefs, best_mu = best.clone(), best_coefs.clone(), _own(best_mu)
-            best_slopes = [s.clone() for s in best_slopes]
-            best_lams = [s.clone() for s in best_lams]
+            # (the best values are written row by row from here: tensors of their own, each
+            # with the rows' batch, where one box was given for rows of each box's own)
+            best, best_coefs, best_mu = best.clone(), _rows_of(best_coefs, B), _own(best_mu)
+            best_slopes = [_rows_of(s, B) for s in best_slopes]
+            best_lams = [_rows_of(s, B) for s in best_lams]
             best_betas = [_own(b_) for b_ in best_betas]
 
             def rows(t: Any) -> Any:
@@ -253,7 +266,7 @@ class OptimizedBounds:
                     cur = rows(best).max(dim=1).values
                     # (a box closed before this step keeps its values, whether or not the
                     # batch has shrunk yet: its answer does not depend on the other boxes)
-                    better = (score > cur) & (cur <= 0)
+                    better = (score > cur) & ~(cur > tau)
                     b1, b2 = better[:, None], better[:, None, None]
                     put(best, b1, bound.detach())
                     put(best_coefs, b2, coefs.detach())
@@ -264,7 +277,7 @@ class OptimizedBounds:
                             put(best_betas[j], b2, used_b[j].detach())
                     if m_param is not None:
                         put(best_mu, b1, m_param.detach())
-                    now_open = rows(best).max(dim=1).values <= 0
+                    now_open = ~(rows(best).max(dim=1).values > tau)
                 opt.step()
                 with torch.no_grad():
                     for j, p_ in enumerate(a_params):
@@ -288,6 +301,10 @@ class OptimizedBounds:
                         b_params[j] = p_
                     if m_param is not None:
                         m_param = opt.groups[-1][0][0]
+        # (every field with the rows' batch, also where no box took a step)
+        best_slopes = [s.expand(B, *s.shape[1:]) for s in best_slopes]
+        best_lams = [s.expand(B, *s.shape[1:]) for s in best_lams]
+        best_coefs = best_coefs.expand(B, *best_coefs.shape[1:])
         out_betas: list = []
         if beta:
             out_betas = [

@@ -37,8 +37,8 @@ the network linearized by the bound's own relaxation, evaluated at :math:`x^\ast
     \frac{\partial \underline{b}}{\partial \beta_j} = -\sigma_j \odot \hat z_j .
 
 As in the torch version each box ascends its best row (the largest bound; a box closes when one
-row is positive), with the same projected Adam steps and the same record of the best bounds
-seen, so both give the same parameters up to rounding (the tests hold them to each other in
+row is positive, and stops once it is above :data:`~netopt.bounds.spec_bound.CLOSE_HEADROOM`),
+with the same projected Adam steps and the same record of the best bounds seen, so both give the same parameters up to rounding (the tests hold them to each other in
 float64). Where a coefficient is exactly 0 the bound has a kink; the derivative taken there is
 torch's (its clamps pass both sides': an activation's :math:`\hat a` takes both lines' terms,
 the input's corner :math:`l_i + u_i`, not a point of the box), and any choice serves the
@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from netopt.bounds.spec_bound import SpecBound
+from netopt.bounds.spec_bound import CLOSE_HEADROOM, SpecBound
 from netopt.ir.ops.activations import relu_relaxation
 
 __all__ = ["NumpyAdam", "NumpyOptimized"]
@@ -171,9 +171,10 @@ class NumpyOptimized:
         Returns
         -------
         SpecBound
-            numpy arrays in the engine's dtype: the best bounds seen per box, the slopes
-            (clipped) and multipliers (projected, masked to the splits) that gave them, the
-            clipped ``pre``, each row's coefficients (``lams``, ``coefs``), the best row.
+            numpy arrays in the engine's dtype: the best bounds seen per box (up to the step
+            that closed it), the slopes (clipped) and multipliers (projected, masked to the
+            splits) that gave them, the clipped ``pre``, each row's coefficients (``lams``,
+            ``coefs``), the best row.
         """
         dt = self.dtype
         lo, hi = np.asarray(lo, dtype=dt), np.asarray(hi, dtype=dt)
@@ -245,9 +246,11 @@ class NumpyOptimized:
         best_slopes = [s.copy() for s in sl]
         best_betas = list(betas)
         n_par = n_act + sum(b_ is not None for b_ in betas)
-        # A box takes steps while it is open, as in the torch engine (its reasons there): the
-        # batch shrinks to the open boxes at the start and whenever a quarter of them closed.
-        sel = np.nonzero(best.max(axis=1) <= 0)[0]
+        # A box takes steps while it is open (its best row at most CLOSE_HEADROOM (1 + max |d|)),
+        # as in the torch engine (its reasons there): the batch shrinks to the open boxes at the
+        # start and whenever a quarter of them closed.
+        tau = CLOSE_HEADROOM * (1.0 + float(np.abs(d).max())) if d.size else CLOSE_HEADROOM
+        sel = np.nonzero(~(best.max(axis=1) > tau))[0]
         if n_par and iters > 0 and len(sel):
             bx = full if len(sel) == B else full.take(sel)
             # (written row by row from here: arrays of their own)
@@ -267,7 +270,7 @@ class NumpyOptimized:
                 score = bound.max(axis=1)
                 cur = best[sel].max(axis=1)
                 # (a box closed before this step keeps its values: see the torch engine)
-                better = (score > cur) & (cur <= 0)
+                better = (score > cur) & ~(cur > tau)
                 if better.any():
                     ix = sel[better]
                     best[ix] = bound[better]
@@ -292,7 +295,7 @@ class NumpyOptimized:
                 for p in b_params:
                     if p is not None:
                         np.maximum(p, 0, out=p)
-                still = best[sel].max(axis=1) <= 0
+                still = ~(best[sel].max(axis=1) > tau)
                 n_open = int(still.sum())
                 if n_open == 0:
                     break

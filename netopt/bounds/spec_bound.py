@@ -7,7 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SpecBound"]
+__all__ = ["SpecBound", "CLOSE_HEADROOM"]
+
+#: The optimized bounds (alpha/beta-CROWN, both engines) stop a box's steps once its best row
+#: bound exceeds this much times ``1 + max |d|``: a closed box's later steps change nothing a
+#: search uses, and the headroom above the searches' test (``> 0``, or their tiny margins)
+#: keeps a box from stopping at a bound so near zero that its float64 confirmation could fail
+#: (float32 rounds these bounds by about 1e-6 of their terms).
+CLOSE_HEADROOM = 1e-4
 
 
 @dataclass

@@ -745,6 +745,7 @@ def test_a_box_in_a_batch_is_bounded_as_alone_and_stops_once_closed(mix, monkeyp
     boxes, ``Adam.select``): every field of each box's answer equals its answer bounded alone,
     whichever boxes closed before it or with it; a box stops at the step that closed it."""
     from netopt.bounds import batched_alpha
+    from netopt.bounds.spec_bound import CLOSE_HEADROOM
 
     rng = np.random.default_rng(5)
     net = _mlp(rng, [4, 12, 10, 3])
@@ -766,8 +767,9 @@ def test_a_box_in_a_batch_is_bounded_as_alone_and_stops_once_closed(mix, monkeyp
     kw = dict(iters=12, beta=True, mix=mix)
     together = cb.alpha_crown(lo, hi, C, d, splits, **kw)
     start = cb.alpha_crown(lo, hi, C, d, splits, iters=0, beta=True, mix=mix).lower
-    at_once = start.max(dim=1).values > 0
-    closed = together.lower.max(dim=1).values > 0
+    tau = CLOSE_HEADROOM * (1 + np.abs(d).max())
+    at_once = start.max(dim=1).values > tau
+    closed = together.lower.max(dim=1).values > tau
     # some boxes closed at once, some during the steps, some stayed open; the batch shrank
     assert at_once.any() and (closed & ~at_once).any() and not closed.all()
     assert len(kept) >= 2 and kept[0] == B - int(at_once.sum())
@@ -784,3 +786,24 @@ def test_a_box_in_a_batch_is_bounded_as_alone_and_stops_once_closed(mix, monkeyp
             np.testing.assert_allclose(together.mix[b : b + 1], alone.mix, rtol=0, atol=1e-12)
     # a box closed at the start takes no step: its bound is the start's
     np.testing.assert_array_equal(together.lower[at_once], start[at_once])
+
+
+def test_one_box_with_rows_of_each_box_of_its_own():
+    """alpha/beta-CROWN of one box (``lo`` of batch 1) with per-box rows ``C`` ``(B, k, m)``:
+    each box's answer is the one of its rows alone, whichever boxes closed first."""
+    rng = np.random.default_rng(8)
+    net = _mlp(rng, [3, 10, 8, 2])
+    cb = ChainBounds(net.graph, dtype=torch.float64, device="cpu")
+    lo, hi = _boxes(rng, 3, 1, 0.5)
+    B = 12
+    C = rng.normal(size=(B, 2, 2))
+    d = np.zeros(B * 2)
+    start = cb.alpha_crown(lo, hi, C, d, iters=0).lower.max(dim=1).values.numpy()
+    d = np.full(B * 2, np.quantile(start, 0.5))  # about half the boxes open
+    both = cb.alpha_crown(lo, hi, C, d, iters=8, mix=True)
+    assert both.lower.shape == (B, 3) and all(s.shape[0] == B for s in both.slopes)
+    for b in range(B):
+        one = cb.alpha_crown(lo, hi, C[b : b + 1], d[2 * b : 2 * b + 2], iters=8, mix=True)
+        np.testing.assert_allclose(both.lower[b : b + 1], one.lower, rtol=0, atol=1e-12)
+        for x, y in zip(both.slopes, one.slopes, strict=True):
+            np.testing.assert_allclose(x[b : b + 1], y, rtol=0, atol=1e-12)

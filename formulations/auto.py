@@ -18,7 +18,8 @@ r"""The default exact method ``"auto"``: branch and bound where it is the strong
   and a licence without a size limit are present (:func:`milp_backend`; branch and bound then
   gets :data:`BAB_SHARE_GUROBI` of the time rather than :data:`BAB_SHARE`): Gurobi's is the
   stronger MILP (on the shared benchmark, under the pip wheel's licence, it certifies
-  10-32-32-2 beyond_ia, which branch and bound does not, in 29 s); else on HiGHS;
+  10-32-32-2 beyond_ia, which branch and bound does not, in 29 s); else on HiGHS (branch and
+  bound then gets :data:`BAB_SHARE`, or :data:`BAB_SHARE_FEW_INPUTS` over a box of few inputs);
 * **the MILP alone** everywhere else: wider inputs (input splitting halves one coordinate per
   level, which closes nothing in 64 dimensions: on the digits inversion the MILP proves its
   optimum in seconds), linear input constraints or integer coordinates, ops branch and bound has
@@ -53,6 +54,7 @@ __all__ = [
     "BAB_MAX_INPUTS",
     "BAB_MAX_OUTPUTS",
     "BAB_SHARE",
+    "BAB_SHARE_FEW_INPUTS",
     "BAB_SHARE_GUROBI",
     "USE_SIZE_LIMITED_GUROBI",
     "milp_backend",
@@ -74,6 +76,13 @@ BAB_SHARE = 0.75
 #: in 28.7 s, which branch and bound does not, and not the two 5-50-50-50-5 targets branch and
 #: bound certifies in 10-16 s
 BAB_SHARE_GUROBI = 0.4
+#: ... when the MILP phase runs on HiGHS and the box has at most
+#: :data:`~netopt.bounds.branch.INPUT_SPLIT_MAX_DIM` inputs, where input splitting is the strong
+#: method: on the shared MILP benchmark and its nets for seeds 1 and 2
+#: (``benchmarks/compare/bench_seeds.py``) the MILP phase on HiGHS never raised a bound, while
+#: 5-50-50-50-5 seed 2's ``outside_box_image`` needs 38-46 s of branch and bound: with 3/4 of 60 s
+#: it was certified in some runs and not in others
+BAB_SHARE_FEW_INPUTS = 0.9
 
 
 def _milp():
@@ -214,7 +223,13 @@ class Auto(Formulation):
             backend = milp_backend(problem, options)
         bab_opts = {k: options[k] for k in ("gap", "progress") if options.get(k) is not None}
         if limit is not None:
-            share = BAB_SHARE_GUROBI if backend == "gurobi" else BAB_SHARE
+            from netopt.bounds.branch import INPUT_SPLIT_MAX_DIM
+
+            share = BAB_SHARE
+            if backend == "gurobi":
+                share = BAB_SHARE_GUROBI
+            elif int(np.prod(problem.domain.shape)) <= INPUT_SPLIT_MAX_DIM:
+                share = BAB_SHARE_FEW_INPUTS
             bab_opts["time_limit"] = share * limit
         first = _bab()().run(problem, None, **bab_opts)
         record["bab"] = _summary(first, time.perf_counter() - t0)

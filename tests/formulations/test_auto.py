@@ -308,3 +308,28 @@ def test_the_default_decides_feasibility_by_branch_and_bound_with_a_proof(seed):
     cert = unsat.certificate
     assert "proof" in cert.evidence  # a tree verify re-checks, not a solver's word
     assert cert.verify(net)["ok"]
+
+
+@pytest.mark.parametrize("n_in", [3, 10])
+def test_branch_and_bound_gets_the_longer_share_on_few_inputs_before_highs(monkeypatch, n_in):
+    """Before a MILP phase on HiGHS, branch and bound gets BAB_SHARE_FEW_INPUTS of the time
+    over a box of at most INPUT_SPLIT_MAX_DIM inputs (input splitting's ground), else
+    BAB_SHARE."""
+    import netopt.formulations.auto as auto_mod
+    from netopt.bounds.branch import INPUT_SPLIT_MAX_DIM
+    from netopt.instances import mlp_instance
+
+    net = mlp_instance((n_in, 8, 2), 0, target="realizable").net
+    prob = Inversion(net, net(np.zeros(net.input_shape)) + 0.7, norm=1, box=(-1, 1))
+    monkeypatch.setattr(auto_mod, "milp_backend", lambda problem, options: "highs")
+    got: dict = {}
+
+    def bab(self, problem, solver=None, **o):
+        got["bab_time"] = o.get("time_limit")
+        return _weak(problem, 0.0, np.zeros(net.input_shape))
+
+    monkeypatch.setattr(formulations.get("bab"), "run", bab)
+    prob.solve(time_limit=4)
+    share = auto_mod.BAB_SHARE_FEW_INPUTS if n_in <= INPUT_SPLIT_MAX_DIM else auto_mod.BAB_SHARE
+    assert got["bab_time"] == pytest.approx(share * 4)
+    assert auto_mod.BAB_SHARE_FEW_INPUTS != auto_mod.BAB_SHARE

@@ -108,7 +108,8 @@ class OptimizedBounds:
 
         A box is closed when one row's lower bound is positive, so the parameters of each box
         take up to ``iters`` projected Adam steps maximizing its largest row bound (a box stops
-        once that bound exceeds :data:`CLOSE_HEADROOM` :math:`(1 + \max |d|)`: see below): the slopes
+        once that bound exceeds :data:`~netopt.bounds.spec_bound.CLOSE_HEADROOM` times
+        :math:`1 + \max |d|`): the slopes
         (learning rate ``lr``, from ``init`` — a parent's, for warm starts — or CROWN's choice)
         and, with ``beta``, the multipliers :math:`\beta \ge 0` of the split units (rate
         ``lr_beta``, from ``init_betas`` or 0). The bound minimized over the box is

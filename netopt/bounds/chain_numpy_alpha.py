@@ -38,11 +38,12 @@ the network linearized by the bound's own relaxation, evaluated at :math:`x^\ast
 
 As in the torch version each box ascends its best row (the largest bound; a box closes when one
 row is positive, and stops once it is above :data:`~netopt.bounds.spec_bound.CLOSE_HEADROOM`),
-with the same projected Adam steps and the same record of the best bounds seen, so both give the same parameters up to rounding (the tests hold them to each other in
-float64). Where a coefficient is exactly 0 the bound has a kink; the derivative taken there is
-torch's (its clamps pass both sides': an activation's :math:`\hat a` takes both lines' terms,
-the input's corner :math:`l_i + u_i`, not a point of the box), and any choice serves the
-ascent: the bounds returned are evaluated, never extrapolated.
+with the same projected Adam steps and the same record of the best bounds seen, so both give
+the same parameters up to rounding (the tests hold them to each other in float64). Where a
+coefficient is exactly 0 the bound has a kink; the derivative taken there is torch's (its
+clamps pass both sides': an activation's :math:`\hat a` takes both lines' terms, the input's
+corner :math:`l_i + u_i`, not a point of the box), and any choice serves the ascent: the bounds
+returned are evaluated, never extrapolated.
 """
 
 from __future__ import annotations

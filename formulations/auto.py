@@ -221,6 +221,7 @@ class Auto(Formulation):
             and isinstance(problem, Inversion | OutputObjective)
         ):
             backend = milp_backend(problem, options)
+        n_in = int(np.prod(problem.domain.shape))
         bab_opts = {k: options[k] for k in ("gap", "progress") if options.get(k) is not None}
         if limit is not None:
             from netopt.bounds.branch import INPUT_SPLIT_MAX_DIM
@@ -228,7 +229,7 @@ class Auto(Formulation):
             share = BAB_SHARE
             if backend == "gurobi":
                 share = BAB_SHARE_GUROBI
-            elif int(np.prod(problem.domain.shape)) <= INPUT_SPLIT_MAX_DIM:
+            elif n_in <= INPUT_SPLIT_MAX_DIM:
                 share = BAB_SHARE_FEW_INPUTS
             bab_opts["time_limit"] = share * limit
         first = _bab()().run(problem, None, **bab_opts)
@@ -245,10 +246,9 @@ class Auto(Formulation):
         milp_opts = dict(options)
         if left is not None:
             milp_opts["time_limit"] = left
-        n = int(np.prod(problem.domain.shape))
         starts = [np.asarray(c, dtype=float).reshape(-1) for c in first.candidates]
         if options.get("start") is not None:
-            starts += list(np.asarray(options["start"], dtype=float).reshape(-1, n))
+            starts += list(np.asarray(options["start"], dtype=float).reshape(-1, n_in))
         if starts:
             milp_opts["start"] = np.stack(starts)
         record["milp_backend"] = backend or "highs"

@@ -103,6 +103,8 @@ def main() -> None:
         import netopt.formulations.auto as auto
 
         auto.USE_SIZE_LIMITED_GUROBI = True
+    if not (a.dir / "targets.json").is_file():
+        ap.error(f"--dir {a.dir}: no targets.json there (bench_seeds.py --out DIR writes one)")
     targets = json.loads((a.dir / "targets.json").read_text())
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in ("bab", "milp", "auto", "gurobi")]

@@ -44,13 +44,8 @@ def torch_mlp(widths: tuple[int, ...], seed: int) -> tuple[list[np.ndarray], lis
     import torch
 
     torch.manual_seed(seed)
-    layers = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        layers.append(torch.nn.Linear(a, b))
-        if i < len(widths) - 2:
-            layers.append(torch.nn.ReLU())
-    torch.nn.Sequential(*layers)  # (the construction order is what fixes the draws)
-    lin = [m for m in layers if isinstance(m, torch.nn.Linear)]
+    # (each Linear draws its weights, then its bias, when built: the layers in order)
+    lin = [torch.nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)]
     return [m.weight.detach().numpy() for m in lin], [m.bias.detach().numpy() for m in lin]
 
 

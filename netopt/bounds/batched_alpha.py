@@ -9,12 +9,11 @@ They are methods of :class:`~netopt.bounds.batched.ChainBounds` (through the mix
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netopt.bounds.spec_bound import CLOSE_HEADROOM
+from netopt.bounds.spec_bound import CLOSE_HEADROOM, BoxBatch
 from netopt.torch_utils import Adam
 
 if TYPE_CHECKING:  # (batched imports this module: the name only, for the annotation)
@@ -41,43 +40,6 @@ def _rows_of(t: Any, B: int) -> Any:
 def _own(t: Any) -> Any:
     """``t`` as a tensor of its own (a clone), to be written in place; None stays None."""
     return None if t is None else t.clone()
-
-
-@dataclass
-class _Boxes:
-    """What :meth:`OptimizedBounds.alpha_crown` evaluates a batch of boxes with: the box, the
-    activations' lines (``(lo_s, lo_b, up_s, up_b)``, ``(B, n_j)`` each or None), their
-    unstable units, split signs and multiplier masks per layer (None: none), the rows ``Lam``
-    ``(B, k, m)`` and their right-hand sides ``d`` (``(k,)`` shared, or ``(B, k)``)."""
-
-    lo: Any
-    hi: Any
-    fixed: list
-    unstable: list
-    signs: list
-    masks: list
-    Lam: Any
-    d: Any
-
-    def take(self, idx: Any) -> _Boxes:
-        """The boxes ``idx`` (an index tensor into the batch)."""
-
-        n = self.Lam.shape[0]  # (the batch: per-box rows, or the shared rows expanded to it)
-
-        def t(x: Any) -> Any:
-            # (a tensor shared by the boxes, e.g. one box (1, n_in) for all, stays as it is)
-            return x[idx] if x is not None and x.dim() > 0 and x.shape[0] == n else x
-
-        return _Boxes(
-            t(self.lo),
-            t(self.hi),
-            [tuple(t(a) for a in ln) for ln in self.fixed],
-            [t(u) for u in self.unstable],
-            [t(s) for s in self.signs],
-            [t(m) for m in self.masks],
-            self.Lam[idx],
-            self.d if self.d.dim() < 2 else t(self.d),
-        )
 
 
 class OptimizedBounds:
@@ -178,7 +140,8 @@ class OptimizedBounds:
         # what evaluate reads of each box: the lines but the unstable units' lower slopes (they
         # do not change with the parameters: built once, relu_relaxation's rule, a slope clipped
         # into [leak, 1] on unstable units), the splits, the rows
-        full = _Boxes(
+        full = BoxBatch(
+            B,
             lo_t,
             hi_t,
             [self._lines(j, p[0], p[1]) for j, p in enumerate(pre)],
@@ -189,10 +152,10 @@ class OptimizedBounds:
             d_t,
         )
 
-        def evaluate(slopes: list, betas: list, m: Any = mu, bx: _Boxes = full):
+        def evaluate(slopes: list, betas: list, m: Any = mu, bx: BoxBatch = full):
             lines = [
                 (torch.where(bx.unstable[j], slopes[j].clamp(self.leak[j], 1.0), ln[0]), *ln[1:])
-                for j, ln in enumerate(bx.fixed)
+                for j, ln in enumerate(bx.lines)
             ]
             shift = [
                 None if b_ is None else b_ * bx.signs[j][:, None, :] for j, b_ in enumerate(betas)

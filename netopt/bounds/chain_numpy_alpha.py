@@ -49,44 +49,14 @@ returned are evaluated, never extrapolated.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from netopt.bounds.spec_bound import CLOSE_HEADROOM, SpecBound
+from netopt.bounds.spec_bound import CLOSE_HEADROOM, BoxBatch, SpecBound
 from netopt.ir.ops.activations import relu_relaxation
 
 __all__ = ["NumpyAdam", "NumpyOptimized"]
-
-
-@dataclass
-class _Boxes:
-    """The per-box arrays a step of :meth:`NumpyOptimized.alpha_crown` reads: the boxes, the
-    activations' lines ``(lo_s, lo_b, up_s, up_b)`` and unstable units, and per layer the split
-    signs and the multipliers' masks (None: no split there)."""
-
-    lo: np.ndarray
-    hi: np.ndarray
-    lines: list
-    unstable: list
-    signs: list
-    masks: list
-
-    def take(self, idx: np.ndarray) -> _Boxes:
-        """The boxes ``idx`` (indices into the batch)."""
-
-        def t(x: Any) -> Any:
-            return None if x is None else x[idx]
-
-        return _Boxes(
-            self.lo[idx],
-            self.hi[idx],
-            [tuple(t(a) for a in ln) for ln in self.lines],
-            [u[idx] for u in self.unstable],
-            [t(x) for x in self.signs],
-            [t(x) for x in self.masks],
-        )
 
 
 class NumpyAdam:
@@ -211,13 +181,13 @@ class NumpyOptimized:
                 else:
                     betas[j] = np.zeros((B, k, s.shape[1]), dtype=dt)
 
-        def used_slopes(params: list, bx: _Boxes) -> list:
+        def used_slopes(params: list, bx: BoxBatch) -> list:
             return [
                 np.where(bx.unstable[j], np.clip(p, self.leak[j], 1.0), bx.lines[j][0])
                 for j, p in enumerate(params)
             ]
 
-        def evaluate(sl: list, bt: list, bx: _Boxes) -> tuple:
+        def evaluate(sl: list, bt: list, bx: BoxBatch) -> tuple:
             """The bounds ``(b, k)`` of the boxes ``bx``, each layer's coefficients and the
             input's."""
             nb = len(bx.lo)
@@ -241,7 +211,7 @@ class NumpyOptimized:
             bound = bound + np.einsum("bkn,bn->bk", np.minimum(Lam, 0), bx.hi)
             return bound - d, lams, Lam
 
-        full = _Boxes(lo, hi, lines, unstable, signs, masks)
+        full = BoxBatch(B, lo, hi, lines, unstable, signs, masks)
         sl = used_slopes(slopes, full)
         best, best_lams, best_coefs = evaluate(sl, betas, full)
         best_slopes = [s.copy() for s in sl]

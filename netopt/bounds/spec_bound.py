@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SpecBound", "CLOSE_HEADROOM"]
+__all__ = ["SpecBound", "BoxBatch", "CLOSE_HEADROOM"]
 
 #: The optimized bounds (alpha/beta-CROWN, both engines) stop a box's steps once its best row
 #: bound exceeds this much times ``1 + max |d|``: a closed box's later steps change nothing a
@@ -60,3 +60,44 @@ class SpecBound:
     lams: list = field(default_factory=list)
     mix: Any = None
     coefs: Any = None
+
+
+@dataclass
+class BoxBatch:
+    """What a step of alpha/beta-CROWN's ascent reads of each box (both engines: numpy arrays or
+    torch tensors): the boxes, the activations' lines ``(lo_s, lo_b, up_s, up_b)`` and unstable
+    units per layer, the split signs and multiplier masks per layer (None: no split there), and
+    the torch engine's rows ``Lam`` ``(n, k, m)`` and right-hand sides ``d`` (``(k,)`` shared or
+    ``(n, k)``; None in the numpy engine, whose rows are shared).
+
+    ``n`` is the batch; an array whose first dimension is not ``n`` (one box ``(1, n_in)`` for
+    rows of each box's own, rows shared by all) belongs to every box and is kept as it is.
+    """
+
+    n: int
+    lo: Any
+    hi: Any
+    lines: list
+    unstable: list
+    signs: list
+    masks: list
+    Lam: Any = None
+    d: Any = None
+
+    def take(self, idx: Any) -> BoxBatch:
+        """The boxes ``idx`` (an index array or tensor into the batch)."""
+
+        def t(x: Any) -> Any:
+            return x[idx] if x is not None and x.ndim > 0 and x.shape[0] == self.n else x
+
+        return BoxBatch(
+            len(idx),
+            t(self.lo),
+            t(self.hi),
+            [tuple(t(a) for a in ln) for ln in self.lines],
+            [t(u) for u in self.unstable],
+            [t(x) for x in self.signs],
+            [t(x) for x in self.masks],
+            t(self.Lam),
+            self.d if self.d is None or self.d.ndim < 2 else t(self.d),  # ((k,) may equal n)
+        )

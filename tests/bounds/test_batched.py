@@ -744,8 +744,7 @@ def test_a_box_in_a_batch_is_bounded_as_alone_and_stops_once_closed(mix, monkeyp
     """alpha/beta-CROWN optimizes a box only while it is open (the batch shrinks to the open
     boxes, ``Adam.select``): every field of each box's answer equals its answer bounded alone,
     whichever boxes closed before it or with it; a box stops at the step that closed it."""
-    from netopt.bounds import batched_alpha
-    from netopt.bounds.spec_bound import CLOSE_HEADROOM
+    from netopt.bounds.spec_bound import CLOSE_HEADROOM, BoxBatch
 
     rng = np.random.default_rng(5)
     net = _mlp(rng, [4, 12, 10, 3])
@@ -760,9 +759,9 @@ def test_a_box_in_a_batch_is_bounded_as_alone_and_stops_once_closed(mix, monkeyp
     lower0 = cb.alpha_crown(lo, hi, C, np.zeros(2), splits, iters=0, beta=True).lower
     d = np.quantile(lower0.max(dim=1).values.numpy(), 0.6) * np.ones(2)
     kept: list = []
-    take = batched_alpha._Boxes.take
+    take = BoxBatch.take
     monkeypatch.setattr(
-        batched_alpha._Boxes, "take", lambda self, idx: (kept.append(len(idx)), take(self, idx))[1]
+        BoxBatch, "take", lambda self, idx: (kept.append(len(idx)), take(self, idx))[1]
     )
     kw = dict(iters=12, beta=True, mix=mix)
     together = cb.alpha_crown(lo, hi, C, d, splits, **kw)

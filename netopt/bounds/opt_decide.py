@@ -55,7 +55,9 @@ from netopt.control import Deadline, emit, interrupted
 __all__ = [
     "decision_rows",
     "raise_bound",
+    "binding_rows",
     "root_unstable",
+    "row_maxima",
     "RaisedBound",
     "AIM_SHARE",
     "MAX_L1_OUTPUTS",
@@ -106,6 +108,35 @@ def decision_rows(mn: Any) -> np.ndarray | None:
     V = np.zeros((len(S), mn.m))
     V[:, keep] = S * mn.w[keep]
     return V
+
+
+def row_maxima(net: Any, lo: np.ndarray, hi: np.ndarray, V: np.ndarray) -> np.ndarray:
+    r"""Upper bounds of each row :math:`V_i f(x)` over the box: rigorous float64 CROWN of
+    :math:`-V_i f` (outward rounding); :math:`+\infty` where the network has ops that CROWN
+    does not bound."""
+    from netopt.bounds.bab import batch_crown_of
+
+    bc = batch_crown_of(net)
+    if not bc.ok:
+        return np.full(len(V), np.inf)
+    low, _, _ = bc.bound(lo.reshape(1, -1), hi.reshape(1, -1), -V)
+    return -np.asarray(low, dtype=np.float64).reshape(-1)
+
+
+def binding_rows(up: np.ndarray, d: np.ndarray) -> np.ndarray:
+    r"""The rows a decision "is :math:`V f(x) \le d` anywhere?" keeps: those whose maximum
+    over the box, ``up`` (:func:`row_maxima`), exceeds :math:`d_i`; all rows where none does.
+
+    A row that holds on the whole box excludes no point, so without it the question and its
+    answer are the same; and a proof of the kept rows alone is a bound proof of its own (each
+    is a valid minorant row, :func:`~netopt.bounds.objective_rows.rows_imply_bound`). Where
+    the target lies beyond the box's image in one output (the benchmark's ``beyond_ia``), half
+    of the :math:`\ell_1` rows are such: measured on the shared benchmark's 10-32-32-2 nets'
+    decisions at the optimum (seeds 0 and 2, 2-core CPU), the bound's time falls by a
+    quarter and the decision's by 10-20 % (``benchmarks/RESULTS.md``).
+    """
+    keep = up > d
+    return keep if keep.any() else np.ones_like(keep)
 
 
 def root_unstable(net: Any, lo: np.ndarray, hi: np.ndarray) -> int:
@@ -188,6 +219,7 @@ def raise_bound(
         return None
     lo = problem.domain.lo.reshape(-1)
     hi = problem.domain.hi.reshape(-1)
+    up = row_maxima(problem.net, lo, hi, V)
     out = RaisedBound(bound=bound)
     best = incumbent
     hard = np.inf  # the lowest threshold left undecided: the next ones stay below it
@@ -208,12 +240,14 @@ def raise_bound(
         budget = min(left, max(TRY_MIN, share * left)) if np.isfinite(left) else TRY_CAP
         t0 = time.perf_counter()
         d = proof_rhs(mn, V, t)
+        # (rows that hold on the whole box decide nothing: left out, see binding_rows)
+        keep = binding_rows(up, d)
         r = branch_and_bound(
             problem.net,
             lo,
             hi,
-            V,
-            d,
+            V[keep],
+            d[keep],
             mode="relu",
             device=device,
             deadline=Deadline(budget),
@@ -247,7 +281,7 @@ def raise_bound(
         else:
             hard = min(hard, t)  # too hard at t: the next tries lie below it
             aim = False
-            floor = _floor(problem, mn, V, t, r)
+            floor = _floor(problem, mn, V[keep], t, r)
             if floor is not None and floor > out.bound:
                 # its open domains close for a lower threshold: that one is proved
                 out.bound, out.proof = floor, r.proof

@@ -10,7 +10,13 @@ from helpers.brute import brute_force
 from helpers.nets import mlp_net
 
 from netopt.bounds.objective_rows import minorant_of, proof_rhs, rows_imply_bound
-from netopt.bounds.opt_decide import MAX_L1_OUTPUTS, decision_rows, raise_bound
+from netopt.bounds.opt_decide import (
+    MAX_L1_OUTPUTS,
+    binding_rows,
+    decision_rows,
+    raise_bound,
+    row_maxima,
+)
 from netopt.bounds.proof import check_proof
 from netopt.bounds.proof_format import BabProof
 from netopt.control import Deadline
@@ -101,6 +107,35 @@ def test_solve_uses_them_on_many_inputs_and_verify_rechecks(monkeypatch):
     assert len(dec) == len(r.extra["bab"]["decisions"])
     assert all(e["bound"] <= r.bound for e in dec)
     assert dec[-1]["incumbent"] == pytest.approx(r.objective, rel=1e-12)
+
+
+def test_rows_that_hold_on_the_whole_box_are_left_out():
+    """A target beyond the box's image in its first output: the l1 rows that add f_0 hold on
+    the whole box (their float64 CROWN maxima, above every sampled value, lie below d), so the
+    decision leaves them out; its proof of the other two rows alone closes the gap at brute
+    force's optimum, implies the bound exactly and re-checks."""
+    net, Ws, bs = mlp_net([10, 5, 4, 2], ["relu", "relu", None], seed=3)
+    rng = np.random.default_rng(5)
+    lo, hi = -np.ones(10), np.ones(10)
+    Y = np.asarray(net(rng.uniform(-1, 1, (4000, 10))))
+    up_f = row_maxima(net, lo, hi, np.eye(2))
+    assert np.all(up_f >= Y.max(axis=0))
+    y = np.array([up_f[0] + 1.0, float(np.median(Y[:, 1]))])
+    prob = Inversion(net, y, norm=1, box=(-1, 1))
+    mn = minorant_of(prob)
+    V = decision_rows(mn)
+    up = row_maxima(net, lo, hi, V)
+    assert np.all(up >= (Y @ V.T).max(axis=0))
+    ref = brute_force(Ws, bs, y, 1)
+    assert binding_rows(up, proof_rhs(mn, V, ref)).tolist() == (V[:, 0] < 0).tolist()
+    # no row binding: every point reaches the threshold, and the question keeps them all
+    assert binding_rows(up, up + 1.0).all()
+    rb = raise_bound(prob, mn, 0.0, ref, Deadline(60), rel_gap=1e-6)
+    assert rb.proof is not None and len(rb.proof.C) == 2 and np.all(rb.proof.C[:, 0] < 0)
+    assert rb.bound <= ref + 1e-9 and ref - rb.bound <= 1e-6 * max(1.0, ref)
+    assert rows_imply_bound(prob, rb.proof.C, rb.proof.d, rb.bound) is None
+    pc = check_proof(net.graph, rb.proof)
+    assert pc.ok, pc.reason
 
 
 def _optimum_case():

@@ -93,19 +93,23 @@ def combination_rows(params: list, rows: np.ndarray, mu: np.ndarray | None, k: i
 def leaf_params(
     slopes: list | None, betas: list | None, ok: np.ndarray, splits: list | None = None
 ) -> list[dict | None]:
-    """The proof parameters of the confirmed leaves: slopes per layer, betas at their splits."""
-    out: list[dict | None] = []
-    for i in np.nonzero(ok)[0]:
-        p: dict[str, Any] = {}
-        if slopes is not None:
-            p["slopes"] = [s[i].tolist() for s in slopes]
-        if betas is not None and splits is not None:
-            bl = []
-            for j, (b, s) in enumerate(zip(betas, splits, strict=True)):
-                for u in np.nonzero(s[i])[0]:
-                    if b[i, u] > 0:
-                        bl.append([j, int(u), float(b[i, u])])
-            if bl:
-                p["betas"] = bl
-        out.append(p or None)
-    return out
+    """The proof parameters of the confirmed leaves: slopes per layer, betas at their splits.
+
+    (Whole-batch array operations, then one list per leaf: a round confirms thousands of
+    leaves, and a loop over them in Python cost about 7 % of a decision's time.)"""
+    idx = np.nonzero(ok)[0]
+    out: list[dict] = [{} for _ in idx]
+    if slopes is not None:
+        per_layer = [s[idx].tolist() for s in slopes]
+        for q, p in enumerate(out):
+            p["slopes"] = [layer[q] for layer in per_layer]
+    if betas is not None and splits is not None:
+        for j, (b, s) in enumerate(zip(betas, splits, strict=True)):
+            if b is None or s is None:
+                continue
+            bq, sq = np.asarray(b)[idx], np.asarray(s)[idx]
+            # each leaf's positive multipliers at its split units, units in ascending order
+            q, u = np.nonzero((sq != 0) & (bq > 0))
+            for qq, uu, v in zip(q.tolist(), u.tolist(), bq[q, u].tolist(), strict=True):
+                out[qq].setdefault("betas", []).append([j, uu, v])
+    return [p or None for p in out]

@@ -84,6 +84,7 @@ def branch_and_bound(
     groups: np.ndarray | None = None,
     split_update: bool = True,
     floor_on_stop: bool = False,
+    rates: tuple[float, float, float] | None = None,
 ) -> BranchResult | None:
     r"""Is there ``x`` in ``[lo, hi]`` with ``C f(x) <= d``? Branch and bound with proofs.
 
@@ -130,6 +131,9 @@ def branch_and_bound(
         answers "unknown" with the proof of lowered rows ``C f(x) <= d + s`` (``s <= 0``,
         ``stats["floor_shift"]``) that its open domains close
         (:func:`~netopt.bounds.relu_floor.floor_open`), where one is proved.
+    rates : (float, float, float), optional
+        ReLU splitting: Adam's learning rates of the slopes, the split multipliers and the
+        rows' weights (default :data:`~netopt.bounds.branch_relu.RELU_RATES`).
 
     Returns
     -------
@@ -178,6 +182,8 @@ def branch_and_bound(
     search.form = form
     search.split_update = split_update
     search.floor_on_stop = floor_on_stop and mode == "relu"
+    if rates is not None and mode == "relu":
+        search.rates = tuple(float(r) for r in rates)
     if groups is not None:
         search.set_groups(groups)
     return search.run()

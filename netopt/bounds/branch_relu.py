@@ -75,6 +75,10 @@ FSB_INCREMENTAL = True
 #: combination) it took 11.5-12.3 s against 8.6-8.9 s (a deeper tree): so only for one row.
 MULTI_SPLIT_BELOW = 64
 
+#: Adam's rates in ReLU splitting's rounds by default (``alpha_crown``'s ``lr``, ``lr_beta``,
+#: ``lr_mix``); :data:`netopt.bounds.opt_decide.DECISION_RATES` for optimization's decisions.
+RELU_RATES = (0.25, 0.05, 0.1)
+
 #: Domains with every sign fixed closed by an LP over the rows' combinations (one LP each),
 #: per round at most (:meth:`_ReluSearch._affine`); the rest count as stuck.
 AFFINE_PER_ROUND = 4096
@@ -117,6 +121,8 @@ class _ReluSearch(_Search):
         self.updating = False  # this search updates its domains' second-layer bounds
         # stopped by the time limit, its open domains close for lower rows (relu_floor)
         self.floor_on_stop = False
+        # Adam's rates of the slopes, multipliers and rows' weights (branch_and_bound's)
+        self.rates = RELU_RATES
         # seconds before "unpromising" may end it (more where searches share the time)
         self.patience = RELU_PATIENCE
         self.stats.update(affine_closed=0, t_affine=0.0, t_update=0.0, float64_recomputed=0)
@@ -469,6 +475,7 @@ class _ReluSearch(_Search):
                 prev=self._root_prev(B) if pre is None else None,
                 mix=self.mix,
                 init_mix=None if mixes is None else mixes[tk],
+                rates=self.rates,
             )
             root = False
             lower = sb.lower.detach().to("cpu", torch.float64).numpy()

@@ -60,6 +60,7 @@ __all__ = [
     "row_maxima",
     "RaisedBound",
     "AIM_SHARE",
+    "DECISION_RATES",
     "MAX_L1_OUTPUTS",
     "MAX_UNSTABLE",
 ]
@@ -84,6 +85,16 @@ TRY_SHARE = 0.5
 #: time left (at 30 s in all that instance ends at 3.41-3.50, against 3.4521 by bisection
 #: alone).
 AIM_SHARE = 0.9
+#: Adam's learning rates of a decision's rounds (slopes, split multipliers, rows' weights:
+#: :func:`~netopt.bounds.branch.branch_and_bound`'s ``rates``), below ReLU splitting's default
+#: (0.25, 0.05, 0.1): a domain starts from its parent's values, and 20 smaller steps get closer.
+#: Measured on the decisions at the optimum of the shared benchmark's 10-32-32-2 ``beyond_ia``
+#: and of its seeds 1 and 2 (``benchmarks/RESULTS.md``): 73717 / 238927 / 151297 domains with
+#: the default, 54247 / 156105 / 123345 with these; a larger multipliers' rate grew the tree
+#: (0.1: 125393; 0.2: open after 362139). Not the default of VNN-LIB's one-row disjuncts: on
+#: the hardest MNIST 256x2 property ReLU splitting decides, lower rates grew the tree (6805 ->
+#: 7609-12319 domains).
+DECISION_RATES = (0.1, 0.02, 0.05)
 #: a decision gets at least this many seconds (or what is left); without a time limit, this many
 TRY_MIN, TRY_CAP = 2.0, 60.0
 
@@ -256,6 +267,7 @@ def raise_bound(
             # with them against 3.4857 without (optimum 3.534209)
             split_update=False,
             floor_on_stop=True,
+            rates=DECISION_RATES,
         )
         if r is None:
             return None

@@ -51,6 +51,8 @@ class BoundRequest:
     prev: list | None
     mix: bool
     init_mix: Any
+    #: Adam's learning rates of the slopes, the multipliers and the rows' weights
+    rates: tuple[float, float, float]
 
     #: the statistic its seconds go to
     clock = "t_bound"
@@ -73,6 +75,7 @@ class BoundRequest:
             self.pre is None,
             self.prev is None,
             self.init_mix is None,
+            self.rates,
         )
 
     def call(self, cb: Any) -> Any:
@@ -97,6 +100,9 @@ class BoundRequest:
             prev=self.prev,
             mix=self.mix,
             init_mix=self.init_mix,
+            lr=self.rates[0],
+            lr_beta=self.rates[1],
+            lr_mix=self.rates[2],
         )
 
 
@@ -252,6 +258,7 @@ def merged(reqs: list) -> Any:
         prev=_cat([r.prev for r in reqs]),
         mix=r0.mix,
         init_mix=_cat([r.init_mix for r in reqs]),
+        rates=r0.rates,
     )
 
 

@@ -11,6 +11,7 @@ from helpers.nets import mlp_net
 
 from netopt.bounds.objective_rows import minorant_of, proof_rhs, rows_imply_bound
 from netopt.bounds.opt_decide import (
+    DECISION_RATES,
     MAX_L1_OUTPUTS,
     binding_rows,
     decision_rows,
@@ -136,6 +137,28 @@ def test_rows_that_hold_on_the_whole_box_are_left_out():
     assert rows_imply_bound(prob, rb.proof.C, rb.proof.d, rb.bound) is None
     pc = check_proof(net.graph, rb.proof)
     assert pc.ok, pc.reason
+
+
+def test_decisions_run_at_their_own_learning_rates(monkeypatch):
+    """The decision's rounds of beta-CROWN take DECISION_RATES (through branch_and_bound's
+    ``rates``), not the default of ReLU splitting, and the result is still brute force's."""
+    from netopt.bounds.batched import ChainBounds
+    from netopt.bounds.branch_relu import RELU_RATES
+
+    assert DECISION_RATES != RELU_RATES
+    net, prob, ref = _optimum_case()
+    seen: list = []
+    real = ChainBounds.alpha_crown
+
+    def spy(self, *a, **k):
+        if k.get("beta"):
+            seen.append((k.get("lr"), k.get("lr_beta"), k.get("lr_mix")))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(ChainBounds, "alpha_crown", spy)
+    rb = raise_bound(prob, minorant_of(prob), 0.0, ref, Deadline(60), rel_gap=1e-6)
+    assert seen and set(seen) == {DECISION_RATES}
+    assert rb.bound <= ref + 1e-9 and ref - rb.bound <= 1e-6 * max(1.0, ref)
 
 
 def _optimum_case():

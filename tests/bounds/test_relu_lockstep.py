@@ -60,6 +60,7 @@ def _request(cb, rng, B: int, k: int, split_layers: tuple, lo, hi, with_init: bo
         prev=[(a.expand(B, -1), b.expand(B, -1)) for a, b in root.pre],
         mix=k > 1,
         init_mix=None,
+        rates=(0.25, 0.05, 0.1),
     )
 
 
@@ -97,16 +98,21 @@ def test_one_call_for_several_requests_gives_each_its_own_bounds(seed, k):
 
 
 def test_requests_of_other_shapes_are_bounded_apart():
-    """A request with another number of rows (or none of the warm starts) is not merged."""
+    """A request with another number of rows (or none of the warm starts, or other learning
+    rates) is not merged."""
+    import dataclasses
+
     _, cb = _chain(0)
     rng = np.random.default_rng(0)
     lo, hi = -np.ones((1, 4)), np.ones((1, 4))
     a = _request(cb, rng, 3, 1, (0,), lo, hi, True)
     b = _request(cb, rng, 3, 2, (0,), lo, hi, True)
     c = _request(cb, rng, 3, 1, (0,), lo, hi, False)
-    assert len({a.key(), b.key(), c.key()}) == 3
-    got = bound_all({0: a, 1: b, 2: c}, cb)
-    for i, r in enumerate((a, b, c)):
+    e = dataclasses.replace(a, stats={"t_bound": 0.0}, rates=(0.1, 0.02, 0.05))
+    assert len({a.key(), b.key(), c.key(), e.key()}) == 4
+    got = bound_all({0: a, 1: b, 2: c, 3: e}, cb)
+    assert not np.allclose(got[3].lower.detach(), got[0].lower.detach())
+    for i, r in enumerate((a, b, c, e)):
         np.testing.assert_allclose(
             got[i].lower.detach(), r.call(cb).lower.detach(), rtol=1e-9, atol=1e-9
         )

@@ -85,6 +85,7 @@ def branch_and_bound(
     split_update: bool = True,
     floor_on_stop: bool = False,
     rates: tuple[float, float, float] | None = None,
+    candidates: int | None = None,
 ) -> BranchResult | None:
     r"""Is there ``x`` in ``[lo, hi]`` with ``C f(x) <= d``? Branch and bound with proofs.
 
@@ -132,8 +133,12 @@ def branch_and_bound(
         ``stats["floor_shift"]``) that its open domains close
         (:func:`~netopt.bounds.relu_floor.floor_open`), where one is proved.
     rates : (float, float, float), optional
-        ReLU splitting: Adam's learning rates of the slopes, the split multipliers and the
-        rows' weights (default :data:`~netopt.bounds.branch_relu.RELU_RATES`).
+        ReLU splitting of one disjunct (no ``groups``): Adam's learning rates of the slopes,
+        the split multipliers and the rows' weights (default
+        :data:`~netopt.bounds.branch_relu.RELU_RATES`).
+    candidates : int, optional
+        ReLU splitting of one disjunct: filtered smart branching's candidates per domain
+        (default :data:`~netopt.bounds.branch_relu.FSB_CANDIDATES`; 1: BaBSR alone).
 
     Returns
     -------
@@ -183,7 +188,29 @@ def branch_and_bound(
     search.split_update = split_update
     search.floor_on_stop = floor_on_stop and mode == "relu"
     if rates is not None and mode == "relu":
-        search.rates = tuple(float(r) for r in rates)
+        try:
+            rt = tuple(float(r) for r in rates)
+        except (TypeError, ValueError):
+            rt = ()
+        if len(rt) != 3 or not all(r > 0 for r in rt):
+            from netopt.errors import OptionError
+
+            raise OptionError(
+                f"branch_and_bound: rates must be three positive numbers, got {rates!r}"
+            )
+        search.rates = rt
+    if candidates is not None and mode == "relu":
+        if (
+            isinstance(candidates, bool)
+            or not isinstance(candidates, int | np.integer)
+            or candidates < 1
+        ):
+            from netopt.errors import OptionError
+
+            raise OptionError(
+                f"branch_and_bound: candidates must be a positive integer, got {candidates!r}"
+            )
+        search.candidates = int(candidates)
     if groups is not None:
         search.set_groups(groups)
     return search.run()

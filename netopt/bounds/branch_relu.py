@@ -123,6 +123,7 @@ class _ReluSearch(_Search):
         self.floor_on_stop = False
         # Adam's rates of the slopes, multipliers and rows' weights (branch_and_bound's)
         self.rates = RELU_RATES
+        self.candidates = FSB_CANDIDATES  # filtered smart branching's (branch_and_bound's)
         # seconds before "unpromising" may end it (more where searches share the time)
         self.patience = RELU_PATIENCE
         self.stats.update(affine_closed=0, t_affine=0.0, t_update=0.0, float64_recomputed=0)
@@ -323,14 +324,15 @@ class _ReluSearch(_Search):
 
     def _units(self, sb: Any, kt: Any, sp: list) -> tuple[np.ndarray, ...]:
         """The units to split in the kept domains ``kt`` of ``sb``: BaBSR's, filtered smart
-        branching's where :data:`FSB_CANDIDATES` > 1. Returns ``(layer, unit, layer2, unit2,
-        two, can)``: the pick, the runner-up where ``two`` (:meth:`_filtered`), and ``can``
-        False for a domain with no unstable unit left."""
+        branching's where its ``candidates`` (:data:`FSB_CANDIDATES`) are more than one.
+        Returns ``(layer, unit, layer2, unit2, two, can)``: the pick, the runner-up where
+        ``two`` (:meth:`_filtered`), and ``can`` False for a domain with no unstable unit
+        left."""
         scores = babsr_scores(self.cb, sb)
         layer, unit, can = choose_relu(scores, kt, [s[kt] for s in sp])
         layer2 = unit2 = np.zeros(len(kt), dtype=np.int64)
         two = np.zeros(len(kt), dtype=bool)
-        if FSB_CANDIDATES > 1 and can.any():
+        if self.candidates > 1 and can.any():
             layer, unit, layer2, unit2, two = self._filtered(sb, scores, kt, sp, layer, unit)
         return layer, unit, layer2, unit2, two, can
 
@@ -343,7 +345,7 @@ class _ReluSearch(_Search):
         layer: np.ndarray,
         unit: np.ndarray,
     ) -> tuple[np.ndarray, ...]:
-        r"""Filtered smart branching: of each kept domain's :data:`FSB_CANDIDATES` units of the
+        r"""Filtered smart branching: of each kept domain's ``candidates`` units of the
         highest BaBSR score, the one whose children's bounds :math:`b_-, b_+` (each bounded
         once with the parent's slopes and multipliers) maximize :math:`\min(b_-, 0) +
         \min(b_+, 0)`; ``layer``/``unit`` (BaBSR's pick) where no candidate is unstable.
@@ -362,7 +364,7 @@ class _ReluSearch(_Search):
             ],
             1,
         )
-        K = min(FSB_CANDIDATES, flat.shape[1])
+        K = min(self.candidates, flat.shape[1])
         val, idx = flat.topk(K, dim=1)
         offs = torch.as_tensor(np.cumsum([0, *self.widths]), device=dev)
         lay = torch.searchsorted(offs, idx, right=True) - 1

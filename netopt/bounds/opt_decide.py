@@ -60,6 +60,7 @@ __all__ = [
     "row_maxima",
     "RaisedBound",
     "AIM_SHARE",
+    "DECISION_CANDIDATES",
     "DECISION_RATES",
     "MAX_L1_OUTPUTS",
     "MAX_UNSTABLE",
@@ -87,7 +88,8 @@ TRY_SHARE = 0.5
 AIM_SHARE = 0.9
 #: Adam's learning rates of a decision's rounds (slopes, split multipliers, rows' weights:
 #: :func:`~netopt.bounds.branch.branch_and_bound`'s ``rates``), below ReLU splitting's default
-#: (0.25, 0.05, 0.1): a domain starts from its parent's values, and 20 smaller steps get closer.
+#: (0.25, 0.05, 0.1): a domain starts from its parent's values, and 20 smaller steps get closer
+#: (the root's round, from CROWN's slopes, runs at them too, as measured).
 #: Measured on the decisions at the optimum of the shared benchmark's 10-32-32-2 ``beyond_ia``
 #: and of its seeds 1 and 2 (``benchmarks/RESULTS.md``): 73717 / 238927 / 151297 domains with
 #: the default, 54247 / 156105 / 123345 with these; a larger multipliers' rate grew the tree
@@ -95,6 +97,13 @@ AIM_SHARE = 0.9
 #: the hardest MNIST 256x2 property ReLU splitting decides, lower rates grew the tree (6805 ->
 #: 7609-12319 domains).
 DECISION_RATES = (0.1, 0.02, 0.05)
+#: Filtered smart branching's candidates per domain in a decision (ReLU splitting's default
+#: :data:`~netopt.bounds.branch_relu.FSB_CANDIDATES`, 20). Measured (decisions at the optimum,
+#: these rates, ``benchmarks/RESULTS.md``): 10-32-32-2 ``beyond_ia`` seeds 0 / 1 / 2 / 3 took
+#: 54247 / 156105 / 123345 / 256041 domains with 20, 52909 / 102729 / 97225 / 139985 with 32
+#: (seed 3: 48 and 64 139519, slower; 10 and 5 open after 120 s). On the hardest MNIST 256x2
+#: property ReLU splitting decides, 32 grew the tree (6805 -> 7313): not VNN-LIB's default.
+DECISION_CANDIDATES = 32
 #: a decision gets at least this many seconds (or what is left); without a time limit, this many
 TRY_MIN, TRY_CAP = 2.0, 60.0
 
@@ -144,9 +153,9 @@ def binding_rows(up: np.ndarray, d: np.ndarray) -> np.ndarray:
     the target lies beyond the box's image in one output (the benchmark's ``beyond_ia``), half
     of the :math:`\ell_1` rows are such: measured on the shared benchmark's 10-32-32-2 nets'
     decisions at the optimum (seeds 0 and 2, 2-core CPU), the bound's time falls by a
-    quarter and the decision's by 10-20 % (``benchmarks/RESULTS.md``).
+    quarter to a third and the decision's by 10-20 % (``benchmarks/RESULTS.md``).
     """
-    keep = up > d
+    keep = ~(up <= d)  # (a NaN maximum keeps its row)
     return keep if keep.any() else np.ones_like(keep)
 
 
@@ -168,7 +177,8 @@ class RaisedBound:
     bound : float
         The best proven bound (the one given, or a threshold proved "unsat").
     proof : BabProof or None
-        The proof of ``bound`` when a decision raised it (rows ``V``, ``d`` its right-hand side).
+        The proof of ``bound`` when a decision raised it: the rows of ``V`` that decision kept
+        (:func:`binding_rows`), ``d`` their right-hand sides.
     x : ndarray or None
         A point better than the incumbent given, if a decision found one (flat).
     value : float
@@ -268,6 +278,7 @@ def raise_bound(
             split_update=False,
             floor_on_stop=True,
             rates=DECISION_RATES,
+            candidates=DECISION_CANDIDATES,
         )
         if r is None:
             return None

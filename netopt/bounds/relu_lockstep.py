@@ -130,7 +130,15 @@ class BranchRequest:
     def key(self) -> tuple:
         s = self.search
         rows = id(s) if self.own_rows else None
-        return ("branch", id(s.cb), s.lo.tobytes(), s.hi.tobytes(), rows, _form(self.sb))
+        return (
+            "branch",
+            id(s.cb),
+            s.lo.tobytes(),
+            s.hi.tobytes(),
+            rows,
+            _form(self.sb),
+            s.candidates,
+        )
 
     def call(self, cb: Any) -> Any:
         t = time.perf_counter()

@@ -11,6 +11,7 @@ from helpers.nets import mlp_net
 
 from netopt.bounds.objective_rows import minorant_of, proof_rhs, rows_imply_bound
 from netopt.bounds.opt_decide import (
+    DECISION_CANDIDATES,
     DECISION_RATES,
     MAX_L1_OUTPUTS,
     binding_rows,
@@ -140,25 +141,47 @@ def test_rows_that_hold_on_the_whole_box_are_left_out():
 
 
 def test_decisions_run_at_their_own_learning_rates(monkeypatch):
-    """The decision's rounds of beta-CROWN take DECISION_RATES (through branch_and_bound's
-    ``rates``), not the default of ReLU splitting, and the result is still brute force's."""
+    """The decision's rounds of beta-CROWN take DECISION_RATES and its branching
+    DECISION_CANDIDATES (through branch_and_bound's ``rates`` and ``candidates``), not ReLU
+    splitting's defaults, and the result is still brute force's."""
     from netopt.bounds.batched import ChainBounds
-    from netopt.bounds.branch_relu import RELU_RATES
+    from netopt.bounds.branch_relu import FSB_CANDIDATES, RELU_RATES, _ReluSearch
 
-    assert DECISION_RATES != RELU_RATES
+    assert DECISION_RATES != RELU_RATES and DECISION_CANDIDATES != FSB_CANDIDATES
     net, prob, ref = _optimum_case()
     seen: list = []
     real = ChainBounds.alpha_crown
+    real_units = _ReluSearch._units
 
     def spy(self, *a, **k):
         if k.get("beta"):
             seen.append((k.get("lr"), k.get("lr_beta"), k.get("lr_mix")))
         return real(self, *a, **k)
 
+    def spy_units(self, *a, **k):
+        seen.append(self.candidates)
+        return real_units(self, *a, **k)
+
     monkeypatch.setattr(ChainBounds, "alpha_crown", spy)
+    monkeypatch.setattr(_ReluSearch, "_units", spy_units)
     rb = raise_bound(prob, minorant_of(prob), 0.0, ref, Deadline(60), rel_gap=1e-6)
-    assert seen and set(seen) == {DECISION_RATES}
+    assert set(seen) == {DECISION_RATES, DECISION_CANDIDATES}
     assert rb.bound <= ref + 1e-9 and ref - rb.bound <= 1e-6 * max(1.0, ref)
+    # rates that are not three positive numbers: a clear error
+    from netopt.bounds.branch import branch_and_bound
+    from netopt.errors import OptionError
+
+    V = decision_rows(minorant_of(prob))
+    for bad in [(0.1, 0.1), (0.1, 0.0, 0.1), ("a", 1, 1)]:
+        with pytest.raises(OptionError, match="rates"):
+            branch_and_bound(
+                net, -np.ones(10), np.ones(10), V, np.zeros(len(V)), rates=bad, mode="relu"
+            )
+    for bad in [0, 2.5, True]:
+        with pytest.raises(OptionError, match="candidates"):
+            branch_and_bound(
+                net, -np.ones(10), np.ones(10), V, np.zeros(len(V)), candidates=bad, mode="relu"
+            )
 
 
 def _optimum_case():

@@ -38,6 +38,7 @@ form a third party can re-check — that record is the point here.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -149,6 +150,7 @@ def branch_and_bound(
     """
     from netopt.bounds.bab import batch_crown_of
 
+    rt, cand = _tuning(rates, candidates)
     if not batch_crown_of(net).ok:
         return None
     dl = deadline if deadline is not None else Deadline(time_limit)
@@ -187,33 +189,38 @@ def branch_and_bound(
     search.form = form
     search.split_update = split_update
     search.floor_on_stop = floor_on_stop and mode == "relu"
-    if rates is not None and mode == "relu":
-        try:
-            rt = tuple(float(r) for r in rates)
-        except (TypeError, ValueError):
-            rt = ()
-        if len(rt) != 3 or not all(r > 0 for r in rt):
-            from netopt.errors import OptionError
-
-            raise OptionError(
-                f"branch_and_bound: rates must be three positive numbers, got {rates!r}"
-            )
-        search.rates = rt
-    if candidates is not None and mode == "relu":
-        if (
-            isinstance(candidates, bool)
-            or not isinstance(candidates, int | np.integer)
-            or candidates < 1
-        ):
-            from netopt.errors import OptionError
-
-            raise OptionError(
-                f"branch_and_bound: candidates must be a positive integer, got {candidates!r}"
-            )
-        search.candidates = int(candidates)
+    if mode == "relu" and groups is None:
+        search.rates = rt if rt is not None else search.rates
+        search.candidates = cand if cand is not None else search.candidates
     if groups is not None:
         search.set_groups(groups)
     return search.run()
+
+
+def _tuning(rates: Any, candidates: Any) -> tuple[tuple | None, int | None]:
+    """``branch_and_bound``'s ``rates`` and ``candidates``, checked (an OptionError naming the
+    value where they are not three positive finite numbers and a positive integer)."""
+    from netopt.errors import OptionError
+
+    rt = None
+    if rates is not None:
+        try:
+            rt = tuple(float(r) for r in rates) if not isinstance(rates, str) else ()
+        except (TypeError, ValueError):
+            rt = ()
+        if len(rt) != 3 or not all(math.isfinite(r) and r > 0 for r in rt):
+            raise OptionError(
+                f"branch_and_bound: rates must be three positive numbers, got {rates!r}"
+            )
+    if candidates is not None and (
+        isinstance(candidates, bool)
+        or not isinstance(candidates, int | np.integer)
+        or candidates < 1
+    ):
+        raise OptionError(
+            f"branch_and_bound: candidates must be a positive integer, got {candidates!r}"
+        )
+    return rt, None if candidates is None else int(candidates)
 
 
 def _relu_groups(

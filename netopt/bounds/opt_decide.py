@@ -145,7 +145,8 @@ def row_maxima(net: Any, lo: np.ndarray, hi: np.ndarray, V: np.ndarray) -> np.nd
 
 def binding_rows(up: np.ndarray, d: np.ndarray) -> np.ndarray:
     r"""The rows a decision "is :math:`V f(x) \le d` anywhere?" keeps: those whose maximum
-    over the box, ``up`` (:func:`row_maxima`), exceeds :math:`d_i`; all rows where none does.
+    over the box, ``up`` (:func:`row_maxima`), exceeds :math:`d_i` (or is NaN); all rows where
+    none does.
 
     A row that holds on the whole box excludes no point, so without it the question and its
     answer are the same; and a proof of the kept rows alone is a bound proof of its own (each

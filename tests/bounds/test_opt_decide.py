@@ -132,6 +132,8 @@ def test_rows_that_hold_on_the_whole_box_are_left_out():
     assert binding_rows(up, proof_rhs(mn, V, ref)).tolist() == (V[:, 0] < 0).tolist()
     # no row binding: every point reaches the threshold, and the question keeps them all
     assert binding_rows(up, up + 1.0).all()
+    # a NaN maximum keeps its row
+    assert binding_rows(np.array([np.nan, 0.0]), np.zeros(2)).tolist() == [True, False]
     rb = raise_bound(prob, mn, 0.0, ref, Deadline(60), rel_gap=1e-6)
     assert rb.proof is not None and len(rb.proof.C) == 2 and np.all(rb.proof.C[:, 0] < 0)
     assert rb.bound <= ref + 1e-9 and ref - rb.bound <= 1e-6 * max(1.0, ref)
@@ -150,6 +152,7 @@ def test_decisions_run_at_their_own_learning_rates(monkeypatch):
     assert DECISION_RATES != RELU_RATES and DECISION_CANDIDATES != FSB_CANDIDATES
     net, prob, ref = _optimum_case()
     seen: list = []
+    cands: list = []
     real = ChainBounds.alpha_crown
     real_units = _ReluSearch._units
 
@@ -159,13 +162,14 @@ def test_decisions_run_at_their_own_learning_rates(monkeypatch):
         return real(self, *a, **k)
 
     def spy_units(self, *a, **k):
-        seen.append(self.candidates)
+        cands.append(self.candidates)
         return real_units(self, *a, **k)
 
     monkeypatch.setattr(ChainBounds, "alpha_crown", spy)
     monkeypatch.setattr(_ReluSearch, "_units", spy_units)
     rb = raise_bound(prob, minorant_of(prob), 0.0, ref, Deadline(60), rel_gap=1e-6)
-    assert set(seen) == {DECISION_RATES, DECISION_CANDIDATES}
+    assert seen and set(seen) == {DECISION_RATES}
+    assert cands and set(cands) == {DECISION_CANDIDATES}
     assert rb.bound <= ref + 1e-9 and ref - rb.bound <= 1e-6 * max(1.0, ref)
     # rates that are not three positive numbers: a clear error
     from netopt.bounds.branch import branch_and_bound
@@ -177,11 +181,40 @@ def test_decisions_run_at_their_own_learning_rates(monkeypatch):
             branch_and_bound(
                 net, -np.ones(10), np.ones(10), V, np.zeros(len(V)), rates=bad, mode="relu"
             )
+    for bad in [(0.1, float("inf"), 0.1), "123"]:
+        with pytest.raises(OptionError, match="rates"):
+            branch_and_bound(net, -np.ones(10), np.ones(10), V, np.zeros(len(V)), rates=bad)
     for bad in [0, 2.5, True]:
         with pytest.raises(OptionError, match="candidates"):
             branch_and_bound(
                 net, -np.ones(10), np.ones(10), V, np.zeros(len(V)), candidates=bad, mode="relu"
             )
+
+
+def test_branch_and_bound_filters_over_the_candidates_it_is_given(monkeypatch):
+    """``candidates`` of one search is what filtered smart branching tries per domain, whatever
+    the module's default; 1 is BaBSR's pick alone (no children bounded)."""
+    import netopt.bounds.branch_relu as br
+    from netopt.bounds.branch import branch_and_bound
+
+    net, prob, ref = _optimum_case()
+    V = decision_rows(minorant_of(prob))
+    d = proof_rhs(minorant_of(prob), V, ref - 1e-3)
+    widths: list = []
+    real = br.children_lower
+
+    def spy(cb, sb, lo, hi, sp, part, la, un):
+        widths.append(la.shape[1])
+        return real(cb, sb, lo, hi, sp, part, la, un)
+
+    monkeypatch.setattr(br, "children_lower", spy)
+    monkeypatch.setattr(br, "FSB_CANDIDATES", 50)
+    lo, hi = -np.ones(10), np.ones(10)
+    r = branch_and_bound(net, lo, hi, V, d, mode="relu", candidates=2, time_limit=60)
+    assert r.verdict == "unsat" and widths and set(widths) == {2}
+    widths.clear()
+    r = branch_and_bound(net, lo, hi, V, d, mode="relu", candidates=1, time_limit=60)
+    assert r.verdict == "unsat" and not widths
 
 
 def _optimum_case():

@@ -226,6 +226,10 @@ def test_one_branching_call_for_several_searches_picks_each_its_own_units(seed):
         reqs[i] = BranchRequest(s.stats, s, sb, kt, r.splits)
     keys = [r.key() for r in reqs.values()]
     assert keys[0] == keys[1] == keys[3] != keys[2]  # (three of them in one call)
+    # a search of other filtered-smart-branching candidates is branched apart
+    reqs[3].search.candidates += 1
+    assert reqs[3].key() != keys[0]
+    reqs[3].search.candidates -= 1
     got = bound_all(reqs, cb)
     for i, r in reqs.items():
         own = r.search._units(r.sb, r.kt, r.sp)

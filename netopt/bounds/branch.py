@@ -189,9 +189,11 @@ def branch_and_bound(
     search.form = form
     search.split_update = split_update
     search.floor_on_stop = floor_on_stop and mode == "relu"
-    if mode == "relu" and groups is None:
-        search.rates = rt if rt is not None else search.rates
-        search.candidates = cand if cand is not None else search.candidates
+    if mode == "relu":  # (several disjuncts, _relu_groups, keep the defaults)
+        if rt is not None:
+            search.rates = rt
+        if cand is not None:
+            search.candidates = cand
     if groups is not None:
         search.set_groups(groups)
     return search.run()

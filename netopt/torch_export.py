@@ -321,8 +321,10 @@ def as_networks(
             # the export traces the module, so the example must have its parameters' dtype
             p0 = next(items[out.index(None)].parameters(), None)
             dt = p0.dtype if p0 is not None else torch.float32
+            # (and its device: a module on a GPU traces on it)
+            dev = p0.device if p0 is not None else None
             if known is not None:
-                example_input = torch.zeros(1, *known.input_shape, dtype=dt)
+                example_input = torch.zeros(1, *known.input_shape, dtype=dt, device=dev)
             else:
                 lin = next(
                     (m for m in items[0].modules() if isinstance(m, torch.nn.Linear)),
@@ -333,7 +335,7 @@ def as_networks(
                         "networks[0] is a torch module without a Linear layer: pass "
                         "example_input= for the ONNX export"
                     )
-                example_input = torch.zeros(1, lin.in_features, dtype=dt)
+                example_input = torch.zeros(1, lin.in_features, dtype=dt, device=dev)
         out = [
             o if o is not None else from_torch(items[i], example_input, exporter=exporter)
             for i, o in enumerate(out)

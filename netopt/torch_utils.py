@@ -101,6 +101,11 @@ def resolve_device(device: Any = None) -> torch.device:
         raise InputError(f"device {device!r} is not a torch device ({e})") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r}: torch sees no CUDA device; use device='cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(
+            f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA device(s), "
+            f"numbered from 0; use device='cuda'"
+        )
     return dev
 
 
@@ -126,6 +131,14 @@ def resolve_dtype(dtype: Any = None) -> torch.dtype:
             f"dtype must be float32 or float64 (or a torch floating dtype), got {dtype!r}"
         )
     return table[key]
+
+
+def out_of_memory_error() -> type:
+    """torch's out-of-memory exception (``torch.OutOfMemoryError`` from torch 2.5,
+    ``torch.cuda.OutOfMemoryError`` before)."""
+    import torch
+
+    return getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
 
 
 def batched_starts(problems: Sequence[Problem], R: int, start: Any, seed: int) -> np.ndarray:

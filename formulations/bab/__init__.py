@@ -155,9 +155,8 @@ class Bab(Formulation):
                     "Feasibility problems. Leave mode out, or use the exact MILP "
                     "(prob.solve('milp'))"
                 )
-            for k in ("mode", "device"):
-                # only input splitting optimizes: these choose among ReLU splitting's settings
-                options.pop(k, None)
+            # (input splitting optimizes; ReLU-split decisions raise its bound on ``device``)
+            options.pop("mode", None)
             return optimum_outcome(problem, **options)
         options.pop("gap", None)
         return bab_outcome(problem, **options)

@@ -82,14 +82,20 @@ def optimum_outcome(
     gap: float = 1e-6,
     batch: int | None = None,
     progress: Callable[[dict], Any] | None = None,
+    device: Any = None,
 ) -> Outcome:
-    """Optimize ``problem`` over its box by branch and bound (see the module docstring)."""
+    """Optimize ``problem`` over its box by branch and bound (see the module docstring);
+    ``device``: the ReLU-split decisions' (default CUDA when present)."""
     from netopt.bounds.optimize import minimize
     from netopt.errors import SolveError
     from netopt.formulations.milp import lp_context
     from netopt.heuristics import descent, local_search
     from netopt.problems import Inversion
 
+    if device is not None:
+        from netopt.torch_utils import resolve_device
+
+        resolve_device(device)  # (a device torch does not see: an error now, not after a phase)
     t0 = time.perf_counter()
     dl = Deadline(time_limit, start=t0)
     dom = problem.domain
@@ -147,8 +153,12 @@ def optimum_outcome(
     sign = 1.0 if problem.sense == "min" else -1.0
     stats = {k: res.stats[k] for k in OPT_STATS if k in res.stats}
     how = f"branch and bound (input splits, {stats.get('nodes', 0)} boxes)"
+    version = "input splits on cpu (numpy float64)"
     if decide and res.stopped == "time limit" and not dl.expired():
-        how += _decide(problem, mn, res, dl, gap, stats, progress)
+        how += _decide(problem, mn, res, dl, gap, stats, progress, device)
+        on = sorted({t["device"] for t in stats.get("decisions", [])})
+        if on:
+            version += f", ReLU-split decisions on {', '.join(on)} (torch float32)"
     stats["stopped"] = res.stopped
     extra: dict[str, Any] = {"bab": stats, "gap_limit": gap}
     if res.proof is not None:
@@ -170,7 +180,7 @@ def optimum_outcome(
         ),
         formulation="bab",
         solver="netopt branch and bound",
-        solver_version="input splits on cpu (numpy float64)",
+        solver_version=version,
         message=msg,
         timings={"branch_and_bound": time.perf_counter() - t0},
         nodes=stats.get("nodes"),
@@ -179,15 +189,30 @@ def optimum_outcome(
 
 
 def _decide(
-    problem: Problem, mn: Any, res: Any, dl: Deadline, gap: float, stats: dict, progress: Any
+    problem: Problem,
+    mn: Any,
+    res: Any,
+    dl: Deadline,
+    gap: float,
+    stats: dict,
+    progress: Any,
+    device: Any = None,
 ) -> str:
     """ReLU-split decisions between ``res``'s bound and incumbent with the time left
     (:func:`~netopt.bounds.opt_decide.raise_bound`): a proved threshold replaces the bound and
     its proof, a point found the incumbent; ``res.stopped`` is None once the gap closes."""
     from netopt.bounds.opt_decide import raise_bound
     from netopt.control import interrupted, relative_gap
+    from netopt.errors import SolveError
 
-    rb = raise_bound(problem, mn, res.bound, res.value, dl, rel_gap=gap, progress=progress)
+    try:
+        rb = raise_bound(
+            problem, mn, res.bound, res.value, dl, rel_gap=gap, device=device, progress=progress
+        )
+    except SolveError as e:
+        # (out of the device's memory on one domain: input splitting's bound and point stand)
+        stats["decisions_failed"] = str(e)
+        return f", then the ReLU-split decisions failed ({e})"
     if rb is None:
         return ""
     stats["decisions"] = rb.tries

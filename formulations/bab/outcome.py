@@ -48,6 +48,8 @@ STATS = (
     "batch",
     "float64_reopened",
     "proof_leaves",
+    "closed_share",
+    "oom_halved",
 )
 
 #: why a run stopped -> the claim of its Outcome (the others make none)
@@ -78,8 +80,9 @@ def bab_outcome(
         (alpha/beta-CROWN in torch); "auto" splits inputs on networks of at most
         :data:`~netopt.bounds.branch.INPUT_SPLIT_MAX_DIM` inputs, ReLUs on wider ones.
     device : str, optional
-        The torch device of ReLU splitting (default CUDA when present). Every claim is
-        re-checked in float64 whatever it is.
+        The torch device of ReLU splitting, and of an optimization problem's ReLU-split
+        decisions (:mod:`.optimum`; default CUDA when present). Every claim is re-checked in
+        float64 whatever it is.
     batch : int, optional
         Domains bounded per round (default: sized to the device's memory).
     gap : float

@@ -85,11 +85,12 @@ class ChainBounds(OptimizedBounds):
     def __init__(self, graph: Graph, device: Any = None, dtype: Any = None) -> None:
         import torch
 
-        from netopt.torch_utils import resolve_device
+        from netopt.torch_utils import resolve_device, resolve_dtype
 
         Ws, bs, leaks = dense_chain(graph, "batched bounds")
         self.device = resolve_device(device)
-        self.dtype = torch.float32 if dtype is None else dtype
+        # (a name such as "float64" too; float32 by default)
+        self.dtype = torch.float32 if dtype is None else resolve_dtype(dtype)
         self.W: list = [torch.tensor(W, dtype=self.dtype, device=self.device) for W in Ws]
         self.b: list = [torch.tensor(b, dtype=self.dtype, device=self.device) for b in bs]
         # the activation's slope for x < 0; None: identity

@@ -52,8 +52,10 @@ from netopt.bounds.branch_input import LOOKAHEAD as LOOKAHEAD
 from netopt.bounds.branch_input import LOOKAHEAD_MIN_SMEAR as LOOKAHEAD_MIN_SMEAR
 from netopt.bounds.branch_input import _InputSearch
 from netopt.bounds.branch_relu import CPU_BATCH_BYTES as CPU_BATCH_BYTES
+from netopt.bounds.branch_relu import RELU_FINISH_SLACK as RELU_FINISH_SLACK
 from netopt.bounds.branch_relu import RELU_MIN_CLOSED as RELU_MIN_CLOSED
 from netopt.bounds.branch_relu import RELU_PATIENCE as RELU_PATIENCE
+from netopt.bounds.branch_relu import RELU_PATIENCE_SHARE as RELU_PATIENCE_SHARE
 from netopt.bounds.branch_relu import _ReluSearch
 from netopt.bounds.branch_search import BranchResult
 from netopt.bounds.branch_search import split_halves as split_halves

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from netopt.bounds.branch_search import BranchResult, _Search
+from netopt.bounds.branch_search import BranchResult, TreeVolume, _Search
 from netopt.bounds.branching import babsr_scores
 from netopt.bounds.fsb import children_full, children_lower
-from netopt.bounds.proof import combination_claim, combination_slack
+from netopt.bounds.proof import combination_slack
+from netopt.bounds.relu_affine import close_affine
 from netopt.bounds.relu_domains import (
     at,
     betas_of,
@@ -44,6 +45,19 @@ from netopt.bounds.root_bounds import root_bounds, torch_bounds
 #: the MILP decides in 15-25 s, closes 2 % (777 of 44201 in 8 s) and would not finish.
 RELU_PATIENCE = 3.0
 RELU_MIN_CLOSED = 0.1
+#: ... but not before this share of the time it was given has passed, nor while the closed share
+#: of its sign patterns (:class:`~netopt.bounds.branch_search.TreeVolume`), at its recent pace,
+#: would be complete within this many times the time left (the estimate runs long while the
+#: tree deepens: 2.9x the rest at 9 s, 2x at 21 s on the decision below). Without them a long
+#: time limit bought nothing on a tree that closes slowly at first: the bench seeds' 10-32-32-2
+#: seed 5 ``beyond_ia`` decision at its optimum gave up after 3.7 s with 2 % of its domains
+#: closed, and is "unsat" in 66 s when it goes on (10 % of its domains closed at 21 s, half
+#: at the end); so ``solve(time_limit=150)`` ended much where 60 s did
+#: (``benchmarks/RESULTS.md``). The price: a search spared so and then stopped by its time
+#: limit leaves its caller's next step (the MILP of ``netopt check``, a lower threshold of
+#: optimization's decisions) less time than giving up would have.
+RELU_PATIENCE_SHARE = 0.1
+RELU_FINISH_SLACK = 2.0
 
 #: Filtered smart branching (the field's FSB, De Palma et al. 2021): the units of the highest
 #: BaBSR scores, this many per domain, are each tried by bounding both children once (the
@@ -79,10 +93,6 @@ MULTI_SPLIT_BELOW = 64
 #: ``lr_mix``); :data:`netopt.bounds.opt_decide.DECISION_RATES` for optimization's decisions.
 RELU_RATES = (0.25, 0.05, 0.1)
 
-#: Domains with every sign fixed closed by an LP over the rows' combinations (one LP each),
-#: per round at most (:meth:`_ReluSearch._affine`); the rest count as stuck.
-AFFINE_PER_ROUND = 4096
-
 #: With several rows of ``C f <= d`` (all must hold at a counterexample), each domain's bound
 #: includes a combination of the rows with weights optimized with the slopes
 #: (:meth:`~netopt.bounds.batched.ChainBounds.alpha_crown`'s ``mix``): where two rows meet at
@@ -100,6 +110,8 @@ def _batch_size(cb: Any, per_domain: int) -> int:
 
     if cb.device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(cb.device)
+        # (memory torch holds cached from earlier calls is free to it, not to the driver)
+        free += torch.cuda.memory_reserved(cb.device) - torch.cuda.memory_allocated(cb.device)
         budget = free // 2
     else:
         budget = CPU_BATCH_BYTES
@@ -126,7 +138,10 @@ class _ReluSearch(_Search):
         self.candidates = FSB_CANDIDATES  # filtered smart branching's (branch_and_bound's)
         # seconds before "unpromising" may end it (more where searches share the time)
         self.patience = RELU_PATIENCE
-        self.stats.update(affine_closed=0, t_affine=0.0, t_update=0.0, float64_recomputed=0)
+        self.volume = TreeVolume()  # (the closed share of the sign patterns: each run's own)
+        self.stats.update(
+            closed_share=0.0, affine_closed=0, t_affine=0.0, t_update=0.0, float64_recomputed=0
+        )
 
     def _default_batch(self) -> int:
         # bytes per domain: the spec rows' pass and the state kept per domain
@@ -230,73 +245,36 @@ class _ReluSearch(_Search):
         ok[sel] = low[:, 0] > floor[sel]
         return int(ok[sel].sum())
 
-    def _affine(self, idx: np.ndarray, sp: list, sb: Any, ids: np.ndarray) -> np.ndarray | None:
-        """Domains with every unit's sign fixed that no row closed: each closed, where an LP
-        finds one, by a combination of the rows with multipliers of its splits
-        (:func:`~netopt.bounds.pieces.affine_rows`), confirmed in rigorous float64 and
-        recorded as a leaf with ``"lam"`` and ``"betas"``; the rest are counted ``stuck``.
-        Where none closes a domain, the primal LP's point is tried: a counterexample (in the
-        float64 interpreter) is returned."""
-        from netopt.bounds.opt_tighten import chain64
-        from netopt.bounds.pieces import affine_rows, piece_arrays
+    def _unpromising(self, elapsed: float, given: float) -> bool:
+        """Whether the search gives up ``elapsed`` seconds in, having been given ``given``:
+        past its patience, fewer than :data:`RELU_MIN_CLOSED` of its domains closed, and
+        (with a time limit) its closed share not complete within :data:`RELU_FINISH_SLACK`
+        times the time left at its recent pace (see :data:`RELU_PATIENCE`,
+        :data:`RELU_PATIENCE_SHARE`)."""
+        st = self.stats
+        wait = (
+            self.patience
+            if not np.isfinite(given)
+            else max(self.patience, RELU_PATIENCE_SHARE * given)
+        )
+        if elapsed <= wait or st["leaves"] >= RELU_MIN_CLOSED * st["nodes"]:
+            return False
+        left = self.dl.remaining()
+        return not (
+            np.isfinite(left) and self.volume.seconds_left(elapsed) <= RELU_FINISH_SLACK * left
+        )
 
-        t = time.perf_counter()
-        if self.chain is None:
-            self.chain = chain64(self.net)
-        n_all = len(idx)  # every one not closed here stays stuck (the search ends "unknown")
-        idx = idx[:AFFINE_PER_ROUND] if self.chain is not None else idx[:0]
-        signs = [s[idx].cpu().numpy() for s in sp]
-        lows = [p[0].detach()[idx].cpu().double().numpy() for p in sb.pre]
-        found: list[tuple] = []
-        points: list[np.ndarray] = []
-        for q in range(len(idx)):
-            if self.dl.expired():
-                break  # (one LP each, slower on wide inputs: the time limit and Ctrl-C hold)
-            split = [
-                (j, int(u), int(s[q, u])) for j, s in enumerate(signs) for u in np.nonzero(s[q])[0]
-            ]
-            active = [
-                (s[q] > 0) | ((s[q] == 0) & (low[q] >= 0))
-                for s, low in zip(signs, lows, strict=True)
-            ]
-            res = affine_rows(self.C, self.d, self.chain, self.lo[0], self.hi[0], split, active)
-            if res is not None and res[2] is not None:
-                points.append(res[2])
-            elif res is not None:
-                found.append((idx[q], split, res[0], res[1]))
-        closed = np.zeros(len(found), dtype=bool)
-        if found:
-            splits, betas = piece_arrays(
-                [([(j, u) for j, u, _ in sl], [s for _, _, s in sl], bt) for _, sl, _, bt in found],
-                self.widths,
-            )
-            lams = np.stack([f[2] for f in found])
-            n = len(found)
-            box_lo, box_hi = np.repeat(self.lo, n, axis=0), np.repeat(self.hi, n, axis=0)
-            C3, dl = combination_claim(
-                self.bc, self.C, self.d, self.margin, box_lo, box_hi, splits, lams
-            )
-            low, _, _ = self.bc.bound(
-                box_lo, box_hi, C3, splits=splits, betas=betas, fixed=self._root_pre()
-            )
-            closed = low[:, 0] > dl
-            # as the proof check does: the activations' bounds recomputed with the splits
-            self._reclose(closed, box_lo, box_hi, C3, dl, splits, None, betas)
-            ok = np.nonzero(closed)[0]
-            params = []
-            for q in ok.tolist():
-                _, sl, lam, bt = found[q]
-                bl = [[j, u, float(v)] for (j, u, _), v in zip(sl, bt, strict=True) if v > 0]
-                params.append({"lam": lam.tolist(), **({"betas": bl} if bl else {})})
-            if len(ok):
-                dom = np.array([found[q][0] for q in ok], dtype=np.int64)
-                self.tree.close(ids[dom], lams[ok].argmax(axis=1), params)
-                self.stats["leaves"] += len(ok)
-        self.stats["affine_closed"] += int(closed.sum())
-        self.stats["stuck"] += n_all - int(closed.sum())
-        self.stats["t_affine"] += time.perf_counter() - t
-        # the primal LPs' points, in the float64 interpreter: one satisfying C f <= d is "sat"
-        return self._points(np.stack(points)) if points else None
+    def _affine(
+        self,
+        idx: np.ndarray,
+        sp: list,
+        sb: Any,
+        ids: np.ndarray,
+        depth: np.ndarray,
+        t0: float,
+    ) -> np.ndarray | None:
+        """:func:`netopt.bounds.relu_affine.close_affine` of this search."""
+        return close_affine(self, idx, sp, sb, ids, depth, t0)
 
     def _tighten(self, sp: list, pre: list, sel: np.ndarray) -> list:
         """``pre`` (a batch's activation bounds) with the second layer's recomputed for the
@@ -432,6 +410,8 @@ class _ReluSearch(_Search):
         # split in the first layer since the domain's bounds were last computed (updating)
         fresh = np.zeros(1, dtype=bool)
         root = True
+        self.volume, given = TreeVolume(), self.dl.remaining()
+        oom = 0  # the halvings for memory seen (relu_lockstep.halving)
         t0 = time.perf_counter()
         while len(ids):
             why = self._stop(len(ids))
@@ -439,13 +419,14 @@ class _ReluSearch(_Search):
                 if why == "time limit" and self.floor_on_stop:
                     floor_open(self, splits, slopes, betas, mixes, ids)
                 return BranchResult("unknown", stopped=why)
-            st = self.stats
-            if (
-                time.perf_counter() - t0 > self.patience
-                and st["leaves"] < RELU_MIN_CLOSED * st["nodes"]
-            ):
-                # the tree grows far faster than it closes: the MILP (a caller's next step)
-                # is the better use of the time left
+            if self.stats.get("oom_halved", 0) > oom:
+                # the device ran out of memory in the last round: smaller batches from now on
+                # (halved as often as its calls were)
+                new, oom = self.stats["oom_halved"] - oom, self.stats["oom_halved"]
+                self.batch = self.stats["batch"] = max(1, self.batch >> min(new, 30))
+            if self._unpromising(time.perf_counter() - t0, given):
+                # the tree grows far faster than it closes and would not finish in time: the
+                # MILP (a caller's next step) is the better use of the time left
                 return BranchResult("unknown", stopped="unpromising")
             take = np.argsort(score, kind="stable")[: self.batch]
             rest = np.setdiff1d(np.arange(len(ids)), take, assume_unique=True)
@@ -502,6 +483,7 @@ class _ReluSearch(_Search):
                 )
                 self.tree.close(b_ids[idx[ok]], r_ok, params)
                 self.stats["leaves"] += int(ok.sum())
+                self.volume.add(b_depth[idx[ok]], time.perf_counter() - t0)
                 closed[idx[~ok]] = False
             keep = np.nonzero(~closed)[0]
             new: dict[str, Any] = {}
@@ -522,7 +504,7 @@ class _ReluSearch(_Search):
                     # no unstable unit left: the network is affine on the domain, yet no row
                     # closed it. A combination of the rows may (an LP); the others are set
                     # aside, and the search can end "unknown" at best
-                    x = self._affine(keep[~can], sp, sb, b_ids)
+                    x = self._affine(keep[~can], sp, sb, b_ids, b_depth, t0)
                     if x is not None:
                         return BranchResult("sat", x=x)
                     keep, layer, unit = keep[can], layer[can], unit[can]
@@ -590,6 +572,7 @@ class _ReluSearch(_Search):
                 if mixes is not None:
                     mixes = mixes[rt]
                 score, ids, depth, fresh = score[rest], ids[rest], depth[rest], fresh[rest]
+            self.stats["closed_share"] = self.volume.share
             self._emit(len(ids))
             if len(ids):
                 yield None  # a round's end (none after the last: its verdict comes at once)

@@ -71,7 +71,7 @@ MAX_L1_OUTPUTS = 6
 #: decisions are worth their time where the box leaves at most this many ReLUs unstable.
 #: Measured on the shared benchmark (10 inputs, box [-1, 1]^10, 60 s): 10-32-32-2 (64 unstable)
 #: proves 3.496 where input splitting alone reaches 3.41; 10-256-256-2 (about 500) proves no
-#: threshold, every decision giving up after 3 s ("unpromising"), and input splitting's bound
+#: threshold, every decision giving up ("unpromising", then after 3 s), and input splitting's bound
 #: is lower for the time they took (27.43 against 27.69).
 MAX_UNSTABLE = 128
 #: a decision's share of the time left (the rest for the easier thresholds after it)
@@ -185,7 +185,8 @@ class RaisedBound:
     value : float
         Its :math:`g` in float64 (``inf`` without one).
     tries : list of dict
-        Each decision: threshold ``t``, ``verdict``, ``stopped``, ``seconds``, ``nodes``.
+        Each decision: threshold ``t``, ``verdict``, ``stopped``, ``seconds``, ``nodes``,
+        ``device`` (its search's).
     """
 
     bound: float
@@ -290,6 +291,7 @@ def raise_bound(
                 "stopped": r.stopped,
                 "seconds": time.perf_counter() - t0,
                 "nodes": int(r.stats.get("nodes", 0)),
+                "device": str(r.stats.get("device", "")),
             }
         )
         if r.verdict == "unsat":

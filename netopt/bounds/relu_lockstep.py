@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -81,9 +81,26 @@ class BoundRequest:
     def call(self, cb: Any) -> Any:
         t = time.perf_counter()
         try:
-            return self._call(cb)
+            return halving(self, cb)
         finally:
             self.stats[self.clock] = self.stats.get(self.clock, 0.0) + time.perf_counter() - t
+
+    def cut(self, a: int, b: int) -> BoundRequest:
+        """The request for its domains ``a:b`` (same rows and settings)."""
+        per = self.C.ndim == 3  # (a merged request: rows per domain)
+        return replace(
+            self,
+            lo=self.lo[a:b],
+            hi=self.hi[a:b],
+            C=self.C[a:b] if per else self.C,
+            d=self.d[a:b] if per else self.d,
+            splits=_cut_list(self.splits, a, b),
+            init=_cut_list(self.init, a, b),
+            init_betas=_cut_list(self.init_betas, a, b),
+            pre=_cut_list(self.pre, a, b),
+            prev=_cut_list(self.prev, a, b),
+            init_mix=_cut_list(self.init_mix, a, b),
+        )
 
     def _call(self, cb: Any) -> Any:
         return cb.alpha_crown(
@@ -143,9 +160,68 @@ class BranchRequest:
     def call(self, cb: Any) -> Any:
         t = time.perf_counter()
         try:
-            return self.search._units(self.sb, self.kt, self.sp)
+            return halving(self, cb)
         finally:
             self.stats[self.clock] = self.stats.get(self.clock, 0.0) + time.perf_counter() - t
+
+    def cut(self, a: int, b: int) -> BranchRequest:
+        """The choice for the domains ``kt[a:b]`` (each domain's is its own)."""
+        return replace(self, kt=self.kt[a:b])
+
+    def _call(self, cb: Any) -> Any:
+        return self.search._units(self.sb, self.kt, self.sp)
+
+
+def halving(req: Any, cb: Any) -> Any:
+    """``req``'s answer; where the device runs out of memory, its halves' answers joined, each
+    halved again as needed (a domain's bound and choice are its own, whatever the batch:
+    ``tests/bounds/test_relu_lockstep.py``, up to rounding). Each halving is counted in
+    ``stats["oom_halved"]`` (the search then halves its batch as often). Out of memory on one
+    domain is a :class:`~netopt.errors.SolveError`. Only torch's own out-of-memory exception
+    (:func:`~netopt.torch_utils.out_of_memory_error`) is caught: a failure the driver reports
+    otherwise is raised as it is."""
+    import torch
+
+    from netopt.errors import SolveError
+    from netopt.torch_utils import out_of_memory_error
+
+    try:
+        return req._call(cb)
+    except out_of_memory_error():
+        pass
+    # (out of the except block: the failed call's tensors are freed with its traceback)
+    if req.size < 2:
+        what = "bounding" if isinstance(req, BoundRequest) else "choosing the split of"
+        raise SolveError(
+            f"ReLU splitting ran out of memory on {cb.device} {what} a single domain; free "
+            "the device, or search on another (device='cpu')"
+        )
+    if cb.device.type == "cuda":
+        torch.cuda.empty_cache()
+    req.stats["oom_halved"] = req.stats.get("oom_halved", 0) + 1
+    h = req.size // 2
+    parts = [halving(req.cut(0, h), cb), halving(req.cut(h, req.size), cb)]
+    if isinstance(parts[0], tuple):
+        return tuple(_join([p[i] for p in parts]) for i in range(len(parts[0])))
+    return _stack(parts)
+
+
+def _cut_list(v: Any, a: int, b: int) -> Any:
+    """Rows ``a:b`` of a tensor, or of each tensor of nested lists and tuples (None kept)."""
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple)):
+        return type(v)(_cut_list(x, a, b) for x in v)
+    return v[a:b]
+
+
+def _join(vs: list) -> Any:
+    """Per-domain answers joined along the domains: numpy arrays or tensors."""
+    if isinstance(vs[0], np.ndarray):
+        return np.concatenate(vs)
+    import torch
+
+    return torch.cat(vs)
 
 
 def serve(gen: Generator, cb: Any) -> Any:
@@ -220,7 +296,11 @@ def bound_all(reqs: dict[int, Any], cb: Any) -> dict[int, Any]:
             continue
         t = time.perf_counter()
         parts = [reqs[i] for i in ids]
-        got = merged(parts).call(cb)
+        one = merged(parts)
+        got = one.call(cb)
+        for r in parts:  # (each search halves its batch after a halved call)
+            if one.stats.get("oom_halved"):
+                r.stats["oom_halved"] = r.stats.get("oom_halved", 0) + one.stats["oom_halved"]
         total = sum(r.size for r in parts)
         off = 0
         for i, r in zip(ids, parts, strict=True):
@@ -375,7 +455,8 @@ def search_groups(searches: list, t0: float | None = None) -> Any:
 
 
 def _summed(all_stats: list[dict], seconds: float) -> dict:
-    """The searches' statistics as one: counts and seconds summed, the depth the largest."""
+    """The searches' statistics as one: counts and seconds summed, the depth and the
+    halvings for memory the largest, the closed share the smallest."""
     out: dict = {}
     for st in all_stats:
         for k, v in st.items():
@@ -385,6 +466,10 @@ def _summed(all_stats: list[dict], seconds: float) -> dict:
                 out[k] = out[k] or v  # (split_update: some search's update answered)
             elif k == "depth":
                 out[k] = max(out[k], v)
+            elif k == "closed_share":
+                out[k] = min(out[k], v)  # (the least closed search's)
+            elif k == "oom_halved":
+                out[k] = max(out[k], v)  # (a merged call's halvings count for each search)
             elif isinstance(v, (int, float)):  # (batch: the merged call's at most)
                 out[k] = out[k] + v
     out["seconds"] = seconds

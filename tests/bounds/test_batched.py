@@ -711,6 +711,21 @@ def test_dtype_and_device_of_every_result():
         assert all(t.dtype == dt and t.device.type == "cpu" for t in tensors)
         assert r.row.dtype == torch.int64
         assert [tuple(b_.shape) for b_ in r.betas] == [(4, 2, 8), (4, 2, 8)]
+    # by name too, as the options take it
+    assert ChainBounds(net.graph, dtype="float64", device="cpu").W[0].dtype == torch.float64
+
+
+def test_a_cuda_device_that_is_not_there_is_a_clear_error(monkeypatch):
+    """A CUDA device index past the devices torch sees: an InputError naming the count (here
+    one device, as torch would report it on a one-GPU machine), not a CUDA error later."""
+    from netopt.errors import InputError
+    from netopt.torch_utils import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(InputError, match=r"'cuda:3'.*1 CUDA device"):
+        resolve_device("cuda:3")
 
 
 def test_the_slopes_adam_takes_torch_adams_steps():

@@ -601,6 +601,10 @@ def test_relu_splitting_agrees_with_brute_force(seed):
     inst, r = _relu_run(seed)
     assert r.verdict == ("sat" if inst["opt"] < 0 else "unsat"), r.stopped
     _check_result(inst, r, "relu")
+    if r.verdict == "unsat":
+        # the closed leaves' 2^-depth summed as the search went (rows', LPs' and double
+        # splits' leaves alike): the whole box's sign patterns
+        assert r.stats["closed_share"] == pytest.approx(1.0, abs=1e-12)
 
 
 def test_relu_splitting_decides_most_instances_with_split_proofs():
@@ -616,6 +620,49 @@ def test_relu_splitting_decides_most_instances_with_split_proofs():
         assert any(nd[0] == "r" for nd in proof.nodes)
         # every leaf carries the search's slopes (and multipliers): what closed it
         assert proof.params and all(len(nd) == 3 for nd in proof.nodes if nd[0] == "leaf")
+
+
+def _tree_share(tree) -> float:
+    """The closed leaves' :math:`2^{-depth}` summed, the depths read off the tree's splits."""
+    total, stack = 0.0, [(0, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node in tree.leaves:
+            total += 2.0**-depth
+        elif node in tree.splits:
+            stack += [(c, depth + 1) for c in tree.splits[node][3:5]]
+    return total
+
+
+@pytest.mark.parametrize("limit", [4, 8])
+def test_a_relu_search_reports_the_share_its_closed_leaves_cover(limit, monkeypatch):
+    """Stopped at a domain limit, the closed share a search reports is what its tree's closed
+    leaves cover (their depths read off the tree: double splits, two levels at once,
+    included), and less than 1; the rule that may end it is asked each round with the time
+    it was given and the seconds since it began."""
+    import netopt.bounds.branch_relu as br
+
+    inst = _instance(10, RELU_MARGIN)
+    asked, searches = [], []
+    rule = br._ReluSearch._unpromising
+
+    def spy(self, elapsed, given):
+        searches.append(self)
+        asked.append((elapsed, given))
+        return rule(self, elapsed, given)
+
+    monkeypatch.setattr(br._ReluSearch, "_unpromising", spy)
+    args = (inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"])
+    r = branch_and_bound(
+        *args, mode="relu", device="cpu", time_limit=30, max_domains=limit, split_update=False
+    )
+    assert (r.verdict, r.stopped) == ("unknown", "domain limit")
+    (search,) = set(searches)
+    assert 0 < r.stats["closed_share"] < 1
+    assert r.stats["closed_share"] == pytest.approx(_tree_share(search.tree), abs=1e-15)
+    elapsed = [e for e, _ in asked]
+    assert len(asked) > 1 and elapsed == sorted(elapsed)
+    assert all(25 < g <= 30 for _, g in asked)
 
 
 @pytest.mark.parametrize("seed", [16, 48, 68])

@@ -86,19 +86,31 @@ def test_raised_bounds_reach_brute_force_and_their_proofs_recheck(norm):
 def test_solve_uses_them_on_many_inputs_and_verify_rechecks(monkeypatch):
     """``solve("bab")`` on 10 inputs: input splitting with a small share of the time, then the
     decisions close the gap; the optimum is the MILP's, and the certificate's bound proof is
-    re-checked by ``verify``."""
+    re-checked by ``verify``. The decisions run on the device asked for, as reported."""
+    import netopt.bounds.branch as branch
     import netopt.formulations.bab.optimum as om
 
     monkeypatch.setattr(om, "DECIDE_SHARE", 0.97)
+    devices: list = []
+    real = branch.branch_and_bound
+
+    def spy(*args, **kw):
+        devices.append(kw.get("device"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(branch, "branch_and_bound", spy)
     net, _, _ = mlp_net([10, 12, 12, 2], ["relu", "relu", None], seed=4)
     rng = np.random.default_rng(4)
     y = net(rng.uniform(-1, 1, 10)) + np.array([3.0, 1.0])
     prob = Inversion(net, y, norm=1, box=(-1, 1))
     events: list = []
-    r = prob.solve("bab", time_limit=40, progress=events.append)
+    r = prob.solve("bab", time_limit=40, progress=events.append, device="cpu")
     ref = prob.solve("milp", time_limit=60)
     assert ref.status == Status.OPTIMAL
     assert r.extra["bab"].get("decisions"), r.message
+    assert devices and set(devices) == {"cpu"}
+    assert {t["device"] for t in r.extra["bab"]["decisions"]} == {"cpu"}
+    assert "ReLU-split decisions on cpu" in r.solver_version
     assert r.status == Status.OPTIMAL, r.message
     assert r.objective == pytest.approx(ref.objective, rel=1e-6)
     assert r.bound <= ref.objective + 1e-9
@@ -109,6 +121,39 @@ def test_solve_uses_them_on_many_inputs_and_verify_rechecks(monkeypatch):
     assert len(dec) == len(r.extra["bab"]["decisions"])
     assert all(e["bound"] <= r.bound for e in dec)
     assert dec[-1]["incumbent"] == pytest.approx(r.objective, rel=1e-12)
+
+
+def test_a_device_not_there_fails_at_once_and_a_failed_decision_keeps_the_bound(monkeypatch):
+    """``solve("bab", device=...)`` with a device torch does not see: an InputError before any
+    phase runs. A decision that fails (out of the device's memory on one domain): input
+    splitting's bound and point stand, with the failure reported, and nothing more claimed."""
+    import time
+
+    import torch
+
+    import netopt.bounds.opt_decide as od
+    from netopt.errors import InputError, SolveError
+
+    net, _, _ = mlp_net([10, 12, 12, 2], ["relu", "relu", None], seed=4)
+    rng = np.random.default_rng(4)
+    y = net(rng.uniform(-1, 1, 10)) + np.array([3.0, 1.0])
+    prob = Inversion(net, y, norm=1, box=(-1, 1))
+    if not torch.cuda.is_available():
+        t = time.perf_counter()
+        with pytest.raises(InputError, match="CUDA"):
+            prob.solve("bab", time_limit=20, device="cuda")
+        assert time.perf_counter() - t < 5  # (not after input splitting's share of 20 s)
+
+    def fails(*a, **k):
+        raise SolveError("ReLU splitting ran out of memory on cuda bounding a single domain")
+
+    monkeypatch.setattr(od, "raise_bound", fails)
+    r = prob.solve("bab", time_limit=10)
+    assert "out of memory" in r.extra["bab"]["decisions_failed"]
+    assert r.status == Status.TIME_LIMIT and "decisions failed" in r.message
+    assert r.bound is not None and r.bound <= r.objective
+    rep = r.certificate.verify(net)
+    assert rep["outcome"] == "verified", rep["checks"]
 
 
 def test_rows_that_hold_on_the_whole_box_are_left_out():

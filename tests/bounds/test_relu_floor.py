@@ -153,7 +153,7 @@ def test_domains_set_aside_leave_no_floor(monkeypatch):
             can[0] = False  # as if domain 0 had every sign fixed
         return layer, unit, can
 
-    def affine(self, idx, sp, sb, ids):  # as when the LPs are cut short by the deadline
+    def affine(self, idx, *args):  # as when the LPs are cut short by the deadline
         self.stats["stuck"] += len(idx)
         return None
 

@@ -266,3 +266,93 @@ def test_searches_stay_in_step_when_a_batch_closes_whole(monkeypatch):
     assert len(steps) > 20 and all(len(kinds) == 1 for kinds in steps)
     alone = [branch_and_bound(*box, c, dd, **kw) for c, dd in zip(Cs, ds, strict=True)]
     assert [p.proof.nodes for p in both.parts] == [r.proof.nodes for r in alone]
+
+
+def test_a_call_out_of_memory_is_answered_by_its_halves(monkeypatch):
+    """Where the device runs out of memory on a request, its halves (and theirs) answer it:
+    every field as the whole call's (each domain's bound is its own), a merged request's
+    (rows per domain) too. A search whose calls run out of memory on more than 3 domains
+    decides as it does without, halves its batch, counts the halvings, and its proof
+    re-checks; out of memory on one domain is a clear error."""
+    from dataclasses import fields
+
+    from test_branch import RELU_MARGIN, _instance
+
+    import netopt.bounds.branch_relu as br
+    from netopt.bounds.branch import branch_and_bound
+    from netopt.bounds.proof import check_proof
+    from netopt.errors import SolveError
+    from netopt.torch_utils import out_of_memory_error
+
+    OOM = out_of_memory_error()
+    net, cb = _chain(2)
+    rng = np.random.default_rng(2)
+    lo, hi = -np.ones((1, 4)), np.ones((1, 4))
+    req = _request(cb, rng, 7, 2, (0, 1), lo, hi, True)
+    two = merged(
+        [_request(cb, rng, 3, 2, (0,), lo, hi, True), _request(cb, rng, 4, 2, (1,), lo, hi, True)]
+    )
+    wholes = [req.call(cb), two.call(cb)]
+    real = ChainBounds.alpha_crown
+
+    def tight(self, lo_, *a, **kw):
+        if len(lo_) > 3:
+            raise OOM("CUDA out of memory (as raised by torch)")
+        return real(self, lo_, *a, **kw)
+
+    def flat(v):
+        if isinstance(v, (list, tuple)):
+            return [t for x in v for t in flat(x)]
+        return [] if v is None else [v]
+
+    monkeypatch.setattr(ChainBounds, "alpha_crown", tight)
+    for r, whole in zip([req, two], wholes, strict=True):
+        got = r.call(cb)
+        assert r.stats["oom_halved"] == 2  # 7 -> 3 + 4, and 4 -> 2 + 2
+        for f in fields(whole):
+            a, b = flat(getattr(got, f.name)), flat(getattr(whole, f.name))
+            assert len(a) == len(b) > 0 or f.name == "mix", f.name
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_allclose(x.detach(), y.detach(), rtol=1e-9, atol=1e-12)
+
+    inst = _instance(10, RELU_MARGIN)
+    args = (inst["net"], inst["lo"], inst["hi"], inst["C"], inst["d"])
+    kw = dict(mode="relu", time_limit=30, device="cpu", batch=16, split_update=False)
+    monkeypatch.setattr(ChainBounds, "alpha_crown", real)
+    plain = branch_and_bound(*args, **kw)
+    monkeypatch.setattr(ChainBounds, "alpha_crown", tight)
+    units = br._ReluSearch._units
+
+    def tight_units(self, sb, kt, sp):
+        if len(kt) > 3:
+            raise OOM("CUDA out of memory (as raised by torch)")
+        return units(self, sb, kt, sp)
+
+    monkeypatch.setattr(br._ReluSearch, "_units", tight_units)
+    r = branch_and_bound(*args, **kw)
+    assert plain.verdict == r.verdict == "unsat"
+    assert r.stats["oom_halved"] > 0 and r.stats["batch"] < 16
+    assert check_proof(inst["net"].graph, r.proof).ok
+
+    def none(self, *a, **k):
+        raise OOM("CUDA out of memory (as raised by torch)")
+
+    monkeypatch.setattr(ChainBounds, "alpha_crown", none)
+    with pytest.raises(SolveError, match="out of memory on cpu bounding a single domain"):
+        branch_and_bound(*args, **kw)
+
+
+def test_a_cuda_batch_counts_the_memory_torch_holds_cached_as_free(monkeypatch):
+    """On CUDA the batch takes half of the memory free to torch: the driver's free memory and
+    what torch holds cached but unused (earlier searches' in the same process), so that later
+    searches' batches do not shrink toward the minimum."""
+    from types import SimpleNamespace
+
+    from netopt.bounds.branch_relu import _batch_size
+
+    mb = 2**20
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda dev: (100 * mb, 1000 * mb))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda dev: 300 * mb)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda dev: 60 * mb)
+    cb = SimpleNamespace(device=torch.device("cuda"))
+    assert _batch_size(cb, mb // 10) == (100 + 300 - 60) // 2 * 10

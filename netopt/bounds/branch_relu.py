@@ -48,7 +48,7 @@ RELU_MIN_CLOSED = 0.1
 #: ... but not before this share of the time it was given has passed, nor while the closed share
 #: of its sign patterns (:class:`~netopt.bounds.branch_search.TreeVolume`), at its recent pace,
 #: would be complete within this many times the time left (the estimate runs long while the
-#: tree deepens: 2.9x the rest at 9 s, 2x at 21 s on the decision below). Without them a long
+#: tree deepens: 2.4x the rest at 9 s, 1.5x at 21 s on the decision below). Without them a long
 #: time limit bought nothing on a tree that closes slowly at first: the bench seeds' 10-32-32-2
 #: seed 5 ``beyond_ia`` decision at its optimum gave up after 3.7 s with 2 % of its domains
 #: closed, and is "unsat" in 66 s when it goes on (10 % of its domains closed at 21 s, half

@@ -94,11 +94,14 @@ class TreeVolume:
     (the tree-weight measure of branch-and-bound solvers' progress estimates; in float64,
     leaves deeper than 52 splits add less than a rounding of it, and :attr:`share` is clipped
     to 1). Where :math:`v` grew by :math:`\Delta v` over the last half of the elapsed time
-    :math:`t`, the rest takes about :math:`(1 - v) / r` at the pace :math:`r = 2 \Delta v / t`. The pace usually grows as the tree deepens, so early estimates
-    run long: measured on a ReLU-split decision that ends after 66 s (the shared benchmark's
-    10-32-32-2 seed 5 ``beyond_ia`` at its optimum), the estimate was 466 s at 4.7 s, 166 s at
-    9.3 s, 92 s at 21 s and 80 s at 41 s; on a 3SAT instance at n = 50 that was still open at
-    60 s (:math:`v` = 0.68), 106 s at 8 s and 171 s at 21 s.
+    :math:`t`, the rest takes about :math:`(1 - v) / r` at the pace :math:`r = 2 \Delta v / t`.
+    The pace usually grows as the tree deepens, so estimates run long: on a ReLU-split
+    decision that ends after 66 s (the bench seeds' 10-32-32-2 seed 5 ``beyond_ia`` at its
+    optimum; from its trace, sampled every 2 s) the estimated rest was 211 s at 7.3 s, 135 s
+    at 9.3 s, 67 s at 21 s and 37 s at 41 s (the rest: 59, 57, 45, 26 s). A tree whose shallow
+    part closes at once and the rest slowly is read short at first: a 3SAT instance at
+    n = 50, still open at 60 s (:math:`v` = 0.68), 9 s at 8.3 s, 68 s at 11 s, 90 s at 21 s,
+    185 s at 33 s.
     """
 
     def __init__(self) -> None:

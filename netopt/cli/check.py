@@ -39,6 +39,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from netopt.errors import NetoptError
     from netopt.vnnlib.check import check
 
+    if args.device is not None:
+        from netopt.vnnlib.check import _check_device
+
+        _check_device(args.device)  # (once, before any network is loaded)
     if args.instances is not None:
         if args.model or args.property:
             raise NetoptError("give either MODEL PROPERTY or --instances CSV, not both")
@@ -57,7 +61,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if live is not None:
         live({"phase": "loading", "elapsed": 0.0})  # from the first second: a large model is slow
     net = netopt.load(args.model)
-    opts = {k: v for k, v in {"threads": args.threads}.items() if v is not None}
+    opts = {
+        k: v for k, v in {"threads": args.threads, "device": args.device}.items() if v is not None
+    }
     if getattr(args, "verbose", False):
         opts["verbose"] = True  # the solver's log, on stderr
     limit = args.time_limit
@@ -180,6 +186,12 @@ def add_parser(sub: Any) -> None:
     )
     chk.add_argument("--solver", default="highs", help="backend for the MILP stage")
     chk.add_argument("--threads", type=_int_arg("a thread count", 1), help="solver threads")
+    chk.add_argument(
+        "--device",
+        help="torch device of the attack and of branch and bound's torch searches, e.g. cpu or "
+        "cuda (default: cuda when torch sees one; on a CPU, MLPs' attack and input splitting "
+        "run in numpy)",
+    )
     chk.add_argument("--out", help="write the verdict and evidence (JSON) here")
     chk.add_argument(
         "--certificate",

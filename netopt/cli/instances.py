@@ -138,7 +138,9 @@ def cmd_check_instances(args: argparse.Namespace) -> int:
                     def show(ev: dict, live: Any = live, i: int = i) -> None:
                         live({**ev, "phase": f"instance {i}/{len(items)}: {ev['phase']}"})
 
-                r = check(net, vnn_p, time_limit=left, progress=show)
+                r = check(
+                    net, vnn_p, time_limit=left, progress=show, device=getattr(args, "device", None)
+                )
                 result = r.verdict
                 if result == "unknown" and (
                     r.stopped == "time limit" or time.perf_counter() - t0 >= 0.95 * tout

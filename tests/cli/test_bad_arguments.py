@@ -117,6 +117,9 @@ CLI_CASES: list[tuple[str, list[str], list[str]]] = [
     ("out_under_a_file", ["invert", "{model}", "--target", "0,0", "--box", "0", "1", "--out", "{dir}/a_file/c.json"], ["--out", "a_file"]),
     ("check_out_folder", ["check", "{inst_onnx}", "{inst_vnnlib}", "--out", "{dir}/folder"], ["--out", "is a folder"]),
     ("check_out_missing_folder", ["check", "{inst_onnx}", "{inst_vnnlib}", "--out", "{dir}/nodir/r.json"], ["--out", "nodir"]),
+    # a device torch does not see (none on a CPU machine; not 8 on any we test on)
+    ("check_device_missing", ["check", "{inst_onnx}", "{inst_vnnlib}", "--device", "cuda:7"], ["'cuda:7'", "CUDA device"]),
+    ("check_device_word", ["check", "{inst_onnx}", "{inst_vnnlib}", "--device", "gpu"], ["'gpu'", "not a torch device"]),
     # --start, --target, --box values
     ("start_wrong_length", ["invert", "{model}", "--target", "0,0", "--box", "0", "1", "--start", "1,2"], ["--start", "'1,2'", "2 entries", "3"]),
     ("start_nan", ["invert", "{model}", "--target", "0,0", "--box", "0", "1", "--start", "1,nan,0"], ["--start", "finite"]),

@@ -368,3 +368,39 @@ def test_crown_pass_on_disjuncts_of_their_own_boxes_and_row_counts(tmp_path, mon
     cert = Certificate.from_check(r, path, net)
     rep = cert.verify(DIGITS, vnnlib_path=path)
     assert rep["ok"] and rep["fully_checked"], rep
+
+
+def test_the_device_given_reaches_the_attack_and_branch_and_bound(monkeypatch):
+    """``check(device="cpu")``: every branch-and-bound search runs on the device given, and
+    the attack on this MLP keeps its numpy engine (a CPU too, with no torch start-up): spies.
+    The verdict is the competition's (MNIST 256x2 prop_0_0.03, unsat by ReLU splitting), and
+    its certificate is re-checked."""
+    require_nets()
+    pytest.importorskip("torch")
+    import netopt.attack as attack
+    import netopt.bounds.branch as branch
+
+    seen: list = []
+
+    def spy(real):
+        def call(*a, **kw):
+            seen.append((real.__name__, kw.get("device")))
+            return real(*a, **kw)
+
+        return call
+
+    for mod, name in (
+        (attack, "falsify"),
+        (attack, "falsify_disjuncts"),
+        (branch, "branch_and_bound"),
+    ):
+        monkeypatch.setattr(mod, name, spy(getattr(mod, name)))
+    net = netopt.load(NETS / "mnistfc" / "mnist-net_256x2.onnx")
+    r = check(net, NETS / "mnistfc" / "prop_0_0.03.vnnlib", time_limit=60, device="cpu")
+    assert r.verdict == "unsat"
+    assert {d for n, d in seen if n == "branch_and_bound"} == {"cpu"}
+    assert {d for n, d in seen if n.startswith("falsify")} == {None}
+    assert "falsify_disjuncts" in {n for n, _ in seen}
+    cert = Certificate.from_check(r, NETS / "mnistfc" / "prop_0_0.03.vnnlib", net)
+    rep = cert.verify(net)
+    assert rep["outcome"] == "verified" and rep["fully_checked"], rep["checks"]

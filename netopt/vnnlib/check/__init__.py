@@ -43,6 +43,23 @@ from netopt.vnnlib.reader import load_vnnlib
 __all__ = ["check", "CheckResult"]
 
 
+def _check_device(device: Any) -> None:
+    """An OptionError now, not in a phase, for a device torch does not see (or without
+    torch)."""
+    from netopt.errors import InputError
+
+    try:
+        from netopt.torch_utils import resolve_device
+
+        resolve_device(device)
+    except ImportError:
+        raise OptionError(
+            f"check: device={device!r} needs torch (pip install 'netopt[torch]'), or leave it out"
+        ) from None
+    except InputError as e:
+        raise OptionError(f"check: {e}") from None
+
+
 def check(
     net: Network,
     prop: VnnlibProperty | str | os.PathLike,
@@ -53,6 +70,7 @@ def check(
     bab_time: float = 60.0,
     attack_time: float = 5.0,
     progress: Callable[[dict], Any] | None = None,
+    device: Any = None,
     **solve_options: Any,
 ) -> CheckResult:
     """Decide a VNN-LIB property on ``net``.
@@ -84,6 +102,11 @@ def check(
         disjunct starts: ``phase`` (``"sampling"``, ``"crown"``, ``"attack"``, ``"branch and bound"``,
         ``"milp: <its phase>"``), ``elapsed`` since the check started, ``disjunct`` (1-based)
         and ``disjuncts``; the MILP's events carry its ``incumbent``/``bound``/``gap``.
+    device : str, optional
+        The torch device of the attack and of branch and bound's torch searches (ReLU
+        splitting; input splitting's on a GPU): default CUDA when torch sees one. On a CPU,
+        the attack on a chain of affine maps and ReLUs and input splitting run in numpy
+        whatever it is. Needs torch. Every claim is re-checked in float64 whatever it is.
     **solve_options
         Passed to :meth:`Feasibility.solve` (solver, bounds, tighten, gap, threads, ...).
 
@@ -107,6 +130,8 @@ def check(
         raise OptionError(f"check: bab_time must be a finite number >= 0, got {bab_time!r}")
     if not (isinstance(attack_time, int | float) and np.isfinite(attack_time) and attack_time >= 0):
         raise OptionError(f"check: attack_time must be a finite number >= 0, got {attack_time!r}")
+    if device is not None:
+        _check_device(device)
     deadline = Deadline(time_limit)
     n_in, n_out = int(np.prod(net.input_shape)), int(np.prod(net.output_shape))
     if not isinstance(prop, VnnlibProperty):
@@ -121,7 +146,16 @@ def check(
     with sigint_guard():
         # the guard forgets the request when it ends: what it stopped is recorded in `stopped`
         res = _check(
-            net, prop, deadline, n_samples, seed, bab_time, attack_time, progress, solve_options
+            net,
+            prop,
+            deadline,
+            n_samples,
+            seed,
+            bab_time,
+            attack_time,
+            progress,
+            solve_options,
+            device,
         )
     res.seconds = deadline.elapsed()
     tried = {info["disjunct"]: info["verdict"] for info in res.details}

@@ -40,8 +40,22 @@ def _vertices(dom: Domain, n: int, rng: np.random.Generator) -> np.ndarray:
     return V
 
 
-def _attack(net: Network, dj: Any, budget: float, seed: int) -> np.ndarray | None:
-    """A counterexample of one disjunct by :func:`netopt.attack.falsify`, or None.
+def _engine_device(net: Network, device: Any) -> Any:
+    """The device the attack is given: None (its default, the numpy engine on a chain of
+    affine maps and ReLUs: no torch start-up) where ``device`` is a CPU and that engine takes
+    the network, else ``device``."""
+    from netopt.attack.engines import _NumpyChain
+
+    if device is not None and str(device).split(":")[0] == "cpu":
+        return None if _NumpyChain.build(net) is not None else device
+    return device
+
+
+def _attack(
+    net: Network, dj: Any, budget: float, seed: int, device: Any = None
+) -> np.ndarray | None:
+    """A counterexample of one disjunct by :func:`netopt.attack.falsify` (on ``device``), or
+    None.
 
     None also where the attack cannot run: torch is not installed, or an op has no torch rule
     (the later phases decide those networks).
@@ -51,7 +65,8 @@ def _attack(net: Network, dj: Any, budget: float, seed: int) -> np.ndarray | Non
     try:
         from netopt.attack import falsify
 
-        r = falsify(net, dj.lo, dj.hi, dj.C, dj.d, time_limit=budget, seed=seed)
+        dev = _engine_device(net, device)
+        r = falsify(net, dj.lo, dj.hi, dj.C, dj.d, time_limit=budget, seed=seed, device=dev)
     except (ImportError, UnsupportedOpError, SolverUnavailableError):
         return None
     return r.x
@@ -72,9 +87,10 @@ def _attack_all(
     seed: int,
     restarts: int | None = None,
     skip: np.ndarray | None = None,
+    device: Any = None,
 ) -> tuple[int, np.ndarray | None] | None:
     """Every disjunct (but those ``skip`` marks) attacked in one batch
-    (:func:`netopt.attack.falsify_disjuncts`).
+    (:func:`netopt.attack.falsify_disjuncts`, on ``device``).
 
     ``(k, x)`` for a counterexample ``x`` of disjunct ``k``; ``(-1, None)`` when the attack ran
     and found none; None where it could not run (no time, no torch, an op without a torch rule,
@@ -95,6 +111,7 @@ def _attack_all(
             # two rounds: the MNIST counterexamples fall in the first; where the bounds prove
             # every disjunct, more rounds would only delay the proof
             rounds=2,
+            device=_engine_device(net, device),
         )
     except (ImportError, UnsupportedOpError, SolverUnavailableError):
         return None

@@ -56,8 +56,10 @@ def _check(
     attack_time: float,
     progress: Callable[[dict], Any] | None,
     solve_options: dict[str, Any],
+    device: Any = None,
 ) -> CheckResult:
-    """The disjuncts in turn, cheapest phase first, within ``deadline`` (see :func:`check`)."""
+    """The disjuncts in turn, cheapest phase first, within ``deadline`` (see :func:`check`;
+    ``device``: the attack's and branch and bound's torch device)."""
     n_in = int(np.prod(net.input_shape))
     rng = np.random.default_rng(seed)
     res = CheckResult("unsat")
@@ -100,7 +102,9 @@ def _check(
         tk = time.perf_counter()
         emit(progress, "attack", deadline, disjuncts=n_dj)
         # only the disjuncts the pass left open: a closed one has no counterexample
-        hit = _attack_all(net, prop, deadline.share(0.2, attack_time), seed, skip=closed)
+        hit = _attack_all(
+            net, prop, deadline.share(0.2, attack_time), seed, skip=closed, device=device
+        )
         attacked_all = hit is not None
         if hit is not None and hit[1] is not None:
             k, x_adv = hit
@@ -194,7 +198,7 @@ def _check(
             if stopped_inside(info, "attack", tk):
                 break
             emit(progress, "attack", deadline, **where)
-            x_adv = _attack(net, dj, deadline.share(0.2, attack_time), seed)
+            x_adv = _attack(net, dj, deadline.share(0.2, attack_time), seed, device)
             ev = None if x_adv is None else _evidence(net, x_adv, dj)
             if ev is not None and ev[2]:  # a claim only once onnxruntime confirms the point
                 res = _sat(net, res, x_adv, dj, k, ev)
@@ -217,7 +221,7 @@ def _check(
                 burst = True
                 emit(progress, "attack", deadline, **where)
                 budget = min(deadline.share(0.2, attack_time), LOW_DIM_ATTACK)
-                hit = _attack_all(net, prop, budget, seed, restarts=4096)
+                hit = _attack_all(net, prop, budget, seed, restarts=4096, device=device)
                 if hit is not None and hit[1] is not None:
                     kh, x_adv = hit
                     ev = _evidence(net, x_adv, prop.disjuncts[kh])
@@ -248,6 +252,7 @@ def _check(
                 np.concatenate([r.C for r in rows]),
                 np.concatenate([r.d for r in rows]),
                 time_limit=budget,
+                device=device,
                 progress=None if progress is None else _bab_progress(progress, deadline, where),
                 groups=(
                     np.concatenate([[i] * len(r.d) for i, r in enumerate(rows)])

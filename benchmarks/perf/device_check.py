@@ -53,17 +53,12 @@ NETS = Path(__file__).resolve().parents[2].parent / "shared" / "nets"
 
 
 def decision(nets: Path, device: str, tl: float) -> dict:
-    """The decision at the optimum of 10-32-32-2 ``beyond_ia`` (as ``raise_bound`` asks it)."""
+    """The decision at the optimum of 10-32-32-2 ``beyond_ia``, as ``raise_bound`` asks it
+    (:func:`netopt.bounds.opt_decide.decide_at`)."""
     import netopt
-    from netopt.bounds.branch import branch_and_bound
-    from netopt.bounds.objective_rows import minorant_of, proof_rhs
-    from netopt.bounds.opt_decide import (
-        DECISION_CANDIDATES,
-        DECISION_RATES,
-        binding_rows,
-        decision_rows,
-        row_maxima,
-    )
+    from netopt.bounds.objective_rows import minorant_of
+    from netopt.bounds.opt_decide import decide_at, decision_rows, row_maxima
+    from netopt.control import Deadline
     from netopt.problems import Inversion
 
     name = "mlp_10-32-32-2_seed0.onnx"
@@ -73,22 +68,10 @@ def decision(nets: Path, device: str, tl: float) -> dict:
     mn = minorant_of(prob)
     V = decision_rows(mn)
     opt = 3.534209  # (its optimum, to 1e-6: certified by the MILP and by these decisions)
-    d = proof_rhs(mn, V, opt - 0.5e-6 * opt)
     lo, hi = prob.domain.lo.reshape(-1), prob.domain.hi.reshape(-1)
-    keep = binding_rows(row_maxima(net, lo, hi, V), d)
     t = time.perf_counter()
-    r = branch_and_bound(
-        net,
-        lo,
-        hi,
-        V[keep],
-        d[keep],
-        mode="relu",
-        device=device,
-        time_limit=tl,
-        split_update=False,
-        rates=DECISION_RATES,
-        candidates=DECISION_CANDIDATES,
+    r, _ = decide_at(
+        prob, mn, V, row_maxima(net, lo, hi, V), opt - 0.5e-6 * opt, Deadline(tl), device
     )
     return _row(net, r, time.perf_counter() - t)
 

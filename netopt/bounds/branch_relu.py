@@ -264,18 +264,6 @@ class _ReluSearch(_Search):
             np.isfinite(left) and self.volume.seconds_left(elapsed) <= RELU_FINISH_SLACK * left
         )
 
-    def _affine(
-        self,
-        idx: np.ndarray,
-        sp: list,
-        sb: Any,
-        ids: np.ndarray,
-        depth: np.ndarray,
-        t0: float,
-    ) -> np.ndarray | None:
-        """:func:`netopt.bounds.relu_affine.close_affine` of this search."""
-        return close_affine(self, idx, sp, sb, ids, depth, t0)
-
     def _tighten(self, sp: list, pre: list, sel: np.ndarray) -> list:
         """``pre`` (a batch's activation bounds) with the second layer's recomputed for the
         first-layer splits of the domains ``sel`` (an updating search's, two activation layers or
@@ -504,7 +492,7 @@ class _ReluSearch(_Search):
                     # no unstable unit left: the network is affine on the domain, yet no row
                     # closed it. A combination of the rows may (an LP); the others are set
                     # aside, and the search can end "unknown" at best
-                    x = self._affine(keep[~can], sp, sb, b_ids, b_depth, t0)
+                    x = close_affine(self, keep[~can], sp, sb, b_ids, b_depth, t0)
                     if x is not None:
                         return BranchResult("sat", x=x)
                     keep, layer, unit = keep[can], layer[can], unit[can]

@@ -54,6 +54,7 @@ from netopt.control import Deadline, emit, interrupted
 
 __all__ = [
     "decision_rows",
+    "decide_at",
     "raise_bound",
     "binding_rows",
     "root_unstable",
@@ -234,9 +235,6 @@ def raise_bound(
     RaisedBound, or None when the objective has no rows here or the network is not a chain
     that ReLU splitting bounds.
     """
-    from netopt.bounds.branch import branch_and_bound
-    from netopt.bounds.objective_rows import proof_rhs
-
     V = decision_rows(mn)
     if V is None or not np.isfinite(incumbent):
         return None
@@ -262,26 +260,7 @@ def raise_bound(
         left = deadline.remaining()
         budget = min(left, max(TRY_MIN, share * left)) if np.isfinite(left) else TRY_CAP
         t0 = time.perf_counter()
-        d = proof_rhs(mn, V, t)
-        # (rows that hold on the whole box decide nothing: left out, see binding_rows)
-        keep = binding_rows(up, d)
-        r = branch_and_bound(
-            problem.net,
-            lo,
-            hi,
-            V[keep],
-            d[keep],
-            mode="relu",
-            device=device,
-            deadline=Deadline(budget),
-            # the second search's turns cost these long decisions about a quarter of their
-            # time: measured on the bench's 10-32-32-2 beyond_ia, solve("bab") ends at 3.4402
-            # with them against 3.4857 without (optimum 3.534209)
-            split_update=False,
-            floor_on_stop=True,
-            rates=DECISION_RATES,
-            candidates=DECISION_CANDIDATES,
-        )
+        r, keep = decide_at(problem, mn, V, up, t, Deadline(budget), device)
         if r is None:
             return None
         out.tries.append(
@@ -324,6 +303,52 @@ def raise_bound(
         if r.verdict == "unknown" and (r.stopped == "interrupted" or hard - out.bound <= tol()):
             break
     return out
+
+
+def decide_at(
+    problem: Any,
+    mn: Any,
+    V: np.ndarray,
+    up: np.ndarray,
+    t: float,
+    deadline: Deadline,
+    device: Any = None,
+) -> tuple[Any, np.ndarray]:
+    r"""One decision "is :math:`g \le t` anywhere?" as :func:`raise_bound` asks it: ReLU
+    splitting of the rows ``V`` (:func:`decision_rows`) that bind at ``t`` (:func:`binding_rows`
+    with their maxima ``up``, :func:`row_maxima`), at :data:`DECISION_RATES` and
+    :data:`DECISION_CANDIDATES`, proving a lower threshold where its time runs out.
+
+    Returns
+    -------
+    (BranchResult or None, keep)
+        :func:`~netopt.bounds.branch.branch_and_bound`'s answer (None where the network is not
+        a chain it bounds) and the rows kept (its proof's rows are ``V[keep]``).
+    """
+    from netopt.bounds.branch import branch_and_bound
+    from netopt.bounds.objective_rows import proof_rhs
+
+    d = proof_rhs(mn, V, t)
+    # (rows that hold on the whole box decide nothing: left out, see binding_rows)
+    keep = binding_rows(up, d)
+    r = branch_and_bound(
+        problem.net,
+        problem.domain.lo.reshape(-1),
+        problem.domain.hi.reshape(-1),
+        V[keep],
+        d[keep],
+        mode="relu",
+        device=device,
+        deadline=deadline,
+        # the second search's turns cost these long decisions about a quarter of their
+        # time: measured on the bench's 10-32-32-2 beyond_ia, solve("bab") ends at 3.4402
+        # with them against 3.4857 without (optimum 3.534209)
+        split_update=False,
+        floor_on_stop=True,
+        rates=DECISION_RATES,
+        candidates=DECISION_CANDIDATES,
+    )
+    return r, keep
 
 
 def _floor(problem: Any, mn: Any, V: np.ndarray, t: float, r: Any) -> float | None:

@@ -201,9 +201,7 @@ def halving(req: Any, cb: Any) -> Any:
     req.stats["oom_halved"] = req.stats.get("oom_halved", 0) + 1
     h = req.size // 2
     parts = [halving(req.cut(0, h), cb), halving(req.cut(h, req.size), cb)]
-    if isinstance(parts[0], tuple):
-        return tuple(_join([p[i] for p in parts]) for i in range(len(parts[0])))
-    return _stack(parts)
+    return _cat(parts) if isinstance(parts[0], tuple) else _stack(parts)
 
 
 def _cut_list(v: Any, a: int, b: int) -> Any:
@@ -213,15 +211,6 @@ def _cut_list(v: Any, a: int, b: int) -> Any:
     if isinstance(v, (list, tuple)):
         return type(v)(_cut_list(x, a, b) for x in v)
     return v[a:b]
-
-
-def _join(vs: list) -> Any:
-    """Per-domain answers joined along the domains: numpy arrays or tensors."""
-    if isinstance(vs[0], np.ndarray):
-        return np.concatenate(vs)
-    import torch
-
-    return torch.cat(vs)
 
 
 def serve(gen: Generator, cb: Any) -> Any:
@@ -370,18 +359,9 @@ def _cut(got: Any, a: int, b: int) -> Any:
     """The domains ``a:b`` of an answer: a :class:`~netopt.bounds.spec_bound.SpecBound`'s
     fields, or each array of a tuple (the units to split)."""
 
-    def cut(v: Any) -> Any:
-        if v is None:
-            return None
-        if isinstance(v, tuple):
-            return tuple(cut(x) for x in v)
-        if isinstance(v, list):
-            return [cut(x) for x in v]
-        return v[a:b]
-
     if isinstance(got, tuple):
-        return cut(got)
-    return type(got)(**{f.name: cut(getattr(got, f.name)) for f in fields(got)})
+        return _cut_list(got, a, b)
+    return type(got)(**{f.name: _cut_list(getattr(got, f.name), a, b) for f in fields(got)})
 
 
 def _form(sb: Any) -> tuple:
@@ -407,9 +387,9 @@ def _stack(sbs: list) -> Any:
 
 
 def _cat(vs: list) -> Any:
-    """The searches' values of one field stacked along the domains: tensors concatenated,
-    lists and tuples (per layer, bound pairs) element by element, None where the first is
-    None (requests and bounds of one key: then all are)."""
+    """The searches' values of one field stacked along the domains: tensors (or numpy arrays:
+    the units to split) concatenated, lists and tuples (per layer, bound pairs) element by
+    element, None where the first is None (requests and bounds of one key: then all are)."""
     import torch
 
     v0 = vs[0]
@@ -419,7 +399,7 @@ def _cat(vs: list) -> Any:
         return tuple(_cat(list(x)) for x in zip(*vs, strict=True))
     if isinstance(v0, list):
         return [_cat(list(x)) for x in zip(*vs, strict=True)]
-    return torch.cat(vs)
+    return np.concatenate(vs) if isinstance(v0, np.ndarray) else torch.cat(vs)
 
 
 def search_groups(searches: list, t0: float | None = None) -> Any:

@@ -153,12 +153,12 @@ def test_domains_set_aside_leave_no_floor(monkeypatch):
             can[0] = False  # as if domain 0 had every sign fixed
         return layer, unit, can
 
-    def affine(self, idx, *args):  # as when the LPs are cut short by the deadline
-        self.stats["stuck"] += len(idx)
+    def affine(search, idx, *args):  # as when the LPs are cut short by the deadline
+        search.stats["stuck"] += len(idx)
         return None
 
     monkeypatch.setattr(br, "choose_relu", choose)
-    monkeypatch.setattr(br._ReluSearch, "_affine", affine)
+    monkeypatch.setattr(br, "close_affine", affine)
     lo, hi = prob.domain.lo.reshape(-1), prob.domain.hi.reshape(-1)
     d = proof_rhs(mn, V, ref - 1e-6)
     r = branch_and_bound(net, lo, hi, V, d, mode="relu", split_update=False, floor_on_stop=True)

@@ -67,6 +67,20 @@ class BatchCrown:
         self.acts = [o for o in graph.ops if o.op in ("relu", "leaky_relu")]
         self.relu_inputs = [o.inputs[0] for o in self.acts]
         self.act_of = {v: j for j, v in enumerate(self.relu_inputs)}
+        #: where each activation op's units start and end in a concatenation of all of them
+        self.offsets = np.cumsum([0] + [graph.value(v).size for v in self.relu_inputs])
+
+    def signs(self, pre: dict, B: int) -> np.ndarray:
+        """The signs that activation-input bounds ``pre`` (``{value: (L, H)}``, each
+        ``(B, size)``, as :meth:`bound` returns them) prove, as ``(B, N)`` int8: +1 where
+        ``L >= 0``, -1 where ``H <= 0`` (NaN bounds prove nothing), else 0; the ``known``
+        of :meth:`bound` for the ``B`` boxes' pieces."""
+        cols = [
+            np.where(pre[v][0] >= 0, 1, np.where(pre[v][1] <= 0, -1, 0)) for v in self.relu_inputs
+        ]
+        if not cols:
+            return np.zeros((B, 0), dtype=np.int8)
+        return np.concatenate(cols, axis=1).astype(np.int8)
 
     def _backsub(
         self,
@@ -101,7 +115,9 @@ class BatchCrown:
         )
         return (lo, hi, coef) if want_coef else (lo, hi)
 
-    def _unit_bounds(self, op: Op, L: dict, H: dict, x_lo, x_hi, gauges: dict) -> tuple:
+    def _unit_bounds(
+        self, op: Op, L: dict, H: dict, x_lo, x_hi, gauges: dict, unstable_only: bool = False
+    ) -> tuple:
         r"""CROWN's lower and upper bounds of every unit of the linear op ``op``'s output.
 
         The rows are the identity's; a dense one-input op :math:`z = M x + b` whose matrix is
@@ -115,7 +131,41 @@ class BatchCrown:
         B, s = len(x_lo), self.graph.value(out).size
         amap = self.maps[op.id]
         m = amap.mats[0]
-        if len(op.inputs) == 1 and isinstance(m, np.ndarray) and not amap.rounded:
+        direct = len(op.inputs) == 1 and isinstance(m, np.ndarray) and not amap.rounded
+        if unstable_only:
+            # a unit whose interval bounds already fix its activation's sign (NaN bounds do
+            # not) is relaxed by the identity or zero whatever its bounds: only the others'
+            # bounds change a later bound, so only their rows are back-substituted. Boxes are
+            # grouped by how many rows they need (within a factor of 2), each group's rows
+            # padded to its most with units of their own box (still sound bounds)
+            open_ = ~((L[out] >= 0) | (H[out] <= 0))
+            cnt = open_.sum(axis=1)
+            if 2 * int(cnt.sum()) <= open_.size:
+                cl, cu = L[out].copy(), H[out].copy()
+                order = np.argsort(~open_, axis=1, kind="stable")
+                level = np.ceil(np.log2(np.maximum(cnt, 1))).astype(int)
+                level[cnt == 0] = -1
+                for lv in np.unique(level[level >= 0]):
+                    bi = np.nonzero(level == lv)[0]
+                    k = int(cnt[bi].max())
+                    ui = order[bi, :k]
+                    sub = {v: a[bi] for v, a in L.items()}, {v: a[bi] for v, a in H.items()}
+                    if direct:
+                        lo_k, hi_k = self._backsub(
+                            op.inputs[0],
+                            m[ui],
+                            *sub,
+                            x_lo[bi],
+                            x_hi[bi],
+                            gauges={},
+                            start_const=amap.bias[ui],
+                        )
+                    else:
+                        eye = np.eye(s)[ui]
+                        lo_k, hi_k = self._backsub(out, eye, *sub, x_lo[bi], x_hi[bi], gauges={})
+                    cl[bi[:, None], ui], cu[bi[:, None], ui] = lo_k, hi_k
+                return cl, cu
+        if direct:
             start = np.broadcast_to(m, (B, *m.shape))
             const = np.broadcast_to(amap.bias, (B, s))
             return self._backsub(
@@ -178,6 +228,8 @@ class BatchCrown:
         betas: list | None = None,
         fixed: dict | None = None,
         pre_slopes: list | None = None,
+        unstable_only: bool = False,
+        known: np.ndarray | None = None,
     ):
         r"""Lower bounds of ``C @ f(x)`` over each box, and the input coefficients of the bound.
 
@@ -224,6 +276,23 @@ class BatchCrown:
             into :math:`[\alpha, 1]` like any slope, the other units adaptive) on every box.
             Each row's bound is sound whatever its slopes, so it tightens the unit's bounds
             where it is better; the indices must be in range (the proof checker checks them).
+        unstable_only : bool
+            Back-substitute, per box, only the rows of the activation inputs whose interval
+            bounds (met with ``known``) leave the sign open. A unit whose sign they fix is
+            relaxed exactly (the identity or zero) whatever its bounds, so the cost falls with
+            the share of stable units; but its bounds stay the interval's, and the next layer's
+            interval bounds, met with CROWN's, can come out looser (rarely, and then the final
+            bound too). A search and its checker must agree on it: an inheriting proof
+            (:attr:`netopt.bounds.proof_format.BabProof.inherit`) is bounded so throughout.
+        known : (B, N) int array, optional
+            Signs of the activation inputs (all activation ops' units concatenated, in
+            ``graph.ops`` order; :meth:`signs`) proven on a superset of each box, e.g. by its
+            parent's bounds: +1 where :math:`z \ge 0` there, -1 where :math:`z \le 0`, 0
+            nothing. Each unit's interval bounds meet that half-line before anything else, so
+            a unit fixed so is relaxed exactly and, with ``unstable_only``, needs no row of its
+            own: a small box's bounds at a fraction of the cost. Like ``prev`` a caller's claim;
+            a proof that uses it says so (:attr:`~netopt.bounds.proof_format.BabProof.inherit`)
+            and the checker derives it again from the tree.
 
         Returns
         -------
@@ -252,6 +321,13 @@ class BatchCrown:
                 L[out], H[out] = affine_interval(
                     amap, [L[i] for i in op.inputs], [H[i] for i in op.inputs]
                 )
+                if known is not None and out in self.act_of:
+                    # signs proven on a superset of each box (its parent's bounds)
+                    kn = known[
+                        :, self.offsets[self.act_of[out]] : self.offsets[self.act_of[out] + 1]
+                    ]
+                    L[out] = np.where(kn > 0, np.maximum(L[out], 0.0), L[out])
+                    H[out] = np.where(kn < 0, np.minimum(H[out], 0.0), H[out])
                 if all(i in affine for i in op.inputs):
                     affine.add(out)
                     mixes[out] = max(mixes[i] for i in op.inputs) + (op.op not in _EXACT_OPS)
@@ -265,7 +341,7 @@ class BatchCrown:
                             L[out] = np.broadcast_to(fixed[out][0], (B, s)).copy()
                             H[out] = np.broadcast_to(fixed[out][1], (B, s)).copy()
                         else:
-                            cl, cu = self._unit_bounds(op, L, H, x_lo, x_hi, gauges)
+                            cl, cu = self._unit_bounds(op, L, H, x_lo, x_hi, gauges, unstable_only)
                             L[out], H[out] = np.maximum(L[out], cl), np.minimum(H[out], cu)
                 elif fixed is not None and out in fixed:
                     # the root's bounds as they are (the interval pass's bounds, narrowed by
@@ -276,7 +352,7 @@ class BatchCrown:
                     L[out] = np.broadcast_to(fixed[out][0], (B, s)).copy()
                     H[out] = np.broadcast_to(fixed[out][1], (B, s)).copy()
                 elif out in self.relu_inputs:
-                    cl, cu = self._unit_bounds(op, L, H, x_lo, x_hi, gauges)
+                    cl, cu = self._unit_bounds(op, L, H, x_lo, x_hi, gauges, unstable_only)
                     L[out], H[out] = np.maximum(L[out], cl), np.minimum(H[out], cu)
                 if prev is not None and out in prev:
                     L[out] = np.maximum(L[out], prev[out][0])

@@ -45,6 +45,7 @@ class Tighten:
         V: np.ndarray,
         own: np.ndarray,
         init: list[np.ndarray] | None = None,
+        known: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
         r"""alpha-CROWN on each box with its row optimized too, confirmed in float64.
 
@@ -57,6 +58,9 @@ class Tighten:
         (:meth:`~netopt.bounds.batched.ChainBounds.alpha_crown_row`, torch float32); the rows
         and slopes found go through the rigorous float64 bound, and only a bound that float64
         confirms is kept.
+
+        ``known``: the activation signs proven on a superset of each box, for the float64
+        bound (:meth:`~netopt.bounds.bab.BatchCrown.bound`; the same in every step here).
 
         Returns the new own bounds, rows, the slopes (per activation op ``(B, n_j)``) and the
         mask of boxes whose bound they raised.
@@ -100,7 +104,9 @@ class Tighten:
         )
         slopes = [a.detach().to(torch.float64).numpy() for a in sl_t]
         V2 = mn.valid(v_t.detach().to(torch.float64).numpy())
-        lower, _, _ = self.bc.bound(lo, hi, V2[:, None, :], slopes=slopes)
+        lower, _, _ = self.bc.bound(
+            lo, hi, V2[:, None, :], slopes=slopes, unstable_only=True, known=known
+        )
         new = lower[:, 0] + mn.offsets(V2)
         new = np.where(np.isnan(new), -np.inf, new)
         up = new > own + 1e-12 * (1.0 + np.abs(own))
@@ -109,7 +115,13 @@ class Tighten:
         return np.where(up, new, own), np.where(up[:, None], V2, V), slopes, up
 
     def _exact(
-        self, lo: np.ndarray, hi: np.ndarray, coef: np.ndarray, y_mid: np.ndarray, own: np.ndarray
+        self,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        coef: np.ndarray,
+        y_mid: np.ndarray,
+        own: np.ndarray,
+        known: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """LP-optimal rows of boxes on which the network is affine (:mod:`.dual_rows`),
         bounded again in rigorous float64: new own bounds, rows, and where they rose.
@@ -129,7 +141,7 @@ class Tighten:
         if V is None:
             return own, np.zeros((B, mn.m)), np.zeros(B, dtype=bool)
         V = mn.valid(V)
-        lower, _, _ = self.bc.bound(lo, hi, V[:, None, :])
+        lower, _, _ = self.bc.bound(lo, hi, V[:, None, :], unstable_only=True, known=known)
         new = lower[:, 0] + mn.offsets(V)
         new = np.where(np.isnan(new), -np.inf, new)
         up = new > own + 1e-12 * (1.0 + np.abs(own))
@@ -145,6 +157,7 @@ class Tighten:
         sel: np.ndarray,
         own: np.ndarray,
         cand: np.ndarray,
+        known: np.ndarray | None = None,
     ) -> tuple[np.ndarray, dict[int, tuple]]:
         """Boxes ``cand`` with at most :data:`~netopt.bounds.pieces.MAX_UNSTABLE` unstable
         ReLUs, bounded exactly through their pieces (:func:`~netopt.bounds.pieces.piece_rows`)
@@ -159,7 +172,7 @@ class Tighten:
         ok = cand & (n_uns >= 1) & (n_uns <= MAX_UNSTABLE)
         idx = np.nonzero(ok)[0]
         idx = idx[np.argsort(own[idx])][:PIECES_PER_ROUND]
-        boxes, P_lo, P_hi, P_v, parts = [], [], [], [], []
+        boxes, P_lo, P_hi, P_v, parts, P_k = [], [], [], [], [], []
         sizes = [a.shape[-1] for a, _ in vals]
         for b in idx:
             i = sel[b]
@@ -177,13 +190,20 @@ class Tighten:
                 P_lo.append(lo[b])
                 P_hi.append(hi[b])
                 P_v.append(v)
+                P_k.append(b)
                 parts.append((uns, signs, beta))
         frags: dict[int, tuple] = {}
         if boxes:
             V = mn.valid(np.stack(P_v))
             splits, betas = piece_arrays(parts, sizes)
             lower, _, _ = self.bc.bound(
-                np.stack(P_lo), np.stack(P_hi), V[:, None, :], splits=splits, betas=betas
+                np.stack(P_lo),
+                np.stack(P_hi),
+                V[:, None, :],
+                splits=splits,
+                betas=betas,
+                unstable_only=True,
+                known=None if known is None else known[P_k],
             )
             pb = lower[:, 0] + mn.offsets(V)
             pb = np.where(np.isnan(pb), -np.inf, pb)

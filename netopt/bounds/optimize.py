@@ -248,11 +248,13 @@ class _Search(Tighten):
         out_lo: np.ndarray,
         out_hi: np.ndarray,
         prow: np.ndarray | None = None,
+        known: np.ndarray | None = None,
     ) -> tuple:
         """Each box's own bound, its best row, that row's input coefficients, output bounds.
 
         ``out_lo``/``out_hi``: output bounds valid on each box (its parent's), for the rows
-        whose signs they fix; ``prow``: the parent's row, one more candidate.
+        whose signs they fix; ``prow``: the parent's row, one more candidate; ``known``: the
+        activation signs the parent's bounds prove (:meth:`~netopt.bounds.bab.BatchCrown.bound`).
         """
         t = time.perf_counter()
         B = len(lo)
@@ -266,7 +268,7 @@ class _Search(Tighten):
             ],
             axis=1,
         )
-        lower, coef, pre = self.bc.bound(lo, hi, V)
+        lower, coef, pre = self.bc.bound(lo, hi, V, unstable_only=True, known=known)
         # every ReLU stable: the network is affine on the box (then an LP gives its exact row)
         stable = np.ones(B, dtype=bool)
         for a, b in pre.values():
@@ -332,7 +334,10 @@ class _Search(Tighten):
         # the open boxes: a heap of (bound, id) and each id's box data
         # a box's bound is the best of its own, its ancestors' and the objective's floor
         heap = [(max(float(own[0]), self.mn.floor), 0)]
-        data = {0: (self.lo[0], self.hi[0], coef[0], o_lo[0], o_hi[0], 0, row[0], sl0)}
+        # each box's data ends with the activation signs its own bounds prove, which every
+        # bound of its pieces starts from (BatchCrown.bound's known; the proof says so)
+        kn0 = self.bc.signs(self.aff[3], 1)[0]
+        data = {0: (self.lo[0], self.hi[0], coef[0], o_lo[0], o_hi[0], 0, row[0], sl0, kn0)}
         closed = np.inf  # the least bound of the leaves no longer open
         stopped = None
         while heap:
@@ -357,6 +362,7 @@ class _Search(Tighten):
             OH = np.stack([p[4] for p in parts])
             depth = max(p[5] for p in parts)
             PR = np.stack([p[6] for p in parts])
+            KN = np.stack([p[8] for p in parts])
             PS = None
             if self.cb is not None and all(p[7] is not None for p in parts):
                 PS = [np.stack([p[7][j] for p in parts]) for j in range(len(parts[0][7]))]
@@ -393,8 +399,11 @@ class _Search(Tighten):
             KL, KH = split_halves(L, H, dims)
             self.stats["t_branch"] += time.perf_counter() - t
             rep = np.tile(np.arange(B), 2 * look)
-            own2, row2, coef2, olo2, ohi2, _ = self._bound(KL, KH, OL[rep], OH[rep], PR[rep])
+            own2, row2, coef2, olo2, ohi2, _ = self._bound(
+                KL, KH, OL[rep], OH[rep], PR[rep], KN[rep]
+            )
             stable2, base_coef2, ymid2, pre2 = self.aff
+            kn2 = self.bc.signs(pre2, len(KL))
             eff2 = np.maximum(own2, eff[rep])
             worse = np.minimum(eff2[: look * B], eff2[look * B :]).reshape(look, B)
             q = worse.argmax(axis=0)
@@ -421,6 +430,7 @@ class _Search(Tighten):
                         row_k[need],
                         own_k[need],
                         None if PS is None else [a[rep][sel][need] for a in PS],
+                        KN[rep][sel][need],
                     )
                     own_k, row_k = own_k.copy(), row_k.copy()
                     own_k[need], row_k[need] = o2, r2
@@ -434,7 +444,12 @@ class _Search(Tighten):
                 if lp.any():
                     k_sel = sel[lp]
                     o3, r3, u3 = self._exact(
-                        KL[k_sel], KH[k_sel], base_coef2[k_sel], ymid2[k_sel], own_k[lp]
+                        KL[k_sel],
+                        KH[k_sel],
+                        base_coef2[k_sel],
+                        ymid2[k_sel],
+                        own_k[lp],
+                        KN[rep][k_sel],
                     )
                     own_k, row_k = own_k.copy(), row_k.copy()
                     own_k[lp] = o3
@@ -446,7 +461,9 @@ class _Search(Tighten):
                 tol = self._tol()
                 still = np.maximum(own_k, eff[rep][sel]) < self.ub - tol
                 if still.any():
-                    own_k, frags = self._pieces(KL[sel], KH[sel], pre2, sel, own_k, still)
+                    own_k, frags = self._pieces(
+                        KL[sel], KH[sel], pre2, sel, own_k, still, KN[rep][sel]
+                    )
                     for k in frags:
                         up[k] = False  # its pieces' bounds need no slopes
             eff2[sel] = np.maximum(own_k, eff[rep][sel])
@@ -474,6 +491,7 @@ class _Search(Tighten):
                         depth + 1,
                         row_k[pos[idx]],
                         None if sl is None else [a[pos[idx]] for a in sl],
+                        kn2[idx],
                     )
             self.stats["depth"] = max(self.stats["depth"], depth + 1)
             self.stats["rounds"] += 1
@@ -569,6 +587,7 @@ class _Search(Tighten):
                 d=proof_rhs(self.mn, V, claim),
                 nodes=nodes,
                 params=params,
+                inherit=True,
             )
             st["proof_leaves"] = sum(1 for nd in nodes if nd[0] == "leaf")
         else:

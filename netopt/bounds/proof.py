@@ -162,11 +162,23 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
     first_bad: tuple[int, str] | None = None
     pending: list[tuple] = []
 
+    # an inheriting proof's input-split nodes (k, lo, hi, signs, parent's entry here or -1)
+    # and each leaf's parent entry: its bounds start from the signs that node's bounds prove
+    internal: list[tuple] = []
+    parent = -1
+    known: np.ndarray | None = None
+
     def flush() -> None:
         nonlocal n_closed, first_bad
         if not pending:
             return
-        ok, why = _bound_leaves(bc, P, pending, sizes, params, root)
+        kn = None
+        if P.inherit:
+            kn = np.zeros((len(pending), known.shape[1]), dtype=np.int8)
+            for b, lf in enumerate(pending):
+                if lf[6] >= 0:
+                    kn[b] = known[lf[6]]
+        ok, why = _bound_leaves(bc, P, pending, sizes, params, root, kn)
         n_closed += int(ok.sum())
         if first_bad is None and not ok.all():
             k = int(np.argmin(ok))
@@ -176,7 +188,8 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
     lo, hi = P.lo.copy(), P.hi.copy()
     signs: dict[tuple[int, int], int] = {}
     # actions, last first: ("visit",) takes the next node; ("x", i, lo_i, hi_i) sets a
-    # coordinate's interval; ("r", key, sign) sets (or, with sign 0, drops) a split
+    # coordinate's interval; ("r", key, sign) sets (or, with sign 0, drops) a split; ("p", e)
+    # makes internal[e] the parent of the nodes that follow (an inheriting proof)
     stack: list[tuple] = [("visit",)]
     pos = 0
     nodes = P.nodes
@@ -192,6 +205,9 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
                 else:
                     del signs[act[1]]
                 continue
+            if act[0] == "p":
+                parent = act[1]
+                continue
             if pos >= len(nodes):
                 raise _Malformed(None, "the node list ends before the tree does")
             k, nd = pos, nodes[pos]
@@ -201,8 +217,8 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
                 raise _Malformed(k, bad)
             if nd[0] == "leaf":
                 n_leaves += 1
-                pending.append((k, lo.copy(), hi.copy(), dict(signs), nd[1], nd[2:]))
-                if len(pending) >= batch:
+                pending.append((k, lo.copy(), hi.copy(), dict(signs), nd[1], nd[2:], parent))
+                if len(pending) >= batch and not P.inherit:
                     flush()
             elif nd[0] == "x":
                 i = nd[1]
@@ -210,6 +226,10 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
                 cut = min(max(float(nd[2]), li), hi_)
                 # first child: hi_i = cut; then lo_i = cut; then the parent's interval again
                 stack += [("x", i, li, hi_), ("visit",), ("x", i, cut, hi_), ("visit",)]
+                if P.inherit:
+                    internal.append((k, lo.copy(), hi.copy(), dict(signs), parent))
+                    stack.insert(len(stack) - 4, ("p", parent))
+                    parent = len(internal) - 1
                 hi[i] = cut
             else:
                 key = (nd[1], nd[2])
@@ -223,10 +243,61 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
             raise _Malformed(pos, f"{len(nodes) - pos} node(s) after the end of the tree")
     except _Malformed as e:
         return fail(e.node, f"malformed tree: {e.why}", n_leaves, n_closed)
+    if P.inherit:
+        known = inherited_signs(bc, internal, sizes, batch)
+        leaves = pending[:]
+        for a in range(0, len(leaves), batch):
+            pending[:] = leaves[a : a + batch]
+            flush()
     flush()
     if first_bad is not None:
         return fail(first_bad[0], first_bad[1], n_leaves, n_closed)
     return ProofCheck(True, n_leaves, n_closed, None, "", time.perf_counter() - t0)
+
+
+def inherited_signs(bc: Any, internal: list[tuple], sizes: list[int], batch: int) -> np.ndarray:
+    """The activation signs each input-split node's own bounds prove (an inheriting proof).
+
+    ``internal``: the nodes in pre-order, ``(k, lo, hi, signs, parent)`` with ``signs`` the
+    ReLU splits on the node's path and ``parent`` its parent's entry (-1: none). A node's
+    bounds start from its parent's signs (:meth:`~netopt.bounds.bab.BatchCrown.bound`'s
+    ``known``; none at the root) with only the open units' rows (``unstable_only``), so the
+    nodes are bounded a level at a time from the root down, in batches.
+    Returns ``(len(internal), N)`` int8.
+    """
+    n, N = len(internal), int(sum(sizes))
+    out = np.zeros((n, N), dtype=np.int8)
+    if n == 0 or N == 0:
+        return out
+    depth = np.zeros(n, dtype=np.int64)
+    for e, nd in enumerate(internal):
+        depth[e] = 0 if nd[4] < 0 else depth[nd[4]] + 1
+    n_out = bc.graph.value(bc.graph.outputs[0]).size
+    for lv in range(int(depth.max()) + 1):
+        level = np.nonzero(depth == lv)[0]
+        for a in range(0, len(level), batch):
+            idx = level[a : a + batch]
+            B = len(idx)
+            lo = np.stack([internal[e][1] for e in idx])
+            hi = np.stack([internal[e][2] for e in idx])
+            splits: list = [None] * len(sizes)
+            for b, e in enumerate(idx):
+                for (j, u), sg in internal[e][3].items():
+                    if splits[j] is None:
+                        splits[j] = np.zeros((B, sizes[j]), dtype=np.int8)
+                    splits[j][b, u] = sg
+            par = np.array([internal[e][4] for e in idx])
+            kn = np.where(par[:, None] >= 0, out[np.maximum(par, 0)], 0).astype(np.int8)
+            _, _, pre = bc.bound(
+                lo,
+                hi,
+                np.zeros((1, n_out)),
+                splits=splits if any(x is not None for x in splits) else None,
+                unstable_only=True,
+                known=kn,
+            )
+            out[idx] = bc.signs(pre, B)
+    return out
 
 
 def _pre_error(pre: list, sizes: list[int]) -> str:
@@ -309,9 +380,18 @@ def _leaf_arrays(p: Any, k: int, sizes: list[int], n_rows: int) -> tuple[list, d
 
 
 def _bound_leaves(
-    bc: Any, P: BabProof, leaves: list[tuple], sizes: list[int], params: list, root: dict
+    bc: Any,
+    P: BabProof,
+    leaves: list[tuple],
+    sizes: list[int],
+    params: list,
+    root: dict,
+    known: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """Whether each leaf is closed (its row's rigorous lower bound > d[row]), and why not."""
+    """Whether each leaf is closed (its row's rigorous lower bound > d[row]), and why not.
+    ``known``: per leaf the activation signs its parent's bounds prove (an inheriting
+    proof), where every bound of it starts, with only the open units' rows
+    (``unstable_only``)."""
     B = len(leaves)
     lo = np.stack([lf[1] for lf in leaves])
     hi = np.stack([lf[2] for lf in leaves])
@@ -359,6 +439,8 @@ def _bound_leaves(
             # a beta without a split on its leaf multiplies nothing (its sign is 0)
             betas=cut(betas, sel) if any_split and any(b_ is not None for b_ in betas) else None,
             fixed=fixed,
+            unstable_only=known is not None,
+            known=None if known is None else known[sel],
         )
         return lower[:, 0]
 

@@ -21,9 +21,10 @@ __all__ = ["BabProof", "FORMAT", "VERSION"]
 #: The format's name and version, written into every proof. From version 2 on a reader takes
 #: every version up to its own and refuses a later one by name (a newer field it would ignore
 #: could only make it reject a sound proof with a confusing message); readers before it ignored
-#: the version, and some version-1 proofs already carry ``"pre"`` and ``"form"``.
+#: the version, and some version-1 proofs already carry ``"pre"`` and ``"form"``. Version 3
+#: adds ``"inherit"``.
 FORMAT = "netopt-bab-proof"
-VERSION = 2
+VERSION = 3
 #: The network forms a proof's units may be counted in (:attr:`BabProof.form`).
 FORMS = ("", "chain")
 
@@ -93,6 +94,14 @@ class BabProof:
         pooling as ReLUs), ``"chain"`` its chain form on the root box
         (:func:`netopt.ir.chain_form.chain_form` of the graph and ``lo``: skip connections
         carried through the layers), which the checker rebuilds.
+    inherit : bool
+        Every bound below an input split starts from the activation signs that its parent
+        node's own bounds prove (:meth:`netopt.bounds.bab.BatchCrown.bound`'s ``known``; a
+        unit fixed on a box is fixed on its pieces, and CROWN's bounds of a piece are not
+        always as tight as its parent's), and every bound in the tree back-substitutes only
+        the rows of the units whose sign is still open (``unstable_only``). The checker then
+        bounds each input-split node too, from the root down, to derive them
+        (:mod:`netopt.bounds.proof`). In JSON ``"inherit": true``, left out when false.
 
     Its JSON (:meth:`to_dict`) also names the format, ``"format": "netopt-bab-proof"``, and its
     ``"version"`` (:data:`VERSION`); :meth:`from_dict` refuses another format or a later version.
@@ -106,6 +115,7 @@ class BabProof:
     params: list = field(default_factory=list)
     pre: list = field(default_factory=list)
     form: str = ""
+    inherit: bool = False
 
     def __post_init__(self) -> None:
         self.lo = np.asarray(self.lo, dtype=np.float64).reshape(-1)
@@ -133,6 +143,7 @@ class BabProof:
             "params": [dict(p) for p in self.params],
             **({"pre": [_pre_json(e) for e in self.pre]} if self.pre else {}),
             **({"form": self.form} if self.form else {}),
+            **({"inherit": True} if self.inherit else {}),
         }
 
     @classmethod
@@ -173,8 +184,11 @@ class BabProof:
         form = obj.get("form", "")
         if form not in FORMS:
             raise InputError(f"proof.form must be one of {FORMS}, got {form!r}")
+        inherit = obj.get("inherit", False)
+        if not isinstance(inherit, bool):
+            raise InputError(f"proof.inherit must be true or false, got {inherit!r}")
         pre_rows = [_read_pre(e, k) for k, e in enumerate(pre)]
-        return cls(lo, hi, C, d, nodes, params, pre_rows, form)
+        return cls(lo, hi, C, d, nodes, params, pre_rows, form, inherit)
 
 
 def _check_format(obj: dict) -> None:

@@ -294,7 +294,7 @@ def test_batch_crown_unit_rows_start_below_their_layer(scale, monkeypatch):
     low, _, pre = bc.bound(x_lo, x_hi, C)
     assert starts[:-1] and all(starts[:-1]) and not starts[-1]  # units below, then the rows
 
-    def from_identity(self, op, L, H, xl, xh, gauges):
+    def from_identity(self, op, L, H, xl, xh, gauges, unstable_only=False):
         s = self.graph.value(op.outputs[0]).size
         eye = np.broadcast_to(np.eye(s), (len(xl), s, s))
         return self._backsub(op.outputs[0], eye, L, H, xl, xh, gauges=gauges)

@@ -236,7 +236,7 @@ def test_proofs_of_every_earlier_version_are_read(chain):
     d = _unsat_d(margin)
     r = branch_and_bound(net, LO, HI, C1, d, mode="input", batch=4)
     doc = json.loads(json.dumps(r.proof.to_dict()))
-    assert doc["version"] == VERSION == 2 and doc["format"] == "netopt-bab-proof"
+    assert doc["version"] == VERSION == 3 and doc["format"] == "netopt-bab-proof"
     for old in (
         {**doc, "version": 1},
         {k: v for k, v in doc.items() if k not in ("format", "version")},

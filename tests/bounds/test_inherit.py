@@ -1,0 +1,166 @@
+"""Bounds that start from the activation signs a parent box proves (``BatchCrown.bound``'s
+``known`` with ``unstable_only``), and proofs that use them (``BabProof.inherit``): sound on
+sampled points, fewer rows back-substituted, and the checker's signs derived again from the tree
+equal to a direct recomputation, against the optimization search's own proofs."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from helpers.nets import mlp_net
+
+from netopt.bounds import crown
+from netopt.bounds.bab import BatchCrown
+from netopt.bounds.optimize import minimize
+from netopt.bounds.proof import check_proof, inherited_signs
+from netopt.bounds.proof_format import BabProof
+from netopt.errors import InputError
+from netopt.problems import Inversion
+
+
+@pytest.fixture(scope="module")
+def deep():
+    net, Ws, bs = mlp_net([4, 24, 24, 24, 3], ["relu", "relu", "relu", None], seed=11)
+    return net, BatchCrown(net.graph), Ws, bs
+
+
+def _acts(Ws, bs, X):
+    """Each ReLU layer's input at the points ``X``, concatenated (the units' order)."""
+    out, a = [], X
+    for W, b in zip(Ws[:-1], bs[:-1], strict=True):
+        z = a @ W.T + b
+        out.append(z)
+        a = np.maximum(z, 0)
+    return np.concatenate(out, axis=1)
+
+
+def test_signs_are_what_the_bounds_prove(deep):
+    _, bc, _, _ = deep
+    pre = {
+        v: (np.array([[0.0, -1.0, -2.0, np.nan]]), np.array([[1.0, 0.0, 3.0, 1.0]]))
+        for v in bc.relu_inputs
+    }
+    s = bc.signs(pre, 1)
+    assert s.dtype == np.int8 and s.shape == (1, 4 * len(bc.relu_inputs))
+    assert s[0, :4].tolist() == [1, -1, 0, 0]  # NaN proves nothing
+
+
+def test_known_signs_give_sound_bounds_from_fewer_rows(deep, monkeypatch):
+    net, bc, Ws, bs = deep
+    rng = np.random.default_rng(0)
+    # boxes as a search meets them: parents a tenth of the root's width, each split in two
+    c = rng.uniform(-0.9, 0.9, (6, 4))
+    P_lo, P_hi = c - 0.1, c + 0.1
+    _, _, ppre = bc.bound(P_lo, P_hi, np.zeros((1, 3)))
+    known = bc.signs(ppre, 6)
+    K_lo, K_hi = P_lo.copy(), P_hi.copy()
+    K_hi[:, 0] = c[:, 0]
+    C = rng.normal(size=(5, 3))
+    rows = []
+    real = crown.backsub
+
+    def spy(graph, vid, start, *a, **k):
+        rows.append(start.shape[0] * start.shape[1])
+        return real(graph, vid, start, *a, **k)
+
+    monkeypatch.setattr("netopt.bounds.bab.backsub", spy)
+    full, _, _ = bc.bound(K_lo, K_hi, C)
+    n_full = sum(rows[:-1])  # the units' rows (the last call bounds C)
+    rows.clear()
+    bc.bound(K_lo, K_hi, C, unstable_only=True)
+    n_open = sum(rows[:-1])  # the units the children's intervals leave open
+    rows.clear()
+    low, _, pre = bc.bound(K_lo, K_hi, C, unstable_only=True, known=known)
+    n_inh = sum(rows[:-1])  # and those their parents' bounds leave open too
+    assert n_inh < n_open < n_full, (n_inh, n_open, n_full)
+    # the known signs hold in the returned bounds, and every bound is sound on samples
+    s = bc.signs(pre, 6)
+    assert np.all(s[known != 0] == known[known != 0])
+    L = np.concatenate([pre[v][0] for v in bc.relu_inputs], axis=1)
+    H = np.concatenate([pre[v][1] for v in bc.relu_inputs], axis=1)
+    for b in range(6):
+        X = rng.uniform(K_lo[b], K_hi[b], (4000, 4))
+        y = net.forward(X)
+        assert np.all(low[b] <= (y @ C.T).min(axis=0) + 1e-9)
+        assert np.all(full[b] <= (y @ C.T).min(axis=0) + 1e-9)
+        Z = _acts(Ws, bs, X)
+        assert np.all(L[b] <= Z.min(axis=0) + 1e-9) and np.all(Z.max(axis=0) <= H[b] + 1e-9)
+
+
+def test_the_checker_derives_each_nodes_signs_from_its_parents(deep):
+    """``inherited_signs`` on a two-level tree equals the bounds recomputed node by node."""
+    _, bc, _, _ = deep
+    lo0, hi0 = -np.ones(4), np.ones(4)
+    mid = 0.3
+    a_hi = hi0.copy()
+    a_hi[0] = mid
+    b_lo = lo0.copy()
+    b_lo[0] = mid
+    c_hi = a_hi.copy()
+    c_hi[2] = -0.2
+    internal = [
+        (0, lo0, hi0, {}, -1),
+        (1, lo0, a_hi, {}, 0),
+        (2, lo0, c_hi, {}, 1),
+        (5, b_lo, hi0, {}, 0),
+    ]
+    sizes = [24, 24, 24]
+    got = inherited_signs(bc, internal, sizes, batch=2)
+
+    def direct(lo, hi, kn):
+        _, _, pre = bc.bound(
+            lo[None], hi[None], np.zeros((1, 3)), unstable_only=True, known=kn[None]
+        )
+        return bc.signs(pre, 1)[0]
+
+    s0 = direct(lo0, hi0, np.zeros(72, dtype=np.int8))
+    s1 = direct(lo0, a_hi, s0)
+    assert got[0].tolist() == s0.tolist()
+    assert got[1].tolist() == s1.tolist()
+    assert got[2].tolist() == direct(lo0, c_hi, s1).tolist()
+    assert got[3].tolist() == direct(b_lo, hi0, s0).tolist()
+    # deeper nodes know more signs
+    assert np.count_nonzero(got[2]) >= np.count_nonzero(got[1]) >= np.count_nonzero(got[0])
+
+
+@pytest.fixture(scope="module")
+def solved():
+    net, _, _ = mlp_net([3, 20, 20, 20, 2], ["relu", "relu", "relu", None], seed=2)
+    prob = Inversion(net, [4.0, -3.0], norm=1, box=(-1, 1))
+    res = minimize(prob, time_limit=60)
+    return net, prob, res
+
+
+def test_search_proofs_inherit_and_recheck(solved):
+    net, prob, res = solved
+    assert res.stopped is None and res.proof is not None and res.proof.inherit
+    assert sum(1 for nd in res.proof.nodes if nd[0] == "x") > 3
+    doc = json.loads(json.dumps(res.proof.to_dict()))
+    assert doc["inherit"] is True
+    again = BabProof.from_dict(doc)
+    assert again.inherit
+    assert check_proof(net.graph, again).ok
+    # the bound is below every sampled value
+    X = np.random.default_rng(3).uniform(-1, 1, (20000, 3))
+    assert res.bound <= prob.evaluate(net.forward(X)).min() + 1e-12
+
+
+def test_a_raised_inheriting_proof_is_rejected(solved):
+    net, _, res = solved
+    up = copy.deepcopy(res.proof)
+    up.d = up.d + 0.5
+    pc = check_proof(net.graph, up)
+    assert not pc.ok and "open leaf" in pc.reason
+    cut = copy.deepcopy(res.proof)
+    cut.nodes = cut.nodes[:-1]
+    assert not check_proof(net.graph, cut).ok
+
+
+def test_inherit_must_be_a_boolean():
+    base = BabProof.single_leaf(np.zeros(2), np.ones(2), np.eye(1, 2), [0.0], 0).to_dict()
+    assert "inherit" not in base
+    with pytest.raises(InputError, match="proof.inherit"):
+        BabProof.from_dict({**base, "inherit": "yes"})

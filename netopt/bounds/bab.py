@@ -31,6 +31,9 @@ __all__ = ["BatchCrown", "batch_crown_of"]
 #: copies an entry before a mixing op (``concat(x, x)`` then a product) is not caught: the
 #: interval then stays loose there, which costs tightness only.
 _EXACT_OPS = frozenset({"reshape", "transpose", "select", "pad", "identity", "scale", "concat"})
+#: with ``unstable_only``, the rows of the open units alone once at most this share of a layer's
+#: (box, unit) pairs is open; past it every unit's row (the same cost, without the gathers)
+SPARSE_MAX_OPEN = 0.75
 
 
 class BatchCrown:
@@ -95,9 +98,10 @@ class BatchCrown:
         extra_lower: dict | None = None,
         gauges: dict | None = None,
         start_const: np.ndarray | None = None,
+        upper: bool = True,
     ):
         """Lower and upper bounds of ``start @ value(vid)`` (``+ start_const``) per box;
-        ``start`` is (B, n, size)."""
+        ``start`` is (B, n, size); without ``upper`` the upper bounds are +inf."""
         inp = self.graph.inputs[0]
         lo, hi, coef = backsub(
             self.graph,
@@ -112,6 +116,7 @@ class BatchCrown:
             extra_lower=extra_lower,
             gauges=gauges,
             start_const=start_const,
+            upper=upper,
         )
         return (lo, hi, coef) if want_coef else (lo, hi)
 
@@ -140,7 +145,7 @@ class BatchCrown:
             # padded to its most with units of their own box (still sound bounds)
             open_ = ~((L[out] >= 0) | (H[out] <= 0))
             cnt = open_.sum(axis=1)
-            if 2 * int(cnt.sum()) <= open_.size:
+            if int(cnt.sum()) <= SPARSE_MAX_OPEN * open_.size:
                 cl, cu = L[out].copy(), H[out].copy()
                 order = np.argsort(~open_, axis=1, kind="stable")
                 level = np.ceil(np.log2(np.maximum(cnt, 1))).astype(int)
@@ -410,6 +415,7 @@ class BatchCrown:
                 relax=relax or None,
                 extra_lower=ext or None,
                 gauges=gauges,
+                upper=False,  # (the rows' lower bounds only)
             )
         # the minimum over an empty set: +inf
         lo = np.where(empty[:, None], np.inf, lo)

@@ -121,6 +121,7 @@ def backsub(
     extra_lower: Mapping[str, np.ndarray] | None = None,
     gauges: dict[str, tuple] | None = None,
     start_const: np.ndarray | None = None,
+    upper: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     r"""CROWN bounds of ``start @ vid`` by back-substitution, rigorous in floating point.
 
@@ -161,6 +162,9 @@ def backsub(
         one product by 1 and sums with exact zeros) when :math:`M` is the op's exact matrix
         (not average pooling's :math:`\mathrm{fl}(1/k)`), so they start at :math:`x` with no
         error term and without the product of the identity by :math:`M`.
+    upper : bool
+        Also the upper bounds (default); without, only the lower side is carried through the
+        linear and ReLU steps (half the work) and the upper bounds are :math:`+\infty`.
 
     Returns
     -------
@@ -227,7 +231,8 @@ def backsub(
     start = np.asarray(start, dtype=np.float64)
     # coef_l[vid] is the caller's array (maybe a read-only broadcast view): never written to
     coef_l: dict[str, np.ndarray] = {vid: start}
-    coef_u: dict[str, np.ndarray] = {vid: start.copy()}
+    # without ``upper`` the upper side is not carried (its bound is +inf)
+    coef_u: dict[str, np.ndarray] = {vid: start.copy()} if upper else {}
     lead = start.shape[:-1]
     cl, cu = np.zeros(lead), np.zeros(lead)
     if start_const is not None:
@@ -298,7 +303,10 @@ def backsub(
                 continue
             Ll = coef_l.pop(out)
             # a value with extra lower coefficients only may have no upper ones yet
-            Lu = coef_u.pop(out) if out in coef_u else np.zeros_like(Ll)
+            if out in coef_u:
+                Lu = coef_u.pop(out)
+            else:
+                Lu = np.zeros_like(Ll) if upper else None
             s_o = Ll.shape[-1]
             x = op.inputs[0]
             xl, xh = (None, None) if is_linear(op) else (lo[x], hi[x])
@@ -310,17 +318,18 @@ def backsub(
             if rel == "linear":
                 amap, g, ab = lin_gauge(op)
                 ab = tiny * (ab + 2 * s_o + 4)
-                if op.id in ahead:
-                    gl_, gu_ = ahead.pop(op.id)
-                else:
-                    gl_, gu_ = abs_mv(Ll, g), abs_mv(Lu, g)
+                gl_, gu_ = ahead.pop(op.id, (None, None))
+                gl_ = abs_mv(Ll, g) if gl_ is None else gl_
                 el = el + const_err(cl) + gl_ + ab
-                eu = eu + const_err(cu) + gu_ + ab
                 cl = cl + Ll @ amap.bias
-                cu = cu + Lu @ amap.bias
+                if Lu is not None:
+                    gu_ = abs_mv(Lu, g) if gu_ is None else gu_
+                    eu = eu + const_err(cu) + gu_ + ab
+                    cu = cu + Lu @ amap.bias
                 for m, i in zip(amap.mats, op.inputs, strict=True):
                     el = merge(coef_l, i, _matmul_right(Ll, m), el)
-                    eu = merge(coef_u, i, _matmul_right(Lu, m), eu)
+                    if Lu is not None:
+                        eu = merge(coef_u, i, _matmul_right(Lu, m), eu)
                 continue
             if rel is not None and rel[0] == "lines":
                 # an elementwise relaxation lo_s x + lo_b <= y <= up_s x + up_b ((leaky) ReLU)
@@ -356,7 +365,10 @@ def backsub(
                 gl, gu = np.stack(cols_l, axis=-1), np.stack(cols_u, axis=-1)
                 sl, su = lo_s[..., None, :], up_s[..., None, :]
                 nxt_err = []
-                for L, gp, gn, sp_, sn, side in ((Ll, gl, gu, sl, su, 0), (Lu, gu, gl, su, sl, 1)):
+                sides = [(Ll, gl, gu, sl, su, 0)]
+                if Lu is not None:
+                    sides.append((Lu, gu, gl, su, sl, 1))
+                for L, gp, gn, sp_, sn, side in sides:
                     neg = np.minimum(L, 0, out=scratch(L.shape))
                     # L is dead after this step: reuse its memory unless it is the caller's
                     pos = np.maximum(L, 0, out=None if L is start else L)
@@ -375,10 +387,11 @@ def backsub(
                     else:
                         new_u = pos
                 if nxt is not None:
-                    ahead[nxt.id] = (nxt_err[0], nxt_err[1])
+                    ahead[nxt.id] = (nxt_err[0], nxt_err[1] if Lu is not None else None)
             elif rel is not None and rel[0] == "select":
                 # a selection x_best <= y <= sel_u x + tsel (max-pool)
                 _, sel, sel_u, tsel, best = rel
+                Lu = np.zeros_like(Ll) if Lu is None else Lu  # (rare: both sides)
                 lp, ln = _pos_neg(Ll)
                 up, un = _pos_neg(Lu)
                 # products with 0/1 are exact; a column sums at most 2x its windows' terms
@@ -394,6 +407,7 @@ def backsub(
                 # no relaxation (smooth ops, LeakyReLU with alpha outside [0, 1]): the interval
                 # bounds as constants; the errors use the bound actually taken by each sign
                 ol, oh = lo[out], hi[out]
+                Lu = np.zeros_like(Ll) if Lu is None else Lu  # (rare: both sides)
                 lp, ln = _pos_neg(Ll)
                 up, un = _pos_neg(Lu)
                 aol, aoh = np.abs(ol) + _FLOOR, np.abs(oh) + _FLOOR
@@ -405,7 +419,8 @@ def backsub(
                 cu = cu + (_mv(up, oh) + _mv(un, ol))
                 continue
             el = merge(coef_l, x, new_l, el)
-            eu = merge(coef_u, x, new_u, eu)
+            if Lu is not None:
+                eu = merge(coef_u, x, new_u, eu)
     rl, ru = cl, cu
     first = True
     for i in list(coef_l):
@@ -415,7 +430,11 @@ def backsub(
         c0l, c0u = (rl, ru) if first else (np.zeros(lead), np.zeros(lead))
         e0l, e0u = (el, eu) if first else (np.zeros(lead), np.zeros(lead))
         li = concretize(coef_l[i], c0l, e0l, in_lo[i], in_hi[i], upper=False)
-        ui = concretize(coef_u[i], c0u, e0u, in_lo[i], in_hi[i], upper=True)
+        ui = (
+            concretize(coef_u[i], c0u, e0u, in_lo[i], in_hi[i], upper=True)
+            if upper
+            else np.full(lead, np.inf)
+        )
         if first:
             rl, ru = li, ui
         else:
@@ -428,6 +447,8 @@ def backsub(
         # nothing reached an input (a constant value)
         rl = concretize(np.zeros((*lead, 0)), cl, el, np.zeros(0), np.zeros(0), upper=False)
         ru = concretize(np.zeros((*lead, 0)), cu, eu, np.zeros(0), np.zeros(0), upper=True)
+    if not upper:
+        ru = np.full(lead, np.inf)
     # (not np.nan_to_num: it would also turn an infinite bound into a false finite one)
     rl = np.where(np.isnan(rl), -np.inf, rl)
     ru = np.where(np.isnan(ru), np.inf, ru)

@@ -46,6 +46,7 @@ class Tighten:
         own: np.ndarray,
         init: list[np.ndarray] | None = None,
         known: np.ndarray | None = None,
+        pre: dict | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
         r"""alpha-CROWN on each box with its row optimized too, confirmed in float64.
 
@@ -61,6 +62,9 @@ class Tighten:
 
         ``known``: the activation signs proven on a superset of each box, for the float64
         bound (:meth:`~netopt.bounds.bab.BatchCrown.bound`; the same in every step here).
+        ``pre``: the boxes' float64 activation-input bounds (``{value: (L, H)}``, as that
+        bound gave them), which alpha-CROWN then takes as its own where its chain has the same
+        layers: no pass of its own, and its slopes fit the relaxation they are confirmed on.
 
         Returns the new own bounds, rows, the slopes (per activation op ``(B, n_j)``) and the
         mask of boxes whose bound they raised.
@@ -101,6 +105,9 @@ class Tighten:
             iters=ALPHA_ITERS,
             lr_row=ROW_LR * scale**ROW_LR_POWER if optimize_row else 0.0,
             init=init,
+            # the units the parent's bounds prove inactive (skipped where they are many)
+            dead=None if known is None or known.size == 0 else known < 0,
+            pre=self._chain_pre(pre),
         )
         slopes = [a.detach().to(torch.float64).numpy() for a in sl_t]
         V2 = mn.valid(v_t.detach().to(torch.float64).numpy())
@@ -113,6 +120,17 @@ class Tighten:
         self.stats["t_alpha"] += time.perf_counter() - t
         self.stats["alpha_raised"] += int(up.sum())
         return np.where(up, new, own), np.where(up[:, None], V2, V), slopes, up
+
+    def _chain_pre(self, pre: dict | None) -> list | None:
+        """``pre`` as the torch chain's per-layer bounds, or None where its layers differ
+        (a network whose chain form carries values through, :func:`chain_bounds`)."""
+        if pre is None:
+            return None
+        vals = [pre[v] for v in self.bc.relu_inputs]
+        sizes = [w.shape[0] for w in self.cb.W[: self.cb.n_act]]
+        if [a.shape[-1] for a, _ in vals] != sizes:
+            return None
+        return [(a.astype(np.float32), b.astype(np.float32)) for a, b in vals]
 
     def _exact(
         self,

@@ -328,7 +328,7 @@ class _Search(Tighten):
         own, row, coef, o_lo, o_hi, _ = self._bound(self.lo, self.hi, -inf, inf)
         sl, up = None, np.zeros(1, dtype=bool)
         if self.cb is not None:
-            own, row, sl, up = self._alpha(self.lo, self.hi, row, own)
+            own, row, sl, up = self._alpha(self.lo, self.hi, row, own, pre=self.aff[3])
         self._keep(self.nodes.add(own, self.rows.intern(row)), sl, up)
         sl0 = None if sl is None else [a[0] for a in sl]
         # the open boxes: a heap of (bound, id) and each id's box data
@@ -431,6 +431,7 @@ class _Search(Tighten):
                         own_k[need],
                         None if PS is None else [a[rep][sel][need] for a in PS],
                         KN[rep][sel][need],
+                        {v: (a[sel][need], b[sel][need]) for v, (a, b) in pre2.items()},
                     )
                     own_k, row_k = own_k.copy(), row_k.copy()
                     own_k[need], row_k[need] = o2, r2

@@ -164,3 +164,28 @@ def test_inherit_must_be_a_boolean():
     assert "inherit" not in base
     with pytest.raises(InputError, match="proof.inherit"):
         BabProof.from_dict({**base, "inherit": "yes"})
+
+
+def test_lower_only_back_substitution_is_the_same_lower_bound(deep, monkeypatch):
+    """``backsub(upper=False)``, the final rows' pass of ``BatchCrown.bound``: the lower bounds
+    and coefficients bit for bit as with both sides, the upper bounds +inf."""
+    _, bc, _, _ = deep
+    rng = np.random.default_rng(4)
+    c = rng.uniform(-0.8, 0.8, (5, 4))
+    lo, hi = c - 0.2, c + 0.2
+    C = rng.normal(size=(5, 3, 3))
+    captured = {}
+    real = crown.backsub
+
+    def both(*a, **k):
+        out = real(*a, **k)
+        if k.get("upper", True) is False:
+            captured["one"] = out
+            captured["two"] = real(*a, **{**k, "upper": True})
+        return out
+
+    monkeypatch.setattr("netopt.bounds.bab.backsub", both)
+    bc.bound(lo, hi, C, slopes=[rng.uniform(0, 1, (5, 24)) for _ in range(3)])
+    (l1, u1, c1), (l2, u2, c2) = captured["one"], captured["two"]
+    assert np.array_equal(l1, l2) and np.array_equal(c1, c2)
+    assert np.all(u1 == np.inf) and np.all(np.isfinite(u2))

@@ -142,10 +142,15 @@ class BatchCrown:
             # not) is relaxed by the identity or zero whatever its bounds: only the others'
             # bounds change a later bound, so only their rows are back-substituted. Boxes are
             # grouped by how many rows they need (within a factor of 2), each group's rows
-            # padded to its most with units of their own box (still sound bounds)
+            # padded to its most with units of their own box. Only the open units take the
+            # rows' bounds (not the padding's, nor the dense pass's where most are open): a
+            # box's bounds are then the same whatever boxes share its batch, as its checker
+            # needs them
             open_ = ~((L[out] >= 0) | (H[out] <= 0))
             cnt = open_.sum(axis=1)
-            if int(cnt.sum()) <= SPARSE_MAX_OPEN * open_.size:
+            if int(cnt.sum()) > SPARSE_MAX_OPEN * open_.size:
+                cl, cu = self._unit_bounds(op, L, H, x_lo, x_hi, gauges)
+            else:
                 cl, cu = L[out].copy(), H[out].copy()
                 order = np.argsort(~open_, axis=1, kind="stable")
                 level = np.ceil(np.log2(np.maximum(cnt, 1))).astype(int)
@@ -169,7 +174,7 @@ class BatchCrown:
                         eye = np.eye(s)[ui]
                         lo_k, hi_k = self._backsub(out, eye, *sub, x_lo[bi], x_hi[bi], gauges={})
                     cl[bi[:, None], ui], cu[bi[:, None], ui] = lo_k, hi_k
-                return cl, cu
+            return np.where(open_, cl, L[out]), np.where(open_, cu, H[out])
         if direct:
             start = np.broadcast_to(m, (B, *m.shape))
             const = np.broadcast_to(amap.bias, (B, s))

@@ -293,7 +293,6 @@ class OptimizedBounds:
         lr: float = 0.25,
         lr_row: float = 0.1,
         init: list | None = None,
-        dead: Any = None,
         pre: list | None = None,
     ) -> tuple[Any, list, Any]:
         r"""alpha-CROWN with the bounded row optimized too: per box, the best of
@@ -311,16 +310,14 @@ class OptimizedBounds:
 
         Returns the best bounds ``(B,)``, the slopes per activation op ``(B, n_j)`` and rows
         ``(B, n_out)`` that gave them (slopes clipped, rows projected). ``init``: starting
-        slopes per activation op (a parent box's), else CROWN's adaptive ones. ``dead``: units
-        inactive on each box, as :meth:`~netopt.bounds.batched.ChainBounds.pre_bounds` takes
-        them. ``pre``: the activations' input bounds per layer ``(l_j, u_j)``, each
-        ``(B, n_j)``, taken as they are (no backward pass of its own; ``dead`` is then unused).
-
+        slopes per activation op (a parent box's), else CROWN's adaptive ones. ``pre``: the
+        activations' input bounds per layer ``(l_j, u_j)``, each ``(B, n_j)``, taken as they
+        are (no backward pass of its own).
         """
         import torch
 
         lo_t, hi_t = self._t(lo), self._t(hi)
-        pre, lines = self._bounds_of(lo_t, hi_t, None, pre, None, None if pre else dead)
+        pre, lines = self._bounds_of(lo_t, hi_t, None, pre, None)
         top = len(self.W) - 1
 
         def evaluate(slopes: list, v: Any) -> tuple[Any, list]:

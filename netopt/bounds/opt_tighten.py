@@ -105,8 +105,6 @@ class Tighten:
             iters=ALPHA_ITERS,
             lr_row=ROW_LR * scale**ROW_LR_POWER if optimize_row else 0.0,
             init=init,
-            # the units the parent's bounds prove inactive (skipped where they are many)
-            dead=None if known is None or known.size == 0 else known < 0,
             pre=self._chain_pre(pre),
         )
         slopes = [a.detach().to(torch.float64).numpy() for a in sl_t]

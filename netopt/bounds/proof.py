@@ -40,6 +40,13 @@ splits and intersected with the root's (as a search whose domains' bounds follow
 first-layer splits bounded it), and any leaf still open once more from scratch: each attempt
 is sound, and the best counts.
 
+A proof with ``inherit`` (the optimization search's, :mod:`netopt.bounds.optimize`) bounds every
+box from the activation signs its nearest input-split ancestor's own bounds prove (a unit fixed
+on a box is fixed on its pieces), back-substituting only the rows of the units still open
+(:meth:`~netopt.bounds.bab.BatchCrown.bound`'s ``known`` and ``unstable_only``). The checker
+derives those signs itself: it bounds each input-split node from the root down, a level at a
+time (:func:`inherited_signs`), before the leaves; nothing of them is read from the proof.
+
 :func:`check_proof` walks the tree (iteratively), derives each leaf's box and split signs, and
 bounds the leaves in batches with :meth:`netopt.bounds.bab.BatchCrown.bound`: float64 CROWN with
 outward rounding, so its bounds hold for the exact network. Nothing from the proof is trusted

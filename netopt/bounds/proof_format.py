@@ -22,7 +22,7 @@ __all__ = ["BabProof", "FORMAT", "VERSION"]
 #: every version up to its own and refuses a later one by name (a newer field it would ignore
 #: could only make it reject a sound proof with a confusing message); readers before it ignored
 #: the version, and some version-1 proofs already carry ``"pre"`` and ``"form"``. Version 3
-#: adds ``"inherit"``.
+#: adds ``"inherit"``; a proof without it is written as version 2, which older readers take.
 FORMAT = "netopt-bab-proof"
 VERSION = 3
 #: The network forms a proof's units may be counted in (:attr:`BabProof.form`).
@@ -134,7 +134,7 @@ class BabProof:
         """The proof as a JSON-able dict (:meth:`from_dict` reads it back)."""
         return {
             "format": FORMAT,
-            "version": VERSION,
+            "version": VERSION if self.inherit else 2,
             "lo": self.lo.tolist(),
             "hi": self.hi.tolist(),
             "C": self.C.tolist(),

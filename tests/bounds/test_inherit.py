@@ -90,6 +90,30 @@ def test_known_signs_give_sound_bounds_from_fewer_rows(deep, monkeypatch):
         assert np.all(L[b] <= Z.min(axis=0) + 1e-9) and np.all(Z.max(axis=0) <= H[b] + 1e-9)
 
 
+def test_a_boxs_bounds_do_not_depend_on_its_batch(deep):
+    """With ``unstable_only`` only a box's open units take back-substituted bounds (not the
+    padding of its group, nor the dense pass's where most of the batch is open): each box bounded
+    alone equals it bounded among others, to rounding."""
+    _, bc, _, _ = deep
+    rng = np.random.default_rng(5)
+    # boxes of many widths: a mix of open-unit counts, hence of groups and paddings
+    c = rng.uniform(-0.9, 0.9, (40, 4))
+    w = np.exp(rng.uniform(np.log(0.01), np.log(1.0), (40, 1)))
+    lo, hi = c - w, c + w
+    C = rng.normal(size=(2, 3))
+    _, _, ppre = bc.bound(lo, hi, np.zeros((1, 3)))
+    kn = np.where(rng.uniform(size=(40, 1)) < 0.5, bc.signs(ppre, 40), 0).astype(np.int8)
+    low, _, pre = bc.bound(lo, hi, C, unstable_only=True, known=kn)
+    for b in range(40):
+        one, _, pre1 = bc.bound(
+            lo[b : b + 1], hi[b : b + 1], C, unstable_only=True, known=kn[b : b + 1]
+        )
+        assert np.allclose(one[0], low[b], rtol=1e-12, atol=1e-12), b
+        for v in bc.relu_inputs:
+            assert np.allclose(pre1[v][0][0], pre[v][0][b], rtol=1e-12, atol=1e-12)
+            assert np.allclose(pre1[v][1][0], pre[v][1][b], rtol=1e-12, atol=1e-12)
+
+
 def test_the_checker_derives_each_nodes_signs_from_its_parents(deep):
     """``inherited_signs`` on a two-level tree equals the bounds recomputed node by node."""
     _, bc, _, _ = deep
@@ -139,10 +163,13 @@ def test_search_proofs_inherit_and_recheck(solved):
     assert res.stopped is None and res.proof is not None and res.proof.inherit
     assert sum(1 for nd in res.proof.nodes if nd[0] == "x") > 3
     doc = json.loads(json.dumps(res.proof.to_dict()))
-    assert doc["inherit"] is True
+    assert doc["inherit"] is True and doc["version"] == 3
     again = BabProof.from_dict(doc)
     assert again.inherit
-    assert check_proof(net.graph, again).ok
+    # leaves bounded a batch of their own or in any other batch: the same bounds
+    for batch in (256, 7, 1):
+        pc = check_proof(net.graph, again, batch=batch)
+        assert pc.ok, (batch, pc.reason)
     # the bound is below every sampled value
     X = np.random.default_rng(3).uniform(-1, 1, (20000, 3))
     assert res.bound <= prob.evaluate(net.forward(X)).min() + 1e-12

@@ -30,6 +30,12 @@ optimum keeps that kink); steps 2 and 3 make the bound exact there. Every row, s
 multiplier they propose is bounded again by the rigorous float64 CROWN, and kept only where
 that is better: the search trusts no float32 or LP number.
 
+A box's bounds start from the activation signs its parent's bounds prove (a unit fixed on a
+box is fixed on its pieces), and only the rows of the units still open are back-substituted
+(:meth:`~netopt.bounds.bab.BatchCrown.bound`'s ``known`` and ``unstable_only``): deep in the
+tree most units are fixed, and a box costs a fraction of its parent. The proof says so
+(``inherit``), and its checker derives the signs again from the tree.
+
 Best first: each round splits the open boxes of the lowest bounds (look-ahead: of the input of
 the largest smear and the widest one, the split whose worse half is best), evaluates their
 centres and the corners their bounds point to, and after gaps that double polishes the best

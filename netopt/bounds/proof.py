@@ -117,7 +117,9 @@ def check_proof(graph: Graph, proof: BabProof, *, batch: int = 256) -> ProofChec
         parameters count among the activations.
     proof : BabProof
     batch : int
-        Leaves bounded together.
+        Leaves (and an inheriting proof's input-split nodes) bounded together. An inheriting
+        proof's leaves are all collected before any is bounded (their boxes are held, as
+        many as the leaves times the inputs).
 
     Returns
     -------
@@ -435,7 +437,10 @@ def _bound_leaves(
     def cut(a: list, sel: np.ndarray) -> list | None:
         return None if a is None else [None if x is None else x[sel] for x in a]
 
-    def bound(sel: np.ndarray, fixed: dict | None, prev: dict | None = None) -> np.ndarray:
+    def bound(
+        sel: np.ndarray, fixed: dict | None, prev: dict | None = None, inherit: bool = True
+    ) -> np.ndarray:
+        inh = inherit and known is not None
         lower, _, _ = bc.bound(
             lo[sel],
             hi[sel],
@@ -446,8 +451,8 @@ def _bound_leaves(
             # a beta without a split on its leaf multiplies nothing (its sign is 0)
             betas=cut(betas, sel) if any_split and any(b_ is not None for b_ in betas) else None,
             fixed=fixed,
-            unstable_only=known is not None,
-            known=None if known is None else known[sel],
+            unstable_only=inh,
+            known=known[sel] if inh else None,
         )
         return lower[:, 0]
 
@@ -472,6 +477,13 @@ def _bound_leaves(
     again = np.nonzero(~(lower > d_leaf))[0]
     if len(again):
         lower[again] = np.fmax(lower[again], bound(again, None))
+    if known is not None:
+        # an inherited sign derived from a bound within rounding of 0 may differ from the
+        # search's (a relaxation exact or not): such a leaf once more with every unit's own
+        # CROWN bounds and no inherited signs
+        again = np.nonzero(~(lower > d_leaf))[0]
+        if len(again):
+            lower[again] = np.fmax(lower[again], bound(again, None, inherit=False))
     # a combination's claim lam^T (C f - d) > 0 needs the worst case of rounding lam @ C and
     # lam @ d on top
     sel = np.nonzero(mixed & np.isfinite(lower))[0]

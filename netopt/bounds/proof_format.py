@@ -25,6 +25,8 @@ __all__ = ["BabProof", "FORMAT", "VERSION"]
 #: adds ``"inherit"``; a proof without it is written as version 2, which older readers take.
 FORMAT = "netopt-bab-proof"
 VERSION = 3
+#: the version written for a proof without ``"inherit"``
+VERSION_PLAIN = 2
 #: The network forms a proof's units may be counted in (:attr:`BabProof.form`).
 FORMS = ("", "chain")
 
@@ -95,12 +97,12 @@ class BabProof:
         (:func:`netopt.ir.chain_form.chain_form` of the graph and ``lo``: skip connections
         carried through the layers), which the checker rebuilds.
     inherit : bool
-        Every bound below an input split starts from the activation signs that its parent
-        node's own bounds prove (:meth:`netopt.bounds.bab.BatchCrown.bound`'s ``known``; a
-        unit fixed on a box is fixed on its pieces, and CROWN's bounds of a piece are not
-        always as tight as its parent's), and every bound in the tree back-substitutes only
-        the rows of the units whose sign is still open (``unstable_only``). The checker then
-        bounds each input-split node too, from the root down, to derive them
+        Every bound below an input split starts from the activation signs that its nearest
+        input-split ancestor's own bounds prove (:meth:`netopt.bounds.bab.BatchCrown.bound`'s
+        ``known``; a unit fixed on a box is fixed on its pieces, and CROWN's bounds of a piece
+        are not always as tight as its parent's), and every bound in the tree back-substitutes
+        only the rows of the units whose sign is still open (``unstable_only``). The checker
+        then bounds each input-split node too, from the root down, to derive them
         (:mod:`netopt.bounds.proof`). In JSON ``"inherit": true``, left out when false.
 
     Its JSON (:meth:`to_dict`) also names the format, ``"format": "netopt-bab-proof"``, and its
@@ -134,7 +136,7 @@ class BabProof:
         """The proof as a JSON-able dict (:meth:`from_dict` reads it back)."""
         return {
             "format": FORMAT,
-            "version": VERSION if self.inherit else 2,
+            "version": VERSION if self.inherit else VERSION_PLAIN,
             "lo": self.lo.tolist(),
             "hi": self.hi.tolist(),
             "C": self.C.tolist(),

@@ -90,10 +90,10 @@ def test_known_signs_give_sound_bounds_from_fewer_rows(deep, monkeypatch):
         assert np.all(L[b] <= Z.min(axis=0) + 1e-9) and np.all(Z.max(axis=0) <= H[b] + 1e-9)
 
 
-def test_a_boxs_bounds_do_not_depend_on_its_batch(deep):
+def test_a_boxs_bounds_do_not_depend_on_its_batch(deep, monkeypatch):
     """With ``unstable_only`` only a box's open units take back-substituted bounds (not the
     padding of its group, nor the dense pass's where most of the batch is open): each box bounded
-    alone equals it bounded among others, to rounding."""
+    alone equals it bounded among others, and the dense pass the open rows', to rounding."""
     _, bc, _, _ = deep
     rng = np.random.default_rng(5)
     # boxes of many widths: a mix of open-unit counts, hence of groups and paddings
@@ -104,6 +104,12 @@ def test_a_boxs_bounds_do_not_depend_on_its_batch(deep):
     _, _, ppre = bc.bound(lo, hi, np.zeros((1, 3)))
     kn = np.where(rng.uniform(size=(40, 1)) < 0.5, bc.signs(ppre, 40), 0).astype(np.int8)
     low, _, pre = bc.bound(lo, hi, C, unstable_only=True, known=kn)
+    # the whole batch through the dense pass, then through the open rows only: the same
+    for share in (0.0, 1.0):
+        monkeypatch.setattr("netopt.bounds.bab.SPARSE_MAX_OPEN", share)
+        other, _, _ = bc.bound(lo, hi, C, unstable_only=True, known=kn)
+        assert np.allclose(other, low, rtol=1e-12, atol=1e-12), share
+    monkeypatch.undo()
     for b in range(40):
         one, _, pre1 = bc.bound(
             lo[b : b + 1], hi[b : b + 1], C, unstable_only=True, known=kn[b : b + 1]
@@ -173,6 +179,54 @@ def test_search_proofs_inherit_and_recheck(solved):
     # the bound is below every sampled value
     X = np.random.default_rng(3).uniform(-1, 1, (20000, 3))
     assert res.bound <= prob.evaluate(net.forward(X)).min() + 1e-12
+
+
+def test_each_leaf_inherits_from_its_nearest_input_split(solved, monkeypatch):
+    """The checker's walk: a leaf's signs are those of the input-split node just above it (the
+    box it is a half of, or the same box under the pieces' ReLU splits), and that node's from the
+    node above it."""
+    import netopt.bounds.proof as proof_mod
+
+    net, _, res = solved
+    seen = {}
+    real_signs, real_leaves = proof_mod.inherited_signs, proof_mod._bound_leaves
+
+    def signs(bc, internal, sizes, batch):
+        seen["internal"] = list(internal)
+        seen["out"] = real_signs(bc, internal, sizes, batch)
+        return seen["out"]
+
+    def leaves(bc, P, pending, sizes, params, root, known=None):
+        seen.setdefault("leaves", []).extend(pending)
+        seen.setdefault("known", []).append(known)
+        return real_leaves(bc, P, pending, sizes, params, root, known)
+
+    monkeypatch.setattr(proof_mod, "inherited_signs", signs)
+    monkeypatch.setattr(proof_mod, "_bound_leaves", leaves)
+    assert check_proof(net.graph, res.proof).ok
+    internal, out = seen["internal"], seen["out"]
+    known = np.concatenate(seen["known"])
+    nodes = res.proof.nodes
+
+    def half_of(lo, hi, plo, phi, k):
+        """The box is one of the halves node k's cut makes of its parent's, or that box."""
+        i, cut = nodes[k][1], nodes[k][2]
+        if np.array_equal(lo, plo) and np.array_equal(hi, phi):
+            return True
+        rest = np.arange(lo.size) != i
+        same = np.array_equal(lo[rest], plo[rest]) and np.array_equal(hi[rest], phi[rest])
+        return same and ((lo[i] == plo[i] and hi[i] == cut) or (lo[i] == cut and hi[i] == phi[i]))
+
+    assert internal[0][4] == -1 and all(e[4] >= 0 for e in internal[1:])
+    for k, lo, hi, _, par in internal[1:]:
+        pk, plo, phi = internal[par][:3]
+        assert nodes[k][0] == nodes[pk][0] == "x" and pk < k and half_of(lo, hi, plo, phi, pk)
+    for b, lf in enumerate(seen["leaves"]):
+        par = lf[6]
+        assert par >= 0  # the root is split
+        pk, plo, phi = internal[par][:3]
+        assert half_of(lf[1], lf[2], plo, phi, pk)
+        assert np.array_equal(known[b], out[par])
 
 
 def test_a_raised_inheriting_proof_is_rejected(solved):

@@ -292,10 +292,10 @@ class BatchCrown:
         unstable_only : bool
             Back-substitute, per box, only the rows of the activation inputs whose interval
             bounds (met with ``known``) leave the sign open. A unit whose sign they fix is
-            relaxed exactly (the identity or zero) whatever its bounds, so the cost falls with
-            the share of stable units; but its bounds stay the interval's, and the next layer's
-            interval bounds, met with CROWN's, can come out looser (rarely, and then the final
-            bound too). A search and its checker must agree on it: an inheriting proof
+            relaxed exactly (the identity, zero, or a leaky unit's :math:`\alpha z`) whatever
+            its bounds, so the cost falls with the share of stable units; but its bounds stay
+            the interval's, and the next layer's interval bounds, met with CROWN's, can come out
+            looser (rarely, and then the final bound too). A search and its checker must agree on it: an inheriting proof
             (:attr:`netopt.bounds.proof_format.BabProof.inherit`) is bounded so throughout.
         known : (B, N) int array, optional
             Signs of the activation inputs (all activation ops' units concatenated, in

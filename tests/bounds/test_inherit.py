@@ -270,3 +270,29 @@ def test_lower_only_back_substitution_is_the_same_lower_bound(deep, monkeypatch)
     (l1, u1, c1), (l2, u2, c2) = captured["one"], captured["two"]
     assert np.array_equal(l1, l2) and np.array_equal(c1, c2)
     assert np.all(u1 == np.inf) and np.all(np.isfinite(u2))
+
+
+def test_a_leaf_the_inherited_signs_leave_open_is_retried_without_them(solved, monkeypatch):
+    """Leaves that the bounds from inherited signs leave open (here: right-hand sides raised)
+    are bounded once more with every unit's own CROWN bounds and no signs, and only those."""
+    net, _, res = solved
+    up = copy.deepcopy(res.proof)
+    up.d = up.d + 1e-3 * (1 + np.abs(up.d))
+    calls = []
+    orig = BatchCrown.bound
+
+    def spy(self, lo, hi, C, *a, **k):
+        out = orig(self, lo, hi, C, *a, **k)
+        if np.ndim(C) == 3:  # the leaves' rows (not an input-split node's zero row)
+            calls.append((k.get("unstable_only"), k.get("known") is None, len(lo), out[0][:, 0]))
+        return out
+
+    monkeypatch.setattr(BatchCrown, "bound", spy)
+    pc = check_proof(net.graph, up, batch=10**6)
+    first = [c for c in calls if c[0] and not c[1]]
+    retry = [c for c in calls if not c[0] and c[1]]
+    assert len(first) == 1 and len(retry) == 1
+    rows = [nd[1] for nd in up.nodes if nd[0] == "leaf"]
+    n_open = int(np.sum(~(first[0][3] > up.d[rows])))
+    assert 0 < n_open < len(rows) and retry[0][2] == n_open
+    assert not pc.ok

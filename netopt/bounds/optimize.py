@@ -368,7 +368,7 @@ class _Search(Tighten):
             OH = np.stack([p[4] for p in parts])
             depth = max(p[5] for p in parts)
             PR = np.stack([p[6] for p in parts])
-            KN = np.stack([p[8] for p in parts])
+            KN = np.stack([p[8] for p in parts])  # the signs each box's bounds prove
             PS = None
             if self.cb is not None and all(p[7] is not None for p in parts):
                 PS = [np.stack([p[7][j] for p in parts]) for j in range(len(parts[0][7]))]
@@ -405,11 +405,9 @@ class _Search(Tighten):
             KL, KH = split_halves(L, H, dims)
             self.stats["t_branch"] += time.perf_counter() - t
             rep = np.tile(np.arange(B), 2 * look)
-            own2, row2, coef2, olo2, ohi2, _ = self._bound(
-                KL, KH, OL[rep], OH[rep], PR[rep], KN[rep]
-            )
+            KN = KN[rep]  # each half's parent's signs, where all its bounds start
+            own2, row2, coef2, olo2, ohi2, _ = self._bound(KL, KH, OL[rep], OH[rep], PR[rep], KN)
             stable2, base_coef2, ymid2, pre2 = self.aff
-            kn2 = self.bc.signs(pre2, len(KL))
             eff2 = np.maximum(own2, eff[rep])
             worse = np.minimum(eff2[: look * B], eff2[look * B :]).reshape(look, B)
             q = worse.argmax(axis=0)
@@ -436,7 +434,7 @@ class _Search(Tighten):
                         row_k[need],
                         own_k[need],
                         None if PS is None else [a[rep][sel][need] for a in PS],
-                        KN[rep][sel][need],
+                        KN[sel][need],
                         {v: (a[sel][need], b[sel][need]) for v, (a, b) in pre2.items()},
                     )
                     own_k, row_k = own_k.copy(), row_k.copy()
@@ -451,12 +449,7 @@ class _Search(Tighten):
                 if lp.any():
                     k_sel = sel[lp]
                     o3, r3, u3 = self._exact(
-                        KL[k_sel],
-                        KH[k_sel],
-                        base_coef2[k_sel],
-                        ymid2[k_sel],
-                        own_k[lp],
-                        KN[rep][k_sel],
+                        KL[k_sel], KH[k_sel], base_coef2[k_sel], ymid2[k_sel], own_k[lp], KN[k_sel]
                     )
                     own_k, row_k = own_k.copy(), row_k.copy()
                     own_k[lp] = o3
@@ -468,9 +461,7 @@ class _Search(Tighten):
                 tol = self._tol()
                 still = np.maximum(own_k, eff[rep][sel]) < self.ub - tol
                 if still.any():
-                    own_k, frags = self._pieces(
-                        KL[sel], KH[sel], pre2, sel, own_k, still, KN[rep][sel]
-                    )
+                    own_k, frags = self._pieces(KL[sel], KH[sel], pre2, sel, own_k, still, KN[sel])
                     for k in frags:
                         up[k] = False  # its pieces' bounds need no slopes
             eff2[sel] = np.maximum(own_k, eff[rep][sel])
@@ -483,6 +474,8 @@ class _Search(Tighten):
             self._forget(ids, kid_ids[:B], kid_ids[B:])
             tol = self._tol()
             pos = {int(v): k for k, v in enumerate(sel.tolist())}
+            # the signs the kept halves' own bounds prove (for their halves in turn)
+            kn2 = self.bc.signs({v: (a[sel], b[sel]) for v, (a, b) in pre2.items()}, len(sel))
             for idx, nid in zip(sel.tolist(), kid_ids.tolist(), strict=True):
                 e = float(eff2[idx])
                 if e >= self.ub - tol:
@@ -498,7 +491,7 @@ class _Search(Tighten):
                         depth + 1,
                         row_k[pos[idx]],
                         None if sl is None else [a[pos[idx]] for a in sl],
-                        kn2[idx],
+                        kn2[pos[idx]],
                     )
             self.stats["depth"] = max(self.stats["depth"], depth + 1)
             self.stats["rounds"] += 1
